@@ -1,0 +1,110 @@
+"""The library entry points: pairs -> cell table -> identification -> solve -> IndexResult."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend, as_backend
+from .cells import CellTable, build_cell_table
+from .errors import ConfigError, IdentificationWarning
+from .pairs import Pairs, prepare_pairs
+from .result import IndexResult
+from .solvers import SOLVERS, TableFit, fit_table, identify, iterative_beta
+
+
+def fit_index(
+    table: CellTable,
+    *,
+    pairs: Pairs | None = None,
+    backend: Backend | str = "auto",
+    solver: str = "normal",
+    base_period: int = 0,
+    min_pairs: int | None = None,
+    groups: bool = True,
+    pooled: bool = True,
+    period_labels: Any = None,
+    tol: float = 1e-10,
+    iter_lim: int | None = None,
+) -> IndexResult:
+    """Estimate per-group and/or pooled indices from a cell table.
+
+    `solver="normal"` solves the exact normal equations from the table; "lsqr" / "lsmr" solve the
+    sparse dummy-matrix least squares of `pairs` (required then), with the same statistics.
+    A table with a single unnamed group ("ALL") yields just that index.
+    """
+    be = as_backend(backend)
+    t = table.n_periods
+    if solver not in SOLVERS:
+        raise ConfigError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
+    if solver != "normal" and pairs is None:
+        raise ConfigError(f"solver={solver} needs the pairs themselves, not only their cell table")
+    if not 0 <= base_period < t:
+        raise ConfigError(f"base period {base_period} is outside the {t} periods")
+    if not (groups or pooled):
+        raise ConfigError("nothing to estimate: both the group indices and the pooled index are off")
+    min_pairs = t if min_pairs is None else int(min_pairs)
+    periods = np.arange(t) if period_labels is None else np.asarray(period_labels, dtype=object)
+    if periods.shape != (t,):
+        raise ConfigError(f"{periods.shape[0]} period labels given for {t} periods")
+
+    single = table.n_groups == 1 and table.group_labels[0] == "ALL"
+    solves: list[tuple[str, CellTable, Pairs | None]] = []
+    if groups or single:
+        solves.append(("groups", table, pairs))
+    if pooled and not single:
+        pooled_pairs = None if pairs is None else Pairs(
+            pairs.prev, pairs.recent, pairs.y, None, np.asarray(["ALL"], dtype=object), t, pairs.dropped)
+        solves.append(("pooled", table.pooled(), pooled_pairs))
+
+    fits: list[tuple[np.ndarray, TableFit]] = []
+    info: dict[str, dict[str, Any]] = {}
+    for name, tab, prs in solves:
+        ident = identify(tab, base_period, min_pairs)
+        beta = None
+        info[name] = {"solver": solver}
+        if prs is not None and solver != "normal":
+            beta, iterations, reason = iterative_beta(prs, ident, be, solver, tol=tol, iter_lim=iter_lim)  # type: ignore[arg-type]
+            info[name].update(iterations=iterations, stop_reason=reason)
+        fits.append((tab.group_labels, fit_table(tab, ident, be, beta)))
+    result = IndexResult.from_fits(fits, periods, base_period, min_pairs, info)
+    _warn_unidentified(result, min_pairs)
+    return result
+
+
+def _warn_unidentified(result: IndexResult, min_pairs: int) -> None:
+    if result.skipped.any():
+        names = ", ".join(map(str, result.groups[result.skipped][:10]))
+        warnings.warn(f"{int(result.skipped.sum())} group(s) with fewer than {min_pairs} pairs skipped: {names}",
+                      IdentificationWarning, stacklevel=3)
+    missing = result.unidentified
+    if len(missing):
+        warnings.warn(f"{len(missing)} (group, period) index values are not identified and set to NaN "
+                      f"(in {missing['group'].nunique()} group(s)); see IndexResult.unidentified",
+                      IdentificationWarning, stacklevel=3)
+
+
+def estimate_index(
+    prev: Any,
+    recent: Any,
+    y: Any,
+    group: Any = None,
+    *,
+    n_periods: int | None = None,
+    backend: Backend | str = "auto",
+    strict: bool = False,
+    **options: Any,
+) -> IndexResult:
+    """Repeat-sales index from pair arrays in one call: validate, build the cell table, solve.
+
+    prev / recent: integer periods of the earlier / later sale; y: log(P_recent / P_prev);
+    group: optional region ids. `options` are those of `fit_index` (solver, base_period,
+    min_pairs, groups, pooled, period_labels, tol, iter_lim).
+    """
+    be = as_backend(backend)
+    pairs = prepare_pairs(prev, recent, y, group, n_periods=n_periods, backend=be, strict=strict)
+    table = build_cell_table(pairs, be)
+    needs_pairs = options.get("solver", "normal") != "normal"
+    return fit_index(table, pairs=pairs if needs_pairs else None, backend=be, **options)

@@ -1,0 +1,97 @@
+"""IndexResult: the estimated indices with their uncertainty, as labelled arrays and pandas frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from .solvers import TableFit
+
+INDEX_COLUMNS = ["group", "period", "log_index", "index", "se", "ci_low", "ci_high", "n_pairs"]
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """Repeat-sales indices of G groups over T periods (the pooled index, if any, is group "ALL").
+
+    groups: (G,) labels; periods: (T,) labels; base_period: position of the period = 100.
+    log_index, se: (G, T) float64, NaN where not identified; period_pairs: (G, T) pairs touching
+    each period; n_pairs, n_used, n_params: (G,) int; sigma2, r2: (G,) float64;
+    skipped: (G,) bool, groups with fewer than min_pairs pairs (all NaN).
+    solver_info: per solve ("groups", "pooled") its solver, iterations and stop reason.
+    """
+
+    groups: np.ndarray
+    periods: np.ndarray
+    base_period: int
+    log_index: np.ndarray
+    se: np.ndarray
+    period_pairs: np.ndarray
+    n_pairs: np.ndarray
+    n_used: np.ndarray
+    n_params: np.ndarray
+    sigma2: np.ndarray
+    r2: np.ndarray
+    skipped: np.ndarray
+    solver_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_fits(cls, fits: list[tuple[np.ndarray, TableFit]], periods: np.ndarray, base_period: int,
+                  min_pairs: int, solver_info: dict[str, dict[str, Any]]) -> IndexResult:
+        """Stack the fits of several solves (e.g. the groups, then the pooled table) into one result."""
+        def stack(name: str) -> np.ndarray:
+            return np.concatenate([getattr(f, name) for _, f in fits])
+
+        return cls(
+            groups=np.concatenate([labels for labels, _ in fits]).astype(object),
+            periods=np.asarray(periods, dtype=object),
+            base_period=base_period,
+            log_index=stack("log_index"), se=stack("se"), period_pairs=stack("period_pairs"),
+            n_pairs=stack("n_pairs"), n_used=stack("n_used"), n_params=stack("n_params"),
+            sigma2=stack("sigma2"), r2=stack("r2"), skipped=stack("n_pairs") < min_pairs,
+            solver_info=solver_info,
+        )
+
+    @property
+    def index(self) -> np.ndarray:
+        """(G, T) index levels, 100 at the base period."""
+        return 100.0 * np.exp(self.log_index)
+
+    def conf_int(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) bounds of the index level: 100 exp(log_index -/+ z se), each (G, T)."""
+        z = float(norm.ppf(0.5 + level / 2))
+        return 100.0 * np.exp(self.log_index - z * self.se), 100.0 * np.exp(self.log_index + z * self.se)
+
+    @property
+    def unidentified(self) -> pd.DataFrame:
+        """One row per (group, period) left NaN in a group that was estimated, with the reason."""
+        g, t = np.nonzero(np.isnan(self.log_index) & ~self.skipped[:, None])
+        reason = np.where(self.period_pairs[g, t] == 0, "no pairs", "not connected to the base period")
+        return pd.DataFrame({"group": self.groups[g], "period": self.periods[t], "reason": reason})
+
+    def to_frame(self, level: float = 0.95) -> pd.DataFrame:
+        """Long frame, one row per (group, period): group, period, log_index, index, se, ci_low,
+        ci_high, n_pairs (pairs touching the period)."""
+        low, high = self.conf_int(level)
+        g, t = self.log_index.shape
+        return pd.DataFrame({
+            "group": np.repeat(self.groups.astype(str), t),
+            "period": np.tile(self.periods.astype(str), g),
+            "log_index": self.log_index.ravel(),
+            "index": self.index.ravel(),
+            "se": self.se.ravel(),
+            "ci_low": low.ravel(),
+            "ci_high": high.ravel(),
+            "n_pairs": self.period_pairs.ravel(),
+        })[INDEX_COLUMNS]
+
+    def group_frame(self) -> pd.DataFrame:
+        """One row per group: pairs, pairs used, estimated periods, sigma^2, R^2 (uncentred), skipped."""
+        return pd.DataFrame({
+            "group": self.groups.astype(str), "n_pairs": self.n_pairs, "n_used": self.n_used,
+            "n_params": self.n_params, "sigma2": self.sigma2, "r2": self.r2, "skipped": self.skipped,
+        })

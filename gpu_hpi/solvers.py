@@ -1,0 +1,303 @@
+"""Solvers: identification, the exact normal-equation solve from the cell table, and sparse LSQR / LSMR.
+
+All functions take arrays of one backend (numpy or cupy) and use only the shared namespace.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+
+from .backend import Backend
+from .cells import CellTable
+from .design import dummy_matrix
+from .errors import ConvergenceWarning
+from .pairs import Pairs
+
+Solver = Literal["normal", "lsqr", "lsmr"]
+SOLVERS: tuple[str, ...] = ("normal", "lsqr", "lsmr")
+GROUP_BATCH = 512  # groups per batched dense solve: 512 x T x T float64 is 62 MB at T = 123
+
+LSQR_STOP_REASONS = {
+    0: "x = 0 is the exact solution",
+    1: "Ax - b small enough (btol)",
+    2: "least-squares solution found (atol)",
+    3: "condition number exceeded conlim",
+    4: "Ax - b small enough (machine precision)",
+    5: "least-squares solution found (machine precision)",
+    6: "condition number too large for machine precision",
+    7: "iteration limit reached",
+}
+
+
+@dataclass(frozen=True)
+class Identification:
+    """Which periods a group's pairs identify relative to the base period (host arrays).
+
+    identified: (G, T) bool, True where the period is connected to `base` through pairs (the base
+    itself included); all False in skipped groups. skipped: (G,) bool, group has < min_pairs pairs.
+    n_pairs: (G,) int64 pairs per group; base: the base period.
+    """
+
+    identified: np.ndarray
+    skipped: np.ndarray
+    n_pairs: np.ndarray
+    base: int
+
+    @property
+    def estimated(self) -> np.ndarray:
+        """(G, T) bool: the free parameters, identified periods other than the base."""
+        est = self.identified.copy()
+        est[:, self.base] = False
+        return est
+
+
+@dataclass(frozen=True)
+class TableFit:
+    """A fitted index per group, with statistics from the cell table (host arrays).
+
+    log_index, se: (G, T) float64, NaN where not identified (log_index 0 and se 0 at the base);
+    period_pairs: (G, T) int64 pairs touching each period; n_pairs: (G,) pairs per group;
+    n_used: (G,) pairs in the base period's connected component (those the fit uses);
+    n_params: (G,) estimated periods; ssr, sigma2, r2: (G,) float64 (NaN where undefined).
+    iterations / stop_reason: iterative solvers only.
+    """
+
+    log_index: np.ndarray
+    se: np.ndarray
+    period_pairs: np.ndarray
+    n_pairs: np.ndarray
+    n_used: np.ndarray
+    n_params: np.ndarray
+    ssr: np.ndarray
+    sigma2: np.ndarray
+    r2: np.ndarray
+    iterations: int | None = None
+    stop_reason: str | None = None
+
+
+def identify(table: CellTable, base: int, min_pairs: int) -> Identification:
+    """Connected components of each group's period graph (an edge per non-empty cell).
+
+    Runs on the host: the table has at most G x T^2 / 2 cells, and scipy's csgraph is one call
+    over the block-diagonal graph of all groups (node g * T + t).
+    """
+    host = table.to_host()
+    g, t = table.n_groups, table.n_periods
+    n_pairs = np.bincount(host.group, weights=host.count, minlength=g).round().astype(np.int64)
+    skipped = n_pairs < min_pairs
+    keep = ~skipped[host.group]
+    rows = (host.group * t + host.prev)[keep]
+    cols = (host.group * t + host.recent)[keep]
+    graph = scipy.sparse.coo_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(g * t, g * t))
+    _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    labels = labels.reshape(g, t)
+    identified = (labels == labels[:, base : base + 1]) & ~skipped[:, None]
+    return Identification(identified, skipped, n_pairs, base)
+
+
+def _group_bounds(table: CellTable) -> np.ndarray:
+    """(G + 1,) cell offsets: group g's cells are rows bounds[g]:bounds[g+1] (cells sorted by group)."""
+    group = table.group if isinstance(table.group, np.ndarray) else table.group.get()
+    return np.searchsorted(group, np.arange(table.n_groups + 1))
+
+
+def fit_table(
+    table: CellTable, ident: Identification, backend: Backend, beta: np.ndarray | None = None
+) -> TableFit:
+    """Solve the reduced normal equations group by group (batched), or, given `beta` (G, T) from
+    an iterative solver, only compute its statistics. Standard errors: sigma^2 (Z'Z)^-1, with
+    sigma^2 = SSR / (n_used - n_params) and SSR = sum over cells of S2 - 2 d S1 + n d^2.
+    """
+    xp = backend.xp
+    g_all, t = table.n_groups, table.n_periods
+    bounds = _group_bounds(table)
+    est = ident.estimated
+    out_beta = np.zeros((g_all, t))
+    out_var = np.zeros((g_all, t))
+    period_pairs = np.zeros((g_all, t), dtype=np.int64)
+    n_used = np.zeros(g_all, dtype=np.int64)
+    ssr = np.zeros(g_all)
+    tss = np.zeros(g_all)
+    eye = xp.eye(t)
+    for g0 in range(0, g_all, GROUP_BATCH):
+        g1 = min(g0 + GROUP_BATCH, g_all)
+        b = g1 - g0
+        sl = slice(int(bounds[g0]), int(bounds[g1]))
+        grp = table.group[sl] - g0
+        i, j, n = table.prev[sl], table.recent[sl], table.count[sl]
+        s1, s2 = table.sum_y[sl], table.sum_y2[sl]
+        nf = n.astype(np.float64)
+        ti, tj = grp * t + i, grp * t + j
+        period_pairs[g0:g1] = backend.to_host(
+            xp.bincount(xp.concatenate([ti, tj]), weights=xp.concatenate([nf, nf]), minlength=b * t)
+        ).round().astype(np.int64).reshape(b, t)
+        # only cells in the base period's component enter the fit (both ends are then identified)
+        used = xp.asarray(ident.identified[g0:g1])[grp, i]
+        grp, i, j, ti, tj, nf, s1, s2 = (a[used] for a in (grp, i, j, ti, tj, nf, s1, s2))
+        m = xp.asarray(est[g0:g1])
+        mm = m[:, :, None] & m[:, None, :]
+        lap = xp.bincount(
+            xp.concatenate([ti * t + i, tj * t + j, ti * t + j, tj * t + i]),
+            weights=xp.concatenate([nf, nf, -nf, -nf]),
+            minlength=b * t * t,
+        ).reshape(b, t, t)
+        # Unestimated periods (base, unidentified) get an identity row: they decouple and solve to 0.
+        lap = xp.where(mm, lap, 0.0) + eye * (~m)[:, :, None]
+        inv = xp.linalg.inv(lap) * mm
+        if beta is None:
+            rhs = xp.bincount(xp.concatenate([tj, ti]), weights=xp.concatenate([s1, -s1]), minlength=b * t)
+            rhs = xp.where(m, rhs.reshape(b, t), 0.0)
+            bet = xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]
+        else:
+            bet = xp.where(m, xp.asarray(beta[g0:g1]), 0.0)
+        d = bet[grp, j] - bet[grp, i]
+        cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
+        out_beta[g0:g1] = backend.to_host(bet)
+        out_var[g0:g1] = backend.to_host(xp.diagonal(inv, axis1=1, axis2=2))
+        n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=nf, minlength=b)).round().astype(np.int64)
+        ssr[g0:g1] = backend.to_host(xp.bincount(grp, weights=cell_ssr, minlength=b))
+        tss[g0:g1] = backend.to_host(xp.bincount(grp, weights=s2, minlength=b))
+
+    n_params = est.sum(axis=1)
+    dof = n_used - n_params
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ssr = np.maximum(ssr, 0.0)  # rounding can leave a tiny negative SSR for an exact fit
+        sigma2 = np.where(dof > 0, ssr / np.maximum(dof, 1), np.nan)
+        r2 = np.where(tss > 0, 1.0 - ssr / tss, np.nan)
+    se = np.sqrt(sigma2[:, None] * out_var)
+    nan = ~ident.identified
+    log_index = np.where(nan, np.nan, out_beta)
+    se = np.where(nan, np.nan, se)
+    se[ident.identified[:, ident.base], ident.base] = 0.0
+    skipped = ident.skipped
+    sigma2[skipped] = r2[skipped] = ssr[skipped] = np.nan
+    return TableFit(log_index, se, period_pairs, ident.n_pairs, n_used, n_params, ssr, sigma2, r2)
+
+
+@dataclass(frozen=True)
+class IterativeSolution:
+    """x: (n,) solution; iterations; istop: stop code (LSQR_STOP_REASONS); residual_norm: ||b - Ax||."""
+
+    x: Any
+    iterations: int
+    istop: int
+    residual_norm: float
+
+
+def lsqr(xp: Any, a: Any, b: Any, *, atol: float = 1e-10, btol: float = 1e-10, conlim: float = 1e8,
+         iter_lim: int | None = None) -> IterativeSolution:
+    """LSQR (Paige & Saunders 1982) for min ||Ax - b|| with a rectangular sparse A, written against
+    the array namespace (cupyx's `lsqr` solves square systems only). Stopping rules as SciPy's.
+    """
+    m, n = a.shape
+    iter_lim = iter_lim or 2 * n
+    eps = float(np.finfo(np.float64).eps)
+    x = xp.zeros(n)
+    u = b.astype(np.float64, copy=True)
+    beta = float(xp.linalg.norm(u))
+    bnorm = beta
+    v = xp.zeros(n)
+    alfa = 0.0
+    if beta > 0:
+        u /= beta
+        v = a.T @ u
+        alfa = float(xp.linalg.norm(v))
+    if alfa > 0:
+        v /= alfa
+    w = v.copy()
+    if alfa * beta == 0:
+        return IterativeSolution(x, 0, 0, beta)
+    rhobar, phibar = alfa, beta
+    anorm = ddnorm = 0.0
+    rnorm = beta
+    ctol = 1.0 / conlim if conlim > 0 else 0.0
+    istop, itn = 7, 0
+    while itn < iter_lim:
+        itn += 1
+        u = a @ v - alfa * u
+        beta = float(xp.linalg.norm(u))
+        if beta > 0:
+            u /= beta
+            anorm = math.sqrt(anorm**2 + alfa**2 + beta**2)
+            v = a.T @ u - beta * v
+            alfa = float(xp.linalg.norm(v))
+            if alfa > 0:
+                v /= alfa
+        rho = math.hypot(rhobar, beta)
+        cs, sn = rhobar / rho, beta / rho
+        theta = sn * alfa
+        rhobar = -cs * alfa
+        phi = cs * phibar
+        phibar = sn * phibar
+        tau = sn * phi
+        ddnorm += float(xp.linalg.norm(w)) ** 2 / rho**2
+        x = x + (phi / rho) * w
+        w = v - (theta / rho) * w
+        xnorm = float(xp.linalg.norm(x))
+        rnorm = phibar
+        arnorm = alfa * abs(tau)
+        acond = anorm * math.sqrt(ddnorm)
+        test1 = rnorm / bnorm
+        test2 = arnorm / (anorm * rnorm + eps) if rnorm > 0 else 0.0
+        test3 = 1.0 / (acond + eps)
+        rtol = btol + atol * anorm * xnorm / bnorm
+        t1 = test1 / (1 + anorm * xnorm / bnorm)
+        if 1 + test3 <= 1:
+            istop = 6
+        elif 1 + test2 <= 1:
+            istop = 5
+        elif 1 + t1 <= 1:
+            istop = 4
+        elif test3 <= ctol:
+            istop = 3
+        elif test2 <= atol:
+            istop = 2
+        elif test1 <= rtol:
+            istop = 1
+        else:
+            continue
+        break
+    return IterativeSolution(x, itn, istop, rnorm)
+
+
+def iterative_beta(
+    pairs: Pairs, ident: Identification, backend: Backend, solver: Solver, *,
+    tol: float = 1e-10, iter_lim: int | None = None,
+) -> tuple[np.ndarray, int, str]:
+    """Solve the dummy-matrix least squares of all groups at once with LSQR or LSMR.
+
+    The matrix is block diagonal (a column per estimated (group, period)), so this is exactly the
+    stack of the per-group problems, at the cost of one sparse product per iteration.
+    Returns (beta (G, T) with zeros where not estimated, iterations, stop reason).
+    """
+    xp = backend.xp
+    g, t = ident.identified.shape
+    est = ident.estimated
+    column = np.full(g * t, -1, dtype=np.int64)
+    column[est.reshape(-1)] = np.arange(int(est.sum()))
+    design = dummy_matrix(backend, pairs, column, ident.identified)
+    x = xp.zeros(0)
+    iterations, istop = 0, 0
+    if design.matrix.shape[1]:
+        if solver == "lsqr":
+            sol = lsqr(xp, design.matrix, design.y, atol=tol, btol=tol, iter_lim=iter_lim)
+            x, iterations, istop = sol.x, sol.iterations, sol.istop
+        elif solver == "lsmr":
+            res = backend.sparse_linalg.lsmr(design.matrix, design.y, atol=tol, btol=tol, maxiter=iter_lim)
+            x, istop, iterations = res[0], int(res[1]), int(res[2])
+        else:
+            raise ValueError(f"not an iterative solver: {solver!r}")
+    reason = LSQR_STOP_REASONS.get(istop, f"stop code {istop}")
+    if istop == 7:
+        warnings.warn(f"{solver} stopped at its iteration limit ({iterations}) before reaching tol={tol}",
+                      ConvergenceWarning, stacklevel=2)
+    beta = np.zeros(g * t)
+    beta[est.reshape(-1)] = backend.to_host(x)
+    return beta.reshape(g, t), iterations, reason
