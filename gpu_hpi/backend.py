@@ -108,3 +108,76 @@ def array_namespace(a: Any) -> ModuleType:
     import cupy
 
     return cupy
+
+
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str | int | float, total: int) -> int:
+    """'40GB' / '40GiB' / '1000000' bytes, or a fraction of `total` such as '0.8' -> bytes,
+    rounded down to a multiple of 256 (RMM's pool granularity)."""
+    value = str(text).strip().lower().replace(" ", "")
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = value[len(number):]
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ConfigError(f"cannot read memory size {text!r} (use bytes, '40GB', '16GiB' or a fraction like '0.8')") from None
+    if unit:
+        if unit not in _SIZE_UNITS:
+            raise ConfigError(f"unknown unit in memory size {text!r}; use one of {sorted(_SIZE_UNITS)}")
+        size = amount * _SIZE_UNITS[unit]
+    elif 0 < amount <= 1 and "." in number:
+        size = amount * total
+    else:
+        size = amount
+    if size <= 0:
+        raise ConfigError(f"memory size {text!r} must be positive")
+    return int(size) // 256 * 256
+
+
+def configure_memory(backend: Backend, *, pool: bool, initial_pool_size: str | None,
+                     maximum_pool_size: str | None, managed_memory: bool) -> str:
+    """Route CuPy through an RMM pool (or managed memory) before any device allocation, with
+    statistics on so the peak can be reported. Returns a one-line note of what was done."""
+    if not backend.is_gpu:
+        return "memory settings apply to the GPU only; ignored on the CPU"
+    if not (pool or managed_memory):
+        return "RMM off: CuPy's default memory pool"
+    try:
+        import rmm
+        import rmm.statistics
+        from rmm.allocators.cupy import rmm_cupy_allocator
+    except ImportError:
+        return f"RMM is not installed, CuPy's default memory pool is used ({GPU_EXTRA_HINT})"
+    if not isinstance(rmm.mr.get_current_device_resource(), rmm.mr.CudaMemoryResource):
+        note = "an RMM memory resource was already set: respected"
+    else:
+        total = int(backend.xp.cuda.Device().mem_info[1])
+        rmm.reinitialize(
+            pool_allocator=pool,
+            managed_memory=managed_memory,
+            initial_pool_size=None if initial_pool_size is None else parse_size(initial_pool_size, total),
+            maximum_pool_size=None if maximum_pool_size is None else parse_size(maximum_pool_size, total),
+        )
+        note = f"RMM {'pool' if pool else 'allocator'}{' on managed memory' if managed_memory else ''}"
+    rmm.statistics.enable_statistics()
+    backend.xp.cuda.set_allocator(rmm_cupy_allocator)
+    return note
+
+
+def peak_device_bytes(backend: Backend) -> int | None:
+    """Peak device bytes: RMM's statistics when CuPy runs through RMM, else the size CuPy's pool
+    reached (an upper bound). None on the CPU."""
+    if not backend.is_gpu:
+        return None
+    try:
+        import rmm.statistics
+
+        stats = rmm.statistics.get_statistics()
+        if stats is not None:
+            return int(stats.peak_bytes)
+    except ImportError:
+        pass
+    return int(backend.xp.get_default_memory_pool().total_bytes())

@@ -7,16 +7,17 @@ to at most G x T x (T - 1) / 2 cells. Tables of disjoint chunks add up to the ta
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .backend import Backend, array_namespace
 from .errors import DataError
-from .pairs import Pairs
+from .pairs import Pairs, add_counts, check_strict, count_invalid
 
 # At most this many (group, prev, recent) keys: bincount into a dense key space per chunk
 # (~100 MB of accumulators). Beyond it (thousands of groups), reduce by sorting the keys.
@@ -33,6 +34,7 @@ class CellTable:
     prev, recent: (C,) int64 periods, prev < recent < n_periods;
     count: (C,) int64 number of pairs; sum_y, sum_y2: (C,) float64 sums of y and y^2.
     Arrays live on the backend that built the table (numpy or cupy).
+    dropped: reason -> number of invalid pairs left out of the table.
     """
 
     n_periods: int
@@ -43,6 +45,7 @@ class CellTable:
     count: Any
     sum_y: Any
     sum_y2: Any
+    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_groups(self) -> int:
@@ -65,7 +68,9 @@ class CellTable:
         xp = array_namespace(self.count)
         key = self.prev * self.n_periods + self.recent
         labels = np.asarray([label], dtype=object)
-        return _from_keys(xp, self.n_periods, labels, *_reduce_by_key(xp, key, self.count, self.sum_y, self.sum_y2))
+        sums = _reduce_by_key(xp, key, self.count, self.sum_y, self.sum_y2, self.n_periods**2)
+        pooled = _from_keys(xp, self.n_periods, labels, *sums)
+        return replace(pooled, dropped=self.dropped)
 
     def to_host(self) -> CellTable:
         def host(a: Any) -> np.ndarray:
@@ -79,9 +84,23 @@ class CellTable:
     def __add__(self, other: CellTable) -> CellTable:
         return merge_tables([self, other])
 
+    def shift(self, offset: int, n_periods: int) -> CellTable:
+        """The same cells in a wider window: period p becomes p + offset of n_periods periods."""
+        if offset < 0 or offset + self.n_periods > n_periods:
+            raise DataError(f"cannot place {self.n_periods} periods at offset {offset} in a window of {n_periods}")
+        return replace(self, n_periods=n_periods, prev=self.prev + offset, recent=self.recent + offset)
 
-def _reduce_by_key(xp: Any, key: Any, count: Any, s1: Any, s2: Any) -> tuple[Any, Any, Any, Any]:
-    """Sum count, s1 and s2 over equal keys; returns (unique sorted keys, counts, s1, s2)."""
+
+def _reduce_by_key(xp: Any, key: Any, count: Any, s1: Any, s2: Any, n_keys: int | None = None) -> tuple[Any, Any, Any, Any]:
+    """Sum count, s1 and s2 over equal keys; returns (unique sorted keys, counts, s1, s2).
+
+    With keys known to lie in [0, n_keys) and a small n_keys, dense bincounts replace the sort.
+    """
+    if n_keys is not None and n_keys <= DENSE_KEY_LIMIT:
+        cnt = xp.bincount(key, weights=count, minlength=n_keys)
+        (nonzero,) = xp.nonzero(cnt)
+        return (nonzero, xp.rint(cnt[nonzero]).astype(np.int64), xp.bincount(key, weights=s1, minlength=n_keys)[nonzero],
+                xp.bincount(key, weights=s2, minlength=n_keys)[nonzero])
     uniq, inverse = xp.unique(key, return_inverse=True)
     inverse = inverse.reshape(-1)
     n = uniq.shape[0]
@@ -95,19 +114,28 @@ def _from_keys(xp: Any, t: int, labels: np.ndarray, key: Any, count: Any, s1: An
     return CellTable(t, labels, key // (t * t), (key // t) % t, key % t, count.astype(np.int64), s1, s2)
 
 
-def _chunk_keys(pairs: Pairs, start: int, stop: int) -> tuple[Any, Any]:
-    """Cell keys (int64) and float64 y of pairs[start:stop]."""
+def _chunk_keys(xp: Any, pairs: Pairs, start: int, stop: int) -> tuple[Any, Any, Any, dict[str, int]]:
+    """Cell keys (int64), float64 y, valid mask and drop counts of pairs[start:stop].
+
+    Invalid pairs keep a (meaningless) key and y = 0; callers mask or bucket them away.
+    """
+    chunk = pairs.chunk(start, stop)
+    valid, dropped = count_invalid(xp, chunk)
     t = pairs.n_periods
-    prev = pairs.prev[start:stop].astype(np.int64)
-    key = prev * t + pairs.recent[start:stop]
-    if pairs.group is not None:
-        key += pairs.group[start:stop].astype(np.int64) * (t * t)
-    return key, pairs.y[start:stop].astype(np.float64, copy=False)
+    key = chunk.prev.astype(np.int64) * t + chunk.recent
+    if chunk.group is not None:
+        key += chunk.group.astype(np.int64) * (t * t)
+    y = xp.where(valid, chunk.y, 0.0).astype(np.float64, copy=False)
+    return key, y, valid, dropped
 
 
-def build_cell_table(pairs: Pairs, backend: Backend, chunk_size: int | None = None) -> CellTable:
-    """One pass over validated pairs -> their cell table, on the pairs' backend.
+def build_cell_table(
+    pairs: Pairs, backend: Backend, *, chunk_size: int | None = None, strict: bool = False
+) -> CellTable:
+    """One pass over pairs -> their cell table, on the pairs' backend.
 
+    Invalid pairs (see `pairs.invalid_masks`) are left out and counted by reason in
+    `table.dropped`; with `strict=True` any of them raises DataError instead.
     Pairs are processed in chunks so that temporaries stay O(chunk) beyond the input arrays;
     on the CPU the chunks are shared by a thread per core (numpy releases the GIL in bincount).
     """
@@ -119,29 +147,39 @@ def build_cell_table(pairs: Pairs, backend: Backend, chunk_size: int | None = No
     workers = 1 if backend.is_gpu else max(1, min(os.cpu_count() or 1, len(starts)))
 
     if n_keys <= DENSE_KEY_LIMIT:
-        def dense_partial(worker: int) -> tuple[Any, Any, Any]:
-            cnt = xp.zeros(n_keys, dtype=np.int64)
-            s1 = xp.zeros(n_keys, dtype=np.float64)
-            s2 = xp.zeros(n_keys, dtype=np.float64)
+        def dense_partial(worker: int) -> tuple[Any, Any, Any, dict[str, int]]:
+            # invalid pairs go to an extra bucket n_keys, cut off at the end (no compaction copy)
+            cnt = xp.zeros(n_keys + 1, dtype=np.int64)
+            s1 = xp.zeros(n_keys + 1, dtype=np.float64)
+            s2 = xp.zeros(n_keys + 1, dtype=np.float64)
+            dropped: dict[str, int] = {}
             for start in starts[worker::workers]:
-                key, y = _chunk_keys(pairs, start, min(start + chunk, n))
-                cnt += xp.bincount(key, minlength=n_keys)
-                s1 += xp.bincount(key, weights=y, minlength=n_keys)
-                s2 += xp.bincount(key, weights=y * y, minlength=n_keys)
-            return cnt, s1, s2
+                key, y, valid, bad = _chunk_keys(xp, pairs, start, min(start + chunk, n))
+                key = xp.where(valid, key, n_keys)
+                dropped = add_counts(dropped, bad)
+                cnt += xp.bincount(key, minlength=n_keys + 1)
+                s1 += xp.bincount(key, weights=y, minlength=n_keys + 1)
+                s2 += xp.bincount(key, weights=y * y, minlength=n_keys + 1)
+            return cnt[:n_keys], s1[:n_keys], s2[:n_keys], dropped
 
         partials = _run(dense_partial, workers)
-        cnt, s1, s2 = partials[0]
+        cnt, s1, s2, dropped = partials[0]
         for p in partials[1:]:
-            cnt, s1, s2 = cnt + p[0], s1 + p[1], s2 + p[2]
+            cnt, s1, s2, dropped = cnt + p[0], s1 + p[1], s2 + p[2], add_counts(dropped, p[3])
+        if strict:
+            check_strict(dropped)
         (nonzero,) = xp.nonzero(cnt)
-        return _from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], s1[nonzero], s2[nonzero])
+        table = _from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], s1[nonzero], s2[nonzero])
+        return replace(table, dropped=dropped)
 
-    def sparse_partial(worker: int) -> tuple[Any, Any, Any, Any]:
+    def sparse_partial(worker: int) -> tuple[tuple[Any, Any, Any, Any], dict[str, int]]:
         acc: list[tuple[Any, Any, Any, Any]] = []
         pending = 0
+        dropped: dict[str, int] = {}
         for start in starts[worker::workers]:
-            key, y = _chunk_keys(pairs, start, min(start + chunk, n))
+            key, y, valid, bad = _chunk_keys(xp, pairs, start, min(start + chunk, n))
+            dropped = add_counts(dropped, bad)
+            key, y = key[valid], y[valid]
             uniq, inverse = xp.unique(key, return_inverse=True)
             inverse = inverse.reshape(-1)
             m = uniq.shape[0]
@@ -151,10 +189,14 @@ def build_cell_table(pairs: Pairs, backend: Backend, chunk_size: int | None = No
             if pending > 4 * chunk:  # bound memory: fold the pending partial tables into one
                 acc = [_concat_reduce(xp, acc)]
                 pending = int(acc[0][0].shape[0])
-        return _concat_reduce(xp, acc)
+        return _concat_reduce(xp, acc), dropped
 
     partials = _run(sparse_partial, workers)
-    return _from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, partials))
+    dropped = functools.reduce(add_counts, (p[1] for p in partials), {})
+    if strict:
+        check_strict(dropped)
+    table = _from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, [p[0] for p in partials]))
+    return replace(table, dropped=dropped)
 
 
 def _concat_reduce(xp: Any, parts: list[tuple[Any, Any, Any, Any]]) -> tuple[Any, Any, Any, Any]:
@@ -190,7 +232,8 @@ def merge_tables(tables: list[CellTable]) -> CellTable:
         remap = xp.asarray(np.searchsorted(labels, tb.group_labels).astype(np.int64))
         keys.append((remap[tb.group] * t + tb.prev) * t + tb.recent)
     parts = (xp.concatenate(keys), *(xp.concatenate([getattr(tb, f) for tb in tables]) for f in ("count", "sum_y", "sum_y2")))
-    return _from_keys(xp, t, labels, *_reduce_by_key(xp, *parts))
+    merged = _from_keys(xp, t, labels, *_reduce_by_key(xp, *parts, n_keys=labels.shape[0] * t * t))
+    return replace(merged, dropped=functools.reduce(add_counts, (tb.dropped for tb in tables), {}))
 
 
 def _union_labels(label_sets: list[np.ndarray]) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend
-from .pairs import Pairs
+from .pairs import Pairs, count_invalid
 
 
 @dataclass(frozen=True)
@@ -21,21 +21,29 @@ class DesignMatrix:
     rows: Any
 
 
-def dummy_matrix(backend: Backend, pairs: Pairs, column: np.ndarray, identified: np.ndarray) -> DesignMatrix:
+def dummy_matrix(
+    backend: Backend, pairs: Pairs, column: np.ndarray, identified: np.ndarray, *, pooled: bool = False
+) -> DesignMatrix:
     """Build the dummy matrix by column arithmetic on the backend's arrays.
 
     column: (G * T,) int64, the matrix column of (group g, period t) at g * T + t, or -1 where the
     period is not estimated (the base period, dropped; unidentified periods).
-    identified: (G, T) bool; only pairs in the base period's connected component are rows.
+    identified: (G, T) bool; only valid pairs in the base period's connected component are rows.
+    pooled: one index for all groups (column and identified then have a single group).
     A row has at most two entries, so CSR comes directly from per-row counts (no COO sort).
     """
     xp = backend.xp
     t = pairs.n_periods
-    offset = 0 if pairs.group is None else pairs.group.astype(np.int64) * t
+    offset = 0 if pairs.group is None or pooled else pairs.group.astype(np.int64) * t
     col = xp.asarray(column)
-    rows = xp.asarray(identified.reshape(-1))[offset + pairs.prev]
-    ci = col[offset + pairs.prev][rows]
-    cj = col[offset + pairs.recent][rows]
+    valid, _ = count_invalid(xp, pairs)
+    # invalid pairs may hold any period: clip before the lookup, they are masked out anyway
+    prev = xp.clip(pairs.prev, 0, t - 1)
+    recent = xp.clip(pairs.recent, 0, t - 1)
+    offset = xp.where(valid, offset, 0)
+    rows = valid & xp.asarray(identified.reshape(-1))[offset + prev]
+    ci = col[offset + prev][rows]
+    cj = col[offset + recent][rows]
     y = pairs.y[rows].astype(np.float64)
     entries = xp.stack([ci, cj], axis=1)  # (M, 2): earlier, later column
     values = xp.stack([xp.full(ci.shape, -1.0), xp.full(cj.shape, 1.0)], axis=1)

@@ -51,22 +51,21 @@ def fit_index(
         raise ConfigError(f"{periods.shape[0]} period labels given for {t} periods")
 
     single = table.n_groups == 1 and table.group_labels[0] == "ALL"
-    solves: list[tuple[str, CellTable, Pairs | None]] = []
+    solves: list[tuple[str, CellTable]] = []
     if groups or single:
-        solves.append(("groups", table, pairs))
+        solves.append(("groups", table))
     if pooled and not single:
-        pooled_pairs = None if pairs is None else Pairs(
-            pairs.prev, pairs.recent, pairs.y, None, np.asarray(["ALL"], dtype=object), t, pairs.dropped)
-        solves.append(("pooled", table.pooled(), pooled_pairs))
+        solves.append(("pooled", table.pooled()))
 
     fits: list[tuple[np.ndarray, TableFit]] = []
     info: dict[str, dict[str, Any]] = {}
-    for name, tab, prs in solves:
+    for name, tab in solves:
         ident = identify(tab, base_period, min_pairs)
         beta = None
         info[name] = {"solver": solver}
-        if prs is not None and solver != "normal":
-            beta, iterations, reason = iterative_beta(prs, ident, be, solver, tol=tol, iter_lim=iter_lim)  # type: ignore[arg-type]
+        if pairs is not None and solver != "normal":
+            beta, iterations, reason = iterative_beta(
+                pairs, ident, be, solver, pooled=name == "pooled", tol=tol, iter_lim=iter_lim)  # type: ignore[arg-type]
             info[name].update(iterations=iterations, stop_reason=reason)
         fits.append((tab.group_labels, fit_table(tab, ident, be, beta)))
     result = IndexResult.from_fits(fits, periods, base_period, min_pairs, info)
@@ -104,7 +103,7 @@ def estimate_index(
     min_pairs, groups, pooled, period_labels, tol, iter_lim).
     """
     be = as_backend(backend)
-    pairs = prepare_pairs(prev, recent, y, group, n_periods=n_periods, backend=be, strict=strict)
-    table = build_cell_table(pairs, be)
+    pairs = prepare_pairs(prev, recent, y, group, n_periods=n_periods, backend=be)
+    table = build_cell_table(pairs, be, strict=strict)
     needs_pairs = options.get("solver", "normal") != "normal"
     return fit_index(table, pairs=pairs if needs_pairs else None, backend=be, **options)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import operator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,17 +18,18 @@ from .errors import DataError
 DROP_REASONS = ("missing_group", "period_out_of_range", "prev_not_before_recent", "nonfinite_y")
 # Integer group ids spanning at most this range are encoded by offset + lookup (no sort or hash).
 _DIRECT_GROUP_RANGE = 1 << 24
+_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)
 class Pairs:
-    """Validated repeat-sales pairs, all arrays on one backend.
+    """Repeat-sales pairs as given, all arrays on one backend; invalid pairs are not removed here
+    but skipped (and counted by reason) by every consumer through `valid_mask`.
 
-    group: (N,) int32 codes into `group_labels`, or None when there is a single group;
-    prev, recent: (N,) integer periods with 0 <= prev < recent < n_periods;
-    y: (N,) float log price ratio log(P_recent / P_prev), finite.
-    group_labels: (G,) host array of the original group ids (sorted).
-    dropped: reason -> number of pairs dropped for it.
+    prev, recent: (N,) integer periods of the earlier and later sale;
+    y: (N,) float log price ratio log(P_recent / P_prev);
+    group: (N,) int16/int32 codes into `group_labels` (-1: missing), or None for a single group;
+    group_labels: (G,) host array of the original group ids (sorted); n_periods: T.
     """
 
     prev: Any
@@ -35,7 +38,6 @@ class Pairs:
     group: Any
     group_labels: np.ndarray
     n_periods: int
-    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_pairs(self) -> int:
@@ -45,34 +47,89 @@ class Pairs:
     def n_groups(self) -> int:
         return int(self.group_labels.shape[0])
 
-    @property
-    def n_read(self) -> int:
-        return self.n_pairs + sum(self.dropped.values())
+    def chunk(self, start: int, stop: int) -> Pairs:
+        """The pairs [start, stop) (views, no copy)."""
+        group = None if self.group is None else self.group[start:stop]
+        return replace(self, prev=self.prev[start:stop], recent=self.recent[start:stop], y=self.y[start:stop],
+                       group=group)
+
+
+def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:
+    """reason -> (N,) bool mask of the pairs failing it, each mask excluding earlier reasons."""
+    t = pairs.n_periods
+    prev, recent = pairs.prev, pairs.recent
+    tests = {
+        "missing_group": None if pairs.group is None else pairs.group < 0,
+        "period_out_of_range": (prev < 0) | (prev >= t) | (recent < 0) | (recent >= t),
+        "prev_not_before_recent": prev >= recent,
+        "nonfinite_y": ~xp.isfinite(pairs.y),
+    }
+    masks: dict[str, Any] = {}
+    seen = None
+    for reason in DROP_REASONS:
+        bad = tests[reason]
+        if bad is None:
+            continue
+        masks[reason] = bad if seen is None else bad & ~seen
+        seen = bad if seen is None else seen | bad
+    return masks
+
+
+def count_invalid(xp: Any, pairs: Pairs) -> tuple[Any, dict[str, int]]:
+    """(valid mask, reason -> number of pairs dropped for it) of a chunk of pairs."""
+    masks = invalid_masks(xp, pairs)
+    valid = ~functools.reduce(operator.or_, masks.values())
+    return valid, {k: int(xp.count_nonzero(m)) for k, m in masks.items()}
+
+
+def add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    """Sum two reason -> count maps, keeping only non-zero counts, in DROP_REASONS order."""
+    return {k: total.get(k, 0) + more.get(k, 0) for k in DROP_REASONS if total.get(k, 0) + more.get(k, 0)}
+
+
+def check_strict(dropped: dict[str, int]) -> None:
+    if dropped:
+        detail = ", ".join(f"{k}={v}" for k, v in dropped.items())
+        raise DataError(f"invalid pairs (strict mode): {detail}")
 
 
 def encode_groups(backend: Backend, group: Any) -> tuple[Any, np.ndarray]:
-    """Group ids -> (int32 codes on the backend, sorted host labels); missing ids get code -1."""
+    """Group ids -> (int16/int32 codes on the backend, sorted host labels); missing ids get code -1."""
     xp = backend.xp
     if isinstance(group, (pd.Series, pd.Index, pd.Categorical)) or (
         isinstance(group, np.ndarray) and group.dtype.kind not in "iub"
     ):
         # Strings, categories or floats (possibly with NaN): pandas' hash factorisation, on the host.
-        codes, labels = pd.factorize(np.asarray(group), sort=True, use_na_sentinel=True)
+        values = group if isinstance(group, (pd.Series, pd.Index, pd.Categorical)) else np.asarray(group)
+        codes, labels = pd.factorize(values, sort=True, use_na_sentinel=True)
         return xp.asarray(codes.astype(np.int32)), np.asarray(labels)
+    if isinstance(group, np.ndarray) and group.dtype.kind == "b":
+        group = group.astype(np.int8)
     group = xp.asarray(group)
     if group.dtype.kind not in "iub":
         raise DataError(f"group ids of dtype {group.dtype} are not supported on this backend; pass integers")
     if group.size == 0:
         return xp.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
     lo, hi = int(group.min()), int(group.max())
-    if hi - lo < _DIRECT_GROUP_RANGE:
-        offset = (group - lo).astype(np.int32)
-        present = xp.bincount(offset, minlength=hi - lo + 1) > 0
-        lookup = (xp.cumsum(present) - 1).astype(np.int32)
-        labels = backend.to_host(xp.nonzero(present)[0]).astype(np.int64) + lo
-        return lookup[offset], labels
-    labels_dev, codes = xp.unique(group, return_inverse=True)
-    return codes.astype(np.int32).reshape(-1), backend.to_host(labels_dev)
+    if hi - lo >= _DIRECT_GROUP_RANGE:
+        labels_dev, codes = xp.unique(group, return_inverse=True)
+        return codes.astype(np.int32).reshape(-1), backend.to_host(labels_dev)
+    # Integer ids in a modest range: presence by bincount, codes by a lookup table, chunk by chunk
+    # so that no full-length temporary is made.
+    span = hi - lo + 1
+    chunks = [slice(s, s + _CHUNK) for s in range(0, group.shape[0], _CHUNK)]
+    present = xp.zeros(span, dtype=bool)
+    for sl in chunks:
+        present |= xp.bincount(group[sl].astype(np.int64) - lo, minlength=span) > 0
+    labels = backend.to_host(xp.nonzero(present)[0]).astype(np.int64) + lo
+    code_type = np.int16 if labels.shape[0] < 2**15 else np.int32
+    if lo == 0 and bool(present.all()) and group.dtype.itemsize <= 4 and group.dtype.kind == "i":
+        return group, labels  # already codes 0..G-1
+    lookup = (xp.cumsum(present) - 1).astype(code_type)
+    codes = xp.empty(group.shape, dtype=code_type)
+    for sl in chunks:
+        codes[sl] = lookup[group[sl].astype(np.int64) - lo]
+    return codes, labels
 
 
 def prepare_pairs(
@@ -83,12 +140,12 @@ def prepare_pairs(
     *,
     n_periods: int | None = None,
     backend: Backend | str = "auto",
-    strict: bool = False,
 ) -> Pairs:
-    """Validate raw pair arrays: pairs with a missing group, a period outside [0, n_periods),
-    prev >= recent or a non-finite y are dropped and counted by reason (`strict=True`: DataError).
+    """Put raw pair arrays on the backend and encode their groups.
 
-    n_periods defaults to max(recent) + 1. Arrays may be numpy or (on the GPU backend) cupy.
+    n_periods defaults to max(recent) + 1. Arrays may be numpy or (GPU backend) cupy. Invalid pairs
+    (missing group, period outside [0, n_periods), prev >= recent, non-finite y) stay in the arrays;
+    the cell table and the dummy matrix skip them and count them by reason.
     """
     be = as_backend(backend)
     xp = be.xp
@@ -99,38 +156,14 @@ def prepare_pairs(
         if arr.dtype.kind not in "iu":
             raise DataError(f"{name} periods must be integers, got dtype {arr.dtype}")
     if y.dtype.kind != "f":
-        y = y.astype(np.float64)
+        raise DataError(f"y (log price ratio) must be floating point, got dtype {y.dtype}")
     if n_periods is None:
         n_periods = int(recent.max()) + 1 if recent.size else 0
     if n_periods < 2:
         raise DataError(f"need at least 2 periods, got n_periods={n_periods}")
     if group is None:
-        codes, labels = None, np.asarray(["ALL"], dtype=object)
-    else:
-        codes, labels = encode_groups(be, group)
-        if codes.shape != y.shape:
-            raise DataError(f"group has shape {codes.shape}, pairs have {y.shape}")
-
-    tests = {
-        "missing_group": None if codes is None else codes < 0,
-        "period_out_of_range": (prev < 0) | (prev >= n_periods) | (recent < 0) | (recent >= n_periods),
-        "prev_not_before_recent": prev >= recent,
-        "nonfinite_y": ~xp.isfinite(y),
-    }
-    keep = xp.ones(y.shape, dtype=bool)
-    dropped: dict[str, int] = {}
-    for reason in DROP_REASONS:
-        bad = tests[reason]
-        if bad is None:
-            continue
-        count = int(xp.count_nonzero(bad & keep))
-        if count:
-            dropped[reason] = count
-            keep &= ~bad
-    if dropped and strict:
-        detail = ", ".join(f"{k}={v}" for k, v in dropped.items())
-        raise DataError(f"invalid pairs under strict mode: {detail}")
-    if dropped:
-        prev, recent, y = prev[keep], recent[keep], y[keep]
-        codes = None if codes is None else codes[keep]
-    return Pairs(prev, recent, y, codes, labels, int(n_periods), dropped)
+        return Pairs(prev, recent, y, None, np.asarray(["ALL"], dtype=object), int(n_periods))
+    codes, labels = encode_groups(be, group)
+    if codes.shape != y.shape:
+        raise DataError(f"group has shape {codes.shape}, pairs have {y.shape}")
+    return Pairs(prev, recent, y, codes, labels, int(n_periods))

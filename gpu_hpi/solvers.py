@@ -269,12 +269,13 @@ def lsqr(xp: Any, a: Any, b: Any, *, atol: float = 1e-10, btol: float = 1e-10, c
 
 def iterative_beta(
     pairs: Pairs, ident: Identification, backend: Backend, solver: Solver, *,
-    tol: float = 1e-10, iter_lim: int | None = None,
+    pooled: bool = False, tol: float = 1e-10, iter_lim: int | None = None,
 ) -> tuple[np.ndarray, int, str]:
     """Solve the dummy-matrix least squares of all groups at once with LSQR or LSMR.
 
     The matrix is block diagonal (a column per estimated (group, period)), so this is exactly the
     stack of the per-group problems, at the cost of one sparse product per iteration.
+    pooled: ignore the groups (ident then has a single row, for the pooled table).
     Returns (beta (G, T) with zeros where not estimated, iterations, stop reason).
     """
     xp = backend.xp
@@ -282,7 +283,7 @@ def iterative_beta(
     est = ident.estimated
     column = np.full(g * t, -1, dtype=np.int64)
     column[est.reshape(-1)] = np.arange(int(est.sum()))
-    design = dummy_matrix(backend, pairs, column, ident.identified)
+    design = dummy_matrix(backend, pairs, column, ident.identified, pooled=pooled)
     x = xp.zeros(0)
     iterations, istop = 0, 0
     if design.matrix.shape[1]:

@@ -1,0 +1,92 @@
+"""Period calendars: months, quarters or years as consecutive integers, with their labels.
+
+A period is an absolute integer: year * 12 + month - 1 (months), year * 4 + quarter - 1 (quarters)
+or the year itself; index positions are absolute periods minus the calendar's start.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+
+Periodicity = Literal["month", "quarter", "year"]
+PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
+_LABEL = {
+    "month": re.compile(r"^(\d{4})-(\d{1,2})$"),
+    "quarter": re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE),
+    "year": re.compile(r"^(\d{4})$"),
+}
+
+
+def check_periodicity(periodicity: str) -> None:
+    if periodicity not in PER_YEAR:
+        raise ConfigError(f"periodicity must be one of {list(get_args(Periodicity))}, got {periodicity!r}")
+
+
+def parse_period(label: str, periodicity: str) -> int:
+    """'2017-11' (month; a full date '2017-11-05' also works), '2017-Q4' (quarter) or '2017' ->
+    absolute period. A month label is accepted for quarters and years (the period containing it)."""
+    check_periodicity(periodicity)
+    text = str(label).strip()
+    m = re.match(r"^(\d{4})-(\d{1,2})(?:-\d{1,2})?$", text)
+    if m and 1 <= int(m.group(2)) <= 12:
+        month = int(m.group(1)) * 12 + int(m.group(2)) - 1
+        return month_to_period(np.asarray([month]), periodicity)[0].item()
+    m = _LABEL[periodicity].match(text)
+    if m is None:
+        example = {"month": "2017-11", "quarter": "2017-Q4", "year": "2017"}[periodicity]
+        raise ConfigError(f"cannot read period {label!r} as a {periodicity} (expected e.g. {example!r})")
+    year = int(m.group(1))
+    return year * 4 + int(m.group(2)) - 1 if periodicity == "quarter" else year
+
+
+def month_to_period(months: np.ndarray, periodicity: str) -> np.ndarray:
+    """Absolute months (year * 12 + month - 1) -> absolute periods of the given periodicity."""
+    if periodicity == "month":
+        return months
+    return months // (12 // PER_YEAR[periodicity])
+
+
+def period_label(period: int, periodicity: str) -> str:
+    if periodicity == "month":
+        return f"{period // 12:04d}-{period % 12 + 1:02d}"
+    if periodicity == "quarter":
+        return f"{period // 4:04d}-Q{period % 4 + 1}"
+    return f"{period:04d}"
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A window of n_periods consecutive periods starting at the absolute period `start`."""
+
+    periodicity: str
+    start: int
+    n_periods: int
+
+    def __post_init__(self) -> None:
+        check_periodicity(self.periodicity)
+        if self.n_periods < 2:
+            raise DataError(f"the period window has {self.n_periods} period(s); an index needs at least 2")
+
+    @classmethod
+    def from_bounds(cls, periodicity: str, start: str, end: str) -> Calendar:
+        first, last = parse_period(start, periodicity), parse_period(end, periodicity)
+        if last < first:
+            raise ConfigError(f"window end {end!r} is before its start {start!r}")
+        return cls(periodicity, first, last - first + 1)
+
+    def labels(self) -> np.ndarray:
+        return np.asarray([period_label(self.start + k, self.periodicity) for k in range(self.n_periods)], dtype=object)
+
+    def position(self, label: str) -> int:
+        """Index position of a period label inside the window (ConfigError if outside)."""
+        k = parse_period(label, self.periodicity) - self.start
+        if not 0 <= k < self.n_periods:
+            first, last = self.labels()[[0, -1]]
+            raise ConfigError(f"period {label!r} is outside the data's window {first}..{last}")
+        return k

@@ -1,0 +1,167 @@
+"""Structured config schemas, registered in Hydra's ConfigStore.
+
+Each `conf/<group>/<option>.yaml` names its schema in its defaults list, so a bad override
+(`solver=foo`, `data.n_pairs=abc`, `backend.name=tpu`) fails when the config is composed,
+before any data is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class SolverName(str, Enum):
+    normal = "normal"
+    lsqr = "lsqr"
+    lsmr = "lsmr"
+
+
+class BackendName(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class MethodName(str, Enum):
+    bmn = "bmn"
+
+
+class Periodicity(str, Enum):
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+class FileFormat(str, Enum):
+    auto = "auto"
+    parquet = "parquet"
+    csv = "csv"
+
+
+class IntegerPeriods(str, Enum):
+    index = "index"  # 0 = data.start
+    yyyymm = "yyyymm"  # 201401 = 2014-01
+
+
+@dataclass
+class ColumnsConfig:
+    """Column names in the pairs file (the seed's by default); group: null for no group column."""
+
+    group: Optional[str] = "group_id"
+    prev: str = "PrevYearMonth"
+    recent: str = "RecentYearMonth"
+    y: str = "LogPriceDiff"
+
+
+@dataclass
+class SyntheticDataConfig:
+    """A simulated market with a known true index (the embedded default)."""
+
+    kind: str = "synthetic"
+    n_pairs: int = 1_000_000
+    n_periods: int = 123
+    n_groups: int = 17
+    start: str = "2014-01"
+    seed: int = 20140101
+    noise_sd: float = 0.1
+    mean_holding: float = 30.0
+
+
+@dataclass
+class PairsDataConfig:
+    """A parquet or CSV file (or a directory / glob of parquet files) of repeat-sales pairs."""
+
+    kind: str = "pairs"
+    path: str = MISSING
+    format: FileFormat = FileFormat.auto
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    start: Optional[str] = None  # first period of the window; inferred from the data when null
+    end: Optional[str] = None  # last period of the window; inferred when null
+    integer_periods: IntegerPeriods = IntegerPeriods.index
+    batch_rows: int = 1 << 22
+    strict: bool = False  # invalid pairs are an error instead of being dropped and counted
+
+
+@dataclass
+class SolverConfig:
+    name: SolverName = SolverName.normal
+    tol: float = 1e-10  # atol = btol of lsqr / lsmr
+    iter_lim: Optional[int] = None
+
+
+@dataclass
+class BackendConfig:
+    name: BackendName = BackendName.auto
+
+
+@dataclass
+class MemoryConfig:
+    """RMM settings for the GPU (ignored, with a note, on the CPU). Sizes: bytes, '40GB'-style
+    strings or a fraction of device memory such as '0.8'."""
+
+    pool: bool = True
+    initial_pool_size: Optional[str] = None
+    maximum_pool_size: Optional[str] = None
+    managed_memory: bool = False
+
+
+@dataclass
+class MethodConfig:
+    name: MethodName = MethodName.bmn
+
+
+@dataclass
+class IndexConfig:
+    periodicity: Periodicity = Periodicity.month
+    base_period: Optional[str] = None  # e.g. 2017-11; null: the first period
+    groups: bool = True  # an index per group
+    pooled: bool = True  # the all-groups index (group ALL)
+    min_pairs: Optional[int] = None  # groups with fewer pairs are skipped; null: number of periods
+
+
+@dataclass
+class OutputConfig:
+    csv: bool = True
+    parquet: bool = True
+    plot: bool = True
+    plot_groups: int = 6  # group indices drawn beside the pooled one
+    ci_level: float = 0.95
+
+
+@dataclass
+class AppConfig:
+    data: Any = MISSING
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    progress: bool = True  # progress bar on stderr (only when it is a terminal)
+    debug: bool = False  # full tracebacks instead of one-line errors
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="app_schema", node=AppConfig)
+    cs.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)
+    cs.store(group="data", name="pairs_schema", node=PairsDataConfig)
+    cs.store(group="solver", name="schema", node=SolverConfig)
+    cs.store(group="backend", name="schema", node=BackendConfig)
+    cs.store(group="memory", name="schema", node=MemoryConfig)
+    cs.store(group="method", name="schema", node=MethodConfig)
+
+
+def config_dir() -> str:
+    """conf/ shipped inside the wheel (gpu_hpi/conf), or the repository's top-level conf/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"gpu_hpi's conf/ directory was not found next to {here}")

@@ -1,0 +1,195 @@
+"""Readers: repeat-sales pairs from parquet (a file, a directory or a glob of parts) or CSV, streamed
+in batches, with period columns turned into absolute period numbers cheaply.
+
+Periods may be timestamps/dates, strings ('2014-01', '2014-01-15', '2014-Q1', '2014') or integers
+(positions counted from `data.start`, or YYYYMM numbers).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+
+from .calendar import month_to_period, parse_period
+from .errors import ConfigError, DataError
+
+_EPOCH_MONTH = 1970 * 12  # absolute month of 1970-01
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """One batch of pairs on the host: prev, recent: (n,) int32 absolute periods; y: (n,) float64
+    (NaN where null); group: (n,) group ids (numpy or pandas Categorical) or None.
+    missing_period: rows of the batch dropped because a period was null."""
+
+    prev: np.ndarray
+    recent: np.ndarray
+    y: np.ndarray
+    group: Any
+    missing_period: int
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class PairSource:
+    """Where and how to read pairs. columns: role (group/prev/recent/y) -> column name."""
+
+    path: str
+    format: str
+    columns: dict[str, str | None]
+    periodicity: str = "month"
+    integer_periods: str = "index"
+    start: str | None = None
+    batch_rows: int = 1 << 22
+
+    def files(self) -> tuple[list[str], str]:
+        """The files to read and their format (parquet or csv); DataError if there are none."""
+        path = os.path.expanduser(self.path)
+        if os.path.isdir(path):
+            files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
+            if not files:
+                raise DataError(f"no .parquet files in directory {self.path}")
+        elif any(ch in path for ch in "*?["):
+            files = sorted(glob.glob(path, recursive=True))
+            if not files:
+                raise DataError(f"no files match {self.path}")
+        elif os.path.isfile(path):
+            files = [path]
+        else:
+            raise DataError(f"no such file: {self.path}")
+        fmt = self.format
+        if fmt == "auto":
+            exts = {os.path.splitext(f)[1].lower() for f in files}
+            if exts <= {".parquet", ".pq"}:
+                fmt = "parquet"
+            elif exts <= {".csv", ".txt", ".gz"}:
+                fmt = "csv"
+            else:
+                raise DataError(f"cannot tell the format of {self.path} from its extension; set data.format=parquet|csv")
+        if fmt == "csv" and len(files) != 1:
+            raise DataError(f"CSV input must be a single file, {self.path} matches {len(files)}")
+        return files, fmt
+
+    def wanted(self) -> dict[str, str]:
+        return {role: name for role, name in self.columns.items() if name}
+
+    def batches(self) -> Iterator[PairBatch]:
+        """Stream the pairs in batches of about `batch_rows` rows."""
+        files, fmt = self.files()
+        wanted = self.wanted()
+        for record_batch in _record_batches(files, fmt, list(wanted.values()), self.batch_rows):
+            yield self.convert(record_batch, wanted)
+
+    def convert(self, batch: pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
+        cols = {role: batch.column(name) for role, name in wanted.items()}
+        missing = pc.or_(pc.is_null(cols["prev"]), pc.is_null(cols["recent"]))
+        n_missing = int(pc.sum(missing).as_py() or 0)
+        if n_missing:  # rare: filter the batch once rather than carry sentinels
+            keep = pc.invert(missing)
+            cols = {role: pc.filter(col, keep) for role, col in cols.items()}
+        try:
+            y = cols["y"].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(f"column {wanted['y']!r} must be numeric (log price ratio), got {cols['y'].type}") from exc
+        prev = self.periods(cols["prev"], wanted["prev"])
+        recent = self.periods(cols["recent"], wanted["recent"])
+        group = _group_values(cols["group"]) if "group" in cols else None
+        return PairBatch(prev, recent, y, group, n_missing)
+
+    def periods(self, arr: pa.Array, name: str) -> np.ndarray:
+        """Absolute periods (int32) of a period column without nulls."""
+        kind = arr.type
+        if pa.types.is_dictionary(kind):
+            labels = self.periods(arr.dictionary, name)
+            return labels[arr.indices.to_numpy(zero_copy_only=False)]
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            if pa.types.is_timestamp(kind) and kind.tz is not None:
+                arr = pc.local_timestamp(arr)
+            days = arr.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
+            return month_to_period(_days_to_months(days), self.periodicity).astype(np.int32)
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            encoded = pc.dictionary_encode(arr)
+            labels = np.asarray([self._parse(s, name) for s in encoded.dictionary.to_pylist()], dtype=np.int32)
+            return labels[encoded.indices.to_numpy(zero_copy_only=False)]
+        if pa.types.is_integer(kind):
+            values = arr.to_numpy(zero_copy_only=False).astype(np.int64)
+            if self.integer_periods == "yyyymm":
+                month = values % 100
+                if values.size and (month.min() < 1 or month.max() > 12):
+                    raise DataError(f"column {name!r} is not in YYYYMM form (month {month.min()}..{month.max()})")
+                return month_to_period((values // 100) * 12 + month - 1, self.periodicity).astype(np.int32)
+            if self.start is None:
+                raise ConfigError(f"column {name!r} holds integer period positions: set data.start (the period "
+                                  "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm")
+            return (values + parse_period(self.start, self.periodicity)).astype(np.int32)
+        raise DataError(f"column {name!r} has type {kind}; periods must be timestamps, dates, "
+                        "'YYYY-MM' strings or integers")
+
+    def _parse(self, label: str, name: str) -> int:
+        try:
+            return parse_period(label, self.periodicity)
+        except ConfigError as exc:
+            raise DataError(f"column {name!r}: {exc}") from None
+
+
+def _days_to_months(days: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 -> absolute months, through a lookup table over the batch's day range
+    (a gather is far cheaper than calendar arithmetic per element)."""
+    if days.size == 0:
+        return days.astype(np.int64)
+    lo, hi = int(days.min()), int(days.max())
+    table = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + _EPOCH_MONTH
+    return table[days - lo]
+
+
+def _group_values(arr: pa.Array) -> Any:
+    """Group ids: numpy integers, else a pandas Series (strings, categories; nulls become missing)."""
+    if pa.types.is_integer(arr.type) and arr.null_count == 0:
+        return arr.to_numpy()
+    return arr.to_pandas()
+
+
+def _record_batches(files: list[str], fmt: str, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of the wanted columns; DataError naming the file for unreadable input."""
+    if fmt == "parquet":
+        try:
+            dataset = pads.dataset(files, format="parquet")
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"cannot read {files[0] if len(files) == 1 else 'the parquet dataset'}: {exc}") from None
+        _check_columns(dataset.schema.names, columns, files)
+        try:
+            yield from dataset.to_batches(columns=columns, batch_size=batch_rows, use_threads=True)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"cannot read parquet data: {exc}") from None
+        return
+    try:
+        reader = pacsv.open_csv(files[0], read_options=pacsv.ReadOptions(block_size=1 << 26),
+                                convert_options=pacsv.ConvertOptions(include_columns=None))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read CSV file {files[0]}: {exc}") from None
+    _check_columns(reader.schema.names, columns, files)
+    try:
+        for batch in reader:
+            yield batch.select(columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read CSV file {files[0]}: {exc}") from None
+
+
+def _check_columns(found: list[str], wanted: list[str], files: list[str]) -> None:
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise DataError(f"column(s) {', '.join(map(repr, missing))} not found in {files[0]}; "
+                        f"columns found: {', '.join(found)}")

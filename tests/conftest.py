@@ -1,0 +1,40 @@
+"""Shared fixtures. Markers (gpu, slow) are registered in pyproject.toml, not here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# `from reference import ...` in the test modules: pytest's default (prepend) import mode already puts
+# this folder on sys.path; keep it working under --import-mode=importlib too.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from reference import Problem, connected_problem, random_problem  # noqa: E402
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240601)
+
+
+@pytest.fixture
+def problem() -> Problem:
+    """Several groups (connected, with empty periods, with two components, too small) and invalid pairs."""
+    return random_problem(np.random.default_rng(7))
+
+
+@pytest.fixture
+def clean_problem() -> Problem:
+    """The same shapes of groups without invalid pairs (so integer group ids work)."""
+    return random_problem(np.random.default_rng(8), invalid=False)
+
+
+@pytest.fixture
+def connected() -> Problem:
+    """One group, every period identified, no invalid pairs."""
+    return connected_problem(np.random.default_rng(9))
