@@ -46,7 +46,7 @@ class Backend:
     def to_host(self, a: Any) -> np.ndarray:
         """A numpy copy (or view, on the CPU) of an array of this backend."""
         if self.is_gpu and not isinstance(a, np.ndarray):
-            return a.get()  # type: ignore[no-any-return]
+            return a.get()
         return np.asarray(a)
 
     def synchronize(self) -> None:
@@ -70,7 +70,9 @@ def _gpu_backend() -> Backend:
         import cupyx.scipy.sparse
         import cupyx.scipy.sparse.linalg
     except Exception as exc:  # ImportError, or a broken CUDA install raising at import
-        raise BackendUnavailableError(f"backend=gpu needs CuPy, which cannot be imported ({exc}); {GPU_EXTRA_HINT}") from exc
+        raise BackendUnavailableError(
+            f"backend=gpu needs CuPy, which cannot be imported ({exc}); {GPU_EXTRA_HINT}"
+        ) from exc
     try:
         n_devices = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
@@ -110,8 +112,17 @@ def array_namespace(a: Any) -> ModuleType:
     return cupy
 
 
-_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_size(text: str | int | float, total: int) -> int:
@@ -119,11 +130,13 @@ def parse_size(text: str | int | float, total: int) -> int:
     rounded down to a multiple of 256 (RMM's pool granularity)."""
     value = str(text).strip().lower().replace(" ", "")
     number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = value[len(number):]
+    unit = value[len(number) :]
     try:
         amount = float(number)
     except ValueError:
-        raise ConfigError(f"cannot read memory size {text!r} (use bytes, '40GB', '16GiB' or a fraction like '0.8')") from None
+        raise ConfigError(
+            f"cannot read memory size {text!r} (use bytes, '40GB', '16GiB' or a fraction like '0.8')"
+        ) from None
     if unit:
         if unit not in _SIZE_UNITS:
             raise ConfigError(f"unknown unit in memory size {text!r}; use one of {sorted(_SIZE_UNITS)}")
@@ -137,8 +150,9 @@ def parse_size(text: str | int | float, total: int) -> int:
     return int(size) // 256 * 256
 
 
-def configure_memory(backend: Backend, *, pool: bool, initial_pool_size: str | None,
-                     maximum_pool_size: str | None, managed_memory: bool) -> str:
+def configure_memory(
+    backend: Backend, *, pool: bool, initial_pool_size: str | None, maximum_pool_size: str | None, managed_memory: bool
+) -> str:
     """Route CuPy through an RMM pool (or managed memory) before any device allocation, with
     statistics on so the peak can be reported. Returns a one-line note of what was done."""
     if not backend.is_gpu:

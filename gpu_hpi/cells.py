@@ -77,8 +77,13 @@ class CellTable:
             return a if isinstance(a, np.ndarray) else a.get()
 
         return replace(
-            self, group=host(self.group), prev=host(self.prev), recent=host(self.recent),
-            count=host(self.count), sum_y=host(self.sum_y), sum_y2=host(self.sum_y2),
+            self,
+            group=host(self.group),
+            prev=host(self.prev),
+            recent=host(self.recent),
+            count=host(self.count),
+            sum_y=host(self.sum_y),
+            sum_y2=host(self.sum_y2),
         )
 
     def __add__(self, other: CellTable) -> CellTable:
@@ -91,7 +96,9 @@ class CellTable:
         return replace(self, n_periods=n_periods, prev=self.prev + offset, recent=self.recent + offset)
 
 
-def _reduce_by_key(xp: Any, key: Any, count: Any, s1: Any, s2: Any, n_keys: int | None = None) -> tuple[Any, Any, Any, Any]:
+def _reduce_by_key(
+    xp: Any, key: Any, count: Any, s1: Any, s2: Any, n_keys: int | None = None
+) -> tuple[Any, Any, Any, Any]:
     """Sum count, s1 and s2 over equal keys; returns (unique sorted keys, counts, s1, s2).
 
     With keys known to lie in [0, n_keys) and a small n_keys, dense bincounts replace the sort.
@@ -99,8 +106,12 @@ def _reduce_by_key(xp: Any, key: Any, count: Any, s1: Any, s2: Any, n_keys: int 
     if n_keys is not None and n_keys <= DENSE_KEY_LIMIT:
         cnt = xp.bincount(key, weights=count, minlength=n_keys)
         (nonzero,) = xp.nonzero(cnt)
-        return (nonzero, xp.rint(cnt[nonzero]).astype(np.int64), xp.bincount(key, weights=s1, minlength=n_keys)[nonzero],
-                xp.bincount(key, weights=s2, minlength=n_keys)[nonzero])
+        return (
+            nonzero,
+            xp.rint(cnt[nonzero]).astype(np.int64),
+            xp.bincount(key, weights=s1, minlength=n_keys)[nonzero],
+            xp.bincount(key, weights=s2, minlength=n_keys)[nonzero],
+        )
     uniq, inverse = xp.unique(key, return_inverse=True)
     inverse = inverse.reshape(-1)
     n = uniq.shape[0]
@@ -147,6 +158,7 @@ def build_cell_table(
     workers = 1 if backend.is_gpu else max(1, min(os.cpu_count() or 1, len(starts)))
 
     if n_keys <= DENSE_KEY_LIMIT:
+
         def dense_partial(worker: int) -> tuple[Any, Any, Any, dict[str, int]]:
             # invalid pairs go to an extra bucket n_keys, cut off at the end (no compaction copy)
             cnt = xp.zeros(n_keys + 1, dtype=np.int64)
@@ -183,8 +195,14 @@ def build_cell_table(
             uniq, inverse = xp.unique(key, return_inverse=True)
             inverse = inverse.reshape(-1)
             m = uniq.shape[0]
-            acc.append((uniq, xp.bincount(inverse, minlength=m), xp.bincount(inverse, weights=y, minlength=m),
-                        xp.bincount(inverse, weights=y * y, minlength=m)))
+            acc.append(
+                (
+                    uniq,
+                    xp.bincount(inverse, minlength=m),
+                    xp.bincount(inverse, weights=y, minlength=m),
+                    xp.bincount(inverse, weights=y * y, minlength=m),
+                )
+            )
             pending += m
             if pending > 4 * chunk:  # bound memory: fold the pending partial tables into one
                 acc = [_concat_reduce(xp, acc)]
@@ -192,7 +210,7 @@ def build_cell_table(
         return _concat_reduce(xp, acc), dropped
 
     partials = _run(sparse_partial, workers)
-    dropped = functools.reduce(add_counts, (p[1] for p in partials), {})
+    dropped = functools.reduce(add_counts, (p[1] for p in partials), dict[str, int]())
     if strict:
         check_strict(dropped)
     table = _from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, [p[0] for p in partials]))
@@ -224,16 +242,20 @@ def merge_tables(tables: list[CellTable]) -> CellTable:
         raise DataError("no cell tables to merge")
     t = tables[0].n_periods
     if any(tb.n_periods != t for tb in tables):
-        raise DataError(f"cannot merge cell tables with different numbers of periods: {[tb.n_periods for tb in tables]}")
+        raise DataError(
+            f"cannot merge cell tables with different numbers of periods: {[tb.n_periods for tb in tables]}"
+        )
     xp = array_namespace(tables[0].count)
     labels = _union_labels([tb.group_labels for tb in tables])
     keys = []
     for tb in tables:
         remap = xp.asarray(np.searchsorted(labels, tb.group_labels).astype(np.int64))
         keys.append((remap[tb.group] * t + tb.prev) * t + tb.recent)
-    parts = (xp.concatenate(keys), *(xp.concatenate([getattr(tb, f) for tb in tables]) for f in ("count", "sum_y", "sum_y2")))
-    merged = _from_keys(xp, t, labels, *_reduce_by_key(xp, *parts, n_keys=labels.shape[0] * t * t))
-    return replace(merged, dropped=functools.reduce(add_counts, (tb.dropped for tb in tables), {}))
+    count, s1, s2 = (xp.concatenate([getattr(tb, f) for tb in tables]) for f in ("count", "sum_y", "sum_y2"))
+    sums = _reduce_by_key(xp, xp.concatenate(keys), count, s1, s2, n_keys=labels.shape[0] * t * t)
+    merged = _from_keys(xp, t, labels, *sums)
+    dropped: dict[str, int] = functools.reduce(add_counts, (tb.dropped for tb in tables), {})
+    return replace(merged, dropped=dropped)
 
 
 def _union_labels(label_sets: list[np.ndarray]) -> np.ndarray:

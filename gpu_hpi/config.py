@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -44,7 +44,7 @@ class FileFormat(str, Enum):
     csv = "csv"
 
 
-class IntegerPeriods(str, Enum):
+class IntegerPeriods(Enum):
     index = "index"  # 0 = data.start
     yyyymm = "yyyymm"  # 201401 = 2014-01
 
@@ -53,7 +53,7 @@ class IntegerPeriods(str, Enum):
 class ColumnsConfig:
     """Column names in the pairs file (the seed's by default); group: null for no group column."""
 
-    group: Optional[str] = "group_id"
+    group: str | None = "group_id"
     prev: str = "PrevYearMonth"
     recent: str = "RecentYearMonth"
     y: str = "LogPriceDiff"
@@ -81,8 +81,8 @@ class PairsDataConfig:
     path: str = MISSING
     format: FileFormat = FileFormat.auto
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
-    start: Optional[str] = None  # first period of the window; inferred from the data when null
-    end: Optional[str] = None  # last period of the window; inferred when null
+    start: str | None = None  # first period of the window; inferred from the data when null
+    end: str | None = None  # last period of the window; inferred when null
     integer_periods: IntegerPeriods = IntegerPeriods.index
     batch_rows: int = 1 << 22
     strict: bool = False  # invalid pairs are an error instead of being dropped and counted
@@ -92,7 +92,7 @@ class PairsDataConfig:
 class SolverConfig:
     name: SolverName = SolverName.normal
     tol: float = 1e-10  # atol = btol of lsqr / lsmr
-    iter_lim: Optional[int] = None
+    iter_lim: int | None = None
 
 
 @dataclass
@@ -106,8 +106,8 @@ class MemoryConfig:
     strings or a fraction of device memory such as '0.8'."""
 
     pool: bool = True
-    initial_pool_size: Optional[str] = None
-    maximum_pool_size: Optional[str] = None
+    initial_pool_size: str | None = None
+    maximum_pool_size: str | None = None
     managed_memory: bool = False
 
 
@@ -119,10 +119,10 @@ class MethodConfig:
 @dataclass
 class IndexConfig:
     periodicity: Periodicity = Periodicity.month
-    base_period: Optional[str] = None  # e.g. 2017-11; null: the first period
+    base_period: str | None = None  # e.g. 2017-11; null: the first period
     groups: bool = True  # an index per group
     pooled: bool = True  # the all-groups index (group ALL)
-    min_pairs: Optional[int] = None  # groups with fewer pairs are skipped; null: number of periods
+    min_pairs: int | None = None  # groups with fewer pairs are skipped; null: number of periods
 
 
 @dataclass

@@ -65,7 +65,8 @@ def fit_index(
         info[name] = {"solver": solver}
         if pairs is not None and solver != "normal":
             beta, iterations, reason = iterative_beta(
-                pairs, ident, be, solver, pooled=name == "pooled", tol=tol, iter_lim=iter_lim)  # type: ignore[arg-type]
+                pairs, ident, be, solver, pooled=name == "pooled", tol=tol, iter_lim=iter_lim
+            )
             info[name].update(iterations=iterations, stop_reason=reason)
         fits.append((tab.group_labels, fit_table(tab, ident, be, beta)))
     result = IndexResult.from_fits(fits, periods, base_period, min_pairs, info)
@@ -76,13 +77,19 @@ def fit_index(
 def _warn_unidentified(result: IndexResult, min_pairs: int) -> None:
     if result.skipped.any():
         names = ", ".join(map(str, result.groups[result.skipped][:10]))
-        warnings.warn(f"{int(result.skipped.sum())} group(s) with fewer than {min_pairs} pairs skipped: {names}",
-                      IdentificationWarning, stacklevel=3)
+        warnings.warn(
+            f"{int(result.skipped.sum())} group(s) with fewer than {min_pairs} pairs skipped: {names}",
+            IdentificationWarning,
+            stacklevel=3,
+        )
     missing = result.unidentified
     if len(missing):
-        warnings.warn(f"{len(missing)} (group, period) index values are not identified and set to NaN "
-                      f"(in {missing['group'].nunique()} group(s)); see IndexResult.unidentified",
-                      IdentificationWarning, stacklevel=3)
+        warnings.warn(
+            f"{len(missing)} (group, period) index values are not identified and set to NaN "
+            f"(in {missing['group'].nunique()} group(s)); see IndexResult.unidentified",
+            IdentificationWarning,
+            stacklevel=3,
+        )
 
 
 def estimate_index(

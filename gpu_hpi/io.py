@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -78,7 +77,9 @@ class PairSource:
             elif exts <= {".csv", ".txt", ".gz"}:
                 fmt = "csv"
             else:
-                raise DataError(f"cannot tell the format of {self.path} from its extension; set data.format=parquet|csv")
+                raise DataError(
+                    f"cannot tell the format of {self.path} from its extension; set data.format=parquet|csv"
+                )
         if fmt == "csv" and len(files) != 1:
             raise DataError(f"CSV input must be a single file, {self.path} matches {len(files)}")
         return files, fmt
@@ -132,11 +133,14 @@ class PairSource:
                     raise DataError(f"column {name!r} is not in YYYYMM form (month {month.min()}..{month.max()})")
                 return month_to_period((values // 100) * 12 + month - 1, self.periodicity).astype(np.int32)
             if self.start is None:
-                raise ConfigError(f"column {name!r} holds integer period positions: set data.start (the period "
-                                  "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm")
+                raise ConfigError(
+                    f"column {name!r} holds integer period positions: set data.start (the period "
+                    "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm"
+                )
             return (values + parse_period(self.start, self.periodicity)).astype(np.int32)
-        raise DataError(f"column {name!r} has type {kind}; periods must be timestamps, dates, "
-                        "'YYYY-MM' strings or integers")
+        raise DataError(
+            f"column {name!r} has type {kind}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
+        )
 
     def _parse(self, label: str, name: str) -> int:
         try:
@@ -176,8 +180,11 @@ def _record_batches(files: list[str], fmt: str, columns: list[str], batch_rows: 
             raise DataError(f"cannot read parquet data: {exc}") from None
         return
     try:
-        reader = pacsv.open_csv(files[0], read_options=pacsv.ReadOptions(block_size=1 << 26),
-                                convert_options=pacsv.ConvertOptions(include_columns=None))
+        reader = pacsv.open_csv(
+            files[0],
+            read_options=pacsv.ReadOptions(block_size=1 << 26),
+            convert_options=pacsv.ConvertOptions(include_columns=None),
+        )
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read CSV file {files[0]}: {exc}") from None
     _check_columns(reader.schema.names, columns, files)
@@ -191,5 +198,6 @@ def _record_batches(files: list[str], fmt: str, columns: list[str], batch_rows: 
 def _check_columns(found: list[str], wanted: list[str], files: list[str]) -> None:
     missing = [c for c in wanted if c not in found]
     if missing:
-        raise DataError(f"column(s) {', '.join(map(repr, missing))} not found in {files[0]}; "
-                        f"columns found: {', '.join(found)}")
+        raise DataError(
+            f"column(s) {', '.join(map(repr, missing))} not found in {files[0]}; columns found: {', '.join(found)}"
+        )

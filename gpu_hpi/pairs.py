@@ -50,8 +50,9 @@ class Pairs:
     def chunk(self, start: int, stop: int) -> Pairs:
         """The pairs [start, stop) (views, no copy)."""
         group = None if self.group is None else self.group[start:stop]
-        return replace(self, prev=self.prev[start:stop], recent=self.recent[start:stop], y=self.y[start:stop],
-                       group=group)
+        return replace(
+            self, prev=self.prev[start:stop], recent=self.recent[start:stop], y=self.y[start:stop], group=group
+        )
 
 
 def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:
@@ -151,7 +152,9 @@ def prepare_pairs(
     xp = be.xp
     prev, recent, y = xp.asarray(prev), xp.asarray(recent), xp.asarray(y)
     if not (prev.shape == recent.shape == y.shape) or prev.ndim != 1:
-        raise DataError(f"prev, recent and y must be 1-d arrays of one length, got {prev.shape}, {recent.shape}, {y.shape}")
+        raise DataError(
+            f"prev, recent and y must be 1-d arrays of one length, got {prev.shape}, {recent.shape}, {y.shape}"
+        )
     for name, arr in (("prev", prev), ("recent", recent)):
         if arr.dtype.kind not in "iu":
             raise DataError(f"{name} periods must be integers, got dtype {arr.dtype}")

@@ -75,8 +75,9 @@ def _window(cfg: Any, periodicity: str) -> tuple[int | None, int | None]:
     return start, end
 
 
-def _batch_table(batch: PairBatch, start: int | None, end: int | None, backend: Backend,
-                 strict: bool) -> tuple[int, CellTable, Pairs]:
+def _batch_table(
+    batch: PairBatch, start: int | None, end: int | None, backend: Backend, strict: bool
+) -> tuple[int, CellTable, Pairs]:
     """The batch's cell table over its own period range (or the configured window)."""
     if batch.n_rows:
         lo = start if start is not None else int(min(batch.prev.min(), batch.recent.min()))
@@ -84,8 +85,14 @@ def _batch_table(batch: PairBatch, start: int | None, end: int | None, backend: 
     else:
         lo = start if start is not None else 0
         hi = end if end is not None else lo + 1
-    pairs = prepare_pairs(batch.prev - np.int32(lo), batch.recent - np.int32(lo), batch.y, batch.group,
-                          n_periods=max(hi - lo + 1, 2), backend=backend)
+    pairs = prepare_pairs(
+        batch.prev - np.int32(lo),
+        batch.recent - np.int32(lo),
+        batch.y,
+        batch.group,
+        n_periods=max(hi - lo + 1, 2),
+        backend=backend,
+    )
     return lo, build_cell_table(pairs, backend, strict=strict), pairs
 
 
@@ -101,8 +108,14 @@ def _progress(enabled: bool, total: int | None) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    progress = Progress(TextColumn("reading pairs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(stderr=True), transient=True)
+    progress = Progress(
+        TextColumn("reading pairs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
     @contextlib.contextmanager
     def bar() -> Iterator[Any]:
@@ -120,11 +133,20 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     solver = _name(cfg.solver.name)
     with timings.stage("setup"):
         backend = resolve_backend(_name(cfg.backend.name))
-        memory_note = configure_memory(backend, pool=cfg.memory.pool, initial_pool_size=cfg.memory.initial_pool_size,
-                                       maximum_pool_size=cfg.memory.maximum_pool_size,
-                                       managed_memory=cfg.memory.managed_memory)
-    log.info("backend %s (%s): %s; %s", backend.name, backend.device, "requested" if _name(cfg.backend.name) != "auto"
-             else "chosen by backend=auto", memory_note)
+        memory_note = configure_memory(
+            backend,
+            pool=cfg.memory.pool,
+            initial_pool_size=cfg.memory.initial_pool_size,
+            maximum_pool_size=cfg.memory.maximum_pool_size,
+            managed_memory=cfg.memory.managed_memory,
+        )
+    log.info(
+        "backend %s (%s): %s; %s",
+        backend.name,
+        backend.device,
+        "requested" if _name(cfg.backend.name) != "auto" else "chosen by backend=auto",
+        memory_note,
+    )
 
     market = None
     strict = bool(cfg.data.get("strict", False))
@@ -134,15 +156,22 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
         first = parse_period(d.start, "month")
         if periodicity != "month":
             raise ConfigError("the synthetic market is monthly; use index.periodicity=month")
-        start, end = first, first + d.n_periods - 1
+        start: int | None = first
+        end: int | None = first + d.n_periods - 1
         batches: Iterator[PairBatch] = _synthetic_batches(market, first)
         total_rows: int | None = d.n_pairs
     else:
         start, end = _window(cfg, periodicity)
         columns = {role: cfg.data.columns.get(role) for role in ("group", "prev", "recent", "y")}
-        source = PairSource(path=cfg.data.path, format=_name(cfg.data.format), columns=columns,
-                            periodicity=periodicity, integer_periods=_name(cfg.data.integer_periods),
-                            start=cfg.data.start, batch_rows=int(cfg.data.batch_rows))
+        source = PairSource(
+            path=cfg.data.path,
+            format=_name(cfg.data.format),
+            columns=columns,
+            periodicity=periodicity,
+            integer_periods=_name(cfg.data.integer_periods),
+            start=cfg.data.start,
+            batch_rows=int(cfg.data.batch_rows),
+        )
         files, fmt = source.files()
         total_rows = pads.dataset(files, format="parquet").count_rows() if fmt == "parquet" else None
         batches = source.batches()
@@ -169,9 +198,19 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
             pairs = _concat_pairs(kept, first_period, table.n_periods, backend)
     base = 0 if cfg.index.base_period is None else calendar.position(cfg.index.base_period)
     with timings.stage("solve", backend):
-        result = fit_index(table, pairs=pairs, backend=backend, solver=solver, base_period=base,
-                           min_pairs=cfg.index.min_pairs, groups=cfg.index.groups, pooled=cfg.index.pooled,
-                           period_labels=calendar.labels(), tol=cfg.solver.tol, iter_lim=cfg.solver.iter_lim)
+        result = fit_index(
+            table,
+            pairs=pairs,
+            backend=backend,
+            solver=solver,
+            base_period=base,
+            min_pairs=cfg.index.min_pairs,
+            groups=cfg.index.groups,
+            pooled=cfg.index.pooled,
+            period_labels=calendar.labels(),
+            tol=cfg.solver.tol,
+            iter_lim=cfg.solver.iter_lim,
+        )
 
     dropped = add_counts({"missing_period": acc.missing_period} if acc.missing_period else {}, table.dropped)
     summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
@@ -186,6 +225,7 @@ def _name(value: Any) -> str:
 
 def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend: Backend) -> Pairs:
     groups = [b.group for b in batches]
+    group: Any
     if groups[0] is None:
         group = None
     elif all(isinstance(g, np.ndarray) for g in groups):
@@ -195,12 +235,23 @@ def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend:
     return prepare_pairs(
         np.concatenate([b.prev for b in batches]) - np.int32(start),
         np.concatenate([b.recent for b in batches]) - np.int32(start),
-        np.concatenate([b.y for b in batches]), group, n_periods=n_periods, backend=backend,
+        np.concatenate([b.y for b in batches]),
+        group,
+        n_periods=n_periods,
+        backend=backend,
     )
 
 
-def _summary(cfg: Any, result: IndexResult, table: CellTable, dropped: dict[str, int], backend: Backend,
-             calendar: Calendar, solver: str, market: SyntheticMarket | None) -> dict[str, Any]:
+def _summary(
+    cfg: Any,
+    result: IndexResult,
+    table: CellTable,
+    dropped: dict[str, int],
+    backend: Backend,
+    calendar: Calendar,
+    solver: str,
+    market: SyntheticMarket | None,
+) -> dict[str, Any]:
     is_pooled = result.groups == "ALL"
     per_group = ~is_pooled if (~is_pooled).any() else is_pooled
     summary: dict[str, Any] = {

@@ -40,9 +40,16 @@ class IndexResult:
     solver_info: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def from_fits(cls, fits: list[tuple[np.ndarray, TableFit]], periods: np.ndarray, base_period: int,
-                  min_pairs: int, solver_info: dict[str, dict[str, Any]]) -> IndexResult:
+    def from_fits(
+        cls,
+        fits: list[tuple[np.ndarray, TableFit]],
+        periods: np.ndarray,
+        base_period: int,
+        min_pairs: int,
+        solver_info: dict[str, dict[str, Any]],
+    ) -> IndexResult:
         """Stack the fits of several solves (e.g. the groups, then the pooled table) into one result."""
+
         def stack(name: str) -> np.ndarray:
             return np.concatenate([getattr(f, name) for _, f in fits])
 
@@ -50,9 +57,15 @@ class IndexResult:
             groups=np.concatenate([labels for labels, _ in fits]).astype(object),
             periods=np.asarray(periods, dtype=object),
             base_period=base_period,
-            log_index=stack("log_index"), se=stack("se"), period_pairs=stack("period_pairs"),
-            n_pairs=stack("n_pairs"), n_used=stack("n_used"), n_params=stack("n_params"),
-            sigma2=stack("sigma2"), r2=stack("r2"), skipped=stack("n_pairs") < min_pairs,
+            log_index=stack("log_index"),
+            se=stack("se"),
+            period_pairs=stack("period_pairs"),
+            n_pairs=stack("n_pairs"),
+            n_used=stack("n_used"),
+            n_params=stack("n_params"),
+            sigma2=stack("sigma2"),
+            r2=stack("r2"),
+            skipped=stack("n_pairs") < min_pairs,
             solver_info=solver_info,
         )
 
@@ -78,23 +91,32 @@ class IndexResult:
         ci_high, n_pairs (pairs touching the period)."""
         low, high = self.conf_int(level)
         g, t = self.log_index.shape
-        return pd.DataFrame({
-            "group": np.repeat(self.groups.astype(str), t),
-            "period": np.tile(self.periods.astype(str), g),
-            "log_index": self.log_index.ravel(),
-            "index": self.index.ravel(),
-            "se": self.se.ravel(),
-            "ci_low": low.ravel(),
-            "ci_high": high.ravel(),
-            "n_pairs": self.period_pairs.ravel(),
-        })[INDEX_COLUMNS]
+        return pd.DataFrame(
+            {
+                "group": np.repeat(self.groups.astype(str), t),
+                "period": np.tile(self.periods.astype(str), g),
+                "log_index": self.log_index.ravel(),
+                "index": self.index.ravel(),
+                "se": self.se.ravel(),
+                "ci_low": low.ravel(),
+                "ci_high": high.ravel(),
+                "n_pairs": self.period_pairs.ravel(),
+            }
+        )[INDEX_COLUMNS]
 
     def group_frame(self) -> pd.DataFrame:
         """One row per group: pairs, pairs used, estimated periods, sigma^2, R^2 (uncentred), skipped."""
-        return pd.DataFrame({
-            "group": self.groups.astype(str), "n_pairs": self.n_pairs, "n_used": self.n_used,
-            "n_params": self.n_params, "sigma2": self.sigma2, "r2": self.r2, "skipped": self.skipped,
-        })
+        return pd.DataFrame(
+            {
+                "group": self.groups.astype(str),
+                "n_pairs": self.n_pairs,
+                "n_used": self.n_used,
+                "n_params": self.n_params,
+                "sigma2": self.sigma2,
+                "r2": self.r2,
+                "skipped": self.skipped,
+            }
+        )
 
     def plot(self, path: str, max_groups: int = 6, level: float = 0.95) -> None:
         """PNG: the pooled (or first) index with its confidence band, and up to `max_groups` group

@@ -108,9 +108,7 @@ def _group_bounds(table: CellTable) -> np.ndarray:
     return np.searchsorted(group, np.arange(table.n_groups + 1))
 
 
-def fit_table(
-    table: CellTable, ident: Identification, backend: Backend, beta: np.ndarray | None = None
-) -> TableFit:
+def fit_table(table: CellTable, ident: Identification, backend: Backend, beta: np.ndarray | None = None) -> TableFit:
     """Solve the reduced normal equations group by group (batched), or, given `beta` (G, T) from
     an iterative solver, only compute its statistics. Standard errors: sigma^2 (Z'Z)^-1, with
     sigma^2 = SSR / (n_used - n_params) and SSR = sum over cells of S2 - 2 d S1 + n d^2.
@@ -135,9 +133,12 @@ def fit_table(
         s1, s2 = table.sum_y[sl], table.sum_y2[sl]
         nf = n.astype(np.float64)
         ti, tj = grp * t + i, grp * t + j
-        period_pairs[g0:g1] = backend.to_host(
-            xp.bincount(xp.concatenate([ti, tj]), weights=xp.concatenate([nf, nf]), minlength=b * t)
-        ).round().astype(np.int64).reshape(b, t)
+        period_pairs[g0:g1] = (
+            backend.to_host(xp.bincount(xp.concatenate([ti, tj]), weights=xp.concatenate([nf, nf]), minlength=b * t))
+            .round()
+            .astype(np.int64)
+            .reshape(b, t)
+        )
         # only cells in the base period's component enter the fit (both ends are then identified)
         used = xp.asarray(ident.identified[g0:g1])[grp, i]
         grp, i, j, ti, tj, nf, s1, s2 = (a[used] for a in (grp, i, j, ti, tj, nf, s1, s2))
@@ -191,12 +192,20 @@ class IterativeSolution:
     residual_norm: float
 
 
-def lsqr(xp: Any, a: Any, b: Any, *, atol: float = 1e-10, btol: float = 1e-10, conlim: float = 1e8,
-         iter_lim: int | None = None) -> IterativeSolution:
+def lsqr(
+    xp: Any,
+    a: Any,
+    b: Any,
+    *,
+    atol: float = 1e-10,
+    btol: float = 1e-10,
+    conlim: float = 1e8,
+    iter_lim: int | None = None,
+) -> IterativeSolution:
     """LSQR (Paige & Saunders 1982) for min ||Ax - b|| with a rectangular sparse A, written against
     the array namespace (cupyx's `lsqr` solves square systems only). Stopping rules as SciPy's.
     """
-    m, n = a.shape
+    n = a.shape[1]
     iter_lim = iter_lim or 2 * n
     eps = float(np.finfo(np.float64).eps)
     x = xp.zeros(n)
@@ -268,8 +277,14 @@ def lsqr(xp: Any, a: Any, b: Any, *, atol: float = 1e-10, btol: float = 1e-10, c
 
 
 def iterative_beta(
-    pairs: Pairs, ident: Identification, backend: Backend, solver: Solver, *,
-    pooled: bool = False, tol: float = 1e-10, iter_lim: int | None = None,
+    pairs: Pairs,
+    ident: Identification,
+    backend: Backend,
+    solver: str,
+    *,
+    pooled: bool = False,
+    tol: float = 1e-10,
+    iter_lim: int | None = None,
 ) -> tuple[np.ndarray, int, str]:
     """Solve the dummy-matrix least squares of all groups at once with LSQR or LSMR.
 
@@ -297,8 +312,11 @@ def iterative_beta(
             raise ValueError(f"not an iterative solver: {solver!r}")
     reason = LSQR_STOP_REASONS.get(istop, f"stop code {istop}")
     if istop == 7:
-        warnings.warn(f"{solver} stopped at its iteration limit ({iterations}) before reaching tol={tol}",
-                      ConvergenceWarning, stacklevel=2)
+        warnings.warn(
+            f"{solver} stopped at its iteration limit ({iterations}) before reaching tol={tol}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     beta = np.zeros(g * t)
     beta[est.reshape(-1)] = backend.to_host(x)
     return beta.reshape(g, t), iterations, reason

@@ -23,8 +23,15 @@ class SyntheticMarket:
     true_log_index: np.ndarray
 
     @classmethod
-    def create(cls, n_pairs: int, n_periods: int = 123, n_groups: int = 17, seed: int = 0,
-               noise_sd: float = 0.1, mean_holding: float = 30.0) -> SyntheticMarket:
+    def create(
+        cls,
+        n_pairs: int,
+        n_periods: int = 123,
+        n_groups: int = 17,
+        seed: int = 0,
+        noise_sd: float = 0.1,
+        mean_holding: float = 30.0,
+    ) -> SyntheticMarket:
         if n_pairs < 0 or n_periods < 2 or n_groups < 1 or mean_holding < 1:
             raise ValueError("need n_pairs >= 0, n_periods >= 2, n_groups >= 1, mean_holding >= 1")
         rng = np.random.default_rng(seed)

@@ -293,6 +293,7 @@ def random_problem(rng: np.random.Generator, *, n_periods: int = 12, labels: tup
         gid_l.append(np.full(len(i), label))
     if small_group:
         i, j = _pairs_within(rng, all_periods, max(1, t // 2))
+        i[0] = 0  # touches period 0, so that with a low min_pairs it has an index
         prev_l.append(i)
         recent_l.append(j)
         gid_l.append(np.full(len(i), 99999))
