@@ -86,9 +86,9 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
 
 def main() -> None:
     register_configs()
-    overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
-    if "--help" not in sys.argv and "-h" not in sys.argv:
-        problem = _check_overrides(overrides)
+    args = sys.argv[1:]
+    if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through
+        problem = _check_overrides(args)
         if problem:
             print(f"gpu_hpi: error: {problem}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)

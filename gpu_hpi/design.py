@@ -34,25 +34,31 @@ def dummy_matrix(
     """
     xp = backend.xp
     t = pairs.n_periods
-    offset = 0 if pairs.group is None or pooled else pairs.group.astype(np.int64) * t
-    col = xp.asarray(column)
     valid, _ = count_invalid(xp, pairs)
-    # invalid pairs may hold any period: clip before the lookup, they are masked out anyway
-    prev = xp.clip(pairs.prev, 0, t - 1)
-    recent = xp.clip(pairs.recent, 0, t - 1)
-    offset = xp.where(valid, offset, 0)
-    rows = valid & xp.asarray(identified.reshape(-1))[offset + prev]
-    ci = col[offset + prev][rows]
-    cj = col[offset + recent][rows]
-    y = pairs.y[rows].astype(np.float64)
-    entries = xp.stack([ci, cj], axis=1)  # (M, 2): earlier, later column
-    values = xp.stack([xp.full(ci.shape, -1.0), xp.full(cj.shape, 1.0)], axis=1)
+    # invalid pairs may hold any period or group: clip the lookups, their rows are masked out anyway
+    prev = xp.clip(pairs.prev, 0, t - 1).astype(np.int32)
+    recent = xp.clip(pairs.recent, 0, t - 1).astype(np.int32)
+    if pairs.group is not None and not pooled:
+        offset = xp.maximum(pairs.group, 0).astype(np.int32) * np.int32(t)
+        prev += offset
+        recent += offset
+    rows = valid & xp.asarray(identified.reshape(-1))[prev]
+    col = xp.asarray(column.astype(np.int32))
+    m = int(xp.count_nonzero(rows))
+    # interleave the earlier / later column of each row, then drop the base / unestimated ones
+    entries = xp.empty(2 * m, dtype=np.int32)
+    entries[0::2] = col[prev[rows]]
+    entries[1::2] = col[recent[rows]]
+    values = xp.empty(2 * m, dtype=np.float64)
+    values[0::2] = -1.0
+    values[1::2] = 1.0
     present = entries >= 0
-    indptr = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(present.sum(axis=1))])
+    indptr = xp.zeros(m + 1, dtype=np.int64)
+    xp.cumsum(present.reshape(m, 2).sum(axis=1), out=indptr[1:])
     # int32 indices (cupyx casts to int32 anyway): nnz <= 2 x pairs is far below 2^31 at 150M pairs
-    index_type = np.int32 if int(indptr[-1]) < 2**31 else np.int64
+    index_type = np.int32 if 2 * m < 2**31 else np.int64
     matrix = backend.sparse.csr_matrix(
         (values[present], entries[present].astype(index_type), indptr.astype(index_type)),
-        shape=(int(y.shape[0]), int((column >= 0).sum())),
+        shape=(m, int((column >= 0).sum())),
     )
-    return DesignMatrix(matrix, y, rows)
+    return DesignMatrix(matrix, pairs.y[rows].astype(np.float64), rows)

@@ -381,3 +381,17 @@ def assert_matches_reference(result: Any, ref: Reference, *, atol: float = 1e-9,
     np.testing.assert_array_equal(result.n_used, ref.n_used, err_msg="n_used")
     np.testing.assert_array_equal(result.n_params, ref.n_params, err_msg="n_params")
     np.testing.assert_array_equal(result.skipped, ref.skipped, err_msg="skipped")
+
+
+def assert_tables_equal(a: Any, b: Any, *, rtol: float = 1e-12) -> None:
+    """Two cell tables (on the host) hold the same cells: labels, keys and counts exactly, sums to rtol
+    (relative to the largest |sum| of the table, so that sums near zero do not fail on rounding)."""
+    assert a.n_periods == b.n_periods
+    assert list(a.group_labels) == list(b.group_labels)
+    for name in ("group", "prev", "recent", "count"):
+        np.testing.assert_array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(b, name)), err_msg=name)
+    for name in ("sum_y", "sum_y2"):
+        x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        scale = max(float(np.abs(y).max(initial=0.0)), 1e-300)
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * scale, err_msg=name)
+    assert a.dropped == b.dropped

@@ -1,0 +1,191 @@
+"""Benchmark suite: `python -m benchmarks [--sizes 1M,10M,150M] [--cases ...]`.
+
+Each case runs in a fresh subprocess on the same synthetic market (T = 123, 17 groups) and
+reports wall time of the timed region and the peak resident memory the region added on top of
+its inputs (sampled from /proc every 5 ms). The seed's lil_matrix loop runs at a small size and is
+extrapolated linearly (labelled so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import warnings
+
+import numpy as np
+
+CASES = ("normal", "lsqr", "lsmr", "seed_loop", "dense_lstsq")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}.get(text[-1], 1)
+    return int(float(text.rstrip("KMBG")) * scale)
+
+
+class PeakRss:
+    """Peak resident set size while the block runs, sampled every 5 ms (Linux /proc)."""
+
+    def __enter__(self) -> PeakRss:
+        self.start = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+
+def market_arrays(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from gpu_hpi.synthetic import SyntheticMarket
+
+    return SyntheticMarket.create(n, 123, 17, seed=1).arrays()
+
+
+def run_case(case: str, n: int, backend: str) -> dict[str, Any]:
+    """Run one case in this process; returns its measurements."""
+    import gpu_hpi
+
+    warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
+    group, prev, recent, y = market_arrays(n)
+    inputs = group.nbytes + prev.nbytes + recent.nbytes + y.nbytes
+    be = gpu_hpi.resolve_backend(backend)
+    if be.is_gpu:  # the timed region starts with the data on the device
+        group, prev, recent, y = (be.asarray(a) for a in (group, prev, recent, y))
+    # warm up: lazy imports, and on the GPU the first-use kernel compilation
+    gpu_hpi.estimate_index(prev[:20000], recent[:20000], y[:20000], group[:20000], n_periods=123, backend=be,
+                           solver=case if case in ("lsqr", "lsmr") else "normal", min_pairs=1)
+    fn: Callable[[], Any]
+    if case in ("normal", "lsqr", "lsmr"):
+        def fn() -> Any:
+            return gpu_hpi.estimate_index(prev, recent, y, group, n_periods=123, backend=be, solver=case)
+    elif case == "seed_loop":
+        fn = lambda: seed_loop(prev, recent, y)  # noqa: E731
+    elif case == "dense_lstsq":
+        fn = lambda: dense_lstsq(prev, recent, y)  # noqa: E731
+    else:
+        raise SystemExit(f"unknown case {case}")
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        fn()
+        be.synchronize()
+        seconds = time.perf_counter() - start
+    return {"case": case, "n": n, "seconds": seconds, "extra_rss": mem.peak - mem.start, "inputs": inputs,
+            "backend": be.name, "device": be.device}
+
+
+def seed_loop(prev: np.ndarray, recent: np.ndarray, y: np.ndarray) -> None:
+    """The seed's code: month timestamps in a DataFrame, a lil_matrix filled row by row from
+    itertuples with each month index computed from pandas Periods."""
+    import pandas as pd
+    from scipy.sparse import lil_matrix
+
+    first = pd.Timestamp("2014-01-01")
+    month = np.datetime64("2014-01", "M")
+    frame = pd.DataFrame({
+        "group_id": np.zeros(y.shape[0], dtype=np.int64),
+        "PrevYearMonth": pd.to_datetime((month + prev.astype(np.int64)).astype("datetime64[ns]")),
+        "RecentYearMonth": pd.to_datetime((month + recent.astype(np.int64)).astype("datetime64[ns]")),
+        "LogPriceDiff": y,
+    })
+    initial_period = first.to_period("M")
+    dummy = lil_matrix((len(frame), 123))
+    for i, _group, prev_ym, recent_ym, _y in frame.itertuples():
+        prev_period = prev_ym.to_period("M")
+        recent_period = recent_ym.to_period("M")
+        prev_idx = (prev_period.year - initial_period.year) * 12 + (prev_period.month - initial_period.month)
+        recent_idx = (recent_period.year - initial_period.year) * 12 + (recent_period.month - initial_period.month)
+        dummy[i, prev_idx] = -1
+        dummy[i, recent_idx] = 1
+
+
+def dense_lstsq(prev: np.ndarray, recent: np.ndarray, y: np.ndarray) -> None:
+    """Small Python HPI packages: a dense N x (T - 1) time matrix and a least-squares fit."""
+    rows = np.arange(y.shape[0])
+    z = np.zeros((y.shape[0], 123))
+    z[rows, prev] = -1.0
+    z[rows, recent] = 1.0
+    np.linalg.lstsq(z[:, 1:], y, rcond=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1M,10M,150M", help="pair counts for the engine cases (e.g. 1M,10M,150M)")
+    parser.add_argument("--cases", default="normal,lsqr", help=f"comma-separated, from {','.join(CASES)}")
+    parser.add_argument("--seed-size", default="200K", help="pairs for seed_loop (extrapolated to 68M and 150M)")
+    parser.add_argument("--dense-size", default="1M", help="pairs for dense_lstsq")
+    parser.add_argument("--backend", default="cpu", choices=["cpu", "gpu", "auto"])
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--one", nargs=3, metavar=("CASE", "N", "BACKEND"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # child process: one measurement, printed as JSON
+        print(json.dumps(run_case(args.one[0], int(args.one[1]), args.one[2])))
+        return
+
+    jobs: list[tuple[str, int]] = []
+    for case in args.cases.split(","):
+        if case == "seed_loop":
+            jobs.append((case, parse_size(args.seed_size)))
+        elif case == "dense_lstsq":
+            jobs.append((case, parse_size(args.dense_size)))
+        else:
+            jobs.extend((case, parse_size(s)) for s in args.sizes.split(","))
+    rows = []
+    for case, n in jobs:
+        out = subprocess.run([sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            print(f"{case} at {n:,} pairs failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        if case == "seed_loop":
+            for target in (68_000_000, 150_000_000):
+                rows.append({**row, "n": target, "seconds": row["seconds"] * target / n, "extra_rss": None,
+                             "inputs": None, "case": "seed_loop (extrapolated)"})
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "rows": rows}, f, indent=2)
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    def mb(v: int | None) -> str:
+        return "-" if v is None else f"{v / 1e6:,.0f} MB"
+
+    print(f"machine: {machine()}; device: {rows[0]['device'] if rows else '-'}")
+    print(f"| {'case':<26} | {'pairs':>13} | {'time':>10} | {'peak RSS added':>15} | {'input arrays':>13} |")
+    print(f"|{'-' * 28}|{'-' * 15}:|{'-' * 12}:|{'-' * 17}:|{'-' * 15}:|")
+    for r in rows:
+        print(f"| {r['case']:<26} | {r['n']:>13,} | {r['seconds']:>8.2f} s | {mb(r['extra_rss']):>15} | "
+              f"{mb(r['inputs']):>13} |")
+
+
+if __name__ == "__main__":
+    main()
