@@ -16,10 +16,9 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
-
-import warnings
 
 import numpy as np
 
@@ -75,10 +74,19 @@ def run_case(case: str, n: int, backend: str) -> dict[str, Any]:
     if be.is_gpu:  # the timed region starts with the data on the device
         group, prev, recent, y = (be.asarray(a) for a in (group, prev, recent, y))
     # warm up: lazy imports, and on the GPU the first-use kernel compilation
-    gpu_hpi.estimate_index(prev[:20000], recent[:20000], y[:20000], group[:20000], n_periods=123, backend=be,
-                           solver=case if case in ("lsqr", "lsmr") else "normal", min_pairs=1)
+    gpu_hpi.estimate_index(
+        prev[:20000],
+        recent[:20000],
+        y[:20000],
+        group[:20000],
+        n_periods=123,
+        backend=be,
+        solver=case if case in ("lsqr", "lsmr") else "normal",
+        min_pairs=1,
+    )
     fn: Callable[[], Any]
     if case in ("normal", "lsqr", "lsmr"):
+
         def fn() -> Any:
             return gpu_hpi.estimate_index(prev, recent, y, group, n_periods=123, backend=be, solver=case)
     elif case == "seed_loop":
@@ -92,8 +100,15 @@ def run_case(case: str, n: int, backend: str) -> dict[str, Any]:
         fn()
         be.synchronize()
         seconds = time.perf_counter() - start
-    return {"case": case, "n": n, "seconds": seconds, "extra_rss": mem.peak - mem.start, "inputs": inputs,
-            "backend": be.name, "device": be.device}
+    return {
+        "case": case,
+        "n": n,
+        "seconds": seconds,
+        "extra_rss": mem.peak - mem.start,
+        "inputs": inputs,
+        "backend": be.name,
+        "device": be.device,
+    }
 
 
 def seed_loop(prev: np.ndarray, recent: np.ndarray, y: np.ndarray) -> None:
@@ -104,12 +119,14 @@ def seed_loop(prev: np.ndarray, recent: np.ndarray, y: np.ndarray) -> None:
 
     first = pd.Timestamp("2014-01-01")
     month = np.datetime64("2014-01", "M")
-    frame = pd.DataFrame({
-        "group_id": np.zeros(y.shape[0], dtype=np.int64),
-        "PrevYearMonth": pd.to_datetime((month + prev.astype(np.int64)).astype("datetime64[ns]")),
-        "RecentYearMonth": pd.to_datetime((month + recent.astype(np.int64)).astype("datetime64[ns]")),
-        "LogPriceDiff": y,
-    })
+    frame = pd.DataFrame(
+        {
+            "group_id": np.zeros(y.shape[0], dtype=np.int64),
+            "PrevYearMonth": pd.to_datetime((month + prev.astype(np.int64)).astype("datetime64[ns]")),
+            "RecentYearMonth": pd.to_datetime((month + recent.astype(np.int64)).astype("datetime64[ns]")),
+            "LogPriceDiff": y,
+        }
+    )
     initial_period = first.to_period("M")
     dummy = lil_matrix((len(frame), 123))
     for i, _group, prev_ym, recent_ym, _y in frame.itertuples():
@@ -154,8 +171,12 @@ def main() -> None:
             jobs.extend((case, parse_size(s)) for s in args.sizes.split(","))
     rows = []
     for case, n in jobs:
-        out = subprocess.run([sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend],
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if out.returncode != 0:
             print(f"{case} at {n:,} pairs failed:\n{out.stderr[-2000:]}", file=sys.stderr)
             continue
@@ -163,8 +184,16 @@ def main() -> None:
         rows.append(row)
         if case == "seed_loop":
             for target in (68_000_000, 150_000_000):
-                rows.append({**row, "n": target, "seconds": row["seconds"] * target / n, "extra_rss": None,
-                             "inputs": None, "case": "seed_loop (extrapolated)"})
+                rows.append(
+                    {
+                        **row,
+                        "n": target,
+                        "seconds": row["seconds"] * target / n,
+                        "extra_rss": None,
+                        "inputs": None,
+                        "case": "seed_loop (extrapolated)",
+                    }
+                )
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
@@ -183,8 +212,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"| {'case':<26} | {'pairs':>13} | {'time':>10} | {'peak RSS added':>15} | {'input arrays':>13} |")
     print(f"|{'-' * 28}|{'-' * 15}:|{'-' * 12}:|{'-' * 17}:|{'-' * 15}:|")
     for r in rows:
-        print(f"| {r['case']:<26} | {r['n']:>13,} | {r['seconds']:>8.2f} s | {mb(r['extra_rss']):>15} | "
-              f"{mb(r['inputs']):>13} |")
+        print(
+            f"| {r['case']:<26} | {r['n']:>13,} | {r['seconds']:>8.2f} s | {mb(r['extra_rss']):>15} | "
+            f"{mb(r['inputs']):>13} |"
+        )
 
 
 if __name__ == "__main__":

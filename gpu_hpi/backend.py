@@ -145,9 +145,10 @@ def parse_size(text: str | int | float, total: int) -> int:
         size = amount * total
     else:
         size = amount
-    if size <= 0:
-        raise ConfigError(f"memory size {text!r} must be positive")
-    return int(size) // 256 * 256
+    rounded = int(size) // 256 * 256
+    if rounded <= 0:
+        raise ConfigError(f"memory size {text!r} must be at least 256 bytes")
+    return rounded
 
 
 def configure_memory(

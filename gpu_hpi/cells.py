@@ -133,7 +133,7 @@ def _chunk_keys(xp: Any, pairs: Pairs, start: int, stop: int) -> tuple[Any, Any,
     chunk = pairs.chunk(start, stop)
     valid, dropped = count_invalid(xp, chunk)
     t = pairs.n_periods
-    key = chunk.prev.astype(np.int64) * t + chunk.recent
+    key = chunk.prev.astype(np.int64) * t + chunk.recent.astype(np.int64)
     if chunk.group is not None:
         key += chunk.group.astype(np.int64) * (t * t)
     y = xp.where(valid, chunk.y, 0.0).astype(np.float64, copy=False)

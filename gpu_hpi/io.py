@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -83,6 +84,16 @@ class PairSource:
         if fmt == "csv" and len(files) != 1:
             raise DataError(f"CSV input must be a single file, {self.path} matches {len(files)}")
         return files, fmt
+
+    def count_rows(self) -> int | None:
+        """Rows in the input when the format tells it cheaply (parquet metadata), else None."""
+        files, fmt = self.files()
+        if fmt != "parquet":
+            return None
+        try:
+            return int(pads.dataset(files, format="parquet").count_rows())
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"cannot read {files[0] if len(files) == 1 else 'the parquet dataset'}: {exc}") from None
 
     def wanted(self) -> dict[str, str]:
         return {role: name for role, name in self.columns.items() if name}
@@ -161,8 +172,9 @@ def _days_to_months(days: np.ndarray) -> np.ndarray:
 
 def _group_values(arr: pa.Array) -> Any:
     """Group ids: numpy integers, else a pandas Series (strings, categories; nulls become missing)."""
-    if pa.types.is_integer(arr.type) and arr.null_count == 0:
-        return arr.to_numpy()
+    if pa.types.is_integer(arr.type):
+        # nullable integers stay integers (plain to_pandas would turn them into floats)
+        return arr.to_numpy() if arr.null_count == 0 else arr.to_pandas(types_mapper=lambda _: pd.Int64Dtype())
     return arr.to_pandas()
 
 

@@ -14,8 +14,8 @@ from .backend import Backend, as_backend
 from .errors import DataError
 
 # Reasons a pair is dropped, in the order they are tested: a pair failing several is counted once,
-# under the first.
-DROP_REASONS = ("missing_group", "period_out_of_range", "prev_not_before_recent", "nonfinite_y")
+# under the first. missing_period is the readers' (a null period cannot reach the arrays).
+DROP_REASONS = ("missing_period", "missing_group", "period_out_of_range", "prev_not_before_recent", "nonfinite_y")
 # Integer group ids spanning at most this range are encoded by offset + lookup (no sort or hash).
 _DIRECT_GROUP_RANGE = 1 << 24
 _CHUNK = 1 << 22
@@ -68,7 +68,7 @@ def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:
     masks: dict[str, Any] = {}
     seen = None
     for reason in DROP_REASONS:
-        bad = tests[reason]
+        bad = tests.get(reason)
         if bad is None:
             continue
         masks[reason] = bad if seen is None else bad & ~seen

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as pads
 
 from .backend import Backend, configure_memory, peak_device_bytes, resolve_backend
 from .calendar import Calendar, parse_period
@@ -27,7 +26,7 @@ from .cells import CellTable, build_cell_table, merge_tables
 from .errors import ConfigError, DataError
 from .estimate import fit_index
 from .io import PairBatch, PairSource
-from .pairs import Pairs, add_counts, prepare_pairs
+from .pairs import Pairs, add_counts, check_strict, prepare_pairs
 from .result import IndexResult
 from .synthetic import SyntheticMarket
 
@@ -78,13 +77,9 @@ def _window(cfg: Any, periodicity: str) -> tuple[int | None, int | None]:
 def _batch_table(
     batch: PairBatch, start: int | None, end: int | None, backend: Backend, strict: bool
 ) -> tuple[int, CellTable, Pairs]:
-    """The batch's cell table over its own period range (or the configured window)."""
-    if batch.n_rows:
-        lo = start if start is not None else int(min(batch.prev.min(), batch.recent.min()))
-        hi = end if end is not None else max(int(max(batch.prev.max(), batch.recent.max())), lo + 1)
-    else:
-        lo = start if start is not None else 0
-        hi = end if end is not None else lo + 1
+    """The (non-empty) batch's cell table over its own period range, or the configured window."""
+    lo = start if start is not None else int(min(batch.prev.min(), batch.recent.min()))
+    hi = end if end is not None else max(int(max(batch.prev.max(), batch.recent.max())), lo + 1)
     pairs = prepare_pairs(
         batch.prev - np.int32(lo),
         batch.recent - np.int32(lo),
@@ -172,8 +167,7 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
             start=cfg.data.start,
             batch_rows=int(cfg.data.batch_rows),
         )
-        files, fmt = source.files()
-        total_rows = pads.dataset(files, format="parquet").count_rows() if fmt == "parquet" else None
+        total_rows = source.count_rows()
         batches = source.batches()
 
     acc = TableAccumulator()
@@ -181,12 +175,14 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     with _progress(bool(cfg.progress), total_rows) as advance, timings.stage("read_and_table", backend):
         for batch in batches:
             acc.missing_period += batch.missing_period
+            if advance is not None:
+                advance(batch.n_rows + batch.missing_period)
+            if batch.n_rows == 0:  # e.g. an empty part file, or a batch of null periods only
+                continue
             offset, table, _ = _batch_table(batch, start, end, backend, strict)
             acc.add(offset, table)
             if solver != "normal":
                 kept.append(batch)
-            if advance is not None:
-                advance(batch.n_rows + batch.missing_period)
     if not acc.parts:
         raise DataError("the input holds no pairs")
     first_period, table = acc.total(start, end)
@@ -212,7 +208,9 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
             iter_lim=cfg.solver.iter_lim,
         )
 
-    dropped = add_counts({"missing_period": acc.missing_period} if acc.missing_period else {}, table.dropped)
+    dropped = add_counts({"missing_period": acc.missing_period}, table.dropped)
+    if strict:
+        check_strict(dropped)
     summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
     with timings.stage("write"):
         write_outputs(result, out_dir, cfg.output, summary, timings)

@@ -182,6 +182,11 @@ def fit_table(table: CellTable, ident: Identification, backend: Backend, beta: n
     return TableFit(log_index, se, period_pairs, ident.n_pairs, n_used, n_params, ssr, sigma2, r2)
 
 
+def default_iter_lim(n_columns: int) -> int:
+    """Iteration limit of lsqr and lsmr unless given: ample for these well-conditioned Laplacians."""
+    return max(2 * n_columns, 100)
+
+
 @dataclass(frozen=True)
 class IterativeSolution:
     """x: (n,) solution; iterations; istop: stop code (LSQR_STOP_REASONS); residual_norm: ||b - Ax||."""
@@ -206,7 +211,7 @@ def lsqr(
     the array namespace (cupyx's `lsqr` solves square systems only). Stopping rules as SciPy's.
     """
     n = a.shape[1]
-    iter_lim = iter_lim or 2 * n
+    iter_lim = iter_lim or default_iter_lim(n)
     eps = float(np.finfo(np.float64).eps)
     x = xp.zeros(n)
     u = b.astype(np.float64, copy=True)
@@ -258,21 +263,13 @@ def lsqr(
         test3 = 1.0 / (acond + eps)
         rtol = btol + atol * anorm * xnorm / bnorm
         t1 = test1 / (1 + anorm * xnorm / bnorm)
-        if 1 + test3 <= 1:
-            istop = 6
-        elif 1 + test2 <= 1:
-            istop = 5
-        elif 1 + t1 <= 1:
-            istop = 4
-        elif test3 <= ctol:
-            istop = 3
-        elif test2 <= atol:
-            istop = 2
-        elif test1 <= rtol:
-            istop = 1
-        else:
-            continue
-        break
+        # as SciPy: the user's tolerances (1-3) take precedence over the machine-precision codes (4-6)
+        codes = [(1 + test3 <= 1, 6), (1 + test2 <= 1, 5), (1 + t1 <= 1, 4),
+                 (test3 <= ctol, 3), (test2 <= atol, 2), (test1 <= rtol, 1)]  # fmt: skip
+        met = [code for hit, code in codes if hit]
+        if met:
+            istop = met[-1]
+            break
     return IterativeSolution(x, itn, istop, rnorm)
 
 
@@ -296,12 +293,14 @@ def iterative_beta(
     xp = backend.xp
     g, t = ident.identified.shape
     est = ident.estimated
+    n_columns = int(est.sum())
     column = np.full(g * t, -1, dtype=np.int64)
-    column[est.reshape(-1)] = np.arange(int(est.sum()))
-    design = dummy_matrix(backend, pairs, column, ident.identified, pooled=pooled)
+    column[est.reshape(-1)] = np.arange(n_columns)
     x = xp.zeros(0)
     iterations, istop = 0, 0
-    if design.matrix.shape[1]:
+    if n_columns:
+        design = dummy_matrix(backend, pairs, column, ident.identified, pooled=pooled)
+        iter_lim = iter_lim or default_iter_lim(n_columns)
         if solver == "lsqr":
             sol = lsqr(xp, design.matrix, design.y, atol=tol, btol=tol, iter_lim=iter_lim)
             x, iterations, istop = sol.x, sol.iterations, sol.istop

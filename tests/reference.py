@@ -99,8 +99,9 @@ class GroupFit:
     skipped: bool
 
 
-def fit_group(prev: np.ndarray, recent: np.ndarray, y: np.ndarray, n_periods: int, base: int,
-              min_pairs: int) -> GroupFit:
+def fit_group(
+    prev: np.ndarray, recent: np.ndarray, y: np.ndarray, n_periods: int, base: int, min_pairs: int
+) -> GroupFit:
     """OLS of one group's (valid) pairs by the explicit dense dummy matrix and numpy.linalg.lstsq."""
     t = n_periods
     prev = np.asarray(prev, dtype=np.int64)
@@ -113,8 +114,9 @@ def fit_group(prev: np.ndarray, recent: np.ndarray, y: np.ndarray, n_periods: in
         period_pairs[j] += 1
     nan_t = np.full(t, np.nan)
     if n < min_pairs:
-        return GroupFit(nan_t.copy(), nan_t.copy(), np.zeros(t, dtype=bool), period_pairs, n, 0, 0,
-                        np.nan, np.nan, np.nan, True)
+        return GroupFit(
+            nan_t.copy(), nan_t.copy(), np.zeros(t, dtype=bool), period_pairs, n, 0, 0, np.nan, np.nan, np.nan, True
+        )
 
     identified = base_component(prev, recent, t, base)
     inside = identified[prev]  # a pair is in the component iff its earlier period is
@@ -173,8 +175,18 @@ class Reference:
         return 100.0 * np.exp(self.log_index)
 
 
-def reference_index(prev: Any, recent: Any, y: Any, group: Any = None, *, n_periods: int, base_period: int = 0,
-                    min_pairs: int | None = None, groups: bool = True, pooled: bool = True) -> Reference:
+def reference_index(
+    prev: Any,
+    recent: Any,
+    y: Any,
+    group: Any = None,
+    *,
+    n_periods: int,
+    base_period: int = 0,
+    min_pairs: int | None = None,
+    groups: bool = True,
+    pooled: bool = True,
+) -> Reference:
     """Per-group indices (labels sorted, every non-missing label present even if all its pairs are
     invalid) and, with a group column, the pooled index "ALL" of all valid pairs of non-missing groups."""
     prev = np.asarray(prev)
@@ -204,9 +216,17 @@ def reference_index(prev: Any, recent: Any, y: Any, group: Any = None, *, n_peri
         return np.array([getattr(f, name) for f in fits])
 
     return Reference(
-        groups=labels, log_index=stack("log_index"), se=stack("se"), period_pairs=stack("period_pairs"),
-        n_pairs=stack("n_pairs"), n_used=stack("n_used"), n_params=stack("n_params"), ssr=stack("ssr"),
-        sigma2=stack("sigma2"), r2=stack("r2"), skipped=stack("skipped"),
+        groups=labels,
+        log_index=stack("log_index"),
+        se=stack("se"),
+        period_pairs=stack("period_pairs"),
+        n_pairs=stack("n_pairs"),
+        n_used=stack("n_used"),
+        n_params=stack("n_params"),
+        ssr=stack("ssr"),
+        sigma2=stack("sigma2"),
+        r2=stack("r2"),
+        skipped=stack("skipped"),
         dropped=drop_counts(prev, recent, y, group, t),
     )
 
@@ -245,8 +265,9 @@ class Problem:
         return self.gid.copy()
 
     def take(self, idx: np.ndarray) -> Problem:
-        return Problem(self.prev[idx], self.recent[idx], self.y[idx], self.gid[idx], self.missing[idx],
-                       self.n_periods, self.labels)
+        return Problem(
+            self.prev[idx], self.recent[idx], self.y[idx], self.gid[idx], self.missing[idx], self.n_periods, self.labels
+        )
 
 
 def _pairs_within(rng: np.random.Generator, periods: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -260,9 +281,16 @@ def _pairs_within(rng: np.random.Generator, periods: np.ndarray, n: int) -> tupl
     return np.minimum(a, b), np.maximum(a, b)
 
 
-def random_problem(rng: np.random.Generator, *, n_periods: int = 12, labels: tuple[int, ...] = (11110, 11140, 41190),
-                   pairs_per_group: int = 120, noise: float = 0.05, invalid: bool = True,
-                   small_group: bool = True) -> Problem:
+def random_problem(
+    rng: np.random.Generator,
+    *,
+    n_periods: int = 12,
+    labels: tuple[int, ...] = (11110, 11140, 41190),
+    pairs_per_group: int = 120,
+    noise: float = 0.05,
+    invalid: bool = True,
+    small_group: bool = True,
+) -> Problem:
     """Several groups with different shapes of identification.
 
     group 0: all periods connected; group 1: some periods without any pair; group 2 (and further):
@@ -332,8 +360,9 @@ def random_problem(rng: np.random.Generator, *, n_periods: int = 12, labels: tup
     return Problem(prev[order], recent[order], y[order], gid[order], missing[order], t, list(labels))
 
 
-def connected_problem(rng: np.random.Generator, *, n_periods: int = 10, n_pairs: int = 200, noise: float = 0.05,
-                      n_groups: int = 1) -> Problem:
+def connected_problem(
+    rng: np.random.Generator, *, n_periods: int = 10, n_pairs: int = 200, noise: float = 0.05, n_groups: int = 1
+) -> Problem:
     """Clean pairs (no invalid ones) in which every period of every group is identified: each group
     has a chain of consecutive pairs plus random ones."""
     t = n_periods
@@ -352,16 +381,18 @@ def connected_problem(rng: np.random.Generator, *, n_periods: int = 10, n_pairs:
     gid = np.concatenate(gid_l).astype(np.int64)
     y = beta[recent] - beta[prev] + rng.normal(0, noise, size=len(prev))
     order = rng.permutation(len(y))
-    return Problem(prev[order], recent[order], y[order], gid[order], np.zeros(len(y), dtype=bool), t,
-                   list(range(n_groups)))
+    return Problem(
+        prev[order], recent[order], y[order], gid[order], np.zeros(len(y), dtype=bool), t, list(range(n_groups))
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # comparison
 
 
-def assert_matches_reference(result: Any, ref: Reference, *, atol: float = 1e-9, se_rtol: float = 1e-7,
-                             stat_rtol: float = 1e-7) -> None:
+def assert_matches_reference(
+    result: Any, ref: Reference, *, atol: float = 1e-9, se_rtol: float = 1e-7, stat_rtol: float = 1e-7
+) -> None:
     """Compare an IndexResult-like object with the reference: labels, NaN pattern, log index (max abs
     difference <= atol), se and sigma2 (relative), R^2, and the pair counts (exactly)."""
     assert list(result.groups) == list(ref.groups)
@@ -373,8 +404,7 @@ def assert_matches_reference(result: Any, ref: Reference, *, atol: float = 1e-9,
         diff = np.abs(result.log_index[finite] - ref.log_index[finite]).max()
         assert diff <= atol, f"log index differs by {diff:.3g} > {atol:.1g}"
     np.testing.assert_allclose(result.se, ref.se, rtol=se_rtol, atol=0, equal_nan=True, err_msg="se")
-    np.testing.assert_allclose(result.sigma2, ref.sigma2, rtol=stat_rtol, atol=1e-300, equal_nan=True,
-                               err_msg="sigma2")
+    np.testing.assert_allclose(result.sigma2, ref.sigma2, rtol=stat_rtol, atol=1e-300, equal_nan=True, err_msg="sigma2")
     np.testing.assert_allclose(result.r2, ref.r2, rtol=0, atol=max(stat_rtol, 1e-12), equal_nan=True, err_msg="r2")
     np.testing.assert_array_equal(result.period_pairs, ref.period_pairs, err_msg="period_pairs")
     np.testing.assert_array_equal(result.n_pairs, ref.n_pairs, err_msg="n_pairs")

@@ -26,20 +26,32 @@ def table_of(p: Problem, group: Any = "float", **kwargs: Any) -> gpu_hpi.CellTab
 def groupby_reference(p: Problem, group: Any) -> pd.DataFrame:
     """Cells of the valid pairs by pandas groupby: label, prev, recent, count, sum_y, sum_y2 (sorted)."""
     ok = valid_mask(p.prev, p.recent, p.y, group, p.n_periods)
-    frame = pd.DataFrame({
-        "label": "ALL" if group is None else np.asarray(group, dtype=object)[ok],
-        "prev": p.prev[ok], "recent": p.recent[ok], "y": p.y[ok], "y2": p.y[ok] ** 2,
-    })
+    frame = pd.DataFrame(
+        {
+            "label": "ALL" if group is None else np.asarray(group, dtype=object)[ok],
+            "prev": p.prev[ok],
+            "recent": p.recent[ok],
+            "y": p.y[ok],
+            "y2": p.y[ok] ** 2,
+        }
+    )
     out = frame.groupby(["label", "prev", "recent"], sort=True).agg(
-        count=("y", "size"), sum_y=("y", "sum"), sum_y2=("y2", "sum"))
+        count=("y", "size"), sum_y=("y", "sum"), sum_y2=("y2", "sum")
+    )
     return out.reset_index()
 
 
 def table_frame(table: gpu_hpi.CellTable) -> pd.DataFrame:
-    return pd.DataFrame({
-        "label": np.asarray(table.group_labels, dtype=object)[table.group], "prev": table.prev,
-        "recent": table.recent, "count": table.count, "sum_y": table.sum_y, "sum_y2": table.sum_y2,
-    })
+    return pd.DataFrame(
+        {
+            "label": np.asarray(table.group_labels, dtype=object)[table.group],
+            "prev": table.prev,
+            "recent": table.recent,
+            "count": table.count,
+            "sum_y": table.sum_y,
+            "sum_y2": table.sum_y2,
+        }
+    )
 
 
 @pytest.fixture(params=["dense", "sparse"])
@@ -69,7 +81,7 @@ def test_table_invariants(problem: Problem, path: str) -> None:
     table = table_of(problem)
     t = table.n_periods
     assert table.count.dtype == np.int64 and table.sum_y.dtype == np.float64
-    assert ((0 <= table.prev) & (table.prev < table.recent) & (table.recent < t)).all()
+    assert ((table.prev >= 0) & (table.prev < table.recent) & (table.recent < t)).all()
     assert (table.count > 0).all()
     key = table.key()
     assert (np.diff(key) > 0).all()  # sorted, one row per cell
@@ -107,8 +119,9 @@ def test_sparse_path_equals_dense_path(problem: Problem, monkeypatch: pytest.Mon
 
 def test_sparse_path_gives_the_same_index(problem: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
     def fit() -> gpu_hpi.IndexResult:
-        return gpu_hpi.estimate_index(problem.prev, problem.recent, problem.y, problem.group_float(),
-                                      n_periods=problem.n_periods, backend=CPU)
+        return gpu_hpi.estimate_index(
+            problem.prev, problem.recent, problem.y, problem.group_float(), n_periods=problem.n_periods, backend=CPU
+        )
 
     with pytest.warns(gpu_hpi.IdentificationWarning):
         dense = fit()
@@ -125,37 +138,61 @@ def test_merge_aligns_different_label_sets(path: str) -> None:
     labels = np.array([None if m else names[g] for g, m in zip(p.gid, p.missing, strict=True)], dtype=object)
     east_north = np.isin(p.gid, [1, 2]) & ~p.missing & (np.arange(p.n_pairs) % 2 == 0)
     rest = ~east_north
-    a = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(
-        p.prev[east_north], p.recent[east_north], p.y[east_north], labels[east_north], n_periods=p.n_periods,
-        backend=CPU), CPU)
-    b = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(
-        p.prev[rest], p.recent[rest], p.y[rest], labels[rest], n_periods=p.n_periods, backend=CPU), CPU)
+    a = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(
+            p.prev[east_north],
+            p.recent[east_north],
+            p.y[east_north],
+            labels[east_north],
+            n_periods=p.n_periods,
+            backend=CPU,
+        ),
+        CPU,
+    )
+    b = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(
+            p.prev[rest], p.recent[rest], p.y[rest], labels[rest], n_periods=p.n_periods, backend=CPU
+        ),
+        CPU,
+    )
     assert list(a.group_labels) == ["east", "north"]
     assert list(b.group_labels) == ["east", "north", "west"]
-    whole = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(p.prev, p.recent, p.y, labels, n_periods=p.n_periods,
-                                                           backend=CPU), CPU)
+    whole = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(p.prev, p.recent, p.y, labels, n_periods=p.n_periods, backend=CPU), CPU
+    )
     merged = a + b
     assert list(merged.group_labels) == ["east", "north", "west"]
     assert_tables_equal(merged, whole, rtol=1e-12)
     # disjoint label sets: the codes of the second table are shifted, not reused
-    west = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(
-        np.array([0, 1]), np.array([1, 2]), np.array([0.1, 0.2]), np.array(["west", "west"]), n_periods=p.n_periods,
-        backend=CPU), CPU)
+    west = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(
+            np.array([0, 1]),
+            np.array([1, 2]),
+            np.array([0.1, 0.2]),
+            np.array(["west", "west"]),
+            n_periods=p.n_periods,
+            backend=CPU,
+        ),
+        CPU,
+    )
     only_a = a + west
     assert list(only_a.group_labels) == ["east", "north", "west"]
     frame = table_frame(only_a)
-    assert frame.loc[frame["label"] == "west", ["prev", "recent", "count"]].to_numpy().tolist() == [[0, 1, 1], [1, 2, 1]]
+    west_cells = frame.loc[frame["label"] == "west", ["prev", "recent", "count"]].to_numpy().tolist()
+    assert west_cells == [[0, 1, 1], [1, 2, 1]]
     assert only_a.n_pairs == a.n_pairs + 2
 
 
 def test_merge_two_groups_disjoint_label_sets_exact() -> None:
     def one(label: str, prev: list[int], recent: list[int], y: list[float]) -> gpu_hpi.CellTable:
-        pairs = gpu_hpi.prepare_pairs(np.array(prev), np.array(recent), np.array(y), np.array([label] * len(y)),
-                                      n_periods=3, backend=CPU)
+        pairs = gpu_hpi.prepare_pairs(
+            np.array(prev), np.array(recent), np.array(y), np.array([label] * len(y)), n_periods=3, backend=CPU
+        )
         return gpu_hpi.build_cell_table(pairs, CPU)
 
-    merged = gpu_hpi.merge_tables([one("b", [0, 0], [1, 1], [0.5, 0.25]), one("a", [1], [2], [1.0]),
-                                   one("b", [0], [1], [0.25])])
+    merged = gpu_hpi.merge_tables(
+        [one("b", [0, 0], [1, 1], [0.5, 0.25]), one("a", [1], [2], [1.0]), one("b", [0], [1], [0.25])]
+    )
     assert list(merged.group_labels) == ["a", "b"]
     assert merged.group.tolist() == [0, 1]
     assert merged.prev.tolist() == [1, 0] and merged.recent.tolist() == [2, 1]
@@ -179,9 +216,12 @@ def test_pooled_equals_table_without_groups(problem: Problem, path: str) -> None
 
 def test_merge_checks_its_inputs(problem: Problem) -> None:
     table = table_of(problem)
-    wider = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(
-        problem.prev, problem.recent, problem.y, problem.group_float(), n_periods=problem.n_periods + 1,
-        backend=CPU), CPU)
+    wider = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(
+            problem.prev, problem.recent, problem.y, problem.group_float(), n_periods=problem.n_periods + 1, backend=CPU
+        ),
+        CPU,
+    )
     with pytest.raises(gpu_hpi.DataError, match="different numbers of periods"):
         gpu_hpi.merge_tables([table, wider])
     with pytest.raises(gpu_hpi.DataError, match="different numbers of periods"):
@@ -222,6 +262,7 @@ def test_shift_places_the_table_in_a_wider_window(problem: Problem) -> None:
         original = gpu_hpi.fit_index(table, backend=CPU)
     with pytest.warns(gpu_hpi.IdentificationWarning):
         moved = gpu_hpi.fit_index(shifted, backend=CPU, base_period=3, min_pairs=problem.n_periods)
-    np.testing.assert_allclose(moved.log_index[:, 3:3 + problem.n_periods], original.log_index, atol=1e-12,
-                               equal_nan=True)
+    np.testing.assert_allclose(
+        moved.log_index[:, 3 : 3 + problem.n_periods], original.log_index, atol=1e-12, equal_nan=True
+    )
     assert np.isnan(moved.log_index[:, :3]).all()

@@ -16,6 +16,7 @@ from reference import (
     Problem,
     assert_matches_reference,
     connected_problem,
+    drop_counts,
     random_problem,
     reference_index,
 )
@@ -106,8 +107,9 @@ def test_pooled_leaves_out_missing_group_pairs(solver: str) -> None:
     np.testing.assert_allclose(result.log_index[-1], ref.log_index[-1], atol=1e-8, rtol=0)
     assert result.n_pairs[-1] == ref.n_pairs[-1] == ref.n_pairs[:-1].sum()
     # the same pooled fit with the missing-group pairs given a group differs clearly
-    with_them = reference_index(p.prev, p.recent, p.y, np.where(p.missing, 11110.0, p.group_float()),
-                                n_periods=p.n_periods)
+    with_them = reference_index(
+        p.prev, p.recent, p.y, np.where(p.missing, 11110.0, p.group_float()), n_periods=p.n_periods
+    )
     assert np.nanmax(np.abs(with_them.log_index[-1] - result.log_index[-1])) > 1e-3
 
 
@@ -139,10 +141,12 @@ def test_noise_free_pairs_recover_the_index_exactly(solver: str) -> None:
 
 def test_float32_y_matches_reference_of_its_values(problem: Problem) -> None:
     y32 = problem.y.astype(np.float32)
-    result = gpu_hpi.estimate_index(problem.prev, problem.recent, y32, problem.group_float(),
-                                    n_periods=problem.n_periods, backend=CPU)
-    ref = reference_index(problem.prev, problem.recent, y32.astype(np.float64), problem.group_float(),
-                          n_periods=problem.n_periods)
+    result = gpu_hpi.estimate_index(
+        problem.prev, problem.recent, y32, problem.group_float(), n_periods=problem.n_periods, backend=CPU
+    )
+    ref = reference_index(
+        problem.prev, problem.recent, y32.astype(np.float64), problem.group_float(), n_periods=problem.n_periods
+    )
     assert_matches_reference(result, ref)
 
 
@@ -151,31 +155,56 @@ def test_float32_y_matches_reference_of_its_values(problem: Problem) -> None:
 def test_period_dtypes(clean_problem: Problem, dtype: Any, solver: str) -> None:
     p = clean_problem
     want = estimate(p, solver=solver)
-    got = gpu_hpi.estimate_index(p.prev.astype(dtype), p.recent.astype(dtype), p.y, p.group_float(),
-                                 n_periods=p.n_periods, backend=CPU, solver=solver)
+    got = gpu_hpi.estimate_index(
+        p.prev.astype(dtype),
+        p.recent.astype(dtype),
+        p.y,
+        p.group_float(),
+        n_periods=p.n_periods,
+        backend=CPU,
+        solver=solver,
+    )
     np.testing.assert_array_equal(got.log_index, want.log_index)
     np.testing.assert_array_equal(got.period_pairs, want.period_pairs)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="BUG gpu_hpi/cells.py _chunk_keys (key = prev.astype(int64) * t + recent) and design.py dummy_matrix "
-           "(offset + prev): int64 + uint64 promotes to float64, so bincount/indexing raise TypeError "
-           "for uint64 periods, which prepare_pairs accepts",
-)
 def test_uint64_periods(clean_problem: Problem) -> None:
     p = clean_problem
     want = estimate(p)
-    got = gpu_hpi.estimate_index(p.prev.astype(np.uint64), p.recent.astype(np.uint64), p.y, p.group_float(),
-                                 n_periods=p.n_periods, backend=CPU)
+    got = gpu_hpi.estimate_index(
+        p.prev.astype(np.uint64), p.recent.astype(np.uint64), p.y, p.group_float(), n_periods=p.n_periods, backend=CPU
+    )
     np.testing.assert_array_equal(got.log_index, want.log_index)
 
 
+@pytest.mark.parametrize("solver", ["normal", "lsqr", "lsmr"])
+def test_all_group_ids_missing(solver: str) -> None:
+    group = np.array([np.nan, np.nan, np.nan])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = gpu_hpi.estimate_index(
+            np.array([0, 1, 0]),
+            np.array([1, 2, 2]),
+            np.array([0.1, 0.2, 0.3]),
+            group,
+            n_periods=3,
+            backend=CPU,
+            solver=solver,
+            min_pairs=1,
+        )
+    assert any(issubclass(w.category, gpu_hpi.IdentificationWarning) for w in caught)
+    assert list(result.groups) == ["ALL"]
+    assert result.n_pairs.tolist() == [0] and result.skipped.tolist() == [True]
+    assert np.isnan(result.log_index).all()
+
+
 def test_pandas_series_inputs(problem: Problem) -> None:
-    frame = pd.DataFrame({"prev": problem.prev, "recent": problem.recent, "y": problem.y,
-                          "region": problem.group_float()})
-    result = gpu_hpi.estimate_index(frame["prev"], frame["recent"], frame["y"], frame["region"],
-                                    n_periods=problem.n_periods, backend=CPU)
+    frame = pd.DataFrame(
+        {"prev": problem.prev, "recent": problem.recent, "y": problem.y, "region": problem.group_float()}
+    )
+    result = gpu_hpi.estimate_index(
+        frame["prev"], frame["recent"], frame["y"], frame["region"], n_periods=problem.n_periods, backend=CPU
+    )
     assert_matches_reference(result, reference(problem))
 
 
@@ -195,20 +224,20 @@ def _handmade() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[st
     nan, inf = np.nan, np.inf
     rows = [
         # prev, recent, y, group
-        (0, 1, 0.10, 1.0),     # valid
-        (1, 2, 0.20, 1.0),     # valid
-        (0, 4, 0.30, 2.0),     # valid
-        (0, 2, 0.20, nan),     # missing_group
-        (-1, 2, nan, nan),     # missing_group (also out of range, non-finite)
-        (3, 3, 0.00, nan),     # missing_group (also prev == recent)
-        (-1, 2, 0.10, 1.0),    # period_out_of_range
-        (0, 5, 0.10, 1.0),     # period_out_of_range (recent == T)
-        (6, 2, nan, 2.0),      # period_out_of_range (also prev > recent, non-finite)
-        (3, 3, nan, 1.0),      # prev_not_before_recent (also non-finite)
-        (4, 2, 0.10, 2.0),     # prev_not_before_recent
-        (1, 3, inf, 1.0),      # nonfinite_y
-        (1, 3, -inf, 2.0),     # nonfinite_y
-        (2, 3, nan, 2.0),      # nonfinite_y
+        (0, 1, 0.10, 1.0),  # valid
+        (1, 2, 0.20, 1.0),  # valid
+        (0, 4, 0.30, 2.0),  # valid
+        (0, 2, 0.20, nan),  # missing_group
+        (-1, 2, nan, nan),  # missing_group (also out of range, non-finite)
+        (3, 3, 0.00, nan),  # missing_group (also prev == recent)
+        (-1, 2, 0.10, 1.0),  # period_out_of_range
+        (0, 5, 0.10, 1.0),  # period_out_of_range (recent == T)
+        (6, 2, nan, 2.0),  # period_out_of_range (also prev > recent, non-finite)
+        (3, 3, nan, 1.0),  # prev_not_before_recent (also non-finite)
+        (4, 2, 0.10, 2.0),  # prev_not_before_recent
+        (1, 3, inf, 1.0),  # nonfinite_y
+        (1, 3, -inf, 2.0),  # nonfinite_y
+        (2, 3, nan, 2.0),  # nonfinite_y
     ]
     prev, recent, y, group = (np.array(c) for c in zip(*rows, strict=True))
     expected = {"missing_group": 3, "period_out_of_range": 3, "prev_not_before_recent": 2, "nonfinite_y": 3}
@@ -223,15 +252,14 @@ def test_drop_counts_per_reason_exact() -> None:
     assert list(table.dropped) == list(REASONS)  # reported in the documented order
     assert table.n_pairs == 3
     # the reference counts the same way (so the random-problem comparisons below mean something)
-    from reference import drop_counts
-
     assert drop_counts(prev, recent, y, group, 5) == expected
 
 
 def test_drop_counts_without_group_column() -> None:
     prev, recent, y, _, _ = _handmade()
-    table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, n_periods=5, backend=CPU),
-                                     gpu_hpi.resolve_backend(CPU))
+    table = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(prev, recent, y, n_periods=5, backend=CPU), gpu_hpi.resolve_backend(CPU)
+    )
     # no group column: nothing is missing, the former missing-group pairs fall to later reasons
     assert table.dropped == {"period_out_of_range": 4, "prev_not_before_recent": 3, "nonfinite_y": 3}
     assert table.n_pairs == 4
@@ -412,12 +440,6 @@ def test_lsqr_matches_scipy_lsqr(connected: Problem) -> None:
     assert info["stop_reason"] in {solvers.LSQR_STOP_REASONS[k] for k in (1, 2, 4, 5)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG gpu_hpi/solvers.py lsqr (the if/elif chain after `t1 = ...`): machine-precision codes 6/5/4 take "
-           "precedence over the user-tolerance codes 3/2/1, while scipy's sequential `if`s let 3/2/1 override; "
-           "here scipy stops with istop=2 (atol) and gpu_hpi reports 5 (machine precision) at the same iteration",
-)
 def test_lsqr_stop_reason_matches_scipy(connected: Problem) -> None:
     p = connected
     _, istop, itn, *_ = scipy.sparse.linalg.lsqr(_explicit_design(p), p.y, atol=1e-10, btol=1e-10)
@@ -470,6 +492,27 @@ def test_iteration_limit_warns(problem: Problem, solver: str) -> None:
     assert np.nanmax(np.abs(result.log_index - estimate(problem).log_index)) > 1e-6
 
 
+def _chain_with_extra_pairs(t: int = 40, extra: int = 20) -> Problem:
+    """One pair per consecutive periods plus a few short-span pairs: many columns, slow Krylov convergence."""
+    rng = np.random.default_rng(t + extra)
+    i = rng.integers(0, t - 1, extra)
+    j = np.minimum(i + rng.integers(1, 4, extra), t - 1)
+    prev = np.concatenate([np.arange(t - 1), i])
+    recent = np.concatenate([np.arange(1, t), j])
+    n = len(prev)
+    return Problem(prev, recent, rng.normal(0, 0.05, n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool), t, [0])
+
+
+@pytest.mark.parametrize("solver", ["lsqr", "lsmr"])
+def test_default_iteration_limit_suffices(solver: str) -> None:
+    p = _chain_with_extra_pairs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gpu_hpi.ConvergenceWarning)
+        result = estimate(p, group=None, solver=solver, min_pairs=1)
+    ref = reference(p, group=None, min_pairs=1)
+    assert_matches_reference(result, ref, atol=1e-8, se_rtol=1e-6, stat_rtol=1e-6)
+
+
 def test_looser_tolerance_takes_fewer_iterations(problem: Problem) -> None:
     tight = estimate(problem, solver="lsqr", tol=1e-12).solver_info["groups"]["iterations"]
     loose = estimate(problem, solver="lsqr", tol=1e-3).solver_info["groups"]["iterations"]
@@ -485,8 +528,10 @@ def _by_label(result: gpu_hpi.IndexResult, relabel: dict[Any, int]) -> dict[int,
     return {relabel.get(label, -1): result.log_index[k] for k, label in enumerate(result.groups)}
 
 
-@pytest.mark.parametrize("encoding", ["int64", "int32", "uint32", "codes", "float", "str", "categorical", "negative",
-                                      "large_range", "pandas"])
+@pytest.mark.parametrize(
+    "encoding",
+    ["int64", "int32", "uint32", "codes", "float", "str", "categorical", "negative", "large_range", "pandas"],
+)
 @pytest.mark.parametrize("solver", ["normal", "lsqr"])
 def test_group_encodings_give_the_same_indices(clean_problem: Problem, encoding: str, solver: str) -> None:
     p = clean_problem
@@ -550,8 +595,9 @@ def test_fit_index_on_merged_chunk_tables(problem: Problem) -> None:
     half = p.n_pairs // 2
     tables = []
     for part in (p.take(np.arange(half)), p.take(np.arange(half, p.n_pairs))):
-        pairs = gpu_hpi.prepare_pairs(part.prev, part.recent, part.y, part.group_float(), n_periods=p.n_periods,
-                                      backend=cpu)
+        pairs = gpu_hpi.prepare_pairs(
+            part.prev, part.recent, part.y, part.group_float(), n_periods=p.n_periods, backend=cpu
+        )
         tables.append(gpu_hpi.build_cell_table(pairs, cpu))
     merged = gpu_hpi.merge_tables(tables)
     result = gpu_hpi.fit_index(merged, backend=cpu)
@@ -564,8 +610,9 @@ def test_fit_index_on_merged_chunk_tables(problem: Problem) -> None:
 
 def test_fit_index_with_pairs_for_lsqr(problem: Problem) -> None:
     cpu = gpu_hpi.resolve_backend(CPU)
-    pairs = gpu_hpi.prepare_pairs(problem.prev, problem.recent, problem.y, problem.group_float(),
-                                  n_periods=problem.n_periods, backend=cpu)
+    pairs = gpu_hpi.prepare_pairs(
+        problem.prev, problem.recent, problem.y, problem.group_float(), n_periods=problem.n_periods, backend=cpu
+    )
     table = gpu_hpi.build_cell_table(pairs, cpu)
     result = gpu_hpi.fit_index(table, pairs=pairs, backend=cpu, solver="lsqr")
     assert_matches_reference(result, reference(problem), atol=1e-8, se_rtol=1e-6, stat_rtol=1e-6)

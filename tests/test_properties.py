@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -35,6 +37,7 @@ def problems(draw: st.DrawFn, *, invalid: bool | None = None) -> Problem:
         bad = rng.random(n) < 0.15
         kind = rng.integers(0, 4, size=n)
         missing = bad & (kind == 0)
+        missing[0] = False  # at least one group (no groups at all: see test_engine.test_all_group_ids_missing)
         prev = np.where(bad & (kind == 1), -1, prev)
         recent = np.where(bad & (kind == 2), prev, recent)
         y = np.where(bad & (kind == 3), np.nan, y)
@@ -47,8 +50,9 @@ def table_of(p: Problem) -> gpu_hpi.CellTable:
 
 
 def fit(p: Problem, **options: object) -> gpu_hpi.IndexResult:
-    return gpu_hpi.estimate_index(p.prev, p.recent, p.y, p.group_float(), n_periods=p.n_periods, backend=CPU,
-                                  min_pairs=1, **options)
+    return gpu_hpi.estimate_index(
+        p.prev, p.recent, p.y, p.group_float(), n_periods=p.n_periods, backend=CPU, min_pairs=1, **options
+    )
 
 
 @SETTINGS
@@ -56,7 +60,7 @@ def fit(p: Problem, **options: object) -> gpu_hpi.IndexResult:
 def test_tables_of_chunks_add_up(p: Problem, cuts: list[float], seed: int) -> None:
     order = np.random.default_rng(seed).permutation(p.n_pairs)
     bounds = [0, *sorted(int(c * p.n_pairs) for c in cuts), p.n_pairs]
-    parts = [table_of(p.take(order[a:b])) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts = [table_of(p.take(order[a:b])) for a, b in itertools.pairwise(bounds)]
     whole = table_of(p)
     assert_tables_equal(gpu_hpi.merge_tables(parts), whole, rtol=1e-12)
     assert sum(t.n_pairs for t in parts) == whole.n_pairs

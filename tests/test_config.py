@@ -1,0 +1,223 @@
+"""The Hydra configuration: every option of every group composes and validates against its schema,
+bad overrides fail at compose time, and memory sizes parse."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from gpu_hpi import config as C
+from gpu_hpi.backend import parse_size
+from gpu_hpi.errors import ConfigError
+
+CONF = Path(C.config_dir())
+SCHEMAS: dict[str, Any] = {
+    "solver": C.SolverConfig,
+    "backend": C.BackendConfig,
+    "memory": C.MemoryConfig,
+    "method": C.MethodConfig,
+    "data": {"synthetic": C.SyntheticDataConfig, "pairs": C.PairsDataConfig},
+}
+OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered() -> None:
+    C.register_configs()
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base=None, job_name="test"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def _validated(cfg: DictConfig) -> Any:
+    """Resolve everything (no ??? left) and instantiate the structured config."""
+    OmegaConf.to_container(cfg, throw_on_missing=True)
+    return OmegaConf.to_object(cfg)
+
+
+def test_every_group_has_options() -> None:
+    groups = {g for g, _ in OPTIONS}
+    assert groups == {"backend", "data", "memory", "method", "solver"}
+    assert ("data", "synthetic") in OPTIONS and ("data", "pairs") in OPTIONS
+    assert {o for g, o in OPTIONS if g == "solver"} == {"normal", "lsqr", "lsmr"}
+    assert {o for g, o in OPTIONS if g == "backend"} == {"auto", "cpu", "gpu"}
+
+
+def test_default_config_composes() -> None:
+    cfg = _compose([])
+    app = _validated(cfg)
+    assert isinstance(app, C.AppConfig)
+    assert isinstance(app.data, C.SyntheticDataConfig)
+    assert app.solver.name is C.SolverName.normal and app.backend.name is C.BackendName.auto
+    assert app.index.periodicity is C.Periodicity.month and app.index.base_period is None
+    assert app.output.csv and app.output.parquet and app.output.plot
+
+
+@pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes_and_validates(group: str, option: str, tmp_path: Path) -> None:
+    overrides = [f"{group}={option}"]
+    if (group, option) == ("data", "pairs"):
+        overrides.append(f"data.path={tmp_path / 'pairs.parquet'}")
+    cfg = _compose(overrides)
+    app = _validated(cfg)
+    node = getattr(app, group)
+    schema = SCHEMAS[group][option] if isinstance(SCHEMAS[group], dict) else SCHEMAS[group]
+    assert isinstance(node, schema), type(node)
+    # every key of the yaml file is a field of the schema, with the yaml's value
+    raw = OmegaConf.load(CONF / group / f"{option}.yaml")
+    assert isinstance(raw, DictConfig)
+    fields = {f.name for f in dataclasses.fields(schema)}
+    for key in map(str, raw):
+        if key == "defaults":
+            continue
+        assert key in fields, f"{group}/{option}.yaml: {key} is not in {schema.__name__}"
+        value = getattr(node, key)
+        value = value.value if hasattr(value, "value") else value
+        if key == "columns":
+            assert dataclasses.asdict(value) == OmegaConf.to_container(raw[key])
+        elif not OmegaConf.is_missing(raw, key):
+            assert value == raw[key], (key, value, raw[key])
+    if hasattr(node, "name"):
+        assert node.name.value == option  # solver / backend / method options select themselves
+    if group == "data":
+        assert node.kind == option
+
+
+def test_memory_options_differ() -> None:
+    mem = {o: _validated(_compose([f"memory={o}"])).memory for g, o in OPTIONS if g == "memory"}
+    assert (mem["pool"].pool, mem["pool"].managed_memory) == (True, False)
+    assert (mem["none"].pool, mem["none"].managed_memory) == (False, False)
+    assert mem["managed"].managed_memory is True
+
+
+def test_pairs_needs_a_path() -> None:
+    cfg = _compose(["data=pairs"])
+    assert OmegaConf.is_missing(cfg.data, "path")
+    with pytest.raises(MissingMandatoryValue, match=r"data\.path"):
+        OmegaConf.to_container(cfg, throw_on_missing=True)
+
+
+def test_pairs_overrides_are_typed(tmp_path: Path) -> None:
+    cfg = _compose(
+        [
+            "data=pairs",
+            f"data.path={tmp_path}",
+            "data.columns.group=null",
+            "data.columns.prev=p",
+            "data.integer_periods=yyyymm",
+            "data.batch_rows=777",
+            "data.strict=true",
+            "index.periodicity=quarter",
+            "index.base_period=2017-Q4",
+            "solver=lsmr",
+            "solver.iter_lim=50",
+        ]
+    )
+    app = _validated(cfg)
+    assert app.data.columns.group is None and app.data.columns.prev == "p"
+    assert app.data.integer_periods is C.IntegerPeriods.yyyymm
+    assert app.data.batch_rows == 777 and app.data.strict is True
+    assert app.index.periodicity is C.Periodicity.quarter and app.index.base_period == "2017-Q4"
+    assert app.solver.name is C.SolverName.lsmr and app.solver.iter_lim == 50
+
+
+BAD = [
+    ["solver=foo"],
+    ["data.n_pairs=abc"],
+    ["backend.name=tpu"],
+    ["backend=tpu"],
+    ["index.periodicity=week"],
+    ["data=pairs", "data.path=x.parquet", "data.format=xlsx"],
+    ["data=pairs", "data.path=x.parquet", "data.integer_periods=days"],
+    ["data=pairs", "data.path=x.parquet", "data.batch_rows=many"],
+    ["solver.tol=small"],
+    ["index.groups=maybe"],
+    ["data.no_such_option=1"],
+    ["method=ols"],
+]
+
+
+@pytest.mark.parametrize("overrides", BAD, ids=[" ".join(o) for o in BAD])
+def test_bad_overrides_fail_at_compose_time(overrides: list[str]) -> None:
+    with pytest.raises((HydraException, OmegaConfBaseException)) as info:
+        _compose(overrides)
+    key = overrides[-1].split("=")[0]
+    assert key.split(".")[-1] in str(info.value) or overrides[-1].split("=")[1] in str(info.value), str(info.value)
+
+
+def test_synthetic_options_are_rejected_for_pairs() -> None:
+    with pytest.raises((HydraException, OmegaConfBaseException)):
+        _compose(["data=pairs", "data.path=x.parquet", "data.n_pairs=10"])
+
+
+# --------------------------------------------------------------------------------------------------
+# parse_size
+
+TOTAL = 80 * 2**30 + 12345
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("40GB", 40 * 10**9),
+        ("40 GB", 40 * 10**9),
+        ("40gb", 40 * 10**9),
+        ("16GiB", 16 * 2**30),
+        ("1.5GB", 1_500_000_000),
+        ("512MiB", 512 * 2**20),
+        ("1000000", 1_000_000 // 256 * 256),
+        (1_000_000, 1_000_000 // 256 * 256),
+        ("0.5", (TOTAL // 2) // 256 * 256),
+        ("0.8", int(0.8 * TOTAL) // 256 * 256),
+        ("1.0", TOTAL // 256 * 256),
+    ],
+)
+def test_parse_size(text: str | int, expected: int) -> None:
+    size = parse_size(text, TOTAL)
+    assert size == expected
+    assert size % 256 == 0 and size > 0
+
+
+def test_parse_size_rounds_down_to_256() -> None:
+    assert parse_size("1000", TOTAL) == 768
+    assert parse_size("1kB", TOTAL) == 768
+    assert parse_size("0.5", 1000) == 256
+    assert parse_size("40GB", TOTAL) % 256 == 0
+
+
+@pytest.mark.parametrize("text", ["", "abc", "GB", "40XB", "40 G B B", "-1GB", "0", "0GB", "-0.5", "1e", "0.0"])
+def test_parse_size_rejects_bad_strings(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_size(text, TOTAL)
+
+
+def test_parse_size_never_returns_zero() -> None:
+    try:
+        size = parse_size("100", TOTAL)
+    except ConfigError:
+        return
+    assert size > 0
+
+
+def _iter_yaml() -> Iterator[Path]:
+    yield from CONF.glob("*/*.yaml")
+
+
+def test_every_option_names_its_schema() -> None:
+    """Each option's defaults list names its group's schema, so composing validates it."""
+    for path in _iter_yaml():
+        raw = OmegaConf.load(path)
+        assert isinstance(raw, DictConfig)
+        assert "defaults" in raw, path
+        schema = f"{path.stem}_schema" if path.parent.name == "data" else "schema"
+        assert schema in list(raw.defaults), (path, list(raw.defaults))

@@ -1,0 +1,135 @@
+"""The CuPy backend gives the numpy backend's tables and indices. Skipped without CuPy and a CUDA device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from reference import Problem, assert_matches_reference, assert_tables_equal, random_problem, reference_index
+
+import gpu_hpi
+from gpu_hpi import cells
+
+pytestmark = [pytest.mark.gpu, pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")]
+
+cupy = pytest.importorskip("cupy")
+
+CPU = gpu_hpi.resolve_backend("cpu")
+TOLERANCE = {"normal": (1e-9, 1e-7), "lsqr": (1e-8, 1e-6), "lsmr": (1e-8, 1e-6)}  # log index atol, se rtol
+
+
+@pytest.fixture(scope="module")
+def gpu() -> gpu_hpi.Backend:
+    try:
+        n_devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA driver or runtime missing
+        pytest.skip(f"CuPy imports but finds no CUDA device ({exc})")
+    if n_devices == 0:
+        pytest.skip("no CUDA device")
+    try:
+        backend = gpu_hpi.resolve_backend("gpu")
+    except gpu_hpi.BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+    assert backend.is_gpu and backend.xp is cupy
+    return backend
+
+
+@pytest.fixture(params=["dense", "sparse"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "sparse":
+        monkeypatch.setattr(cells, "DENSE_KEY_LIMIT", 0)
+    return str(request.param)
+
+
+def on_device(p: Problem) -> tuple[Any, Any, Any]:
+    return cupy.asarray(p.prev), cupy.asarray(p.recent), cupy.asarray(p.y)
+
+
+def tables(
+    p: Problem, gpu: gpu_hpi.Backend, group_host: Any, group_device: Any, **kwargs: Any
+) -> tuple[gpu_hpi.CellTable, gpu_hpi.CellTable]:
+    """(numpy table, cupy table moved to the host) of the same pairs."""
+    host = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(p.prev, p.recent, p.y, group_host, n_periods=p.n_periods, backend=CPU), CPU, **kwargs
+    )
+    device_pairs = gpu_hpi.prepare_pairs(*on_device(p), group_device, n_periods=p.n_periods, backend=gpu)
+    assert isinstance(device_pairs.y, cupy.ndarray)
+    device = gpu_hpi.build_cell_table(device_pairs, gpu, **kwargs)
+    assert isinstance(device.count, cupy.ndarray)
+    return host, device.to_host()
+
+
+@pytest.mark.parametrize("chunk_size", [None, 7])
+def test_cell_table_with_invalid_pairs(gpu: gpu_hpi.Backend, path: str, chunk_size: int | None) -> None:
+    p = random_problem(np.random.default_rng(1))
+    group = p.group_float()  # NaN ids: factorised on the host, codes moved to the device
+    host, device = tables(p, gpu, group, group, chunk_size=chunk_size)
+    assert device.dropped == host.dropped and sum(host.dropped.values()) > 0
+    assert_tables_equal(device, host, rtol=1e-12)
+
+
+@pytest.mark.parametrize("ids", ["labels", "codes", "large_range"])
+def test_cell_table_with_device_group_ids(gpu: gpu_hpi.Backend, path: str, ids: str) -> None:
+    p = random_problem(np.random.default_rng(2), invalid=False)
+    group = p.group_int()
+    if ids == "codes":
+        group = np.searchsorted(np.unique(group), group).astype(np.int32)
+    elif ids == "large_range":
+        group = np.where(group == 11110, 2**40, group)
+    host, device = tables(p, gpu, group, cupy.asarray(group))
+    assert_tables_equal(device, host, rtol=1e-12)
+
+
+def test_merged_and_pooled_tables(gpu: gpu_hpi.Backend) -> None:
+    p = random_problem(np.random.default_rng(3))
+    half = p.n_pairs // 2
+    parts = []
+    for part in (p.take(np.arange(half)), p.take(np.arange(half, p.n_pairs))):
+        pairs = gpu_hpi.prepare_pairs(*on_device(part), part.group_float(), n_periods=p.n_periods, backend=gpu)
+        parts.append(gpu_hpi.build_cell_table(pairs, gpu))
+    merged = gpu_hpi.merge_tables(parts)
+    assert isinstance(merged.count, cupy.ndarray)
+    host, _ = tables(p, gpu, p.group_float(), p.group_float())
+    assert_tables_equal(merged.to_host(), host, rtol=1e-12)
+    assert_tables_equal(merged.pooled().to_host(), host.pooled(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("base_period", [0, 6])
+@pytest.mark.parametrize("solver", ["normal", "lsqr", "lsmr"])
+def test_index_equals_numpy_backend(gpu: gpu_hpi.Backend, solver: str, base_period: int) -> None:
+    p = random_problem(np.random.default_rng(4))
+    options: dict[str, Any] = {"n_periods": p.n_periods, "solver": solver, "base_period": base_period}
+    want = gpu_hpi.estimate_index(p.prev, p.recent, p.y, p.group_float(), backend=CPU, **options)
+    got = gpu_hpi.estimate_index(*on_device(p), p.group_float(), backend=gpu, **options)
+    atol, se_rtol = TOLERANCE[solver]
+    assert list(got.groups) == list(want.groups)
+    assert isinstance(got.log_index, np.ndarray)
+    np.testing.assert_array_equal(np.isnan(got.log_index), np.isnan(want.log_index))
+    np.testing.assert_allclose(got.log_index, want.log_index, atol=atol, rtol=0, equal_nan=True)
+    np.testing.assert_allclose(got.se, want.se, rtol=se_rtol, atol=0, equal_nan=True)
+    np.testing.assert_allclose(got.sigma2, want.sigma2, rtol=se_rtol, equal_nan=True)
+    for name in ("period_pairs", "n_pairs", "n_used", "n_params", "skipped"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    if solver != "normal":
+        assert got.solver_info["groups"]["iterations"] > 0
+    ref = reference_index(p.prev, p.recent, p.y, p.group_float(), n_periods=p.n_periods, base_period=base_period)
+    assert_matches_reference(got, ref, atol=atol, se_rtol=se_rtol, stat_rtol=se_rtol)
+
+
+@pytest.mark.parametrize("solver", ["normal", "lsqr"])
+def test_device_integer_groups_and_no_groups(gpu: gpu_hpi.Backend, solver: str) -> None:
+    p = random_problem(np.random.default_rng(5), invalid=False)
+    atol, _ = TOLERANCE[solver]
+    for group in (p.group_int(), None):
+        want = gpu_hpi.estimate_index(p.prev, p.recent, p.y, group, n_periods=p.n_periods, backend=CPU, solver=solver)
+        device_group = None if group is None else cupy.asarray(group)
+        got = gpu_hpi.estimate_index(*on_device(p), device_group, n_periods=p.n_periods, backend=gpu, solver=solver)
+        assert list(got.groups) == list(want.groups)
+        np.testing.assert_allclose(got.log_index, want.log_index, atol=atol, rtol=0, equal_nan=True)
+
+
+def test_strict_on_the_device(gpu: gpu_hpi.Backend) -> None:
+    p = random_problem(np.random.default_rng(6))
+    with pytest.raises(gpu_hpi.DataError, match="strict"):
+        gpu_hpi.estimate_index(*on_device(p), p.group_float(), n_periods=p.n_periods, backend=gpu, strict=True)
