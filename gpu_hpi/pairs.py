@@ -97,6 +97,8 @@ def check_strict(dropped: dict[str, int]) -> None:
 def encode_groups(backend: Backend, group: Any) -> tuple[Any, np.ndarray]:
     """Group ids -> (int16/int32 codes on the backend, sorted host labels); missing ids get code -1."""
     xp = backend.xp
+    if isinstance(group, (list, tuple)):
+        group = np.asarray(group)
     if isinstance(group, (pd.Series, pd.Index, pd.Categorical)) or (
         isinstance(group, np.ndarray) and group.dtype.kind not in "iub"
     ):
