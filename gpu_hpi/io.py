@@ -98,12 +98,56 @@ class PairSource:
     def wanted(self) -> dict[str, str]:
         return {role: name for role, name in self.columns.items() if name}
 
-    def batches(self) -> Iterator[PairBatch]:
-        """Stream the pairs in batches of about `batch_rows` rows."""
+    def batches(self, gpu: bool = False) -> Iterator[PairBatch]:
+        """Stream the pairs in batches of about `batch_rows` rows (host arrays; with `gpu=True` and
+        cudf importable, parquet is decoded on the GPU and the batches hold CuPy arrays)."""
         files, fmt = self.files()
         wanted = self.wanted()
+        if gpu and fmt == "parquet" and _cudf() is not None:
+            yield from self._cudf_batches(files, wanted)
+            return
         for record_batch in _record_batches(files, fmt, list(wanted.values()), self.batch_rows):
             yield self.convert(record_batch, wanted)
+
+    def _cudf_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
+        """cudf.read_parquet by groups of row groups; period arithmetic on the device's columns."""
+        cudf = _cudf()
+        from cudf.io.parquet import read_parquet_metadata
+
+        for path in files:
+            try:
+                n_rows, n_groups = read_parquet_metadata(path)[:2]
+            except Exception as exc:  # cudf raises RuntimeError / OSError variants for bad files
+                raise DataError(f"cannot read {path}: {exc}") from None
+            per_batch = max(1, int(self.batch_rows // max(1, n_rows // max(1, n_groups))))
+            for first in range(0, max(n_groups, 1), per_batch):
+                groups = list(range(first, min(first + per_batch, n_groups)))
+                frame = cudf.read_parquet(path, columns=list(wanted.values()), row_groups=[groups] if groups else None)
+                _check_columns(list(frame.columns), list(wanted.values()), [path])
+                yield self._convert_device(frame, wanted)
+
+    def _convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
+        n_before = len(frame)
+        frame = frame.dropna(subset=[wanted["prev"], wanted["recent"]])
+        y_col = frame[wanted["y"]]
+        if y_col.dtype.kind not in "fiu":
+            raise DataError(f"column {wanted['y']!r} must be numeric (log price ratio), got {y_col.dtype}")
+        y = y_col.astype("float64").to_cupy(na_value=float("nan"))
+        group = None
+        if "group" in wanted:
+            col = frame[wanted["group"]]
+            group = col.to_cupy() if col.dtype.kind in "iu" and col.null_count == 0 else _group_values(col.to_arrow())
+        prev = self._device_periods(frame[wanted["prev"]], wanted["prev"])
+        recent = self._device_periods(frame[wanted["recent"]], wanted["recent"])
+        return PairBatch(prev, recent, y, group, n_before - len(frame))
+
+    def _device_periods(self, col: Any, name: str) -> Any:
+        import cupy
+
+        if col.dtype.kind == "M":  # cudf's .dt.year / .dt.month are int16: widen before arithmetic
+            months = col.dt.year.astype("int32") * 12 + col.dt.month.astype("int32") - 1
+            return month_to_period(months.to_cupy(), self.periodicity).astype(np.int32)
+        return cupy.asarray(self.periods(col.to_arrow(), name))  # other types: the host conversion
 
     def convert(self, batch: pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
         cols = {role: batch.column(name) for role, name in wanted.items()}
@@ -158,6 +202,15 @@ class PairSource:
             return parse_period(label, self.periodicity)
         except ConfigError as exc:
             raise DataError(f"column {name!r}: {exc}") from None
+
+
+def _cudf() -> Any:
+    """The cudf module, or None where it cannot be imported."""
+    try:
+        import cudf
+    except Exception:  # ImportError, or a CUDA runtime problem raised at import
+        return None
+    return cudf
 
 
 def _days_to_months(days: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import Backend, configure_memory, peak_device_bytes, resolve_backend
+from .backend import Backend, array_namespace, configure_memory, peak_device_bytes, resolve_backend
 from .calendar import Calendar, parse_period
 from .cells import CellTable, build_cell_table, merge_tables
 from .errors import ConfigError, DataError
@@ -168,7 +168,7 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
             batch_rows=int(cfg.data.batch_rows),
         )
         total_rows = source.count_rows()
-        batches = source.batches()
+        batches = source.batches(gpu=backend.is_gpu)
 
     acc = TableAccumulator()
     kept: list[PairBatch] = []  # the iterative solvers need the pairs themselves
@@ -222,18 +222,19 @@ def _name(value: Any) -> str:
 
 
 def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend: Backend) -> Pairs:
+    xp = array_namespace(batches[0].y)
     groups = [b.group for b in batches]
     group: Any
     if groups[0] is None:
         group = None
-    elif all(isinstance(g, np.ndarray) for g in groups):
-        group = np.concatenate(groups)
+    elif all(isinstance(g, (np.ndarray, xp.ndarray)) for g in groups):
+        group = xp.concatenate([xp.asarray(g) for g in groups])
     else:
         group = pd.concat([pd.Series(g) for g in groups], ignore_index=True)
     return prepare_pairs(
-        np.concatenate([b.prev for b in batches]) - np.int32(start),
-        np.concatenate([b.recent for b in batches]) - np.int32(start),
-        np.concatenate([b.y for b in batches]),
+        xp.concatenate([b.prev for b in batches]) - np.int32(start),
+        xp.concatenate([b.recent for b in batches]) - np.int32(start),
+        xp.concatenate([b.y for b in batches]),
         group,
         n_periods=n_periods,
         backend=backend,

@@ -133,3 +133,44 @@ def test_strict_on_the_device(gpu: gpu_hpi.Backend) -> None:
     p = random_problem(np.random.default_rng(6))
     with pytest.raises(gpu_hpi.DataError, match="strict"):
         gpu_hpi.estimate_index(*on_device(p), p.group_float(), n_periods=p.n_periods, backend=gpu, strict=True)
+
+
+def test_cudf_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """The cudf parquet path (device period arithmetic) gives the pyarrow path's batches."""
+    pytest.importorskip("cudf")
+    import pandas as pd
+
+    from gpu_hpi.io import PairSource
+
+    rng = np.random.default_rng(7)
+    n = 50_000
+    prev = rng.integers(0, 100, n)
+    recent = prev + rng.integers(1, 23, n)
+    month = np.datetime64("2014-01", "M")
+    frame = pd.DataFrame(
+        {
+            "group_id": rng.integers(0, 5, n),
+            "PrevYearMonth": (month + prev).astype("datetime64[ns]") + np.timedelta64(3, "D"),
+            "RecentYearMonth": (month + recent).astype("datetime64[ns]"),
+            "LogPriceDiff": rng.normal(size=n),
+        }
+    )
+    frame.loc[::97, "PrevYearMonth"] = pd.NaT
+    path = tmp_path / "pairs.parquet"
+    frame.to_parquet(path, row_group_size=7_000)
+    columns = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
+    source = PairSource(path=str(path), format="auto", columns=columns, batch_rows=20_000)
+
+    def collect(gpu_flag: bool) -> dict[str, np.ndarray]:
+        batches = list(source.batches(gpu=gpu_flag))
+        host = [{k: cupy.asnumpy(getattr(b, k)) for k in ("prev", "recent", "y", "group")} for b in batches]
+        out = {k: np.concatenate([h[k] for h in host]) for k in ("prev", "recent", "y", "group")}
+        out["missing"] = np.asarray(sum(b.missing_period for b in batches))
+        return out
+
+    device, host = collect(True), collect(False)
+    assert isinstance(next(iter(source.batches(gpu=True))).prev, cupy.ndarray)
+    for key in ("prev", "recent", "group", "missing"):
+        np.testing.assert_array_equal(device[key], host[key])
+    np.testing.assert_array_equal(device["y"], host["y"])
+    assert int(host["missing"]) == len(range(0, n, 97))
