@@ -1,4 +1,4 @@
-"""The cell table: per (group, prev, recent) cell the pair count, sum of y and sum of y^2.
+"""The cell table: per (group, prev, recent) cell the pair count, sums of y and y^2 (and of prices).
 
 Z'Z, Z'y and the residual sum of squares of any index depend on the pairs only through these
 sums (see the README's "How it works"), so one pass over the pairs reduces any number of them
@@ -26,13 +26,21 @@ CPU_CHUNK = 1 << 22  # pairs per chunk on the CPU: keeps temporaries in cache-fr
 GPU_CHUNK = 1 << 28
 
 
+# Per-cell sums: of y and y^2 always; of the prices, their squares and cross product when the pairs
+# carry prices (Shiller's arithmetic index needs them).
+Y_SUMS = ("y", "y2")
+PRICE_SUMS = ("p_prev", "p_recent", "p_prev2", "p_recent2", "p_cross")
+
+
 @dataclass(frozen=True)
 class CellTable:
     """Sufficient statistics of repeat-sales pairs, one row per non-empty cell, sorted by key.
 
     group: (C,) int64 codes into `group_labels` ((G,) host array);
     prev, recent: (C,) int64 periods, prev < recent < n_periods;
-    count: (C,) int64 number of pairs; sum_y, sum_y2: (C,) float64 sums of y and y^2.
+    count: (C,) int64 number of pairs;
+    sums: name -> (C,) float64 per-cell sums: "y", "y2" (y^2) and, for pairs with prices,
+    "p_prev", "p_recent", "p_prev2", "p_recent2" (squares) and "p_cross" (P_prev * P_recent).
     Arrays live on the backend that built the table (numpy or cupy).
     dropped: reason -> number of invalid pairs left out of the table.
     """
@@ -43,9 +51,20 @@ class CellTable:
     prev: Any
     recent: Any
     count: Any
-    sum_y: Any
-    sum_y2: Any
+    sums: dict[str, Any]
     dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sum_y(self) -> Any:
+        return self.sums["y"]
+
+    @property
+    def sum_y2(self) -> Any:
+        return self.sums["y2"]
+
+    @property
+    def has_prices(self) -> bool:
+        return all(name in self.sums for name in PRICE_SUMS)
 
     @property
     def n_groups(self) -> int:
@@ -68,26 +87,34 @@ class CellTable:
         xp = array_namespace(self.count)
         key = self.prev * self.n_periods + self.recent
         labels = np.asarray([label], dtype=object)
-        sums = _reduce_by_key(xp, key, self.count, self.sum_y, self.sum_y2, self.n_periods**2)
-        pooled = _from_keys(xp, self.n_periods, labels, *sums)
+        pooled = _from_keys(
+            xp, self.n_periods, labels, *_reduce_by_key(xp, key, self.count, self.sums, self.n_periods**2)
+        )
         return replace(pooled, dropped=self.dropped)
+
+    def select(self, cells: Any) -> CellTable:
+        """The table of a subset of the cells (a boolean mask or indices over the cells)."""
+        return replace(self, group=self.group[cells], prev=self.prev[cells], recent=self.recent[cells],
+                       count=self.count[cells], sums={k: v[cells] for k, v in self.sums.items()})  # fmt: skip
+
+    def truncate(self, last: int) -> CellTable:
+        """The table as if period `last` were the last one: cells with recent <= last, last + 1 periods."""
+        return replace(self.select(self.recent <= last), n_periods=last + 1)
 
     def to_host(self) -> CellTable:
         def host(a: Any) -> np.ndarray:
             return a if isinstance(a, np.ndarray) else a.get()
 
-        return replace(
-            self,
-            group=host(self.group),
-            prev=host(self.prev),
-            recent=host(self.recent),
-            count=host(self.count),
-            sum_y=host(self.sum_y),
-            sum_y2=host(self.sum_y2),
-        )
+        return replace(self, group=host(self.group), prev=host(self.prev), recent=host(self.recent),
+                       count=host(self.count), sums={k: host(v) for k, v in self.sums.items()})  # fmt: skip
 
     def __add__(self, other: CellTable) -> CellTable:
         return merge_tables([self, other])
+
+    def __sub__(self, other: CellTable) -> CellTable:
+        """The table of these pairs less a subset of them (e.g. a cross-validation fold)."""
+        negated = replace(other, count=-other.count, sums={k: -v for k, v in other.sums.items()}, dropped={})
+        return merge_tables([self, negated])
 
     def shift(self, offset: int, n_periods: int) -> CellTable:
         """The same cells in a wider window: period p becomes p + offset of n_periods periods."""
@@ -97,39 +124,35 @@ class CellTable:
 
 
 def _reduce_by_key(
-    xp: Any, key: Any, count: Any, s1: Any, s2: Any, n_keys: int | None = None
-) -> tuple[Any, Any, Any, Any]:
-    """Sum count, s1 and s2 over equal keys; returns (unique sorted keys, counts, s1, s2).
+    xp: Any, key: Any, count: Any, sums: dict[str, Any], n_keys: int | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Sum the counts and sums over equal keys; returns (sorted keys, counts, sums) of the cells
+    whose count is not zero.
 
     With keys known to lie in [0, n_keys) and a small n_keys, dense bincounts replace the sort.
     """
+    uniq = None
     if n_keys is not None and n_keys <= DENSE_KEY_LIMIT:
-        cnt = xp.bincount(key, weights=count, minlength=n_keys)
-        (nonzero,) = xp.nonzero(cnt)
-        return (
-            nonzero,
-            xp.rint(cnt[nonzero]).astype(np.int64),
-            xp.bincount(key, weights=s1, minlength=n_keys)[nonzero],
-            xp.bincount(key, weights=s2, minlength=n_keys)[nonzero],
-        )
-    uniq, inverse = xp.unique(key, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    n = uniq.shape[0]
+        index, size = key, n_keys
+    else:
+        uniq, index = xp.unique(key, return_inverse=True)
+        index, size = index.reshape(-1), uniq.shape[0]
     # float64 sums of int64 counts are exact below 2^53 pairs per cell
-    counts = xp.rint(xp.bincount(inverse, weights=count, minlength=n)).astype(np.int64)
-    return uniq, counts, xp.bincount(inverse, weights=s1, minlength=n), xp.bincount(inverse, weights=s2, minlength=n)
+    counts = xp.rint(xp.bincount(index, weights=count, minlength=size)).astype(np.int64)
+    (keep,) = xp.nonzero(counts)
+    totals = {k: xp.bincount(index, weights=v, minlength=size)[keep] for k, v in sums.items()}
+    return (keep if uniq is None else uniq[keep]), counts[keep], totals
 
 
-def _from_keys(xp: Any, t: int, labels: np.ndarray, key: Any, count: Any, s1: Any, s2: Any) -> CellTable:
+def _from_keys(xp: Any, t: int, labels: np.ndarray, key: Any, count: Any, sums: dict[str, Any]) -> CellTable:
     key = key.astype(np.int64)
-    return CellTable(t, labels, key // (t * t), (key // t) % t, key % t, count.astype(np.int64), s1, s2)
+    return CellTable(t, labels, key // (t * t), (key // t) % t, key % t, count.astype(np.int64), sums)
 
 
-def _chunk_keys(xp: Any, pairs: Pairs, start: int, stop: int) -> tuple[Any, Any, Any, dict[str, int]]:
-    """Cell keys (int64), float64 y, valid mask and drop counts of pairs[start:stop].
-
-    Invalid pairs keep a (meaningless) key and y = 0; callers mask or bucket them away.
-    """
+def _chunk_values(xp: Any, pairs: Pairs, start: int, stop: int) -> tuple[Any, dict[str, Any], Any, dict[str, int]]:
+    """Cell keys (int64), per-pair values to sum (float64), valid mask and drop counts of
+    pairs[start:stop]. Invalid pairs keep a (meaningless) key and zero values; callers mask or
+    bucket them away."""
     chunk = pairs.chunk(start, stop)
     valid, dropped = count_invalid(xp, chunk)
     t = pairs.n_periods
@@ -137,7 +160,12 @@ def _chunk_keys(xp: Any, pairs: Pairs, start: int, stop: int) -> tuple[Any, Any,
     if chunk.group is not None:
         key += chunk.group.astype(np.int64) * (t * t)
     y = xp.where(valid, chunk.y, 0.0).astype(np.float64, copy=False)
-    return key, y, valid, dropped
+    values = {"y": y, "y2": y * y}
+    if chunk.price_prev is not None:
+        p0 = xp.where(valid, chunk.price_prev, 0.0).astype(np.float64, copy=False)
+        p1 = xp.where(valid, chunk.price_recent, 0.0).astype(np.float64, copy=False)
+        values.update(p_prev=p0, p_recent=p1, p_prev2=p0 * p0, p_recent2=p1 * p1, p_cross=p0 * p1)
+    return key, values, valid, dropped
 
 
 def build_cell_table(
@@ -156,74 +184,68 @@ def build_cell_table(
     chunk = chunk_size or (GPU_CHUNK if backend.is_gpu else CPU_CHUNK)
     starts = list(range(0, n, chunk))
     workers = 1 if backend.is_gpu else max(1, min(os.cpu_count() or 1, len(starts)))
+    names = Y_SUMS + (PRICE_SUMS if pairs.price_prev is not None else ())
 
     if n_keys <= DENSE_KEY_LIMIT:
 
-        def dense_partial(worker: int) -> tuple[Any, Any, Any, dict[str, int]]:
+        def dense_partial(worker: int) -> tuple[Any, dict[str, Any], dict[str, int]]:
             # invalid pairs go to an extra bucket n_keys, cut off at the end (no compaction copy)
             cnt = xp.zeros(n_keys + 1, dtype=np.int64)
-            s1 = xp.zeros(n_keys + 1, dtype=np.float64)
-            s2 = xp.zeros(n_keys + 1, dtype=np.float64)
+            sums = {k: xp.zeros(n_keys + 1, dtype=np.float64) for k in names}
             dropped: dict[str, int] = {}
             for start in starts[worker::workers]:
-                key, y, valid, bad = _chunk_keys(xp, pairs, start, min(start + chunk, n))
+                key, values, valid, bad = _chunk_values(xp, pairs, start, min(start + chunk, n))
                 key = xp.where(valid, key, n_keys)
                 dropped = add_counts(dropped, bad)
                 cnt += xp.bincount(key, minlength=n_keys + 1)
-                s1 += xp.bincount(key, weights=y, minlength=n_keys + 1)
-                s2 += xp.bincount(key, weights=y * y, minlength=n_keys + 1)
-            return cnt[:n_keys], s1[:n_keys], s2[:n_keys], dropped
+                for k in names:
+                    sums[k] += xp.bincount(key, weights=values[k], minlength=n_keys + 1)
+            return cnt[:n_keys], {k: v[:n_keys] for k, v in sums.items()}, dropped
 
         partials = _run(dense_partial, workers)
-        cnt, s1, s2, dropped = partials[0]
+        cnt, sums, dropped = partials[0]
         for p in partials[1:]:
-            cnt, s1, s2, dropped = cnt + p[0], s1 + p[1], s2 + p[2], add_counts(dropped, p[3])
+            cnt, dropped = cnt + p[0], add_counts(dropped, p[2])
+            sums = {k: v + p[1][k] for k, v in sums.items()}
         if strict:
             check_strict(dropped)
         (nonzero,) = xp.nonzero(cnt)
-        table = _from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], s1[nonzero], s2[nonzero])
+        table = _from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], {k: v[nonzero] for k, v in sums.items()})
         return replace(table, dropped=dropped)
 
-    def sparse_partial(worker: int) -> tuple[tuple[Any, Any, Any, Any], dict[str, int]]:
-        acc: list[tuple[Any, Any, Any, Any]] = []
+    def sparse_partial(worker: int) -> tuple[tuple[Any, Any, dict[str, Any]], dict[str, int]]:
+        acc: list[tuple[Any, Any, dict[str, Any]]] = []
         pending = 0
         dropped: dict[str, int] = {}
         for start in starts[worker::workers]:
-            key, y, valid, bad = _chunk_keys(xp, pairs, start, min(start + chunk, n))
+            key, values, valid, bad = _chunk_values(xp, pairs, start, min(start + chunk, n))
             dropped = add_counts(dropped, bad)
-            key, y = key[valid], y[valid]
-            uniq, inverse = xp.unique(key, return_inverse=True)
-            inverse = inverse.reshape(-1)
-            m = uniq.shape[0]
-            acc.append(
-                (
-                    uniq,
-                    xp.bincount(inverse, minlength=m),
-                    xp.bincount(inverse, weights=y, minlength=m),
-                    xp.bincount(inverse, weights=y * y, minlength=m),
-                )
-            )
-            pending += m
+            ones = xp.ones(int(xp.count_nonzero(valid)))
+            acc.append(_reduce_by_key(xp, key[valid], ones, {k: values[k][valid] for k in names}))
+            pending += int(acc[-1][0].shape[0])
             if pending > 4 * chunk:  # bound memory: fold the pending partial tables into one
-                acc = [_concat_reduce(xp, acc)]
+                acc = [_concat_reduce(xp, acc, names)]
                 pending = int(acc[0][0].shape[0])
-        return _concat_reduce(xp, acc), dropped
+        return _concat_reduce(xp, acc, names), dropped
 
     partials = _run(sparse_partial, workers)
     dropped = functools.reduce(add_counts, (p[1] for p in partials), dict[str, int]())
     if strict:
         check_strict(dropped)
-    table = _from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, [p[0] for p in partials]))
+    table = _from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, [p[0] for p in partials], names))
     return replace(table, dropped=dropped)
 
 
-def _concat_reduce(xp: Any, parts: list[tuple[Any, Any, Any, Any]]) -> tuple[Any, Any, Any, Any]:
+def _concat_reduce(
+    xp: Any, parts: list[tuple[Any, Any, dict[str, Any]]], names: tuple[str, ...]
+) -> tuple[Any, Any, dict[str, Any]]:
     if not parts:
-        e = xp.zeros(0, dtype=np.int64)
-        return e, e, xp.zeros(0), xp.zeros(0)
+        return xp.zeros(0, dtype=np.int64), xp.zeros(0, dtype=np.int64), {k: xp.zeros(0) for k in names}
     if len(parts) == 1:
         return parts[0]
-    return _reduce_by_key(xp, *(xp.concatenate([p[k] for p in parts]) for k in range(4)))
+    key = xp.concatenate([p[0] for p in parts])
+    count = xp.concatenate([p[1] for p in parts])
+    return _reduce_by_key(xp, key, count, {k: xp.concatenate([p[2][k] for p in parts]) for k in names})
 
 
 def _run(fn: Any, workers: int) -> list[Any]:
@@ -251,8 +273,10 @@ def merge_tables(tables: list[CellTable]) -> CellTable:
     for tb in tables:
         remap = xp.asarray(np.searchsorted(labels, tb.group_labels).astype(np.int64))
         keys.append((remap[tb.group] * t + tb.prev) * t + tb.recent)
-    count, s1, s2 = (xp.concatenate([getattr(tb, f) for tb in tables]) for f in ("count", "sum_y", "sum_y2"))
-    sums = _reduce_by_key(xp, xp.concatenate(keys), count, s1, s2, n_keys=labels.shape[0] * t * t)
+    names = [k for k in tables[0].sums if all(k in tb.sums for tb in tables)]  # prices only if all have them
+    count = xp.concatenate([tb.count for tb in tables])
+    totals = {k: xp.concatenate([tb.sums[k] for tb in tables]) for k in names}
+    sums = _reduce_by_key(xp, xp.concatenate(keys), count, totals, n_keys=labels.shape[0] * t * t)
     merged = _from_keys(xp, t, labels, *sums)
     dropped: dict[str, int] = functools.reduce(add_counts, (tb.dropped for tb in tables), {})
     return replace(merged, dropped=dropped)

@@ -15,7 +15,14 @@ from .errors import DataError
 
 # Reasons a pair is dropped, in the order they are tested: a pair failing several is counted once,
 # under the first. missing_period is the readers' (a null period cannot reach the arrays).
-DROP_REASONS = ("missing_period", "missing_group", "period_out_of_range", "prev_not_before_recent", "nonfinite_y")
+DROP_REASONS = (
+    "missing_period",
+    "missing_group",
+    "period_out_of_range",
+    "prev_not_before_recent",
+    "nonfinite_y",
+    "invalid_price",
+)
 # Integer group ids spanning at most this range are encoded by offset + lookup (no sort or hash).
 _DIRECT_GROUP_RANGE = 1 << 24
 _CHUNK = 1 << 22
@@ -29,7 +36,8 @@ class Pairs:
     prev, recent: (N,) integer periods of the earlier and later sale;
     y: (N,) float log price ratio log(P_recent / P_prev);
     group: (N,) int16/int32 codes into `group_labels` (-1: missing), or None for a single group;
-    group_labels: (G,) host array of the original group ids (sorted); n_periods: T.
+    group_labels: (G,) host array of the original group ids (sorted); n_periods: T;
+    price_prev, price_recent: (N,) float sale prices, or None (needed by the arithmetic index).
     """
 
     prev: Any
@@ -38,6 +46,8 @@ class Pairs:
     group: Any
     group_labels: np.ndarray
     n_periods: int
+    price_prev: Any = None
+    price_recent: Any = None
 
     @property
     def n_pairs(self) -> int:
@@ -64,6 +74,9 @@ def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:
         "period_out_of_range": (prev < 0) | (prev >= t) | (recent < 0) | (recent >= t),
         "prev_not_before_recent": prev >= recent,
         "nonfinite_y": ~xp.isfinite(pairs.y),
+        "invalid_price": None
+        if pairs.price_prev is None
+        else ~((pairs.price_prev > 0) & (pairs.price_recent > 0) & xp.isfinite(pairs.price_prev * pairs.price_recent)),
     }
     masks: dict[str, Any] = {}
     seen = None
@@ -143,6 +156,8 @@ def prepare_pairs(
     *,
     n_periods: int | None = None,
     backend: Backend | str = "auto",
+    price_prev: Any = None,
+    price_recent: Any = None,
 ) -> Pairs:
     """Put raw pair arrays on the backend and encode their groups.
 
@@ -166,9 +181,16 @@ def prepare_pairs(
         n_periods = int(recent.max()) + 1 if recent.size else 0
     if n_periods < 2:
         raise DataError(f"need at least 2 periods, got n_periods={n_periods}")
+    if (price_prev is None) != (price_recent is None):
+        raise DataError("give both prices (price_prev and price_recent) or neither")
+    prices: tuple[Any, Any] = (None, None)
+    if price_prev is not None:
+        prices = (xp.asarray(price_prev, dtype=np.float64), xp.asarray(price_recent, dtype=np.float64))
+        if prices[0].shape != y.shape or prices[1].shape != y.shape:
+            raise DataError(f"prices have shapes {prices[0].shape}, {prices[1].shape}, pairs have {y.shape}")
     if group is None:
-        return Pairs(prev, recent, y, None, np.asarray(["ALL"], dtype=object), int(n_periods))
+        return Pairs(prev, recent, y, None, np.asarray(["ALL"], dtype=object), int(n_periods), *prices)
     codes, labels = encode_groups(be, group)
     if codes.shape != y.shape:
         raise DataError(f"group has shape {codes.shape}, pairs have {y.shape}")
-    return Pairs(prev, recent, y, codes, labels, int(n_periods))
+    return Pairs(prev, recent, y, codes, labels, int(n_periods), *prices)
