@@ -21,15 +21,12 @@ class DesignMatrix:
     rows: Any
 
 
-def dummy_matrix(
-    backend: Backend, pairs: Pairs, column: np.ndarray, identified: np.ndarray, *, pooled: bool = False
-) -> DesignMatrix:
+def dummy_matrix(backend: Backend, pairs: Pairs, column: np.ndarray, identified: np.ndarray) -> DesignMatrix:
     """Build the dummy matrix by column arithmetic on the backend's arrays.
 
     column: (G * T,) int64, the matrix column of (group g, period t) at g * T + t, or -1 where the
     period is not estimated (the base period, dropped; unidentified periods).
     identified: (G, T) bool; only valid pairs in the base period's connected component are rows.
-    pooled: one index for all groups (column and identified then have a single group).
     A row has at most two entries, so CSR comes directly from per-row counts (no COO sort).
     """
     xp = backend.xp
@@ -38,7 +35,7 @@ def dummy_matrix(
     # invalid pairs may hold any period or group: clip the lookups, their rows are masked out anyway
     prev = xp.clip(pairs.prev, 0, t - 1).astype(np.int32)
     recent = xp.clip(pairs.recent, 0, t - 1).astype(np.int32)
-    if pairs.group is not None and not pooled:
+    if pairs.group is not None:
         offset = xp.maximum(pairs.group, 0).astype(np.int32) * np.int32(t)
         prev += offset
         recent += offset

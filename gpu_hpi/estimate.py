@@ -10,7 +10,8 @@ import numpy as np
 from .backend import Backend, as_backend
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError, IdentificationWarning
-from .pairs import Pairs, prepare_pairs
+from .methods import PAIR_METHODS, MethodOptions, fit_method
+from .pairs import Pairs, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .solvers import SOLVERS, TableFit, fit_table, identify, iterative_beta
 
@@ -28,19 +29,26 @@ def fit_index(
     period_labels: Any = None,
     tol: float = 1e-10,
     iter_lim: int | None = None,
+    method: MethodOptions | str = "bmn",
 ) -> IndexResult:
     """Estimate per-group and/or pooled indices from a cell table.
 
     `solver="normal"` solves the exact normal equations from the table; "lsqr" / "lsmr" solve the
     sparse dummy-matrix least squares of `pairs` (required then), with the same statistics.
+    `method`: "bmn" (ordinary least squares), "case_shiller", "robust" (needs `pairs`) or
+    "arithmetic" (needs a table with prices), or MethodOptions for their options.
     A table with a single unnamed group ("ALL") yields just that index.
     """
     be = as_backend(backend)
     t = table.n_periods
+    options = method if isinstance(method, MethodOptions) else MethodOptions(name=method)
     if solver not in SOLVERS:
         raise ConfigError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
-    if solver != "normal" and pairs is None:
-        raise ConfigError(f"solver={solver} needs the pairs themselves, not only their cell table")
+    if solver != "normal" and options.name != "bmn":
+        raise ConfigError(f"solver={solver} applies to method=bmn; method={options.name} solves from the table")
+    if (solver != "normal" or options.name in PAIR_METHODS) and pairs is None:
+        what = f"solver={solver}" if solver != "normal" else f"method={options.name}"
+        raise ConfigError(f"{what} needs the pairs themselves, not only their cell table")
     if not 0 <= base_period < t:
         raise ConfigError(f"base period {base_period} is outside the {t} periods")
     if not (groups or pooled):
@@ -61,14 +69,16 @@ def fit_index(
     info: dict[str, dict[str, Any]] = {}
     for name, tab in solves:
         ident = identify(tab, base_period, min_pairs)
-        beta = None
-        info[name] = {"solver": solver}
-        if pairs is not None and solver != "normal":
-            beta, iterations, reason = iterative_beta(
-                pairs, ident, be, solver, pooled=name == "pooled", tol=tol, iter_lim=iter_lim
-            )
+        info[name] = {"method": options.name, "solver": solver}
+        solve_pairs = None if pairs is None else (pooled_pairs(pairs) if name == "pooled" else pairs)
+        if solve_pairs is not None and solver != "normal":
+            beta, iterations, reason = iterative_beta(solve_pairs, ident, be, solver, tol=tol, iter_lim=iter_lim)
             info[name].update(iterations=iterations, stop_reason=reason)
-        fits.append((tab.group_labels, fit_table(tab, ident, be, beta)))
+            fit = fit_table(tab, ident, be, beta)
+        else:
+            fit, details = fit_method(tab, ident, be, options, solve_pairs)
+            info[name].update(details)
+        fits.append((tab.group_labels, fit))
     result = IndexResult.from_fits(fits, periods, base_period, min_pairs, info)
     _warn_unidentified(result, min_pairs)
     return result
@@ -101,16 +111,23 @@ def estimate_index(
     n_periods: int | None = None,
     backend: Backend | str = "auto",
     strict: bool = False,
+    price_prev: Any = None,
+    price_recent: Any = None,
     **options: Any,
 ) -> IndexResult:
     """Repeat-sales index from pair arrays in one call: validate, build the cell table, solve.
 
     prev / recent: integer periods of the earlier / later sale; y: log(P_recent / P_prev);
-    group: optional region ids. `options` are those of `fit_index` (solver, base_period,
-    min_pairs, groups, pooled, period_labels, tol, iter_lim).
+    group: optional region ids; price_prev / price_recent: sale prices (for method="arithmetic").
+    `options` are those of `fit_index` (method, solver, base_period, min_pairs, groups, pooled,
+    period_labels, tol, iter_lim).
     """
     be = as_backend(backend)
-    pairs = prepare_pairs(prev, recent, y, group, n_periods=n_periods, backend=be)
+    pairs = prepare_pairs(prev, recent, y, group, n_periods=n_periods, backend=be, price_prev=price_prev,
+                          price_recent=price_recent)  # fmt: skip
     table = build_cell_table(pairs, be, strict=strict)
-    needs_pairs = options.get("solver", "normal") != "normal"
+    method = options.get("method", "bmn")
+    needs_pairs = options.get("solver", "normal") != "normal" or (
+        (method.name if isinstance(method, MethodOptions) else method) in PAIR_METHODS
+    )
     return fit_index(table, pairs=pairs if needs_pairs else None, backend=be, **options)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import Backend, as_backend
+from .backend import Backend, array_namespace, as_backend
 from .errors import DataError
 
 # Reasons a pair is dropped, in the order they are tested: a pair failing several is counted once,
@@ -63,6 +63,15 @@ class Pairs:
         return replace(
             self, prev=self.prev[start:stop], recent=self.recent[start:stop], y=self.y[start:stop], group=group
         )
+
+
+def pooled_pairs(pairs: Pairs) -> Pairs:
+    """The same pairs as one group "ALL" (pairs with a missing group stay invalid)."""
+    if pairs.group is None:
+        return pairs
+    xp = array_namespace(pairs.y)
+    group = xp.where(pairs.group < 0, -1, 0).astype(np.int8)
+    return replace(pairs, group=group, group_labels=np.asarray(["ALL"], dtype=object))
 
 
 def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,8 +66,8 @@ class TableFit:
     log_index, se: (G, T) float64, NaN where not identified (log_index 0 and se 0 at the base);
     period_pairs: (G, T) int64 pairs touching each period; n_pairs: (G,) pairs per group;
     n_used: (G,) pairs in the base period's connected component (those the fit uses);
-    n_params: (G,) estimated periods; ssr, sigma2, r2: (G,) float64 (NaN where undefined).
-    iterations / stop_reason: iterative solvers only.
+    n_params: (G,) estimated periods; ssr, sigma2, r2: (G,) float64 (NaN where undefined);
+    cov_diag: (G, T) diagonal of (Z'WZ)^-1 (0 at the base, NaN where not identified).
     """
 
     log_index: np.ndarray
@@ -78,12 +79,12 @@ class TableFit:
     ssr: np.ndarray
     sigma2: np.ndarray
     r2: np.ndarray
-    iterations: int | None = None
-    stop_reason: str | None = None
+    cov_diag: np.ndarray
 
 
-def identify(table: CellTable, base: int, min_pairs: int) -> Identification:
-    """Connected components of each group's period graph (an edge per non-empty cell).
+def identify(table: CellTable, base: int, min_pairs: int, cells: Any = None) -> Identification:
+    """Connected components of each group's period graph (an edge per non-empty cell, or per
+    cell where the boolean mask `cells` is True, e.g. cells of positive weight).
 
     Runs on the host: the table has at most G x T^2 / 2 cells, and scipy's csgraph is one call
     over the block-diagonal graph of all groups (node g * T + t).
@@ -93,6 +94,8 @@ def identify(table: CellTable, base: int, min_pairs: int) -> Identification:
     n_pairs = np.bincount(host.group, weights=host.count, minlength=g).round().astype(np.int64)
     skipped = n_pairs < min_pairs
     keep = ~skipped[host.group]
+    if cells is not None:
+        keep &= cells if isinstance(cells, np.ndarray) else cells.get()
     rows = (host.group * t + host.prev)[keep]
     cols = (host.group * t + host.recent)[keep]
     graph = scipy.sparse.coo_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(g * t, g * t))
@@ -102,53 +105,80 @@ def identify(table: CellTable, base: int, min_pairs: int) -> Identification:
     return Identification(identified, skipped, n_pairs, base)
 
 
+def cell_matrix(
+    xp: Any, b: int, t: int, grp: Any, i: Any, j: Any, at_ii: Any, at_jj: Any, at_ij: Any, at_ji: Any
+) -> Any:
+    """(b, t, t) matrices summing per-cell values into the (i, i), (j, j), (i, j) and (j, i) entries
+    of each cell's group (grp in [0, b)): a Laplacian for (n, n, -n, -n)."""
+    ti, tj = (grp * t + i) * t, (grp * t + j) * t
+    return xp.bincount(
+        xp.concatenate([ti + i, tj + j, ti + j, tj + i]),
+        weights=xp.concatenate([at_ii, at_jj, at_ij, at_ji]),
+        minlength=b * t * t,
+    ).reshape(b, t, t)
+
+
+def group_batches(table: CellTable) -> Iterator[tuple[int, int, slice]]:
+    """(g0, g1, cell slice) for batches of GROUP_BATCH groups (cells are sorted by group)."""
+    bounds = _group_bounds(table)
+    for g0 in range(0, table.n_groups, GROUP_BATCH):
+        g1 = min(g0 + GROUP_BATCH, table.n_groups)
+        yield g0, g1, slice(int(bounds[g0]), int(bounds[g1]))
+
+
 def _group_bounds(table: CellTable) -> np.ndarray:
     """(G + 1,) cell offsets: group g's cells are rows bounds[g]:bounds[g+1] (cells sorted by group)."""
     group = table.group if isinstance(table.group, np.ndarray) else table.group.get()
     return np.searchsorted(group, np.arange(table.n_groups + 1))
 
 
-def fit_table(table: CellTable, ident: Identification, backend: Backend, beta: np.ndarray | None = None) -> TableFit:
+def fit_table(
+    table: CellTable,
+    ident: Identification,
+    backend: Backend,
+    beta: np.ndarray | None = None,
+    weights: dict[str, Any] | None = None,
+) -> TableFit:
     """Solve the reduced normal equations group by group (batched), or, given `beta` (G, T) from
-    an iterative solver, only compute its statistics. Standard errors: sigma^2 (Z'Z)^-1, with
+    an iterative solver, only compute its statistics. Standard errors: sigma^2 (Z'WZ)^-1, with
     sigma^2 = SSR / (n_used - n_params) and SSR = sum over cells of S2 - 2 d S1 + n d^2.
+
+    weights: weighted least squares, as per-cell sums aligned with the table's cells: "n" (sum of
+    the pair weights), "y" (of w y) and "y2" (of w y^2); cells of weight 0 count for no pair.
     """
     xp = backend.xp
     g_all, t = table.n_groups, table.n_periods
-    bounds = _group_bounds(table)
     est = ident.estimated
     out_beta = np.zeros((g_all, t))
     out_var = np.zeros((g_all, t))
+    cell_n = table.count.astype(np.float64) if weights is None else weights["n"]
+    cell_s1 = table.sum_y if weights is None else weights["y"]
+    cell_s2 = table.sum_y2 if weights is None else weights["y2"]
     period_pairs = np.zeros((g_all, t), dtype=np.int64)
     n_used = np.zeros(g_all, dtype=np.int64)
     ssr = np.zeros(g_all)
     tss = np.zeros(g_all)
     eye = xp.eye(t)
-    for g0 in range(0, g_all, GROUP_BATCH):
-        g1 = min(g0 + GROUP_BATCH, g_all)
+    for g0, g1, sl in group_batches(table):
         b = g1 - g0
-        sl = slice(int(bounds[g0]), int(bounds[g1]))
         grp = table.group[sl] - g0
-        i, j, n = table.prev[sl], table.recent[sl], table.count[sl]
-        s1, s2 = table.sum_y[sl], table.sum_y2[sl]
-        nf = n.astype(np.float64)
+        i, j, count = table.prev[sl], table.recent[sl], table.count[sl].astype(np.float64)
+        nf, s1, s2 = cell_n[sl], cell_s1[sl], cell_s2[sl]
         ti, tj = grp * t + i, grp * t + j
         period_pairs[g0:g1] = (
-            backend.to_host(xp.bincount(xp.concatenate([ti, tj]), weights=xp.concatenate([nf, nf]), minlength=b * t))
+            backend.to_host(
+                xp.bincount(xp.concatenate([ti, tj]), weights=xp.concatenate([count, count]), minlength=b * t)
+            )
             .round()
             .astype(np.int64)
             .reshape(b, t)
         )
         # only cells in the base period's component enter the fit (both ends are then identified)
-        used = xp.asarray(ident.identified[g0:g1])[grp, i]
-        grp, i, j, ti, tj, nf, s1, s2 = (a[used] for a in (grp, i, j, ti, tj, nf, s1, s2))
+        used = xp.asarray(ident.identified[g0:g1])[grp, i] & (nf > 0)
+        grp, i, j, ti, tj, nf, s1, s2, count = (a[used] for a in (grp, i, j, ti, tj, nf, s1, s2, count))
         m = xp.asarray(est[g0:g1])
         mm = m[:, :, None] & m[:, None, :]
-        lap = xp.bincount(
-            xp.concatenate([ti * t + i, tj * t + j, ti * t + j, tj * t + i]),
-            weights=xp.concatenate([nf, nf, -nf, -nf]),
-            minlength=b * t * t,
-        ).reshape(b, t, t)
+        lap = cell_matrix(xp, b, t, grp, i, j, nf, nf, -nf, -nf)
         # Unestimated periods (base, unidentified) get an identity row: they decouple and solve to 0.
         lap = xp.where(mm, lap, 0.0) + eye * (~m)[:, :, None]
         inv = xp.linalg.inv(lap) * mm
@@ -162,7 +192,7 @@ def fit_table(table: CellTable, ident: Identification, backend: Backend, beta: n
         cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
         out_beta[g0:g1] = backend.to_host(bet)
         out_var[g0:g1] = backend.to_host(xp.diagonal(inv, axis1=1, axis2=2))
-        n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=nf, minlength=b)).round().astype(np.int64)
+        n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=count, minlength=b)).round().astype(np.int64)
         ssr[g0:g1] = backend.to_host(xp.bincount(grp, weights=cell_ssr, minlength=b))
         tss[g0:g1] = backend.to_host(xp.bincount(grp, weights=s2, minlength=b))
 
@@ -176,10 +206,11 @@ def fit_table(table: CellTable, ident: Identification, backend: Backend, beta: n
     nan = ~ident.identified
     log_index = np.where(nan, np.nan, out_beta)
     se = np.where(nan, np.nan, se)
+    cov_diag = np.where(nan, np.nan, out_var)
     se[ident.identified[:, ident.base], ident.base] = 0.0
     skipped = ident.skipped
     sigma2[skipped] = r2[skipped] = ssr[skipped] = np.nan
-    return TableFit(log_index, se, period_pairs, ident.n_pairs, n_used, n_params, ssr, sigma2, r2)
+    return TableFit(log_index, se, period_pairs, ident.n_pairs, n_used, n_params, ssr, sigma2, r2, cov_diag)
 
 
 def default_iter_lim(n_columns: int) -> int:
@@ -279,7 +310,6 @@ def iterative_beta(
     backend: Backend,
     solver: str,
     *,
-    pooled: bool = False,
     tol: float = 1e-10,
     iter_lim: int | None = None,
 ) -> tuple[np.ndarray, int, str]:
@@ -287,7 +317,6 @@ def iterative_beta(
 
     The matrix is block diagonal (a column per estimated (group, period)), so this is exactly the
     stack of the per-group problems, at the cost of one sparse product per iteration.
-    pooled: ignore the groups (ident then has a single row, for the pooled table).
     Returns (beta (G, T) with zeros where not estimated, iterations, stop reason).
     """
     xp = backend.xp
@@ -299,7 +328,7 @@ def iterative_beta(
     x = xp.zeros(0)
     iterations, istop = 0, 0
     if n_columns:
-        design = dummy_matrix(backend, pairs, column, ident.identified, pooled=pooled)
+        design = dummy_matrix(backend, pairs, column, ident.identified)
         iter_lim = iter_lim or default_iter_lim(n_columns)
         if solver == "lsqr":
             sol = lsqr(xp, design.matrix, design.y, atol=tol, btol=tol, iter_lim=iter_lim)

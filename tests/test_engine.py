@@ -480,7 +480,8 @@ def test_solver_info_of_iterative_solvers(problem: Problem, solver: str) -> None
 
 
 def test_solver_info_of_normal(problem: Problem) -> None:
-    assert estimate(problem).solver_info == {"groups": {"solver": "normal"}, "pooled": {"solver": "normal"}}
+    expected = {"method": "bmn", "solver": "normal"}
+    assert estimate(problem).solver_info == {"groups": expected, "pooled": expected}
 
 
 @pytest.mark.parametrize("solver", ["lsqr", "lsmr"])
