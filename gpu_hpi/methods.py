@@ -233,7 +233,7 @@ def robust(
     p = ols.n_params
     with np.errstate(divide="ignore", invalid="ignore"):
         m = inside / n
-        k = 1.0 + (p + 1) / n * (m - m * m) / (m * m)
+        k = 1.0 + p / n * (m - m * m) / (m * m)  # RLM: (df_model + 1) / n, df_model = rank - 1
         factor = k * k * (psi2 / (n - p)) * s * s / (m * m)
     se = np.sqrt(factor[:, None] * ols.cov_diag)
     fit = TableFit(fit.log_index, se, fit.period_pairs, fit.n_pairs, fit.n_used, fit.n_params, fit.ssr, s * s,
