@@ -94,8 +94,14 @@ class CellTable:
 
     def select(self, cells: Any) -> CellTable:
         """The table of a subset of the cells (a boolean mask or indices over the cells)."""
-        return replace(self, group=self.group[cells], prev=self.prev[cells], recent=self.recent[cells],
-                       count=self.count[cells], sums={k: v[cells] for k, v in self.sums.items()})  # fmt: skip
+        return replace(
+            self,
+            group=self.group[cells],
+            prev=self.prev[cells],
+            recent=self.recent[cells],
+            count=self.count[cells],
+            sums={k: v[cells] for k, v in self.sums.items()},
+        )
 
     def truncate(self, last: int) -> CellTable:
         """The table as if period `last` were the last one: cells with recent <= last, last + 1 periods."""
@@ -105,8 +111,14 @@ class CellTable:
         def host(a: Any) -> np.ndarray:
             return a if isinstance(a, np.ndarray) else a.get()
 
-        return replace(self, group=host(self.group), prev=host(self.prev), recent=host(self.recent),
-                       count=host(self.count), sums={k: host(v) for k, v in self.sums.items()})  # fmt: skip
+        return replace(
+            self,
+            group=host(self.group),
+            prev=host(self.prev),
+            recent=host(self.recent),
+            count=host(self.count),
+            sums={k: host(v) for k, v in self.sums.items()},
+        )
 
     def __add__(self, other: CellTable) -> CellTable:
         return merge_tables([self, other])

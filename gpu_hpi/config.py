@@ -30,6 +30,14 @@ class BackendName(str, Enum):
 
 class MethodName(str, Enum):
     bmn = "bmn"
+    case_shiller = "case_shiller"
+    robust = "robust"
+    arithmetic = "arithmetic"
+
+
+class Stage2(str, Enum):
+    squared = "squared"
+    absolute = "absolute"
 
 
 class Periodicity(str, Enum):
@@ -56,7 +64,9 @@ class ColumnsConfig:
     group: str | None = "group_id"
     prev: str = "PrevYearMonth"
     recent: str = "RecentYearMonth"
-    y: str = "LogPriceDiff"
+    y: str | None = "LogPriceDiff"  # null: computed from the prices
+    price_prev: str | None = None  # sale prices, for method=arithmetic
+    price_recent: str | None = None
 
 
 @dataclass
@@ -113,7 +123,28 @@ class MemoryConfig:
 
 @dataclass
 class MethodConfig:
+    """bmn: OLS; case_shiller: interval-weighted (stage2 on e^2 or |e|, optional h^2 term);
+    robust: Huber IRLS; arithmetic: Shiller's value-weighted index (optional interval weights)."""
+
     name: MethodName = MethodName.bmn
+    stage2: Stage2 = Stage2.squared
+    quadratic: bool = False
+    interval_weights: bool = False
+    huber_c: float = 1.345
+    max_iter: int = 50
+    tol: float = 1e-10
+
+
+@dataclass
+class DiagnosticsConfig:
+    """volatility: trailing window of the rolling s.d. of % changes; revision: refit as if each
+    later period were the last; accuracy_folds: k-fold cross-validation (0: off; keeps the pairs
+    in memory); smooth_window: centred moving average as an extra index column (0: off)."""
+
+    volatility_window: int = 3
+    revision: bool = True
+    accuracy_folds: int = 0
+    smooth_window: int = 0
 
 
 @dataclass
@@ -143,6 +174,7 @@ class AppConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     progress: bool = True  # progress bar on stderr (only when it is a terminal)
     debug: bool = False  # full tracebacks instead of one-line errors
 

@@ -123,8 +123,9 @@ def estimate_index(
     period_labels, tol, iter_lim).
     """
     be = as_backend(backend)
-    pairs = prepare_pairs(prev, recent, y, group, n_periods=n_periods, backend=be, price_prev=price_prev,
-                          price_recent=price_recent)  # fmt: skip
+    pairs = prepare_pairs(
+        prev, recent, y, group, n_periods=n_periods, backend=be, price_prev=price_prev, price_recent=price_recent
+    )
     table = build_cell_table(pairs, be, strict=strict)
     method = options.get("method", "bmn")
     needs_pairs = options.get("solver", "normal") != "normal" or (

@@ -28,15 +28,17 @@ _EPOCH_MONTH = 1970 * 12  # absolute month of 1970-01
 
 @dataclass(frozen=True)
 class PairBatch:
-    """One batch of pairs on the host: prev, recent: (n,) int32 absolute periods; y: (n,) float64
-    (NaN where null); group: (n,) group ids (numpy or pandas Categorical) or None.
-    missing_period: rows of the batch dropped because a period was null."""
+    """One batch of pairs: prev, recent: (n,) int32 absolute periods; y: (n,) float64 (NaN where
+    null); group: (n,) group ids (numpy, pandas, or CuPy from cudf) or None; price_prev,
+    price_recent: (n,) float64 prices or None. missing_period: rows dropped for a null period."""
 
-    prev: np.ndarray
-    recent: np.ndarray
-    y: np.ndarray
+    prev: Any
+    recent: Any
+    y: Any
     group: Any
     missing_period: int
+    price_prev: Any = None
+    price_recent: Any = None
 
     @property
     def n_rows(self) -> int:
@@ -49,7 +51,7 @@ class PairSource:
 
     path: str
     format: str
-    columns: dict[str, str | None]
+    columns: dict[str, str | None]  # roles: group, prev, recent, y, price_prev, price_recent
     periodicity: str = "month"
     integer_periods: str = "index"
     start: str | None = None
@@ -96,7 +98,12 @@ class PairSource:
             raise DataError(f"cannot read {files[0] if len(files) == 1 else 'the parquet dataset'}: {exc}") from None
 
     def wanted(self) -> dict[str, str]:
-        return {role: name for role, name in self.columns.items() if name}
+        wanted = {role: name for role, name in self.columns.items() if name}
+        if ("price_prev" in wanted) != ("price_recent" in wanted):
+            raise ConfigError("set both data.columns.price_prev and data.columns.price_recent, or neither")
+        if "y" not in wanted and "price_prev" not in wanted:
+            raise ConfigError("data.columns.y is null: give the price columns to compute it from")
+        return wanted
 
     def batches(self, gpu: bool = False) -> Iterator[PairBatch]:
         """Stream the pairs in batches of about `batch_rows` rows (host arrays; with `gpu=True` and
@@ -129,17 +136,32 @@ class PairSource:
     def _convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
         n_before = len(frame)
         frame = frame.dropna(subset=[wanted["prev"], wanted["recent"]])
-        y_col = frame[wanted["y"]]
-        if y_col.dtype.kind not in "fiu":
-            raise DataError(f"column {wanted['y']!r} must be numeric (log price ratio), got {y_col.dtype}")
-        y = y_col.astype("float64").to_cupy(na_value=float("nan"))
+        numbers = {}
+        for role in ("y", "price_prev", "price_recent"):
+            if role in wanted:
+                col = frame[wanted[role]]
+                if col.dtype.kind not in "fiu":
+                    raise DataError(f"column {wanted[role]!r} must be numeric, got {col.dtype}")
+                numbers[role] = col.astype("float64").to_cupy(na_value=float("nan"))
+        if "y" not in numbers:
+            import cupy
+
+            numbers["y"] = cupy.log(numbers["price_recent"] / numbers["price_prev"])
         group = None
         if "group" in wanted:
             col = frame[wanted["group"]]
             group = col.to_cupy() if col.dtype.kind in "iu" and col.null_count == 0 else _group_values(col.to_arrow())
         prev = self._device_periods(frame[wanted["prev"]], wanted["prev"])
         recent = self._device_periods(frame[wanted["recent"]], wanted["recent"])
-        return PairBatch(prev, recent, y, group, n_before - len(frame))
+        return PairBatch(
+            prev,
+            recent,
+            numbers["y"],
+            group,
+            n_before - len(frame),
+            numbers.get("price_prev"),
+            numbers.get("price_recent"),
+        )
 
     def _device_periods(self, col: Any, name: str) -> Any:
         import cupy
@@ -156,14 +178,18 @@ class PairSource:
         if n_missing:  # rare: filter the batch once rather than carry sentinels
             keep = pc.invert(missing)
             cols = {role: pc.filter(col, keep) for role, col in cols.items()}
-        try:
-            y = cols["y"].cast(pa.float64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise DataError(f"column {wanted['y']!r} must be numeric (log price ratio), got {cols['y'].type}") from exc
+        numbers = {
+            role: _floats(cols[role], wanted[role]) for role in ("y", "price_prev", "price_recent") if role in cols
+        }
+        if "y" not in numbers:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                numbers["y"] = np.log(numbers["price_recent"] / numbers["price_prev"])
         prev = self.periods(cols["prev"], wanted["prev"])
         recent = self.periods(cols["recent"], wanted["recent"])
         group = _group_values(cols["group"]) if "group" in cols else None
-        return PairBatch(prev, recent, y, group, n_missing)
+        return PairBatch(
+            prev, recent, numbers["y"], group, n_missing, numbers.get("price_prev"), numbers.get("price_recent")
+        )
 
     def periods(self, arr: pa.Array, name: str) -> np.ndarray:
         """Absolute periods (int32) of a period column without nulls."""
@@ -221,6 +247,13 @@ def _days_to_months(days: np.ndarray) -> np.ndarray:
     lo, hi = int(days.min()), int(days.max())
     table = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + _EPOCH_MONTH
     return table[days - lo]
+
+
+def _floats(arr: pa.Array, name: str) -> np.ndarray:
+    """A numeric column as float64 (NaN where null); DataError for other types."""
+    if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type) or pa.types.is_decimal(arr.type)):
+        raise DataError(f"column {name!r} must be numeric, got {arr.type}")
+    return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _group_values(arr: pa.Array) -> Any:

@@ -196,10 +196,14 @@ def robust(
     def residuals(log_index: np.ndarray) -> tuple[Any, Any]:
         _, d = _cell_ssr(table, log_index, backend)
         e = y - d[cell]
-        scale = np.array([
-            float(xp.median(xp.abs(e[bounds[g] : bounds[g + 1]]))) / MAD_NORMAL if bounds[g + 1] > bounds[g] else 1.0
-            for g in range(table.n_groups)
-        ])  # fmt: skip
+        scale = np.array(
+            [
+                float(xp.median(xp.abs(e[bounds[g] : bounds[g + 1]]))) / MAD_NORMAL
+                if bounds[g + 1] > bounds[g]
+                else 1.0
+                for g in range(table.n_groups)
+            ]
+        )
         return e, xp.asarray(np.where(scale > 0, scale, 1.0))
 
     ols = fit_table(table, ident, backend)
@@ -210,8 +214,10 @@ def robust(
         iteration += 1
         r = xp.abs(e / scale[grp])
         w = xp.where(r <= c, 1.0, c / xp.maximum(r, c))
-        weights = {k: xp.bincount(cell, weights=v, minlength=table.n_cells) for k, v in
-                   (("n", w), ("y", w * y), ("y2", w * y * y))}  # fmt: skip
+        weights = {
+            k: xp.bincount(cell, weights=v, minlength=table.n_cells)
+            for k, v in (("n", w), ("y", w * y), ("y2", w * y * y))
+        }
         fit = fit_table(table, ident, backend, weights=weights)
         new_beta = np.nan_to_num(fit.log_index)
         e, scale = residuals(fit.log_index)
@@ -236,8 +242,18 @@ def robust(
         k = 1.0 + p / n * (m - m * m) / (m * m)  # RLM: (df_model + 1) / n, df_model = rank - 1
         factor = k * k * (psi2 / (n - p)) * s * s / (m * m)
     se = np.sqrt(factor[:, None] * ols.cov_diag)
-    fit = TableFit(fit.log_index, se, fit.period_pairs, fit.n_pairs, fit.n_used, fit.n_params, fit.ssr, s * s,
-                   np.full_like(fit.r2, np.nan), ols.cov_diag)  # fmt: skip
+    fit = TableFit(
+        fit.log_index,
+        se,
+        fit.period_pairs,
+        fit.n_pairs,
+        fit.n_used,
+        fit.n_params,
+        fit.ssr,
+        s * s,
+        np.full_like(fit.r2, np.nan),
+        ols.cov_diag,
+    )
     return fit, {"iterations": iteration, "converged": converged, "huber_c": c, "scale": s.tolist()}
 
 
@@ -262,8 +278,10 @@ def arithmetic(
         weight, coef = interval_weights(table, ident, backend, u2, absolute=False, quadratic=options.quadratic)
         ident = Identification(
             identify(table, ident.base, 0, cells=weight > 0).identified & ~ident.skipped[:, None],
-            ident.skipped, ident.n_pairs, ident.base,
-        )  # fmt: skip
+            ident.skipped,
+            ident.n_pairs,
+            ident.base,
+        )
         b, u2 = _arithmetic_solve(table, ident, backend, weight)
         info["stage2_coef"] = coef.tolist()
     return _arithmetic_fit(table, ident, backend, weight, b, u2), info
@@ -338,5 +356,15 @@ def _arithmetic_fit(
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma2 = np.where(dof > 0, ssr / np.maximum(dof, 1), np.nan)
     sigma2[ident.skipped] = ssr[ident.skipped] = np.nan
-    return TableFit(log_index, se, period_pairs, ident.n_pairs, n_used, n_params, ssr, sigma2,
-                    np.full(g_all, np.nan), np.where(nan, np.nan, var_b))  # fmt: skip
+    return TableFit(
+        log_index,
+        se,
+        period_pairs,
+        ident.n_pairs,
+        n_used,
+        n_params,
+        ssr,
+        sigma2,
+        np.full(g_all, np.nan),
+        np.where(nan, np.nan, var_b),
+    )

@@ -12,6 +12,7 @@ import os
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +24,17 @@ import pandas as pd
 from .backend import Backend, array_namespace, configure_memory, peak_device_bytes, resolve_backend
 from .calendar import Calendar, parse_period
 from .cells import CellTable, build_cell_table, merge_tables
-from .errors import ConfigError, DataError
+from .diagnostics import accuracy, diagnostics_frame, revision, smooth, volatility
+from .errors import ConfigError, DataError, IdentificationWarning
 from .estimate import fit_index
 from .io import PairBatch, PairSource
-from .pairs import Pairs, add_counts, check_strict, prepare_pairs
+from .methods import PAIR_METHODS, MethodOptions
+from .pairs import Pairs, add_counts, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .synthetic import SyntheticMarket
 
 log = logging.getLogger("gpu_hpi")
-OUTPUT_FILES = ("index.csv", "index.parquet", "summary.json", "index.png")
+OUTPUT_FILES = ("index.csv", "index.parquet", "summary.json", "index.png", "diagnostics.csv", "accuracy.csv")
 
 
 @dataclass
@@ -87,13 +90,16 @@ def _batch_table(
         batch.group,
         n_periods=max(hi - lo + 1, 2),
         backend=backend,
+        price_prev=batch.price_prev,
+        price_recent=batch.price_recent,
     )
     return lo, build_cell_table(pairs, backend, strict=strict), pairs
 
 
-def _synthetic_batches(market: SyntheticMarket, start: int) -> Iterator[PairBatch]:
-    for group, prev, recent, y in market.pairs():
-        yield PairBatch(prev.astype(np.int32) + start, recent.astype(np.int32) + start, y, group, 0)
+def _synthetic_batches(market: SyntheticMarket, start: int, prices: bool) -> Iterator[PairBatch]:
+    for k, (group, prev, recent, y) in enumerate(market.pairs()):
+        p0, p1 = market.prices(y, k) if prices else (None, None)
+        yield PairBatch(prev.astype(np.int32) + start, recent.astype(np.int32) + start, y, group, 0, p0, p1)
 
 
 def _progress(enabled: bool, total: int | None) -> Any:
@@ -126,6 +132,16 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     timings = Timings()
     periodicity = _name(cfg.index.periodicity)
     solver = _name(cfg.solver.name)
+    m = cfg.method
+    method = MethodOptions(
+        name=_name(m.name),
+        stage2=_name(m.stage2),
+        quadratic=m.quadratic,
+        interval_weights=m.interval_weights,
+        huber_c=m.huber_c,
+        max_iter=m.max_iter,
+        tol=m.tol,
+    )
     with timings.stage("setup"):
         backend = resolve_backend(_name(cfg.backend.name))
         memory_note = configure_memory(
@@ -153,11 +169,12 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
             raise ConfigError("the synthetic market is monthly; use index.periodicity=month")
         start: int | None = first
         end: int | None = first + d.n_periods - 1
-        batches: Iterator[PairBatch] = _synthetic_batches(market, first)
+        batches: Iterator[PairBatch] = _synthetic_batches(market, first, prices=method.name == "arithmetic")
         total_rows: int | None = d.n_pairs
     else:
         start, end = _window(cfg, periodicity)
-        columns = {role: cfg.data.columns.get(role) for role in ("group", "prev", "recent", "y")}
+        roles = ("group", "prev", "recent", "y", "price_prev", "price_recent")
+        columns = {role: cfg.data.columns.get(role) for role in roles}
         source = PairSource(
             path=cfg.data.path,
             format=_name(cfg.data.format),
@@ -170,8 +187,9 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
         total_rows = source.count_rows()
         batches = source.batches(gpu=backend.is_gpu)
 
+    keep_pairs = solver != "normal" or method.name in PAIR_METHODS or cfg.diagnostics.accuracy_folds > 0
     acc = TableAccumulator()
-    kept: list[PairBatch] = []  # the iterative solvers need the pairs themselves
+    kept: list[PairBatch] = []  # iterative solvers, the robust method and accuracy need the pairs
     with _progress(bool(cfg.progress), total_rows) as advance, timings.stage("read_and_table", backend):
         for batch in batches:
             acc.missing_period += batch.missing_period
@@ -181,7 +199,7 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
                 continue
             offset, table, _ = _batch_table(batch, start, end, backend, strict)
             acc.add(offset, table)
-            if solver != "normal":
+            if keep_pairs:
                 kept.append(batch)
     if not acc.parts:
         raise DataError("the input holds no pairs")
@@ -193,27 +211,30 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
         with timings.stage("assemble_pairs", backend):
             pairs = _concat_pairs(kept, first_period, table.n_periods, backend)
     base = 0 if cfg.index.base_period is None else calendar.position(cfg.index.base_period)
+    fit_options = dict(
+        backend=backend, method=method, min_pairs=cfg.index.min_pairs, groups=cfg.index.groups, pooled=cfg.index.pooled
+    )
     with timings.stage("solve", backend):
         result = fit_index(
             table,
             pairs=pairs,
-            backend=backend,
             solver=solver,
             base_period=base,
-            min_pairs=cfg.index.min_pairs,
-            groups=cfg.index.groups,
-            pooled=cfg.index.pooled,
             period_labels=calendar.labels(),
             tol=cfg.solver.tol,
             iter_lim=cfg.solver.iter_lim,
+            **fit_options,
         )
+    with timings.stage("diagnostics", backend):
+        diag = run_diagnostics(cfg.diagnostics, result, table, pairs, method, backend, fit_options)
 
     dropped = add_counts({"missing_period": acc.missing_period}, table.dropped)
     if strict:
         check_strict(dropped)
     summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
+    summary["diagnostics"] = diag.summary
     with timings.stage("write"):
-        write_outputs(result, out_dir, cfg.output, summary, timings)
+        write_outputs(result, out_dir, cfg.output, summary, timings, diag)
     return summary
 
 
@@ -238,7 +259,85 @@ def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend:
         group,
         n_periods=n_periods,
         backend=backend,
+        price_prev=None if batches[0].price_prev is None else xp.concatenate([b.price_prev for b in batches]),
+        price_recent=None if batches[0].price_recent is None else xp.concatenate([b.price_recent for b in batches]),
     )
+
+
+@dataclass(frozen=True)
+class DiagnosticsOutput:
+    """frame: diagnostics.csv; accuracy: accuracy.csv (or None); smoothed: (G, T) index_smoothed
+    column (or None); summary: the summary.json section."""
+
+    frame: pd.DataFrame
+    accuracy: pd.DataFrame | None
+    smoothed: np.ndarray | None
+    summary: dict[str, Any]
+
+
+def run_diagnostics(
+    cfg: Any,
+    result: IndexResult,
+    table: CellTable,
+    pairs: Pairs | None,
+    method: MethodOptions,
+    backend: Backend,
+    fit_options: dict[str, Any],
+) -> DiagnosticsOutput:
+    """Volatility, revision, accuracy and smoothing as configured. Revision and accuracy refit the
+    index from cell tables, so they need a table-based method (not robust)."""
+
+    def refit(tab: CellTable, base: int) -> IndexResult:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", IdentificationWarning)
+            return fit_index(tab, base_period=base, **fit_options)
+
+    vol = volatility(result, int(cfg.volatility_window))
+    finite = np.isfinite(vol)
+    summary: dict[str, Any] = {
+        "volatility_window": int(cfg.volatility_window),
+        "mean_volatility": {
+            str(g): _num(np.mean(v[f])) if f.any() else None for g, v, f in zip(result.groups, vol, finite, strict=True)
+        },
+    }
+    table_based = method.name not in PAIR_METHODS
+    rev = None
+    if cfg.revision:
+        if table_based:
+            rev = revision(table, refit, result)
+            summary["revision"] = {
+                "vintages": len(rev.vintages),
+                "mean": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_mean, strict=True)},
+                "median": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_median, strict=True)},
+            }
+        else:
+            summary["revision"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
+    accuracy_frame = None
+    if cfg.accuracy_folds:
+        if not table_based:
+            summary["accuracy"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
+        elif pairs is not None:
+            acc = _accuracy(pairs, table, refit, result, backend, int(cfg.accuracy_folds), fit_options["groups"])
+            accuracy_frame = acc.to_frame()
+            summary["accuracy"] = {"folds": acc.folds, **acc.overall}
+    smoothed = smooth(result, int(cfg.smooth_window)) if cfg.smooth_window else None
+    return DiagnosticsOutput(diagnostics_frame(result, vol, rev), accuracy_frame, smoothed, summary)
+
+
+def _accuracy(
+    pairs: Pairs, table: CellTable, refit: Any, result: IndexResult, backend: Backend, folds: int, groups: bool
+) -> Any:
+    """Cross-validation of the group indices (or of the pooled one when groups are off)."""
+    if not groups or table.group_labels.tolist() == ["ALL"]:
+        return accuracy(pooled_pairs(pairs), table.pooled(), refit, result, backend, folds)
+    if not np.array_equal(table.group_labels.astype(str), pairs.group_labels.astype(str)):
+        table = build_cell_table(pairs, backend)  # the streamed table's labels differ: one more pass
+    return accuracy(pairs, table, refit, result, backend, folds)
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def _summary(
@@ -279,11 +378,20 @@ def _summary(
     return summary
 
 
-def write_outputs(result: IndexResult, out_dir: Path, output: Any, summary: dict[str, Any], timings: Timings) -> None:
+def write_outputs(
+    result: IndexResult,
+    out_dir: Path,
+    output: Any,
+    summary: dict[str, Any],
+    timings: Timings,
+    diagnostics: DiagnosticsOutput | None = None,
+) -> None:
     """Write every output to a temporary name first and rename them all at the end, so that a
     failure leaves no partial output."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = result.to_frame(float(output.ci_level))
+    if diagnostics is not None and diagnostics.smoothed is not None:
+        frame["index_smoothed"] = diagnostics.smoothed.ravel()
     written: list[tuple[Path, Path]] = []
 
     def temp(name: str) -> Path:
@@ -297,6 +405,10 @@ def write_outputs(result: IndexResult, out_dir: Path, output: Any, summary: dict
             frame.to_csv(temp("index.csv"), index=False, float_format="%.10g")
         if output.parquet:
             frame.to_parquet(temp("index.parquet"), index=False)
+        if diagnostics is not None:
+            diagnostics.frame.to_csv(temp("diagnostics.csv"), index=False, float_format="%.10g")
+            if diagnostics.accuracy is not None:
+                diagnostics.accuracy.to_csv(temp("accuracy.csv"), index=False, float_format="%.10g")
         if output.plot:
             result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
         summary["timings_s"] = {k: round(v, 4) for k, v in timings.stages.items()}

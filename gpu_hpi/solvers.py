@@ -295,8 +295,14 @@ def lsqr(
         rtol = btol + atol * anorm * xnorm / bnorm
         t1 = test1 / (1 + anorm * xnorm / bnorm)
         # as SciPy: the user's tolerances (1-3) take precedence over the machine-precision codes (4-6)
-        codes = [(1 + test3 <= 1, 6), (1 + test2 <= 1, 5), (1 + t1 <= 1, 4),
-                 (test3 <= ctol, 3), (test2 <= atol, 2), (test1 <= rtol, 1)]  # fmt: skip
+        codes = [
+            (1 + test3 <= 1, 6),
+            (1 + test2 <= 1, 5),
+            (1 + t1 <= 1, 4),
+            (test3 <= ctol, 3),
+            (test2 <= atol, 2),
+            (test1 <= rtol, 1),
+        ]
         met = [code for hit, code in codes if hit]
         if met:
             istop = met[-1]

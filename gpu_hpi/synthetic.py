@@ -62,6 +62,12 @@ class SyntheticMarket:
             y = flat[row + recent] - flat[row + prev] + rng.normal(0.0, self.noise_sd, n)
             yield group, prev, recent, y
 
+    def prices(self, y: np.ndarray, chunk_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sale prices consistent with y: a log-normal first price (median 300M, as KRW) times exp(y)."""
+        rng = np.random.default_rng([self.seed, chunk_index, 1])
+        first = np.exp(rng.normal(np.log(3e8), 0.6, y.shape[0]))
+        return first, first * np.exp(y)
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All pairs at once: (group, prev, recent, y)."""
         parts = list(self.pairs())

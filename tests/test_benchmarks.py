@@ -14,14 +14,34 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_suite_runs(tmp_path: Path) -> None:
     out = tmp_path / "rows.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "benchmarks", "--sizes", "20K", "--cases", "normal,lsqr,lsmr,seed_loop,dense_lstsq",
-           "--seed-size", "2K", "--dense-size", "5K", "--json", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--sizes",
+        "20K",
+        "--cases",
+        "normal,lsqr,lsmr,seed_loop,dense_lstsq",
+        "--seed-size",
+        "2K",
+        "--dense-size",
+        "5K",
+        "--json",
+        str(out),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
     cases = [r["case"] for r in rows]
-    assert cases == ["normal", "lsqr", "lsmr", "seed_loop", "seed_loop (extrapolated)", "seed_loop (extrapolated)",
-                     "dense_lstsq"]  # fmt: skip
+    assert cases == [
+        "normal",
+        "lsqr",
+        "lsmr",
+        "seed_loop",
+        "seed_loop (extrapolated)",
+        "seed_loop (extrapolated)",
+        "dense_lstsq",
+    ]
     assert all(r["seconds"] > 0 for r in rows)
     assert [r["n"] for r in rows if r["case"] == "seed_loop (extrapolated)"] == [68_000_000, 150_000_000]
     for case in cases:

@@ -25,7 +25,7 @@ import gpu_hpi
 from gpu_hpi.synthetic import SyntheticMarket
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUTS = ("index.csv", "index.parquet", "summary.json", "index.png")
+OUTPUTS = ("index.csv", "index.parquet", "summary.json", "index.png", "diagnostics.csv")
 COLUMNS = ["group", "period", "log_index", "index", "se", "ci_low", "ci_high", "n_pairs"]
 FLOATS = ["log_index", "index", "se", "ci_low", "ci_high"]
 SUMMARY_KEYS = {
