@@ -10,7 +10,7 @@ import numpy as np
 from .backend import Backend, as_backend
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError, IdentificationWarning
-from .methods import PAIR_METHODS, MethodOptions, fit_method
+from .methods import MethodOptions, fit_method
 from .pairs import Pairs, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .solvers import SOLVERS, TableFit, fit_table, identify, iterative_beta
@@ -46,8 +46,8 @@ def fit_index(
         raise ConfigError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
     if solver != "normal" and options.name != "bmn":
         raise ConfigError(f"solver={solver} applies to method=bmn; method={options.name} solves from the table")
-    if (solver != "normal" or options.name in PAIR_METHODS) and pairs is None:
-        what = f"solver={solver}" if solver != "normal" else f"method={options.name}"
+    if (solver != "normal" or options.needs_pairs) and pairs is None:
+        what = f"solver={solver}" if solver != "normal" else f"method={options.name} ({options.stage2} stage 2)"
         raise ConfigError(f"{what} needs the pairs themselves, not only their cell table")
     if not 0 <= base_period < t:
         raise ConfigError(f"base period {base_period} is outside the {t} periods")
@@ -128,7 +128,6 @@ def estimate_index(
     )
     table = build_cell_table(pairs, be, strict=strict)
     method = options.get("method", "bmn")
-    needs_pairs = options.get("solver", "normal") != "normal" or (
-        (method.name if isinstance(method, MethodOptions) else method) in PAIR_METHODS
-    )
+    method = method if isinstance(method, MethodOptions) else MethodOptions(name=method)
+    needs_pairs = options.get("solver", "normal") != "normal" or method.needs_pairs
     return fit_index(table, pairs=pairs if needs_pairs else None, backend=be, **options)

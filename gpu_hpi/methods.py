@@ -39,6 +39,11 @@ class MethodOptions:
     max_iter: int = 50
     tol: float = 1e-10
 
+    @property
+    def needs_pairs(self) -> bool:
+        """True where a cell table is not enough: robust, and Case-Shiller's |e| stage 2."""
+        return self.name in PAIR_METHODS or (self.name == "case_shiller" and self.stage2 == "absolute")
+
     def __post_init__(self) -> None:
         if self.name not in METHODS:
             raise ConfigError(f"method must be one of {list(METHODS)}, got {self.name!r}")

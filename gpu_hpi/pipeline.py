@@ -28,7 +28,7 @@ from .diagnostics import accuracy, diagnostics_frame, revision, smooth, volatili
 from .errors import ConfigError, DataError, IdentificationWarning
 from .estimate import fit_index
 from .io import PairBatch, PairSource
-from .methods import PAIR_METHODS, MethodOptions
+from .methods import MethodOptions
 from .pairs import Pairs, add_counts, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .synthetic import SyntheticMarket
@@ -187,7 +187,7 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
         total_rows = source.count_rows()
         batches = source.batches(gpu=backend.is_gpu)
 
-    keep_pairs = solver != "normal" or method.name in PAIR_METHODS or cfg.diagnostics.accuracy_folds > 0
+    keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
     acc = TableAccumulator()
     kept: list[PairBatch] = []  # iterative solvers, the robust method and accuracy need the pairs
     with _progress(bool(cfg.progress), total_rows) as advance, timings.stage("read_and_table", backend):
@@ -300,7 +300,7 @@ def run_diagnostics(
             str(g): _num(np.mean(v[f])) if f.any() else None for g, v, f in zip(result.groups, vol, finite, strict=True)
         },
     }
-    table_based = method.name not in PAIR_METHODS
+    table_based = not method.needs_pairs
     rev = None
     if cfg.revision:
         if table_based:
