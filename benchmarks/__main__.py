@@ -18,11 +18,13 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-CASES = ("normal", "lsqr", "lsmr", "seed_loop", "dense_lstsq")
+CASES = ("normal", "lsqr", "lsmr", "seed_loop", "dense_lstsq", "cli_parquet")
+DATA_DIR = Path(os.environ.get("GPU_HPI_BENCH_DATA", "bench-data"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -63,9 +65,12 @@ def market_arrays(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return SyntheticMarket.create(n, 123, 17, seed=1).arrays()
 
 
-def run_case(case: str, n: int, backend: str) -> dict[str, Any]:
+def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
     """Run one case in this process; returns its measurements."""
     import gpu_hpi
+
+    if case == "cli_parquet":
+        return cli_parquet(n, parts)
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     group, prev, recent, y = market_arrays(n)
@@ -111,6 +116,90 @@ def run_case(case: str, n: int, backend: str) -> dict[str, Any]:
     }
 
 
+def seed_parquet(n: int, parts: int = 1) -> Path:
+    """A parquet file (or a directory of `parts` files) of n synthetic pairs in the seed's schema:
+    int64 group_id, month timestamps, float64 LogPriceDiff; made once and cached in DATA_DIR."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gpu_hpi.synthetic import SyntheticMarket
+
+    path = DATA_DIR / (f"seed-{n}.parquet" if parts == 1 else f"seed-{n}-{parts}parts")
+    if path.exists():
+        return path
+    tmp = path.with_name(path.name + ".tmp")
+    if parts > 1:
+        tmp.mkdir(parents=True, exist_ok=True)
+    per_part = -(-n // parts)
+    month = np.datetime64("2014-01", "M")
+    writer = None
+    part = 0
+    written = 0
+    market = SyntheticMarket.create(n, 123, 17, seed=1)
+    for group, prev, recent, y in market.pairs():
+        table = pa.table(
+            {
+                "group_id": group.astype(np.int64),
+                "PrevYearMonth": (month + prev.astype(np.int64)).astype("datetime64[ns]"),
+                "RecentYearMonth": (month + recent.astype(np.int64)).astype("datetime64[ns]"),
+                "LogPriceDiff": y,
+            }
+        )
+        if writer is None:
+            target = tmp / f"part-{part:03d}.parquet" if parts > 1 else tmp
+            writer = pq.ParquetWriter(target, table.schema)
+        writer.write_table(table, row_group_size=1 << 20)
+        written += table.num_rows
+        if parts > 1 and written >= per_part * (part + 1):
+            writer.close()
+            writer, part = None, part + 1
+    if writer is not None:
+        writer.close()
+    tmp.rename(path)
+    return path
+
+
+def cli_parquet(n: int, parts: int) -> dict[str, Any]:
+    """`python -m gpu_hpi` end to end on a seed-schema parquet: wall time and the child's peak RSS."""
+    import resource
+    import tempfile
+
+    path = seed_parquet(n, parts)
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [
+            sys.executable,
+            "-m",
+            "gpu_hpi",
+            "data=pairs",
+            f"data.path={path}",
+            f"hydra.run.dir={out}",
+            "output.plot=false",
+            "diagnostics.revision=false",
+            "progress=false",
+        ]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr[-2000:])
+        summary = json.loads((Path(out) / "summary.json").read_text())
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return {
+        "case": "cli_parquet" + (f" ({parts} files)" if parts > 1 else ""),
+        "n": n,
+        "seconds": seconds,
+        "extra_rss": peak,
+        "inputs": path_size(path),
+        "backend": summary["backend"],
+        "device": summary["device"],
+        "stages": summary["timings_s"],
+    }
+
+
+def path_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*")) if path.is_dir() else path.stat().st_size
+
+
 def seed_loop(prev: np.ndarray, recent: np.ndarray, y: np.ndarray) -> None:
     """The seed's code: month timestamps in a DataFrame, a lil_matrix filled row by row from
     itertuples with each month index computed from pandas Periods."""
@@ -154,11 +243,12 @@ def main() -> None:
     parser.add_argument("--seed-size", default="200K", help="pairs for seed_loop (extrapolated to 68M and 150M)")
     parser.add_argument("--dense-size", default="1M", help="pairs for dense_lstsq")
     parser.add_argument("--backend", default="cpu", choices=["cpu", "gpu", "auto"])
+    parser.add_argument("--parts", type=int, default=1, help="cli_parquet: split the parquet into this many files")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    parser.add_argument("--one", nargs=3, metavar=("CASE", "N", "BACKEND"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=4, metavar=("CASE", "N", "BACKEND", "PARTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one measurement, printed as JSON
-        print(json.dumps(run_case(args.one[0], int(args.one[1]), args.one[2])))
+        print(json.dumps(run_case(args.one[0], int(args.one[1]), args.one[2], int(args.one[3]))))
         return
 
     jobs: list[tuple[str, int]] = []
@@ -172,7 +262,7 @@ def main() -> None:
     rows = []
     for case, n in jobs:
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend],
+            [sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend, str(args.parts)],
             capture_output=True,
             text=True,
             check=False,
@@ -209,13 +299,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         return "-" if v is None else f"{v / 1e6:,.0f} MB"
 
     print(f"machine: {machine()}; device: {rows[0]['device'] if rows else '-'}")
-    print(f"| {'case':<26} | {'pairs':>13} | {'time':>10} | {'peak RSS added':>15} | {'input arrays':>13} |")
+    print(f"| {'case':<26} | {'pairs':>13} | {'time':>10} | {'peak memory *':>15} | {'input **':>13} |")
     print(f"|{'-' * 28}|{'-' * 15}:|{'-' * 12}:|{'-' * 17}:|{'-' * 15}:|")
     for r in rows:
         print(
             f"| {r['case']:<26} | {r['n']:>13,} | {r['seconds']:>8.2f} s | {mb(r['extra_rss']):>15} | "
             f"{mb(r['inputs']):>13} |"
         )
+    print("*  in-memory cases: peak RSS added over the inputs; cli_parquet: peak RSS of the whole process")
+    print("** in-memory cases: the pair arrays; cli_parquet: the parquet file(s)")
 
 
 if __name__ == "__main__":

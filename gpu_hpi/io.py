@@ -7,9 +7,10 @@ Periods may be timestamps/dates, strings ('2014-01', '2014-01-15', '2014-Q1', '2
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,13 +109,20 @@ class PairSource:
     def batches(self, gpu: bool = False) -> Iterator[PairBatch]:
         """Stream the pairs in batches of about `batch_rows` rows (host arrays; with `gpu=True` and
         cudf importable, parquet is decoded on the GPU and the batches hold CuPy arrays)."""
+        for job in self.batch_jobs(gpu):
+            yield job()
+
+    def batch_jobs(self, gpu: bool = False) -> Iterator[Callable[[], PairBatch]]:
+        """Like `batches`, but each item is a call that converts the batch, so that callers can run
+        the conversions of several batches in parallel while the reader decodes the next ones."""
         files, fmt = self.files()
         wanted = self.wanted()
         if gpu and fmt == "parquet" and _cudf() is not None:
-            yield from self._cudf_batches(files, wanted)
+            for batch in self._cudf_batches(files, wanted):
+                yield functools.partial(ready, batch)
             return
         for record_batch in _record_batches(files, fmt, list(wanted.values()), self.batch_rows):
-            yield self.convert(record_batch, wanted)
+            yield functools.partial(self.convert, record_batch, wanted)
 
     def _cudf_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
         """cudf.read_parquet by groups of row groups; period arithmetic on the device's columns."""
@@ -228,6 +236,11 @@ class PairSource:
             return parse_period(label, self.periodicity)
         except ConfigError as exc:
             raise DataError(f"column {name!r}: {exc}") from None
+
+
+def ready(batch: PairBatch) -> PairBatch:
+    """A batch job for a batch already converted."""
+    return batch
 
 
 def _cudf() -> Any:

@@ -94,10 +94,14 @@ def interval_weights(
         xty[:, a] = xp.bincount(table.group, weights=xp.where(used, resid * terms[a], 0.0), minlength=g)
         for b in range(k):
             xtx[:, a, b] = xp.bincount(table.group, weights=xp.where(used, n * terms[a] * terms[b], 0.0), minlength=g)
-    # groups without enough distinct intervals get an identity system (no weights: all zero)
+    # a group with too few distinct intervals for the h (and h^2) terms: intercept only, i.e. the
+    # mean residual, so that its weights are constant and stage 3 is OLS
     singular = xp.abs(xp.linalg.det(xtx)) < 1e-12 * xp.maximum(xtx[:, 0, 0], 1.0) ** k
-    xtx = xp.where(singular[:, None, None], xp.eye(k), xtx)
-    coef = xp.linalg.solve(xtx, xty[:, :, None])[:, :, 0] * ~singular[:, None]
+    mean_only = xp.zeros((g, k, k)) + xp.eye(k)
+    mean_only[:, 0, 0] = xp.maximum(xtx[:, 0, 0], 1.0)
+    xtx = xp.where(singular[:, None, None], mean_only, xtx)
+    xty = xp.where(singular[:, None], xty * (xp.arange(k) == 0), xty)
+    coef = xp.linalg.solve(xtx, xty[:, :, None])[:, :, 0]
     fitted = sum(coef[table.group, a] * terms[a] for a in range(k))
     positive = used & (fitted > 0)
     safe = xp.where(positive, fitted, 1.0)
@@ -242,11 +246,14 @@ def robust(
     n = backend.to_host(xp.bincount(grp, minlength=table.n_groups)).astype(np.float64)
     psi2, inside, s = backend.to_host(psi2), backend.to_host(inside), backend.to_host(scale)
     p = ols.n_params
+    dof = n - p
     with np.errstate(divide="ignore", invalid="ignore"):
         m = inside / n
         k = 1.0 + p / n * (m - m * m) / (m * m)  # RLM: (df_model + 1) / n, df_model = rank - 1
-        factor = k * k * (psi2 / (n - p)) * s * s / (m * m)
+        factor = np.where(dof > 0, k * k * (psi2 / dof) * s * s / (m * m), np.nan)
+        sigma2 = np.where(dof > 0, s * s, np.nan)
     se = np.sqrt(factor[:, None] * ols.cov_diag)
+    se[ident.identified[:, ident.base], ident.base] = 0.0
     fit = TableFit(
         fit.log_index,
         se,
@@ -255,7 +262,7 @@ def robust(
         fit.n_used,
         fit.n_params,
         fit.ssr,
-        s * s,
+        sigma2,
         np.full_like(fit.r2, np.nan),
         ols.cov_diag,
     )

@@ -59,9 +59,18 @@ class Pairs:
 
     def chunk(self, start: int, stop: int) -> Pairs:
         """The pairs [start, stop) (views, no copy)."""
-        group = None if self.group is None else self.group[start:stop]
+
+        def part(a: Any) -> Any:
+            return None if a is None else a[start:stop]
+
         return replace(
-            self, prev=self.prev[start:stop], recent=self.recent[start:stop], y=self.y[start:stop], group=group
+            self,
+            prev=self.prev[start:stop],
+            recent=self.recent[start:stop],
+            y=self.y[start:stop],
+            group=part(self.group),
+            price_prev=part(self.price_prev),
+            price_recent=part(self.price_recent),
         )
 
 
@@ -85,7 +94,12 @@ def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:
         "nonfinite_y": ~xp.isfinite(pairs.y),
         "invalid_price": None
         if pairs.price_prev is None
-        else ~((pairs.price_prev > 0) & (pairs.price_recent > 0) & xp.isfinite(pairs.price_prev * pairs.price_recent)),
+        else ~(
+            (pairs.price_prev > 0)
+            & (pairs.price_recent > 0)
+            & xp.isfinite(pairs.price_prev)
+            & xp.isfinite(pairs.price_recent)
+        ),
     }
     masks: dict[str, Any] = {}
     seen = None

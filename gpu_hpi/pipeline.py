@@ -6,6 +6,7 @@ Numbers happen in the engine modules; this module only wires them to the config 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -13,7 +14,9 @@ import resource
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from .cells import CellTable, build_cell_table, merge_tables
 from .diagnostics import accuracy, diagnostics_frame, revision, smooth, volatility
 from .errors import ConfigError, DataError, IdentificationWarning
 from .estimate import fit_index
-from .io import PairBatch, PairSource
+from .io import PairBatch, PairSource, ready
 from .methods import MethodOptions
 from .pairs import Pairs, add_counts, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
@@ -94,6 +97,22 @@ def _batch_table(
         price_recent=batch.price_recent,
     )
     return lo, build_cell_table(pairs, backend, strict=strict), pairs
+
+
+def _parallel_map(fn: Callable[[Any], Any], items: Iterator[Any], workers: int) -> Iterator[Any]:
+    """fn over items on `workers` threads, results in order, at most workers + 1 in flight (bounded
+    memory); numpy and pyarrow release the GIL in the heavy parts."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future[Any]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _synthetic_batches(market: SyntheticMarket, start: int, prices: bool) -> Iterator[PairBatch]:
@@ -169,7 +188,9 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
             raise ConfigError("the synthetic market is monthly; use index.periodicity=month")
         start: int | None = first
         end: int | None = first + d.n_periods - 1
-        batches: Iterator[PairBatch] = _synthetic_batches(market, first, prices=method.name == "arithmetic")
+        jobs: Iterator[Callable[[], PairBatch]] = (
+            functools.partial(ready, b) for b in _synthetic_batches(market, first, method.name == "arithmetic")
+        )
         total_rows: int | None = d.n_pairs
     else:
         start, end = _window(cfg, periodicity)
@@ -185,22 +206,28 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
             batch_rows=int(cfg.data.batch_rows),
         )
         total_rows = source.count_rows()
-        batches = source.batches(gpu=backend.is_gpu)
+        jobs = source.batch_jobs(gpu=backend.is_gpu)
 
     keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
     acc = TableAccumulator()
     kept: list[PairBatch] = []  # iterative solvers, the robust method and accuracy need the pairs
+
+    def convert_and_reduce(job: Callable[[], PairBatch]) -> tuple[PairBatch, tuple[int, CellTable] | None]:
+        batch = job()
+        if batch.n_rows == 0:  # e.g. an empty part file, or a batch of null periods only
+            return batch, None
+        offset, table, _ = _batch_table(batch, start, end, backend, strict)
+        return batch, (offset, table)
+
     with _progress(bool(cfg.progress), total_rows) as advance, timings.stage("read_and_table", backend):
-        for batch in batches:
+        for batch, reduced in _parallel_map(convert_and_reduce, jobs, 1 if backend.is_gpu else os.cpu_count() or 1):
             acc.missing_period += batch.missing_period
             if advance is not None:
                 advance(batch.n_rows + batch.missing_period)
-            if batch.n_rows == 0:  # e.g. an empty part file, or a batch of null periods only
-                continue
-            offset, table, _ = _batch_table(batch, start, end, backend, strict)
-            acc.add(offset, table)
-            if keep_pairs:
-                kept.append(batch)
+            if reduced is not None:
+                acc.add(*reduced)
+                if keep_pairs:
+                    kept.append(batch)
     if not acc.parts:
         raise DataError("the input holds no pairs")
     first_period, table = acc.total(start, end)

@@ -174,3 +174,65 @@ def test_cudf_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any)
         np.testing.assert_array_equal(device[key], host[key])
     np.testing.assert_array_equal(device["y"], host["y"])
     assert int(host["missing"]) == len(range(0, n, 97))
+
+
+# --------------------------------------------------------------------------------------------------
+# index methods: the device fit of each method equals the numpy backend's
+
+METHOD_OPTIONS = {
+    "case_shiller": gpu_hpi.methods.MethodOptions(name="case_shiller"),
+    "case_shiller_absolute": gpu_hpi.methods.MethodOptions(name="case_shiller", stage2="absolute", quadratic=True),
+    "robust": gpu_hpi.methods.MethodOptions(name="robust", tol=1e-12, max_iter=200),
+    "arithmetic": gpu_hpi.methods.MethodOptions(name="arithmetic"),
+    "arithmetic_weighted": gpu_hpi.methods.MethodOptions(name="arithmetic", interval_weights=True, quadratic=True),
+}
+
+
+def priced_problem(seed: int) -> tuple[Problem, np.ndarray, np.ndarray]:
+    """A random problem (invalid pairs, unidentified periods, a skipped group) with 5% gross outliers in y
+    and sale prices consistent with y, a few of them invalid (0)."""
+    p = random_problem(np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 100)
+    outliers = rng.choice(p.n_pairs, size=p.n_pairs // 20, replace=False)
+    p.y[outliers] += rng.choice([-1.0, 1.0], size=len(outliers))
+    p0 = np.exp(rng.normal(12.5, 0.5, size=p.n_pairs))
+    with np.errstate(invalid="ignore", over="ignore"):
+        p1 = p0 * np.exp(p.y)
+    p0[rng.choice(np.flatnonzero(np.isfinite(p1)), size=10, replace=False)] = 0.0
+    return p, p0, p1
+
+
+@pytest.mark.parametrize("name", list(METHOD_OPTIONS))
+def test_methods_equal_numpy_backend(gpu: gpu_hpi.Backend, path: str, name: str) -> None:
+    p, p0, p1 = priced_problem(13)
+    options: dict[str, Any] = {"n_periods": p.n_periods, "method": METHOD_OPTIONS[name], "base_period": 3}
+    want = gpu_hpi.estimate_index(
+        p.prev, p.recent, p.y, p.group_float(), backend=CPU, price_prev=p0, price_recent=p1, **options
+    )
+    got = gpu_hpi.estimate_index(
+        *on_device(p),
+        p.group_float(),
+        backend=gpu,
+        price_prev=cupy.asarray(p0),
+        price_recent=cupy.asarray(p1),
+        **options,
+    )
+    assert list(got.groups) == list(want.groups)
+    assert isinstance(got.log_index, np.ndarray) and isinstance(got.se, np.ndarray)
+    assert np.isfinite(want.log_index).sum() > 20 and np.isnan(want.log_index).any()
+    np.testing.assert_array_equal(np.isnan(got.log_index), np.isnan(want.log_index))
+    np.testing.assert_array_equal(np.isnan(got.se), np.isnan(want.se))
+    np.testing.assert_allclose(got.log_index, want.log_index, atol=1e-9, rtol=0, equal_nan=True)
+    np.testing.assert_allclose(got.se, want.se, rtol=1e-7, atol=0, equal_nan=True)
+    np.testing.assert_allclose(got.sigma2, want.sigma2, rtol=1e-7, equal_nan=True)
+    for name_ in ("period_pairs", "n_pairs", "n_used", "n_params", "skipped"):
+        np.testing.assert_array_equal(getattr(got, name_), getattr(want, name_), err_msg=name_)
+    for solve in ("groups", "pooled"):
+        g, w = got.solver_info[solve], want.solver_info[solve]
+        assert g["method"] == w["method"] == METHOD_OPTIONS[name].name
+        if "stage2_coef" in w:
+            coef = np.asarray(w["stage2_coef"])
+            np.testing.assert_allclose(g["stage2_coef"], coef, rtol=1e-7, atol=1e-9 * np.abs(coef).max())
+        if name == "robust":
+            assert g["converged"] and w["converged"] and abs(g["iterations"] - w["iterations"]) <= 1
+            np.testing.assert_allclose(g["scale"], w["scale"], rtol=1e-7)

@@ -345,11 +345,7 @@ def assert_generator_covers(p: MethodProblem, ref: Reference) -> None:
 def test_case_shiller_matches_reference(stage2: str, quadratic: bool, base_period: int) -> None:
     p = method_problem(1)
     method = MethodOptions(name="case_shiller", stage2=stage2, quadratic=quadratic)
-    # estimate_index does not hand the pairs to stage2="absolute" (see the xfail test below)
-    if stage2 == "squared":
-        result = estimate(p, method, base_period=base_period)
-    else:
-        result = fit_with_pairs(p, method, base_period=base_period)
+    result = estimate(p, method, base_period=base_period)
     ref = reference(p, ref_case_shiller, base=base_period, stage2=stage2, quadratic=quadratic)
     assert_generator_covers(p, ref)
     assert_matches(result, ref, atol=1e-9, se_rtol=1e-9)
@@ -389,13 +385,8 @@ def test_case_shiller_zero_weights_leave_out_pairs_and_periods() -> None:
     assert result.solver_info["groups"]["stage2_coef"][1][1] < 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=gpu_hpi.ConfigError,
-    reason="estimate_index passes the pairs only to PAIR_METHODS (robust), not to "
-    "case_shiller with stage2='absolute', which needs them: ConfigError",
-)
 def test_case_shiller_absolute_through_estimate_index() -> None:
+    """estimate_index hands the pairs to the |e| stage 2 (a cell table alone cannot give it)."""
     p = method_problem(1)
     method = MethodOptions(name="case_shiller", stage2="absolute")
     result = estimate(p, method)
@@ -422,12 +413,6 @@ def test_case_shiller_absolute_pair_pass_in_chunks(monkeypatch: pytest.MonkeyPat
     np.testing.assert_allclose(chunked.se, whole.se, rtol=1e-10, equal_nan=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="Pairs.chunk (pairs.py) does not slice price_prev/price_recent: a chunked "
-    "pass over pairs with prices fails with a broadcast error",
-)
 def test_case_shiller_absolute_pair_pass_in_chunks_with_prices(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpu_hpi import methods
 
@@ -505,6 +490,51 @@ def test_robust_needs_pairs() -> None:
         gpu_hpi.fit_index(table, backend=CPU, method="robust")
 
 
+def with_group(p: MethodProblem, prev: np.ndarray, recent: np.ndarray, y: np.ndarray, label: int) -> MethodProblem:
+    """The problem with one more group of the given pairs (prices consistent with y)."""
+    n = len(y)
+    return MethodProblem(
+        np.concatenate([p.prev, prev]),
+        np.concatenate([p.recent, recent]),
+        np.concatenate([p.y, y]),
+        np.concatenate([p.group, np.full(n, label)]),
+        np.concatenate([p.p0, np.full(n, 1e5)]),
+        np.concatenate([p.p1, 1e5 * np.exp(y)]),
+        p.beta,
+    )
+
+
+def test_robust_se_at_the_base_without_usable_pairs() -> None:
+    """A group whose pairs all lie outside the base period's component: only the base is identified,
+    with log index 0 and se 0 (as every other method gives)."""
+    rng = np.random.default_rng(11)
+    i = rng.integers(5, T - 1, 40)
+    p = with_group(method_problem(3, outliers=0.05), i, i + 1, rng.normal(0, 0.1, 40), 50)
+    for method in ("bmn", "case_shiller", "arithmetic"):
+        other = estimate(p, method, prices=True)
+        assert other.log_index[4, BASE] == 0 and other.se[4, BASE] == 0
+    result = estimate(p, ROBUST, prices=True)
+    assert list(result.groups)[4] == 50
+    assert np.isnan(np.delete(result.log_index[4], BASE)).all() and result.log_index[4, BASE] == 0
+    np.testing.assert_array_equal(result.se[:4, BASE], 0.0)
+    assert result.se[4, BASE] == 0
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_robust_without_residual_degrees_of_freedom() -> None:
+    """A group of exactly one pair per consecutive periods fits exactly: its se is undefined (NaN) but 0
+    at the base, as for OLS."""
+    i = np.arange(T - 1)
+    p = with_group(method_problem(3, outliers=0.05), i, i + 1, np.random.default_rng(12).normal(0, 0.1, T - 1), 50)
+    ols = estimate(p, "bmn", min_pairs=5)
+    robust = estimate(p, ROBUST, min_pairs=5)
+    assert list(robust.groups)[4] == 50 and np.isfinite(robust.log_index[4]).all()
+    np.testing.assert_allclose(robust.log_index[4], ols.log_index[4], atol=1e-12)  # an exact fit either way
+    assert np.isnan(ols.sigma2[4]) and ols.se[4, BASE] == 0 and np.isnan(np.delete(ols.se[4], BASE)).all()
+    np.testing.assert_array_equal(robust.se[4], ols.se[4])
+    assert np.isnan(robust.sigma2[4])
+
+
 # --------------------------------------------------------------------------------------------------
 # arithmetic
 
@@ -572,12 +602,6 @@ def test_arithmetic_drops_invalid_prices() -> None:
     np.testing.assert_allclose(got.se, want.se, rtol=1e-10, equal_nan=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="Pairs.chunk (pairs.py) does not slice price_prev/price_recent: "
-    "build_cell_table over several chunks of pairs with prices fails with a broadcast error",
-)
 def test_arithmetic_table_in_chunks() -> None:
     p = method_problem(5, bad_prices=True)
     pairs = gpu_hpi.prepare_pairs(p.prev, p.recent, p.y, p.group, n_periods=T, backend=CPU, **p.price_kwargs())
@@ -653,6 +677,19 @@ def test_groups_and_pooled_solved_separately(name: str) -> None:
         )
         assert list(part.groups) == list(full.groups[rows])
         np.testing.assert_allclose(part.log_index, full.log_index[rows], atol=1e-12, rtol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["case_shiller_absolute", "robust"])
+def test_pair_methods_with_sparse_cell_lookup(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-pair passes find the pairs' cells by binary search in large key spaces: same fit."""
+    from gpu_hpi import cells
+
+    p = method_problem(7, outliers=0.03)
+    dense = estimate(p, ALL_METHODS[name])
+    monkeypatch.setattr(cells, "DENSE_KEY_LIMIT", 0)
+    sparse = estimate(p, ALL_METHODS[name])
+    np.testing.assert_allclose(sparse.log_index, dense.log_index, atol=1e-12, rtol=0, equal_nan=True)
+    np.testing.assert_allclose(sparse.se, dense.se, rtol=1e-10, equal_nan=True)
 
 
 def test_bmn_method_is_the_default() -> None:
