@@ -94,7 +94,7 @@ class PairsDataConfig:
     start: str | None = None  # first period of the window; inferred from the data when null
     end: str | None = None  # last period of the window; inferred when null
     integer_periods: IntegerPeriods = IntegerPeriods.index
-    batch_rows: int = 1 << 22
+    batch_rows: int = 1 << 21
     strict: bool = False  # invalid pairs are an error instead of being dropped and counted
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from .calendar import month_to_period, parse_period
 from .errors import ConfigError, DataError
@@ -93,10 +93,7 @@ class PairSource:
         files, fmt = self.files()
         if fmt != "parquet":
             return None
-        try:
-            return int(pads.dataset(files, format="parquet").count_rows())
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"cannot read {files[0] if len(files) == 1 else 'the parquet dataset'}: {exc}") from None
+        return sum(_parquet_file(path).metadata.num_rows for path in files)
 
     def wanted(self) -> dict[str, str]:
         wanted = {role: name for role, name in self.columns.items() if name}
@@ -179,7 +176,7 @@ class PairSource:
             return month_to_period(months.to_cupy(), self.periodicity).astype(np.int32)
         return cupy.asarray(self.periods(col.to_arrow(), name))  # other types: the host conversion
 
-    def convert(self, batch: pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
+    def convert(self, batch: pa.Table | pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
         cols = {role: batch.column(name) for role, name in wanted.items()}
         missing = pc.or_(pc.is_null(cols["prev"]), pc.is_null(cols["recent"]))
         n_missing = int(pc.sum(missing).as_py() or 0)
@@ -199,9 +196,11 @@ class PairSource:
             prev, recent, numbers["y"], group, n_missing, numbers.get("price_prev"), numbers.get("price_recent")
         )
 
-    def periods(self, arr: pa.Array, name: str) -> np.ndarray:
+    def periods(self, arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
         """Absolute periods (int32) of a period column without nulls."""
         kind = arr.type
+        if isinstance(arr, pa.ChunkedArray) and (pa.types.is_dictionary(kind) or pa.types.is_string(kind)):
+            arr = arr.combine_chunks()  # one dictionary for the whole batch
         if pa.types.is_dictionary(kind):
             labels = self.periods(arr.dictionary, name)
             return labels[arr.indices.to_numpy(zero_copy_only=False)]
@@ -277,18 +276,49 @@ def _group_values(arr: pa.Array) -> Any:
     return arr.to_pandas()
 
 
-def _record_batches(files: list[str], fmt: str, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of the wanted columns; DataError naming the file for unreadable input."""
+def _parquet_file(path: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def _parquet_batches(files: list[str], columns: list[str], batch_rows: int) -> Iterator[pa.Table | pa.RecordBatch]:
+    """Whole row groups, gathered up to ~batch_rows rows per read (pyarrow decodes their columns in
+    parallel, and nothing is read ahead beyond one batch: host memory stays bounded); row groups
+    much larger than a batch are streamed in slices."""
+    for path in files:
+        f = _parquet_file(path)
+        _check_columns(f.schema_arrow.names, columns, [path])
+        pending: list[int] = []
+        rows = 0
+        try:
+            for k in range(f.num_row_groups):
+                n_k = f.metadata.row_group(k).num_rows
+                if n_k > 2 * batch_rows:
+                    if pending:
+                        yield f.read_row_groups(pending, columns=columns)
+                        pending, rows = [], 0
+                    yield from f.iter_batches(batch_size=batch_rows, row_groups=[k], columns=columns)
+                    continue
+                pending.append(k)
+                rows += n_k
+                if rows >= batch_rows:
+                    yield f.read_row_groups(pending, columns=columns)
+                    pending, rows = [], 0
+            if pending:
+                yield f.read_row_groups(pending, columns=columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def _record_batches(
+    files: list[str], fmt: str, columns: list[str], batch_rows: int
+) -> Iterator[pa.Table | pa.RecordBatch]:
+    """Batches (tables or record batches) of the wanted columns; DataError naming the file for
+    unreadable input."""
     if fmt == "parquet":
-        try:
-            dataset = pads.dataset(files, format="parquet")
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"cannot read {files[0] if len(files) == 1 else 'the parquet dataset'}: {exc}") from None
-        _check_columns(dataset.schema.names, columns, files)
-        try:
-            yield from dataset.to_batches(columns=columns, batch_size=batch_rows, use_threads=True)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"cannot read parquet data: {exc}") from None
+        yield from _parquet_batches(files, columns, batch_rows)
         return
     try:
         reader = pacsv.open_csv(

@@ -20,8 +20,8 @@ DROP_REASONS = (
     "missing_group",
     "period_out_of_range",
     "prev_not_before_recent",
-    "nonfinite_y",
     "invalid_price",
+    "nonfinite_y",
 )
 # Integer group ids spanning at most this range are encoded by offset + lookup (no sort or hash).
 _DIRECT_GROUP_RANGE = 1 << 24

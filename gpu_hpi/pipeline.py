@@ -81,7 +81,7 @@ def _window(cfg: Any, periodicity: str) -> tuple[int | None, int | None]:
 
 
 def _batch_table(
-    batch: PairBatch, start: int | None, end: int | None, backend: Backend, strict: bool
+    batch: PairBatch, start: int | None, end: int | None, backend: Backend, strict: bool, threads: int | None = None
 ) -> tuple[int, CellTable, Pairs]:
     """The (non-empty) batch's cell table over its own period range, or the configured window."""
     lo = start if start is not None else int(min(batch.prev.min(), batch.recent.min()))
@@ -96,7 +96,7 @@ def _batch_table(
         price_prev=batch.price_prev,
         price_recent=batch.price_recent,
     )
-    return lo, build_cell_table(pairs, backend, strict=strict), pairs
+    return lo, build_cell_table(pairs, backend, strict=strict, threads=threads), pairs
 
 
 def _parallel_map(fn: Callable[[Any], Any], items: Iterator[Any], workers: int) -> Iterator[Any]:
@@ -149,6 +149,7 @@ def _progress(enabled: bool, total: int | None) -> Any:
 def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     """Run the configured job and write its outputs into out_dir; returns the summary."""
     timings = Timings()
+    _check_diagnostics(cfg.diagnostics)
     periodicity = _name(cfg.index.periodicity)
     solver = _name(cfg.solver.name)
     m = cfg.method
@@ -212,15 +213,17 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     acc = TableAccumulator()
     kept: list[PairBatch] = []  # iterative solvers, the robust method and accuracy need the pairs
 
+    workers = 1 if backend.is_gpu else os.cpu_count() or 1  # batches in parallel, one thread each
+
     def convert_and_reduce(job: Callable[[], PairBatch]) -> tuple[PairBatch, tuple[int, CellTable] | None]:
         batch = job()
         if batch.n_rows == 0:  # e.g. an empty part file, or a batch of null periods only
             return batch, None
-        offset, table, _ = _batch_table(batch, start, end, backend, strict)
+        offset, table, _ = _batch_table(batch, start, end, backend, strict, threads=1 if workers > 1 else None)
         return batch, (offset, table)
 
     with _progress(bool(cfg.progress), total_rows) as advance, timings.stage("read_and_table", backend):
-        for batch, reduced in _parallel_map(convert_and_reduce, jobs, 1 if backend.is_gpu else os.cpu_count() or 1):
+        for batch, reduced in _parallel_map(convert_and_reduce, jobs, workers):
             acc.missing_period += batch.missing_period
             if advance is not None:
                 advance(batch.n_rows + batch.missing_period)
@@ -362,6 +365,16 @@ def _accuracy(
     return accuracy(pairs, table, refit, result, backend, folds)
 
 
+def _check_diagnostics(cfg: Any) -> None:
+    """Refuse impossible diagnostics options before any data is read."""
+    if cfg.volatility_window < 2:
+        raise ConfigError(f"diagnostics.volatility_window must be at least 2, got {cfg.volatility_window}")
+    if cfg.smooth_window and (cfg.smooth_window < 3 or cfg.smooth_window % 2 == 0):
+        raise ConfigError(f"diagnostics.smooth_window must be 0 (off) or an odd number >= 3, got {cfg.smooth_window}")
+    if cfg.accuracy_folds and not 2 <= cfg.accuracy_folds <= 100:
+        raise ConfigError(f"diagnostics.accuracy_folds must be 0 (off) or 2..100, got {cfg.accuracy_folds}")
+
+
 def _num(value: Any) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
@@ -397,7 +410,7 @@ def _summary(
         "skipped_groups": [str(g) for g in result.groups[result.skipped]],
         "n_unidentified": len(result.unidentified),
     }
-    if market is not None:
+    if market is not None and (result.groups != "ALL").any():
         rows = [int(np.nonzero(result.groups == g)[0][0]) for g in range(market.n_groups) if (result.groups == g).any()]
         true = market.true_log_index[[int(result.groups[r]) for r in rows]]
         true = true - true[:, result.base_period : result.base_period + 1]

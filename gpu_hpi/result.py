@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from .solvers import TableFit
 
@@ -76,7 +76,7 @@ class IndexResult:
 
     def conf_int(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) bounds of the index level: 100 exp(log_index -/+ z se), each (G, T)."""
-        z = float(norm.ppf(0.5 + level / 2))
+        z = NormalDist().inv_cdf(0.5 + level / 2)
         return 100.0 * np.exp(self.log_index - z * self.se), 100.0 * np.exp(self.log_index + z * self.se)
 
     @property
