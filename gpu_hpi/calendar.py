@@ -83,6 +83,13 @@ class Calendar:
     def labels(self) -> np.ndarray:
         return np.asarray([period_label(self.start + k, self.periodicity) for k in range(self.n_periods)], dtype=object)
 
+    def first_days(self) -> np.ndarray:
+        """(T,) datetime64[ns] of each period's first day."""
+        months = np.arange(self.n_periods) + self.start
+        if self.periodicity != "month":
+            months = months * (12 // PER_YEAR[self.periodicity])
+        return (np.datetime64("0000-01", "M") + months).astype("datetime64[ns]")
+
     def position(self, label: str) -> int:
         """Index position of a period label inside the window (ConfigError if outside)."""
         k = parse_period(label, self.periodicity) - self.start

@@ -98,6 +98,42 @@ class PairsDataConfig:
     strict: bool = False  # invalid pairs are an error instead of being dropped and counted
 
 
+class Pairing(str, Enum):
+    consecutive = "consecutive"
+    all = "all"
+
+
+@dataclass
+class SaleColumnsConfig:
+    """Columns of a file of sale records; property: one name or a list forming a composite key."""
+
+    property: Any = "property_id"
+    date: str = "date"
+    price: str = "price"
+    group: str | None = "group_id"
+
+
+@dataclass
+class TransactionsDataConfig:
+    """Sale records: pairs are made per property (pairing), with optional filters (null: off)."""
+
+    kind: str = "transactions"
+    path: str = MISSING
+    format: FileFormat = FileFormat.auto
+    columns: SaleColumnsConfig = field(default_factory=SaleColumnsConfig)
+    start: str | None = None
+    end: str | None = None
+    integer_periods: IntegerPeriods = IntegerPeriods.index
+    pairing: Pairing = Pairing.consecutive
+    min_holding: int | None = None  # periods
+    max_holding: int | None = None
+    max_annual_return: float | None = None  # |log return| per year
+    max_robust_z: float | None = None  # |(y - median) / (1.4826 MAD)| within the group
+    save_pairs: str | None = None  # write the pairs here (parquet, seed schema + prices)
+    batch_rows: int = 1 << 21
+    strict: bool = False
+
+
 @dataclass
 class SolverConfig:
     name: SolverName = SolverName.normal
@@ -184,6 +220,7 @@ def register_configs() -> None:
     cs.store(name="app_schema", node=AppConfig)
     cs.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)
     cs.store(group="data", name="pairs_schema", node=PairsDataConfig)
+    cs.store(group="data", name="transactions_schema", node=TransactionsDataConfig)
     cs.store(group="solver", name="schema", node=SolverConfig)
     cs.store(group="backend", name="schema", node=BackendConfig)
     cs.store(group="memory", name="schema", node=MemoryConfig)

@@ -198,43 +198,200 @@ class PairSource:
 
     def periods(self, arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
         """Absolute periods (int32) of a period column without nulls."""
-        kind = arr.type
-        if isinstance(arr, pa.ChunkedArray) and (pa.types.is_dictionary(kind) or pa.types.is_string(kind)):
-            arr = arr.combine_chunks()  # one dictionary for the whole batch
-        if pa.types.is_dictionary(kind):
-            labels = self.periods(arr.dictionary, name)
-            return labels[arr.indices.to_numpy(zero_copy_only=False)]
-        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-            if pa.types.is_timestamp(kind) and kind.tz is not None:
-                arr = pc.local_timestamp(arr)
-            days = arr.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
-            return month_to_period(_days_to_months(days), self.periodicity).astype(np.int32)
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            encoded = pc.dictionary_encode(arr)
-            labels = np.asarray([self._parse(s, name) for s in encoded.dictionary.to_pylist()], dtype=np.int32)
-            return labels[encoded.indices.to_numpy(zero_copy_only=False)]
-        if pa.types.is_integer(kind):
-            values = arr.to_numpy(zero_copy_only=False).astype(np.int64)
-            if self.integer_periods == "yyyymm":
-                month = values % 100
-                if values.size and (month.min() < 1 or month.max() > 12):
-                    raise DataError(f"column {name!r} is not in YYYYMM form (month {month.min()}..{month.max()})")
-                return month_to_period((values // 100) * 12 + month - 1, self.periodicity).astype(np.int32)
-            if self.start is None:
-                raise ConfigError(
-                    f"column {name!r} holds integer period positions: set data.start (the period "
-                    "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm"
-                )
-            return (values + parse_period(self.start, self.periodicity)).astype(np.int32)
-        raise DataError(
-            f"column {name!r} has type {kind}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
+        return column_periods(arr, name, self.periodicity, self.integer_periods, self.start)
+
+
+@dataclass(frozen=True)
+class RawSales:
+    """Sale records read on the host: key: (S,) int64 codes of the (composite) property key;
+    period: (S,) int32 absolute periods; order: (S,) int64 days (or periods) to order sales within a
+    period; price: (S,) float64 (NaN where null); group: ids or None. Sales with a missing date or
+    property key are already dropped and counted (n_missing_date, dropped)."""
+
+    key: np.ndarray
+    period: np.ndarray
+    order: np.ndarray
+    price: np.ndarray
+    group: Any
+    n_missing_date: int
+    dropped: dict[str, int]
+
+    @property
+    def n_sales(self) -> int:
+        return int(self.price.shape[0]) + self.n_missing_date + sum(self.dropped.values())
+
+    def to_sales(self, backend: Any, first: int, n_periods: int) -> Any:
+        """Sales on the backend, periods as positions from the absolute period `first`."""
+        from .pairs import encode_groups
+        from .transactions import Sales
+
+        xp = backend.xp
+        if self.group is None:
+            codes, labels = None, np.asarray(["ALL"], dtype=object)
+        else:
+            codes, labels = encode_groups(backend, self.group)
+        return Sales(
+            xp.asarray(self.key),
+            xp.asarray(self.period.astype(np.int64) - first),
+            xp.asarray(self.order),
+            xp.asarray(self.price),
+            codes,
+            labels,
+            n_periods,
         )
 
-    def _parse(self, label: str, name: str) -> int:
-        try:
-            return parse_period(label, self.periodicity)
-        except ConfigError as exc:
-            raise DataError(f"column {name!r}: {exc}") from None
+
+@dataclass(frozen=True)
+class SaleSource:
+    """Where and how to read sale records: property is one column name or several (a composite key)."""
+
+    path: str
+    format: str
+    property: list[str]
+    date: str
+    price: str
+    group: str | None = None
+    periodicity: str = "month"
+    integer_periods: str = "index"
+    start: str | None = None
+    batch_rows: int = 1 << 21
+
+    def read(self) -> RawSales:
+        """Every sale (pairing needs all sales of a property together), read batch by batch."""
+        files, fmt = PairSource(self.path, self.format, {}).files()
+        names = [*self.property, self.date, self.price, *([self.group] if self.group else [])]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"the transaction columns must be distinct, got {names}")
+        keys: list[list[pa.ChunkedArray | pa.Array]] = [[] for _ in self.property]
+        periods, orders, prices, groups = [], [], [], []
+        missing_date = 0
+        for batch in _record_batches(files, fmt, names, self.batch_rows):
+            date = batch.column(self.date)
+            null = pc.is_null(date)
+            n_null = int(pc.sum(null).as_py() or 0)
+            if n_null:
+                keep = pc.invert(null)
+                batch = batch.filter(keep)
+                date = batch.column(self.date)
+                missing_date += n_null
+            periods.append(column_periods(date, self.date, self.periodicity, self.integer_periods, self.start))
+            orders.append(_order_within_period(date, periods[-1]))
+            prices.append(_floats(batch.column(self.price), self.price))
+            if self.group:
+                groups.append(_group_values(batch.column(self.group)))
+            for k, name in enumerate(self.property):
+                keys[k].append(batch.column(name))
+        prop = _composite_codes([_chunks(parts) for parts in keys])
+        period = np.concatenate(periods) if periods else np.zeros(0, np.int32)
+        order = np.concatenate(orders) if orders else np.zeros(0, np.int64)
+        price = np.concatenate(prices) if prices else np.zeros(0)
+        group = _concat_groups(groups) if self.group else None
+        missing_key = prop < 0
+        dropped = {}
+        if missing_key.any():
+            dropped["sale_missing_property"] = int(missing_key.sum())
+            ok = ~missing_key
+            prop, period, order, price = prop[ok], period[ok], order[ok], price[ok]
+            group = (
+                None
+                if group is None
+                else (group[ok] if isinstance(group, np.ndarray) else group[ok].reset_index(drop=True))
+            )
+        return RawSales(prop, period, order, price, group, missing_date, dropped)
+
+
+def _chunks(parts: list[Any]) -> pa.ChunkedArray:
+    chunks: list[pa.Array] = []
+    for part in parts:
+        chunks.extend(part.chunks if isinstance(part, pa.ChunkedArray) else [part])
+    return pa.chunked_array(chunks) if chunks else pa.chunked_array([], type=pa.int64())
+
+
+def _order_within_period(date: pa.Array | pa.ChunkedArray, period: np.ndarray) -> np.ndarray:
+    """Days since 1970 for timestamp / date columns (to find the last sale of a period), else the
+    period itself (rows then break ties)."""
+    if pa.types.is_timestamp(date.type) or pa.types.is_date(date.type):
+        if pa.types.is_timestamp(date.type):
+            if date.type.tz is not None:
+                date = pc.local_timestamp(date)
+            return date.cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        return date.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    return period.astype(np.int64)
+
+
+def _composite_codes(columns: list[pa.ChunkedArray]) -> np.ndarray:
+    """One int64 code per distinct combination of the key columns (-1 where any part is null)."""
+    codes: np.ndarray | None = None
+    for col in columns:
+        if pa.types.is_integer(col.type) and col.null_count == 0:
+            part, uniques = pd.factorize(col.to_numpy())
+        else:
+            part, uniques = pd.factorize(col.to_pandas(), use_na_sentinel=True)
+        part = part.astype(np.int64)
+        if codes is None:
+            codes = part
+            continue
+        width = max(len(uniques), 1)
+        missing = (codes < 0) | (part < 0)
+        if int(codes.max(initial=0)) + 1 > (2**62) // width:  # keep the combined code in int64
+            codes, _ = pd.factorize(codes)
+        codes = np.where(missing, -1, codes * width + part)
+    assert codes is not None
+    return codes
+
+
+def _concat_groups(groups: list[Any]) -> Any:
+    if all(isinstance(g, np.ndarray) for g in groups):
+        return np.concatenate(groups)
+    return pd.concat([pd.Series(g) for g in groups], ignore_index=True)
+
+
+def column_periods(
+    arr: pa.Array | pa.ChunkedArray,
+    name: str,
+    periodicity: str,
+    integer_periods: str = "index",
+    start: str | None = None,
+) -> np.ndarray:
+    """Absolute periods (int32) of a period column without nulls."""
+    kind = arr.type
+    if isinstance(arr, pa.ChunkedArray) and (pa.types.is_dictionary(kind) or pa.types.is_string(kind)):
+        arr = arr.combine_chunks()  # one dictionary for the whole batch
+    if pa.types.is_dictionary(kind):
+        labels = column_periods(arr.dictionary, name, periodicity, integer_periods, start)
+        return labels[arr.indices.to_numpy(zero_copy_only=False)]
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        if pa.types.is_timestamp(kind) and kind.tz is not None:
+            arr = pc.local_timestamp(arr)
+        days = arr.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
+        return month_to_period(_days_to_months(days), periodicity).astype(np.int32)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        encoded = pc.dictionary_encode(arr)
+        labels = np.asarray([_parse(s, name, periodicity) for s in encoded.dictionary.to_pylist()], dtype=np.int32)
+        return labels[encoded.indices.to_numpy(zero_copy_only=False)]
+    if pa.types.is_integer(kind):
+        values = arr.to_numpy(zero_copy_only=False).astype(np.int64)
+        if integer_periods == "yyyymm":
+            month = values % 100
+            if values.size and (month.min() < 1 or month.max() > 12):
+                raise DataError(f"column {name!r} is not in YYYYMM form (month {month.min()}..{month.max()})")
+            return month_to_period((values // 100) * 12 + month - 1, periodicity).astype(np.int32)
+        if start is None:
+            raise ConfigError(
+                f"column {name!r} holds integer period positions: set data.start (the period "
+                "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm"
+            )
+        return (values + parse_period(start, periodicity)).astype(np.int32)
+    raise DataError(
+        f"column {name!r} has type {kind}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
+    )
+
+
+def _parse(label: str, name: str, periodicity: str) -> int:
+    try:
+        return parse_period(label, periodicity)
+    except ConfigError as exc:
+        raise DataError(f"column {name!r}: {exc}") from None
 
 
 def ready(batch: PairBatch) -> PairBatch:

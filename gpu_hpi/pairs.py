@@ -120,8 +120,10 @@ def count_invalid(xp: Any, pairs: Pairs) -> tuple[Any, dict[str, int]]:
 
 
 def add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
-    """Sum two reason -> count maps, keeping only non-zero counts, in DROP_REASONS order."""
-    return {k: total.get(k, 0) + more.get(k, 0) for k in DROP_REASONS if total.get(k, 0) + more.get(k, 0)}
+    """Sum two reason -> count maps, keeping only non-zero counts; the readers' and pair makers'
+    reasons first (as given), then DROP_REASONS in order."""
+    keys = [k for k in {**total, **more} if k not in DROP_REASONS] + list(DROP_REASONS)
+    return {k: total.get(k, 0) + more.get(k, 0) for k in keys if total.get(k, 0) + more.get(k, 0)}
 
 
 def check_strict(dropped: dict[str, int]) -> None:

@@ -25,16 +25,17 @@ import numpy as np
 import pandas as pd
 
 from .backend import Backend, array_namespace, configure_memory, peak_device_bytes, resolve_backend
-from .calendar import Calendar, parse_period
+from .calendar import PER_YEAR, Calendar, parse_period
 from .cells import CellTable, build_cell_table, merge_tables
 from .diagnostics import accuracy, diagnostics_frame, revision, smooth, volatility
 from .errors import ConfigError, DataError, IdentificationWarning
 from .estimate import fit_index
-from .io import PairBatch, PairSource, ready
+from .io import PairBatch, PairSource, SaleSource, ready
 from .methods import MethodOptions
 from .pairs import Pairs, add_counts, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .synthetic import SyntheticMarket
+from .transactions import PairingRules, make_pairs
 
 log = logging.getLogger("gpu_hpi")
 OUTPUT_FILES = ("index.csv", "index.parquet", "summary.json", "index.png", "diagnostics.csv", "accuracy.csv")
@@ -179,8 +180,74 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
         memory_note,
     )
 
-    market = None
     strict = bool(cfg.data.get("strict", False))
+    keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
+    if cfg.data.kind == "transactions":
+        with timings.stage("read_and_pair", backend):
+            loaded = _load_transactions(cfg, periodicity, backend, strict)
+    else:
+        loaded = _stream_pairs(cfg, periodicity, backend, method, strict, keep_pairs, timings)
+    table, pairs, market = loaded.table, loaded.pairs, loaded.market
+    calendar = Calendar(periodicity, loaded.first_period, table.n_periods)
+    if cfg.data.kind == "transactions" and cfg.data.save_pairs and pairs is not None:
+        with timings.stage("save_pairs"):
+            save_pairs(pairs, calendar, cfg.data.save_pairs)
+    if not keep_pairs:
+        pairs = None
+    base = 0 if cfg.index.base_period is None else calendar.position(cfg.index.base_period)
+    fit_options = dict(
+        backend=backend, method=method, min_pairs=cfg.index.min_pairs, groups=cfg.index.groups, pooled=cfg.index.pooled
+    )
+    with timings.stage("solve", backend):
+        result = fit_index(
+            table,
+            pairs=pairs,
+            solver=solver,
+            base_period=base,
+            period_labels=calendar.labels(),
+            tol=cfg.solver.tol,
+            iter_lim=cfg.solver.iter_lim,
+            **fit_options,
+        )
+    with timings.stage("diagnostics", backend):
+        diag = run_diagnostics(cfg.diagnostics, result, table, pairs, method, backend, fit_options)
+
+    dropped = add_counts(loaded.dropped, table.dropped)
+    if strict:
+        check_strict(dropped)
+    summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
+    summary.update(loaded.extra)
+    summary["diagnostics"] = diag.summary
+    with timings.stage("write"):
+        write_outputs(result, out_dir, cfg.output, summary, timings, diag)
+    return summary
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the input gave: the cell table (periods from the absolute period first_period), the
+    pairs when kept (else None), drop counts of the reading stage, the synthetic market (if
+    any) and extra summary entries."""
+
+    table: CellTable
+    first_period: int
+    pairs: Pairs | None
+    dropped: dict[str, int]
+    market: SyntheticMarket | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _stream_pairs(
+    cfg: Any,
+    periodicity: str,
+    backend: Backend,
+    method: MethodOptions,
+    strict: bool,
+    keep_pairs: bool,
+    timings: Timings,
+) -> Loaded:
+    """Synthetic or file pairs, batch by batch into cell tables (bounded memory unless kept)."""
+    market = None
     if cfg.data.kind == "synthetic":
         d = cfg.data
         market = SyntheticMarket.create(d.n_pairs, d.n_periods, d.n_groups, d.seed, d.noise_sd, d.mean_holding)
@@ -209,10 +276,8 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
         total_rows = source.count_rows()
         jobs = source.batch_jobs(gpu=backend.is_gpu)
 
-    keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
     acc = TableAccumulator()
     kept: list[PairBatch] = []  # iterative solvers, the robust method and accuracy need the pairs
-
     workers = 1 if backend.is_gpu else os.cpu_count() or 1  # batches in parallel, one thread each
 
     def convert_and_reduce(job: Callable[[], PairBatch]) -> tuple[PairBatch, tuple[int, CellTable] | None]:
@@ -234,38 +299,90 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     if not acc.parts:
         raise DataError("the input holds no pairs")
     first_period, table = acc.total(start, end)
-    calendar = Calendar(periodicity, first_period, table.n_periods)
-
     pairs = None
     if kept:
         with timings.stage("assemble_pairs", backend):
             pairs = _concat_pairs(kept, first_period, table.n_periods, backend)
-    base = 0 if cfg.index.base_period is None else calendar.position(cfg.index.base_period)
-    fit_options = dict(
-        backend=backend, method=method, min_pairs=cfg.index.min_pairs, groups=cfg.index.groups, pooled=cfg.index.pooled
-    )
-    with timings.stage("solve", backend):
-        result = fit_index(
-            table,
-            pairs=pairs,
-            solver=solver,
-            base_period=base,
-            period_labels=calendar.labels(),
-            tol=cfg.solver.tol,
-            iter_lim=cfg.solver.iter_lim,
-            **fit_options,
-        )
-    with timings.stage("diagnostics", backend):
-        diag = run_diagnostics(cfg.diagnostics, result, table, pairs, method, backend, fit_options)
+    return Loaded(table, first_period, pairs, {"missing_period": acc.missing_period}, market)
 
-    dropped = add_counts({"missing_period": acc.missing_period}, table.dropped)
-    if strict:
-        check_strict(dropped)
-    summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
-    summary["diagnostics"] = diag.summary
-    with timings.stage("write"):
-        write_outputs(result, out_dir, cfg.output, summary, timings, diag)
-    return summary
+
+def _load_transactions(cfg: Any, periodicity: str, backend: Backend, strict: bool) -> Loaded:
+    """Sale records -> pairs (in memory: pairing needs every sale of a property) -> cell table."""
+    d = cfg.data
+    prop = d.columns.property
+    source = SaleSource(
+        path=d.path,
+        format=_name(d.format),
+        property=[prop] if isinstance(prop, str) else [str(p) for p in prop],
+        date=d.columns.date,
+        price=d.columns.price,
+        group=d.columns.get("group"),
+        periodicity=periodicity,
+        integer_periods=_name(d.integer_periods),
+        start=d.start,
+        batch_rows=int(d.batch_rows),
+    )
+    raw = source.read()
+    if raw.n_sales == 0:
+        raise DataError("the input holds no sales")
+    start, end = _window(cfg, periodicity)
+    dated = raw.period[raw.period >= 0] if raw.n_missing_date else raw.period
+    first = start if start is not None else int(dated.min())
+    last = end if end is not None else int(dated.max())
+    rules = PairingRules(
+        pairing=_name(d.pairing),
+        min_holding=d.min_holding,
+        max_holding=d.max_holding,
+        max_annual_return=d.max_annual_return,
+        max_robust_z=d.max_robust_z,
+        periods_per_year=PER_YEAR[periodicity],
+    )
+    sales = raw.to_sales(backend, first, max(last - first + 1, 2))
+    made = make_pairs(sales, rules, backend)
+    pairs = Pairs(
+        made.prev,
+        made.recent,
+        made.y,
+        made.group,
+        made.group_labels,
+        made.n_periods,
+        made.price_prev,
+        made.price_recent,
+    )
+    table = build_cell_table(pairs, backend, strict=strict)
+    dropped = add_counts({"sale_missing_date": raw.n_missing_date, **raw.dropped}, made.dropped)
+    extra = {"n_sales_read": raw.n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
+    return Loaded(table, first, pairs, dropped, extra=extra)
+
+
+def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
+    """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
+    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic."""
+    xp = array_namespace(pairs.y)
+
+    def host(a: Any) -> np.ndarray:
+        return a if isinstance(a, np.ndarray) else a.get()
+
+    firsts = calendar.first_days()
+    frame = pd.DataFrame(
+        {
+            "group_id": pairs.group_labels[host(xp.maximum(pairs.group, 0))] if pairs.group is not None else "ALL",
+            "PrevYearMonth": firsts[host(pairs.prev)],
+            "RecentYearMonth": firsts[host(pairs.recent)],
+            "LogPriceDiff": host(pairs.y),
+            "PrevPrice": host(pairs.price_prev),
+            "RecentPrice": host(pairs.price_recent),
+        }
+    )
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _name(value: Any) -> str:
@@ -393,7 +510,8 @@ def _summary(
     is_pooled = result.groups == "ALL"
     per_group = ~is_pooled if (~is_pooled).any() else is_pooled
     summary: dict[str, Any] = {
-        "n_pairs_read": table.n_pairs + sum(dropped.values()),
+        # sale_* reasons count sales (before pairing), the others pairs
+        "n_pairs_read": table.n_pairs + sum(v for k, v in dropped.items() if not k.startswith("sale_")),
         "n_pairs_used": int(result.n_used[per_group].sum()),
         "dropped": dropped,
         "method": _name(cfg.method.name),

@@ -1,0 +1,188 @@
+"""Raw sale records -> repeat-sales pairs, with the filters index producers use.
+
+One sort of the sales by (property, period, date, row) on the backend (numpy or CuPy), then
+vectorised neighbour comparisons: no Python loop over rows.
+
+Rules, in order:
+1. sales with a missing or non-positive price, or a period outside the window, are dropped
+   (counted per sale: `sale_invalid_price`, `sale_outside_window`) before pairing, so a property's
+   remaining sales pair across them;
+2. of several sales of one property in one period, the last (latest date, then last row) is kept
+   (`sale_same_period_duplicate`);
+3. pairs: each sale with the next sale of the property (`consecutive`), or every two sales of it
+   (`all`);
+4. pair filters (counted per pair): holding period below `min_holding` / above `max_holding`
+   periods; |annualised log return| above `max_annual_return`; |robust z-score| of the log return
+   within the group above `max_robust_z` (z = (y - median) / (1.4826 MAD)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend
+from .errors import ConfigError
+
+PAIRINGS = ("consecutive", "all")
+MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal
+
+
+@dataclass(frozen=True)
+class PairingRules:
+    """pairing: consecutive | all; min_holding / max_holding: periods (None: no bound);
+    max_annual_return: bound on |y| / years held (None: off); max_robust_z: bound on the robust
+    z-score of y within the group (None: off); periods_per_year: 12 months, 4 quarters, 1 year."""
+
+    pairing: str = "consecutive"
+    min_holding: int | None = None
+    max_holding: int | None = None
+    max_annual_return: float | None = None
+    max_robust_z: float | None = None
+    periods_per_year: int = 12
+
+    def __post_init__(self) -> None:
+        if self.pairing not in PAIRINGS:
+            raise ConfigError(f"pairing must be one of {list(PAIRINGS)}, got {self.pairing!r}")
+        for name in ("min_holding", "max_holding", "max_annual_return", "max_robust_z"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive (or null for no bound), got {value}")
+
+
+@dataclass(frozen=True)
+class Sales:
+    """Sale records on one backend: key: (S,) int64 codes (one per distinct property key);
+    period: (S,) int64 period positions in [0, n_periods) (or any int: outside is dropped);
+    order: (S,) int64 finer time within the period (e.g. days; ties broken by row);
+    price: (S,) float64; group: (S,) int codes into group_labels, or None."""
+
+    key: Any
+    period: Any
+    order: Any
+    price: Any
+    group: Any
+    group_labels: np.ndarray
+    n_periods: int
+
+
+@dataclass(frozen=True)
+class SalePairs:
+    """Pairs made from sales (backend arrays): group codes (or None), prev, recent periods,
+    price_prev, price_recent, y = log(price_recent / price_prev); dropped: reason -> count."""
+
+    group: Any
+    prev: Any
+    recent: Any
+    price_prev: Any
+    price_recent: Any
+    y: Any
+    group_labels: np.ndarray
+    n_periods: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.y.shape[0])
+
+
+def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs:
+    """Pairs of the sales under the rules (see the module docstring)."""
+    xp = backend.xp
+    dropped: dict[str, int] = {}
+
+    def drop(reason: str, bad: Any) -> None:
+        count = int(xp.count_nonzero(bad))
+        if count:
+            dropped[reason] = dropped.get(reason, 0) + count
+
+    price = sales.price.astype(np.float64)
+    bad_price = ~(xp.isfinite(price) & (price > 0))
+    outside = ~bad_price & ((sales.period < 0) | (sales.period >= sales.n_periods))
+    drop("sale_invalid_price", bad_price)
+    drop("sale_outside_window", outside)
+    keep = ~(bad_price | outside)
+    prop, period, order, price = sales.key[keep], sales.period[keep], sales.order[keep], price[keep]
+    group = None if sales.group is None else sales.group[keep]
+
+    # sort by property, then period, then the finer order, then row (lexsort: last key is primary)
+    row = xp.arange(prop.shape[0])
+    perm = xp.lexsort(xp.stack([row, order, period, prop]))
+    prop, period, price = prop[perm], period[perm], price[perm]
+    group = None if group is None else group[perm]
+
+    # of several sales of a property in one period, keep the last
+    dup = xp.zeros(prop.shape, dtype=bool)
+    dup[:-1] = (prop[:-1] == prop[1:]) & (period[:-1] == period[1:])
+    drop("sale_same_period_duplicate", dup)
+    prop, period, price = prop[~dup], period[~dup], price[~dup]
+    group = None if group is None else group[~dup]
+
+    first, second = _pair_indices(xp, prop, rules.pairing)
+    prev, recent = period[first], period[second]
+    p0, p1 = price[first], price[second]
+    y = xp.log(p1 / p0)
+    pair_group = None if group is None else group[second]
+
+    hold = recent - prev
+    ok = xp.ones(y.shape, dtype=bool)
+    tests = []
+    if rules.min_holding is not None:
+        tests.append(("holding_too_short", hold < rules.min_holding))
+    if rules.max_holding is not None:
+        tests.append(("holding_too_long", hold > rules.max_holding))
+    if rules.max_annual_return is not None:
+        tests.append(("extreme_return", xp.abs(y) * rules.periods_per_year / hold > rules.max_annual_return))
+    for reason, bad in tests:
+        drop(reason, bad & ok)
+        ok &= ~bad
+    if rules.max_robust_z is not None:
+        z = _robust_z(xp, y, pair_group, ok, len(sales.group_labels))
+        bad = ok & (xp.abs(z) > rules.max_robust_z)
+        drop("return_outlier", bad)
+        ok &= ~bad
+    if not bool(ok.all()):
+        prev, recent, p0, p1, y = prev[ok], recent[ok], p0[ok], p1[ok], y[ok]
+        pair_group = None if pair_group is None else pair_group[ok]
+    return SalePairs(pair_group, prev, recent, p0, p1, y, sales.group_labels, sales.n_periods, dropped)
+
+
+def _pair_indices(xp: Any, prop: Any, pairing: str) -> tuple[Any, Any]:
+    """(earlier, later) sale indices of the pairs, for sales sorted by property then time."""
+    n = prop.shape[0]
+    if pairing == "consecutive":
+        (first,) = xp.nonzero(prop[:-1] == prop[1:]) if n > 1 else (xp.zeros(0, dtype=np.int64),)
+        return first, first + 1
+    # all pairs within a property: for each distance d, sales d apart of the same property
+    firsts, seconds = [], []
+    d = 1
+    while d < n:
+        (first,) = xp.nonzero(prop[:-d] == prop[d:])
+        if first.shape[0] == 0:
+            break  # no property has more than d sales
+        firsts.append(first)
+        seconds.append(first + d)
+        d += 1
+    if not firsts:
+        empty = xp.zeros(0, dtype=np.int64)
+        return empty, empty
+    first, second = xp.concatenate(firsts), xp.concatenate(seconds)
+    order = xp.lexsort(xp.stack([second, first]))  # pairs by earlier sale, then later
+    return first[order], second[order]
+
+
+def _robust_z(xp: Any, y: Any, group: Any, ok: Any, n_groups: int) -> Any:
+    """(y - median) / (1.4826 MAD) within each group, over the pairs still kept (ok)."""
+    g = xp.zeros(y.shape, dtype=np.int64) if group is None else group.astype(np.int64)
+    z = xp.zeros(y.shape)
+    for k in range(max(n_groups, 1)):
+        mine = ok & (g == k)
+        if not bool(mine.any()):
+            continue
+        values = y[mine]
+        median = xp.median(values)
+        mad = xp.median(xp.abs(values - median)) * MAD_TO_SD
+        z = xp.where(g == k, (y - median) / (mad if float(mad) > 0 else 1.0), z)
+    return z
