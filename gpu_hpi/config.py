@@ -96,6 +96,7 @@ class PairsDataConfig:
     integer_periods: IntegerPeriods = IntegerPeriods.index
     batch_rows: int = 1 << 21
     strict: bool = False  # invalid pairs are an error instead of being dropped and counted
+    add_cells: Any = None  # cell table(s) of earlier pairs (file, directory, glob or list) to add
 
 
 class Pairing(str, Enum):
@@ -132,6 +133,15 @@ class TransactionsDataConfig:
     save_pairs: str | None = None  # write the pairs here (parquet, seed schema + prices)
     batch_rows: int = 1 << 21
     strict: bool = False
+    add_cells: Any = None  # cell table(s) of earlier pairs to add
+
+
+@dataclass
+class CellsDataConfig:
+    """Stored cell tables (cells.parquet of earlier runs): a file, a directory, a glob or a list."""
+
+    kind: str = "cells"
+    path: Any = MISSING
 
 
 @dataclass
@@ -198,6 +208,7 @@ class OutputConfig:
     parquet: bool = True
     plot: bool = True
     plot_groups: int = 6  # group indices drawn beside the pooled one
+    cells: bool = False  # also write cells.parquet, the reusable cell table (on with data.add_cells)
     ci_level: float = 0.95
 
 
@@ -221,6 +232,7 @@ def register_configs() -> None:
     cs.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)
     cs.store(group="data", name="pairs_schema", node=PairsDataConfig)
     cs.store(group="data", name="transactions_schema", node=TransactionsDataConfig)
+    cs.store(group="data", name="cells_schema", node=CellsDataConfig)
     cs.store(group="solver", name="schema", node=SolverConfig)
     cs.store(group="backend", name="schema", node=BackendConfig)
     cs.store(group="memory", name="schema", node=MemoryConfig)

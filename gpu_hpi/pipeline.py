@@ -17,7 +17,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,20 @@ from .io import PairBatch, PairSource, SaleSource, ready
 from .methods import MethodOptions
 from .pairs import Pairs, add_counts, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
+from .store import cell_files, combine_tables, load_cells, save_cells
 from .synthetic import SyntheticMarket
 from .transactions import PairingRules, make_pairs
 
 log = logging.getLogger("gpu_hpi")
-OUTPUT_FILES = ("index.csv", "index.parquet", "summary.json", "index.png", "diagnostics.csv", "accuracy.csv")
+OUTPUT_FILES = (
+    "index.csv",
+    "index.parquet",
+    "summary.json",
+    "index.png",
+    "diagnostics.csv",
+    "accuracy.csv",
+    "cells.parquet",
+)
 
 
 @dataclass
@@ -182,16 +191,26 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
 
     strict = bool(cfg.data.get("strict", False))
     keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
+    if cfg.data.get("add_cells"):
+        _check_table_only(cfg, method, solver, "data.add_cells")
     if cfg.data.kind == "transactions":
         with timings.stage("read_and_pair", backend):
             loaded = _load_transactions(cfg, periodicity, backend, strict)
+        if cfg.data.save_pairs and loaded.pairs is not None:
+            with timings.stage("save_pairs"):
+                calendar = Calendar(periodicity, loaded.first_period, loaded.table.n_periods)
+                save_pairs(loaded.pairs, calendar, cfg.data.save_pairs)
+    elif cfg.data.kind == "cells":
+        _check_table_only(cfg, method, solver, "data=cells")
+        with timings.stage("read_cells"):
+            loaded = _stored_cells(cell_files(cfg.data.path), periodicity, backend)
     else:
         loaded = _stream_pairs(cfg, periodicity, backend, method, strict, keep_pairs, timings)
+    if cfg.data.get("add_cells"):
+        with timings.stage("add_cells"):
+            loaded = _add_stored_cells(loaded, cell_files(cfg.data.add_cells), periodicity, backend)
     table, pairs, market = loaded.table, loaded.pairs, loaded.market
     calendar = Calendar(periodicity, loaded.first_period, table.n_periods)
-    if cfg.data.kind == "transactions" and cfg.data.save_pairs and pairs is not None:
-        with timings.stage("save_pairs"):
-            save_pairs(pairs, calendar, cfg.data.save_pairs)
     if not keep_pairs:
         pairs = None
     base = 0 if cfg.index.base_period is None else calendar.position(cfg.index.base_period)
@@ -218,8 +237,9 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
     summary.update(loaded.extra)
     summary["diagnostics"] = diag.summary
+    cells = (table, calendar) if cfg.output.cells or cfg.data.get("add_cells") else None
     with timings.stage("write"):
-        write_outputs(result, out_dir, cfg.output, summary, timings, diag)
+        write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells)
     return summary
 
 
@@ -353,6 +373,50 @@ def _load_transactions(cfg: Any, periodicity: str, backend: Backend, strict: boo
     dropped = add_counts({"sale_missing_date": raw.n_missing_date, **raw.dropped}, made.dropped)
     extra = {"n_sales_read": raw.n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
     return Loaded(table, first, pairs, dropped, extra=extra)
+
+
+def _check_table_only(cfg: Any, method: MethodOptions, solver: str, source: str) -> None:
+    """With stored cell tables there are no pairs: refuse what needs them, before reading."""
+    if method.needs_pairs:
+        raise ConfigError(
+            f"method={method.name} ({method.stage2} stage 2) needs the pairs; with {source} "
+            "only cell tables are available"
+        )
+    if solver != "normal":
+        raise ConfigError(f"solver={solver} needs the pairs; with {source} use solver=normal")
+    if cfg.diagnostics.accuracy_folds:
+        raise ConfigError(f"diagnostics.accuracy_folds needs the pairs; with {source} set it to 0")
+
+
+def _stored_cells(files: list[str], periodicity: str, backend: Backend) -> Loaded:
+    table, calendar = combine_tables([load_cells(f) for f in files])
+    if calendar.periodicity != periodicity:
+        raise DataError(f"the cell tables are by {calendar.periodicity}; set index.periodicity={calendar.periodicity}")
+    return Loaded(_on_backend(table, backend), calendar.start, None, {}, extra={"cell_tables": files})
+
+
+def _add_stored_cells(loaded: Loaded, files: list[str], periodicity: str, backend: Backend) -> Loaded:
+    """The new pairs' table plus the stored tables of earlier pairs (calendars aligned)."""
+    new = (loaded.table.to_host(), Calendar(periodicity, loaded.first_period, loaded.table.n_periods))
+    stored = _stored_cells(files, periodicity, backend)
+    old = (stored.table.to_host(), Calendar(periodicity, stored.first_period, stored.table.n_periods))
+    table, calendar = combine_tables([old, new])
+    extra = {**loaded.extra, "added_cell_tables": files, "n_pairs_added_from_cells": old[0].n_pairs}
+    return Loaded(_on_backend(table, backend), calendar.start, None, loaded.dropped, loaded.market, extra)
+
+
+def _on_backend(table: CellTable, backend: Backend) -> CellTable:
+    if not backend.is_gpu:
+        return table
+    xp = backend.xp
+    return replace(
+        table,
+        group=xp.asarray(table.group),
+        prev=xp.asarray(table.prev),
+        recent=xp.asarray(table.recent),
+        count=xp.asarray(table.count),
+        sums={k: xp.asarray(v) for k, v in table.sums.items()},
+    )
 
 
 def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
@@ -543,6 +607,7 @@ def write_outputs(
     summary: dict[str, Any],
     timings: Timings,
     diagnostics: DiagnosticsOutput | None = None,
+    cells: tuple[CellTable, Calendar] | None = None,
 ) -> None:
     """Write every output to a temporary name first and rename them all at the end, so that a
     failure leaves no partial output."""
@@ -567,6 +632,8 @@ def write_outputs(
             diagnostics.frame.to_csv(temp("diagnostics.csv"), index=False, float_format="%.10g")
             if diagnostics.accuracy is not None:
                 diagnostics.accuracy.to_csv(temp("accuracy.csv"), index=False, float_format="%.10g")
+        if cells is not None:
+            save_cells(*cells, temp("cells.parquet"))
         if output.plot:
             result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
         summary["timings_s"] = {k: round(v, 4) for k, v in timings.stages.items()}

@@ -1,0 +1,167 @@
+"""Cell tables on disk: `cells.parquet`, the reusable summary of a set of pairs.
+
+One row per non-empty (group, prev, recent) cell with every per-cell sum the methods need; the
+file's metadata holds a format version, the period calendar (periodicity, first period) and what
+the sums mean, so that tables of different runs can be checked, aligned and added: a monthly
+update reads only the new pairs and adds the stored table of the history.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .calendar import Calendar, parse_period, period_label
+from .cells import Y_SUMS, CellTable, merge_tables
+from .errors import DataError, GpuHpiError
+
+FORMAT = "gpu_hpi.cells"
+VERSION = 1
+# what the sums are sums of: a table made with other meanings must not be added to these
+MEANING = {
+    "y": "log(price_recent / price_prev)",
+    "y2": "y^2",
+    "p_prev": "price_prev",
+    "p_recent": "price_recent",
+    "p_prev2": "price_prev^2",
+    "p_recent2": "price_recent^2",
+    "p_cross": "price_prev * price_recent",
+}
+
+
+def save_cells(table: CellTable, calendar: Calendar, path: str | Path) -> None:
+    """Write the table (any backend) as parquet with its calendar in the metadata; atomic."""
+    host = table.to_host()
+    labels = host.group_labels
+    label_type = "int" if labels.dtype.kind in "iu" or all(isinstance(v, (int, np.integer)) for v in labels) else "str"
+    columns: dict[str, Any] = {
+        "group": pa.array(labels[host.group].astype(str) if host.n_cells else np.zeros(0, dtype=str), pa.string()),
+        "prev": pa.array(host.prev.astype(np.int32)),
+        "recent": pa.array(host.recent.astype(np.int32)),
+        "count": pa.array(host.count.astype(np.int64)),
+    }
+    columns.update({f"sum_{k}": pa.array(np.asarray(v, dtype=np.float64)) for k, v in host.sums.items()})
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "periodicity": calendar.periodicity,
+        "start": period_label(calendar.start, calendar.periodicity),
+        "n_periods": calendar.n_periods,
+        "group_label_type": label_type,
+        "groups": [str(v) for v in labels],
+        "sums": {k: MEANING[k] for k in host.sums},
+        "dropped": host.dropped,
+    }
+    arrow = pa.table(columns).replace_schema_metadata({"gpu_hpi": json.dumps(meta)})
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        pq.write_table(arrow, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def cell_files(paths: str | list[str]) -> list[str]:
+    """A file, a directory (its *.parquet files), a glob, or a list of those -> files."""
+    found: list[str] = []
+    for item in [paths] if isinstance(paths, str) else list(paths):
+        item = os.path.expanduser(str(item))
+        if os.path.isdir(item):
+            matches = sorted(glob.glob(os.path.join(item, "*.parquet")))
+            if not matches:
+                raise DataError(f"no .parquet cell tables in directory {item}")
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise DataError(f"no files match {item}")
+        elif os.path.isfile(item):
+            matches = [item]
+        else:
+            raise DataError(f"no such file: {item}")
+        found.extend(matches)
+    return found
+
+
+def load_cells(path: str) -> tuple[CellTable, Calendar]:
+    """Read one cells.parquet (numpy arrays); DataError for anything that is not one."""
+    try:
+        arrow = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read cell table {path}: {exc}") from None
+    raw = (arrow.schema.metadata or {}).get(b"gpu_hpi")
+    try:
+        meta = json.loads(raw) if raw else None
+    except ValueError:
+        meta = None
+    if not meta or meta.get("format") != FORMAT:
+        raise DataError(f"{path} is not a gpu_hpi cell table (no '{FORMAT}' metadata)")
+    if meta.get("version") != VERSION:
+        raise DataError(f"{path} is a cell table of format version {meta.get('version')}; this gpu_hpi reads {VERSION}")
+    sums = meta.get("sums", {})
+    if any(MEANING.get(k) != v for k, v in sums.items()) or not set(Y_SUMS) <= set(sums):
+        raise DataError(f"{path} holds sums with other meanings than this gpu_hpi's: {sums}")
+    try:
+        calendar = Calendar(
+            meta["periodicity"], parse_period(meta["start"], meta["periodicity"]), int(meta["n_periods"])
+        )
+        labels_text = [str(v) for v in meta["groups"]]
+        labels = (
+            np.asarray([int(v) for v in labels_text], dtype=np.int64)
+            if meta.get("group_label_type") == "int"
+            else np.asarray(labels_text, dtype=object)
+        )
+        group_text = arrow.column("group").to_numpy(zero_copy_only=False).astype(str)
+        group = pd.Index(labels_text).get_indexer(group_text).astype(np.int64)
+        if (group < 0).any():
+            raise ValueError("a cell's group is not among the table's groups")
+        prev = arrow.column("prev").to_numpy().astype(np.int64)
+        recent = arrow.column("recent").to_numpy().astype(np.int64)
+        count = arrow.column("count").to_numpy().astype(np.int64)
+        values = {k: arrow.column(f"sum_{k}").to_numpy().astype(np.float64) for k in sums}
+    except (KeyError, ValueError, TypeError, pa.ArrowInvalid, GpuHpiError) as exc:
+        raise DataError(f"{path} is a damaged cell table ({type(exc).__name__}: {exc})") from None
+    t = calendar.n_periods
+    if count.size and not ((prev >= 0).all() and (prev < recent).all() and (recent < t).all() and (count > 0).all()):
+        raise DataError(f"{path} is a damaged cell table (cells outside its {t} periods or empty)")
+    order = np.argsort((group * t + prev) * t + recent, kind="stable")
+    table = CellTable(
+        t,
+        labels,
+        group[order],
+        prev[order],
+        recent[order],
+        count[order],
+        {k: v[order] for k, v in values.items()},
+        dict(meta.get("dropped", {})),
+    )
+    return table, calendar
+
+
+def combine_tables(tables: list[tuple[CellTable, Calendar]]) -> tuple[CellTable, Calendar]:
+    """Align the tables' calendars (same periodicity; windows may differ) and add them up
+    (price sums are kept when every table has them)."""
+    periodicity = {cal.periodicity for _, cal in tables}
+    if len(periodicity) != 1:
+        raise DataError(f"cannot add cell tables of different periodicities: {sorted(periodicity)}")
+    if len({_label_kind(tb.group_labels) for tb, _ in tables}) > 1:
+        raise DataError("cannot add cell tables whose group ids are integers in some and text in others")
+    first = min(cal.start for _, cal in tables)
+    last = max(cal.start + cal.n_periods - 1 for _, cal in tables)
+    n = last - first + 1
+    aligned = [tb.shift(cal.start - first, n) for tb, cal in tables]
+    return merge_tables(aligned), Calendar(periodicity.pop(), first, n)
+
+
+def _label_kind(labels: np.ndarray) -> str:
+    return "int" if labels.dtype.kind in "iu" else "str"
