@@ -302,3 +302,24 @@ def _union_labels(label_sets: list[np.ndarray]) -> np.ndarray:
         return np.unique(np.concatenate(label_sets))
     except TypeError as exc:
         raise DataError(f"group labels of the tables cannot be compared ({exc})") from exc
+
+
+class TableAccumulator:
+    """Sums per-batch cell tables whose periods start at different absolute offsets."""
+
+    FOLD_EVERY = 16
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, CellTable]] = []
+        self.missing_period = 0  # rows the readers dropped for a null period
+
+    def add(self, offset: int, table: CellTable) -> None:
+        self.parts.append((offset, table))
+        if len(self.parts) >= self.FOLD_EVERY:
+            self.parts = [self.total()]
+
+    def total(self, start: int | None = None, end: int | None = None) -> tuple[int, CellTable]:
+        """(absolute start, table) of everything added, over [start, end] where given."""
+        lo = min(off for off, _ in self.parts) if start is None else start
+        hi = max(off + tb.n_periods - 1 for off, tb in self.parts) if end is None else end
+        return lo, merge_tables([tb.shift(off - lo, hi - lo + 1) for off, tb in self.parts])

@@ -22,7 +22,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .calendar import month_to_period, parse_period
+from .cells import CellTable, build_cell_table
 from .errors import ConfigError, DataError
+from .pairs import encode_groups, prepare_pairs
+from .transactions import Sales
 
 _EPOCH_MONTH = 1970 * 12  # absolute month of 1970-01
 
@@ -44,6 +47,25 @@ class PairBatch:
     @property
     def n_rows(self) -> int:
         return int(self.y.shape[0])
+
+    def cell_table(
+        self, start: int | None, end: int | None, backend: Any, strict: bool = False, threads: int | None = None
+    ) -> tuple[int, CellTable]:
+        """(absolute first period, cell table) of this non-empty batch over its own period range,
+        or over the window [start, end] where given (pairs outside it are dropped and counted)."""
+        lo = start if start is not None else int(min(self.prev.min(), self.recent.min()))
+        hi = end if end is not None else max(int(max(self.prev.max(), self.recent.max())), lo + 1)
+        pairs = prepare_pairs(
+            self.prev - np.int32(lo),
+            self.recent - np.int32(lo),
+            self.y,
+            self.group,
+            n_periods=max(hi - lo + 1, 2),
+            backend=backend,
+            price_prev=self.price_prev,
+            price_recent=self.price_recent,
+        )
+        return lo, build_cell_table(pairs, backend, strict=strict, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -220,11 +242,8 @@ class RawSales:
     def n_sales(self) -> int:
         return int(self.price.shape[0]) + self.n_missing_date + sum(self.dropped.values())
 
-    def to_sales(self, backend: Any, first: int, n_periods: int) -> Any:
+    def to_sales(self, backend: Any, first: int, n_periods: int) -> Sales:
         """Sales on the backend, periods as positions from the absolute period `first`."""
-        from .pairs import encode_groups
-        from .transactions import Sales
-
         xp = backend.xp
         if self.group is None:
             codes, labels = None, np.asarray(["ALL"], dtype=object)

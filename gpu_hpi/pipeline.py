@@ -26,7 +26,7 @@ import pandas as pd
 
 from .backend import Backend, array_namespace, configure_memory, peak_device_bytes, resolve_backend
 from .calendar import PER_YEAR, Calendar, parse_period
-from .cells import CellTable, build_cell_table, merge_tables
+from .cells import CellTable, TableAccumulator, build_cell_table
 from .diagnostics import accuracy, diagnostics_frame, revision, smooth, volatility
 from .errors import ConfigError, DataError, IdentificationWarning
 from .estimate import fit_index
@@ -63,50 +63,10 @@ class Timings:
         self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - start
 
 
-class TableAccumulator:
-    """Sums per-batch cell tables whose periods start at different absolute offsets."""
-
-    FOLD_EVERY = 16
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[int, CellTable]] = []
-        self.missing_period = 0
-
-    def add(self, offset: int, table: CellTable) -> None:
-        self.parts.append((offset, table))
-        if len(self.parts) >= self.FOLD_EVERY:
-            self.parts = [self.total()]
-
-    def total(self, start: int | None = None, end: int | None = None) -> tuple[int, CellTable]:
-        """(absolute start, table) of everything added, over [start, end] where given."""
-        lo = min(off for off, _ in self.parts) if start is None else start
-        hi = max(off + tb.n_periods - 1 for off, tb in self.parts) if end is None else end
-        return lo, merge_tables([tb.shift(off - lo, hi - lo + 1) for off, tb in self.parts])
-
-
 def _window(cfg: Any, periodicity: str) -> tuple[int | None, int | None]:
     start = None if cfg.data.get("start") is None else parse_period(cfg.data.start, periodicity)
     end = None if cfg.data.get("end") is None else parse_period(cfg.data.end, periodicity)
     return start, end
-
-
-def _batch_table(
-    batch: PairBatch, start: int | None, end: int | None, backend: Backend, strict: bool, threads: int | None = None
-) -> tuple[int, CellTable, Pairs]:
-    """The (non-empty) batch's cell table over its own period range, or the configured window."""
-    lo = start if start is not None else int(min(batch.prev.min(), batch.recent.min()))
-    hi = end if end is not None else max(int(max(batch.prev.max(), batch.recent.max())), lo + 1)
-    pairs = prepare_pairs(
-        batch.prev - np.int32(lo),
-        batch.recent - np.int32(lo),
-        batch.y,
-        batch.group,
-        n_periods=max(hi - lo + 1, 2),
-        backend=backend,
-        price_prev=batch.price_prev,
-        price_recent=batch.price_recent,
-    )
-    return lo, build_cell_table(pairs, backend, strict=strict, threads=threads), pairs
 
 
 def _parallel_map(fn: Callable[[Any], Any], items: Iterator[Any], workers: int) -> Iterator[Any]:
@@ -304,8 +264,7 @@ def _stream_pairs(
         batch = job()
         if batch.n_rows == 0:  # e.g. an empty part file, or a batch of null periods only
             return batch, None
-        offset, table, _ = _batch_table(batch, start, end, backend, strict, threads=1 if workers > 1 else None)
-        return batch, (offset, table)
+        return batch, batch.cell_table(start, end, backend, strict, threads=1 if workers > 1 else None)
 
     with _progress(bool(cfg.progress), total_rows) as advance, timings.stage("read_and_table", backend):
         for batch, reduced in _parallel_map(convert_and_reduce, jobs, workers):
