@@ -212,6 +212,24 @@ class OutputConfig:
     ci_level: float = 0.95
 
 
+class ClusterKind(str, Enum):
+    none = "none"
+    local = "local"
+    cuda = "cuda"
+
+
+@dataclass
+class ClusterConfig:
+    """Dask execution of data=pairs: none (single process), local (LocalCluster of processes),
+    cuda (dask-cuda, one worker per GPU); address: a running scheduler (tcp://HOST:PORT)."""
+
+    kind: ClusterKind = ClusterKind.none
+    address: str | None = None
+    n_workers: int | None = None  # null: Dask's default (local) or one per GPU (cuda)
+    threads_per_worker: int = 1
+    memory_limit: str = "auto"
+
+
 @dataclass
 class AppConfig:
     data: Any = MISSING
@@ -222,6 +240,7 @@ class AppConfig:
     index: IndexConfig = field(default_factory=IndexConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     progress: bool = True  # progress bar on stderr (only when it is a terminal)
     debug: bool = False  # full tracebacks instead of one-line errors
 
@@ -237,6 +256,7 @@ def register_configs() -> None:
     cs.store(group="backend", name="schema", node=BackendConfig)
     cs.store(group="memory", name="schema", node=MemoryConfig)
     cs.store(group="method", name="schema", node=MethodConfig)
+    cs.store(group="cluster", name="schema", node=ClusterConfig)
 
 
 def config_dir() -> str:

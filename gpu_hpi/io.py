@@ -115,7 +115,7 @@ class PairSource:
         files, fmt = self.files()
         if fmt != "parquet":
             return None
-        return sum(_parquet_file(path).metadata.num_rows for path in files)
+        return sum(parquet_file(path).metadata.num_rows for path in files)
 
     def wanted(self) -> dict[str, str]:
         wanted = {role: name for role, name in self.columns.items() if name}
@@ -327,14 +327,19 @@ def _chunks(parts: list[Any]) -> pa.ChunkedArray:
 
 
 def _order_within_period(date: pa.Array | pa.ChunkedArray, period: np.ndarray) -> np.ndarray:
-    """Days since 1970 for timestamp / date columns (to find the last sale of a period), else the
-    period itself (rows then break ties)."""
-    if pa.types.is_timestamp(date.type) or pa.types.is_date(date.type):
-        if pa.types.is_timestamp(date.type):
-            if date.type.tz is not None:
-                date = pc.local_timestamp(date)
-            return date.cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    """A number ordering the sales in time finer than the period, to find a period's last sale:
+    the timestamp (any unit) or the day for dates and 'YYYY-MM-DD' strings; else the period
+    itself (rows then break ties)."""
+    kind = date.type
+    if pa.types.is_timestamp(kind):
+        return date.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_date(kind):
         return date.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        try:  # ISO dates with a day; 'YYYY-MM' labels have none
+            return date.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     return period.astype(np.int64)
 
 
@@ -344,6 +349,8 @@ def _composite_codes(columns: list[pa.ChunkedArray]) -> np.ndarray:
     for col in columns:
         if pa.types.is_integer(col.type) and col.null_count == 0:
             part, uniques = pd.factorize(col.to_numpy())
+        elif pa.types.is_integer(col.type):  # nullable integers stay exact (not float64)
+            part, uniques = pd.factorize(col.to_pandas(types_mapper=lambda _: pd.Int64Dtype()), use_na_sentinel=True)
         else:
             part, uniques = pd.factorize(col.to_pandas(), use_na_sentinel=True)
         part = part.astype(np.int64)
@@ -374,7 +381,9 @@ def column_periods(
 ) -> np.ndarray:
     """Absolute periods (int32) of a period column without nulls."""
     kind = arr.type
-    if isinstance(arr, pa.ChunkedArray) and (pa.types.is_dictionary(kind) or pa.types.is_string(kind)):
+    if isinstance(arr, pa.ChunkedArray) and (
+        pa.types.is_dictionary(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    ):
         arr = arr.combine_chunks()  # one dictionary for the whole batch
     if pa.types.is_dictionary(kind):
         labels = column_periods(arr.dictionary, name, periodicity, integer_periods, start)
@@ -452,7 +461,8 @@ def _group_values(arr: pa.Array) -> Any:
     return arr.to_pandas()
 
 
-def _parquet_file(path: str) -> pq.ParquetFile:
+def parquet_file(path: str) -> pq.ParquetFile:
+    """A parquet file's reader (metadata read); DataError naming the file if it is not parquet."""
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -464,7 +474,7 @@ def _parquet_batches(files: list[str], columns: list[str], batch_rows: int) -> I
     parallel, and nothing is read ahead beyond one batch: host memory stays bounded); row groups
     much larger than a batch are streamed in slices."""
     for path in files:
-        f = _parquet_file(path)
+        f = parquet_file(path)
         _check_columns(f.schema_arrow.names, columns, [path])
         pending: list[int] = []
         rows = 0
@@ -500,7 +510,8 @@ def _record_batches(
         reader = pacsv.open_csv(
             files[0],
             read_options=pacsv.ReadOptions(block_size=1 << 26),
-            convert_options=pacsv.ConvertOptions(include_columns=None),
+            # empty fields are nulls (a missing date or price), not '' or a parse error
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read CSV file {files[0]}: {exc}") from None

@@ -254,6 +254,8 @@ def _stream_pairs(
             batch_rows=int(cfg.data.batch_rows),
         )
         total_rows = source.count_rows()
+        if _uses_cluster(cfg):
+            return _dask_pairs(cfg, source, start, end, backend, strict, keep_pairs, total_rows, timings)
         jobs = source.batch_jobs(gpu=backend.is_gpu)
 
     acc = TableAccumulator()
@@ -283,6 +285,41 @@ def _stream_pairs(
         with timings.stage("assemble_pairs", backend):
             pairs = _concat_pairs(kept, first_period, table.n_periods, backend)
     return Loaded(table, first_period, pairs, {"missing_period": acc.missing_period}, market)
+
+
+def _uses_cluster(cfg: Any) -> bool:
+    return _name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
+
+
+def _dask_pairs(
+    cfg: Any,
+    source: PairSource,
+    start: int | None,
+    end: int | None,
+    backend: Backend,
+    strict: bool,
+    keep_pairs: bool,
+    total_rows: int | None,
+    timings: Timings,
+) -> Loaded:
+    """The cell table of a parquet dataset computed on a Dask cluster (see distributed.py)."""
+    from .distributed import cluster_client, dask_cell_table
+
+    if keep_pairs:
+        raise ConfigError(
+            "with a Dask cluster the pairs stay on the workers: robust, |e| Case-Shiller, lsqr/lsmr and "
+            "accuracy run with cluster=none"
+        )
+    worker_backend = "gpu" if _name(cfg.cluster.kind) == "cuda" else "cpu"
+    with (
+        cluster_client(cfg.cluster, cfg.memory) as client,
+        _progress(bool(cfg.progress), total_rows) as advance,
+        timings.stage("dask_table", backend),
+    ):
+        first, table, missing = dask_cell_table(client, source, start, end, worker_backend, strict, advance)
+        workers = len(client.scheduler_info().get("workers", {}))
+    table = _on_backend(table, backend)
+    return Loaded(table, first, None, {"missing_period": missing}, extra={"dask_workers": workers})
 
 
 def _load_transactions(cfg: Any, periodicity: str, backend: Backend, strict: bool) -> Loaded:
@@ -381,15 +418,18 @@ def _on_backend(table: CellTable, backend: Backend) -> CellTable:
 def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
     """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
     LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic."""
-    xp = array_namespace(pairs.y)
 
     def host(a: Any) -> np.ndarray:
         return a if isinstance(a, np.ndarray) else a.get()
 
     firsts = calendar.first_days()
+    group: Any = "ALL"
+    if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
+        codes = host(pairs.group)
+        group = pd.Series(pairs.group_labels[np.maximum(codes, 0)], dtype=object).where(codes >= 0, None)
     frame = pd.DataFrame(
         {
-            "group_id": pairs.group_labels[host(xp.maximum(pairs.group, 0))] if pairs.group is not None else "ALL",
+            "group_id": group,
             "PrevYearMonth": firsts[host(pairs.prev)],
             "RecentYearMonth": firsts[host(pairs.recent)],
             "LogPriceDiff": host(pairs.y),

@@ -236,3 +236,37 @@ def test_methods_equal_numpy_backend(gpu: gpu_hpi.Backend, path: str, name: str)
         if name == "robust":
             assert g["converged"] and w["converged"] and abs(g["iterations"] - w["iterations"]) <= 1
             np.testing.assert_allclose(g["scale"], w["scale"], rtol=1e-7)
+
+
+# --------------------------------------------------------------------------------------------------
+# transactions: make_pairs on CuPy arrays equals the numpy backend's
+
+
+@pytest.mark.parametrize("pairing", ["consecutive", "all"])
+@pytest.mark.parametrize("rules", ["none", "all_filters", "robust_z"])
+def test_make_pairs_on_the_device_equals_numpy(gpu: gpu_hpi.Backend, pairing: str, rules: str) -> None:
+    from dataclasses import replace
+
+    from test_transactions import RULES, START, random_sales, sales_from_frame
+
+    from gpu_hpi.transactions import PairingRules, make_pairs
+
+    host_sales, _ = sales_from_frame(random_sales(41, n_props=3000), ["a", "b", "c"], START, 48)
+    device_sales = replace(
+        host_sales,
+        key=cupy.asarray(host_sales.key),
+        period=cupy.asarray(host_sales.period),
+        order=cupy.asarray(host_sales.order),
+        price=cupy.asarray(host_sales.price),
+        group=cupy.asarray(host_sales.group),
+    )
+    options = PairingRules(pairing=pairing, **RULES[rules])
+    want = make_pairs(host_sales, options, CPU)
+    got = make_pairs(device_sales, options, gpu)
+    assert isinstance(got.y, cupy.ndarray) and isinstance(got.prev, cupy.ndarray)
+    assert got.dropped == want.dropped and sum(want.dropped.values()) > 0
+    assert got.n_pairs == want.n_pairs > 1000
+    for name in ("group", "prev", "recent", "price_prev", "price_recent"):
+        np.testing.assert_array_equal(cupy.asnumpy(getattr(got, name)), getattr(want, name), err_msg=name)
+    np.testing.assert_allclose(cupy.asnumpy(got.y), want.y, rtol=0, atol=1e-12)
+    assert list(got.group_labels) == list(want.group_labels)
