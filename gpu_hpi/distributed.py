@@ -9,6 +9,7 @@ pure functions of their partition: a task lost with a worker is simply computed 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,7 @@ def cluster_client(cluster: Any, memory: Any) -> Iterator[Any]:
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise ConfigError(f"cluster={cluster.kind} needs dask.distributed ({exc}); {DASK_EXTRA_HINT}") from None
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # not the scheduler's INFO chatter
     if cluster.address:
         with Client(cluster.address) as client:
             yield client
@@ -115,16 +117,16 @@ def cluster_client(cluster: Any, memory: Any) -> Iterator[Any]:
 def dask_cell_table(
     client: Any,
     source: PairSource,
+    parts: list[Partition],
     start: int | None,
     end: int | None,
     backend: str,
     strict: bool,
     progress: Any = None,
 ) -> tuple[int, CellTable, int]:
-    """(first period, summed table, rows dropped for a null period) of the whole dataset."""
+    """(first period, summed table, rows dropped for a null period) of the dataset's partitions."""
     from distributed import as_completed
 
-    parts = partitions(source)
     if not parts:
         raise DataError("the input holds no pairs")
     futures = [client.submit(partition_table, source, p, start, end, backend, strict, pure=True) for p in parts]

@@ -303,7 +303,7 @@ def _dask_pairs(
     timings: Timings,
 ) -> Loaded:
     """The cell table of a parquet dataset computed on a Dask cluster (see distributed.py)."""
-    from .distributed import cluster_client, dask_cell_table
+    from .distributed import cluster_client, dask_cell_table, partitions
 
     if keep_pairs:
         raise ConfigError(
@@ -311,12 +311,13 @@ def _dask_pairs(
             "accuracy run with cluster=none"
         )
     worker_backend = "gpu" if _name(cfg.cluster.kind) == "cuda" else "cpu"
+    parts = partitions(source)  # before the cluster starts: a bad input fails fast and quietly
     with (
         cluster_client(cfg.cluster, cfg.memory) as client,
         _progress(bool(cfg.progress), total_rows) as advance,
         timings.stage("dask_table", backend),
     ):
-        first, table, missing = dask_cell_table(client, source, start, end, worker_backend, strict, advance)
+        first, table, missing = dask_cell_table(client, source, parts, start, end, worker_backend, strict, advance)
         workers = len(client.scheduler_info().get("workers", {}))
     table = _on_backend(table, backend)
     return Loaded(table, first, None, {"missing_period": missing}, extra={"dask_workers": workers})

@@ -1,0 +1,141 @@
+"""Dask execution: the same table and index as a single process, surviving a killed worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_cli import run_cli
+
+import gpu_hpi
+from gpu_hpi.io import PairSource
+from gpu_hpi.synthetic import SyntheticMarket
+
+distributed = pytest.importorskip("distributed")
+
+from gpu_hpi.distributed import cluster_client, dask_cell_table, partitions  # noqa: E402
+
+COLUMNS = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
+
+
+def write_dataset(directory: Path, n: int = 60_000, parts: int = 3, seed: int = 5) -> pd.DataFrame:
+    """A dataset of `parts` parquet files with small row groups; windows differ between files."""
+    group, prev, recent, y = SyntheticMarket.create(n, 48, 4, seed=seed).arrays()
+    month = np.datetime64("2015-01", "M")
+    frame = pd.DataFrame(
+        {
+            "group_id": group.astype(np.int64) + 100,
+            "PrevYearMonth": (month + prev.astype(np.int64)).astype("datetime64[ns]"),
+            "RecentYearMonth": (month + recent.astype(np.int64)).astype("datetime64[ns]"),
+            "LogPriceDiff": y,
+        }
+    ).sort_values("RecentYearMonth", kind="stable")
+    frame.loc[frame.index[::997], "LogPriceDiff"] = np.nan  # some invalid pairs
+    directory.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, len(frame), parts + 1).astype(int)
+    for k in range(parts):
+        frame.iloc[bounds[k] : bounds[k + 1]].to_parquet(
+            directory / f"part-{k}.parquet", index=False, row_group_size=2_500
+        )
+    return frame
+
+
+def single_process_table(directory: Path) -> gpu_hpi.CellTable:
+    from gpu_hpi.cells import TableAccumulator
+
+    source = PairSource(str(directory), "auto", COLUMNS, batch_rows=7_000)
+    acc = TableAccumulator()
+    for batch in source.batches():
+        acc.add(*batch.cell_table(None, None, gpu_hpi.resolve_backend("cpu")))
+    return acc.total()[1]
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    config = SimpleNamespace(kind="local", address=None, n_workers=2, threads_per_worker=1, memory_limit="auto")
+    with cluster_client(config, SimpleNamespace()) as c:
+        yield c
+
+
+def assert_same_table(a: gpu_hpi.CellTable, b: gpu_hpi.CellTable) -> None:
+    assert a.n_periods == b.n_periods
+    np.testing.assert_array_equal(a.group_labels, b.group_labels)
+    for name in ("group", "prev", "recent", "count"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for name in a.sums:
+        np.testing.assert_allclose(a.sums[name], b.sums[name], rtol=1e-12, atol=1e-9)
+    assert a.dropped == b.dropped
+
+
+def test_partitions_cover_every_row_group(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "ds", n=20_000, parts=2)
+    parts = partitions(PairSource(str(tmp_path / "ds"), "auto", COLUMNS, batch_rows=6_000))
+    assert sum(p.n_rows for p in parts) == 20_000
+    assert {p.path for p in parts} == {str(f) for f in sorted((tmp_path / "ds").glob("*.parquet"))}
+    assert all(p.n_rows >= 6_000 or p is parts[-1] or parts[parts.index(p) + 1].path != p.path for p in parts)
+
+
+def test_dask_table_equals_single_process(client: Any, tmp_path: Path) -> None:
+    write_dataset(tmp_path / "ds")
+    source = PairSource(str(tmp_path / "ds"), "auto", COLUMNS, batch_rows=7_000)
+    first, table, missing = dask_cell_table(client, source, partitions(source), None, None, "cpu", False)
+    assert first == 2015 * 12 and missing == 0
+    assert table.dropped == {"nonfinite_y": 61}
+    assert_same_table(table, single_process_table(tmp_path / "ds"))
+
+
+def test_a_killed_worker_does_not_change_the_result(client: Any, tmp_path: Path) -> None:
+    write_dataset(tmp_path / "ds", n=80_000, parts=4)
+    source = PairSource(str(tmp_path / "ds"), "auto", COLUMNS, batch_rows=5_000)
+    pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_a_worker_once(_rows: int) -> None:
+        # the first finished partition: kill a worker holding results, mid-run
+        if not killed:
+            pid = next(iter(pids.values()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    first, table, _ = dask_cell_table(client, source, partitions(source), None, None, "cpu", False, kill_a_worker_once)
+    assert killed, "the worker was not killed"
+    assert_same_table(table, single_process_table(tmp_path / "ds"))
+    assert first == 2015 * 12
+
+
+def test_cli_cluster_local_equals_single_process(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "ds")
+    common = ["data=pairs", f"data.path={tmp_path / 'ds'}", "data.batch_rows=7000", "diagnostics.revision=false"]
+    single = run_cli(tmp_path, *common, name="single").ok()
+    dask = run_cli(tmp_path, *common, "cluster=local", "cluster.n_workers=2", name="dask").ok()
+    a, b = single.frame, dask.frame
+    pd.testing.assert_frame_equal(a[["group", "period", "n_pairs"]], b[["group", "period", "n_pairs"]])
+    np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)
+    assert dask.summary["dask_workers"] == 2
+    assert dask.summary["dropped"] == single.summary["dropped"]
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["method=robust"], "cluster=none"),
+        (["diagnostics.accuracy_folds=5"], "cluster=none"),
+    ],
+)
+def test_cli_cluster_refuses_what_needs_the_pairs(tmp_path: Path, overrides: list[str], fragment: str) -> None:
+    write_dataset(tmp_path / "ds", n=5_000, parts=1)
+    run = run_cli(tmp_path, "data=pairs", f"data.path={tmp_path / 'ds'}", "cluster=local", *overrides)
+    run.assert_failed(fragment)
+
+
+def test_cli_cluster_refuses_csv(tmp_path: Path) -> None:
+    frame = write_dataset(tmp_path / "ds", n=3_000, parts=1)
+    frame.to_csv(tmp_path / "pairs.csv", index=False)
+    run_cli(tmp_path, "data=pairs", f"data.path={tmp_path / 'pairs.csv'}", "cluster=local").assert_failed("parquet")
