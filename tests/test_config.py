@@ -24,7 +24,13 @@ SCHEMAS: dict[str, Any] = {
     "backend": C.BackendConfig,
     "memory": C.MemoryConfig,
     "method": C.MethodConfig,
-    "data": {"synthetic": C.SyntheticDataConfig, "pairs": C.PairsDataConfig},
+    "cluster": C.ClusterConfig,
+    "data": {
+        "synthetic": C.SyntheticDataConfig,
+        "pairs": C.PairsDataConfig,
+        "transactions": C.TransactionsDataConfig,
+        "cells": C.CellsDataConfig,
+    },
 }
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml"))
 
@@ -47,8 +53,10 @@ def _validated(cfg: DictConfig) -> Any:
 
 def test_every_group_has_options() -> None:
     groups = {g for g, _ in OPTIONS}
-    assert groups == {"backend", "data", "memory", "method", "solver"}
-    assert ("data", "synthetic") in OPTIONS and ("data", "pairs") in OPTIONS
+    assert groups == {"backend", "cluster", "data", "memory", "method", "solver"}
+    assert {o for g, o in OPTIONS if g == "data"} == {"synthetic", "pairs", "transactions", "cells"}
+    assert {o for g, o in OPTIONS if g == "method"} == {"bmn", "case_shiller", "robust", "arithmetic"}
+    assert {o for g, o in OPTIONS if g == "cluster"} == {"none", "local", "cuda"}
     assert {o for g, o in OPTIONS if g == "solver"} == {"normal", "lsqr", "lsmr"}
     assert {o for g, o in OPTIONS if g == "backend"} == {"auto", "cpu", "gpu"}
 
@@ -66,8 +74,8 @@ def test_default_config_composes() -> None:
 @pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_validates(group: str, option: str, tmp_path: Path) -> None:
     overrides = [f"{group}={option}"]
-    if (group, option) == ("data", "pairs"):
-        overrides.append(f"data.path={tmp_path / 'pairs.parquet'}")
+    if group == "data" and option in ("pairs", "transactions", "cells"):
+        overrides.append(f"data.path={tmp_path / 'input.parquet'}")
     cfg = _compose(overrides)
     app = _validated(cfg)
     node = getattr(app, group)
@@ -89,6 +97,8 @@ def test_every_option_composes_and_validates(group: str, option: str, tmp_path: 
             assert value == raw[key], (key, value, raw[key])
     if hasattr(node, "name"):
         assert node.name.value == option  # solver / backend / method options select themselves
+    if group == "cluster":
+        assert node.kind.value == option
     if group == "data":
         assert node.kind == option
 
