@@ -197,7 +197,8 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
     summary.update(loaded.extra)
     summary["diagnostics"] = diag.summary
-    cells = (table, calendar) if cfg.output.cells or cfg.data.get("add_cells") else None
+    # the stored table carries every drop count, the readers' included, for later runs to report
+    cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or cfg.data.get("add_cells") else None
     with timings.stage("write"):
         write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells)
     return summary

@@ -104,18 +104,23 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
         meta = json.loads(raw) if raw else None
     except ValueError:
         meta = None
-    if not meta or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{path} is not a gpu_hpi cell table (no '{FORMAT}' metadata)")
     if meta.get("version") != VERSION:
         raise DataError(f"{path} is a cell table of format version {meta.get('version')}; this gpu_hpi reads {VERSION}")
     sums = meta.get("sums", {})
-    if any(MEANING.get(k) != v for k, v in sums.items()) or not set(Y_SUMS) <= set(sums):
+    if not isinstance(sums, dict) or any(MEANING.get(k) != v for k, v in sums.items()) or not set(Y_SUMS) <= set(sums):
         raise DataError(f"{path} holds sums with other meanings than this gpu_hpi's: {sums}")
     try:
         calendar = Calendar(
             meta["periodicity"], parse_period(meta["start"], meta["periodicity"]), int(meta["n_periods"])
         )
         labels_text = [str(v) for v in meta["groups"]]
+        if len(set(labels_text)) != len(labels_text):
+            raise ValueError("repeated group labels")
+        dropped = {str(k): int(v) for k, v in dict(meta.get("dropped", {})).items()}
+        if any(v < 0 for v in dropped.values()):
+            raise ValueError("negative drop counts")
         labels = (
             np.asarray([int(v) for v in labels_text], dtype=np.int64)
             if meta.get("group_label_type") == "int"
@@ -129,7 +134,15 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
         recent = arrow.column("recent").to_numpy().astype(np.int64)
         count = arrow.column("count").to_numpy().astype(np.int64)
         values = {k: arrow.column(f"sum_{k}").to_numpy().astype(np.float64) for k in sums}
-    except (KeyError, ValueError, TypeError, pa.ArrowInvalid, GpuHpiError) as exc:
+    except (
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        pa.ArrowInvalid,
+        pd.errors.InvalidIndexError,
+        GpuHpiError,
+    ) as exc:
         raise DataError(f"{path} is a damaged cell table ({type(exc).__name__}: {exc})") from None
     t = calendar.n_periods
     if count.size and not ((prev >= 0).all() and (prev < recent).all() and (recent < t).all() and (count > 0).all()):
@@ -143,7 +156,7 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
         recent[order],
         count[order],
         {k: v[order] for k, v in values.items()},
-        dict(meta.get("dropped", {})),
+        dropped,
     )
     return table, calendar
 
