@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-CASES = ("normal", "lsqr", "lsmr", "seed_loop", "dense_lstsq", "cli_parquet")
+CASES = ("normal", "lsqr", "lsmr", "seed_loop", "dense_lstsq", "cli_parquet", "transactions", "cells")
 DATA_DIR = Path(os.environ.get("GPU_HPI_BENCH_DATA", "bench-data"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -71,6 +71,10 @@ def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
 
     if case == "cli_parquet":
         return cli_parquet(n, parts)
+    if case == "transactions":
+        return transactions_case(n)
+    if case == "cells":
+        return cells_case(n)
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     group, prev, recent, y = market_arrays(n)
@@ -196,6 +200,94 @@ def cli_parquet(n: int, parts: int) -> dict[str, Any]:
     }
 
 
+def sales_parquet(n: int) -> Path:
+    """n synthetic sale records (property_id, date, price, group_id; ~3 sales a property over 123
+    months from 2014-01), made once and cached in DATA_DIR."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = DATA_DIR / f"sales-{n}.parquet"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    writer = None
+    trend = np.cumsum(np.random.default_rng(0).normal(0.003, 0.01, 123))
+    for k, start in enumerate(range(0, n, 10_000_000)):
+        m = min(10_000_000, n - start)
+        rng = np.random.default_rng([7, k])
+        prop = rng.integers(0, max(n // 3, 1), m)
+        month = rng.integers(0, 123, m)
+        day = (np.datetime64("2014-01", "M") + month).astype("datetime64[D]") + rng.integers(0, 28, m)
+        quality = np.random.default_rng(prop % 1_000_003).normal(0, 0.5, m)  # a property's own level
+        price = np.exp(19.5 + quality + trend[month] + rng.normal(0, 0.1, m))
+        table = pa.table({"property_id": prop, "date": day, "price": price, "group_id": (prop % 17).astype(np.int32)})
+        if writer is None:
+            writer = pq.ParquetWriter(tmp, table.schema)
+        writer.write_table(table, row_group_size=1 << 20)
+    if writer is not None:
+        writer.close()
+    tmp.rename(path)
+    return path
+
+
+def transactions_case(n: int) -> dict[str, Any]:
+    """Sale records from parquet to pairs (read + pairing, consecutive), in this process."""
+    import gpu_hpi
+    from gpu_hpi.io import SaleSource
+    from gpu_hpi.transactions import PairingRules, make_pairs
+
+    path = sales_parquet(n)
+    be = gpu_hpi.resolve_backend("cpu")
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        raw = SaleSource(str(path), "auto", ["property_id"], "date", "price", "group_id").read()
+        first = int(raw.period.min())
+        made = make_pairs(raw.to_sales(be, first, int(raw.period.max()) - first + 1), PairingRules(), be)
+        seconds = time.perf_counter() - start
+    return {
+        "case": f"transactions -> {made.n_pairs:,} pairs",
+        "n": n,
+        "seconds": seconds,
+        "extra_rss": mem.peak - mem.start,
+        "inputs": path_size(path),
+        "backend": be.name,
+        "device": be.device,
+    }
+
+
+def cells_case(n: int) -> dict[str, Any]:
+    """The cell table of n pairs: its parquet size and the time to load it back."""
+    import tempfile
+
+    import gpu_hpi
+    from gpu_hpi.calendar import Calendar
+    from gpu_hpi.store import load_cells, save_cells
+
+    group, prev, recent, y = market_arrays(n)
+    be = gpu_hpi.resolve_backend("cpu")
+    table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=123, backend=be), be)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cells.parquet"
+        save_cells(table, Calendar("month", 2014 * 12, 123), path)
+        load_cells(path)  # warm the imports
+        with PeakRss() as mem:
+            start = time.perf_counter()
+            loaded, _ = load_cells(path)
+            seconds = time.perf_counter() - start
+        assert loaded.n_pairs == table.n_pairs
+        size = path.stat().st_size
+    return {
+        "case": f"cells.parquet load ({table.n_cells:,} cells)",
+        "n": n,
+        "seconds": seconds,
+        "extra_rss": mem.peak - mem.start,
+        "inputs": size,
+        "backend": be.name,
+        "device": be.device,
+    }
+
+
 def path_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*")) if path.is_dir() else path.stat().st_size
 
@@ -307,7 +399,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{mb(r['inputs']):>13} |"
         )
     print("*  in-memory cases: peak RSS added over the inputs; cli_parquet: peak RSS of the whole process")
-    print("** in-memory cases: the pair arrays; cli_parquet: the parquet file(s)")
+    print(
+        "** in-memory cases: the pair arrays; cli_parquet, transactions: the parquet file(s); cells: the table's file"
+    )
 
 
 if __name__ == "__main__":

@@ -107,9 +107,7 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs
     prop, period, order, price = sales.key[keep], sales.period[keep], sales.order[keep], price[keep]
     group = None if sales.group is None else sales.group[keep]
 
-    # sort by property, then period, then the finer order, then row (lexsort: last key is primary)
-    row = xp.arange(prop.shape[0])
-    perm = xp.lexsort(xp.stack([row, order, period, prop]))
+    perm = _time_order(xp, prop, period, order)
     prop, period, price = prop[perm], period[perm], price[perm]
     group = None if group is None else group[perm]
 
@@ -147,6 +145,21 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs
         prev, recent, p0, p1, y = prev[ok], recent[ok], p0[ok], p1[ok], y[ok]
         pair_group = None if pair_group is None else pair_group[ok]
     return SalePairs(pair_group, prev, recent, p0, p1, y, sales.group_labels, sales.n_periods, dropped)
+
+
+def _time_order(xp: Any, prop: Any, period: Any, order: Any) -> Any:
+    """Permutation sorting the sales by property, period, finer order, then row: one stable
+    argsort of a composite int64 key where the three fit in it (days, as usual), else a lexsort of
+    the four keys (e.g. nanosecond timestamps)."""
+    n = prop.shape[0]
+    if n == 0:
+        return xp.zeros(0, dtype=np.int64)
+    p_lo, o_lo = int(period.min()), int(order.min())
+    p_span, o_span = int(period.max()) - p_lo + 1, int(order.max()) - o_lo + 1
+    if (int(prop.max()) + 1) * p_span * o_span < 2**62:
+        key = (prop * p_span + (period - p_lo)) * o_span + (order - o_lo)
+        return xp.argsort(key, kind="stable")  # stable: equal keys keep their row order
+    return xp.lexsort(xp.stack([xp.arange(n), order, period, prop]))
 
 
 def _pair_indices(xp: Any, prop: Any, pairing: str) -> tuple[Any, Any]:

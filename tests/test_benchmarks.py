@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_benchmark_suite_runs(tmp_path: Path) -> None:
     out = tmp_path / "rows.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "GPU_HPI_BENCH_DATA": str(tmp_path / "data"),
+    }
     cmd = [
         sys.executable,
         "-m",
@@ -21,7 +25,7 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
         "--sizes",
         "20K",
         "--cases",
-        "normal,lsqr,lsmr,seed_loop,dense_lstsq",
+        "normal,lsqr,lsmr,seed_loop,dense_lstsq,transactions,cells",
         "--seed-size",
         "2K",
         "--dense-size",
@@ -33,7 +37,7 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
     cases = [r["case"] for r in rows]
-    assert cases == [
+    assert cases[:7] == [
         "normal",
         "lsqr",
         "lsmr",
@@ -42,6 +46,7 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
         "seed_loop (extrapolated)",
         "dense_lstsq",
     ]
+    assert cases[7].startswith("transactions -> ") and cases[8].startswith("cells.parquet load")
     assert all(r["seconds"] > 0 for r in rows)
     assert [r["n"] for r in rows if r["case"] == "seed_loop (extrapolated)"] == [68_000_000, 150_000_000]
     for case in cases:
