@@ -82,19 +82,7 @@ class PairSource:
 
     def files(self) -> tuple[list[str], str]:
         """The files to read and their format (parquet or csv); DataError if there are none."""
-        path = os.path.expanduser(self.path)
-        if os.path.isdir(path):
-            files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
-            if not files:
-                raise DataError(f"no .parquet files in directory {self.path}")
-        elif any(ch in path for ch in "*?["):
-            files = sorted(glob.glob(path, recursive=True))
-            if not files:
-                raise DataError(f"no files match {self.path}")
-        elif os.path.isfile(path):
-            files = [path]
-        else:
-            raise DataError(f"no such file: {self.path}")
+        files = expand_path(self.path)
         fmt = self.format
         if fmt == "auto":
             exts = {os.path.splitext(f)[1].lower() for f in files}
@@ -459,6 +447,26 @@ def _group_values(arr: pa.Array) -> Any:
         # nullable integers stay integers (plain to_pandas would turn them into floats)
         return arr.to_numpy() if arr.null_count == 0 else arr.to_pandas(types_mapper=lambda _: pd.Int64Dtype())
     return arr.to_pandas()
+
+
+def expand_path(path: str, recursive: bool = True) -> list[str]:
+    """A file, a directory (its .parquet files, in subfolders too if recursive) or a glob -> the
+    files, sorted; DataError when there are none."""
+    path = os.path.expanduser(str(path))
+    if os.path.isdir(path):
+        pattern = os.path.join(path, "**", "*.parquet") if recursive else os.path.join(path, "*.parquet")
+        files = sorted(glob.glob(pattern, recursive=recursive))
+        if not files:
+            raise DataError(f"no .parquet files in directory {path}")
+        return files
+    if any(ch in path for ch in "*?["):
+        files = sorted(glob.glob(path, recursive=True))
+        if not files:
+            raise DataError(f"no files match {path}")
+        return files
+    if os.path.isfile(path):
+        return [path]
+    raise DataError(f"no such file: {path}")
 
 
 def parquet_file(path: str) -> pq.ParquetFile:

@@ -8,7 +8,6 @@ update reads only the new pairs and adds the stored table of the history.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 from .calendar import Calendar, parse_period, period_label
 from .cells import Y_SUMS, CellTable, merge_tables
 from .errors import DataError, GpuHpiError
+from .io import expand_path
 
 FORMAT = "gpu_hpi.cells"
 VERSION = 1
@@ -74,23 +74,8 @@ def save_cells(table: CellTable, calendar: Calendar, path: str | Path) -> None:
 
 def cell_files(paths: str | list[str]) -> list[str]:
     """A file, a directory (its *.parquet files), a glob, or a list of those -> files."""
-    found: list[str] = []
-    for item in [paths] if isinstance(paths, str) else list(paths):
-        item = os.path.expanduser(str(item))
-        if os.path.isdir(item):
-            matches = sorted(glob.glob(os.path.join(item, "*.parquet")))
-            if not matches:
-                raise DataError(f"no .parquet cell tables in directory {item}")
-        elif any(ch in item for ch in "*?["):
-            matches = sorted(glob.glob(item))
-            if not matches:
-                raise DataError(f"no files match {item}")
-        elif os.path.isfile(item):
-            matches = [item]
-        else:
-            raise DataError(f"no such file: {item}")
-        found.extend(matches)
-    return found
+    items = [paths] if isinstance(paths, str) else list(paths)
+    return [f for item in items for f in expand_path(str(item), recursive=False)]
 
 
 def load_cells(path: str) -> tuple[CellTable, Calendar]:
