@@ -23,6 +23,22 @@ _LABEL = {
 }
 
 
+# A sanity bound on the window: 200 years of months. Far more means periods were misread (e.g.
+# YYYYMM numbers taken as positions), and the T x T tables would not fit in memory anyway.
+MAX_PERIODS = 2400
+
+
+def check_window(first: int, last: int) -> None:
+    """Refuse a window of more than MAX_PERIODS periods (or a reversed one), before any allocation."""
+    if last < first:
+        raise DataError(f"the period window ends ({last}) before it starts ({first})")
+    if last - first + 1 > MAX_PERIODS:
+        raise DataError(
+            f"the pairs span {last - first + 1} periods; at most {MAX_PERIODS} are supported: check the period "
+            "columns (YYYYMM numbers need data.integer_periods=yyyymm) or set data.start / data.end"
+        )
+
+
 def check_periodicity(periodicity: str) -> None:
     if periodicity not in PER_YEAR:
         raise ConfigError(f"periodicity must be one of {list(get_args(Periodicity))}, got {periodicity!r}")
@@ -72,6 +88,7 @@ class Calendar:
         check_periodicity(self.periodicity)
         if self.n_periods < 2:
             raise DataError(f"the period window has {self.n_periods} period(s); an index needs at least 2")
+        check_window(self.start, self.start + self.n_periods - 1)
 
     @classmethod
     def from_bounds(cls, periodicity: str, start: str, end: str) -> Calendar:

@@ -11,7 +11,7 @@ from .backend import Backend, as_backend
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError, IdentificationWarning
 from .methods import MethodOptions, fit_method
-from .pairs import Pairs, pooled_pairs, prepare_pairs
+from .pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .solvers import SOLVERS, TableFit, fit_table, identify, iterative_beta
 
@@ -58,6 +58,8 @@ def fit_index(
     if periods.shape != (t,):
         raise ConfigError(f"{periods.shape[0]} period labels given for {t} periods")
 
+    if pairs is not None:
+        pairs = align_groups(pairs, table.group_labels)
     single = table.n_groups == 1 and table.group_labels[0] == "ALL"
     solves: list[tuple[str, CellTable]] = []
     if groups or single:

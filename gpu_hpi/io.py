@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .calendar import month_to_period, parse_period
+from .calendar import check_window, month_to_period, parse_period
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError, DataError
 from .pairs import encode_groups, prepare_pairs
@@ -54,7 +54,10 @@ class PairBatch:
         """(absolute first period, cell table) of this non-empty batch over its own period range,
         or over the window [start, end] where given (pairs outside it are dropped and counted)."""
         lo = start if start is not None else int(min(self.prev.min(), self.recent.min()))
+        if start is None and end is not None:
+            lo = min(lo, end - 1)  # a batch starting after the end: all of it out of the window
         hi = end if end is not None else max(int(max(self.prev.max(), self.recent.max())), lo + 1)
+        check_window(lo, hi)
         pairs = prepare_pairs(
             self.prev - np.int32(lo),
             self.recent - np.int32(lo),
@@ -137,6 +140,7 @@ class PairSource:
         from cudf.io.parquet import read_parquet_metadata
 
         for path in files:
+            _check_columns(parquet_file(path).schema_arrow.names, list(wanted.values()), [path])
             try:
                 n_rows, n_groups = read_parquet_metadata(path)[:2]
             except Exception as exc:  # cudf raises RuntimeError / OSError variants for bad files
@@ -144,8 +148,12 @@ class PairSource:
             per_batch = max(1, int(self.batch_rows // max(1, n_rows // max(1, n_groups))))
             for first in range(0, max(n_groups, 1), per_batch):
                 groups = list(range(first, min(first + per_batch, n_groups)))
-                frame = cudf.read_parquet(path, columns=list(wanted.values()), row_groups=[groups] if groups else None)
-                _check_columns(list(frame.columns), list(wanted.values()), [path])
+                try:
+                    frame = cudf.read_parquet(
+                        path, columns=list(wanted.values()), row_groups=[groups] if groups else None
+                    )
+                except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
+                    raise DataError(f"cannot read {path}: {exc}") from None
                 yield self._convert_device(frame, wanted)
 
     def _convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
@@ -318,6 +326,8 @@ def _order_within_period(date: pa.Array | pa.ChunkedArray, period: np.ndarray) -
     """A number ordering the sales in time finer than the period, to find a period's last sale:
     the timestamp (any unit) or the day for dates and 'YYYY-MM-DD' strings; else the period
     itself (rows then break ties)."""
+    if pa.types.is_dictionary(date.type):
+        date = date.cast(date.type.value_type)
     kind = date.type
     if pa.types.is_timestamp(kind):
         return date.cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -391,16 +401,25 @@ def column_periods(
             month = values % 100
             if values.size and (month.min() < 1 or month.max() > 12):
                 raise DataError(f"column {name!r} is not in YYYYMM form (month {month.min()}..{month.max()})")
-            return month_to_period((values // 100) * 12 + month - 1, periodicity).astype(np.int32)
+            return _int32_periods(month_to_period((values // 100) * 12 + month - 1, periodicity), name)
         if start is None:
             raise ConfigError(
                 f"column {name!r} holds integer period positions: set data.start (the period "
                 "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm"
             )
-        return (values + parse_period(start, periodicity)).astype(np.int32)
+        return _int32_periods(values + parse_period(start, periodicity), name)
     raise DataError(
         f"column {name!r} has type {kind}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
     )
+
+
+def _int32_periods(values: np.ndarray, name: str) -> np.ndarray:
+    if values.size and (values.min() < 0 or values.max() > 100_000):
+        raise DataError(
+            f"column {name!r} gives periods {values.min()}..{values.max()}: not calendar periods "
+            "(for YYYYMM numbers set data.integer_periods=yyyymm)"
+        )
+    return values.astype(np.int32)
 
 
 def _parse(label: str, name: str, periodicity: str) -> int:
@@ -447,6 +466,20 @@ def _group_values(arr: pa.Array) -> Any:
         # nullable integers stay integers (plain to_pandas would turn them into floats)
         return arr.to_numpy() if arr.null_count == 0 else arr.to_pandas(types_mapper=lambda _: pd.Int64Dtype())
     return arr.to_pandas()
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
+    """write(tmp) into a temporary name beside `path`, then rename: readers never see a partial file."""
+    target = os.fspath(path)
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def expand_path(path: str, recursive: bool = True) -> list[str]:

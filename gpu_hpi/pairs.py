@@ -83,6 +83,25 @@ def pooled_pairs(pairs: Pairs) -> Pairs:
     return replace(pairs, group=group, group_labels=np.asarray(["ALL"], dtype=object))
 
 
+def align_groups(pairs: Pairs, labels: np.ndarray) -> Pairs:
+    """The pairs with group codes into `labels` (e.g. a table's, sorted by value), whatever order
+    their own labels have (categories keep theirs); DataError if a label is not among them."""
+    if pairs.group is None or np.array_equal(pairs.group_labels, labels):
+        return pairs
+    own = np.asarray(pairs.group_labels)
+    try:
+        position = np.searchsorted(labels, own)
+    except TypeError as exc:
+        raise DataError(f"the pairs' group ids and the table's cannot be compared ({exc})") from None
+    position = np.minimum(position, max(len(labels) - 1, 0))
+    if len(labels) == 0 or not np.array_equal(np.asarray(labels)[position], own):
+        raise DataError("the pairs hold groups that their cell table lacks")
+    xp = array_namespace(pairs.y)
+    remap = xp.asarray(np.append(position, -1).astype(np.int32))  # code -1 (missing) stays -1
+    group = xp.where(pairs.group < 0, -1, remap[xp.maximum(pairs.group, 0)])
+    return replace(pairs, group=group, group_labels=np.asarray(labels))
+
+
 def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:
     """reason -> (N,) bool mask of the pairs failing it, each mask excluding earlier reasons."""
     t = pairs.n_periods

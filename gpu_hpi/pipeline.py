@@ -30,9 +30,9 @@ from .cells import CellTable, TableAccumulator, build_cell_table
 from .diagnostics import accuracy, diagnostics_frame, revision, smooth, volatility
 from .errors import ConfigError, DataError, IdentificationWarning
 from .estimate import fit_index
-from .io import PairBatch, PairSource, SaleSource, ready
+from .io import PairBatch, PairSource, SaleSource, ready, write_atomically
 from .methods import MethodOptions
-from .pairs import Pairs, add_counts, check_strict, pooled_pairs, prepare_pairs
+from .pairs import Pairs, add_counts, align_groups, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .store import cell_files, combine_tables, load_cells, save_cells
 from .synthetic import SyntheticMarket
@@ -66,6 +66,8 @@ class Timings:
 def _window(cfg: Any, periodicity: str) -> tuple[int | None, int | None]:
     start = None if cfg.data.get("start") is None else parse_period(cfg.data.start, periodicity)
     end = None if cfg.data.get("end") is None else parse_period(cfg.data.end, periodicity)
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"data.end={cfg.data.end} is before data.start={cfg.data.start}")
     return start, end
 
 
@@ -119,7 +121,7 @@ def _progress(enabled: bool, total: int | None) -> Any:
 def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     """Run the configured job and write its outputs into out_dir; returns the summary."""
     timings = Timings()
-    _check_diagnostics(cfg.diagnostics)
+    _check_options(cfg)
     periodicity = _name(cfg.index.periodicity)
     solver = _name(cfg.solver.name)
     m = cfg.method
@@ -231,7 +233,10 @@ def _stream_pairs(
     market = None
     if cfg.data.kind == "synthetic":
         d = cfg.data
-        market = SyntheticMarket.create(d.n_pairs, d.n_periods, d.n_groups, d.seed, d.noise_sd, d.mean_holding)
+        try:
+            market = SyntheticMarket.create(d.n_pairs, d.n_periods, d.n_groups, d.seed, d.noise_sd, d.mean_holding)
+        except ValueError as exc:
+            raise ConfigError(f"synthetic market: {exc}") from None
         first = parse_period(d.start, "month")
         if periodicity != "month":
             raise ConfigError("the synthetic market is monthly; use index.periodicity=month")
@@ -344,9 +349,10 @@ def _load_transactions(cfg: Any, periodicity: str, backend: Backend, strict: boo
     if raw.n_sales == 0:
         raise DataError("the input holds no sales")
     start, end = _window(cfg, periodicity)
-    dated = raw.period[raw.period >= 0] if raw.n_missing_date else raw.period
-    first = start if start is not None else int(dated.min())
-    last = end if end is not None else int(dated.max())
+    if raw.period.size == 0:
+        raise DataError(f"none of the {raw.n_sales} sales has both a date and a property key")
+    first = start if start is not None else int(raw.period.min())
+    last = end if end is not None else int(raw.period.max())
     rules = PairingRules(
         pairing=_name(d.pairing),
         min_holding=d.min_holding,
@@ -439,15 +445,7 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
             "RecentPrice": host(pairs.price_recent),
         }
     )
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _name(value: Any) -> str:
@@ -462,8 +460,9 @@ def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend:
         group = None
     elif all(isinstance(g, (np.ndarray, xp.ndarray)) for g in groups):
         group = xp.concatenate([xp.asarray(g) for g in groups])
-    else:
-        group = pd.concat([pd.Series(g) for g in groups], ignore_index=True)
+    else:  # some batches had missing ids (pandas): all on the host, then factorised together
+        host = [g.get() if hasattr(g, "get") and not isinstance(g, pd.Series) else g for g in groups]
+        group = pd.concat([pd.Series(g) for g in host], ignore_index=True)
     return prepare_pairs(
         xp.concatenate([b.prev for b in batches]) - np.int32(start),
         xp.concatenate([b.recent for b in batches]) - np.int32(start),
@@ -542,13 +541,23 @@ def _accuracy(
     """Cross-validation of the group indices (or of the pooled one when groups are off)."""
     if not groups or table.group_labels.tolist() == ["ALL"]:
         return accuracy(pooled_pairs(pairs), table.pooled(), refit, result, backend, folds)
-    if not np.array_equal(table.group_labels.astype(str), pairs.group_labels.astype(str)):
-        table = build_cell_table(pairs, backend)  # the streamed table's labels differ: one more pass
-    return accuracy(pairs, table, refit, result, backend, folds)
+    return accuracy(align_groups(pairs, table.group_labels), table, refit, result, backend, folds)
+
+
+def _check_options(cfg: Any) -> None:
+    """Refuse impossible option values before any data is read."""
+    if not 0 < cfg.output.ci_level < 1:
+        raise ConfigError(f"output.ci_level must be between 0 and 1, got {cfg.output.ci_level}")
+    if cfg.data.get("batch_rows") is not None and cfg.data.batch_rows < 1:
+        raise ConfigError(f"data.batch_rows must be positive, got {cfg.data.batch_rows}")
+    if cfg.method.huber_c <= 0 or cfg.method.max_iter < 1 or cfg.method.tol <= 0:
+        raise ConfigError("method.huber_c and method.tol must be positive and method.max_iter at least 1")
+    if cfg.index.base_period is not None:
+        parse_period(cfg.index.base_period, _name(cfg.index.periodicity))  # its form; the window comes later
+    _check_diagnostics(cfg.diagnostics)
 
 
 def _check_diagnostics(cfg: Any) -> None:
-    """Refuse impossible diagnostics options before any data is read."""
     if cfg.volatility_window < 2:
         raise ConfigError(f"diagnostics.volatility_window must be at least 2, got {cfg.volatility_window}")
     if cfg.smooth_window and (cfg.smooth_window < 3 or cfg.smooth_window % 2 == 0):

@@ -23,7 +23,8 @@ from .pairs import Pairs
 
 Solver = Literal["normal", "lsqr", "lsmr"]
 SOLVERS: tuple[str, ...] = ("normal", "lsqr", "lsmr")
-GROUP_BATCH = 512  # groups per batched dense solve: 512 x T x T float64 is 62 MB at T = 123
+# groups per batched dense solve: a few (batch, T, T) float64 temporaries of <= 512 MB each
+GROUP_CELLS = 1 << 26
 
 LSQR_STOP_REASONS = {
     0: "x = 0 is the exact solution",
@@ -119,10 +120,12 @@ def cell_matrix(
 
 
 def group_batches(table: CellTable) -> Iterator[tuple[int, int, slice]]:
-    """(g0, g1, cell slice) for batches of GROUP_BATCH groups (cells are sorted by group)."""
+    """(g0, g1, cell slice) for batches of groups whose (batch, T, T) matrices hold at most
+    GROUP_CELLS numbers (cells are sorted by group)."""
     bounds = _group_bounds(table)
-    for g0 in range(0, table.n_groups, GROUP_BATCH):
-        g1 = min(g0 + GROUP_BATCH, table.n_groups)
+    batch = max(1, GROUP_CELLS // table.n_periods**2)
+    for g0 in range(0, table.n_groups, batch):
+        g1 = min(g0 + batch, table.n_groups)
         yield g0, g1, slice(int(bounds[g0]), int(bounds[g1]))
 
 

@@ -9,7 +9,6 @@ update reads only the new pairs and adds the stored table of the history.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 from .calendar import Calendar, parse_period, period_label
 from .cells import Y_SUMS, CellTable, merge_tables
 from .errors import DataError, GpuHpiError
-from .io import expand_path
+from .io import expand_path, write_atomically
 
 FORMAT = "gpu_hpi.cells"
 VERSION = 1
@@ -61,15 +60,7 @@ def save_cells(table: CellTable, calendar: Calendar, path: str | Path) -> None:
         "dropped": host.dropped,
     }
     arrow = pa.table(columns).replace_schema_metadata({"gpu_hpi": json.dumps(meta)})
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        pq.write_table(arrow, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: pq.write_table(arrow, tmp))
 
 
 def cell_files(paths: str | list[str]) -> list[str]:
