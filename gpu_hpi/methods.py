@@ -9,6 +9,7 @@ pairs (kept on the device on the GPU), one per iteration.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +184,12 @@ class CellLookup:
         return xp.where(valid, cell, -1), valid
 
 
+def segment_medians(xp: Any, values: Any, bounds: np.ndarray) -> np.ndarray:
+    """(S,) host medians of values[bounds[s]:bounds[s+1]] (NaN for an empty segment): O(n) in all
+    for values sorted by segment, one selection per segment."""
+    return np.array([float(xp.median(values[a:b])) if b > a else np.nan for a, b in itertools.pairwise(bounds)])
+
+
 def robust(
     table: CellTable, ident: Identification, backend: Backend, pairs: Pairs, options: MethodOptions
 ) -> tuple[TableFit, dict[str, Any]]:
@@ -205,14 +212,7 @@ def robust(
     def residuals(log_index: np.ndarray) -> tuple[Any, Any]:
         _, d = _cell_ssr(table, log_index, backend)
         e = y - d[cell]
-        scale = np.array(
-            [
-                float(xp.median(xp.abs(e[bounds[g] : bounds[g + 1]]))) / MAD_NORMAL
-                if bounds[g + 1] > bounds[g]
-                else 1.0
-                for g in range(table.n_groups)
-            ]
-        )
+        scale = np.nan_to_num(segment_medians(xp, xp.abs(e), bounds), nan=1.0) / MAD_NORMAL
         return e, xp.asarray(np.where(scale > 0, scale, 1.0))
 
     ols = fit_table(table, ident, backend)

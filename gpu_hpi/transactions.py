@@ -25,6 +25,7 @@ import numpy as np
 
 from .backend import Backend
 from .errors import ConfigError
+from .methods import segment_medians
 
 PAIRINGS = ("consecutive", "all")
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal
@@ -187,15 +188,17 @@ def _pair_indices(xp: Any, prop: Any, pairing: str) -> tuple[Any, Any]:
 
 
 def _robust_z(xp: Any, y: Any, group: Any, ok: Any, n_groups: int) -> Any:
-    """(y - median) / (1.4826 MAD) within each group, over the pairs still kept (ok)."""
+    """(y - median) / (1.4826 MAD) within each group, over the pairs still kept (ok); groups are
+    sorted once, so every median is a selection within the group's segment."""
     g = xp.zeros(y.shape, dtype=np.int64) if group is None else group.astype(np.int64)
-    z = xp.zeros(y.shape)
-    for k in range(max(n_groups, 1)):
-        mine = ok & (g == k)
-        if not bool(mine.any()):
-            continue
-        values = y[mine]
-        median = xp.median(values)
-        mad = xp.median(xp.abs(values - median)) * MAD_TO_SD
-        z = xp.where(g == k, (y - median) / (mad if float(mad) > 0 else 1.0), z)
-    return z
+    n = max(n_groups, 1)
+    kept = ok & (g >= 0)
+    gk, yk = g[kept], y[kept]
+    order = xp.argsort(gk, kind="stable")
+    gk, yk = gk[order], yk[order]
+    bounds = np.asarray(xp.searchsorted(gk, xp.arange(n + 1)).tolist())
+    median = segment_medians(xp, yk, bounds)
+    mad = segment_medians(xp, xp.abs(yk - xp.asarray(np.nan_to_num(median))[gk]), bounds) * MAD_TO_SD
+    median_g = xp.asarray(np.nan_to_num(median))[xp.maximum(g, 0)]
+    mad_g = xp.asarray(np.where(mad > 0, mad, 1.0))[xp.maximum(g, 0)]  # no spread: plain differences
+    return xp.where(g >= 0, (y - median_g) / mad_g, 0.0)
