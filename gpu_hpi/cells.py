@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .backend import Backend, array_namespace
 from .errors import DataError
 from .pairs import Pairs, add_counts, check_strict, count_invalid
@@ -200,6 +201,16 @@ def build_cell_table(
     starts = list(range(0, n, chunk))
     workers = 1 if backend.is_gpu else max(1, min(threads or os.cpu_count() or 1, len(starts)))
     names = Y_SUMS + (PRICE_SUMS if pairs.price_prev is not None else ())
+
+    if n_keys <= DENSE_KEY_LIMIT and backend.is_gpu and pairs.price_prev is None and kernels.enabled():
+        cnt, s1, s2, dropped = kernels.fused_cell_sums(
+            pairs.prev, pairs.recent, pairs.y, pairs.group, t, pairs.n_groups
+        )
+        if strict:
+            check_strict(dropped)
+        (nonzero,) = xp.nonzero(cnt)
+        table = _from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], {"y": s1[nonzero], "y2": s2[nonzero]})
+        return replace(table, dropped=dropped)
 
     if n_keys <= DENSE_KEY_LIMIT:
 

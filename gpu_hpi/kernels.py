@@ -1,0 +1,110 @@
+"""A fused CUDA kernel for the cell table: one read of the pair columns gives the per-cell count,
+sum of y and sum of y^2, and the drop counts by reason, where the CuPy bincount path makes about
+ten passes (keys, masks, three bincounts). Global atomics into the dense G x T x T table.
+
+NOT YET VERIFIED ON A GPU: no session with a GPU has compiled or run it. It is off unless
+GPU_HPI_FUSED_KERNEL=1; tests/test_gpu.py::test_fused_kernel_equals_bincount checks it against
+the bincount path (counts exactly, sums to rounding) and must pass before it becomes the default.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+_SOURCE = r"""
+template <typename P, typename Y>
+__global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int* group, const long long n,
+                          const int T, const int n_groups, unsigned long long* count, double* sum_y,
+                          double* sum_y2, unsigned long long* dropped) {
+    // dropped: [missing_group, period_out_of_range, prev_not_before_recent, nonfinite_y], each pair
+    // counted under the first reason it fails, as gpu_hpi.pairs.invalid_masks does
+    __shared__ unsigned long long block_dropped[4];
+    if (threadIdx.x < 4) block_dropped[threadIdx.x] = 0;
+    __syncthreads();
+    const long long stride = (long long)blockDim.x * gridDim.x;
+    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += stride) {
+        const int g = group ? group[k] : 0;
+        const long long i = (long long)prev[k];
+        const long long j = (long long)recent[k];
+        const double v = (double)y[k];
+        int reason = -1;
+        if (g < 0 || g >= n_groups) reason = 0;
+        else if (i < 0 || i >= T || j < 0 || j >= T) reason = 1;
+        else if (i >= j) reason = 2;
+        else if (!(v - v == 0.0)) reason = 3;  // NaN or +-inf (no math header needed under NVRTC)
+        if (reason >= 0) {
+            atomicAdd(&block_dropped[reason], 1ULL);
+            continue;
+        }
+        const long long cell = ((long long)g * T + i) * T + j;
+        atomicAdd(&count[cell], 1ULL);
+        atomicAdd(&sum_y[cell], v);
+        atomicAdd(&sum_y2[cell], v * v);
+    }
+    __syncthreads();
+    if (threadIdx.x < 4 && block_dropped[threadIdx.x]) atomicAdd(&dropped[threadIdx.x], block_dropped[threadIdx.x]);
+}
+"""
+_PERIOD_TYPES = {np.dtype(np.int16): "short", np.dtype(np.int32): "int"}
+_Y_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+REASONS = ("missing_group", "period_out_of_range", "prev_not_before_recent", "nonfinite_y")
+
+
+def enabled() -> bool:
+    return os.environ.get("GPU_HPI_FUSED_KERNEL", "0") == "1"
+
+
+@functools.cache
+def _module() -> Any:
+    import cupy
+
+    names = [f"cell_sums<{p}, {y}>" for p in _PERIOD_TYPES.values() for y in _Y_TYPES.values()]
+    return cupy.RawModule(code=_SOURCE, options=("-std=c++14",), name_expressions=names), names
+
+
+def fused_cell_sums(
+    prev: Any, recent: Any, y: Any, group: Any, n_periods: int, n_groups: int
+) -> tuple[Any, Any, Any, dict[str, int]]:
+    """(count, sum_y, sum_y2) over the dense n_groups x T x T key space (CuPy arrays) and the drop
+    counts by reason, in one kernel launch."""
+    import cupy
+
+    if prev.dtype not in _PERIOD_TYPES:
+        prev, recent = prev.astype(np.int32), recent.astype(np.int32)
+    recent = recent.astype(prev.dtype, copy=False)
+    if y.dtype not in _Y_TYPES:
+        y = y.astype(np.float64)
+    codes = None if group is None else cupy.ascontiguousarray(group, dtype=np.int32)
+    n_keys = n_groups * n_periods * n_periods
+    count = cupy.zeros(n_keys, dtype=np.uint64)
+    sum_y = cupy.zeros(n_keys, dtype=np.float64)
+    sum_y2 = cupy.zeros(n_keys, dtype=np.float64)
+    dropped = cupy.zeros(4, dtype=np.uint64)
+    module, _ = _module()
+    kernel = module.get_function(f"cell_sums<{_PERIOD_TYPES[prev.dtype]}, {_Y_TYPES[y.dtype]}>")
+    n = int(y.shape[0])
+    threads = 256
+    blocks = max(1, min(-(-n // threads), 32 * cupy.cuda.Device().attributes["MultiProcessorCount"]))
+    kernel(
+        (blocks,),
+        (threads,),
+        (
+            cupy.ascontiguousarray(prev),
+            cupy.ascontiguousarray(recent),
+            cupy.ascontiguousarray(y),
+            codes if codes is not None else np.intp(0),
+            np.int64(n),
+            np.int32(n_periods),
+            np.int32(n_groups),
+            count,
+            sum_y,
+            sum_y2,
+            dropped,
+        ),
+    )
+    counts = {r: int(c) for r, c in zip(REASONS, dropped.get().tolist(), strict=True) if c}
+    return count.astype(np.int64), sum_y, sum_y2, counts
