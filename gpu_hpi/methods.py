@@ -129,10 +129,15 @@ def case_shiller(
         resid = ssr
     weight, coef = interval_weights(table, ident, backend, resid, absolute=absolute, quadratic=options.quadratic)
     weights = {"n": table.count * weight, "y": table.sum_y * weight, "y2": table.sum_y2 * weight}
-    ident3 = identify(table, ident.base, 0, cells=weight > 0)
-    ident3 = Identification(ident3.identified & ~ident.skipped[:, None], ident.skipped, ident.n_pairs, ident.base)
-    fit = fit_table(table, ident3, backend, weights=weights)
+    fit = fit_table(table, _weighted_identification(table, ident, weight), backend, weights=weights)
     return fit, {"stage2": options.stage2, "stage2_coef": coef.tolist(), "quadratic": options.quadratic}
+
+
+def _weighted_identification(table: CellTable, ident: Identification, weight: Any) -> Identification:
+    """The periods still connected to the base through cells of positive weight (stage-2 weights
+    can be 0), in the groups the unweighted fit did not skip."""
+    connected = identify(table, ident.base, 0, cells=weight > 0).identified
+    return Identification(connected & ~ident.skipped[:, None], ident.skipped, ident.n_pairs, ident.base)
 
 
 def pair_pass(pairs: Pairs, table: CellTable, backend: Backend, values: Any, chunk: int = 1 << 22) -> dict[str, Any]:
@@ -288,12 +293,7 @@ def arithmetic(
     weight = ones
     if options.interval_weights:
         weight, coef = interval_weights(table, ident, backend, u2, absolute=False, quadratic=options.quadratic)
-        ident = Identification(
-            identify(table, ident.base, 0, cells=weight > 0).identified & ~ident.skipped[:, None],
-            ident.skipped,
-            ident.n_pairs,
-            ident.base,
-        )
+        ident = _weighted_identification(table, ident, weight)
         b, u2 = _arithmetic_solve(table, ident, backend, weight)
         info["stage2_coef"] = coef.tolist()
     return _arithmetic_fit(table, ident, backend, weight, b, u2), info
@@ -337,13 +337,10 @@ def _arithmetic_fit(
         nb = g1 - g0
         grp, i, j = table.group[sl] - g0, table.prev[sl], table.recent[sl]
         count = table.count[sl].astype(np.float64)
-        period_pairs[g0:g1] = (
-            backend.to_host(
-                xp.diagonal(cell_matrix(xp, nb, t, grp, i, j, count, count, 0 * count, 0 * count), axis1=1, axis2=2)
-            )
-            .round()
-            .astype(np.int64)
+        touching = xp.bincount(
+            xp.concatenate([grp * t + i, grp * t + j]), weights=xp.concatenate([count, count]), minlength=nb * t
         )
+        period_pairs[g0:g1] = backend.to_host(touching).round().astype(np.int64).reshape(nb, t)
         used = xp.asarray(ident.identified[g0:g1])[grp, i] & (weight[sl] > 0)
         w = xp.where(used, weight[sl], 0.0)
         p0, p1 = w * table.sums["p_prev"][sl], w * table.sums["p_recent"][sl]
