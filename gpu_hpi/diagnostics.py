@@ -140,40 +140,67 @@ def accuracy(
     pairs: Pairs, table: CellTable, refit: Refit, result: IndexResult, backend: Backend, folds: int = 10
 ) -> Accuracy:
     """k-fold cross-validation over the pairs: fit on the table of all pairs less the fold's table,
-    predict each held-out pair's y as index_j - index_i of its group (the table's groups)."""
+    predict each held-out pair's y as index_j - index_i of its group (the table's groups).
+    The same three steps run per partition on a Dask cluster (distributed.dask_accuracy)."""
+    check_folds(folds)
+    betas = fold_betas(table, fold_tables(pairs, table, folds, backend), refit, result.base_period)
+    err, grp, in_table = fold_errors(pairs, table, betas, backend)
+    return accuracy_stats(err, grp, in_table, table.group_labels, folds)
+
+
+def check_folds(folds: int) -> None:
     if not 2 <= folds <= 100:
         raise ConfigError(f"accuracy folds must be between 2 and 100, got {folds}")
+
+
+def fold_tables(pairs: Pairs, table: CellTable, folds: int, backend: Backend, start: int = 0) -> list[CellTable]:
+    """The cell table of each fold's pairs (pairs coded by the table's groups; `start`: the
+    position of the first pair in the whole data, which the folds hash)."""
     xp = backend.xp
-    fold = xp.asarray(fold_of(pairs.n_pairs, folds))
+    fold = xp.asarray(fold_of(pairs.n_pairs, folds, start))
     # one pass builds every fold's table: the fold is a second group dimension
     group = xp.zeros(pairs.n_pairs, dtype=np.int32) if pairs.group is None else pairs.group.astype(np.int32)
     split = replace(
         pairs, group=xp.where(group < 0, -1, group * folds + fold), group_labels=np.arange(table.n_groups * folds)
     )
     by_fold = build_cell_table(split, backend)
-    lookup = CellLookup(table, backend)
-    cell, _ = lookup.cells(pairs)
-    pred = xp.full(pairs.n_pairs, xp.nan)
+    out = []
     for f in range(folds):
         part = by_fold.select(by_fold.group % folds == f)
-        part = replace(part, group=part.group // folds, group_labels=table.group_labels)
-        fitted = refit(table - part, result.base_period)
+        out.append(replace(part, group=part.group // folds, group_labels=table.group_labels, dropped={}))
+    return out
+
+
+def fold_betas(table: CellTable, tables: list[CellTable], refit: Refit, base: int) -> np.ndarray:
+    """(folds, G, T) log index of each fold's complement (NaN where not identified)."""
+    betas = np.full((len(tables), table.n_groups, table.n_periods), np.nan)
+    for f, part in enumerate(tables):
+        fitted = refit(table - part, base)
         rows = {str(gr): k for k, gr in enumerate(fitted.groups)}
-        beta = np.full((table.n_groups, table.n_periods), np.nan)
         for k, label in enumerate(table.group_labels):
             if str(label) in rows:
-                beta[k] = fitted.log_index[rows[str(label)]]
-        bet = xp.asarray(beta)
-        d = bet[table.group, table.recent] - bet[table.group, table.prev]
-        mine = (fold == f) & (cell >= 0)
-        pred = xp.where(mine, d[xp.maximum(cell, 0)], pred)
-    err = backend.to_host(pairs.y.astype(np.float64) - pred)
-    grp = backend.to_host(table.group[xp.maximum(cell, 0)])
-    in_table = backend.to_host(cell >= 0)
-    return _accuracy_stats(err, grp, in_table, table.group_labels, folds)
+                betas[f, k] = fitted.log_index[rows[str(label)]]
+    return betas
 
 
-def _accuracy_stats(err: np.ndarray, grp: np.ndarray, in_table: np.ndarray, labels: np.ndarray, folds: int) -> Accuracy:
+def fold_errors(
+    pairs: Pairs, table: CellTable, betas: np.ndarray, backend: Backend, start: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Host arrays over the pairs: error of y predicted by its fold's complement (NaN where not
+    predicted), its group code in the table, and whether it is in the table at all."""
+    xp = backend.xp
+    folds = betas.shape[0]
+    fold = xp.asarray(fold_of(pairs.n_pairs, folds, start)).astype(np.int64)
+    cell, _ = CellLookup(table, backend).cells(pairs)
+    safe = xp.maximum(cell, 0)
+    g, i, j = table.group[safe], table.prev[safe], table.recent[safe]
+    bet = xp.asarray(betas)
+    pred = bet[fold, g, j] - bet[fold, g, i]
+    err = xp.where(cell >= 0, pairs.y.astype(np.float64) - pred, xp.nan)
+    return backend.to_host(err), backend.to_host(g), backend.to_host(cell >= 0)
+
+
+def accuracy_stats(err: np.ndarray, grp: np.ndarray, in_table: np.ndarray, labels: np.ndarray, folds: int) -> Accuracy:
     scored = in_table & np.isfinite(err)
     frame = pd.DataFrame({"group": grp[scored], "abs": np.abs(err[scored]), "sq": err[scored] ** 2})
     stats = (

@@ -52,7 +52,8 @@ def partitions(source: PairSource) -> list[Partition]:
     return parts
 
 
-PartialTable = tuple[int, CellTable | None, int]  # (first period, table or None if empty, null-period rows)
+# (first period, table or None if empty, rows dropped for a null period, rows kept)
+PartialTable = tuple[int, CellTable | None, int, int]
 
 
 def partition_table(
@@ -63,21 +64,21 @@ def partition_table(
     table = parquet_file(part.path).read_row_groups(list(part.row_groups), columns=list(source.wanted().values()))
     batch = source.convert(table, source.wanted())
     if batch.n_rows == 0:
-        return 0, None, batch.missing_period
+        return 0, None, batch.missing_period, 0
     offset, cells = batch.cell_table(start, end, be, strict)
-    return offset, cells.to_host(), batch.missing_period
+    return offset, cells.to_host(), batch.missing_period, batch.n_rows
 
 
 def add_partial(a: PartialTable, b: PartialTable) -> PartialTable:
     """Sum two partial tables (aligning their windows): the reduction of the tree."""
     acc = TableAccumulator()
-    for offset, table, _ in (a, b):
+    for offset, table, _, _ in (a, b):
         if table is not None:
             acc.add(offset, table)
     if not acc.parts:
-        return 0, None, a[2] + b[2]
+        return 0, None, a[2] + b[2], a[3] + b[3]
     offset, table = acc.total()
-    return offset, table, a[2] + b[2]
+    return offset, table, a[2] + b[2], a[3] + b[3]
 
 
 @contextlib.contextmanager
@@ -123,8 +124,9 @@ def dask_cell_table(
     backend: str,
     strict: bool,
     progress: Any = None,
-) -> tuple[int, CellTable, int]:
-    """(first period, summed table, rows dropped for a null period) of the dataset's partitions."""
+) -> tuple[int, CellTable, int, list[int]]:
+    """(first period, summed table, rows dropped for a null period, rows kept per partition) of the
+    dataset's partitions."""
     from distributed import as_completed
 
     if not parts:
@@ -134,15 +136,122 @@ def dask_cell_table(
     for future in as_completed(futures):
         if progress is not None:
             progress(rows[future.key])
+    kept_rows = [int(r[3]) for r in client.gather([client.submit(_head, f, pure=True) for f in futures])]
     level = futures
     while len(level) > 1:  # tree reduction on the workers: log2(partitions) rounds
         nxt = [client.submit(add_partial, a, b, pure=True) for a, b in zip(level[::2], level[1::2], strict=False)]
         level = nxt + ([level[-1]] if len(level) % 2 else [])
-    offset, table, missing = level[0].result()
+    offset, table, missing, _ = level[0].result()
     if table is None:
         raise DataError("the input holds no pairs")
     if start is not None or end is not None:
         acc = TableAccumulator()
         acc.add(offset, table)
         offset, table = acc.total(start, end)
-    return offset, table, missing
+    return offset, table, missing, kept_rows
+
+
+def _head(partial: PartialTable) -> PartialTable:
+    """The partial table without its cells (only its counts travel back to the client)."""
+    return partial[0], None, partial[2], partial[3]
+
+
+def _partition_pairs(
+    source: PairSource, part: Partition, first: int, table: CellTable, backend: str, pooled: bool
+) -> Any:
+    """The partition's pairs, periods from the whole data's first period, coded by the table's groups."""
+    from .pairs import align_groups, pooled_pairs, prepare_pairs
+
+    be = resolve_backend(backend)
+    arrow = parquet_file(part.path).read_row_groups(list(part.row_groups), columns=list(source.wanted().values()))
+    b = source.convert(arrow, source.wanted())
+    pairs = prepare_pairs(
+        b.prev - first,
+        b.recent - first,
+        b.y,
+        b.group,
+        n_periods=table.n_periods,
+        backend=be,
+        price_prev=b.price_prev,
+        price_recent=b.price_recent,
+    )
+    return be, (pooled_pairs(pairs) if pooled else align_groups(pairs, table.group_labels))
+
+
+def partition_fold_tables(
+    source: PairSource,
+    part: Partition,
+    position: int,
+    first: int,
+    table: CellTable,
+    folds: int,
+    backend: str,
+    pooled: bool,
+) -> list[CellTable]:
+    """On a worker: the partition's cell table of each cross-validation fold (host arrays)."""
+    from .diagnostics import fold_tables
+
+    be, pairs = _partition_pairs(source, part, first, table, backend, pooled)
+    return [t.to_host() for t in fold_tables(pairs, table, folds, be, position)]
+
+
+def partition_fold_errors(
+    source: PairSource,
+    part: Partition,
+    position: int,
+    first: int,
+    table: CellTable,
+    betas: Any,
+    backend: str,
+    pooled: bool,
+) -> tuple[Any, Any, Any]:
+    """On a worker: the partition's out-of-fold prediction errors (see diagnostics.fold_errors)."""
+    from .diagnostics import fold_errors
+
+    be, pairs = _partition_pairs(source, part, first, table, backend, pooled)
+    return fold_errors(pairs, table, betas, be, position)
+
+
+def dask_accuracy(
+    client: Any,
+    source: PairSource,
+    parts: list[Partition],
+    kept_rows: list[int],
+    first: int,
+    table: CellTable,
+    refit: Any,
+    base: int,
+    folds: int,
+    backend: str,
+    pooled: bool,
+) -> Any:
+    """k-fold cross-validation with the passes over the pairs as tasks: each partition builds its
+    folds' tables, the client fits each fold's complement, each partition scores its pairs. Folds
+    hash a pair's position in the whole dataset, so the result equals the single-process one."""
+    import numpy as np
+
+    from .cells import merge_tables
+    from .diagnostics import accuracy_stats, check_folds, fold_betas
+
+    check_folds(folds)
+    positions = np.concatenate([[0], np.cumsum(kept_rows)[:-1]]).astype(int).tolist()
+    shared = client.scatter(table, broadcast=True)
+    per_part = client.gather(
+        [
+            client.submit(partition_fold_tables, source, p, pos, first, shared, folds, backend, pooled, pure=True)
+            for p, pos in zip(parts, positions, strict=True)
+        ]
+    )
+    tables = [merge_tables([tabs[f] for tabs in per_part]) for f in range(folds)]
+    betas = fold_betas(table, tables, refit, base)
+    shared_betas = client.scatter(betas, broadcast=True)
+    errors = client.gather(
+        [
+            client.submit(
+                partition_fold_errors, source, p, pos, first, shared, shared_betas, backend, pooled, pure=True
+            )
+            for p, pos in zip(parts, positions, strict=True)
+        ]
+    )
+    err, grp, in_table = (np.concatenate([e[k] for e in errors]) for k in range(3))
+    return accuracy_stats(err, grp, in_table, table.group_labels, folds)

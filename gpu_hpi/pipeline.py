@@ -120,6 +120,11 @@ def _progress(enabled: bool, total: int | None) -> Any:
 
 def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
     """Run the configured job and write its outputs into out_dir; returns the summary."""
+    with contextlib.ExitStack() as resources:  # e.g. a Dask cluster, kept until the diagnostics are done
+        return _run(cfg, out_dir, resources)
+
+
+def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack) -> dict[str, Any]:
     timings = Timings()
     _check_options(cfg)
     periodicity = _name(cfg.index.periodicity)
@@ -167,7 +172,7 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
         with timings.stage("read_cells"):
             loaded = _stored_cells(cell_files(cfg.data.path), periodicity, backend)
     else:
-        loaded = _stream_pairs(cfg, periodicity, backend, method, strict, keep_pairs, timings)
+        loaded = _stream_pairs(cfg, periodicity, backend, method, strict, keep_pairs, timings, resources)
     if cfg.data.get("add_cells"):
         with timings.stage("add_cells"):
             loaded = _add_stored_cells(loaded, cell_files(cfg.data.add_cells), periodicity, backend)
@@ -191,7 +196,9 @@ def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
             **fit_options,
         )
     with timings.stage("diagnostics", backend):
-        diag = run_diagnostics(cfg.diagnostics, result, table, pairs, method, backend, fit_options)
+        diag = run_diagnostics(
+            cfg.diagnostics, result, table, pairs, method, backend, fit_options, loaded.cross_validate
+        )
 
     dropped = add_counts(loaded.dropped, table.dropped)
     if strict:
@@ -218,6 +225,8 @@ class Loaded:
     dropped: dict[str, int]
     market: SyntheticMarket | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # accuracy without the pairs in this process (Dask): (table, refit, base, folds, pooled) -> Accuracy
+    cross_validate: Callable[..., Any] | None = None
 
 
 def _stream_pairs(
@@ -228,6 +237,7 @@ def _stream_pairs(
     strict: bool,
     keep_pairs: bool,
     timings: Timings,
+    resources: contextlib.ExitStack,
 ) -> Loaded:
     """Synthetic or file pairs, batch by batch into cell tables (bounded memory unless kept)."""
     market = None
@@ -261,7 +271,7 @@ def _stream_pairs(
         )
         total_rows = source.count_rows()
         if _uses_cluster(cfg):
-            return _dask_pairs(cfg, source, start, end, backend, strict, keep_pairs, total_rows, timings)
+            return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
         jobs = source.batch_jobs(gpu=backend.is_gpu)
 
     acc = TableAccumulator()
@@ -304,29 +314,42 @@ def _dask_pairs(
     end: int | None,
     backend: Backend,
     strict: bool,
-    keep_pairs: bool,
+    method: MethodOptions,
     total_rows: int | None,
     timings: Timings,
+    resources: contextlib.ExitStack,
 ) -> Loaded:
-    """The cell table of a parquet dataset computed on a Dask cluster (see distributed.py)."""
-    from .distributed import cluster_client, dask_cell_table, partitions
+    """The cell table of a parquet dataset computed on a Dask cluster (see distributed.py); the
+    cluster stays up (in `resources`) for the accuracy passes."""
+    from .distributed import cluster_client, dask_accuracy, dask_cell_table, partitions
 
-    if keep_pairs:
+    if method.needs_pairs or _name(cfg.solver.name) != "normal":
         raise ConfigError(
-            "with a Dask cluster the pairs stay on the workers: robust, |e| Case-Shiller, lsqr/lsmr and "
-            "accuracy run with cluster=none"
+            "with a Dask cluster the pairs stay on the workers: robust, |e| Case-Shiller and lsqr/lsmr "
+            "run with cluster=none"
         )
     worker_backend = "gpu" if _name(cfg.cluster.kind) == "cuda" else "cpu"
     parts = partitions(source)  # before the cluster starts: a bad input fails fast and quietly
-    with (
-        cluster_client(cfg.cluster, cfg.memory) as client,
-        _progress(bool(cfg.progress), total_rows) as advance,
-        timings.stage("dask_table", backend),
-    ):
-        first, table, missing = dask_cell_table(client, source, parts, start, end, worker_backend, strict, advance)
-        workers = len(client.scheduler_info().get("workers", {}))
-    table = _on_backend(table, backend)
-    return Loaded(table, first, None, {"missing_period": missing}, extra={"dask_workers": workers})
+    client = resources.enter_context(cluster_client(cfg.cluster, cfg.memory))
+    with _progress(bool(cfg.progress), total_rows) as advance, timings.stage("dask_table", backend):
+        first, table, missing, kept_rows = dask_cell_table(
+            client, source, parts, start, end, worker_backend, strict, advance
+        )
+    workers = len(client.scheduler_info().get("workers", {}))
+
+    def cross_validate(tab: CellTable, refit: Any, base: int, folds: int, pooled: bool) -> Any:
+        return dask_accuracy(
+            client, source, parts, kept_rows, first, tab.to_host(), refit, base, folds, worker_backend, pooled
+        )
+
+    return Loaded(
+        _on_backend(table, backend),
+        first,
+        None,
+        {"missing_period": missing},
+        extra={"dask_workers": workers},
+        cross_validate=cross_validate,
+    )
 
 
 def _load_transactions(cfg: Any, periodicity: str, backend: Backend, strict: bool) -> Loaded:
@@ -494,6 +517,7 @@ def run_diagnostics(
     method: MethodOptions,
     backend: Backend,
     fit_options: dict[str, Any],
+    cross_validate: Callable[..., Any] | None = None,
 ) -> DiagnosticsOutput:
     """Volatility, revision, accuracy and smoothing as configured. Revision and accuracy refit the
     index from cell tables, so they need a table-based method (not robust)."""
@@ -527,21 +551,20 @@ def run_diagnostics(
     if cfg.accuracy_folds:
         if not table_based:
             summary["accuracy"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
-        elif pairs is not None:
-            acc = _accuracy(pairs, table, refit, result, backend, int(cfg.accuracy_folds), fit_options["groups"])
+        elif pairs is not None or cross_validate is not None:
+            folds = int(cfg.accuracy_folds)
+            pooled = not fit_options["groups"] or table.group_labels.tolist() == ["ALL"]
+            scored = table.pooled() if pooled else table  # cross-validate the group indices, else the pooled
+            if pairs is not None:
+                mine = pooled_pairs(pairs) if pooled else align_groups(pairs, table.group_labels)
+                acc = accuracy(mine, scored, refit, result, backend, folds)
+            else:
+                assert cross_validate is not None
+                acc = cross_validate(scored, refit, result.base_period, folds, pooled)
             accuracy_frame = acc.to_frame()
             summary["accuracy"] = {"folds": acc.folds, **acc.overall}
     smoothed = smooth(result, int(cfg.smooth_window)) if cfg.smooth_window else None
     return DiagnosticsOutput(diagnostics_frame(result, vol, rev), accuracy_frame, smoothed, summary)
-
-
-def _accuracy(
-    pairs: Pairs, table: CellTable, refit: Any, result: IndexResult, backend: Backend, folds: int, groups: bool
-) -> Any:
-    """Cross-validation of the group indices (or of the pooled one when groups are off)."""
-    if not groups or table.group_labels.tolist() == ["ALL"]:
-        return accuracy(pooled_pairs(pairs), table.pooled(), refit, result, backend, folds)
-    return accuracy(align_groups(pairs, table.group_labels), table, refit, result, backend, folds)
 
 
 def _check_options(cfg: Any) -> None:

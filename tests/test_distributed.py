@@ -84,8 +84,8 @@ def test_partitions_cover_every_row_group(tmp_path: Path) -> None:
 def test_dask_table_equals_single_process(client: Any, tmp_path: Path) -> None:
     write_dataset(tmp_path / "ds")
     source = PairSource(str(tmp_path / "ds"), "auto", COLUMNS, batch_rows=7_000)
-    first, table, missing = dask_cell_table(client, source, partitions(source), None, None, "cpu", False)
-    assert first == 2015 * 12 and missing == 0
+    first, table, missing, kept = dask_cell_table(client, source, partitions(source), None, None, "cpu", False)
+    assert first == 2015 * 12 and missing == 0 and sum(kept) == 60_000
     assert table.dropped == {"nonfinite_y": 61}
     assert_same_table(table, single_process_table(tmp_path / "ds"))
 
@@ -103,7 +103,9 @@ def test_a_killed_worker_does_not_change_the_result(client: Any, tmp_path: Path)
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
-    first, table, _ = dask_cell_table(client, source, partitions(source), None, None, "cpu", False, kill_a_worker_once)
+    first, table, _, _ = dask_cell_table(
+        client, source, partitions(source), None, None, "cpu", False, kill_a_worker_once
+    )
     assert killed, "the worker was not killed"
     assert_same_table(table, single_process_table(tmp_path / "ds"))
     assert first == 2015 * 12
@@ -126,7 +128,8 @@ def test_cli_cluster_local_equals_single_process(tmp_path: Path) -> None:
     "overrides, fragment",
     [
         (["method=robust"], "cluster=none"),
-        (["diagnostics.accuracy_folds=5"], "cluster=none"),
+        (["solver=lsqr"], "cluster=none"),
+        (["method=case_shiller", "method.stage2=absolute"], "cluster=none"),
     ],
 )
 def test_cli_cluster_refuses_what_needs_the_pairs(tmp_path: Path, overrides: list[str], fragment: str) -> None:
@@ -139,3 +142,29 @@ def test_cli_cluster_refuses_csv(tmp_path: Path) -> None:
     frame = write_dataset(tmp_path / "ds", n=3_000, parts=1)
     frame.to_csv(tmp_path / "pairs.csv", index=False)
     run_cli(tmp_path, "data=pairs", f"data.path={tmp_path / 'pairs.csv'}", "cluster=local").assert_failed("parquet")
+
+
+@pytest.mark.parametrize("extra", [[], ["index.groups=false"], ["method=case_shiller"]])
+def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, extra: list[str]) -> None:
+    """k-fold accuracy with the passes over the pairs as Dask tasks: folds hash a pair's position in
+    the whole dataset, so the errors equal the single-process ones."""
+    frame = write_dataset(tmp_path / "ds", n=30_000, parts=3)
+    frame.iloc[::501, frame.columns.get_loc("PrevYearMonth")] = pd.NaT  # null periods shift positions
+    for k, part in enumerate(sorted((tmp_path / "ds").glob("*.parquet"))):
+        bounds = np.linspace(0, len(frame), 4).astype(int)
+        frame.iloc[bounds[k] : bounds[k + 1]].to_parquet(part, index=False, row_group_size=2_500)
+    common = [
+        "data=pairs",
+        f"data.path={tmp_path / 'ds'}",
+        "data.batch_rows=6000",
+        "diagnostics.revision=false",
+        "diagnostics.accuracy_folds=4",
+        *extra,
+    ]
+    single = run_cli(tmp_path, *common, name="single").ok()
+    dask = run_cli(tmp_path, *common, "cluster=local", "cluster.n_workers=2", name="dask").ok()
+    a = pd.read_csv(single.dir / "accuracy.csv")
+    b = pd.read_csv(dask.dir / "accuracy.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+    assert single.summary["diagnostics"]["accuracy"] == pytest.approx(dask.summary["diagnostics"]["accuracy"])
+    assert dask.summary["dropped"]["missing_period"] == len(range(0, len(frame), 501))
