@@ -109,7 +109,7 @@ def cluster_client(cluster: Any, memory: Any) -> Iterator[Any]:
             threads_per_worker=cluster.threads_per_worker,
             processes=True,
             memory_limit=cluster.memory_limit,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never collide with another cluster's dashboard
         )
     with local, Client(local) as client:
         yield client
@@ -255,3 +255,135 @@ def dask_accuracy(
     )
     err, grp, in_table = (np.concatenate([e[k] for e in errors]) for k in range(3))
     return accuracy_stats(err, grp, in_table, table.group_labels, folds)
+
+
+def partition_pairs(
+    source: PairSource, part: Partition, first: int, table: CellTable, backend: str, pooled: bool
+) -> Any:
+    """On a worker: the partition's pairs, kept there (a future) for the robust fit's passes."""
+    return _partition_pairs(source, part, first, table, backend, pooled)[1]
+
+
+_BIN_SHIFT = 48  # |e| histogram bins: the top 16 bits of the float64 (exponent and 4 mantissa bits)
+
+
+def _partition_residuals(pairs: Any, table: CellTable, identified: Any, log_index: Any, backend: str) -> Any:
+    """(cell, group, y, e) of the partition's pairs in their base period's component."""
+    from .methods import CellLookup, _cell_ssr
+
+    be = resolve_backend(backend)
+    xp = be.xp
+    cell, _ = CellLookup(table, be).cells(pairs)
+    keep = cell >= 0
+    keep[keep] = xp.asarray(identified)[table.group[cell[keep]], table.prev[cell[keep]]]
+    cell, y = cell[keep], pairs.y[keep].astype("float64")
+    _, d = _cell_ssr(table, log_index, be)
+    return be, cell, table.group[cell], y, y - d[cell]
+
+
+def _abs_histogram(pairs: Any, table: CellTable, identified: Any, log_index: Any, backend: str) -> Any:
+    be, _, grp, _, e = _partition_residuals(pairs, table, identified, log_index, backend)
+    xp = be.xp
+    bins = (xp.abs(e).view(xp.int64) >> _BIN_SHIFT).astype(xp.int64)
+    return be.to_host(xp.bincount(grp * (1 << 16) + bins, minlength=table.n_groups << 16)).reshape(-1, 1 << 16)
+
+
+def _abs_in_bins(pairs: Any, table: CellTable, identified: Any, log_index: Any, wanted: Any, backend: str) -> Any:
+    """(group, |e|) of the pairs whose |e| falls in a wanted bin of its group ((G, 2) bins)."""
+    import numpy as np
+
+    be, _, grp, _, e = _partition_residuals(pairs, table, identified, log_index, backend)
+    xp = be.xp
+    a = xp.abs(e)
+    bins = (a.view(xp.int64) >> _BIN_SHIFT).astype(xp.int64)
+    want = xp.asarray(wanted)
+    hit = (bins == want[grp, 0]) | (bins == want[grp, 1])
+    return be.to_host(grp[hit]).astype(np.int64), be.to_host(a[hit])
+
+
+def _weighted_cells(
+    pairs: Any, table: CellTable, identified: Any, log_index: Any, scale: Any, c: float, backend: str
+) -> Any:
+    from .methods import huber_weights
+
+    be, cell, grp, y, e = _partition_residuals(pairs, table, identified, log_index, backend)
+    xp = be.xp
+    w = huber_weights(xp, e / xp.asarray(scale)[grp], c)
+    return [be.to_host(xp.bincount(cell, weights=v, minlength=table.n_cells)) for v in (w, w * y, w * y * y)]
+
+
+def _h1(pairs: Any, table: CellTable, identified: Any, log_index: Any, scale: Any, c: float, backend: str) -> Any:
+    from .methods import h1_sums
+
+    be, _, grp, _, e = _partition_residuals(pairs, table, identified, log_index, backend)
+    return h1_sums(be.xp, e / be.xp.asarray(scale)[grp], grp, table.n_groups, c, be)
+
+
+def _add(a: Any, b: Any) -> Any:
+    return [x + y for x, y in zip(a, b, strict=True)] if isinstance(a, list) else a + b
+
+
+class DaskPasses:
+    """The robust fit's passes over pairs kept on the workers (see methods.robust_irls). The
+    per-group median |e| is exact: a histogram of |e| by its top 16 bits finds the bins of the
+    middle order statistics, then only the values in those bins travel to the client."""
+
+    def __init__(
+        self,
+        client: Any,
+        pair_futures: list[Any],
+        table: CellTable,
+        identified: Any,
+        c: float,
+        backend: str,
+        client_xp: Any,
+    ) -> None:
+        # backend: the workers'; client_xp: the namespace the client fits with
+        self.client, self.pairs, self.c, self.backend, self.xp = client, pair_futures, c, backend, client_xp
+        self.table = client.scatter(table, broadcast=True)
+        self.identified = identified
+        self.n_groups, self.n_cells = table.n_groups, table.n_cells
+
+    def _tree(self, fn: Any, *args: Any) -> Any:
+        level = [
+            self.client.submit(fn, p, self.table, self.identified, *args, self.backend, pure=False) for p in self.pairs
+        ]
+        while len(level) > 1:
+            nxt = [self.client.submit(_add, a, b, pure=False) for a, b in zip(level[::2], level[1::2], strict=False)]
+            level = nxt + ([level[-1]] if len(level) % 2 else [])
+        return level[0].result()
+
+    def scale(self, log_index: Any) -> Any:
+        import numpy as np
+
+        from .methods import _scale
+
+        beta = np.nan_to_num(log_index)
+        hist = self._tree(_abs_histogram, beta)
+        n = hist.sum(axis=1)
+        cum = np.cumsum(hist, axis=1)
+        ranks = np.stack([(n - 1) // 2, n // 2], axis=1)  # the middle order statistics (0-based)
+        wanted = np.stack(
+            [[int(np.searchsorted(cum[g], r, side="right")) for r in ranks[g]] for g in range(self.n_groups)]
+        )
+        parts = self.client.gather(
+            [
+                self.client.submit(_abs_in_bins, p, self.table, self.identified, beta, wanted, self.backend, pure=False)
+                for p in self.pairs
+            ]
+        )
+        grp = np.concatenate([g for g, _ in parts])
+        val = np.concatenate([v for _, v in parts])
+        median = np.full(self.n_groups, np.nan)
+        for g in np.nonzero(n)[0]:
+            mine = np.sort(val[grp == g])
+            below = cum[g, wanted[g, 0] - 1] if wanted[g, 0] > 0 else 0  # pairs in lower bins
+            median[g] = 0.5 * (mine[ranks[g, 0] - below] + mine[ranks[g, 1] - below])
+        return _scale(median)
+
+    def weighted_sums(self, log_index: Any, scale: Any) -> dict[str, Any]:
+        n, y, y2 = self._tree(_weighted_cells, log_index, scale, self.c)
+        return {"n": self.xp.asarray(n), "y": self.xp.asarray(y), "y2": self.xp.asarray(y2)}
+
+    def h1_sums(self, log_index: Any, scale: Any) -> Any:
+        return self._tree(_h1, log_index, scale, self.c)

@@ -10,7 +10,7 @@ import numpy as np
 from .backend import Backend, as_backend
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError, IdentificationWarning
-from .methods import MethodOptions, fit_method
+from .methods import MethodOptions, fit_method, robust_irls
 from .pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .solvers import SOLVERS, TableFit, fit_table, identify, iterative_beta
@@ -30,6 +30,7 @@ def fit_index(
     tol: float = 1e-10,
     iter_lim: int | None = None,
     method: MethodOptions | str = "bmn",
+    pair_passes: Any = None,
 ) -> IndexResult:
     """Estimate per-group and/or pooled indices from a cell table.
 
@@ -38,6 +39,8 @@ def fit_index(
     `method`: "bmn" (ordinary least squares), "case_shiller", "robust" (needs `pairs`) or
     "arithmetic" (needs a table with prices), or MethodOptions for their options.
     A table with a single unnamed group ("ALL") yields just that index.
+    pair_passes: for method="robust" without `pairs` in this process (Dask): a call
+    (table, identification, pooled) -> the passes object of methods.robust_irls.
     """
     be = as_backend(backend)
     t = table.n_periods
@@ -46,7 +49,8 @@ def fit_index(
         raise ConfigError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
     if solver != "normal" and options.name != "bmn":
         raise ConfigError(f"solver={solver} applies to method=bmn; method={options.name} solves from the table")
-    if (solver != "normal" or options.needs_pairs) and pairs is None:
+    passes_elsewhere = pair_passes is not None and options.name == "robust"
+    if (solver != "normal" or options.needs_pairs) and pairs is None and not passes_elsewhere:
         what = f"solver={solver}" if solver != "normal" else f"method={options.name} ({options.stage2} stage 2)"
         raise ConfigError(f"{what} needs the pairs themselves, not only their cell table")
     if not 0 <= base_period < t:
@@ -77,6 +81,9 @@ def fit_index(
             beta, iterations, reason = iterative_beta(solve_pairs, ident, be, solver, tol=tol, iter_lim=iter_lim)
             info[name].update(iterations=iterations, stop_reason=reason)
             fit = fit_table(tab, ident, be, beta)
+        elif solve_pairs is None and passes_elsewhere:
+            fit, details = robust_irls(tab, ident, be, options, pair_passes(tab, ident, name == "pooled"))
+            info[name].update(details)
         else:
             fit, details = fit_method(tab, ident, be, options, solve_pairs)
             info[name].update(details)

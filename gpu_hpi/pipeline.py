@@ -193,6 +193,7 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack) -> dict[str, 
             period_labels=calendar.labels(),
             tol=cfg.solver.tol,
             iter_lim=cfg.solver.iter_lim,
+            pair_passes=loaded.pair_passes,
             **fit_options,
         )
     with timings.stage("diagnostics", backend):
@@ -227,6 +228,8 @@ class Loaded:
     extra: dict[str, Any] = field(default_factory=dict)
     # accuracy without the pairs in this process (Dask): (table, refit, base, folds, pooled) -> Accuracy
     cross_validate: Callable[..., Any] | None = None
+    # the robust fit's passes over pairs kept elsewhere (Dask): (table, identification, pooled) -> passes
+    pair_passes: Callable[..., Any] | None = None
 
 
 def _stream_pairs(
@@ -321,12 +324,11 @@ def _dask_pairs(
 ) -> Loaded:
     """The cell table of a parquet dataset computed on a Dask cluster (see distributed.py); the
     cluster stays up (in `resources`) for the accuracy passes."""
-    from .distributed import cluster_client, dask_accuracy, dask_cell_table, partitions
+    from .distributed import DaskPasses, cluster_client, dask_accuracy, dask_cell_table, partition_pairs, partitions
 
-    if method.needs_pairs or _name(cfg.solver.name) != "normal":
+    if (method.needs_pairs and method.name != "robust") or _name(cfg.solver.name) != "normal":
         raise ConfigError(
-            "with a Dask cluster the pairs stay on the workers: robust, |e| Case-Shiller and lsqr/lsmr "
-            "run with cluster=none"
+            "with a Dask cluster the pairs stay on the workers: |e| Case-Shiller and lsqr/lsmr run with cluster=none"
         )
     worker_backend = "gpu" if _name(cfg.cluster.kind) == "cuda" else "cpu"
     parts = partitions(source)  # before the cluster starts: a bad input fails fast and quietly
@@ -342,6 +344,11 @@ def _dask_pairs(
             client, source, parts, kept_rows, first, tab.to_host(), refit, base, folds, worker_backend, pooled
         )
 
+    def robust_passes(tab: CellTable, ident: Any, pooled: bool) -> Any:
+        host = tab.to_host()
+        futures = [client.submit(partition_pairs, source, p, first, host, worker_backend, pooled) for p in parts]
+        return DaskPasses(client, futures, host, ident.identified, method.huber_c, worker_backend, backend.xp)
+
     return Loaded(
         _on_backend(table, backend),
         first,
@@ -349,6 +356,7 @@ def _dask_pairs(
         {"missing_period": missing},
         extra={"dask_workers": workers},
         cross_validate=cross_validate,
+        pair_passes=robust_passes,
     )
 
 

@@ -127,7 +127,6 @@ def test_cli_cluster_local_equals_single_process(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
-        (["method=robust"], "cluster=none"),
         (["solver=lsqr"], "cluster=none"),
         (["method=case_shiller", "method.stage2=absolute"], "cluster=none"),
     ],
@@ -168,3 +167,33 @@ def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, extra: list[
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
     assert single.summary["diagnostics"]["accuracy"] == pytest.approx(dask.summary["diagnostics"]["accuracy"])
     assert dask.summary["dropped"]["missing_period"] == len(range(0, len(frame), 501))
+
+
+@pytest.mark.parametrize("extra", [[], ["index.groups=false"]])
+def test_cli_cluster_robust_equals_single_process(tmp_path: Path, extra: list[str]) -> None:
+    """The robust fit with its passes over the pairs as Dask tasks (the per-group median |e| by an
+    exact distributed selection) gives the single-process index, se and scale."""
+    frame = write_dataset(tmp_path / "ds", n=24_000, parts=3)
+    frame.loc[frame.index[::53], "LogPriceDiff"] += 1.5  # outliers, so the weights matter
+    bounds = np.linspace(0, len(frame), 4).astype(int)
+    for k, part in enumerate(sorted((tmp_path / "ds").glob("*.parquet"))):
+        frame.iloc[bounds[k] : bounds[k + 1]].to_parquet(part, index=False, row_group_size=2_500)
+    common = [
+        "data=pairs",
+        f"data.path={tmp_path / 'ds'}",
+        "data.batch_rows=6000",
+        "diagnostics.revision=false",
+        "method=robust",
+        "method.tol=1e-12",
+        "method.max_iter=200",
+        *extra,
+    ]
+    single = run_cli(tmp_path, *common, name="single").ok()
+    dask = run_cli(tmp_path, *common, "cluster=local", "cluster.n_workers=2", name="dask").ok()
+    a, b = single.frame, dask.frame
+    np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-8)
+    for name in single.summary["solver_info"]:
+        s, d = single.summary["solver_info"][name], dask.summary["solver_info"][name]
+        assert s["converged"] and d["converged"]
+        np.testing.assert_allclose(s["scale"], d["scale"], rtol=1e-12)
