@@ -17,7 +17,7 @@ from typing import Any
 from .backend import resolve_backend
 from .cells import CellTable, TableAccumulator
 from .errors import ConfigError, DataError
-from .io import PairSource, parquet_file
+from .io import PairSource, cudf_module, parquet_file
 
 DASK_EXTRA_HINT = "install the dask extra: pip install 'gpu_hpi[dask]'"
 
@@ -56,13 +56,29 @@ def partitions(source: PairSource) -> list[Partition]:
 PartialTable = tuple[int, CellTable | None, int, int]
 
 
+def read_partition(source: PairSource, part: Partition, backend: Any) -> Any:
+    """The partition as a PairBatch: decoded by cudf on GPU workers where it is installed (the
+    columns then never touch the host), else by pyarrow."""
+    columns = list(source.wanted().values())
+    if backend.is_gpu and cudf_module() is not None:
+        import cudf
+
+        try:
+            frame = cudf.read_parquet(part.path, columns=columns, row_groups=[list(part.row_groups)])
+        except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
+            raise DataError(f"cannot read {part.path}: {exc}") from None
+        return source.convert_device(frame, source.wanted())
+    return source.convert(
+        parquet_file(part.path).read_row_groups(list(part.row_groups), columns=columns), source.wanted()
+    )
+
+
 def partition_table(
     source: PairSource, part: Partition, start: int | None, end: int | None, backend: str, strict: bool
 ) -> PartialTable:
     """On a worker: read the partition, convert its periods, build its cell table (host arrays)."""
     be = resolve_backend(backend)
-    table = parquet_file(part.path).read_row_groups(list(part.row_groups), columns=list(source.wanted().values()))
-    batch = source.convert(table, source.wanted())
+    batch = read_partition(source, part, be)
     if batch.n_rows == 0:
         return 0, None, batch.missing_period, 0
     offset, cells = batch.cell_table(start, end, be, strict)
@@ -163,8 +179,7 @@ def _partition_pairs(
     from .pairs import align_groups, pooled_pairs, prepare_pairs
 
     be = resolve_backend(backend)
-    arrow = parquet_file(part.path).read_row_groups(list(part.row_groups), columns=list(source.wanted().values()))
-    b = source.convert(arrow, source.wanted())
+    b = read_partition(source, part, be)
     pairs = prepare_pairs(
         b.prev - first,
         b.recent - first,

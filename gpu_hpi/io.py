@@ -127,7 +127,7 @@ class PairSource:
         the conversions of several batches in parallel while the reader decodes the next ones."""
         files, fmt = self.files()
         wanted = self.wanted()
-        if gpu and fmt == "parquet" and _cudf() is not None:
+        if gpu and fmt == "parquet" and cudf_module() is not None:
             for batch in self._cudf_batches(files, wanted):
                 yield functools.partial(ready, batch)
             return
@@ -136,7 +136,7 @@ class PairSource:
 
     def _cudf_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
         """cudf.read_parquet by groups of row groups; period arithmetic on the device's columns."""
-        cudf = _cudf()
+        cudf = cudf_module()
         from cudf.io.parquet import read_parquet_metadata
 
         for path in files:
@@ -154,9 +154,9 @@ class PairSource:
                     )
                 except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
                     raise DataError(f"cannot read {path}: {exc}") from None
-                yield self._convert_device(frame, wanted)
+                yield self.convert_device(frame, wanted)
 
-    def _convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
+    def convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
         n_before = len(frame)
         frame = frame.dropna(subset=[wanted["prev"], wanted["recent"]])
         numbers = {}
@@ -434,7 +434,7 @@ def ready(batch: PairBatch) -> PairBatch:
     return batch
 
 
-def _cudf() -> Any:
+def cudf_module() -> Any:
     """The cudf module, or None where it cannot be imported."""
     try:
         import cudf
