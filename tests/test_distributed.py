@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,8 +25,11 @@ from gpu_hpi.distributed import cluster_client, dask_cell_table, partitions  # n
 COLUMNS = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
 
 
-def write_dataset(directory: Path, n: int = 60_000, parts: int = 3, seed: int = 5) -> pd.DataFrame:
-    """A dataset of `parts` parquet files with small row groups; windows differ between files."""
+def write_dataset(
+    directory: Path, n: int = 60_000, parts: int = 3, seed: int = 5, edit: Callable[[pd.DataFrame], None] | None = None
+) -> pd.DataFrame:
+    """A dataset of `parts` parquet files with small row groups; windows differ between files;
+    `edit` changes the pairs (in place) before they are written."""
     group, prev, recent, y = SyntheticMarket.create(n, 48, 4, seed=seed).arrays()
     month = np.datetime64("2015-01", "M")
     frame = pd.DataFrame(
@@ -37,6 +41,8 @@ def write_dataset(directory: Path, n: int = 60_000, parts: int = 3, seed: int = 
         }
     ).sort_values("RecentYearMonth", kind="stable")
     frame.loc[frame.index[::997], "LogPriceDiff"] = np.nan  # some invalid pairs
+    if edit is not None:
+        edit(frame)
     directory.mkdir(parents=True, exist_ok=True)
     bounds = np.linspace(0, len(frame), parts + 1).astype(int)
     for k in range(parts):
@@ -147,11 +153,11 @@ def test_cli_cluster_refuses_csv(tmp_path: Path) -> None:
 def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, extra: list[str]) -> None:
     """k-fold accuracy with the passes over the pairs as Dask tasks: folds hash a pair's position in
     the whole dataset, so the errors equal the single-process ones."""
-    frame = write_dataset(tmp_path / "ds", n=30_000, parts=3)
-    frame.iloc[::501, frame.columns.get_loc("PrevYearMonth")] = pd.NaT  # null periods shift positions
-    for k, part in enumerate(sorted((tmp_path / "ds").glob("*.parquet"))):
-        bounds = np.linspace(0, len(frame), 4).astype(int)
-        frame.iloc[bounds[k] : bounds[k + 1]].to_parquet(part, index=False, row_group_size=2_500)
+
+    def null_periods(frame: pd.DataFrame) -> None:  # they shift the positions the folds hash
+        frame.iloc[::501, frame.columns.get_loc("PrevYearMonth")] = pd.NaT
+
+    frame = write_dataset(tmp_path / "ds", n=30_000, parts=3, edit=null_periods)
     common = [
         "data=pairs",
         f"data.path={tmp_path / 'ds'}",
@@ -173,11 +179,11 @@ def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, extra: list[
 def test_cli_cluster_robust_equals_single_process(tmp_path: Path, extra: list[str]) -> None:
     """The robust fit with its passes over the pairs as Dask tasks (the per-group median |e| by an
     exact distributed selection) gives the single-process index, se and scale."""
-    frame = write_dataset(tmp_path / "ds", n=24_000, parts=3)
-    frame.loc[frame.index[::53], "LogPriceDiff"] += 1.5  # outliers, so the weights matter
-    bounds = np.linspace(0, len(frame), 4).astype(int)
-    for k, part in enumerate(sorted((tmp_path / "ds").glob("*.parquet"))):
-        frame.iloc[bounds[k] : bounds[k + 1]].to_parquet(part, index=False, row_group_size=2_500)
+
+    def outliers(frame: pd.DataFrame) -> None:  # so that the weights matter
+        frame.loc[frame.index[::53], "LogPriceDiff"] += 1.5
+
+    write_dataset(tmp_path / "ds", n=24_000, parts=3, edit=outliers)
     common = [
         "data=pairs",
         f"data.path={tmp_path / 'ds'}",
