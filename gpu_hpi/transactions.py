@@ -104,20 +104,25 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs
     outside = ~bad_price & ((sales.period < 0) | (sales.period >= sales.n_periods))
     drop("sale_invalid_price", bad_price)
     drop("sale_outside_window", outside)
-    keep = ~(bad_price | outside)
-    prop, period, order, price = sales.key[keep], sales.period[keep], sales.order[keep], price[keep]
-    group = None if sales.group is None else sales.group[keep]
+    prop, period, order, group = sales.key, sales.period, sales.order, sales.group
+    if bool((bad_price | outside).any()):  # copies only when something is dropped
+        keep = ~(bad_price | outside)
+        prop, period, order, price = prop[keep], period[keep], order[keep], price[keep]
+        group = None if group is None else group[keep]
 
     perm = _time_order(xp, prop, period, order)
-    prop, period, price = prop[perm], period[perm], price[perm]
-    group = None if group is None else group[perm]
-
-    # of several sales of a property in one period, keep the last
-    dup = xp.zeros(prop.shape, dtype=bool)
-    dup[:-1] = (prop[:-1] == prop[1:]) & (period[:-1] == period[1:])
+    del order
+    # of several sales of a property in one period, keep the last (found in sorted order, then
+    # one gather of the kept sales: no intermediate sorted copies of every column)
+    sorted_prop, sorted_period = prop[perm], period[perm]
+    dup = xp.zeros(perm.shape, dtype=bool)
+    dup[:-1] = (sorted_prop[:-1] == sorted_prop[1:]) & (sorted_period[:-1] == sorted_period[1:])
+    del sorted_prop, sorted_period
     drop("sale_same_period_duplicate", dup)
-    prop, period, price = prop[~dup], period[~dup], price[~dup]
-    group = None if group is None else group[~dup]
+    index = perm[~dup]
+    del perm, dup
+    prop, period, price = prop[index], period[index], price[index]
+    group = None if group is None else group[index]
 
     first, second = _pair_indices(xp, prop, rules.pairing)
     prev, recent = period[first], period[second]
@@ -158,7 +163,12 @@ def _time_order(xp: Any, prop: Any, period: Any, order: Any) -> Any:
     p_lo, o_lo = int(period.min()), int(order.min())
     p_span, o_span = int(period.max()) - p_lo + 1, int(order.max()) - o_lo + 1
     if (int(prop.max()) + 1) * p_span * o_span < 2**62:
-        key = (prop * p_span + (period - p_lo)) * o_span + (order - o_lo)
+        key = prop.astype(np.int64) * p_span  # built in place: one int64 array, no temporaries
+        key += period
+        key -= p_lo
+        key *= o_span
+        key += order
+        key -= o_lo
         return xp.argsort(key, kind="stable")  # stable: equal keys keep their row order
     return xp.lexsort(xp.stack([xp.arange(n), order, period, prop]))
 
