@@ -6,6 +6,7 @@ Numbers happen in the engine modules; this module only wires them to the config 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -129,16 +130,8 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack) -> dict[str, 
     _check_options(cfg)
     periodicity = _name(cfg.index.periodicity)
     solver = _name(cfg.solver.name)
-    m = cfg.method
-    method = MethodOptions(
-        name=_name(m.name),
-        stage2=_name(m.stage2),
-        quadratic=m.quadratic,
-        interval_weights=m.interval_weights,
-        huber_c=m.huber_c,
-        max_iter=m.max_iter,
-        tol=m.tol,
-    )
+    options: dict[str, Any] = {f.name: cfg.method[f.name] for f in dataclasses.fields(MethodOptions)}
+    method = MethodOptions(**{**options, "name": _name(cfg.method.name), "stage2": _name(cfg.method.stage2)})
     with timings.stage("setup"):
         backend = resolve_backend(_name(cfg.backend.name))
         memory_note = configure_memory(
