@@ -11,6 +11,7 @@ from .errors import (
     IdentificationWarning,
 )
 from .estimate import estimate_index, fit_index
+from .methods import MethodOptions
 from .pairs import Pairs, prepare_pairs
 from .result import IndexResult
 
@@ -26,6 +27,7 @@ __all__ = [
     "GpuHpiError",
     "IdentificationWarning",
     "IndexResult",
+    "MethodOptions",
     "Pairs",
     "build_cell_table",
     "estimate_index",

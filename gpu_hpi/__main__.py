@@ -8,6 +8,7 @@ exit code 2 before Hydra starts a run; errors in the data likewise exit 2 withou
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,26 @@ def _app(cfg: DictConfig) -> None:
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        summary = run(cfg, out_dir)
+        summary = run(cfg, out_dir, startup_s=process_age())
     except GpuHpiError as exc:
         if cfg.debug:
             raise
         print(f"gpu_hpi: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     _print_summary(summary, out_dir)
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (interpreter start-up, imports, Hydra's composition), from
+    Linux's /proc; None where that is not available."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:

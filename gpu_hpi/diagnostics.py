@@ -6,21 +6,46 @@ rather than re-reading pairs; accuracy needs one pass over the pairs to score he
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+import warnings
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .backend import Backend
+from .backend import Backend, resolve_backend
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError
-from .methods import CellLookup
+from .estimate import index_tables
+from .methods import CellLookup, MethodOptions, fit_method
 from .pairs import Pairs
 from .result import IndexResult
+from .solvers import identify
+from .vintages import vintage_log_index
 
-Refit = Callable[[CellTable, int], IndexResult]  # (table, base period) -> result of the same method
+
+@dataclass(frozen=True)
+class Refit:
+    """How the diagnostics re-estimate an index from other cell tables: as the main fit (its
+    method; min_pairs, None for each table's number of periods; which indices, the groups' and
+    the pooled one), always on the host in float64: a table is a few MB, and its (G, T, T) solves
+    gain nothing on a GPU. Only the index is refitted, not its standard errors."""
+
+    method: MethodOptions = field(default_factory=MethodOptions)
+    min_pairs: int | None = None
+    groups: bool = True
+    pooled: bool = True
+
+    def tables(self, table: CellTable) -> list[CellTable]:
+        """The host tables whose groups are the rows of the main fit's IndexResult, in its order."""
+        return [tab for _, tab in index_tables(table.to_host(), self.groups, self.pooled)]
+
+    def group_log_index(self, table: CellTable, base: int) -> np.ndarray:
+        """(G, T) log index of each group of `table` (no pooled index), NaN where not identified."""
+        host = table.to_host()
+        ident = identify(host, base, host.n_periods if self.min_pairs is None else self.min_pairs)
+        fit, _ = fit_method(host, ident, resolve_backend("cpu"), self.method, covariance=False)
+        return fit.log_index
 
 
 def period_changes(result: IndexResult) -> np.ndarray:
@@ -64,41 +89,24 @@ class Revision:
 
 def revision(table: CellTable, refit: Refit, result: IndexResult) -> Revision:
     """Re-estimate as if each period v after the base were the last (cells with recent <= v) and
-    measure how each period's index moves from one vintage to the next."""
+    measure how each period's index moves from one vintage to the next. Every vintage comes from
+    one sweep over the cells (see vintages.py), not from a refit per vintage."""
     base, t = result.base_period, table.n_periods
     g = result.log_index.shape[0]
     vintages = list(range(base + 1, t))
-    changes: list[np.ndarray] = []  # per vintage (G, T), NaN where no revision
-    previous = None
-    for v in vintages:
-        level = np.full((g, t), np.nan)
-        fitted = refit(table.truncate(v), base)
-        level[:, : v + 1] = _align(fitted, result).index
-        if previous is not None:
-            changes.append(level - previous)
-        previous = level
-    stack = np.stack(changes) if changes else np.full((0, g, t), np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-            mean, median = np.nanmean(stack, axis=0), np.nanmedian(stack, axis=0)
-            flat = stack.transpose(1, 0, 2).reshape(g, -1)
-            overall_mean, overall_median = np.nanmean(flat, axis=1), np.nanmedian(flat, axis=1)
+    log_index = np.concatenate(
+        [vintage_log_index(tab, base, refit.method, refit.min_pairs) for tab in refit.tables(table)], axis=1
+    )
+    if log_index.shape[1:] != (g, t):
+        raise ValueError(f"the refits give {log_index.shape[1]} rows for the result's {g}: not the same options")
+    stack = np.diff(100.0 * np.exp(log_index), axis=0)  # (V - 1, G, T), NaN where no revision
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        mean, median = np.nanmean(stack, axis=0), np.nanmedian(stack, axis=0)
+        flat = stack.transpose(1, 0, 2).reshape(g, -1)
+        overall_mean, overall_median = np.nanmean(flat, axis=1), np.nanmedian(flat, axis=1)
     count = np.isfinite(stack).sum(axis=0)
     return Revision(mean, median, count, overall_mean, overall_median, vintages)
-
-
-def _align(fitted: IndexResult, like: IndexResult) -> IndexResult:
-    """The fitted rows in the order of `like`'s groups (groups a vintage lacks are NaN)."""
-    rows = {str(gr): k for k, gr in enumerate(fitted.groups)}
-    idx = [rows.get(str(gr), -1) for gr in like.groups]
-    log_index = np.full((len(idx), fitted.log_index.shape[1]), np.nan)
-    for k, r in enumerate(idx):
-        if r >= 0:
-            log_index[k] = fitted.log_index[r]
-    return replace(fitted, log_index=log_index, groups=like.groups)
 
 
 @dataclass(frozen=True)
@@ -175,11 +183,12 @@ def fold_betas(table: CellTable, tables: list[CellTable], refit: Refit, base: in
     """(folds, G, T) log index of each fold's complement (NaN where not identified)."""
     betas = np.full((len(tables), table.n_groups, table.n_periods), np.nan)
     for f, part in enumerate(tables):
-        fitted = refit(table - part, base)
-        rows = {str(gr): k for k, gr in enumerate(fitted.groups)}
+        rest = table - part
+        rows = {str(gr): k for k, gr in enumerate(rest.group_labels)}
+        fitted = refit.group_log_index(rest, base)
         for k, label in enumerate(table.group_labels):
             if str(label) in rows:
-                betas[f, k] = fitted.log_index[rows[str(label)]]
+                betas[f, k] = fitted[rows[str(label)]]
     return betas
 
 

@@ -64,13 +64,7 @@ def fit_index(
 
     if pairs is not None:
         pairs = align_groups(pairs, table.group_labels)
-    single = table.n_groups == 1 and table.group_labels[0] == "ALL"
-    solves: list[tuple[str, CellTable]] = []
-    if groups or single:
-        solves.append(("groups", table))
-    if pooled and not single:
-        solves.append(("pooled", table.pooled()))
-
+    solves = index_tables(table, groups, pooled)
     fits: list[tuple[np.ndarray, TableFit]] = []
     info: dict[str, dict[str, Any]] = {}
     for name, tab in solves:
@@ -91,6 +85,18 @@ def fit_index(
     result = IndexResult.from_fits(fits, periods, base_period, min_pairs, info)
     _warn_unidentified(result, min_pairs)
     return result
+
+
+def index_tables(table: CellTable, groups: bool = True, pooled: bool = True) -> list[tuple[str, CellTable]]:
+    """The tables whose groups are the rows of an IndexResult: ("groups", the table) where group
+    indices are asked for (or the table is a single "ALL" group), then ("pooled", its pooled table)."""
+    single = table.n_groups == 1 and table.group_labels[0] == "ALL"
+    solves: list[tuple[str, CellTable]] = []
+    if groups or single:
+        solves.append(("groups", table))
+    if pooled and not single:
+        solves.append(("pooled", table.pooled()))
+    return solves
 
 
 def _warn_unidentified(result: IndexResult, min_pairs: int) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend
+from .backend import Backend, array_namespace
 from .cells import CellTable
 from .errors import ConfigError, ConvergenceWarning, DataError
 from .pairs import Pairs, count_invalid
@@ -53,13 +53,19 @@ class MethodOptions:
 
 
 def fit_method(
-    table: CellTable, ident: Identification, backend: Backend, options: MethodOptions, pairs: Pairs | None = None
+    table: CellTable,
+    ident: Identification,
+    backend: Backend,
+    options: MethodOptions,
+    pairs: Pairs | None = None,
+    covariance: bool = True,
 ) -> tuple[TableFit, dict[str, Any]]:
-    """The fit of one table (all groups, or the pooled table with `pairs` read as one group)."""
+    """The fit of one table (all groups, or the pooled table with `pairs` read as one group).
+    covariance=False: the index without its standard errors, where a method can skip them."""
     if options.name == "bmn":
-        return fit_table(table, ident, backend), {}
+        return fit_table(table, ident, backend, covariance=covariance), {}
     if options.name == "case_shiller":
-        return case_shiller(table, ident, backend, options, pairs)
+        return case_shiller(table, ident, backend, options, pairs, covariance=covariance)
     if options.name == "robust":
         if pairs is None:
             raise ConfigError("method=robust needs the pairs themselves, not only their cell table")
@@ -113,13 +119,22 @@ def interval_weights(
 
 
 def case_shiller(
-    table: CellTable, ident: Identification, backend: Backend, options: MethodOptions, pairs: Pairs | None = None
+    table: CellTable,
+    ident: Identification,
+    backend: Backend,
+    options: MethodOptions,
+    pairs: Pairs | None = None,
+    *,
+    ols_log_index: np.ndarray | None = None,
+    covariance: bool = True,
 ) -> tuple[TableFit, dict[str, Any]]:
     """Case & Shiller (1987): OLS, stage-2 regression of the squared residuals on the holding
     interval, then weighted least squares with weights 1 / fitted(h); standard errors of the
-    weighted fit. Table only, except the |e| variant (one pass over the pairs)."""
-    stage1 = fit_table(table, ident, backend)
-    ssr, d = _cell_ssr(table, stage1.log_index, backend)
+    weighted fit. Table only, except the |e| variant (one pass over the pairs).
+    ols_log_index: the stage-1 (OLS) index where the caller has it already (the vintages)."""
+    if ols_log_index is None:
+        ols_log_index = fit_table(table, ident, backend, covariance=False).log_index
+    ssr, d = _cell_ssr(table, ols_log_index, backend)
     absolute = options.stage2 == "absolute"
     if absolute:
         if pairs is None:
@@ -129,13 +144,18 @@ def case_shiller(
         resid = ssr
     weight, coef = interval_weights(table, ident, backend, resid, absolute=absolute, quadratic=options.quadratic)
     weights = {"n": table.count * weight, "y": table.sum_y * weight, "y2": table.sum_y2 * weight}
-    fit = fit_table(table, _weighted_identification(table, ident, weight), backend, weights=weights)
+    fit = fit_table(
+        table, _weighted_identification(table, ident, weight), backend, weights=weights, covariance=covariance
+    )
     return fit, {"stage2": options.stage2, "stage2_coef": coef.tolist(), "quadratic": options.quadratic}
 
 
 def _weighted_identification(table: CellTable, ident: Identification, weight: Any) -> Identification:
     """The periods still connected to the base through cells of positive weight (stage-2 weights
     can be 0), in the groups the unweighted fit did not skip."""
+    xp = array_namespace(weight)
+    if bool((weight[xp.asarray(ident.identified)[table.group, table.prev]] > 0).all()):
+        return ident  # no cell of the base component lost its weight: the same periods are connected
     connected = identify(table, ident.base, 0, cells=weight > 0).identified
     return Identification(connected & ~ident.skipped[:, None], ident.skipped, ident.n_pairs, ident.base)
 

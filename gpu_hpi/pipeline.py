@@ -14,7 +14,6 @@ import os
 import resource
 import sys
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,10 +27,10 @@ import pandas as pd
 from .backend import Backend, array_namespace, configure_memory, peak_device_bytes, resolve_backend
 from .calendar import PER_YEAR, Calendar, parse_period
 from .cells import CellTable, TableAccumulator, build_cell_table
-from .diagnostics import accuracy, diagnostics_frame, revision, smooth, volatility
-from .errors import ConfigError, DataError, IdentificationWarning
+from .diagnostics import Refit, accuracy, diagnostics_frame, revision, smooth, volatility
+from .errors import ConfigError, DataError
 from .estimate import fit_index
-from .io import PairBatch, PairSource, SaleSource, ready, write_atomically
+from .io import PairBatch, PairSource, SaleSource, cudf_module, ready, write_atomically
 from .methods import MethodOptions
 from .pairs import Pairs, add_counts, align_groups, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
@@ -119,14 +118,17 @@ def _progress(enabled: bool, total: int | None) -> Any:
     return bar()
 
 
-def run(cfg: Any, out_dir: Path) -> dict[str, Any]:
-    """Run the configured job and write its outputs into out_dir; returns the summary."""
+def run(cfg: Any, out_dir: Path, startup_s: float | None = None) -> dict[str, Any]:
+    """Run the configured job and write its outputs into out_dir; returns the summary.
+    startup_s: the seconds the process took to get here (reported as the "startup" stage)."""
     with contextlib.ExitStack() as resources:  # e.g. a Dask cluster, kept until the diagnostics are done
-        return _run(cfg, out_dir, resources)
+        return _run(cfg, out_dir, resources, startup_s)
 
 
-def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack) -> dict[str, Any]:
+def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: float | None) -> dict[str, Any]:
     timings = Timings()
+    if startup_s is not None:
+        timings.stages["startup"] = startup_s
     _check_options(cfg)
     periodicity = _name(cfg.index.periodicity)
     solver = _name(cfg.solver.name)
@@ -141,6 +143,8 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack) -> dict[str, 
             maximum_pool_size=cfg.memory.maximum_pool_size,
             managed_memory=cfg.memory.managed_memory,
         )
+        if backend.is_gpu and cfg.data.kind in ("pairs", "transactions"):
+            cudf_module()  # its import (seconds) counted here, not in the reading
     log.info(
         "backend %s (%s): %s; %s",
         backend.name,
@@ -174,12 +178,19 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack) -> dict[str, 
     if not keep_pairs:
         pairs = None
     base = 0 if cfg.index.base_period is None else calendar.position(cfg.index.base_period)
+    # a table-only fit is a few MB of (G, T, T) solves: on the host in float64, whatever the backend
+    on_host = solver == "normal" and not method.needs_pairs
+    refit = Refit(method, cfg.index.min_pairs, bool(cfg.index.groups), bool(cfg.index.pooled))
     fit_options = dict(
-        backend=backend, method=method, min_pairs=cfg.index.min_pairs, groups=cfg.index.groups, pooled=cfg.index.pooled
+        backend=resolve_backend("cpu") if on_host else backend,
+        method=method,
+        min_pairs=cfg.index.min_pairs,
+        groups=cfg.index.groups,
+        pooled=cfg.index.pooled,
     )
     with timings.stage("solve", backend):
         result = fit_index(
-            table,
+            table.to_host() if on_host else table,
             pairs=pairs,
             solver=solver,
             base_period=base,
@@ -190,9 +201,7 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack) -> dict[str, 
             **fit_options,
         )
     with timings.stage("diagnostics", backend):
-        diag = run_diagnostics(
-            cfg.diagnostics, result, table, pairs, method, backend, fit_options, loaded.cross_validate
-        )
+        diag = run_diagnostics(cfg.diagnostics, result, table, pairs, refit, backend, loaded.cross_validate)
 
     dropped = add_counts(loaded.dropped, table.dropped)
     if strict:
@@ -515,19 +524,13 @@ def run_diagnostics(
     result: IndexResult,
     table: CellTable,
     pairs: Pairs | None,
-    method: MethodOptions,
+    refit: Refit,
     backend: Backend,
-    fit_options: dict[str, Any],
     cross_validate: Callable[..., Any] | None = None,
 ) -> DiagnosticsOutput:
     """Volatility, revision, accuracy and smoothing as configured. Revision and accuracy refit the
-    index from cell tables, so they need a table-based method (not robust)."""
-
-    def refit(tab: CellTable, base: int) -> IndexResult:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", IdentificationWarning)
-            return fit_index(tab, base_period=base, **fit_options)
-
+    index from cell tables (on the host), so they need a table-based method (not robust)."""
+    method = refit.method
     vol = volatility(result, int(cfg.volatility_window))
     finite = np.isfinite(vol)
     summary: dict[str, Any] = {
@@ -554,7 +557,7 @@ def run_diagnostics(
             summary["accuracy"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
         elif pairs is not None or cross_validate is not None:
             folds = int(cfg.accuracy_folds)
-            pooled = not fit_options["groups"] or table.group_labels.tolist() == ["ALL"]
+            pooled = not refit.groups or table.group_labels.tolist() == ["ALL"]
             scored = table.pooled() if pooled else table  # cross-validate the group indices, else the pooled
             if pairs is not None:
                 mine = pooled_pairs(pairs) if pooled else align_groups(pairs, table.group_labels)

@@ -119,11 +119,11 @@ def cell_matrix(
     ).reshape(b, t, t)
 
 
-def group_batches(table: CellTable) -> Iterator[tuple[int, int, slice]]:
+def group_batches(table: CellTable, numbers: int = GROUP_CELLS) -> Iterator[tuple[int, int, slice]]:
     """(g0, g1, cell slice) for batches of groups whose (batch, T, T) matrices hold at most
-    GROUP_CELLS numbers (cells are sorted by group)."""
+    `numbers` numbers (cells are sorted by group)."""
     bounds = _group_bounds(table)
-    batch = max(1, GROUP_CELLS // table.n_periods**2)
+    batch = max(1, numbers // table.n_periods**2)
     for g0 in range(0, table.n_groups, batch):
         g1 = min(g0 + batch, table.n_groups)
         yield g0, g1, slice(int(bounds[g0]), int(bounds[g1]))
@@ -141,6 +141,7 @@ def fit_table(
     backend: Backend,
     beta: np.ndarray | None = None,
     weights: dict[str, Any] | None = None,
+    covariance: bool = True,
 ) -> TableFit:
     """Solve the reduced normal equations group by group (batched), or, given `beta` (G, T) from
     an iterative solver, only compute its statistics. Standard errors: sigma^2 (Z'WZ)^-1, with
@@ -148,6 +149,8 @@ def fit_table(
 
     weights: weighted least squares, as per-cell sums aligned with the table's cells: "n" (sum of
     the pair weights), "y" (of w y) and "y2" (of w y^2); cells of weight 0 count for no pair.
+    covariance=False skips (Z'WZ)^-1 (se and cov_diag are then NaN): refits that need only the
+    index, such as the revision study's vintages, save the inverse, the bulk of the cost.
     """
     xp = backend.xp
     g_all, t = table.n_groups, table.n_periods
@@ -184,7 +187,6 @@ def fit_table(
         lap = cell_matrix(xp, b, t, grp, i, j, nf, nf, -nf, -nf)
         # Unestimated periods (base, unidentified) get an identity row: they decouple and solve to 0.
         lap = xp.where(mm, lap, 0.0) + eye * (~m)[:, :, None]
-        inv = xp.linalg.inv(lap) * mm
         if beta is None:
             rhs = xp.bincount(xp.concatenate([tj, ti]), weights=xp.concatenate([s1, -s1]), minlength=b * t)
             rhs = xp.where(m, rhs.reshape(b, t), 0.0)
@@ -194,7 +196,11 @@ def fit_table(
         d = bet[grp, j] - bet[grp, i]
         cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
         out_beta[g0:g1] = backend.to_host(bet)
-        out_var[g0:g1] = backend.to_host(xp.diagonal(inv, axis1=1, axis2=2))
+        if covariance:
+            inv = xp.linalg.inv(lap) * mm
+            out_var[g0:g1] = backend.to_host(xp.diagonal(inv, axis1=1, axis2=2))
+        else:
+            out_var[g0:g1] = np.nan
         n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=count, minlength=b)).round().astype(np.int64)
         ssr[g0:g1] = backend.to_host(xp.bincount(grp, weights=cell_ssr, minlength=b))
         tss[g0:g1] = backend.to_host(xp.bincount(grp, weights=s2, minlength=b))

@@ -67,11 +67,7 @@ class Market:
         table = gpu_hpi.build_cell_table(pairs, CPU)
         options = {"backend": CPU, "method": method, "min_pairs": None, "groups": True, "pooled": True}
         result = gpu_hpi.fit_index(table, period_labels=self.labels, **options)
-
-        def refit(tab: gpu_hpi.CellTable, base: int) -> gpu_hpi.IndexResult:
-            return gpu_hpi.fit_index(tab, base_period=base, **options)
-
-        return pairs, table, result, refit
+        return pairs, table, result, dg.Refit(gpu_hpi.MethodOptions(name=method), None, True, True)
 
 
 @pytest.fixture(scope="module")
@@ -150,11 +146,8 @@ def test_synthetic_market_methods(tmp_path: Path, market: Market, method: str) -
                 price_recent=market.p1,
             )
             table = gpu_hpi.build_cell_table(pairs, CPU)
-            options = {"backend": CPU, "method": method}
-            result = gpu_hpi.fit_index(table, period_labels=market.labels, **options)
-
-            def refit(tab: gpu_hpi.CellTable, base: int) -> gpu_hpi.IndexResult:
-                return gpu_hpi.fit_index(tab, base_period=base, **options)
+            result = gpu_hpi.fit_index(table, period_labels=market.labels, backend=CPU, method=method)
+            refit = dg.Refit(gpu_hpi.MethodOptions(name=method))
         else:
             pairs, table, result, refit = market.fitted(method)
         assert_accuracy_csv(run, dg.accuracy(pairs, table, refit, result, CPU, 3))
@@ -346,11 +339,8 @@ def test_accuracy_of_the_pooled_index(tmp_path: Path) -> None:
     table = gpu_hpi.build_cell_table(lib, CPU)
     result = gpu_hpi.fit_index(table, backend=CPU, period_labels=month_labels(np.arange(START_MONTH, START_MONTH + 36)))
 
-    def refit(tab: gpu_hpi.CellTable, base: int) -> gpu_hpi.IndexResult:
-        return gpu_hpi.fit_index(tab, base_period=base, backend=CPU)
-
     assert_frames_equal(run.frame, result.to_frame())
-    acc = dg.accuracy(lib, table, refit, result, CPU, 4)
+    acc = dg.accuracy(lib, table, dg.Refit(), result, CPU, 4)
     assert_accuracy_csv(run, acc)
     assert pd.read_csv(run.dir / "accuracy.csv")["group"].tolist() == ["ALL"]
     assert acc.overall["n_scored"] == len(pairs)

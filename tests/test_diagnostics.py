@@ -5,7 +5,6 @@ selected pairs) for the revision and the k-fold cross-validation."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,8 +100,9 @@ def data() -> Data:
     return make_data()
 
 
-def fit_cpu(method: str, base: int) -> Callable[[Any, int], gpu_hpi.IndexResult]:
-    return lambda tab, b: gpu_hpi.fit_index(tab, base_period=b, backend="cpu", method=method)
+def fit_cpu(method: str, base: int) -> dg.Refit:
+    """The refits of the diagnostics with the default options of fit_index (base: the result's)."""
+    return dg.Refit(gpu_hpi.MethodOptions(name=method))
 
 
 def estimate(data: Data, mask: np.ndarray, n_periods: int, base: int, method: str, group: bool = True) -> Any:

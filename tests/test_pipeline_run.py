@@ -1,0 +1,38 @@
+"""pipeline.run in-process (hydra.compose, no subprocess): the stages it reports."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from gpu_hpi import config as C
+from gpu_hpi import pipeline
+from gpu_hpi.__main__ import process_age
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered() -> None:
+    C.register_configs()
+
+
+def test_startup_is_the_first_stage_reported(tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
+        cfg = compose(config_name="config", overrides=["data.n_pairs=20000", "output.plot=false", "backend=cpu"])
+    summary = pipeline.run(cfg, tmp_path, startup_s=1.25)
+    stages = summary["timings_s"]
+    assert next(iter(stages)) == "startup" and stages["startup"] == 1.25
+    assert {"read_and_table", "solve", "diagnostics"} <= set(stages)
+    assert json.loads((tmp_path / "summary.json").read_text())["timings_s"]["startup"] == 1.25
+    assert "startup" not in pipeline.run(cfg, tmp_path / "again")["timings_s"]
+
+
+def test_process_age_counts_from_the_process_start() -> None:
+    first = process_age()
+    assert first is not None and first > 0.0
+    time.sleep(0.05)
+    second = process_age()
+    assert second is not None and second >= first + 0.03
