@@ -23,7 +23,18 @@ from typing import Any
 
 import numpy as np
 
-CASES = ("normal", "lsqr", "lsmr", "seed_loop", "dense_lstsq", "cli_parquet", "transactions", "cells")
+CASES = (
+    "normal",
+    "lsqr",
+    "lsmr",
+    "seed_loop",
+    "dense_lstsq",
+    "cli_parquet",
+    "transactions",
+    "cells",
+    "revision",
+    "revision_refits",
+)
 DATA_DIR = Path(os.environ.get("GPU_HPI_BENCH_DATA", "bench-data"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -75,6 +86,8 @@ def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
         return transactions_case(n)
     if case == "cells":
         return cells_case(n)
+    if case in ("revision", "revision_refits"):
+        return revision_case(n, refits=case == "revision_refits")
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     group, prev, recent, y = market_arrays(n)
@@ -283,6 +296,41 @@ def cells_case(n: int) -> dict[str, Any]:
         "seconds": seconds,
         "extra_rss": mem.peak - mem.start,
         "inputs": size,
+        "backend": be.name,
+        "device": be.device,
+    }
+
+
+def revision_case(n: int, refits: bool) -> dict[str, Any]:
+    """The revision study (every vintage of the 17 regional and the pooled index, 123 months) of
+    the table of n pairs; refits=True: one fit_index per vintage instead, the way it was done
+    before the sweep (tests/test_vintages.py checks that both agree)."""
+    import gpu_hpi
+    from gpu_hpi import diagnostics as dg
+
+    warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
+    group, prev, recent, y = market_arrays(n)
+    be = gpu_hpi.resolve_backend("cpu")
+    table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=123, backend=be), be)
+    result = gpu_hpi.fit_index(table, backend=be)
+    refit = dg.Refit()
+
+    def per_vintage() -> None:
+        for tab in refit.tables(table):
+            for v in range(1, 123):
+                gpu_hpi.fit_index(tab.truncate(v), backend=be, pooled=False)
+
+    dg.revision(table, refit, result)  # warm up
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        per_vintage() if refits else dg.revision(table, refit, result)
+        seconds = time.perf_counter() - start
+    return {
+        "case": "revision, refit per vintage" if refits else f"revision ({table.n_cells:,} cells)",
+        "n": n,
+        "seconds": seconds,
+        "extra_rss": mem.peak - mem.start,
+        "inputs": None,
         "backend": be.name,
         "device": be.device,
     }

@@ -82,6 +82,8 @@ class PairSource:
     integer_periods: str = "index"
     start: str | None = None
     batch_rows: int = 1 << 22
+    # GPU reads: bytes of decoded columns per read (backend.device_read_budget); None: batch_rows
+    device_read_bytes: int | None = None
 
     def files(self) -> tuple[list[str], str]:
         """The files to read and their format (parquet or csv); DataError if there are none."""
@@ -127,27 +129,30 @@ class PairSource:
         the conversions of several batches in parallel while the reader decodes the next ones."""
         files, fmt = self.files()
         wanted = self.wanted()
-        if gpu and fmt == "parquet" and cudf_module() is not None:
+        if self.reads_on_device(gpu):
             for batch in self._cudf_batches(files, wanted):
                 yield functools.partial(ready, batch)
             return
         for record_batch in _record_batches(files, fmt, list(wanted.values()), self.batch_rows):
             yield functools.partial(self.convert, record_batch, wanted)
 
-    def _cudf_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
-        """cudf.read_parquet by groups of row groups; period arithmetic on the device's columns."""
-        cudf = cudf_module()
-        from cudf.io.parquet import read_parquet_metadata
+    def reads_on_device(self, gpu: bool) -> bool:
+        """True where the batches are decoded on the GPU by cudf (parquet, cudf importable)."""
+        return gpu and self.files()[1] == "parquet" and cudf_module() is not None
 
+    def _cudf_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
+        """cudf.read_parquet of whole row-group sets, as large as the device budget allows (the
+        whole file where it fits): a few large reads, not one per small batch. Periods from the
+        device's columns."""
+        cudf = cudf_module()
         for path in files:
-            _check_columns(parquet_file(path).schema_arrow.names, list(wanted.values()), [path])
-            try:
-                n_rows, n_groups = read_parquet_metadata(path)[:2]
-            except Exception as exc:  # cudf raises RuntimeError / OSError variants for bad files
-                raise DataError(f"cannot read {path}: {exc}") from None
-            per_batch = max(1, int(self.batch_rows // max(1, n_rows // max(1, n_groups))))
-            for first in range(0, max(n_groups, 1), per_batch):
-                groups = list(range(first, min(first + per_batch, n_groups)))
+            meta = parquet_file(path)
+            _check_columns(meta.schema_arrow.names, list(wanted.values()), [path])
+            rows = [meta.metadata.row_group(k).num_rows for k in range(meta.num_row_groups)]
+            max_rows = self.batch_rows
+            if self.device_read_bytes is not None:
+                max_rows = max(1, self.device_read_bytes // decoded_row_bytes(meta.schema_arrow, wanted))
+            for groups in plan_reads(rows, max_rows) or [[]]:
                 try:
                     frame = cudf.read_parquet(
                         path, columns=list(wanted.values()), row_groups=[groups] if groups else None
@@ -158,14 +163,17 @@ class PairSource:
 
     def convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
         n_before = len(frame)
-        frame = frame.dropna(subset=[wanted["prev"], wanted["recent"]])
+        if frame[wanted["prev"]].null_count or frame[wanted["recent"]].null_count:  # else no copy
+            frame = frame.dropna(subset=[wanted["prev"], wanted["recent"]])
         numbers = {}
         for role in ("y", "price_prev", "price_recent"):
             if role in wanted:
                 col = frame[wanted[role]]
                 if col.dtype.kind not in "fiu":
                     raise DataError(f"column {wanted[role]!r} must be numeric, got {col.dtype}")
-                numbers[role] = col.astype("float64").to_cupy(na_value=float("nan"))
+                if col.dtype != np.float64:
+                    col = col.astype("float64")
+                numbers[role] = col.to_cupy(na_value=float("nan")) if col.null_count else col.to_cupy()
         if "y" not in numbers:
             import cupy
 
@@ -429,13 +437,55 @@ def _parse(label: str, name: str, periodicity: str) -> int:
         raise DataError(f"column {name!r}: {exc}") from None
 
 
+def plan_reads(rows: list[int], max_rows: int) -> list[list[int]]:
+    """Consecutive row groups (given their row counts) in sets of at most max_rows rows; a row
+    group larger than that is a set of its own."""
+    plan: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for k, n in enumerate(rows):
+        if current and total + n > max_rows:
+            plan.append(current)
+            current, total = [], 0
+        current.append(k)
+        total += n
+    if current:
+        plan.append(current)
+    return plan
+
+
+# device bytes a decoded row takes beyond its columns: int32 periods twice, int32 group codes
+DERIVED_ROW_BYTES = 12
+
+
+def decoded_row_bytes(schema: pa.Schema, wanted: dict[str, str]) -> int:
+    """Device bytes one row of the wanted columns takes decoded, plus what is derived from it;
+    fixed-width types by their width, others (strings) counted as 32 bytes."""
+    width = 0
+    for name in wanted.values():
+        kind = schema.field(name).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        width += (
+            kind.bit_width // 8
+            if pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or (pa.types.is_timestamp(kind) or pa.types.is_date(kind))
+            else 32
+        )
+    return width + DERIVED_ROW_BYTES
+
+
 def ready(batch: PairBatch) -> PairBatch:
     """A batch job for a batch already converted."""
     return batch
 
 
 def cudf_module() -> Any:
-    """The cudf module, or None where it cannot be imported."""
+    """The cudf module, or None where it cannot be imported or GPU_HPI_CUDF=0 asks for the pyarrow
+    reader (decoding on the host) on a GPU."""
+    if os.environ.get("GPU_HPI_CUDF", "1") == "0":
+        return None
     try:
         import cudf
     except Exception:  # ImportError, or a CUDA runtime problem raised at import

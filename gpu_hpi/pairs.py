@@ -165,7 +165,7 @@ def encode_groups(backend: Backend, group: Any) -> tuple[Any, np.ndarray]:
         return xp.asarray(codes.astype(np.int32)), np.asarray(labels)
     if isinstance(group, np.ndarray) and group.dtype.kind == "b":
         group = group.astype(np.int8)
-    group = xp.asarray(group)
+    group = backend.asarray(group)
     if group.dtype.kind not in "iub":
         raise DataError(f"group ids of dtype {group.dtype} are not supported on this backend; pass integers")
     if group.size == 0:
@@ -210,8 +210,7 @@ def prepare_pairs(
     the cell table and the dummy matrix skip them and count them by reason.
     """
     be = as_backend(backend)
-    xp = be.xp
-    prev, recent, y = xp.asarray(prev), xp.asarray(recent), xp.asarray(y)
+    prev, recent, y = be.asarray(prev), be.asarray(recent), be.asarray(y)
     if not (prev.shape == recent.shape == y.shape) or prev.ndim != 1:
         raise DataError(
             f"prev, recent and y must be 1-d arrays of one length, got {prev.shape}, {recent.shape}, {y.shape}"
@@ -229,7 +228,7 @@ def prepare_pairs(
         raise DataError("give both prices (price_prev and price_recent) or neither")
     prices: tuple[Any, Any] = (None, None)
     if price_prev is not None:
-        prices = (xp.asarray(price_prev, dtype=np.float64), xp.asarray(price_recent, dtype=np.float64))
+        prices = (be.asarray(price_prev, dtype=np.float64), be.asarray(price_recent, dtype=np.float64))
         if prices[0].shape != y.shape or prices[1].shape != y.shape:
             raise DataError(f"prices have shapes {prices[0].shape}, {prices[1].shape}, pairs have {y.shape}")
     if group is None:

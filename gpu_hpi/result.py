@@ -121,15 +121,16 @@ class IndexResult:
     def plot(self, path: str, max_groups: int = 6, level: float = 0.95) -> None:
         """PNG: the pooled (or first) index with its confidence band, and up to `max_groups` group
         indices (those with the most pairs) as thin lines."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # the object-oriented API without pyplot: no global figure state, and 0.3 s less import
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
         main = int(np.nonzero(self.groups == "ALL")[0][0]) if (self.groups == "ALL").any() else 0
         low, high = self.conf_int(level)
         x = np.arange(self.periods.shape[0])
-        fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+        fig = Figure(figsize=(10, 5.5), dpi=110)
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
         others = [g for g in np.argsort(-self.n_pairs, kind="stable") if g != main and not self.skipped[g]]
         for g in others[:max_groups]:
             ax.plot(x, self.index[g], lw=0.9, alpha=0.8, label=str(self.groups[g]))
@@ -143,4 +144,3 @@ class IndexResult:
         ax.legend(fontsize=8, ncol=2, loc="upper left")
         fig.tight_layout()
         fig.savefig(path, format="png")
-        plt.close(fig)

@@ -135,12 +135,9 @@ def test_strict_on_the_device(gpu: gpu_hpi.Backend) -> None:
         gpu_hpi.estimate_index(*on_device(p), p.group_float(), n_periods=p.n_periods, backend=gpu, strict=True)
 
 
-def test_cudf_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
-    """The cudf parquet path (device period arithmetic) gives the pyarrow path's batches."""
-    pytest.importorskip("cudf")
+def seed_schema_file(tmp_path: Any) -> Any:
+    """50,000 pairs in the seed's schema (every 97th earlier date missing), 7,000-row row groups."""
     import pandas as pd
-
-    from gpu_hpi.io import PairSource
 
     rng = np.random.default_rng(7)
     n = 50_000
@@ -158,8 +155,20 @@ def test_cudf_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any)
     frame.loc[::97, "PrevYearMonth"] = pd.NaT
     path = tmp_path / "pairs.parquet"
     frame.to_parquet(path, row_group_size=7_000)
-    columns = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
-    source = PairSource(path=str(path), format="auto", columns=columns, batch_rows=20_000)
+    return path
+
+
+SEED_COLUMNS = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
+
+
+def test_cudf_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """The cudf parquet path (device period arithmetic) gives the pyarrow path's batches."""
+    pytest.importorskip("cudf")
+    from gpu_hpi.io import PairSource
+
+    n = 50_000
+    path = seed_schema_file(tmp_path)
+    source = PairSource(path=str(path), format="auto", columns=SEED_COLUMNS, batch_rows=20_000)
 
     def collect(gpu_flag: bool) -> dict[str, np.ndarray]:
         batches = list(source.batches(gpu=gpu_flag))
@@ -305,3 +314,39 @@ def test_fused_kernel_equals_bincount(
         np.testing.assert_array_equal(getattr(fused, name), getattr(expected, name))
     np.testing.assert_allclose(fused.sum_y, expected.sum_y, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(fused.sum_y2, expected.sum_y2, rtol=1e-9, atol=1e-9)
+
+
+def test_cudf_reads_are_sized_by_the_device_budget(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """One read of the whole file where the budget allows, else row-group sets within it; the
+    batches hold the same pairs either way, and the pipeline's budget reads the file at once."""
+    pytest.importorskip("cudf")
+    from gpu_hpi.backend import device_read_budget
+    from gpu_hpi.io import PairSource, decoded_row_bytes, parquet_file
+
+    path = seed_schema_file(tmp_path)
+    row = decoded_row_bytes(parquet_file(str(path)).schema_arrow, SEED_COLUMNS)
+
+    def batches(budget: int) -> list[Any]:
+        source = PairSource(str(path), "auto", SEED_COLUMNS, batch_rows=1000, device_read_bytes=budget)
+        assert source.reads_on_device(True)
+        return list(source.batches(gpu=True))
+
+    whole = batches(device_read_budget(gpu))
+    sets = batches(14_000 * row)  # two 7,000-row row groups a read
+    assert len(whole) == 1 and len(sets) == 4
+    for key in ("prev", "recent", "y", "group"):
+        np.testing.assert_array_equal(
+            cupy.asnumpy(getattr(whole[0], key)), np.concatenate([cupy.asnumpy(getattr(b, key)) for b in sets])
+        )
+    assert whole[0].missing_period == sum(b.missing_period for b in sets) > 0
+
+
+def test_asarray_through_pinned_memory(gpu: gpu_hpi.Backend) -> None:
+    """Large host arrays reach the device through a pinned buffer, with the same values and dtype."""
+    rng = np.random.default_rng(3)
+    for a in (rng.normal(size=1 << 20), rng.integers(0, 1000, 1 << 21).astype(np.int32), np.arange(10)):
+        got = gpu.asarray(a)
+        assert isinstance(got, cupy.ndarray) and got.dtype == a.dtype
+        np.testing.assert_array_equal(cupy.asnumpy(got), a)
+    strided = rng.normal(size=(1 << 19, 3))[:, 1]  # not contiguous
+    np.testing.assert_array_equal(cupy.asnumpy(gpu.asarray(strided, dtype=np.float32)), strided.astype(np.float32))

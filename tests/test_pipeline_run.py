@@ -25,7 +25,7 @@ def test_startup_is_the_first_stage_reported(tmp_path: Path) -> None:
     summary = pipeline.run(cfg, tmp_path, startup_s=1.25)
     stages = summary["timings_s"]
     assert next(iter(stages)) == "startup" and stages["startup"] == 1.25
-    assert {"read_and_table", "solve", "diagnostics"} <= set(stages)
+    assert {"read_and_table", "solve", "diagnostics", "write"} <= set(stages)
     assert json.loads((tmp_path / "summary.json").read_text())["timings_s"]["startup"] == 1.25
     assert "startup" not in pipeline.run(cfg, tmp_path / "again")["timings_s"]
 

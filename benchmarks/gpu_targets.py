@@ -1,0 +1,267 @@
+"""Every GPU target row, measured in one go and printed with PASS/FAIL:
+
+    python -m benchmarks.gpu_targets OUT            # on the GPU machine (benchmarks/gpu_check.sh)
+    python -m benchmarks.gpu_targets OUT --scale 0.001 --backend cpu   # a dry run of the mechanics
+
+Rows (issue 11 unless said): the 150M-pair seed-schema parquet end to end (warm stages, the
+outputs, wall time, first run with an empty kernel cache, the pyarrow reader, the revision
+study, peak device memory), 1B pairs in 8 files on the GPU against the CPU of the same machine,
+and issue 16's iterative solvers through the CLI. Data are generated where the check runs (CuPy
+and cudf where installed), never sent. A row that fails to run prints FAIL with the reason; the
+table is written to OUT/targets.md and OUT/targets.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+T, GROUPS = 123, 17
+
+
+@dataclass
+class Row:
+    issue: int
+    case: str
+    target: str
+    measured: str = "-"
+    ok: bool | None = None  # None: not measured
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "not run"}[self.ok]
+
+
+def seed_parquet(path: Path, n: int, seed: int) -> Path:
+    """n pairs in the seed's schema (int64 group_id, ns month timestamps, float64 LogPriceDiff),
+    1M-row row groups: 17 regions, 123 months from 2014-01, geometric holding (mean ~30 months).
+    Generated on the GPU with CuPy and written by cudf where they import, else numpy/pandas."""
+    if path.exists():
+        return path
+    try:
+        import cudf
+        import cupy as xp
+
+        frame_type: Any = cudf.DataFrame
+    except ImportError:
+        import pandas as pd
+
+        xp, frame_type = np, pd.DataFrame
+    rng = xp.random.RandomState(seed)
+    group = rng.randint(0, GROUPS, n).astype(np.int64)
+    prev = rng.randint(0, T - 1, n)
+    recent = xp.minimum(prev + rng.geometric(1 / 30, n), T - 1)
+    trend = xp.cumsum(rng.normal(0.003, 0.01, (GROUPS, T)), axis=1)
+    y = trend[group, recent] - trend[group, prev] + rng.normal(0, 0.1, n)
+    first_days = np.arange(np.datetime64("2014-01"), np.datetime64("2014-01") + T).astype("datetime64[ns]")
+    ns = xp.asarray(first_days.astype(np.int64))
+    frame = frame_type(
+        {
+            "group_id": group,
+            "PrevYearMonth": ns[prev].astype("datetime64[ns]"),
+            "RecentYearMonth": ns[recent].astype("datetime64[ns]"),
+            "LogPriceDiff": y,
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if xp is np:
+        frame.to_parquet(tmp, index=False, row_group_size=1 << 20)
+    else:
+        frame.to_parquet(tmp, index=False, row_group_size_rows=1 << 20)
+    tmp.rename(path)
+    return path
+
+
+def seed_parts(folder: Path, n: int, parts: int) -> Path:
+    for k in range(parts):
+        seed_parquet(folder / f"part-{k:02d}.parquet", n // parts, 100 + k)
+    return folder
+
+
+@dataclass
+class Run:
+    wall: float
+    summary: dict[str, Any]
+    out: Path
+
+    def stage(self, *names: str) -> float:
+        return sum(float(self.summary["timings_s"].get(n, 0.0)) for n in names)
+
+    @property
+    def work(self) -> float:
+        """The stages after start-up and set-up, before writing: read, table, solve, diagnostics."""
+        skip = {"startup", "setup", "write"}
+        return sum(float(v) for k, v in self.summary["timings_s"].items() if k not in skip)
+
+
+def cli(out: Path, name: str, *overrides: str, env: dict[str, str] | None = None) -> Run:
+    run_dir = out / "runs" / name
+    cmd = [sys.executable, "-m", "gpu_hpi", *overrides, f"hydra.run.dir={run_dir}", "progress=false"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+    wall = time.perf_counter() - start
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "runs" / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    return Run(wall, json.loads((run_dir / "summary.json").read_text()), run_dir)
+
+
+def max_log_index_difference(a: Run, b: Run) -> float:
+    import pandas as pd
+
+    x, y = (pd.read_csv(r.out / "index.csv") for r in (a, b))
+    return float(np.nanmax(np.abs(x["log_index"].to_numpy() - y["log_index"].to_numpy())))
+
+
+def largest_read_bytes(path: Path, backend: str) -> int:
+    """Bytes of the decoded columns of the largest read the GPU reader plans for this file."""
+    import pyarrow.parquet as pq
+
+    from gpu_hpi.backend import device_read_budget, resolve_backend
+    from gpu_hpi.io import DERIVED_ROW_BYTES, decoded_row_bytes, plan_reads
+
+    meta = pq.ParquetFile(path)
+    roles = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
+    row = decoded_row_bytes(meta.schema_arrow, roles)
+    rows = [meta.metadata.row_group(k).num_rows for k in range(meta.num_row_groups)]
+    be = resolve_backend(backend)
+    budget = device_read_budget(be) if be.is_gpu else 1 << 31
+    plan = plan_reads(rows, max(1, budget // row))
+    return max(sum(rows[k] for k in s) for s in plan) * (row - DERIVED_ROW_BYTES)
+
+
+def measure(out: Path, data: Path, scale: float, backend: str) -> list[Row]:
+    n150, n1b = int(150e6 * scale), int(1e9 * scale)
+    f150 = seed_parquet(data / f"seed-{n150}.parquet", n150, 1)
+    pairs = ["data=pairs", f"data.path={f150}", f"backend={backend}"]
+    rows: list[Row] = []
+
+    def row(issue: int, case: str, target: str, fn: Any) -> None:
+        r = Row(issue, case, target)
+        try:
+            r.measured, r.ok = fn()
+        except Exception as exc:  # a row that cannot run is a failure, and the rest still runs
+            r.measured, r.ok = f"error: {exc}", False
+        rows.append(r)
+        print(f"{r.verdict:7} #{r.issue} {r.case}: {r.measured} (target {r.target})", flush=True)
+
+    cache = tempfile.mkdtemp(prefix="cupy-cache-")  # an empty kernel cache: a fresh machine's
+    runs: dict[str, Run] = {}
+
+    def cold_and_warm() -> tuple[str, bool]:
+        runs["cold"] = cli(out, "cold", *pairs, env={"CUPY_CACHE_DIR": cache})
+        runs["warm"] = cli(out, "warm", *pairs, env={"CUPY_CACHE_DIR": cache})
+        return f"{runs['warm'].work:.3f} s ({runs['warm'].summary['timings_s']})", runs["warm"].work <= 0.5
+
+    row(11, f"{n150:,} pairs, warm, default options: read + table + solve + diagnostics", "<= 0.5 s", cold_and_warm)
+    row(
+        11,
+        "same: writing every output file, the PNG included",
+        "<= 0.5 s more",
+        lambda: _le(runs["warm"].stage("write"), 0.5),
+    )
+    row(11, "same, wall time with the interpreter and imports", "<= 3 s", lambda: _le(runs["warm"].wall, 3.0))
+    row(
+        11,
+        "same, first run with an empty kernel cache (wall)",
+        "<= warm wall + 2 s",
+        lambda: _le(runs["cold"].wall, runs["warm"].wall + 2.0, f" (warm {runs['warm'].wall:.2f} s)"),
+    )
+    row(
+        11,
+        "revision + volatility (diagnostics stage of that run)",
+        "<= 0.2 s",
+        lambda: _le(runs["warm"].stage("diagnostics"), 0.2),
+    )
+
+    def pyarrow_reader() -> tuple[str, bool]:
+        run = cli(out, "pyarrow", *pairs, env={"GPU_HPI_CUDF": "0", "CUPY_CACHE_DIR": cache})
+        return _le(run.work, 1.5, f" ({run.summary['timings_s']})")
+
+    row(11, "pyarrow reader (GPU_HPI_CUDF=0), stages", "<= 1.5 s", pyarrow_reader)
+
+    def peak() -> tuple[str, bool]:
+        peak_bytes = runs["warm"].summary.get("peak_device_bytes")
+        if peak_bytes is None:
+            raise RuntimeError("no device peak in summary.json (CPU backend)")
+        limit = 2 * largest_read_bytes(f150, backend)
+        return f"{peak_bytes / 1e9:.2f} GB (limit {limit / 1e9:.2f} GB)", peak_bytes <= limit
+
+    row(11, "peak device memory", "<= 2 x the columns of the largest read", peak)
+
+    def one_billion() -> tuple[str, bool]:
+        folder = seed_parts(data / f"seed-{n1b}-8parts", n1b, 8)
+        args = ["data=pairs", f"data.path={folder}"]
+        gpu = cli(out, "1b-gpu", *args, f"backend={backend}", env={"CUPY_CACHE_DIR": cache})
+        cpu = cli(out, "1b-cpu", *args, "backend=cpu")
+        ratio = cpu.wall / gpu.wall
+        return f"GPU {gpu.wall:.2f} s, CPU {cpu.wall:.2f} s: {ratio:.1f}x", ratio >= 5.0
+
+    row(11, f"{n1b:,} pairs in 8 files, backend=gpu vs backend=cpu (wall)", "GPU >= 5x faster", one_billion)
+
+    iterative: dict[str, Run] = {}
+    for solver in ("lsqr", "lsmr"):
+
+        def solve(solver: str = solver) -> tuple[str, bool]:
+            warm_up = ["data.n_pairs=200000", f"backend={backend}", f"solver={solver}", "output.plot=false"]
+            cli(out, f"{solver}-warm-up", *warm_up, env={"CUPY_CACHE_DIR": cache})
+            run = iterative[solver] = cli(out, solver, *pairs, f"solver={solver}", env={"CUPY_CACHE_DIR": cache})
+            return _le(run.stage("solve"), 1.0, f" (peak device {_gb(run.summary.get('peak_device_bytes'))})")
+
+        row(16, f"solver={solver}, {n150:,} pairs on the device, warm (solve stage)", "<= 1.0 s", solve)
+    row(
+        16,
+        "python -m gpu_hpi solver=lsqr, stages after startup",
+        "<= 1.5 s",
+        lambda: _le(sum(v for k, v in iterative["lsqr"].summary["timings_s"].items() if k != "startup"), 1.5),
+    )
+    row(
+        16,
+        "lsqr / lsmr vs normal, log index max abs",
+        "<= 1e-10",
+        lambda: _le(
+            max(max_log_index_difference(iterative[s], runs["warm"]) for s in ("lsqr", "lsmr")), 1e-10, fmt="{:.2e}"
+        ),
+    )
+    return rows
+
+
+def _le(value: float, limit: float, note: str = "", fmt: str = "{:.3f} s") -> tuple[str, bool]:
+    return fmt.format(value) + note, value <= limit
+
+
+def _gb(value: Any) -> str:
+    return "-" if value is None else f"{value / 1e9:.2f} GB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_targets", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder for the logs and the table")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the target sizes (dry runs)")
+    parser.add_argument("--backend", default="gpu", choices=["gpu", "cpu"])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("GPU_HPI_BENCH_DATA", "/tmp/bench-data")))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = measure(args.out, args.data, args.scale, args.backend)
+    lines = ["| issue | case | target | measured | verdict |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| #{r.issue} | {r.case} | {r.target} | {r.measured} | {r.verdict} |" for r in rows]
+    table = "\n".join(lines)
+    print(table)
+    (args.out / "targets.md").write_text(table + "\n")
+    (args.out / "targets.json").write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
