@@ -197,9 +197,8 @@ class PairSource:
     def _device_periods(self, col: Any, name: str) -> Any:
         import cupy
 
-        if col.dtype.kind == "M":  # cudf's .dt.year / .dt.month are int16: widen before arithmetic
-            months = col.dt.year.astype("int32") * 12 + col.dt.month.astype("int32") - 1
-            return month_to_period(months.to_cupy(), self.periodicity).astype(np.int32)
+        if col.dtype.kind == "M":
+            return month_to_period(series_months(col).to_cupy(), self.periodicity).astype(np.int32, copy=False)
         return cupy.asarray(self.periods(col.to_arrow(), name))  # other types: the host conversion
 
     def convert(self, batch: pa.Table | pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
@@ -435,6 +434,14 @@ def _parse(label: str, name: str, periodicity: str) -> int:
         return parse_period(label, periodicity)
     except ConfigError as exc:
         raise DataError(f"column {name!r}: {exc}") from None
+
+
+def series_months(col: Any) -> Any:
+    """Absolute months (year * 12 + month - 1) of a datetime Series, computed where the Series
+    lives: on the device for cudf, whose libcudf kernels are precompiled (no CuPy kernel to compile
+    on a fresh machine). pandas has the same API, so the CPU tests check this very function against
+    the host readers. cudf's .dt.year / .dt.month are int16: widened before the arithmetic."""
+    return col.dt.year.astype("int32") * 12 + col.dt.month.astype("int32") - 1
 
 
 def plan_reads(rows: list[int], max_rows: int) -> list[list[int]]:
