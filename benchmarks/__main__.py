@@ -145,6 +145,7 @@ def seed_parquet(n: int, parts: int = 1) -> Path:
     if path.exists():
         return path
     tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
     if parts > 1:
         tmp.mkdir(parents=True, exist_ok=True)
     per_part = -(-n // parts)
