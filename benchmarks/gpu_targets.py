@@ -65,14 +65,10 @@ def seed_parquet(path: Path, n: int, seed: int) -> Path:
     y = trend[group, recent] - trend[group, prev] + rng.normal(0, 0.1, n)
     first_days = np.arange(np.datetime64("2014-01"), np.datetime64("2014-01") + T).astype("datetime64[ns]")
     ns = xp.asarray(first_days.astype(np.int64))
-    frame = frame_type(
-        {
-            "group_id": group,
-            "PrevYearMonth": ns[prev].astype("datetime64[ns]"),
-            "RecentYearMonth": ns[recent].astype("datetime64[ns]"),
-            "LogPriceDiff": y,
-        }
-    )
+    # int64 nanoseconds -> timestamps by the frame library (CuPy has no datetime64 dtype)
+    frame = frame_type({"group_id": group, "PrevYearMonth": ns[prev], "RecentYearMonth": ns[recent], "LogPriceDiff": y})
+    for name in ("PrevYearMonth", "RecentYearMonth"):
+        frame[name] = frame[name].astype("datetime64[ns]")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if xp is np:

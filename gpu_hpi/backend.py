@@ -69,9 +69,9 @@ def _through_pinned(cupy: Any, a: np.ndarray) -> Any:
 
     staging = cupyx.empty_pinned(a.shape, a.dtype)  # from CuPy's pinned memory pool: reused
     np.copyto(staging, a)
-    out = cupy.empty(a.shape, a.dtype)
-    out.set(staging)
-    return out
+    # from a pinned source CuPy copies asynchronously and keeps `staging` alive until the copy's
+    # event completes (ndarray.set would not: the pool could hand the buffer out mid-copy)
+    return cupy.asarray(staging)
 
 
 def read_budget(total_bytes: int, maximum_pool_size: str | None = None) -> int:

@@ -182,8 +182,9 @@ def fold_tables(pairs: Pairs, table: CellTable, folds: int, backend: Backend, st
 def fold_betas(table: CellTable, tables: list[CellTable], refit: Refit, base: int) -> np.ndarray:
     """(folds, G, T) log index of each fold's complement (NaN where not identified)."""
     betas = np.full((len(tables), table.n_groups, table.n_periods), np.nan)
+    host = table.to_host()
     for f, part in enumerate(tables):
-        rest = table - part
+        rest = host - part.to_host()  # a few MB: merged and refitted on the host
         rows = {str(gr): k for k, gr in enumerate(rest.group_labels)}
         fitted = refit.group_log_index(rest, base)
         for k, label in enumerate(table.group_labels):
