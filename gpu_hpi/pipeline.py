@@ -43,6 +43,7 @@ from .io import PairBatch, PairSource, SaleSource, cudf_module, ready, write_ato
 from .methods import MethodOptions
 from .pairs import Pairs, add_counts, align_groups, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
+from .sql import sql_cell_table
 from .store import cell_files, combine_tables, load_cells, save_cells
 from .synthetic import SyntheticMarket
 from .transactions import PairingRules, make_pairs
@@ -288,6 +289,11 @@ def _stream_pairs(
         total_rows = source.count_rows()
         if _uses_cluster(cfg):
             return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
+        if not (backend.is_gpu or keep_pairs):  # the cell table alone, on the CPU: one DuckDB query
+            with timings.stage("read_and_table"):
+                reduced = sql_cell_table(source, start, end, strict, progress=bool(cfg.progress))
+            if reduced is not None:
+                return Loaded(reduced.table, reduced.first, None, {"missing_period": reduced.missing_period})
         jobs = source.batch_jobs(gpu=backend.is_gpu)
 
     acc = TableAccumulator()

@@ -1,0 +1,315 @@
+"""The CPU reader: DuckDB reads the pairs and reduces them to the cell table in one query.
+
+DuckDB's parallel parquet and CSV readers never materialise the columns and its hash aggregation
+streams, so one `GROUP BY` over (group, prev, recent) gives the cell table at the speed of the
+file's decoding, in bounded memory; every drop reason is counted in the same pass (rows that fail
+a rule are grouped by their reason alone). The rules are those of `pairs.invalid_masks`, in the
+same order, with the readers' `missing_period` first; tests/test_sql.py runs both readers on the
+same files. Periods: timestamps and dates by calendar arithmetic, integers from `data.start` or
+as YYYYMM, strings through their distinct values parsed once in Python.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .calendar import PER_YEAR, check_window, parse_period
+from .cells import PRICE_SUMS, CellTable
+from .errors import ConfigError, DataError
+from .pairs import check_strict
+
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_FLOATS = ("FLOAT", "DOUBLE", "REAL")
+
+
+@dataclass(frozen=True)
+class SqlTable:
+    """first: absolute period of the table's period 0; table: the cell table (host arrays) with its
+    drop counts; missing_period: rows without both periods (the readers' own reason)."""
+
+    first: int
+    table: CellTable
+    missing_period: int
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def relation(files: list[str], fmt: str) -> str:
+    """The DuckDB table function reading the files (parquet: any number; CSV: one file, empty
+    fields as nulls)."""
+    if fmt == "parquet":
+        return f"read_parquet([{', '.join(_literal(f) for f in files)}])"
+    return f"read_csv({_literal(files[0])}, header = true)"
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None) -> Any:
+    import duckdb
+
+    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
+    if memory_limit:
+        con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    return con
+
+
+def column_types(con: Any, source: str, files: list[str]) -> dict[str, str]:
+    """name -> DuckDB type of the source's columns; DataError naming the file if it cannot be read."""
+    import duckdb
+
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    except duckdb.Error as exc:
+        raise DataError(f"cannot read {files[0] if len(files) == 1 else files}: {_first_line(exc)}") from exc
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+class PeriodColumns:
+    """SQL expressions for the absolute period of a period column, by its DuckDB type."""
+
+    def __init__(self, con: Any, source: str, periodicity: str, integer_periods: str, start: str | None) -> None:
+        self.con, self.source = con, source
+        self.periodicity, self.integer_periods, self.start = periodicity, integer_periods, start
+        self.labels: dict[str, Any] = {}  # string columns: the table of their parsed distinct values
+
+    def expression(self, name: str, kind: str) -> str:
+        col = quote(name)
+        per = 12 // PER_YEAR[self.periodicity]
+        if kind.startswith("TIMESTAMPTZ") or kind.startswith("TIMESTAMP WITH TIME ZONE"):
+            raise _Unsupported(f"column {name!r} is a timestamp with a time zone")
+        if kind.startswith(("TIMESTAMP", "DATE")):
+            months = f"(year({col}) * 12 + month({col}) - 1)"
+            return months if per == 1 else f"({months} // {per})"
+        if kind in _NUMERIC:
+            return self._integers(name, col, per)
+        if kind == "VARCHAR":
+            return self._strings(name, col)
+        raise DataError(
+            f"column {name!r} has type {kind.lower()}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
+        )
+
+    def _integers(self, name: str, col: str, per: int) -> str:
+        """YYYYMM numbers, or positions from data.start; checked as the pyarrow reader checks them."""
+        (row,) = self.con.execute(
+            f"SELECT min({col}), max({col}), min({col} % 100), max({col} % 100) FROM {self.source}"
+        ).fetchall()
+        lo, hi, month_lo, month_hi = (None if v is None else int(v) for v in row)
+        if self.integer_periods == "yyyymm":
+            if month_lo is not None and month_hi is not None and (month_lo < 1 or month_hi > 12):
+                raise DataError(f"column {name!r} is not in YYYYMM form (month {month_lo}..{month_hi})")
+            months = f"(({col} // 100) * 12 + {col} % 100 - 1)"
+            expr = months if per == 1 else f"({months} // {per})"
+            bounds = [((v // 100) * 12 + v % 100 - 1) // per for v in (lo, hi) if v is not None]
+        else:
+            if self.start is None:
+                raise ConfigError(
+                    f"column {name!r} holds integer period positions: set data.start (the period "
+                    "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm"
+                )
+            offset = parse_period(self.start, self.periodicity)
+            expr = f"({col} + {offset})"
+            bounds = [v + offset for v in (lo, hi) if v is not None]
+        if bounds and (bounds[0] < 0 or bounds[-1] > 100_000):
+            raise DataError(
+                f"column {name!r} gives periods {bounds[0]}..{bounds[-1]}: not calendar periods "
+                "(for YYYYMM numbers set data.integer_periods=yyyymm)"
+            )
+        return f"CAST({expr} AS BIGINT)"
+
+    def _strings(self, name: str, col: str) -> str:
+        import pyarrow as pa
+
+        values = [r[0] for r in self.con.execute(f"SELECT DISTINCT {col} FROM {self.source}").fetchall()]
+        labels = [v for v in values if v is not None]
+        try:
+            periods = [parse_period(v, self.periodicity) for v in labels]
+        except ConfigError as exc:
+            raise DataError(f"column {name!r}: {exc}") from exc
+        table = f"labels_{len(self.labels)}"
+        self.labels[table] = pa.table({"label": pa.array(labels, pa.string()), "period": pa.array(periods, pa.int64())})
+        self.con.register(table, self.labels[table])
+        return f"(SELECT period FROM {table} WHERE label = {col})"
+
+
+class _Unsupported(Exception):
+    """A column this reader does not handle (the pyarrow reader does)."""
+
+
+def sql_cell_table(
+    source: Any, start: int | None, end: int | None, strict: bool = False, progress: bool = False
+) -> SqlTable | None:
+    """The cell table of the pairs of `source` (a PairSource) over the window [start, end] (or
+    the data's own), in one DuckDB query; None where a column needs the pyarrow reader (a
+    timestamp with a time zone: its wall-clock months depend on the zone pyarrow keeps).
+    progress: DuckDB's progress bar, on a terminal."""
+    files, fmt = source.files()
+    wanted = source.wanted()
+    con = connect()
+    if progress and sys.stderr.isatty():
+        con.execute("SET enable_progress_bar = true")
+    src = relation(files, fmt)
+    types = column_types(con, src, files)
+    missing = [c for c in wanted.values() if c not in types]
+    if missing:
+        raise DataError(
+            f"column(s) {', '.join(map(repr, missing))} not found in {files[0]}; columns found: {', '.join(types)}"
+        )
+    for role in ("y", "price_prev", "price_recent"):
+        if role in wanted and not (
+            types[wanted[role]] in _NUMERIC + _FLOATS or types[wanted[role]].startswith("DECIMAL")
+        ):
+            raise DataError(f"column {wanted[role]!r} must be numeric, got {types[wanted[role]].lower()}")
+    periods = PeriodColumns(con, src, source.periodicity, source.integer_periods, source.start)
+    try:
+        prev = periods.expression(wanted["prev"], types[wanted["prev"]])
+        recent = periods.expression(wanted["recent"], types[wanted["recent"]])
+    except _Unsupported:
+        return None
+    prices = "price_prev" in wanted
+    p0 = f"CAST({quote(wanted['price_prev'])} AS DOUBLE)" if prices else "NULL"
+    p1 = f"CAST({quote(wanted['price_recent'])} AS DOUBLE)" if prices else "NULL"
+    y = f"CAST({quote(wanted['y'])} AS DOUBLE)" if "y" in wanted else f"ln({p1} / {p0})"
+    group = quote(wanted["group"]) if "group" in wanted else "NULL"
+    pairs = f"SELECT {group} AS g, {prev} AS i, {recent} AS j, {y} AS y, {p0} AS p0, {p1} AS p1 FROM {src}"
+    import duckdb
+
+    try:
+        if prices:
+            cells = _cells(con, pairs, prices=True)
+        else:  # a fast query, redone carefully for the few cells holding a NaN or infinite y
+            cells = _cells(con, pairs, prices=False, careful=False)
+            keyed = ~(cells["i_null"] | cells["j_null"] | (cells["g_null"] if "group" in wanted else False))
+            suspect = ~np.isfinite(cells["y"]) & keyed
+            if suspect.any():
+                keys = _keys(cells, suspect, "group" in wanted)
+                cells = _merge(cells, suspect, _cells(con, pairs, prices=False, only=keys))
+    except duckdb.Error as exc:
+        raise DataError(f"cannot read {files[0] if len(files) == 1 else source.path}: {_first_line(exc)}") from exc
+    return _table(cells, "group" in wanted, start, end, strict)
+
+
+def _cells(con: Any, pairs: str, prices: bool, careful: bool = True, only: Any = None) -> dict[str, Any]:
+    """The pairs grouped by their cell key (g, i, j), nulls included, as host arrays: n pairs,
+    bad_price / bad_y pairs failing the per-pair rules (invalid_price, then nonfinite_y), and the
+    sums over the other pairs. careful=False: sums over every non-null y without testing each y
+    (a cell holding a NaN or an infinite y then has a non-finite sum; null y are counted by
+    count(y)). only: a table of (g, i, j) keys to restrict the query to."""
+    price_ok = "coalesce(p0 > 0 AND p1 > 0 AND isfinite(p0) AND isfinite(p1), false)" if prices else "true"
+    y_ok = "coalesce(isfinite(y), false)"
+    ok = f"{price_ok} AND {y_ok}"
+    aggregates = ["count(*) AS n"]
+    if careful:
+        aggregates += [f"count(*) FILTER (WHERE NOT {price_ok}) AS bad_price"]
+        aggregates += [f"count(*) FILTER (WHERE {price_ok} AND NOT {y_ok}) AS bad_y"]
+        values = {"y": "y", "y2": "y * y"}
+        if prices:
+            values.update(p_prev="p0", p_recent="p1", p_prev2="p0 * p0", p_recent2="p1 * p1", p_cross="p0 * p1")
+        aggregates += [f"sum({v}) FILTER (WHERE {ok}) AS {k}" for k, v in values.items()]
+    else:
+        aggregates += ["0 AS bad_price", "count(*) - count(y) AS bad_y", "sum(y) AS y", "sum(y * y) AS y2"]
+    source = f"({pairs})"
+    if only is not None:
+        con.register("only_cells", only)
+        source = f"({pairs}) SEMI JOIN only_cells USING ({', '.join(only.column_names)})"
+    arrow = con.sql(f"SELECT g, i, j, {', '.join(aggregates)} FROM {source} GROUP BY g, i, j").to_arrow_table()
+    import pyarrow.compute as pc
+
+    out: dict[str, Any] = {}
+    for name in ("i", "j"):
+        out[f"{name}_null"] = pc.is_null(arrow.column(name)).to_numpy(zero_copy_only=False)
+        out[name] = arrow.column(name).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    group = arrow.column("g").combine_chunks()
+    out["g_null"] = pc.is_null(group).to_numpy(zero_copy_only=False)
+    out["g"] = group  # an Arrow array: nullable integers stay integers
+    for name in arrow.column_names[3:]:
+        column = arrow.column(name).fill_null(0)
+        out[name] = column.to_numpy(zero_copy_only=False).astype(np.float64 if name not in _COUNTS else np.int64)
+    return out
+
+
+_COUNTS = ("n", "bad_price", "bad_y")
+
+
+def _keys(cells: dict[str, Any], rows: np.ndarray, grouped: bool) -> Any:
+    """The (g, i, j) keys of these cells as an Arrow table ((i, j) without groups: g is null)."""
+    import pyarrow as pa
+
+    keys = {"g": cells["g"].filter(rows)} if grouped else {}
+    return pa.table({**keys, "i": cells["i"][rows], "j": cells["j"][rows]})
+
+
+def _merge(cells: dict[str, Any], rows: np.ndarray, redone: dict[str, Any]) -> dict[str, Any]:
+    """cells with its `rows` replaced by the careful query's cells."""
+    import pyarrow as pa
+
+    keep = ~rows
+    merged = {k: np.concatenate([v[keep], redone[k].astype(v.dtype, copy=False)]) for k, v in cells.items() if k != "g"}
+    merged["g"] = pa.concat_arrays([cells["g"].filter(keep), redone["g"].cast(cells["g"].type)])
+    return merged
+
+
+def _table(cells: dict[str, Any], grouped: bool, start: int | None, end: int | None, strict: bool) -> SqlTable:
+    """The cell table from the grouped pairs: the rules on the cell key (DROP_REASONS' order, as
+    pairs.invalid_masks) drop whole cells; the per-pair rules were counted by the query."""
+    n = cells["n"]
+    i, j = cells["i"], cells["j"]
+    dated = ~(cells["i_null"] | cells["j_null"])
+    if not dated.any():
+        raise DataError("the input holds no pairs")
+    # as the streaming reader: the window given, else the periods of every pair with both dates
+    lo_all, hi_all = int(np.minimum(i, j)[dated].min()), int(np.maximum(i, j)[dated].max())
+    lo = start if start is not None else (lo_all if end is None else min(lo_all, end - 1))
+    hi = end if end is not None else max(hi_all, lo + 1)
+    check_window(lo, hi)
+    rules = {
+        "missing_period": ~dated,
+        "missing_group": cells["g_null"] if grouped else None,
+        "period_out_of_range": (i < lo) | (j < lo) | (i > hi) | (j > hi),
+        "prev_not_before_recent": i >= j,
+    }
+    failed = np.zeros(n.shape, dtype=bool)
+    dropped: dict[str, int] = {}
+    for reason, mask in rules.items():
+        if mask is not None:
+            dropped[reason] = int(n[mask & ~failed].sum())
+            failed |= mask
+    ok = ~failed
+    dropped["invalid_price"] = int(cells["bad_price"][ok].sum())
+    dropped["nonfinite_y"] = int(cells["bad_y"][ok].sum())
+    missing_period = dropped.pop("missing_period")
+    dropped = {k: v for k, v in dropped.items() if v}
+    if strict:
+        check_strict(dropped)
+    count = n - cells["bad_price"] - cells["bad_y"]
+    ok &= count > 0
+    t = max(hi - lo + 1, 2)
+    groups = cells["g"].filter(ok).to_numpy(zero_copy_only=False) if grouped else None  # no nulls left
+    labels, codes = _group_codes(groups, int(ok.sum()))
+    prev, recent = i[ok] - lo, j[ok] - lo
+    order = np.argsort((codes * t + prev) * t + recent, kind="stable")
+    names = [k for k in ("y", "y2", *PRICE_SUMS) if k in cells]
+    sums = {k: cells[k][ok][order] for k in names}
+    table = CellTable(t, labels, codes[order], prev[order], recent[order], count[ok][order], sums, dropped)
+    return SqlTable(lo, table, missing_period)
+
+
+def _group_codes(values: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted labels, int64 code per cell) of the cells' group values (None: one group, ALL)."""
+    if values is None:
+        return np.asarray(["ALL"], dtype=object), np.zeros(n, dtype=np.int64)
+    labels, codes = np.unique(values, return_inverse=True)
+    labels = labels.astype(np.int64) if labels.dtype.kind in "iu" else labels.astype(object)
+    return labels, codes.reshape(-1).astype(np.int64)

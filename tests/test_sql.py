@@ -1,0 +1,204 @@
+"""The DuckDB reader (gpu_hpi.sql) against the streaming pyarrow reader on the same files: the same
+cell table, window and drop counts for every period type, group type, format and rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import gpu_hpi
+from gpu_hpi.calendar import parse_period
+from gpu_hpi.cells import TableAccumulator
+from gpu_hpi.errors import ConfigError, DataError
+from gpu_hpi.io import PairSource
+from gpu_hpi.sql import sql_cell_table
+
+CPU = gpu_hpi.resolve_backend("cpu")
+COLUMNS = {"group": "region", "prev": "d0", "recent": "d1", "y": "y"}
+N = 6000
+
+
+def stream_table(source: PairSource, start: int | None, end: int | None) -> tuple[int, gpu_hpi.CellTable, int]:
+    """(first period, table, missing_period) as the streaming reader builds them (pipeline._stream_pairs)."""
+    acc = TableAccumulator()
+    for batch in source.batches():
+        acc.missing_period += batch.missing_period
+        if batch.n_rows:
+            acc.add(*batch.cell_table(start, end, CPU))
+    first, table = acc.total(start, end)
+    return first, table, acc.missing_period
+
+
+def assert_same(source: PairSource, start: int | None = None, end: int | None = None) -> gpu_hpi.CellTable:
+    got = sql_cell_table(source, start, end)
+    assert got is not None
+    first, want, missing = stream_table(source, start, end)
+    assert (got.first, got.table.n_periods, got.missing_period) == (first, want.n_periods, missing)
+    assert got.table.dropped == want.dropped
+    assert [str(g) for g in got.table.group_labels] == [str(g) for g in want.group_labels]
+    for name in ("group", "prev", "recent", "count"):
+        np.testing.assert_array_equal(getattr(got.table, name), getattr(want, name), err_msg=name)
+    assert set(got.table.sums) == set(want.sums)
+    for name, values in want.sums.items():
+        np.testing.assert_allclose(got.table.sums[name], values, rtol=1e-12, atol=1e-9, err_msg=name)
+    return got.table
+
+
+def frame(seed: int = 0, invalid: bool = True) -> pd.DataFrame:
+    """Pairs over 2014-01..2023-12 with days inside the month, three regions; with invalid rows of
+    every reason: null dates, null regions, prev >= recent, null, NaN and infinite y."""
+    rng = np.random.default_rng(seed)
+    m0 = rng.integers(0, 110, N)
+    m1 = m0 + rng.integers(1, 10, N)
+    month = np.datetime64("2014-01", "M")
+    d0 = (month + m0).astype("datetime64[D]") + rng.integers(0, 28, N)
+    d1 = (month + m1).astype("datetime64[D]") + rng.integers(0, 28, N)
+    out = pd.DataFrame(
+        {
+            "region": rng.choice(np.array([11, 26, 41]), N),
+            "d0": d0.astype("datetime64[ns]"),
+            "d1": d1.astype("datetime64[ns]"),
+            "y": rng.normal(0.01, 0.1, N),
+            "p0": np.exp(rng.normal(12, 0.3, N)),
+        }
+    )
+    out["p1"] = out["p0"] * np.exp(out["y"])
+    if invalid:
+        out.loc[::101, "d0"] = pd.NaT
+        out.loc[5::211, "region"] = np.nan
+        out.loc[7::307, "d1"] = out.loc[7::307, "d0"]
+        out.loc[11::401, "y"] = np.nan
+        out.loc[13::503, "y"] = np.inf
+        out.loc[17::601, "p0"] = 0.0
+    return out
+
+
+def write(tmp_path: Path, data: pd.DataFrame, name: str = "pairs.parquet", **arrow_types: pa.DataType) -> str:
+    table = pa.Table.from_pandas(data, preserve_index=False)
+    for col, kind in arrow_types.items():
+        table = table.set_column(table.schema.get_field_index(col), col, table.column(col).cast(kind))
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        data.to_csv(path, index=False)
+    else:
+        pq.write_table(table, path, row_group_size=1000)
+    return str(path)
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "ms", "s"])
+def test_timestamps_every_unit(tmp_path: Path, unit: str) -> None:
+    path = write(tmp_path, frame(), d0=pa.timestamp(unit), d1=pa.timestamp(unit))
+    table = assert_same(PairSource(path, "auto", COLUMNS))
+    assert set(table.dropped) == {"missing_group", "prev_not_before_recent", "nonfinite_y"}
+
+
+@pytest.mark.parametrize("periodicity", ["month", "quarter", "year"])
+def test_dates_by_periodicity(tmp_path: Path, periodicity: str) -> None:
+    path = write(tmp_path, frame(1), d0=pa.date32(), d1=pa.date32())
+    assert_same(PairSource(path, "auto", COLUMNS, periodicity=periodicity))
+
+
+def test_windows(tmp_path: Path) -> None:
+    path = write(tmp_path, frame(2))
+    source = PairSource(path, "auto", COLUMNS)
+    month = parse_period("2016-05", "month")
+    for start, end in ((month, None), (None, month + 40), (month, month + 40)):
+        table = assert_same(source, start, end)
+        assert table.dropped["period_out_of_range"] > 0
+
+
+def test_strings_and_dictionary_strings(tmp_path: Path) -> None:
+    data = frame(3)
+    data["d0"] = data["d0"].dt.strftime("%Y-%m").where(data["d0"].notna(), None)
+    data["d1"] = data["d1"].dt.strftime("%Y-%m-%d")
+    assert_same(PairSource(write(tmp_path, data), "auto", COLUMNS))
+    dictionary = write(tmp_path, data, "dict.parquet", d0=pa.dictionary(pa.int32(), pa.string()))
+    assert_same(PairSource(dictionary, "auto", COLUMNS, periodicity="quarter"))
+
+
+def test_integer_periods(tmp_path: Path) -> None:
+    data = frame(4)
+    positions = data.assign(
+        d0=((data["d0"].dt.year - 2014) * 12 + data["d0"].dt.month - 1).astype("Int64"),
+        d1=(data["d1"].dt.year - 2014) * 12 + data["d1"].dt.month - 1,
+    )
+    assert_same(PairSource(write(tmp_path, positions), "auto", COLUMNS, start="2014-01"))
+    yyyymm = data.assign(
+        d0=(data["d0"].dt.year * 100 + data["d0"].dt.month).astype("Int64"),
+        d1=data["d1"].dt.year * 100 + data["d1"].dt.month,
+    )
+    assert_same(PairSource(write(tmp_path, yyyymm, "ym.parquet"), "auto", COLUMNS, integer_periods="yyyymm"))
+    with pytest.raises(DataError, match="YYYYMM"):
+        sql_cell_table(
+            PairSource(write(tmp_path, positions, "pos.parquet"), "auto", COLUMNS, integer_periods="yyyymm"), None, None
+        )
+    with pytest.raises(ConfigError, match=r"data\.start"):
+        sql_cell_table(PairSource(write(tmp_path, positions, "nostart.parquet"), "auto", COLUMNS), None, None)
+
+
+@pytest.mark.parametrize("group", ["int", "string", "none"])
+def test_group_types(tmp_path: Path, group: str) -> None:
+    data = frame(5)
+    columns = dict(COLUMNS)
+    if group == "string":
+        data["region"] = data["region"].map({11.0: "Seoul", 26.0: "Busan", 41.0: "Gyeonggi"})
+    elif group == "none":
+        del columns["group"]
+    assert_same(PairSource(write(tmp_path, data), "auto", columns))
+
+
+def test_prices_and_y_from_prices(tmp_path: Path) -> None:
+    path = write(tmp_path, frame(6))
+    priced = {**COLUMNS, "price_prev": "p0", "price_recent": "p1"}
+    table = assert_same(PairSource(path, "auto", priced))
+    assert table.has_prices and table.dropped["invalid_price"] > 0
+    assert_same(PairSource(path, "auto", {**priced, "y": None}))
+
+
+def test_csv_and_several_parquet_files(tmp_path: Path) -> None:
+    data = frame(7)
+    assert_same(PairSource(write(tmp_path, data, "pairs.csv"), "auto", COLUMNS))
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for k in range(3):
+        write(parts, data.iloc[k * N // 3 : (k + 1) * N // 3], f"part-{k}.parquet")
+    assert_same(PairSource(str(parts), "auto", COLUMNS))
+
+
+def test_clean_data_takes_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without NaN or infinite y the careful query (per-pair tests) never runs."""
+    from gpu_hpi import sql
+
+    calls: list[bool] = []
+    real = sql._cells
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("careful", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sql, "_cells", spy)
+    assert_same(PairSource(write(tmp_path, frame(8, invalid=False)), "auto", COLUMNS))
+    assert calls == [False]
+    calls.clear()
+    assert_same(PairSource(write(tmp_path, frame(8), "dirty.parquet"), "auto", COLUMNS))
+    assert calls == [False, True]
+
+
+def test_refusals(tmp_path: Path) -> None:
+    data = frame(9)
+    with pytest.raises(DataError, match="'y' must be numeric"):
+        sql_cell_table(PairSource(write(tmp_path, data.assign(y="x")), "auto", COLUMNS), None, None)
+    with pytest.raises(DataError, match="not found"):
+        sql_cell_table(PairSource(write(tmp_path, data, "p.parquet"), "auto", {**COLUMNS, "y": "nope"}), None, None)
+    with pytest.raises(DataError, match="no pairs"):
+        sql_cell_table(PairSource(write(tmp_path, data.iloc[:0], "empty.parquet"), "auto", COLUMNS), None, None)
+    with pytest.raises(DataError, match="strict"):
+        sql_cell_table(PairSource(write(tmp_path, data, "s.parquet"), "auto", COLUMNS), None, None, strict=True)
+    zoned = write(tmp_path, data, "tz.parquet", d0=pa.timestamp("ns", tz="Asia/Seoul"))
+    assert sql_cell_table(PairSource(zoned, "auto", COLUMNS), None, None) is None  # the pyarrow reader's
