@@ -1,22 +1,51 @@
-"""gpu_hpi: repeat-sales house price indices from hundreds of millions of pairs, on a GPU or a CPU."""
+"""gpu_hpi: repeat-sales house price indices from hundreds of millions of pairs, on a GPU or a CPU.
 
-from .backend import Backend, resolve_backend
-from .cells import CellTable, build_cell_table, merge_tables
-from .errors import (
-    BackendUnavailableError,
-    ConfigError,
-    ConvergenceWarning,
-    DataError,
-    GpuHpiError,
-    IdentificationWarning,
-)
-from .estimate import estimate_index, fit_index
-from .methods import MethodOptions
-from .pairs import Pairs, prepare_pairs
-from .result import IndexResult
+The public names load their modules on first use (PEP 562), so that `import gpu_hpi.config` and
+`python -m gpu_hpi --help` do not pay for numpy, pandas and scipy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backend import Backend, resolve_backend
+    from .cells import CellTable, build_cell_table, merge_tables
+    from .errors import (
+        BackendUnavailableError,
+        ConfigError,
+        ConvergenceWarning,
+        DataError,
+        GpuHpiError,
+        IdentificationWarning,
+    )
+    from .estimate import estimate_index, fit_index
+    from .methods import MethodOptions
+    from .pairs import Pairs, prepare_pairs
+    from .result import IndexResult
 
 __version__ = "0.1.0"
 
+_HOMES = {
+    "Backend": "backend",
+    "resolve_backend": "backend",
+    "CellTable": "cells",
+    "build_cell_table": "cells",
+    "merge_tables": "cells",
+    "BackendUnavailableError": "errors",
+    "ConfigError": "errors",
+    "ConvergenceWarning": "errors",
+    "DataError": "errors",
+    "GpuHpiError": "errors",
+    "IdentificationWarning": "errors",
+    "estimate_index": "estimate",
+    "fit_index": "estimate",
+    "MethodOptions": "methods",
+    "Pairs": "pairs",
+    "prepare_pairs": "pairs",
+    "IndexResult": "result",
+}
 __all__ = [
     "Backend",
     "BackendUnavailableError",
@@ -36,3 +65,18 @@ __all__ = [
     "prepare_pairs",
     "resolve_backend",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    try:  # submodules used as attributes, e.g. gpu_hpi.methods.MethodOptions
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *__all__]
