@@ -34,6 +34,8 @@ CASES = (
     "cells",
     "revision",
     "revision_refits",
+    "regions",
+    "duckdb_pairs",
 )
 DATA_DIR = Path(os.environ.get("GPU_HPI_BENCH_DATA", "bench-data"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -88,6 +90,10 @@ def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
         return cells_case(n)
     if case in ("revision", "revision_refits"):
         return revision_case(n, refits=case == "revision_refits")
+    if case == "regions":
+        return regions_case(n)
+    if case == "duckdb_pairs":
+        return duckdb_pairs(n)
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     group, prev, recent, y = market_arrays(n)
@@ -332,6 +338,66 @@ def revision_case(n: int, refits: bool) -> dict[str, Any]:
         "seconds": seconds,
         "extra_rss": mem.peak - mem.start,
         "inputs": None,
+        "backend": be.name,
+        "device": be.device,
+    }
+
+
+def duckdb_pairs(n: int) -> dict[str, Any]:
+    """The ten-line DuckDB query of issue 12 on the seed-schema parquet of cli_parquet: the bar
+    the CPU reader is held to (compare the cli_parquet case's read_and_table stage)."""
+    import duckdb
+
+    path = seed_parquet(n)
+    query = f"""
+        SELECT group_id,
+               (year(PrevYearMonth) - 2014) * 12 + month(PrevYearMonth) - 1 AS i,
+               (year(RecentYearMonth) - 2014) * 12 + month(RecentYearMonth) - 1 AS j,
+               count(*) n, sum(LogPriceDiff) s1, sum(LogPriceDiff * LogPriceDiff) s2
+        FROM read_parquet('{path}') GROUP BY ALL
+    """
+    con = duckdb.connect()
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        cells = con.sql(query).to_arrow_table()
+        seconds = time.perf_counter() - start
+    return {
+        "case": f"DuckDB query ({cells.num_rows:,} cells)",
+        "n": n,
+        "seconds": seconds,
+        "extra_rss": mem.peak - mem.start,
+        "inputs": path_size(path),
+        "backend": "cpu",
+        "device": f"DuckDB {duckdb.__version__}",
+    }
+
+
+def regions_case(n: int, n_groups: int = 10_000) -> dict[str, Any]:
+    """Table + exact solve of n pairs over 10,000 regions and 123 months in memory (the sparse cell
+    table: most cells hold one pair): uniform regions and first sales, geometric holding."""
+    import gpu_hpi
+
+    warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, n_groups, n).astype(np.int32)
+    prev = rng.integers(0, 122, n)
+    recent = np.minimum(prev + rng.geometric(1 / 30, n), 122)
+    y = rng.normal(0, 0.1, n)
+    prev, recent = prev.astype(np.int16), recent.astype(np.int16)
+    inputs = group.nbytes + prev.nbytes + recent.nbytes + y.nbytes
+    be = gpu_hpi.resolve_backend("cpu")
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=123, backend=be), be)
+        built = time.perf_counter()
+        gpu_hpi.fit_index(table, backend=be)
+        seconds = time.perf_counter() - start
+    return {
+        "case": f"{n_groups:,} regions (table {built - start:.2f} s)",
+        "n": n,
+        "seconds": seconds,
+        "extra_rss": mem.peak - mem.start,
+        "inputs": inputs,
         "backend": be.name,
         "device": be.device,
     }

@@ -241,7 +241,7 @@ def build_cell_table(
 
     def sparse_partial(worker: int) -> tuple[tuple[Any, Any, dict[str, Any]], dict[str, int]]:
         acc: list[tuple[Any, Any, dict[str, Any]]] = []
-        pending = 0
+        pending = folded = 0
         dropped: dict[str, int] = {}
         for start in starts[worker::workers]:
             key, values, valid, bad = _chunk_values(xp, pairs, start, min(start + chunk, n))
@@ -249,9 +249,11 @@ def build_cell_table(
             ones = xp.ones(int(xp.count_nonzero(valid)))
             acc.append(_reduce_by_key(xp, key[valid], ones, {k: values[k][valid] for k in names}))
             pending += int(acc[-1][0].shape[0])
-            if pending > 4 * chunk:  # bound memory: fold the pending partial tables into one
+            # bound memory: fold the partial tables into one once the new cells outnumber the folded
+            # ones (a fold per chunk would re-sort a large table again and again)
+            if pending > max(4 * chunk, folded):
                 acc = [_concat_reduce(xp, acc, names)]
-                pending = int(acc[0][0].shape[0])
+                folded, pending = int(acc[0][0].shape[0]), 0
         return _concat_reduce(xp, acc, names), dropped
 
     partials = _run(sparse_partial, workers)

@@ -19,7 +19,7 @@ from .backend import Backend, array_namespace
 from .cells import CellTable
 from .errors import ConfigError, ConvergenceWarning, DataError
 from .pairs import Pairs, count_invalid
-from .solvers import Identification, TableFit, cell_matrix, fit_table, group_batches, identify
+from .solvers import Identification, TableFit, cell_matrix, decouple, fit_table, group_batches, identify
 
 METHODS = ("bmn", "case_shiller", "robust", "arithmetic")
 PAIR_METHODS = ("robust",)  # methods that need the pairs, not only their table
@@ -369,7 +369,6 @@ def _arithmetic_solve(table: CellTable, ident: Identification, backend: Backend,
     xp = backend.xp
     t, est = table.n_periods, ident.estimated
     out = xp.ones((table.n_groups, t))
-    eye = xp.eye(t)
     for g0, g1, sl in group_batches(table):
         grp, i, j = table.group[sl] - g0, table.prev[sl], table.recent[sl]
         used = xp.asarray(ident.identified[g0:g1])[grp, i] & (weight[sl] > 0)
@@ -377,9 +376,8 @@ def _arithmetic_solve(table: CellTable, ident: Identification, backend: Backend,
         p0, p1 = w * table.sums["p_prev"][sl], w * table.sums["p_recent"][sl]
         zx = cell_matrix(xp, g1 - g0, t, grp, i, j, p0, p1, -p1, -p0)
         m = xp.asarray(est[g0:g1])
-        mm = m[:, :, None] & m[:, None, :]
         rhs = xp.where(m, -zx[:, :, ident.base], 0.0)
-        a = xp.where(mm, zx, 0.0) + eye * (~m)[:, :, None]
+        a = decouple(xp, zx, m)
         out[g0:g1] = xp.where(m, xp.linalg.solve(a, rhs[:, :, None])[:, :, 0], 1.0)
     bi, bj = out[table.group, table.prev], out[table.group, table.recent]
     s = table.sums
@@ -397,7 +395,6 @@ def _arithmetic_fit(
     n_used = np.zeros(g_all, dtype=np.int64)
     ssr = np.zeros(g_all)
     period_pairs = np.zeros((g_all, t), dtype=np.int64)
-    eye = xp.eye(t)
     for g0, g1, sl in group_batches(table):
         nb = g1 - g0
         grp, i, j = table.group[sl] - g0, table.prev[sl], table.recent[sl]
@@ -410,11 +407,10 @@ def _arithmetic_fit(
         w = xp.where(used, weight[sl], 0.0)
         p0, p1 = w * table.sums["p_prev"][sl], w * table.sums["p_recent"][sl]
         m = xp.asarray(est[g0:g1])
-        mm = m[:, :, None] & m[:, None, :]
-        zx = xp.where(mm, cell_matrix(xp, nb, t, grp, i, j, p0, p1, -p1, -p0), 0.0) + eye * (~m)[:, :, None]
+        zx = decouple(xp, cell_matrix(xp, nb, t, grp, i, j, p0, p1, -p1, -p0), m)
         meat_w = w * w * u2[sl]
-        meat = xp.where(mm, cell_matrix(xp, nb, t, grp, i, j, meat_w, meat_w, -meat_w, -meat_w), 0.0)
-        inv = xp.linalg.inv(zx) * mm
+        meat = decouple(xp, cell_matrix(xp, nb, t, grp, i, j, meat_w, meat_w, -meat_w, -meat_w), m, identity=False)
+        inv = decouple(xp, xp.linalg.inv(zx), m, identity=False)
         cov = inv @ meat @ xp.swapaxes(inv, 1, 2)
         var_b[g0:g1] = backend.to_host(xp.diagonal(cov, axis1=1, axis2=2))
         n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=xp.where(used, count, 0.0), minlength=nb)).round()

@@ -6,8 +6,10 @@ All functions take arrays of one backend (numpy or cupy) and use only the shared
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,6 +121,19 @@ def cell_matrix(
     ).reshape(b, t, t)
 
 
+def decouple(xp: Any, a: Any, m: Any, identity: bool = True) -> Any:
+    """In place on (B, T, T) matrices: zero the rows and columns of the periods not estimated (m
+    False, (B, T)) and, with identity, put 1 on their diagonal, so that they decouple and solve to
+    0. In place because where() and an identity product made three full-size temporaries (3.4 s
+    against 0.5 s for 5,000 groups of 123 periods)."""
+    a *= m[:, :, None]
+    a *= m[:, None, :]
+    if identity:
+        idx = xp.arange(a.shape[1])
+        a[:, idx, idx] += ~m
+    return a
+
+
 def group_batches(table: CellTable, numbers: int = GROUP_CELLS) -> Iterator[tuple[int, int, slice]]:
     """(g0, g1, cell slice) for batches of groups whose (batch, T, T) matrices hold at most
     `numbers` numbers (cells are sorted by group)."""
@@ -164,8 +179,8 @@ def fit_table(
     n_used = np.zeros(g_all, dtype=np.int64)
     ssr = np.zeros(g_all)
     tss = np.zeros(g_all)
-    eye = xp.eye(t)
-    for g0, g1, sl in group_batches(table):
+
+    def fit_batch(g0: int, g1: int, sl: slice) -> None:
         b = g1 - g0
         grp = table.group[sl] - g0
         i, j, count = table.prev[sl], table.recent[sl], table.count[sl].astype(np.float64)
@@ -183,27 +198,38 @@ def fit_table(
         used = xp.asarray(ident.identified[g0:g1])[grp, i] & (nf > 0)
         grp, i, j, ti, tj, nf, s1, s2, count = (a[used] for a in (grp, i, j, ti, tj, nf, s1, s2, count))
         m = xp.asarray(est[g0:g1])
-        mm = m[:, :, None] & m[:, None, :]
-        lap = cell_matrix(xp, b, t, grp, i, j, nf, nf, -nf, -nf)
-        # Unestimated periods (base, unidentified) get an identity row: they decouple and solve to 0.
-        lap = xp.where(mm, lap, 0.0) + eye * (~m)[:, :, None]
+        # unestimated periods (base, unidentified) get an identity row: they decouple and solve to 0
+        lap = decouple(xp, cell_matrix(xp, b, t, grp, i, j, nf, nf, -nf, -nf), m)
+        # with the covariance, one inverse gives both (the solve is then a product)
+        inv = xp.linalg.inv(lap) if covariance else None
         if beta is None:
             rhs = xp.bincount(xp.concatenate([tj, ti]), weights=xp.concatenate([s1, -s1]), minlength=b * t)
             rhs = xp.where(m, rhs.reshape(b, t), 0.0)
-            bet = xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]
+            bet = (inv @ rhs[:, :, None] if inv is not None else xp.linalg.solve(lap, rhs[:, :, None]))[:, :, 0]
         else:
             bet = xp.where(m, xp.asarray(beta[g0:g1]), 0.0)
         d = bet[grp, j] - bet[grp, i]
         cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
         out_beta[g0:g1] = backend.to_host(bet)
-        if covariance:
-            inv = xp.linalg.inv(lap) * mm
-            out_var[g0:g1] = backend.to_host(xp.diagonal(inv, axis1=1, axis2=2))
-        else:
-            out_var[g0:g1] = np.nan
+        out_var[g0:g1] = (
+            np.nan if inv is None else backend.to_host(xp.where(m, xp.diagonal(inv, axis1=1, axis2=2), 0.0))
+        )
         n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=count, minlength=b)).round().astype(np.int64)
         ssr[g0:g1] = backend.to_host(xp.bincount(grp, weights=cell_ssr, minlength=b))
         tss[g0:g1] = backend.to_host(xp.bincount(grp, weights=s2, minlength=b))
+
+    # on the CPU a thread per core, each solving its batches with a single-threaded BLAS: the
+    # batched (T, T) inverses ran 1.65x faster so than with OpenBLAS threading each call
+    workers = 1 if backend.is_gpu else max(1, min(os.cpu_count() or 1, table.n_groups))
+    batches = list(group_batches(table, min(GROUP_CELLS, -(-table.n_groups // workers) * t * t)))
+    if workers > 1 and len(batches) > 1:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda batch: fit_batch(*batch), batches))
+    else:
+        for batch in batches:
+            fit_batch(*batch)
 
     n_params = est.sum(axis=1)
     dof = n_used - n_params

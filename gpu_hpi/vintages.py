@@ -20,7 +20,7 @@ import scipy.sparse.csgraph
 from .backend import resolve_backend
 from .cells import CellTable
 from .methods import MethodOptions, case_shiller, fit_method
-from .solvers import Identification, group_batches
+from .solvers import Identification, decouple, group_batches
 
 # numbers in one group batch's (batch, T, T) Laplacian during the sweep: 64 MB
 SWEEP_NUMBERS = 1 << 23
@@ -92,8 +92,7 @@ def ols_vintages(table: CellTable, idents: list[Identification]) -> np.ndarray:
             # as fit_table: only estimated periods enter; the others get identity rows and solve to 0
             m = ident.estimated[g0:g1]
             size = v + 1
-            mm = m[:, :, None] & m[:, None, :]
-            a = np.where(mm, lap[:, :size, :size], 0.0) + np.eye(size) * (~m)[:, :, None]
+            a = decouple(np, lap[:, :size, :size].copy(), m)
             beta = np.linalg.solve(a, np.where(m, rhs[:, :size], 0.0)[:, :, None])[:, :, 0]
             out[k, g0:g1, :size] = np.where(ident.identified[g0:g1], beta, np.nan)
     return out

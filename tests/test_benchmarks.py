@@ -25,7 +25,7 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
         "--sizes",
         "20K",
         "--cases",
-        "normal,lsqr,lsmr,seed_loop,dense_lstsq,transactions,cells",
+        "normal,lsqr,lsmr,seed_loop,dense_lstsq,transactions,cells,revision,revision_refits,regions,duckdb_pairs",
         "--seed-size",
         "2K",
         "--dense-size",
@@ -47,6 +47,8 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
         "dense_lstsq",
     ]
     assert cases[7].startswith("transactions -> ") and cases[8].startswith("cells.parquet load")
+    assert cases[9].startswith("revision (") and cases[10] == "revision, refit per vintage"
+    assert cases[11].startswith("10,000 regions (table ") and cases[12].startswith("DuckDB query (")
     assert all(r["seconds"] > 0 for r in rows)
     assert [r["n"] for r in rows if r["case"] == "seed_loop (extrapolated)"] == [68_000_000, 150_000_000]
     for case in cases:
