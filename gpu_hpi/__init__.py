@@ -74,7 +74,9 @@ def __getattr__(name: str) -> Any:
         return value
     try:  # submodules used as attributes, e.g. gpu_hpi.methods.MethodOptions
         return importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise  # the submodule exists but one of its dependencies is missing: say which
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 

@@ -200,12 +200,13 @@ def fit_table(
         m = xp.asarray(est[g0:g1])
         # unestimated periods (base, unidentified) get an identity row: they decouple and solve to 0
         lap = decouple(xp, cell_matrix(xp, b, t, grp, i, j, nf, nf, -nf, -nf), m)
-        # with the covariance, one inverse gives both (the solve is then a product)
+        # the index by a solve (an inverse times the right-hand side lost digits on the nearly
+        # singular systems that extreme Case-Shiller weights make), the covariance by the inverse
         inv = xp.linalg.inv(lap) if covariance else None
         if beta is None:
             rhs = xp.bincount(xp.concatenate([tj, ti]), weights=xp.concatenate([s1, -s1]), minlength=b * t)
             rhs = xp.where(m, rhs.reshape(b, t), 0.0)
-            bet = (inv @ rhs[:, :, None] if inv is not None else xp.linalg.solve(lap, rhs[:, :, None]))[:, :, 0]
+            bet = xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]
         else:
             bet = xp.where(m, xp.asarray(beta[g0:g1]), 0.0)
         d = bet[grp, j] - bet[grp, i]
@@ -219,12 +220,14 @@ def fit_table(
         tss[g0:g1] = backend.to_host(xp.bincount(grp, weights=s2, minlength=b))
 
     # on the CPU a thread per core, each solving its batches with a single-threaded BLAS: the
-    # batched (T, T) inverses ran 1.65x faster so than with OpenBLAS threading each call
+    # batched (T, T) inverses ran 1.65x faster so than with OpenBLAS threading each call. The
+    # batches in flight together hold at most GROUP_CELLS numbers, as one batch did before.
     workers = 1 if backend.is_gpu else max(1, min(os.cpu_count() or 1, table.n_groups))
-    batches = list(group_batches(table, min(GROUP_CELLS, -(-table.n_groups // workers) * t * t)))
+    batches = list(group_batches(table, min(GROUP_CELLS // workers, -(-table.n_groups // workers) * t * t)))
     if workers > 1 and len(batches) > 1:
         from threadpoolctl import threadpool_limits
 
+        # process-wide while it lasts: other BLAS work in the process runs single-threaded meanwhile
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda batch: fit_batch(*batch), batches))
     else:

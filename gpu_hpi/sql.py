@@ -45,12 +45,11 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def relation(files: list[str], fmt: str) -> str:
-    """The DuckDB table function reading the files (parquet: any number; CSV: one file, empty
-    fields as nulls)."""
-    if fmt == "parquet":
-        return f"read_parquet([{', '.join(_literal(f) for f in files)}])"
-    return f"read_csv({_literal(files[0])}, header = true)"
+def relation(files: list[str]) -> str:
+    """The DuckDB table function reading parquet files: columns matched by name across files (not
+    by position), and no Hive partition columns taken from the folder names."""
+    names = ", ".join(_literal(f) for f in files)
+    return f"read_parquet([{names}], union_by_name = true, hive_partitioning = false)"
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None) -> Any:
@@ -80,8 +79,11 @@ def _first_line(exc: BaseException) -> str:
 class PeriodColumns:
     """SQL expressions for the absolute period of a period column, by its DuckDB type."""
 
-    def __init__(self, con: Any, source: str, periodicity: str, integer_periods: str, start: str | None) -> None:
-        self.con, self.source = con, source
+    def __init__(
+        self, con: Any, source: str, dated: str, periodicity: str, integer_periods: str, start: str | None
+    ) -> None:
+        # the checks look at the rows the reader keeps: both periods present (`dated`)
+        self.con, self.source = con, f"{source} WHERE {dated}"
         self.periodicity, self.integer_periods, self.start = periodicity, integer_periods, start
         self.labels: dict[str, Any] = {}  # string columns: the table of their parsed distinct values
 
@@ -156,11 +158,13 @@ def sql_cell_table(
     timestamp with a time zone: its wall-clock months depend on the zone pyarrow keeps).
     progress: DuckDB's progress bar, on a terminal."""
     files, fmt = source.files()
+    if fmt != "parquet":
+        return None  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
     wanted = source.wanted()
     con = connect()
     if progress and sys.stderr.isatty():
         con.execute("SET enable_progress_bar = true")
-    src = relation(files, fmt)
+    src = relation(files)
     types = column_types(con, src, files)
     missing = [c for c in wanted.values() if c not in types]
     if missing:
@@ -172,7 +176,8 @@ def sql_cell_table(
             types[wanted[role]] in _NUMERIC + _FLOATS or types[wanted[role]].startswith("DECIMAL")
         ):
             raise DataError(f"column {wanted[role]!r} must be numeric, got {types[wanted[role]].lower()}")
-    periods = PeriodColumns(con, src, source.periodicity, source.integer_periods, source.start)
+    dated = f"{quote(wanted['prev'])} IS NOT NULL AND {quote(wanted['recent'])} IS NOT NULL"
+    periods = PeriodColumns(con, src, dated, source.periodicity, source.integer_periods, source.start)
     try:
         prev = periods.expression(wanted["prev"], types[wanted["prev"]])
         recent = periods.expression(wanted["recent"], types[wanted["recent"]])
@@ -183,6 +188,10 @@ def sql_cell_table(
     p1 = f"CAST({quote(wanted['price_recent'])} AS DOUBLE)" if prices else "NULL"
     y = f"CAST({quote(wanted['y'])} AS DOUBLE)" if "y" in wanted else f"ln({p1} / {p0})"
     group = quote(wanted["group"]) if "group" in wanted else "NULL"
+    if "group" in wanted and types[wanted["group"]] in _FLOATS:
+        # a NaN id is missing, as in pandas (isnan() would be folded away: DuckDB takes the parquet
+        # statistics, which leave NaN out, for proof that there is none; isfinite() is not)
+        group = f"CASE WHEN isfinite({group}) THEN {group} END"
     pairs = f"SELECT {group} AS g, {prev} AS i, {recent} AS j, {y} AS y, {p0} AS p0, {p1} AS p1 FROM {src}"
     import duckdb
 
@@ -296,8 +305,7 @@ def _table(cells: dict[str, Any], grouped: bool, start: int | None, end: int | N
     count = n - cells["bad_price"] - cells["bad_y"]
     ok &= count > 0
     t = max(hi - lo + 1, 2)
-    groups = cells["g"].filter(ok).to_numpy(zero_copy_only=False) if grouped else None  # no nulls left
-    labels, codes = _group_codes(groups, int(ok.sum()))
+    labels, codes = _group_codes(cells["g"], dated & ~cells["g_null"], ok) if grouped else _no_groups(ok)
     prev, recent = i[ok] - lo, j[ok] - lo
     order = np.argsort((codes * t + prev) * t + recent, kind="stable")
     names = [k for k in ("y", "y2", *PRICE_SUMS) if k in cells]
@@ -306,10 +314,18 @@ def _table(cells: dict[str, Any], grouped: bool, start: int | None, end: int | N
     return SqlTable(lo, table, missing_period)
 
 
-def _group_codes(values: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted labels, int64 code per cell) of the cells' group values (None: one group, ALL)."""
-    if values is None:
-        return np.asarray(["ALL"], dtype=object), np.zeros(n, dtype=np.int64)
-    labels, codes = np.unique(values, return_inverse=True)
-    labels = labels.astype(np.int64) if labels.dtype.kind in "iu" else labels.astype(object)
-    return labels, codes.reshape(-1).astype(np.int64)
+def _group_codes(groups: Any, present: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted labels, int64 code per kept cell): the labels are the groups of every pair with both
+    periods, valid or not, as the streaming reader encodes them (a region whose pairs are all
+    dropped is still listed, and skipped)."""
+    labels = np.unique(groups.filter(present).to_numpy(zero_copy_only=False))
+    if labels.dtype.kind in "iu":
+        labels = labels.astype(np.int64)
+    elif labels.dtype.kind != "f":
+        labels = labels.astype(object)
+    codes = np.searchsorted(labels, groups.filter(ok).to_numpy(zero_copy_only=False))
+    return labels, codes.astype(np.int64)
+
+
+def _no_groups(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(["ALL"], dtype=object), np.zeros(int(ok.sum()), dtype=np.int64)

@@ -161,14 +161,53 @@ def test_prices_and_y_from_prices(tmp_path: Path) -> None:
     assert_same(PairSource(path, "auto", {**priced, "y": None}))
 
 
-def test_csv_and_several_parquet_files(tmp_path: Path) -> None:
+def test_several_parquet_files_by_column_name_not_folder_name(tmp_path: Path) -> None:
+    """Parts whose columns come in another order are matched by name; a folder named like a Hive
+    partition (region=7) does not replace the file's own region column."""
     data = frame(7)
-    assert_same(PairSource(write(tmp_path, data, "pairs.csv"), "auto", COLUMNS))
-    parts = tmp_path / "parts"
+    parts = tmp_path / "region=7"
     parts.mkdir()
     for k in range(3):
-        write(parts, data.iloc[k * N // 3 : (k + 1) * N // 3], f"part-{k}.parquet")
-    assert_same(PairSource(str(parts), "auto", COLUMNS))
+        chunk = data.iloc[k * N // 3 : (k + 1) * N // 3]
+        write(parts, chunk[list(reversed(chunk.columns))] if k == 1 else chunk, f"part-{k}.parquet")
+    table = assert_same(PairSource(str(parts), "auto", COLUMNS))
+    assert table.group_labels.tolist() == [11.0, 26.0, 41.0]
+
+
+def test_csv_is_left_to_the_pyarrow_reader(tmp_path: Path) -> None:
+    """CSV null tokens ('NA', 'null') and type inference stay pyarrow's: the SQL reader declines."""
+    assert sql_cell_table(PairSource(write(tmp_path, frame(7), "pairs.csv"), "auto", COLUMNS), None, None) is None
+
+
+def test_group_rules_as_the_streaming_reader(tmp_path: Path) -> None:
+    """A NaN group id (not null) is a missing group; a group whose pairs are all dropped keeps its
+    label (and is skipped by the fit), as the streaming reader encodes groups before the rules."""
+    data = frame(10, invalid=False)
+    data.loc[::50, "region"] = np.nan  # float NaN, no nulls: polars or Spark write such columns
+    doomed = data["region"] == 41
+    data.loc[doomed, "d1"] = data.loc[doomed, "d0"]  # every pair of region 41: prev == recent
+    path = write(tmp_path, data, "nan.parquet")
+    arrow = pq.read_table(path)
+    nan_ids = pa.array(data["region"].to_numpy(float))  # from numpy: NaN stays NaN (pandas would make it null)
+    assert nan_ids.null_count == 0
+    pq.write_table(arrow.set_column(arrow.schema.get_field_index("region"), "region", nan_ids), path)
+    table = assert_same(PairSource(path, "auto", COLUMNS))
+    assert table.group_labels.tolist() == [11.0, 26.0, 41.0] and table.dropped["missing_group"] > 0
+    assert not (table.group == 2).any()
+
+
+def test_period_checks_skip_rows_without_both_dates(tmp_path: Path) -> None:
+    """A bad period whose partner period is missing is dropped as missing_period, not refused."""
+    data = frame(11, invalid=False)
+    months = data.assign(
+        d0=data["d0"].dt.year * 100 + data["d0"].dt.month, d1=data["d1"].dt.year * 100 + data["d1"].dt.month
+    )
+    months = months.astype({"d1": "Int64"})
+    months.loc[3, ["d0", "d1"]] = [201499, pd.NA]
+    assert_same(PairSource(write(tmp_path, months, "ym.parquet"), "auto", COLUMNS, integer_periods="yyyymm"))
+    labels = data.assign(d0=data["d0"].dt.strftime("%Y-%m"), d1=data["d1"].dt.strftime("%Y-%m"))
+    labels.loc[5, ["d0", "d1"]] = ["garbage", None]
+    assert_same(PairSource(write(tmp_path, labels, "labels.parquet"), "auto", COLUMNS))
 
 
 def test_clean_data_takes_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
