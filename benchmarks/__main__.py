@@ -93,7 +93,7 @@ def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
     if case == "regions":
         return regions_case(n)
     if case == "duckdb_pairs":
-        return duckdb_pairs(n)
+        return duckdb_pairs(n, parts)
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     group, prev, recent, y = market_arrays(n)
@@ -343,18 +343,19 @@ def revision_case(n: int, refits: bool) -> dict[str, Any]:
     }
 
 
-def duckdb_pairs(n: int) -> dict[str, Any]:
+def duckdb_pairs(n: int, parts: int = 1) -> dict[str, Any]:
     """The ten-line DuckDB query of issue 12 on the seed-schema parquet of cli_parquet: the bar
     the CPU reader is held to (compare the cli_parquet case's read_and_table stage)."""
     import duckdb
 
-    path = seed_parquet(n)
+    path = seed_parquet(n, parts)
+    files = f"{path}/*.parquet" if parts > 1 else str(path)
     query = f"""
         SELECT group_id,
                (year(PrevYearMonth) - 2014) * 12 + month(PrevYearMonth) - 1 AS i,
                (year(RecentYearMonth) - 2014) * 12 + month(RecentYearMonth) - 1 AS j,
                count(*) n, sum(LogPriceDiff) s1, sum(LogPriceDiff * LogPriceDiff) s2
-        FROM read_parquet('{path}') GROUP BY ALL
+        FROM read_parquet('{files}') GROUP BY ALL
     """
     con = duckdb.connect()
     with PeakRss() as mem:
