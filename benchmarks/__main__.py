@@ -72,6 +72,27 @@ class PeakRss:
             self.peak = max(self.peak, self._rss())
 
 
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, int]:
+    """(fn's value, seconds, peak RSS added) of one call."""
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        value = fn()
+        seconds = time.perf_counter() - start
+    return value, seconds, mem.peak - mem.start
+
+
+def row(case: str, n: int, seconds: float, extra_rss: int | None, inputs: int | None, device: str) -> dict[str, Any]:
+    return {
+        "case": case,
+        "n": n,
+        "seconds": seconds,
+        "extra_rss": extra_rss,
+        "inputs": inputs,
+        "backend": "cpu",
+        "device": device,
+    }
+
+
 def market_arrays(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from gpu_hpi.synthetic import SyntheticMarket
 
@@ -259,21 +280,14 @@ def transactions_case(n: int) -> dict[str, Any]:
 
     path = sales_parquet(n)
     be = gpu_hpi.resolve_backend("cpu")
-    with PeakRss() as mem:
-        start = time.perf_counter()
+
+    def pair() -> Any:
         raw = SaleSource(str(path), "auto", ["property_id"], "date", "price", "group_id").read()
         first = int(raw.period.min())
-        made = make_pairs(raw.to_sales(be, first, int(raw.period.max()) - first + 1), PairingRules(), be)
-        seconds = time.perf_counter() - start
-    return {
-        "case": f"transactions -> {made.n_pairs:,} pairs",
-        "n": n,
-        "seconds": seconds,
-        "extra_rss": mem.peak - mem.start,
-        "inputs": path_size(path),
-        "backend": be.name,
-        "device": be.device,
-    }
+        return make_pairs(raw.to_sales(be, first, int(raw.period.max()) - first + 1), PairingRules(), be)
+
+    made, seconds, extra = timed(pair)
+    return row(f"transactions -> {made.n_pairs:,} pairs", n, seconds, extra, path_size(path), be.device)
 
 
 def cells_case(n: int) -> dict[str, Any]:
@@ -328,19 +342,9 @@ def revision_case(n: int, refits: bool) -> dict[str, Any]:
                 gpu_hpi.fit_index(tab.truncate(v), backend=be, pooled=False)
 
     dg.revision(table, refit, result)  # warm up
-    with PeakRss() as mem:
-        start = time.perf_counter()
-        per_vintage() if refits else dg.revision(table, refit, result)
-        seconds = time.perf_counter() - start
-    return {
-        "case": "revision, refit per vintage" if refits else f"revision ({table.n_cells:,} cells)",
-        "n": n,
-        "seconds": seconds,
-        "extra_rss": mem.peak - mem.start,
-        "inputs": None,
-        "backend": be.name,
-        "device": be.device,
-    }
+    _, seconds, extra = timed(per_vintage if refits else lambda: dg.revision(table, refit, result))
+    case = "revision, refit per vintage" if refits else f"revision ({table.n_cells:,} cells)"
+    return row(case, n, seconds, extra, None, be.device)
 
 
 def duckdb_pairs(n: int, parts: int = 1) -> dict[str, Any]:
@@ -358,19 +362,9 @@ def duckdb_pairs(n: int, parts: int = 1) -> dict[str, Any]:
         FROM read_parquet('{files}') GROUP BY ALL
     """
     con = duckdb.connect()
-    with PeakRss() as mem:
-        start = time.perf_counter()
-        cells = con.sql(query).to_arrow_table()
-        seconds = time.perf_counter() - start
-    return {
-        "case": f"DuckDB query ({cells.num_rows:,} cells)",
-        "n": n,
-        "seconds": seconds,
-        "extra_rss": mem.peak - mem.start,
-        "inputs": path_size(path),
-        "backend": "cpu",
-        "device": f"DuckDB {duckdb.__version__}",
-    }
+    cells, seconds, extra = timed(lambda: con.sql(query).to_arrow_table())
+    case = f"DuckDB query ({cells.num_rows:,} cells)"
+    return row(case, n, seconds, extra, path_size(path), f"DuckDB {duckdb.__version__}")
 
 
 def regions_case(n: int, n_groups: int = 10_000) -> dict[str, Any]:
@@ -387,21 +381,16 @@ def regions_case(n: int, n_groups: int = 10_000) -> dict[str, Any]:
     prev, recent = prev.astype(np.int16), recent.astype(np.int16)
     inputs = group.nbytes + prev.nbytes + recent.nbytes + y.nbytes
     be = gpu_hpi.resolve_backend("cpu")
-    with PeakRss() as mem:
+    built: list[float] = []
+
+    def table_and_fit() -> None:
         start = time.perf_counter()
         table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=123, backend=be), be)
-        built = time.perf_counter()
+        built.append(time.perf_counter() - start)
         gpu_hpi.fit_index(table, backend=be)
-        seconds = time.perf_counter() - start
-    return {
-        "case": f"{n_groups:,} regions (table {built - start:.2f} s)",
-        "n": n,
-        "seconds": seconds,
-        "extra_rss": mem.peak - mem.start,
-        "inputs": inputs,
-        "backend": be.name,
-        "device": be.device,
-    }
+
+    _, seconds, extra = timed(table_and_fit)
+    return row(f"{n_groups:,} regions (table {built[0]:.2f} s)", n, seconds, extra, inputs, be.device)
 
 
 def path_size(path: Path) -> int:
