@@ -1,12 +1,14 @@
-"""The CPU reader: DuckDB reads the pairs and reduces them to the cell table in one query.
+"""The CPU reader of parquet pairs: DuckDB reads them and reduces them to the cell table.
 
-DuckDB's parallel parquet and CSV readers never materialise the columns and its hash aggregation
-streams, so one `GROUP BY` over (group, prev, recent) gives the cell table at the speed of the
-file's decoding, in bounded memory; every drop reason is counted in the same pass (rows that fail
-a rule are grouped by their reason alone). The rules are those of `pairs.invalid_masks`, in the
-same order, with the readers' `missing_period` first; tests/test_sql.py runs both readers on the
-same files. Periods: timestamps and dates by calendar arithmetic, integers from `data.start` or
-as YYYYMM, strings through their distinct values parsed once in Python.
+DuckDB's parallel parquet reader never materialises the columns and its hash aggregation streams,
+so one `GROUP BY` over (group, prev, recent) gives the cell table at the speed of the file's
+decoding, in bounded memory. The drop rules are those of `pairs.invalid_masks`, in their order,
+with the readers' `missing_period` first: the rules on the cell key (missing period or group,
+outside the window, prev >= recent) are applied to the grouped rows, the rules on each pair
+(invalid price, non-finite y) are counted in the query; tests/test_sql.py runs this reader and the
+streaming pyarrow reader on the same files. Periods: timestamps and dates by calendar arithmetic,
+integers from `data.start` or as YYYYMM, strings through their distinct values parsed once in
+Python. CSV stays with pyarrow (its null tokens and type inference are the documented rules).
 """
 
 from __future__ import annotations
@@ -52,13 +54,10 @@ def relation(files: list[str]) -> str:
     return f"read_parquet([{names}], union_by_name = true, hive_partitioning = false)"
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None) -> Any:
+def connect() -> Any:
     import duckdb
 
-    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
-    if memory_limit:
-        con.execute(f"SET memory_limit = {_literal(memory_limit)}")
-    return con
+    return duckdb.connect(config={"threads": os.cpu_count() or 1})
 
 
 def column_types(con: Any, source: str, files: list[str]) -> dict[str, str]:
