@@ -181,7 +181,7 @@ class PairSource:
         group = None
         if "group" in wanted:
             col = frame[wanted["group"]]
-            group = col.to_cupy() if col.dtype.kind in "iu" and col.null_count == 0 else _group_values(col.to_arrow())
+            group = col.to_cupy() if col.dtype.kind in "iu" and col.null_count == 0 else group_values(col.to_arrow())
         prev = self._device_periods(frame[wanted["prev"]], wanted["prev"])
         recent = self._device_periods(frame[wanted["recent"]], wanted["recent"])
         return PairBatch(
@@ -216,7 +216,7 @@ class PairSource:
                 numbers["y"] = np.log(numbers["price_recent"] / numbers["price_prev"])
         prev = self.periods(cols["prev"], wanted["prev"])
         recent = self.periods(cols["recent"], wanted["recent"])
-        group = _group_values(cols["group"]) if "group" in cols else None
+        group = group_values(cols["group"]) if "group" in cols else None
         return PairBatch(
             prev, recent, numbers["y"], group, n_missing, numbers.get("price_prev"), numbers.get("price_recent")
         )
@@ -300,7 +300,7 @@ class SaleSource:
             orders.append(_order_within_period(date, periods[-1]))
             prices.append(_floats(batch.column(self.price), self.price))
             if self.group:
-                groups.append(_group_values(batch.column(self.group)))
+                groups.append(group_values(batch.column(self.group)))
             for k, name in enumerate(self.property):
                 keys[k].append(batch.column(name))
         prop = _composite_codes([_chunks(parts) for parts in keys])
@@ -517,7 +517,7 @@ def _floats(arr: pa.Array, name: str) -> np.ndarray:
     return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
-def _group_values(arr: pa.Array) -> Any:
+def group_values(arr: pa.Array) -> Any:
     """Group ids: numpy integers, else a pandas Series (strings, categories; nulls become missing)."""
     if pa.types.is_integer(arr.type):
         # nullable integers stay integers (plain to_pandas would turn them into floats)

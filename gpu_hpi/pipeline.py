@@ -43,7 +43,7 @@ from .io import PairBatch, PairSource, SaleSource, cudf_module, ready, write_ato
 from .methods import MethodOptions
 from .pairs import Pairs, add_counts, align_groups, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
-from .sql import sql_cell_table
+from .sql import sql_batch, sql_cell_table
 from .store import cell_files, combine_tables, load_cells, save_cells
 from .synthetic import SyntheticMarket
 from .transactions import PairingRules, make_pairs
@@ -257,6 +257,7 @@ def _stream_pairs(
 ) -> Loaded:
     """Synthetic or file pairs, batch by batch into cell tables (bounded memory unless kept)."""
     market = None
+    one_batch = False  # DuckDB read every pair at once (a table then uses every core)
     if cfg.data.kind == "synthetic":
         d = cfg.data
         try:
@@ -289,20 +290,25 @@ def _stream_pairs(
         total_rows = source.count_rows()
         if _uses_cluster(cfg):
             return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
-        if not (backend.is_gpu or keep_pairs):  # the cell table alone, on the CPU: one DuckDB query
-            with timings.stage("read_and_table"):
-                reduced = sql_cell_table(source, start, end, strict, progress=bool(cfg.progress))
-            if reduced is not None:
-                return Loaded(reduced.table, reduced.first, None, {"missing_period": reduced.missing_period})
         jobs = source.batch_jobs(gpu=backend.is_gpu)
+        if not backend.is_gpu:  # on the CPU DuckDB reads parquet (sql.py)
+            with timings.stage("read_and_table"):
+                if not keep_pairs:  # the cell table alone: one query
+                    reduced = sql_cell_table(source, start, end, strict, progress=bool(cfg.progress))
+                    if reduced is not None:
+                        return Loaded(reduced.table, reduced.first, None, {"missing_period": reduced.missing_period})
+                else:  # the pairs themselves, as one batch (its table then uses every core)
+                    batch = sql_batch(source, progress=bool(cfg.progress))
+                    if batch is not None:
+                        jobs, one_batch = iter([functools.partial(ready, batch)]), True
 
     acc = TableAccumulator()
     kept: list[PairBatch] = []  # iterative solvers, the robust method and accuracy need the pairs
     # batches in parallel, one thread each: on the CPU all of the work; on the GPU (pyarrow
     # decoding on the host) the next batches' decoding overlaps this one's copy and table
     workers = os.cpu_count() or 1
-    if backend.is_gpu and (cfg.data.kind == "synthetic" or source.reads_on_device(True)):
-        workers = 1  # device-resident batches: nothing on the host to overlap
+    if one_batch or (backend.is_gpu and (cfg.data.kind == "synthetic" or source.reads_on_device(True))):
+        workers = 1  # one batch, or device-resident batches: nothing on the host to overlap
 
     def convert_and_reduce(job: Callable[[], PairBatch]) -> tuple[PairBatch, tuple[int, CellTable] | None]:
         batch = job()

@@ -23,6 +23,7 @@ import numpy as np
 from .calendar import PER_YEAR, check_window, parse_period
 from .cells import PRICE_SUMS, CellTable
 from .errors import ConfigError, DataError
+from .io import PairBatch, group_values
 from .pairs import check_strict
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
@@ -47,11 +48,13 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def relation(files: list[str]) -> str:
+def relation(files: list[str], positions: bool = False) -> str:
     """The DuckDB table function reading parquet files: columns matched by name across files (not
-    by position), and no Hive partition columns taken from the folder names."""
+    by position), and no Hive partition columns taken from the folder names; positions: with the
+    columns `filename` and `file_row_number`, to restore the files' order after a join."""
     names = ", ".join(_literal(f) for f in files)
-    return f"read_parquet([{names}], union_by_name = true, hive_partitioning = false)"
+    extra = ", filename = true, file_row_number = true" if positions else ""
+    return f"read_parquet([{names}], union_by_name = true, hive_partitioning = false{extra})"
 
 
 def connect() -> Any:
@@ -149,13 +152,24 @@ class _Unsupported(Exception):
     """A column this reader does not handle (the pyarrow reader does)."""
 
 
-def sql_cell_table(
-    source: Any, start: int | None, end: int | None, strict: bool = False, progress: bool = False
-) -> SqlTable | None:
-    """The cell table of the pairs of `source` (a PairSource) over the window [start, end] (or
-    the data's own), in one DuckDB query; None where a column needs the pyarrow reader (a
-    timestamp with a time zone: its wall-clock months depend on the zone pyarrow keeps).
-    progress: DuckDB's progress bar, on a terminal."""
+@dataclass(frozen=True)
+class PairQuery:
+    """A connection and the SQL selecting the pairs of a source as g, i, j (absolute periods), y,
+    p0, p1 (prices, or NULL); grouped / prices: whether the source has those columns; where: the
+    input, for error messages."""
+
+    con: Any
+    pairs: str
+    grouped: bool
+    prices: bool
+    where: str
+    order: str = ""  # ORDER BY restoring the files' row order where the query joins (string periods)
+
+
+def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
+    """The query of the pairs of `source` (a PairSource); None where the pyarrow reader must read
+    them: CSV, or a timestamp with a time zone (its wall-clock months depend on the zone pyarrow
+    keeps). progress: DuckDB's progress bar, on a terminal."""
     files, fmt = source.files()
     if fmt != "parquet":
         return None  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
@@ -191,22 +205,73 @@ def sql_cell_table(
         # a NaN id is missing, as in pandas (isnan() would be folded away: DuckDB takes the parquet
         # statistics, which leave NaN out, for proof that there is none; isfinite() is not)
         group = f"CASE WHEN isfinite({group}) THEN {group} END"
-    pairs = f"SELECT {group} AS g, {prev} AS i, {recent} AS j, {y} AS y, {p0} AS p0, {p1} AS p1 FROM {src}"
+    select = f"SELECT {group} AS g, {prev} AS i, {recent} AS j, {y} AS y, {p0} AS p0, {p1} AS p1"
+    where = files[0] if len(files) == 1 else source.path
+    if not periods.labels:
+        return PairQuery(con, f"{select} FROM {src}", "group" in wanted, prices, where)
+    # string periods are looked up by a join, which does not keep the rows' order
+    pairs = f"{select}, filename AS file, file_row_number AS row FROM {relation(files, positions=True)}"
+    return PairQuery(con, pairs, "group" in wanted, prices, where, " ORDER BY file, row")
+
+
+def sql_cell_table(
+    source: Any, start: int | None, end: int | None, strict: bool = False, progress: bool = False
+) -> SqlTable | None:
+    """The cell table of the pairs of `source` (a PairSource) over the window [start, end] (or
+    the data's own), grouped in DuckDB; None where the pyarrow reader must read them (pair_query)."""
+    query = pair_query(source, progress)
+    if query is None:
+        return None
     import duckdb
 
+    con, pairs = query.con, query.pairs
     try:
-        if prices:
+        if query.prices:
             cells = _cells(con, pairs, prices=True)
         else:  # a fast query, redone carefully for the few cells holding a NaN or infinite y
             cells = _cells(con, pairs, prices=False, careful=False)
-            keyed = ~(cells["i_null"] | cells["j_null"] | (cells["g_null"] if "group" in wanted else False))
+            keyed = ~(cells["i_null"] | cells["j_null"] | (cells["g_null"] if query.grouped else False))
             suspect = ~np.isfinite(cells["y"]) & keyed
             if suspect.any():
-                keys = _keys(cells, suspect, "group" in wanted)
+                keys = _keys(cells, suspect, query.grouped)
                 cells = _merge(cells, suspect, _cells(con, pairs, prices=False, only=keys))
     except duckdb.Error as exc:
-        raise DataError(f"cannot read {files[0] if len(files) == 1 else source.path}: {_first_line(exc)}") from exc
-    return _table(cells, "group" in wanted, start, end, strict)
+        raise DataError(f"cannot read {query.where}: {_first_line(exc)}") from exc
+    return _table(cells, query.grouped, start, end, strict)
+
+
+def sql_batch(source: Any, progress: bool = False) -> PairBatch | None:
+    """Every pair of `source` with both periods as one batch of host arrays (the pairs that the
+    robust method, lsqr/lsmr and accuracy keep in memory), read by DuckDB and handed over through
+    Arrow; the batch's cell table then applies the rules as for any batch. None: see pair_query."""
+    query = pair_query(source, progress)
+    if query is None:
+        return None
+    import duckdb
+
+    columns = "g, i, j, y" + (", p0, p1" if query.prices else "")
+    try:
+        (missing,) = query.con.execute(f"SELECT count(*) FROM ({query.pairs}) WHERE i IS NULL OR j IS NULL").fetchall()[
+            0
+        ]
+        dated = f"SELECT {columns} FROM ({query.pairs}) WHERE i IS NOT NULL AND j IS NOT NULL{query.order}"
+        arrow = query.con.sql(dated)
+        arrow = arrow.to_arrow_table()
+    except duckdb.Error as exc:
+        raise DataError(f"cannot read {query.where}: {_first_line(exc)}") from exc
+
+    def numbers(name: str) -> np.ndarray:
+        return arrow.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+    return PairBatch(
+        arrow.column("i").to_numpy(zero_copy_only=False).astype(np.int32),
+        arrow.column("j").to_numpy(zero_copy_only=False).astype(np.int32),
+        numbers("y"),
+        group_values(arrow.column("g").combine_chunks()) if query.grouped else None,
+        int(missing),
+        numbers("p0") if query.prices else None,
+        numbers("p1") if query.prices else None,
+    )
 
 
 def _cells(con: Any, pairs: str, prices: bool, careful: bool = True, only: Any = None) -> dict[str, Any]:
