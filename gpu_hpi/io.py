@@ -396,8 +396,7 @@ def column_periods(
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_timestamp(kind) and kind.tz is not None:
             arr = pc.local_timestamp(arr)
-        days = arr.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
-        return month_to_period(_days_to_months(days), periodicity).astype(np.int32)
+        return month_to_period(_days_to_months(_days(arr, name)), periodicity).astype(np.int32)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         encoded = pc.dictionary_encode(arr)
         labels = np.asarray([_parse(s, name, periodicity) for s in encoded.dictionary.to_pylist()], dtype=np.int32)
@@ -500,14 +499,52 @@ def cudf_module() -> Any:
     return cudf
 
 
+# Dates are believed between these years; outside them a column's unit is likely wrong (e.g.
+# nanosecond counts stored under a millisecond unit), and no lookup table is built for them.
+PLAUSIBLE_YEARS = (1800, 2200)
+_PLAUSIBLE_DAYS = (
+    int(np.datetime64(f"{PLAUSIBLE_YEARS[0]}-01-01", "D").astype(np.int64)),
+    int(np.datetime64(f"{PLAUSIBLE_YEARS[1]}-12-31", "D").astype(np.int64)),
+)
+_TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _days(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
+    """Days since 1970-01-01 (int32) of a timestamp or date column without nulls; DataError for
+    dates outside PLAUSIBLE_YEARS, found from the column's extreme ticks before any conversion
+    (the cast to date32 would wrap them silently, and the lookup table span all of int32)."""
+    kind = arr.type
+    per_day = _TICKS_PER_DAY[kind.unit] if pa.types.is_timestamp(kind) else 1
+    per_day = _TICKS_PER_DAY["ms"] if pa.types.is_date64(kind) else per_day
+    extremes = pc.min_max(arr.cast(pa.int32() if pa.types.is_date32(kind) else pa.int64()))
+    if extremes["min"].is_valid:
+        lo, hi = extremes["min"].as_py() // per_day, extremes["max"].as_py() // per_day
+        if lo < _PLAUSIBLE_DAYS[0] or hi > _PLAUSIBLE_DAYS[1]:
+            unit = "finer" if hi > _PLAUSIBLE_DAYS[1] else "coarser"
+            example = "nanoseconds stored as milliseconds" if unit == "finer" else "seconds stored as milliseconds"
+            raise DataError(
+                f"column {name!r} holds dates from {_day_label(lo)} to {_day_label(hi)}, outside the years "
+                f"{PLAUSIBLE_YEARS[0]}..{PLAUSIBLE_YEARS[1]}: are its values in a {unit} unit than its type "
+                f"says (e.g. {example})?"
+            )
+    return arr.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
+
+
 def _days_to_months(days: np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 -> absolute months, through a lookup table over the batch's day range
-    (a gather is far cheaper than calendar arithmetic per element)."""
+    (a gather is far cheaper than calendar arithmetic per element; _days bounds the range)."""
     if days.size == 0:
         return days.astype(np.int64)
     lo, hi = int(days.min()), int(days.max())
     table = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + _EPOCH_MONTH
     return table[days - lo]
+
+
+def _day_label(day: int) -> str:
+    try:
+        return str(np.datetime64(day, "D"))
+    except (OverflowError, ValueError):
+        return f"day {day:,} after 1970-01-01"
 
 
 def _floats(arr: pa.Array, name: str) -> np.ndarray:

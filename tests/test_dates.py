@@ -1,0 +1,65 @@
+"""Timestamps that cannot be calendar dates (issue 13): refused at once with the column, the range
+found and the likely unit mix-up, by every reader, in memory proportional to the rows."""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from gpu_hpi.errors import DataError
+from gpu_hpi.io import PairSource, SaleSource, column_periods
+from gpu_hpi.sql import sql_cell_table
+
+N = 200_000
+COLUMNS = {"group": "region", "prev": "d0", "recent": "d1", "y": "y"}
+
+
+def nanoseconds_as(unit: str, n: int = N) -> pa.Array:
+    """Month timestamps 2014..2024 whose nanosecond counts are stored under `unit` (a writer's mix-up)."""
+    rng = np.random.default_rng(0)
+    ns = (np.datetime64("2014-01", "M") + rng.integers(0, 120, n)).astype("datetime64[ns]").astype(np.int64)
+    return pa.array(ns, pa.int64()).cast(pa.timestamp(unit))
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "s"])
+def test_column_periods_refuses_a_unit_mix_up_quickly(unit: str) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"column 'contract_date'.*(finer|unit)") as info:
+        column_periods(nanoseconds_as(unit), "contract_date", "month")
+    assert time.perf_counter() - start < 2.0
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 < 200 * 2**20
+    assert "\n" not in str(info.value)
+
+
+def test_plausible_dates_still_read_and_old_ones_too() -> None:
+    days = np.array(["1850-03-31", "1969-12-31", "1970-01-01", "2024-02-29", "2199-12-01"], dtype="datetime64[D]")
+    got = column_periods(pa.array(days.astype("datetime64[ms]")), "d", "month")
+    want = days.astype("datetime64[M]").astype(np.int64) + 1970 * 12
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(DataError, match="1700"):
+        column_periods(pa.array(np.array(["1700-01-01"], dtype="datetime64[D]")), "d", "month")
+
+
+def test_pairs_and_sales_readers_refuse_the_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    stamps = nanoseconds_as("ms")
+    pairs = pa.table({"region": rng.integers(0, 5, N), "d0": stamps, "d1": stamps, "y": rng.normal(size=N)})
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(pairs, path)
+    source = PairSource(str(path), "auto", COLUMNS)
+    for read in (lambda: list(source.batches()), lambda: sql_cell_table(source, None, None)):
+        start = time.perf_counter()
+        with pytest.raises(DataError):
+            read()
+        assert time.perf_counter() - start < 2.0
+    sales = pa.table({"property": rng.integers(0, N // 3, N), "date": stamps, "price": rng.uniform(1, 2, N)})
+    pq.write_table(sales, tmp_path / "sales.parquet")
+    with pytest.raises(DataError, match="column 'date'"):
+        SaleSource(str(tmp_path / "sales.parquet"), "auto", ["property"], "date", "price").read()
