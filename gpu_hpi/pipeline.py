@@ -203,7 +203,7 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
     with timings.stage("solve", backend):
         result = fit_index(
             table.to_host() if on_host else table,
-            pairs=pairs,
+            pairs=None if on_host else pairs,  # a table-only fit never reads them
             solver=solver,
             base_period=base,
             period_labels=calendar.labels(),
