@@ -251,12 +251,10 @@ def sql_batch(source: Any, progress: bool = False) -> PairBatch | None:
 
     columns = "g, i, j, y" + (", p0, p1" if query.prices else "")
     try:
-        (missing,) = query.con.execute(f"SELECT count(*) FROM ({query.pairs}) WHERE i IS NULL OR j IS NULL").fetchall()[
-            0
-        ]
+        undated = f"SELECT count(*) FROM ({query.pairs}) WHERE i IS NULL OR j IS NULL"
+        missing = query.con.execute(undated).fetchall()[0][0]
         dated = f"SELECT {columns} FROM ({query.pairs}) WHERE i IS NOT NULL AND j IS NOT NULL{query.order}"
-        arrow = query.con.sql(dated)
-        arrow = arrow.to_arrow_table()
+        arrow = query.con.sql(dated).to_arrow_table()
     except duckdb.Error as exc:
         raise DataError(f"cannot read {query.where}: {_first_line(exc)}") from exc
 
