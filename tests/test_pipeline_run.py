@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,5 @@ def test_startup_is_the_first_stage_reported(tmp_path: Path) -> None:
 
 def test_process_age_counts_from_the_process_start() -> None:
     first = process_age()
-    assert first is not None and first > 0.0
-    time.sleep(0.05)
     second = process_age()
-    assert second is not None and second >= first + 0.03
+    assert first is not None and second is not None and 0.0 < first <= second
