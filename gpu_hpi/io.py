@@ -533,16 +533,20 @@ def _days(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
     per_day = _TICKS_PER_DAY[kind.unit if pa.types.is_timestamp(kind) else "ms"] if not pa.types.is_date32(kind) else 1
     extremes = pc.min_max(arr.cast(pa.int32() if pa.types.is_date32(kind) else pa.int64()))
     if extremes["min"].is_valid:
-        lo, hi = extremes["min"].as_py() // per_day, extremes["max"].as_py() // per_day
-        if lo < _PLAUSIBLE_DAYS[0] or hi > _PLAUSIBLE_DAYS[1]:
-            unit = "finer" if hi > _PLAUSIBLE_DAYS[1] else "coarser"
-            example = "nanoseconds stored as milliseconds" if unit == "finer" else "seconds stored as milliseconds"
-            raise DataError(
-                f"column {name!r} holds dates from {_day_label(lo)} to {_day_label(hi)}, outside the years "
-                f"{PLAUSIBLE_YEARS[0]}..{PLAUSIBLE_YEARS[1]}: are its values in a {unit} unit than its type "
-                f"says (e.g. {example})?"
-            )
+        check_plausible_days(name, extremes["min"].as_py() // per_day, extremes["max"].as_py() // per_day)
     return arr.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
+
+
+def check_plausible_days(name: str, lo: int, hi: int) -> None:
+    """DataError unless the days since 1970-01-01 lo..hi of column `name` lie in PLAUSIBLE_YEARS."""
+    if lo < _PLAUSIBLE_DAYS[0] or hi > _PLAUSIBLE_DAYS[1]:
+        unit = "finer" if hi > _PLAUSIBLE_DAYS[1] else "coarser"
+        example = "nanoseconds stored as milliseconds" if unit == "finer" else "seconds stored as milliseconds"
+        raise DataError(
+            f"column {name!r} holds dates from {_day_label(lo)} to {_day_label(hi)}, outside the years "
+            f"{PLAUSIBLE_YEARS[0]}..{PLAUSIBLE_YEARS[1]}: are its values in a {unit} unit than its type "
+            f"says (e.g. {example})?"
+        )
 
 
 def _days_to_months(days: np.ndarray) -> np.ndarray:

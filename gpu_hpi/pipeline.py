@@ -44,9 +44,10 @@ from .methods import MethodOptions
 from .pairs import Pairs, add_counts, align_groups, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
 from .sql import sql_batch, sql_cell_table
+from .sql_sales import sql_sales
 from .store import cell_files, combine_tables, load_cells, save_cells
 from .synthetic import SyntheticMarket
-from .transactions import PairingRules, make_pairs
+from .transactions import PairingRules, check_sales, make_pairs
 
 log = logging.getLogger("gpu_hpi")
 OUTPUT_FILES = (
@@ -171,7 +172,10 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
         _check_table_only(cfg, method, solver, "data.add_cells")
     if cfg.data.kind == "transactions":
         with timings.stage("read_and_pair", backend):
-            loaded = _load_transactions(cfg, periodicity, backend, strict)
+            prices = method.name == "arithmetic" or bool(cfg.output.cells or cfg.data.get("add_cells"))
+            loaded = _load_transactions(
+                cfg, periodicity, backend, strict, keep_pairs or bool(cfg.data.save_pairs), prices
+            )
         if cfg.data.save_pairs and loaded.pairs is not None:
             with timings.stage("save_pairs"):
                 calendar = Calendar(periodicity, loaded.first_period, loaded.table.n_periods)
@@ -389,8 +393,11 @@ def _dask_pairs(
     )
 
 
-def _load_transactions(cfg: Any, periodicity: str, backend: Backend, strict: bool) -> Loaded:
-    """Sale records -> pairs (in memory: pairing needs every sale of a property) -> cell table."""
+def _load_transactions(
+    cfg: Any, periodicity: str, backend: Backend, strict: bool, keep_pairs: bool, prices: bool
+) -> Loaded:
+    """Sale records -> pairs -> cell table: on the CPU paired by DuckDB (parquet: sql_sales.py),
+    else read into arrays (pairing needs every sale of a property) and paired by make_pairs."""
     d = cfg.data
     prop = d.columns.property
     source = SaleSource(
@@ -405,14 +412,7 @@ def _load_transactions(cfg: Any, periodicity: str, backend: Backend, strict: boo
         start=d.start,
         batch_rows=int(d.batch_rows),
     )
-    raw = source.read()
-    if raw.n_sales == 0:
-        raise DataError("the input holds no sales")
     start, end = _window(cfg, periodicity)
-    if raw.period.size == 0:
-        raise DataError(f"none of the {raw.n_sales} sales has both a date and a property key")
-    first = start if start is not None else int(raw.period.min())
-    last = end if end is not None else int(raw.period.max())
     rules = PairingRules(
         pairing=_name(d.pairing),
         min_holding=d.min_holding,
@@ -421,6 +421,15 @@ def _load_transactions(cfg: Any, periodicity: str, backend: Backend, strict: boo
         max_robust_z=d.max_robust_z,
         periods_per_year=PER_YEAR[periodicity],
     )
+    if not backend.is_gpu:
+        paired = sql_sales(source, rules, start, end, keep_pairs, strict, prices, progress=bool(cfg.progress))
+        if paired is not None:
+            extra = {"n_sales_read": paired.n_sales, "pairing": rules.pairing, "n_pairs_made": paired.n_pairs}
+            return Loaded(paired.table, paired.first, paired.pairs, paired.dropped, extra=extra)
+    raw = source.read()
+    check_sales(raw.n_sales, int(raw.period.size))
+    first = start if start is not None else int(raw.period.min())
+    last = end if end is not None else int(raw.period.max())
     sales = raw.to_sales(backend, first, max(last - first + 1, 2))
     made = make_pairs(sales, rules, backend)
     pairs = Pairs(

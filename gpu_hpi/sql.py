@@ -26,6 +26,7 @@ from .errors import DataError
 from .io import (
     PairBatch,
     check_integer_periods,
+    check_plausible_days,
     check_yyyymm,
     group_values,
     integer_start,
@@ -59,16 +60,19 @@ def _literal(text: str) -> str:
 def relation(files: list[str], positions: bool = False) -> str:
     """The DuckDB table function reading parquet files: columns matched by name across files (not
     by position), and no Hive partition columns taken from the folder names; positions: with the
-    columns `filename` and `file_row_number`, to restore the files' order after a join."""
+    columns `file_index` and `file_row_number`, to restore the files' order after a join."""
     names = ", ".join(_literal(f) for f in files)
-    extra = ", filename = true, file_row_number = true" if positions else ""
+    extra = ", file_row_number = true" if positions else ""
     return f"read_parquet([{names}], union_by_name = true, hive_partitioning = false{extra})"
 
 
-def connect() -> Any:
+def connect(progress: bool = False) -> Any:
+    """A DuckDB connection using every core; progress: its progress bar, on a terminal."""
     import duckdb
 
-    return duckdb.connect(config={"threads": os.cpu_count() or 1})
+    con = duckdb.connect(config={"threads": os.cpu_count() or 1})
+    con.execute(f"SET enable_progress_bar = {bool(progress and sys.stderr.isatty())}")
+    return con
 
 
 def column_types(con: Any, source: str, files: list[str]) -> dict[str, str]:
@@ -93,9 +97,10 @@ class PeriodColumns:
         self, con: Any, source: str, dated: str, periodicity: str, integer_periods: str, start: str | None
     ) -> None:
         # the checks look at the rows the reader keeps: both periods present (`dated`)
-        self.con, self.source = con, f"{source} WHERE {dated}"
+        self.con, self.all_rows, self.source = con, source, f"{source} WHERE {dated}"
         self.periodicity, self.integer_periods, self.start = periodicity, integer_periods, start
         self.labels: dict[str, Any] = {}  # string columns: the table of their parsed distinct values
+        self.label_table: dict[str, str] = {}  # column -> the name of its table in `labels`
 
     def expression(self, name: str, kind: str) -> str:
         col = quote(name)
@@ -103,6 +108,7 @@ class PeriodColumns:
         if kind.startswith("TIMESTAMPTZ") or kind.startswith("TIMESTAMP WITH TIME ZONE"):
             raise _Unsupported(f"column {name!r} is a timestamp with a time zone")
         if kind.startswith(("TIMESTAMP", "DATE")):
+            self._check_dates(name, col)
             months = f"(year({col}) * 12 + month({col}) - 1)"
             return months if per == 1 else f"({months} // {per})"
         if kind in _NUMERIC:
@@ -110,6 +116,32 @@ class PeriodColumns:
         if kind == "VARCHAR":
             return self._strings(name, col)
         raise unsupported_period_type(name, kind.lower())
+
+    def order(self, name: str, kind: str) -> str:
+        """An expression ordering the values of a period column in time within a period (after
+        `expression`): the timestamp or date itself, the day of 'YYYY-MM-DD' strings, else 0 (rows
+        then decide), as io's order within a period."""
+        col = quote(name)
+        if kind.startswith(("TIMESTAMP", "DATE")):
+            return col
+        table = self.label_table.get(name)
+        if table is not None and self.labels[table].column("day").null_count == 0:
+            return f"(SELECT day FROM {table} WHERE label = {col})"
+        return "0"
+
+    def _check_dates(self, name: str, col: str) -> None:
+        """The column's dates are plausible (io.check_plausible_days), from its extremes (parquet
+        statistics: no scan); a column DuckDB cannot convert (nanoseconds stored as milliseconds
+        overflow) goes to the pyarrow reader, whose message names the column and the unit."""
+        import duckdb
+
+        extremes = f"min({col})::DATE - DATE '1970-01-01', max({col})::DATE - DATE '1970-01-01'"
+        try:
+            ((lo, hi),) = self.con.execute(f"SELECT {extremes} FROM {self.all_rows}").fetchall()
+        except duckdb.Error as exc:
+            raise _Unsupported(f"column {name!r}: {_first_line(exc)}") from exc
+        if lo is not None:
+            check_plausible_days(name, int(lo), int(hi))
 
     def _integers(self, name: str, col: str, per: int) -> str:
         """YYYYMM numbers, or positions from data.start; checked by the streaming reader's rules."""
@@ -137,8 +169,13 @@ class PeriodColumns:
         values = [r[0] for r in self.con.execute(f"SELECT DISTINCT {col} FROM {self.source}").fetchall()]
         labels = [v for v in values if v is not None]
         periods = [parse_label(v, name, self.periodicity) for v in labels]
-        table = f"labels_{len(self.labels)}"
-        self.labels[table] = pa.table({"label": pa.array(labels, pa.string()), "period": pa.array(periods, pa.int64())})
+        text = pa.array(labels, pa.string())
+        try:  # ISO dates with a day order the sales within a period; 'YYYY-MM' labels have none
+            days = text.cast(pa.date32()).cast(pa.int32())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            days = pa.nulls(len(labels), pa.int32())
+        table = self.label_table[name] = f"labels_{len(self.labels)}"
+        self.labels[table] = pa.table({"label": text, "period": pa.array(periods, pa.int64()), "day": days})
         self.con.register(table, self.labels[table])
         return f"(SELECT period FROM {table} WHERE label = {col})"
 
@@ -169,9 +206,7 @@ def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
     if fmt != "parquet":
         return None  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
     wanted = source.wanted()
-    con = connect()
-    if progress and sys.stderr.isatty():
-        con.execute("SET enable_progress_bar = true")
+    con = connect(progress)
     src = relation(files)
     types = column_types(con, src, files)
     missing = [c for c in wanted.values() if c not in types]
@@ -205,7 +240,7 @@ def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
     if not periods.labels:
         return PairQuery(con, f"{select} FROM {src}", "group" in wanted, prices, where)
     # string periods are looked up by a join, which does not keep the rows' order
-    pairs = f"{select}, filename AS file, file_row_number AS row FROM {relation(files, positions=True)}"
+    pairs = f"{select}, file_index AS file, file_row_number AS row FROM {relation(files, positions=True)}"
     return PairQuery(con, pairs, "group" in wanted, prices, where, " ORDER BY file, row")
 
 
@@ -327,9 +362,17 @@ def _merge(cells: dict[str, Any], rows: np.ndarray, redone: dict[str, Any]) -> d
     return merged
 
 
-def _table(cells: dict[str, Any], grouped: bool, start: int | None, end: int | None, strict: bool) -> SqlTable:
+def _table(
+    cells: dict[str, Any],
+    grouped: bool,
+    start: int | None,
+    end: int | None,
+    strict: bool,
+    labels: np.ndarray | None = None,
+) -> SqlTable:
     """The cell table from the grouped pairs: the rules on the cell key (DROP_REASONS' order, as
-    pairs.invalid_masks) drop whole cells; the per-pair rules were counted by the query."""
+    pairs.invalid_masks) drop whole cells; the per-pair rules were counted by the query. labels:
+    the groups to list (default: those of every dated pair)."""
     n = cells["n"]
     i, j = cells["i"], cells["j"]
     dated = ~(cells["i_null"] | cells["j_null"])
@@ -362,7 +405,12 @@ def _table(cells: dict[str, Any], grouped: bool, start: int | None, end: int | N
     count = n - cells["bad_price"] - cells["bad_y"]
     ok &= count > 0
     t = max(hi - lo + 1, 2)
-    labels, codes = _group_codes(cells["g"], dated & ~cells["g_null"], ok) if grouped else _no_groups(ok)
+    if not grouped:
+        labels, codes = _no_groups(ok)
+    elif labels is None:
+        labels, codes = _group_codes(cells["g"], dated & ~cells["g_null"], ok)
+    else:
+        codes = group_codes(labels, cells["g"].filter(ok))
     prev, recent = i[ok] - lo, j[ok] - lo
     order = np.argsort((codes * t + prev) * t + recent, kind="stable")
     names = [k for k in ("y", "y2", *PRICE_SUMS) if k in cells]
@@ -375,13 +423,22 @@ def _group_codes(groups: Any, present: np.ndarray, ok: np.ndarray) -> tuple[np.n
     """(sorted labels, int64 code per kept cell): the labels are the groups of every pair with both
     periods, valid or not, as the streaming reader encodes them (a region whose pairs are all
     dropped is still listed, and skipped)."""
-    labels = np.unique(groups.filter(present).to_numpy(zero_copy_only=False))
+    labels = group_labels(groups.filter(present))
+    return labels, group_codes(labels, groups.filter(ok))
+
+
+def group_labels(groups: Any) -> np.ndarray:
+    """Sorted distinct ids of an Arrow array of group ids without nulls, typed as
+    pairs.encode_groups gives them (int64, float, else object)."""
+    labels = np.unique(groups.to_numpy(zero_copy_only=False))
     if labels.dtype.kind in "iu":
-        labels = labels.astype(np.int64)
-    elif labels.dtype.kind != "f":
-        labels = labels.astype(object)
-    codes = np.searchsorted(labels, groups.filter(ok).to_numpy(zero_copy_only=False))
-    return labels, codes.astype(np.int64)
+        return labels.astype(np.int64)
+    return labels if labels.dtype.kind == "f" else labels.astype(object)
+
+
+def group_codes(labels: np.ndarray, groups: Any) -> np.ndarray:
+    """int64 codes into `labels` of an Arrow array of group ids (each one of the labels, no nulls)."""
+    return np.searchsorted(labels, groups.to_numpy(zero_copy_only=False)).astype(np.int64)
 
 
 def _no_groups(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .methods import segment_medians
+from .pairs import add_counts
 
 PAIRINGS = ("consecutive", "all")
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal
@@ -89,6 +90,14 @@ class SalePairs:
         return int(self.y.shape[0])
 
 
+def check_sales(n_sales: int, n_usable: int) -> None:
+    """DataError unless some of the n_sales read have both a date and a property key (n_usable)."""
+    if n_sales == 0:
+        raise DataError("the input holds no sales")
+    if n_usable == 0:
+        raise DataError(f"none of the {n_sales} sales has both a date and a property key")
+
+
 def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs:
     """Pairs of the sales under the rules (see the module docstring)."""
     xp = backend.xp
@@ -130,6 +139,20 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs
     y = xp.log(p1 / p0)
     pair_group = None if group is None else group[second]
 
+    ok, filtered = filter_pairs(xp, prev, recent, y, pair_group, rules, len(sales.group_labels))
+    dropped = add_counts(dropped, filtered)
+    if not bool(ok.all()):
+        prev, recent, p0, p1, y = prev[ok], recent[ok], p0[ok], p1[ok], y[ok]
+        pair_group = None if pair_group is None else pair_group[ok]
+    return SalePairs(pair_group, prev, recent, p0, p1, y, sales.group_labels, sales.n_periods, dropped)
+
+
+def filter_pairs(
+    xp: Any, prev: Any, recent: Any, y: Any, group: Any, rules: PairingRules, n_groups: int
+) -> tuple[Any, dict[str, int]]:
+    """(mask of the pairs kept, reason -> count) under the pair filters of the rules (rule 4), each
+    pair counted under the first it fails; group: codes (-1: missing, never an outlier) or None."""
+    dropped: dict[str, int] = {}
     hold = recent - prev
     ok = xp.ones(y.shape, dtype=bool)
     tests = []
@@ -140,17 +163,14 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs
     if rules.max_annual_return is not None:
         tests.append(("extreme_return", xp.abs(y) * rules.periods_per_year / hold > rules.max_annual_return))
     for reason, bad in tests:
-        drop(reason, bad & ok)
+        dropped[reason] = int(xp.count_nonzero(bad & ok))
         ok &= ~bad
     if rules.max_robust_z is not None:
-        z = _robust_z(xp, y, pair_group, ok, len(sales.group_labels))
+        z = _robust_z(xp, y, group, ok, n_groups)
         bad = ok & (xp.abs(z) > rules.max_robust_z)
-        drop("return_outlier", bad)
+        dropped["return_outlier"] = int(xp.count_nonzero(bad))
         ok &= ~bad
-    if not bool(ok.all()):
-        prev, recent, p0, p1, y = prev[ok], recent[ok], p0[ok], p1[ok], y[ok]
-        pair_group = None if pair_group is None else pair_group[ok]
-    return SalePairs(pair_group, prev, recent, p0, p1, y, sales.group_labels, sales.n_periods, dropped)
+    return ok, {k: v for k, v in dropped.items() if v}
 
 
 def _time_order(xp: Any, prop: Any, period: Any, order: Any) -> Any:

@@ -15,6 +15,8 @@ import pytest
 from gpu_hpi.errors import DataError
 from gpu_hpi.io import PairSource, SaleSource, column_periods
 from gpu_hpi.sql import sql_cell_table
+from gpu_hpi.sql_sales import sql_sales
+from gpu_hpi.transactions import PairingRules
 
 N = 200_000
 COLUMNS = {"group": "region", "prev": "d0", "recent": "d1", "y": "y"}
@@ -54,9 +56,29 @@ def test_pairs_and_sales_readers_refuse_the_file(tmp_path: Path) -> None:
     source = PairSource(str(path), "auto", COLUMNS)
     with pytest.raises(DataError, match=r"column 'd0'.*finer"):
         list(source.batches())
-    with pytest.raises(DataError):
-        sql_cell_table(source, None, None)
+    # DuckDB cannot convert these timestamps: its readers leave the file to pyarrow's, which names the unit
+    assert sql_cell_table(source, None, None) is None
     sales = pa.table({"property": rng.integers(0, N // 3, N), "date": stamps, "price": rng.uniform(1, 2, N)})
     pq.write_table(sales, tmp_path / "sales.parquet")
+    sale_source = SaleSource(str(tmp_path / "sales.parquet"), "auto", ["property"], "date", "price")
     with pytest.raises(DataError, match="column 'date'"):
-        SaleSource(str(tmp_path / "sales.parquet"), "auto", ["property"], "date", "price").read()
+        sale_source.read()
+    assert sql_sales(sale_source, PairingRules(), None, None, keep_pairs=False) is None
+
+
+def test_duckdb_readers_refuse_implausible_dates_they_can_read(tmp_path: Path) -> None:
+    """Dates DuckDB converts but outside PLAUSIBLE_YEARS: the same message, from the columns' extremes."""
+    days = np.array(["1700-01-01", "2014-01-01", "2014-05-01"], dtype="datetime64[D]")
+    pairs = pa.table({"region": [1, 1, 1], "d0": days, "d1": days + 60, "y": [0.1, 0.2, 0.3]})
+    pq.write_table(pairs, tmp_path / "pairs.parquet")
+    with pytest.raises(DataError, match=r"column 'd0' holds dates from 1700-01-01 to 2014-05-01.*coarser"):
+        sql_cell_table(PairSource(str(tmp_path / "pairs.parquet"), "auto", COLUMNS), None, None)
+    pq.write_table(pa.table({"p": [1, 1, 1], "date": days, "price": [1.0, 2.0, 3.0]}), tmp_path / "sales.parquet")
+    with pytest.raises(DataError, match=r"column 'date' holds dates from 1700-01-01"):
+        sql_sales(
+            SaleSource(str(tmp_path / "sales.parquet"), "auto", ["p"], "date", "price"),
+            PairingRules(),
+            None,
+            None,
+            False,
+        )

@@ -1,0 +1,193 @@
+"""Sale records paired by DuckDB (gpu_hpi.sql_sales) against the pandas reference of
+test_transactions and against the array path (SaleSource + make_pairs + build_cell_table): the same
+pairs, drop counts and cell tables, for both of its outputs (the pairs in memory, the table alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_transactions import RULES, START, all_counts, assert_same_pairs, made_frame, random_sales, reference_pairs
+
+import gpu_hpi
+from gpu_hpi.cells import CellTable, build_cell_table
+from gpu_hpi.errors import DataError
+from gpu_hpi.io import SaleSource
+from gpu_hpi.pairs import Pairs
+from gpu_hpi.sql_sales import sql_sales
+from gpu_hpi.transactions import PairingRules, make_pairs
+
+CPU = gpu_hpi.resolve_backend("cpu")
+
+
+def write_sales(tmp_path: Path, df: pd.DataFrame, keys: list[str], name: str = "sales.parquet", **kw: Any) -> Path:
+    path = tmp_path / name
+    table = pa.Table.from_pandas(df[[*keys, "date", "price", "group"]], preserve_index=False)
+    pq.write_table(table, path, **kw)
+    return path
+
+
+def source(path: Path, keys: list[str], group: str | None = "group", **kw: Any) -> SaleSource:
+    return SaleSource(str(path), "auto", keys, "date", "price", group, **kw)
+
+
+def array_path(
+    src: SaleSource, rules: PairingRules, start: int | None, end: int | None
+) -> tuple[int, Any, CellTable, dict[str, int]]:
+    """(first, pairs, table, dropped) as pipeline._load_transactions makes them without DuckDB."""
+    raw = src.read()
+    first = start if start is not None else int(raw.period.min())
+    last = end if end is not None else int(raw.period.max())
+    made = make_pairs(raw.to_sales(CPU, first, max(last - first + 1, 2)), rules, CPU)
+    pairs = Pairs(
+        made.prev,
+        made.recent,
+        made.y,
+        made.group,
+        made.group_labels,
+        made.n_periods,
+        made.price_prev,
+        made.price_recent,
+    )
+    dropped = all_counts({"sale_missing_date": raw.n_missing_date}, raw.dropped, made.dropped)
+    return first, pairs, build_cell_table(pairs, CPU), dropped
+
+
+def assert_same_table(got: CellTable, want: CellTable) -> None:
+    assert got.n_periods == want.n_periods
+    assert got.dropped == want.dropped
+    assert [str(g) for g in got.group_labels] == [str(g) for g in want.group_labels]
+    for name in ("group", "prev", "recent", "count"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    assert set(got.sums) == set(want.sums)
+    for name, values in want.sums.items():
+        np.testing.assert_allclose(got.sums[name], values, rtol=1e-12, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("keys", [["a"], ["a", "b", "c"]], ids=["a", "abc"])
+@pytest.mark.parametrize("rules", list(RULES))
+@pytest.mark.parametrize("pairing", ["consecutive", "all"])
+def test_sql_pairs_match_the_reference_and_the_array_path(
+    tmp_path: Path, pairing: str, rules: str, keys: list[str]
+) -> None:
+    df = random_sales(200 + 7 * list(RULES).index(rules) + len(keys))
+    path = write_sales(tmp_path, df, keys, row_group_size=700)
+    options = PairingRules(pairing=pairing, **RULES[rules])
+    start, end = START, START + 47
+    want, want_dropped = reference_pairs(df, keys, START, 48, {"pairing": pairing, **RULES[rules]})
+    src = source(path, keys)
+    in_memory = sql_sales(src, options, start, end, keep_pairs=True)
+    assert in_memory is not None and in_memory.pairs is not None
+    assert in_memory.first == START and in_memory.n_sales == len(df)
+    assert_same_pairs(made_frame(in_memory.pairs, START), want)
+    assert in_memory.dropped == want_dropped
+    assert in_memory.n_pairs == len(want) > 100
+    first, pairs, table, dropped = array_path(src, options, start, end)
+    assert dropped == want_dropped
+    assert_same_table(in_memory.table, table)
+    # the table alone, grouped in the query (the robust z filter needs the pairs: in memory anyway)
+    alone = sql_sales(src, options, start, end, keep_pairs=False)
+    assert alone is not None
+    assert alone.dropped == want_dropped and alone.n_pairs == pairs.n_pairs
+    assert (alone.pairs is None) == (options.max_robust_z is None)
+    assert_same_table(alone.table, table)
+
+
+@pytest.mark.parametrize("window", [(None, None), (START + 5, None), (None, START + 30)])
+def test_window_from_the_data(tmp_path: Path, window: tuple[int | None, int | None]) -> None:
+    df = random_sales(31)
+    path = write_sales(tmp_path, df, ["a", "b"])
+    src = source(path, ["a", "b"])
+    first, pairs, table, dropped = array_path(src, PairingRules(), *window)
+    got = sql_sales(src, PairingRules(), *window, keep_pairs=False)
+    assert got is not None and got.first == first
+    assert got.dropped == dropped
+    assert_same_table(got.table, table)
+
+
+def test_ties_several_files_and_timestamps(tmp_path: Path) -> None:
+    """Equal dates: the later row wins, the later file after the earlier; times of day order sales."""
+    df = random_sales(32, null_dates=False)
+    df["date"] = df["date"] + pd.to_timedelta(np.random.default_rng(1).integers(0, 3, len(df)), unit="h")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    half = len(df) // 2
+    write_sales(folder, df.iloc[:half], ["a"], "part-0.parquet")
+    write_sales(folder, df.iloc[half:], ["a"], "part-1.parquet")
+    src = SaleSource(str(folder), "parquet", ["a"], "date", "price", "group")
+    first, pairs, table, dropped = array_path(src, PairingRules(), START, START + 47)
+    got = sql_sales(src, PairingRules(), START, START + 47, keep_pairs=True)
+    assert got is not None and got.pairs is not None
+    assert got.dropped == dropped and got.dropped["sale_same_period_duplicate"] > 0
+    assert_same_pairs(made_frame(got.pairs, START), made_frame(pairs, START))
+
+
+@pytest.mark.parametrize("kind", ["month_strings", "date_strings", "integers", "dates"])
+def test_date_column_types(tmp_path: Path, kind: str) -> None:
+    df = random_sales(33, null_dates=False)
+    months = df["date"].dt.year * 12 + df["date"].dt.month - 1
+    date: pa.Array = {
+        "month_strings": lambda: pa.array(df["date"].dt.strftime("%Y-%m").to_numpy(object)),
+        "date_strings": lambda: pa.array(df["date"].dt.strftime("%Y-%m-%d").to_numpy(object)),
+        "integers": lambda: pa.array((months - START).to_numpy(np.int64)),
+        "dates": lambda: pa.array(df["date"].dt.date.to_numpy(object), pa.date32()),
+    }[kind]()
+    path = tmp_path / "sales.parquet"
+    pq.write_table(pa.table({"a": pa.array(df["a"]), "date": date, "price": df["price"].to_numpy(float)}), path)
+    src = SaleSource(str(path), "auto", ["a"], "date", "price", start="2014-01")
+    first, pairs, table, dropped = array_path(src, PairingRules(pairing="all"), None, None)
+    got = sql_sales(src, PairingRules(pairing="all"), None, None, keep_pairs=True)
+    assert got is not None and got.pairs is not None and got.first == first
+    assert got.dropped == dropped
+    assert_same_pairs(made_frame(got.pairs, first), made_frame(pairs, first))
+
+
+def test_float_and_integer_keys_and_groups(tmp_path: Path) -> None:
+    """A NaN in a float key part is a missing key, a NaN group a missing group, as in pandas."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    key = rng.integers(0, 400, n).astype(float)
+    key[rng.random(n) < 0.05] = np.nan
+    group = rng.integers(0, 4, n).astype(float)
+    group[rng.random(n) < 0.05] = np.nan
+    dates = (np.datetime64("2014-01", "M") + rng.integers(0, 24, n)).astype("datetime64[D]") + rng.integers(0, 28, n)
+    table = pa.table({"k": key, "u": rng.integers(0, 2, n), "date": dates, "price": rng.uniform(1, 2, n), "g": group})
+    path = tmp_path / "sales.parquet"
+    pq.write_table(table, path)
+    src = SaleSource(str(path), "auto", ["k", "u"], "date", "price", "g")
+    first, pairs, want, dropped = array_path(src, PairingRules(max_annual_return=3.0), None, None)
+    got = sql_sales(src, PairingRules(max_annual_return=3.0), None, None, keep_pairs=False)
+    assert got is not None
+    assert got.dropped == dropped and dropped["sale_missing_property"] > 0
+    assert want.dropped.get("missing_group", 0) > 0
+    assert_same_table(got.table, want)
+
+
+def test_csv_and_refusals(tmp_path: Path) -> None:
+    csv = tmp_path / "sales.csv"
+    csv.write_text("p,date,price\n1,2014-01-05,100\n1,2014-03-01,120\n")
+    assert sql_sales(SaleSource(str(csv), "auto", ["p"], "date", "price"), PairingRules(), None, None, False) is None
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(
+        pa.table(
+            {"p": pa.array([], pa.int64()), "date": pa.array([], pa.date32()), "price": pa.array([], pa.float64())}
+        ),
+        empty,
+    )
+    with pytest.raises(DataError, match="holds no sales"):
+        sql_sales(SaleSource(str(empty), "auto", ["p"], "date", "price"), PairingRules(), None, None, False)
+    undated = tmp_path / "undated.parquet"
+    pq.write_table(pa.table({"p": [1, 2], "date": pa.array([None, None], pa.date32()), "price": [1.0, 2.0]}), undated)
+    with pytest.raises(DataError, match="none of the 2 sales"):
+        sql_sales(SaleSource(str(undated), "auto", ["p"], "date", "price"), PairingRules(), None, None, False)
+    with pytest.raises(DataError, match="'missing'"):
+        sql_sales(SaleSource(str(undated), "auto", ["missing"], "date", "price"), PairingRules(), None, None, False)
+    text_price = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"p": [1], "date": pa.array([0], pa.date32()), "price": ["x"]}), text_price)
+    with pytest.raises(DataError, match="numeric"):
+        sql_sales(SaleSource(str(text_price), "auto", ["p"], "date", "price"), PairingRules(), None, None, False)
