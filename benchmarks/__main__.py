@@ -36,6 +36,8 @@ CASES = (
     "revision_refits",
     "regions",
     "duckdb_pairs",
+    "sales_sql",
+    "duckdb_sales",
 )
 DATA_DIR = Path(os.environ.get("GPU_HPI_BENCH_DATA", "bench-data"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -115,6 +117,10 @@ def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
         return regions_case(n)
     if case == "duckdb_pairs":
         return duckdb_pairs(n, parts)
+    if case == "sales_sql":
+        return sales_sql(n)
+    if case == "duckdb_sales":
+        return duckdb_sales(n)
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     group, prev, recent, y = market_arrays(n)
@@ -288,6 +294,45 @@ def transactions_case(n: int) -> dict[str, Any]:
 
     made, seconds, extra = timed(pair)
     return row(f"transactions -> {made.n_pairs:,} pairs", n, seconds, extra, path_size(path), be.device)
+
+
+def sales_sql(n: int) -> dict[str, Any]:
+    """The CLI's read_and_pair stage on the CPU (bmn: the cell table alone): the sales of
+    sales_parquet paired and grouped by DuckDB (gpu_hpi.sql_sales), consecutive pairs."""
+    import duckdb
+
+    from gpu_hpi.io import SaleSource
+    from gpu_hpi.sql_sales import sql_sales
+    from gpu_hpi.transactions import PairingRules
+
+    path = sales_parquet(n)
+    source = SaleSource(str(path), "auto", ["property_id"], "date", "price", "group_id")
+    paired, seconds, extra = timed(lambda: sql_sales(source, PairingRules(), None, None, False, prices=False))
+    assert paired is not None
+    case = f"sales -> {paired.n_pairs:,} pairs -> table (sql_sales)"
+    return row(case, n, seconds, extra, path_size(path), f"DuckDB {duckdb.__version__}")
+
+
+def duckdb_sales(n: int) -> dict[str, Any]:
+    """Issue 12's DuckDB pairing query on sales_parquet (the last sale of a property in a month by
+    date, lag over the property, grouped into cells): the bar sales_sql is held to."""
+    import duckdb
+
+    path = sales_parquet(n)
+    month = "(year(date) - 2014) * 12 + month(date) - 1"
+    query = f"""
+        WITH last AS (
+            SELECT property_id, {month} AS t, price, group_id FROM read_parquet('{path}')
+            QUALIFY row_number() OVER (PARTITION BY property_id, {month} ORDER BY date DESC) = 1),
+        pairs AS (
+            SELECT group_id, lag(t) OVER w AS i, t AS j, ln(price / lag(price) OVER w) AS y
+            FROM last WINDOW w AS (PARTITION BY property_id ORDER BY t))
+        SELECT group_id, i, j, count(*) n, sum(y) s1, sum(y * y) s2 FROM pairs WHERE i IS NOT NULL GROUP BY ALL
+    """
+    con = duckdb.connect()
+    cells, seconds, extra = timed(lambda: con.sql(query).to_arrow_table())
+    case = f"DuckDB pairing query ({cells.num_rows:,} cells)"
+    return row(case, n, seconds, extra, path_size(path), f"DuckDB {duckdb.__version__}")
 
 
 def cells_case(n: int) -> dict[str, Any]:

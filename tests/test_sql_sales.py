@@ -87,7 +87,7 @@ def test_sql_pairs_match_the_reference_and_the_array_path(
     assert_same_pairs(made_frame(in_memory.pairs, START), want)
     assert in_memory.dropped == want_dropped
     assert in_memory.n_pairs == len(want) > 100
-    first, pairs, table, dropped = array_path(src, options, start, end)
+    _first, pairs, table, dropped = array_path(src, options, start, end)
     assert dropped == want_dropped
     assert_same_table(in_memory.table, table)
     # the table alone, grouped in the query (the robust z filter needs the pairs: in memory anyway)
@@ -103,7 +103,7 @@ def test_window_from_the_data(tmp_path: Path, window: tuple[int | None, int | No
     df = random_sales(31)
     path = write_sales(tmp_path, df, ["a", "b"])
     src = source(path, ["a", "b"])
-    first, pairs, table, dropped = array_path(src, PairingRules(), *window)
+    first, _pairs, table, dropped = array_path(src, PairingRules(), *window)
     got = sql_sales(src, PairingRules(), *window, keep_pairs=False)
     assert got is not None and got.first == first
     assert got.dropped == dropped
@@ -120,7 +120,7 @@ def test_ties_several_files_and_timestamps(tmp_path: Path) -> None:
     write_sales(folder, df.iloc[:half], ["a"], "part-0.parquet")
     write_sales(folder, df.iloc[half:], ["a"], "part-1.parquet")
     src = SaleSource(str(folder), "parquet", ["a"], "date", "price", "group")
-    first, pairs, table, dropped = array_path(src, PairingRules(), START, START + 47)
+    _first, pairs, _table, dropped = array_path(src, PairingRules(), START, START + 47)
     got = sql_sales(src, PairingRules(), START, START + 47, keep_pairs=True)
     assert got is not None and got.pairs is not None
     assert got.dropped == dropped and got.dropped["sale_same_period_duplicate"] > 0
@@ -140,7 +140,7 @@ def test_date_column_types(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "sales.parquet"
     pq.write_table(pa.table({"a": pa.array(df["a"]), "date": date, "price": df["price"].to_numpy(float)}), path)
     src = SaleSource(str(path), "auto", ["a"], "date", "price", start="2014-01")
-    first, pairs, table, dropped = array_path(src, PairingRules(pairing="all"), None, None)
+    first, pairs, _table, dropped = array_path(src, PairingRules(pairing="all"), None, None)
     got = sql_sales(src, PairingRules(pairing="all"), None, None, keep_pairs=True)
     assert got is not None and got.pairs is not None and got.first == first
     assert got.dropped == dropped
@@ -160,7 +160,7 @@ def test_float_and_integer_keys_and_groups(tmp_path: Path) -> None:
     path = tmp_path / "sales.parquet"
     pq.write_table(table, path)
     src = SaleSource(str(path), "auto", ["k", "u"], "date", "price", "g")
-    first, pairs, want, dropped = array_path(src, PairingRules(max_annual_return=3.0), None, None)
+    _first, _pairs, want, dropped = array_path(src, PairingRules(max_annual_return=3.0), None, None)
     got = sql_sales(src, PairingRules(max_annual_return=3.0), None, None, keep_pairs=False)
     assert got is not None
     assert got.dropped == dropped and dropped["sale_missing_property"] > 0
@@ -191,3 +191,72 @@ def test_csv_and_refusals(tmp_path: Path) -> None:
     pq.write_table(pa.table({"p": [1], "date": pa.array([0], pa.date32()), "price": ["x"]}), text_price)
     with pytest.raises(DataError, match="numeric"):
         sql_sales(SaleSource(str(text_price), "auto", ["p"], "date", "price"), PairingRules(), None, None, False)
+
+
+# --------------------------------------------------------------------------------------------------
+# pipeline.run in-process: DuckDB's pairing and the array path give the same run
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["method=bmn"],
+        ["method=arithmetic", "output.cells=true"],
+        ["method=robust", "data.max_robust_z=3.0"],
+        ["method=case_shiller", "data.pairing=all", "data.max_holding=30", "data.save_pairs=SAVE"],
+    ],
+    ids=["bmn", "arithmetic", "robust", "case_shiller_all"],
+)
+def test_pipeline_same_run_with_and_without_duckdb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str]
+) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from gpu_hpi import config as C
+    from gpu_hpi import pipeline
+
+    C.register_configs()
+    df = random_sales(34, n_props=1500)
+    path = write_sales(tmp_path, df, ["a", "b"])
+    common = [
+        "backend=cpu",
+        "data=transactions",
+        f"data.path={path}",
+        "data.columns.property=[a,b]",
+        "data.columns.group=group",
+        "data.start=2014-01",
+        "data.max_annual_return=2.0",
+        "index.min_pairs=1",
+        "output.plot=false",
+        "diagnostics.revision=false",
+    ]
+    runs = {}
+    for engine in ("duckdb", "arrays"):
+        out = tmp_path / engine
+        extra = [o.replace("SAVE", str(tmp_path / f"{engine}-pairs.parquet")) for o in overrides]
+        with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
+            cfg = compose(config_name="config", overrides=[*common, *extra])
+        with monkeypatch.context() as patch:
+            if engine == "arrays":
+                patch.setattr(pipeline, "sql_sales", lambda *args, **kw: None)
+            runs[engine] = (pipeline.run(cfg, out), pd.read_csv(out / "index.csv"))
+    (got, got_index), (want, want_index) = runs["duckdb"], runs["arrays"]
+    for key in ("dropped", "n_sales_read", "n_pairs_made", "n_pairs_used", "first_period", "n_periods"):
+        assert got[key] == want[key], key
+    assert got["dropped"]["sale_same_period_duplicate"] > 0 and got["dropped"]["extreme_return"] > 0
+    assert list(got_index.columns) == list(want_index.columns)
+    for col in got_index.columns:
+        if got_index[col].dtype.kind == "f":
+            np.testing.assert_allclose(got_index[col], want_index[col], rtol=1e-9, atol=1e-12, err_msg=col)
+        else:
+            assert got_index[col].tolist() == want_index[col].tolist(), col
+    if "data.save_pairs=SAVE" in overrides:
+        saved = [pd.read_parquet(tmp_path / f"{e}-pairs.parquet") for e in ("duckdb", "arrays")]
+        key = list(saved[0].columns)
+        assert_frame_sorted_equal(saved[0], saved[1], key)
+
+
+def assert_frame_sorted_equal(got: pd.DataFrame, want: pd.DataFrame, columns: list[str]) -> None:
+    got = got.sort_values(columns, kind="stable").reset_index(drop=True)
+    want = want.sort_values(columns, kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
