@@ -349,10 +349,10 @@ def cells_case(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cells.parquet"
         save_cells(table, Calendar("month", 2014 * 12, 123), path)
-        load_cells(path)  # warm the imports
+        load_cells(str(path))  # warm the imports
         with PeakRss() as mem:
             start = time.perf_counter()
-            loaded, _ = load_cells(path)
+            loaded, _ = load_cells(str(path))
             seconds = time.perf_counter() - start
         assert loaded.n_pairs == table.n_pairs
         size = path.stat().st_size
