@@ -200,21 +200,16 @@ def fit_table(
         m = xp.asarray(est[g0:g1])
         # unestimated periods (base, unidentified) get an identity row: they decouple and solve to 0
         lap = decouple(xp, cell_matrix(xp, b, t, grp, i, j, nf, nf, -nf, -nf), m)
-        # the index by a solve (an inverse times the right-hand side lost digits on the nearly
-        # singular systems that extreme Case-Shiller weights make), the covariance by the inverse
-        inv = xp.linalg.inv(lap) if covariance else None
+        rhs = None
         if beta is None:
             rhs = xp.bincount(xp.concatenate([tj, ti]), weights=xp.concatenate([s1, -s1]), minlength=b * t)
             rhs = xp.where(m, rhs.reshape(b, t), 0.0)
-            bet = xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]
-        else:
-            bet = xp.where(m, xp.asarray(beta[g0:g1]), 0.0)
+        solved, inv_diag = solve_spd(xp, lap, rhs, covariance)
+        bet = solved if beta is None else xp.where(m, xp.asarray(beta[g0:g1]), 0.0)
         d = bet[grp, j] - bet[grp, i]
         cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
         out_beta[g0:g1] = backend.to_host(bet)
-        out_var[g0:g1] = (
-            np.nan if inv is None else backend.to_host(xp.where(m, xp.diagonal(inv, axis1=1, axis2=2), 0.0))
-        )
+        out_var[g0:g1] = np.nan if inv_diag is None else backend.to_host(xp.where(m, inv_diag, 0.0))
         n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=count, minlength=b)).round().astype(np.int64)
         ssr[g0:g1] = backend.to_host(xp.bincount(grp, weights=cell_ssr, minlength=b))
         tss[g0:g1] = backend.to_host(xp.bincount(grp, weights=s2, minlength=b))
@@ -249,6 +244,35 @@ def fit_table(
     skipped = ident.skipped
     sigma2[skipped] = r2[skipped] = ssr[skipped] = np.nan
     return TableFit(log_index, se, period_pairs, ident.n_pairs, n_used, n_params, ssr, sigma2, r2, cov_diag)
+
+
+def solve_spd(xp: Any, lap: Any, rhs: Any, covariance: bool) -> tuple[Any, Any]:
+    """(solutions of lap x = rhs or None without rhs, diagonals of lap^-1 or None) for a (B, T, T)
+    stack of symmetric positive definite systems. The index by a solve: an inverse times the
+    right-hand side lost digits on the nearly singular systems that extreme Case-Shiller weights
+    make. On the host one Cholesky factor per system serves both (LAPACK potrf, potrs, potri: a
+    third of the flops of an LU inverse, 2x faster measured at T = 123); on the device CuPy's
+    batched solve and inverse. A system whose factorisation fails takes the LU route."""
+    if xp is not np:
+        solved = None if rhs is None else xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]
+        return solved, (xp.diagonal(xp.linalg.inv(lap), axis1=1, axis2=2) if covariance else None)
+    from scipy.linalg import lapack
+
+    b, t, _ = lap.shape
+    solved, diag = np.empty((b, t)), np.empty((b, t))
+    for k in range(b):
+        factor, info = lapack.dpotrf(lap[k], lower=1, clean=0)
+        if info != 0:  # not numerically positive definite: LU
+            if rhs is not None:
+                solved[k] = np.linalg.solve(lap[k], rhs[k])
+            if covariance:
+                diag[k] = np.diagonal(np.linalg.inv(lap[k]))
+            continue
+        if rhs is not None:
+            solved[k] = lapack.dpotrs(factor, rhs[k], lower=1)[0]
+        if covariance:
+            diag[k] = np.diagonal(lapack.dpotri(factor, lower=1)[0])
+    return (None if rhs is None else solved), (diag if covariance else None)
 
 
 def default_iter_lim(n_columns: int) -> int:

@@ -690,3 +690,19 @@ def test_gpu_backend_unavailable_here(problem: Problem) -> None:
 def test_bad_input_raises_data_error(prev: Any, recent: Any, y: Any, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(gpu_hpi.DataError, match=match):
         gpu_hpi.estimate_index(np.asarray(prev), np.asarray(recent), np.asarray(y), backend=CPU, **kwargs)
+
+
+def test_solve_spd_equals_numpy_and_takes_lu_where_cholesky_fails() -> None:
+    """The host's Cholesky route against numpy's LU solve and inverse, with one indefinite system."""
+    from gpu_hpi.solvers import solve_spd
+
+    rng = np.random.default_rng(12)
+    a = rng.normal(size=(5, 9, 9))
+    lap = a @ a.transpose(0, 2, 1) + np.eye(9)
+    lap[3] = np.diag(np.r_[-1.0, np.ones(8)])  # symmetric, not positive definite
+    rhs = rng.normal(size=(5, 9))
+    solved, diag = solve_spd(np, lap, rhs, covariance=True)
+    np.testing.assert_allclose(solved, np.linalg.solve(lap, rhs[:, :, None])[:, :, 0], rtol=1e-10)
+    np.testing.assert_allclose(diag, np.diagonal(np.linalg.inv(lap), axis1=1, axis2=2), rtol=1e-10)
+    assert diag[3, 0] == -1.0
+    assert solve_spd(np, lap, None, covariance=False) == (None, None)
