@@ -27,6 +27,8 @@ DENSE_KEY_LIMIT = 1 << 22
 # chunks (32 MB arrays) went back to the OS each time and cost more in page faults than in arithmetic
 CPU_CHUNK = 1 << 19
 GPU_CHUNK = 1 << 28
+# pairs gathered (key and sums: ~32 bytes each) before the sparse table sorts them into cells
+SPARSE_FOLD_ROWS = 1 << 24
 
 
 # Per-cell sums: of y and y^2 always; of the prices, their squares and cross product when the pairs
@@ -146,17 +148,51 @@ def _reduce_by_key(
 
     With keys known to lie in [0, n_keys) and a small n_keys, dense bincounts replace the sort.
     """
-    uniq = None
     if n_keys is not None and n_keys <= DENSE_KEY_LIMIT:
-        index, size = key, n_keys
+        # float64 sums of int64 counts are exact below 2^53 pairs per cell
+        counts = xp.rint(xp.bincount(key, weights=count, minlength=n_keys)).astype(np.int64)
+        (keep,) = xp.nonzero(counts)
+        return keep, counts[keep], {k: xp.bincount(key, weights=v, minlength=n_keys)[keep] for k, v in sums.items()}
+    # the pairs in key order, then a sum over each run of equal keys (count None: one pair a row)
+    order, sorted_key = _key_order(xp, key)
+    starts = xp.ones(sorted_key.shape, dtype=bool)
+    starts[1:] = sorted_key[1:] != sorted_key[:-1]
+    (first,) = xp.nonzero(starts)
+    uniq = sorted_key[first]
+    if xp is np:  # a sequential sum per run (numpy's reduceat; CuPy has none)
+
+        def run_sums(v: Any) -> Any:
+            return np.add.reduceat(v[order], first) if first.size else np.zeros(0, dtype=v.dtype)
+
+        counts = np.diff(first, append=key.shape[0]) if count is None else run_sums(count)
+        totals = {k: run_sums(v) for k, v in sums.items()}
     else:
-        uniq, index = xp.unique(key, return_inverse=True)
-        index, size = index.reshape(-1), uniq.shape[0]
-    # float64 sums of int64 counts are exact below 2^53 pairs per cell
-    counts = xp.rint(xp.bincount(index, weights=count, minlength=size)).astype(np.int64)
+        index = xp.cumsum(starts) - 1
+        weights = None if count is None else count[order]
+        counts = xp.bincount(index, weights=weights, minlength=uniq.shape[0])
+        totals = {k: xp.bincount(index, weights=v[order], minlength=uniq.shape[0]) for k, v in sums.items()}
+    counts = xp.rint(counts).astype(np.int64)
+    if count is None or bool(counts.all()):  # the usual case: no cell cancelled out
+        return uniq, counts, totals
     (keep,) = xp.nonzero(counts)
-    totals = {k: xp.bincount(index, weights=v, minlength=size)[keep] for k, v in sums.items()}
-    return (keep if uniq is None else uniq[keep]), counts[keep], totals
+    return uniq[keep], counts[keep], {k: v[keep] for k, v in totals.items()}
+
+
+def _key_order(xp: Any, key: Any) -> tuple[Any, Any]:
+    """(a permutation sorting non-negative int64 keys, the sorted keys): where the key and the
+    position fit in 63 bits together, one sort of the values key << b | position (numpy sorts values
+    ~8x faster than it argsorts them: 0.13 s against 1.0 s for 10M keys), else an argsort."""
+    n = int(key.shape[0])
+    if n == 0:
+        return xp.zeros(0, dtype=np.int64), xp.zeros(0, dtype=np.int64)
+    position_bits = max(n - 1, 1).bit_length()
+    if int(key.max()).bit_length() + position_bits > 63 or int(key.min()) < 0:
+        order = xp.argsort(key)
+        return order, key[order]
+    packed = key.astype(np.int64) << position_bits
+    packed |= xp.arange(n, dtype=np.int64)
+    packed.sort()
+    return packed & ((1 << position_bits) - 1), packed >> position_bits
 
 
 def _from_keys(xp: Any, t: int, labels: np.ndarray, key: Any, count: Any, sums: dict[str, Any]) -> CellTable:
@@ -239,41 +275,39 @@ def build_cell_table(
         table = _from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], {k: v[nonzero] for k, v in sums.items()})
         return replace(table, dropped=dropped)
 
-    def sparse_partial(worker: int) -> tuple[tuple[Any, Any, dict[str, Any]], dict[str, int]]:
-        acc: list[tuple[Any, Any, dict[str, Any]]] = []
-        pending = folded = 0
-        dropped: dict[str, int] = {}
-        for start in starts[worker::workers]:
-            key, values, valid, bad = _chunk_values(xp, pairs, start, min(start + chunk, n))
-            dropped = add_counts(dropped, bad)
-            ones = xp.ones(int(xp.count_nonzero(valid)))
-            acc.append(_reduce_by_key(xp, key[valid], ones, {k: values[k][valid] for k in names}))
-            pending += int(acc[-1][0].shape[0])
-            # bound memory: fold the partial tables into one once the new cells outnumber the folded
-            # ones (a fold per chunk would re-sort a large table again and again)
-            if pending > max(4 * chunk, folded):
-                acc = [_concat_reduce(xp, acc, names)]
-                folded, pending = int(acc[0][0].shape[0]), 0
-        return _concat_reduce(xp, acc, names), dropped
-
-    partials = _run(sparse_partial, workers)
-    dropped = functools.reduce(add_counts, (p[1] for p in partials), dict[str, int]())
+    # sparse: the valid pairs' keys and values gathered chunk by chunk, then sorted and reduced at
+    # once (most cells hold one pair: reducing each chunk, and merging the workers' tables, sorted
+    # the same keys again and again); one thread, since the sort dominates, and a fold past
+    # SPARSE_FOLD_ROWS bounds the memory
+    acc: list[tuple[Any, Any, dict[str, Any]]] = []
+    pending = folded = 0
+    lost: dict[str, int] = {}
+    for start in starts:
+        key, values, valid, bad = _chunk_values(xp, pairs, start, min(start + chunk, n))
+        lost = add_counts(lost, bad)
+        acc.append((key[valid], None, {k: values[k][valid] for k in names}))
+        pending += int(acc[-1][0].shape[0])
+        if pending > max(SPARSE_FOLD_ROWS, folded):
+            acc = [_concat_reduce(xp, acc, names)]
+            folded, pending = int(acc[0][0].shape[0]), 0
     if strict:
-        check_strict(dropped)
-    table = _from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, [p[0] for p in partials], names))
-    return replace(table, dropped=dropped)
+        check_strict(lost)
+    table = _from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, acc, names))
+    return replace(table, dropped=lost)
 
 
 def _concat_reduce(
     xp: Any, parts: list[tuple[Any, Any, dict[str, Any]]], names: tuple[str, ...]
 ) -> tuple[Any, Any, dict[str, Any]]:
+    """One table of the parts (keys, counts or None for one pair a row, sums), reduced by key."""
     if not parts:
         return xp.zeros(0, dtype=np.int64), xp.zeros(0, dtype=np.int64), {k: xp.zeros(0) for k in names}
-    if len(parts) == 1:
-        return parts[0]
-    key = xp.concatenate([p[0] for p in parts])
-    count = xp.concatenate([p[1] for p in parts])
-    return _reduce_by_key(xp, key, count, {k: xp.concatenate([p[2][k] for p in parts]) for k in names})
+    key = xp.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+    count = None
+    if any(p[1] is not None for p in parts):
+        count = xp.concatenate([xp.ones(p[0].shape[0], dtype=np.int64) if p[1] is None else p[1] for p in parts])
+    sums = {k: xp.concatenate([p[2][k] for p in parts]) if len(parts) > 1 else parts[0][2][k] for k in names}
+    return _reduce_by_key(xp, key, count, sums)
 
 
 def _run(fn: Any, workers: int) -> list[Any]:
