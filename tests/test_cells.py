@@ -113,8 +113,10 @@ def test_sparse_path_equals_dense_path(problem: Problem, monkeypatch: pytest.Mon
     dense = table_of(problem, "str")
     for limit in (0, 17):  # no dense keys at all; fewer than this problem's G * T^2
         monkeypatch.setattr(cells, "DENSE_KEY_LIMIT", limit)
-        for chunk_size in (None, 3, 7):  # chunk 3 makes the sparse path fold its partial tables
+        for chunk_size in (None, 3, 7):
             assert_tables_equal(table_of(problem, "str", chunk_size=chunk_size), dense, rtol=1e-12)
+        monkeypatch.setattr(cells, "SPARSE_FOLD_ROWS", 5)  # fold the gathered pairs every few chunks
+        assert_tables_equal(table_of(problem, "str", chunk_size=3), dense, rtol=1e-12)
 
 
 def test_sparse_path_gives_the_same_index(problem: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,3 +268,16 @@ def test_shift_places_the_table_in_a_wider_window(problem: Problem) -> None:
         moved.log_index[:, 3 : 3 + problem.n_periods], original.log_index, atol=1e-12, equal_nan=True
     )
     assert np.isnan(moved.log_index[:, :3]).all()
+
+
+def test_key_order_packed_and_argsort() -> None:
+    """The packed value sort and the argsort it falls back to (keys too wide) sort alike, stably."""
+    rng = np.random.default_rng(3)
+    for high in (50, 2**40, 2**62):  # the last leaves no room for the positions: argsort
+        key = rng.integers(0, high, 1000, dtype=np.int64)
+        key[::7] = key[0]  # ties
+        order, sorted_key = cells._key_order(np, key)
+        np.testing.assert_array_equal(sorted_key, np.sort(key))
+        np.testing.assert_array_equal(key[order], sorted_key)
+        if high < 2**62:  # the packed sort keeps tied keys in position order
+            np.testing.assert_array_equal(order, np.argsort(key, kind="stable"))
