@@ -95,6 +95,7 @@ class PairsDataConfig:
     end: str | None = None  # last period of the window; inferred when null
     integer_periods: IntegerPeriods = IntegerPeriods.index
     batch_rows: int = 1 << 21
+    memory_limit: str | None = None  # host memory DuckDB may use on the CPU, e.g. 4GB (beyond: it spills)
     strict: bool = False  # invalid pairs are an error instead of being dropped and counted
     add_cells: Any = None  # cell table(s) of earlier pairs (file, directory, glob or list) to add
 
@@ -132,6 +133,7 @@ class TransactionsDataConfig:
     max_robust_z: float | None = None  # |(y - median) / (1.4826 MAD)| within the group
     save_pairs: str | None = None  # write the pairs here (parquet, seed schema + prices)
     batch_rows: int = 1 << 21
+    memory_limit: str | None = None  # host memory DuckDB may use on the CPU, e.g. 4GB (beyond: it spills)
     strict: bool = False
     add_cells: Any = None  # cell table(s) of earlier pairs to add
 

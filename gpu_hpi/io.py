@@ -84,6 +84,7 @@ class PairSource:
     batch_rows: int = 1 << 22
     # GPU reads: bytes of decoded columns per read (backend.device_read_budget); None: batch_rows
     device_read_bytes: int | None = None
+    memory_limit: str | None = None  # of DuckDB's reads on the CPU (sql.connect); None: its default
 
     def files(self) -> tuple[list[str], str]:
         """The files to read and their format (parquet or csv); DataError if there are none."""
@@ -277,6 +278,7 @@ class SaleSource:
     integer_periods: str = "index"
     start: str | None = None
     batch_rows: int = 1 << 21
+    memory_limit: str | None = None  # of DuckDB's pairing on the CPU (sql.connect); None: its default
 
     def read(self) -> RawSales:
         """Every sale (pairing needs all sales of a property together), read batch by batch."""

@@ -289,6 +289,7 @@ def _stream_pairs(
             integer_periods=_name(cfg.data.integer_periods),
             start=cfg.data.start,
             batch_rows=int(cfg.data.batch_rows),
+            memory_limit=cfg.data.get("memory_limit"),
             device_read_bytes=device_read_budget(backend, cfg.memory.maximum_pool_size) if backend.is_gpu else None,
         )
         total_rows = source.count_rows()
@@ -411,6 +412,7 @@ def _load_transactions(
         integer_periods=_name(d.integer_periods),
         start=d.start,
         batch_rows=int(d.batch_rows),
+        memory_limit=d.get("memory_limit"),
     )
     start, end = _window(cfg, periodicity)
     rules = PairingRules(

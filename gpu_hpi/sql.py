@@ -13,8 +13,12 @@ Python. CSV stays with pyarrow (its null tokens and type inference are the docum
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,7 @@ import numpy as np
 
 from .calendar import PER_YEAR, check_window
 from .cells import PRICE_SUMS, CellTable
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .io import (
     PairBatch,
     check_integer_periods,
@@ -35,8 +39,8 @@ from .io import (
 )
 from .pairs import check_strict
 
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
-_FLOATS = ("FLOAT", "DOUBLE", "REAL")
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,28 @@ def relation(files: list[str], positions: bool = False) -> str:
     return f"read_parquet([{names}], union_by_name = true, hive_partitioning = false{extra})"
 
 
-def connect(progress: bool = False) -> Any:
-    """A DuckDB connection using every core; progress: its progress bar, on a terminal."""
+def connect(progress: bool = False, memory_limit: str | None = None) -> Any:
+    """A DuckDB connection using every core; progress: its progress bar, on a terminal;
+    memory_limit: what DuckDB may hold (e.g. '4GB') before it spills, always into a private
+    temporary directory removed at exit (never the working directory, DuckDB's default)."""
     import duckdb
 
     con = duckdb.connect(config={"threads": os.cpu_count() or 1})
     con.execute(f"SET enable_progress_bar = {bool(progress and sys.stderr.isatty())}")
+    con.execute(f"SET temp_directory = {_literal(_spill_directory())}")
+    if memory_limit is not None:
+        try:
+            con.execute(f"SET memory_limit = {_literal(str(memory_limit))}")
+        except duckdb.Error as exc:
+            raise ConfigError(f"data.memory_limit={memory_limit!r}: {_first_line(exc)}") from exc
     return con
+
+
+@functools.cache
+def _spill_directory() -> str:
+    path = tempfile.mkdtemp(prefix="gpu_hpi-duckdb-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def column_types(con: Any, source: str, files: list[str]) -> dict[str, str]:
@@ -84,6 +103,18 @@ def column_types(con: Any, source: str, files: list[str]) -> dict[str, str]:
     except duckdb.Error as exc:
         raise DataError(f"cannot read {files[0] if len(files) == 1 else files}: {_first_line(exc)}") from exc
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+def read_error(where: str, exc: BaseException) -> DataError:
+    """The one-line error of a failed query over `where`; out of memory says what to change."""
+    import duckdb
+
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return DataError(
+            f"reading {where}: DuckDB ran out of memory ({_first_line(exc)}); raise data.memory_limit "
+            "(or leave it null: 80% of RAM)"
+        )
+    return DataError(f"cannot read {where}: {_first_line(exc)}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -106,12 +137,12 @@ class PeriodColumns:
         col = quote(name)
         per = 12 // PER_YEAR[self.periodicity]
         if kind.startswith("TIMESTAMPTZ") or kind.startswith("TIMESTAMP WITH TIME ZONE"):
-            raise _Unsupported(f"column {name!r} is a timestamp with a time zone")
+            raise Unsupported(f"column {name!r} is a timestamp with a time zone")
         if kind.startswith(("TIMESTAMP", "DATE")):
             self._check_dates(name, col)
             months = f"(year({col}) * 12 + month({col}) - 1)"
             return months if per == 1 else f"({months} // {per})"
-        if kind in _NUMERIC:
+        if kind in INTEGER_TYPES:
             return self._integers(name, col, per)
         if kind == "VARCHAR":
             return self._strings(name, col)
@@ -139,7 +170,7 @@ class PeriodColumns:
         try:
             ((lo, hi),) = self.con.execute(f"SELECT {extremes} FROM {self.all_rows}").fetchall()
         except duckdb.Error as exc:
-            raise _Unsupported(f"column {name!r}: {_first_line(exc)}") from exc
+            raise Unsupported(f"column {name!r}: {_first_line(exc)}") from exc
         if lo is not None:
             check_plausible_days(name, int(lo), int(hi))
 
@@ -180,7 +211,7 @@ class PeriodColumns:
         return f"(SELECT period FROM {table} WHERE label = {col})"
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """A column this reader does not handle (the pyarrow reader does)."""
 
 
@@ -206,7 +237,7 @@ def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
     if fmt != "parquet":
         return None  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
     wanted = source.wanted()
-    con = connect(progress)
+    con = connect(progress, source.memory_limit)
     src = relation(files)
     types = column_types(con, src, files)
     missing = [c for c in wanted.values() if c not in types]
@@ -216,7 +247,7 @@ def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
         )
     for role in ("y", "price_prev", "price_recent"):
         if role in wanted and not (
-            types[wanted[role]] in _NUMERIC + _FLOATS or types[wanted[role]].startswith("DECIMAL")
+            types[wanted[role]] in INTEGER_TYPES + FLOAT_TYPES or types[wanted[role]].startswith("DECIMAL")
         ):
             raise DataError(f"column {wanted[role]!r} must be numeric, got {types[wanted[role]].lower()}")
     dated = f"{quote(wanted['prev'])} IS NOT NULL AND {quote(wanted['recent'])} IS NOT NULL"
@@ -224,14 +255,14 @@ def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
     try:
         prev = periods.expression(wanted["prev"], types[wanted["prev"]])
         recent = periods.expression(wanted["recent"], types[wanted["recent"]])
-    except _Unsupported:
+    except Unsupported:
         return None
     prices = "price_prev" in wanted
     p0 = f"CAST({quote(wanted['price_prev'])} AS DOUBLE)" if prices else "NULL"
     p1 = f"CAST({quote(wanted['price_recent'])} AS DOUBLE)" if prices else "NULL"
     y = f"CAST({quote(wanted['y'])} AS DOUBLE)" if "y" in wanted else f"ln({p1} / {p0})"
     group = quote(wanted["group"]) if "group" in wanted else "NULL"
-    if "group" in wanted and types[wanted["group"]] in _FLOATS:
+    if "group" in wanted and types[wanted["group"]] in FLOAT_TYPES:
         # a NaN id is missing, as in pandas (isnan() would be folded away: DuckDB takes the parquet
         # statistics, which leave NaN out, for proof that there is none; isfinite() is not)
         group = f"CASE WHEN isfinite({group}) THEN {group} END"
@@ -266,8 +297,8 @@ def sql_cell_table(
                 keys = _keys(cells, suspect, query.grouped)
                 cells = _merge(cells, suspect, _cells(con, pairs, prices=False, only=keys))
     except duckdb.Error as exc:
-        raise DataError(f"cannot read {query.where}: {_first_line(exc)}") from exc
-    return _table(cells, query.grouped, start, end, strict)
+        raise read_error(query.where, exc) from exc
+    return grouped_table(cells, query.grouped, start, end, strict)
 
 
 def sql_batch(source: Any, progress: bool = False) -> PairBatch | None:
@@ -286,7 +317,7 @@ def sql_batch(source: Any, progress: bool = False) -> PairBatch | None:
         dated = f"SELECT {columns} FROM ({query.pairs}) WHERE i IS NOT NULL AND j IS NOT NULL{query.order}"
         arrow = query.con.sql(dated).to_arrow_table()
     except duckdb.Error as exc:
-        raise DataError(f"cannot read {query.where}: {_first_line(exc)}") from exc
+        raise read_error(query.where, exc) from exc
 
     def numbers(name: str) -> np.ndarray:
         return arrow.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
@@ -362,7 +393,7 @@ def _merge(cells: dict[str, Any], rows: np.ndarray, redone: dict[str, Any]) -> d
     return merged
 
 
-def _table(
+def grouped_table(
     cells: dict[str, Any],
     grouped: bool,
     start: int | None,

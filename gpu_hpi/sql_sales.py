@@ -32,16 +32,16 @@ from .errors import ConfigError, DataError
 from .io import PairSource, SaleSource
 from .pairs import Pairs, add_counts
 from .sql import (
-    _FLOATS,
-    _NUMERIC,
+    FLOAT_TYPES,
+    INTEGER_TYPES,
     PeriodColumns,
-    _first_line,
-    _table,
-    _Unsupported,
+    Unsupported,
     column_types,
     connect,
     group_labels,
+    grouped_table,
     quote,
+    read_error,
     relation,
 )
 from .transactions import PairingRules, check_sales, filter_pairs
@@ -94,12 +94,12 @@ def sql_sales(
         return None
     import duckdb
 
-    con = connect(progress)
+    con = connect(progress, source.memory_limit)
     src = relation(files, positions=True)
     where = files[0] if len(files) == 1 else source.path
     try:
         cols = _columns(con, source, src, files)
-    except _Unsupported:
+    except Unsupported:
         return None
     try:
         first, n_periods, labels, counts = _window_and_counts(con, cols, src, start, end)
@@ -115,7 +115,7 @@ def sql_sales(
             if not np.isfinite(arrow.column("y").fill_null(0.0).to_numpy(zero_copy_only=False)).all():
                 arrow = con.sql(_cells_sql(pairs, prices, careful=True, count_dups=count_dups)).to_arrow_table()
     except duckdb.Error as exc:
-        raise DataError(f"cannot read {where}: {_first_line(exc)}") from exc
+        raise read_error(where, exc) from exc
     grouped = cols.group != "NULL"
     sale_counts = {k: v for k, v in counts.items() if k.startswith("sale_")}
     dups = int(pc.sum(arrow.column("dups")).as_py() or 0)
@@ -143,7 +143,7 @@ def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Colum
             f"column(s) {', '.join(map(repr, missing))} not found in {files[0]}; columns found: {', '.join(types)}"
         )
     price_type = types[source.price]
-    if not (price_type in _NUMERIC + _FLOATS or price_type.startswith("DECIMAL")):
+    if not (price_type in INTEGER_TYPES + FLOAT_TYPES or price_type.startswith("DECIMAL")):
         raise DataError(f"column {source.price!r} must be numeric, got {price_type.lower()}")
     date = quote(source.date)
     periods = PeriodColumns(con, src, f"{date} IS NOT NULL", source.periodicity, source.integer_periods, source.start)
@@ -151,12 +151,12 @@ def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Colum
     keys = [quote(k) for k in source.property]
     # a key part is missing where null, or NaN (as pandas' factorize); isnan() would be folded away by
     # DuckDB from parquet statistics that leave NaN out, isfinite() and isinf() are not
-    present = [f"({quote(k)} IS NOT NULL{_not_nan(quote(k)) if types[k] in _FLOATS else ''})" for k in source.property]
+    present = [_present(quote(k), types[k]) for k in source.property]
     price = f"CAST({quote(source.price)} AS DOUBLE)"
     group = "NULL"
     if source.group:
         group = quote(source.group)
-        if types[source.group] in _FLOATS:  # a NaN id is a missing group (as in sql.pair_query)
+        if types[source.group] in FLOAT_TYPES:  # a NaN id is a missing group (as in sql.pair_query)
             group = f"CASE WHEN isfinite({group}) THEN {group} END"
     return _Columns(
         keys=keys,
@@ -169,8 +169,11 @@ def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Colum
     )
 
 
-def _not_nan(col: str) -> str:
-    return f" AND (isfinite({col}) OR isinf({col}))"
+def _present(col: str, kind: str) -> str:
+    """A key part's test: not null, and for floats not NaN."""
+    if kind in FLOAT_TYPES:
+        return f"({col} IS NOT NULL AND (isfinite({col}) OR isinf({col})))"
+    return f"({col} IS NOT NULL)"
 
 
 def _window_and_counts(
@@ -292,7 +295,7 @@ def _cells_sql(pairs: str, prices: bool, careful: bool, count_dups: bool) -> str
 def _from_cells(
     arrow: Any, rules: PairingRules, n_periods: int, labels: np.ndarray, grouped: bool, strict: bool
 ) -> tuple[CellTable, dict[str, int], int]:
-    """The cell table of the grouped pairs (sql._table applies the rules on the cell key), the
+    """The cell table of the grouped pairs (sql.grouped_table applies the rules on the cell key), the
     pair filters' counts and the number of pairs they kept."""
     reason = arrow.column("reason").fill_null(-1).to_numpy(zero_copy_only=False)
     n = arrow.column("n").to_numpy()
@@ -307,7 +310,7 @@ def _from_cells(
             cells[name] = arrow.column(name).fill_null(0.0).to_numpy(zero_copy_only=False)[rows]
     cells["i_null"] = cells["j_null"] = np.zeros(int(rows.sum()), dtype=bool)
     cells["bad_price"] = np.zeros(int(rows.sum()), dtype=np.int64)
-    reduced = _table(cells, grouped, 0, n_periods - 1, strict, labels=labels)
+    reduced = grouped_table(cells, grouped, 0, n_periods - 1, strict, labels=labels)
     return reduced.table, {k: v for k, v in dropped.items() if v}, int(n[rows].sum())
 
 

@@ -4,6 +4,7 @@ pairs, drop counts and cell tables, for both of its outputs (the pairs in memory
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from test_transactions import RULES, START, all_counts, assert_same_pairs, made_
 
 import gpu_hpi
 from gpu_hpi.cells import CellTable, build_cell_table
-from gpu_hpi.errors import DataError
+from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io import SaleSource
 from gpu_hpi.pairs import Pairs
 from gpu_hpi.sql_sales import sql_sales
@@ -260,3 +261,51 @@ def assert_frame_sorted_equal(got: pd.DataFrame, want: pd.DataFrame, columns: li
     got = got.sort_values(columns, kind="stable").reset_index(drop=True)
     want = want.sort_values(columns, kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
+def test_memory_limit_spills_and_gives_the_same_result(tmp_path: Path) -> None:
+    """data.memory_limit: DuckDB keeps under it by spilling (to a private temporary directory, not
+    the working directory); the pairs, counts and table are those of an unlimited run."""
+    from gpu_hpi.io import PairSource
+    from gpu_hpi.sql import _spill_directory, sql_cell_table
+
+    rng = np.random.default_rng(8)
+    n = 400_000
+    sales = pa.table(
+        {
+            "p": rng.integers(0, n // 3, n),
+            "date": (np.datetime64("2014-01-01") + rng.integers(0, 3650, n)).astype("datetime64[D]"),
+            "price": rng.uniform(1, 2, n),
+            "g": rng.integers(0, 50, n),
+        }
+    )
+    path = tmp_path / "sales.parquet"
+    pq.write_table(sales, path)
+    free = sql_sales(SaleSource(str(path), "auto", ["p"], "date", "price", "g"), PairingRules(), None, None, False)
+    small = SaleSource(str(path), "auto", ["p"], "date", "price", "g", memory_limit="64MB")
+    limited = sql_sales(small, PairingRules(), None, None, False)
+    assert free is not None and limited is not None
+    assert limited.dropped == free.dropped and limited.n_pairs == free.n_pairs > 0
+    assert_same_table(limited.table, free.table)
+    assert Path(_spill_directory()).name.startswith("gpu_hpi-duckdb-")
+    assert not (Path.cwd() / ".tmp").exists()
+    with pytest.raises(ConfigError, match=r"data\.memory_limit='banana'"):
+        sql_sales(replace(small, memory_limit="banana"), PairingRules(), None, None, False)
+    pairs = PairSource(
+        str(tmp_path / "sales.parquet"), "auto", {"group": "g", "prev": "date", "recent": "date", "y": "price"}
+    )
+    with pytest.raises(ConfigError, match="memory_limit"):
+        sql_cell_table(replace(pairs, memory_limit="banana"), None, None)
+
+
+def test_out_of_memory_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    n = 400_000
+    days = (np.datetime64("2014-01-01") + rng.integers(0, 3650, n)).astype("datetime64[D]")
+    pq.write_table(
+        pa.table({"p": rng.integers(0, n // 3, n), "date": days, "price": rng.uniform(1, 2, n)}), tmp_path / "s.parquet"
+    )
+    source = SaleSource(str(tmp_path / "s.parquet"), "auto", ["p"], "date", "price", memory_limit="8MB")
+    with pytest.raises(DataError, match=r"ran out of memory .*raise data\.memory_limit") as info:
+        sql_sales(source, PairingRules(), None, None, False)
+    assert "\n" not in str(info.value)
