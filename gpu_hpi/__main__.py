@@ -2,16 +2,21 @@
 
 The overrides are composed once up front so that a bad one fails with a one-line message and
 exit code 2 before Hydra starts a run; errors in the data likewise exit 2 without a traceback
-(`debug=true` shows it).
+(`debug=true` shows it). The run directory is resolved then too: checked writable, and owned by
+this run through an exclusive lock (a second run into it exits 2 naming the first one's pid)
+before Hydra writes anything there. SIGINT / SIGTERM stop the run with one line, exit 130 / 143,
+and leave no temporary file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NoReturn
 
 import hydra
 from hydra import compose, initialize_config_dir
@@ -42,15 +47,72 @@ def _one_line(exc: BaseException) -> str:
     return f"{first}: {str(cause).splitlines()[0]}" if cause else first
 
 
-def _check_overrides(overrides: list[str]) -> str | None:
-    """Compose the config with these overrides; the one-line error, or None if it is valid."""
+def _compose(overrides: list[str]) -> tuple[str | None, DictConfig | None]:
+    """(the one-line error, None) for overrides that do not compose, else (None, the config with
+    Hydra's own, so that the run directory can be resolved)."""
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base=None, job_name="gpu_hpi"):
-            cfg = compose(config_name="config", overrides=overrides)
-            OmegaConf.to_container(cfg, throw_on_missing=True)
+            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+            body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+            OmegaConf.to_container(body, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        return _one_line(exc)
+        return _one_line(exc), None
+    return None, cfg
+
+
+def _check_overrides(overrides: list[str]) -> str | None:
+    """Compose the config with these overrides; the one-line error, or None if it is valid."""
+    return _compose(overrides)[0]
+
+
+def _writable_problem(run_dir: Path) -> str | None:
+    """Why the run directory cannot be created or written to, or None."""
+    if run_dir.exists() and not run_dir.is_dir():
+        return f"the output directory {run_dir} is a file"
+    existing = run_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write the output directory {run_dir}: {existing} is not writable"
     return None
+
+
+def own_run_dir(run_dir: Path) -> IO[str]:
+    """Create the run directory and take its lock for this process (held while the returned file
+    stays open); GpuHpiError naming the other run if one holds it."""
+    from .errors import DataError
+
+    problem = _writable_problem(run_dir)
+    if problem:
+        raise DataError(problem)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(run_dir / ".gpu_hpi.lock", "a+")  # noqa: SIM115 (held for the process's life)
+    except OSError as exc:
+        raise DataError(f"cannot write the output directory {run_dir}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        other = lock.read().strip() or "unknown"
+        lock.close()
+        raise DataError(
+            f"the output directory {run_dir} is in use by another run (pid {other}); "
+            "wait for it or choose another hydra.run.dir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+class Stopped(BaseException):  # a signal, like KeyboardInterrupt: past every `except Exception`
+    """SIGTERM, raised where the run is (as SIGINT raises KeyboardInterrupt)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Stopped
 
 
 @hydra.main(config_path=None, config_name="config", version_base=None)
@@ -101,13 +163,39 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
 def main() -> None:
     register_configs()
     args = sys.argv[1:]
-    if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through
-        problem = _check_overrides(args)
-        if problem:
-            print(f"gpu_hpi: error: {problem}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
-    sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *sys.argv[1:]]
-    _app()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    lock = None
+    try:
+        if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through
+            problem, cfg = _compose(args)
+            if problem or cfg is None:
+                _fail(problem or "the configuration does not compose")
+            run_dir = Path(str(cfg.hydra.run.dir)).absolute()
+            try:
+                lock = own_run_dir(run_dir)  # held until the process exits
+            except GpuHpiError as exc:
+                _fail(str(exc))
+            # Hydra resolves its run directory again (a ${now:...} may have moved on): pin it
+            args = [*args, f"hydra.run.dir='{_quoted(str(run_dir))}'"]
+        sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
+        _app()
+        del lock
+    except KeyboardInterrupt:
+        print("gpu_hpi: interrupted; no output was committed unless summary.json is there", file=sys.stderr)
+        sys.exit(130)
+    except Stopped:
+        print("gpu_hpi: stopped (SIGTERM); no output was committed unless summary.json is there", file=sys.stderr)
+        sys.exit(143)
+
+
+def _quoted(text: str) -> str:
+    """A value inside Hydra's single-quoted override string."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"gpu_hpi: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

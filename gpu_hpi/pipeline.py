@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -724,5 +725,14 @@ def write_outputs(
         for tmp, _ in written:
             tmp.unlink(missing_ok=True)
         raise
-    for tmp, final in written:
-        os.replace(tmp, final)
+    # the renames as one step: a SIGINT / SIGTERM waits until they are done, so that the outputs
+    # are all of one run or none; summary.json, renamed last, marks a complete set
+    signals = {signal.SIGINT, signal.SIGTERM}
+    blocked = threading.current_thread() is threading.main_thread()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if blocked else None
+    try:
+        for tmp, final in written:
+            os.replace(tmp, final)
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -1,0 +1,101 @@
+"""Runs that cannot corrupt each other (issue 15): the run directory's lock, its check before any
+work, SIGINT / SIGTERM stopping with one line and no temporary file, outputs committed as a set."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gpu_hpi import __main__ as cli
+from gpu_hpi.errors import DataError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """gpu_hpi's main() in this process: (exit code, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["gpu_hpi", *args])
+    try:
+        cli.main()
+    except SystemExit as exc:
+        return int(exc.code or 0), capsys.readouterr().err
+    return 0, capsys.readouterr().err
+
+
+def test_a_second_run_into_a_held_directory_exits_2_naming_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    held = cli.own_run_dir(run_dir)  # the first run (a separate open file: flock conflicts as between processes)
+    try:
+        code, err = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}", "data.n_pairs=2000")
+    finally:
+        held.close()
+    assert code == 2
+    assert err.strip() == (
+        f"gpu_hpi: error: the output directory {run_dir} is in use by another run (pid {os.getpid()}); "
+        "wait for it or choose another hydra.run.dir"
+    )
+    assert sorted(p.name for p in run_dir.iterdir()) == [".gpu_hpi.lock"]  # Hydra wrote nothing there
+    # released: the next run takes the directory
+    code, _ = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}", "data.n_pairs=2000", "output.plot=false")
+    assert code == 0 and (run_dir / "summary.json").exists()
+
+
+def test_an_unwritable_output_directory_is_one_line_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for run_dir, why in ((a_file, "is a file"), (a_file / "sub", "cannot write")):
+        code, err = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}")
+        assert code == 2 and why in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_read_only_parent_is_refused(tmp_path: Path) -> None:
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    try:
+        if os.access(read_only, os.W_OK):
+            pytest.skip("running as a user who may write anywhere (root)")
+        with pytest.raises(DataError, match="not writable"):
+            cli.own_run_dir(read_only / "run")
+    finally:
+        read_only.chmod(0o700)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "stopped")]
+)
+def test_a_signal_stops_the_run_with_one_line_and_no_temporary_file(
+    tmp_path: Path, sig: signal.Signals, code: int, word: str
+) -> None:
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpu_hpi", f"hydra.run.dir={run_dir}", "data.n_pairs=60000000"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (run_dir / "gpu_hpi.log").exists() and time.monotonic() < deadline:  # the run has begun
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code
+    assert len(err.strip().splitlines()) == 1 and word in err and "Traceback" not in err
+    left = {p.name for p in run_dir.iterdir()}
+    assert not any(name.endswith(".tmp") for name in left)
+    assert "summary.json" not in left and "index.csv" not in left
