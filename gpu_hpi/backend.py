@@ -185,6 +185,27 @@ def parse_size(text: str | int | float, total: int) -> int:
     return rounded
 
 
+def check_memory_sizes(initial: str | None, maximum: str | None) -> None:
+    """ConfigError unless the pool sizes read as sizes (on any backend, before any work) and an
+    initial size given in bytes is not above a maximum given in bytes (fractions are checked
+    against the device in configure_memory)."""
+    sizes = {}
+    for name, text in (("initial_pool_size", initial), ("maximum_pool_size", maximum)):
+        if text is not None:
+            try:
+                sizes[name] = parse_size(text, 1 << 40)
+            except ConfigError as exc:
+                raise ConfigError(f"memory.{name}: {exc}") from exc
+    absolute = [text for text in (initial, maximum) if text is not None and not _is_fraction(text)]
+    if len(absolute) == 2 and sizes["initial_pool_size"] > sizes["maximum_pool_size"]:
+        raise ConfigError(f"memory.initial_pool_size={initial} exceeds memory.maximum_pool_size={maximum}")
+
+
+def _is_fraction(text: str | int | float) -> bool:
+    value = str(text).strip()
+    return "." in value and value.replace(".", "", 1).isdigit() and 0 < float(value) <= 1
+
+
 def configure_memory(
     backend: Backend, *, pool: bool, initial_pool_size: str | None, maximum_pool_size: str | None, managed_memory: bool
 ) -> str:
@@ -203,14 +224,19 @@ def configure_memory(
     if not isinstance(rmm.mr.get_current_device_resource(), rmm.mr.CudaMemoryResource):
         note = "an RMM memory resource was already set: respected"
     else:
-        total = int(backend.xp.cuda.Device().mem_info[1])
+        free, total = (int(v) for v in backend.xp.cuda.Device().mem_info)
+        initial = None if initial_pool_size is None else parse_size(initial_pool_size, total)
+        maximum = None if maximum_pool_size is None else parse_size(maximum_pool_size, total)
+        clamped = ""
+        if maximum is not None and initial is None:  # RMM's default initial pool must fit the maximum
+            initial = min(free // 2 // 256 * 256, maximum)
+        elif maximum is not None and initial is not None and initial > maximum:
+            clamped = f"; initial pool clamped to the maximum {maximum_pool_size}"
+            initial = maximum
         rmm.reinitialize(
-            pool_allocator=pool,
-            managed_memory=managed_memory,
-            initial_pool_size=None if initial_pool_size is None else parse_size(initial_pool_size, total),
-            maximum_pool_size=None if maximum_pool_size is None else parse_size(maximum_pool_size, total),
+            pool_allocator=pool, managed_memory=managed_memory, initial_pool_size=initial, maximum_pool_size=maximum
         )
-        note = f"RMM {'pool' if pool else 'allocator'}{' on managed memory' if managed_memory else ''}"
+        note = f"RMM {'pool' if pool else 'allocator'}{' on managed memory' if managed_memory else ''}{clamped}"
     rmm.statistics.enable_statistics()
     backend.xp.cuda.set_allocator(rmm_cupy_allocator)
     return note

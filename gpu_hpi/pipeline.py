@@ -30,6 +30,7 @@ import pandas as pd
 from .backend import (
     Backend,
     array_namespace,
+    check_memory_sizes,
     configure_memory,
     device_read_budget,
     peak_device_bytes,
@@ -159,13 +160,9 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
             cudf_module()  # its import (seconds) counted here, not in the reading
     if cfg.output.plot and backend.is_gpu:  # the chart's imports (~0.5 s) on the idle host, while the GPU reads
         threading.Thread(target=importlib.import_module, args=("matplotlib.figure",), daemon=True).start()
-    log.info(
-        "backend %s (%s): %s; %s",
-        backend.name,
-        backend.device,
-        "requested" if _name(cfg.backend.name) != "auto" else "chosen by backend=auto",
-        memory_note,
-    )
+    how = "requested" if _name(cfg.backend.name) != "auto" else "chosen by backend=auto"
+    # the memory note only where it applies (the GPU): no word about options a CPU run ignores
+    log.info("backend %s (%s): %s%s", backend.name, backend.device, how, f"; {memory_note}" if backend.is_gpu else "")
 
     strict = bool(cfg.data.get("strict", False))
     keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
@@ -620,6 +617,11 @@ def _check_options(cfg: Any) -> None:
         raise ConfigError("method.huber_c and method.tol must be positive and method.max_iter at least 1")
     if cfg.index.base_period is not None:
         parse_period(cfg.index.base_period, _name(cfg.index.periodicity))  # its form; the window comes later
+    if cfg.index.min_pairs is not None and cfg.index.min_pairs < 1:
+        raise ConfigError(f"index.min_pairs must be at least 1 (or null), got {cfg.index.min_pairs}")
+    if cfg.output.plot_groups < 0:
+        raise ConfigError(f"output.plot_groups must be 0 or more, got {cfg.output.plot_groups}")
+    check_memory_sizes(cfg.memory.initial_pool_size, cfg.memory.maximum_pool_size)
     _check_diagnostics(cfg.diagnostics)
 
 
