@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -87,7 +88,7 @@ def own_run_dir(run_dir: Path) -> IO[str]:
         raise DataError(problem)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(run_dir / ".gpu_hpi.lock", "a+")  # noqa: SIM115 (held for the process's life)
+        lock = open(run_dir / ".gpu_hpi.lock", "a+")  # noqa: SIM115 (held until the run ends)
     except OSError as exc:
         raise DataError(f"cannot write the output directory {run_dir}: {exc.strerror}") from exc
     try:
@@ -120,6 +121,8 @@ def _app(cfg: DictConfig) -> None:
     from .pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if not cfg.debug:  # warnings as one line each; debug=true keeps Python's form (file and line)
+        warnings.formatwarning = _one_line_warning
     try:
         summary = run(cfg, out_dir, startup_s=process_age())
     except GpuHpiError as exc:
@@ -128,6 +131,10 @@ def _app(cfg: DictConfig) -> None:
         print(f"gpu_hpi: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     _print_summary(summary, out_dir)
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+    return f"gpu_hpi: warning: {str(message).splitlines()[0]}\n"
 
 
 def process_age() -> float | None:
@@ -144,8 +151,11 @@ def process_age() -> float | None:
 
 
 def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    pooled = summary.get("n_pairs_used_pooled")
+    in_pooled = f" ({pooled:,} in the pooled index)" if pooled is not None and summary["n_groups"] else ""
+    used = f"{summary['n_pairs_used']:,} of {summary['n_pairs_read']:,} pairs{in_pooled}"
     lines = [
-        f"gpu_hpi: {summary['n_pairs_used']:,} of {summary['n_pairs_read']:,} pairs, {summary['n_groups']} group(s), "
+        f"gpu_hpi: {used}, {summary['n_groups']} group(s), "
         f"{summary['n_periods']} periods {summary['first_period']}..{summary['last_period']} "
         f"(base {summary['base_period']} = 100)",
         f"  method {summary['method']}, solver {summary['solver']}, backend {summary['backend']} ({summary['device']})",
@@ -172,20 +182,23 @@ def main() -> None:
                 _fail(problem or "the configuration does not compose")
             run_dir = Path(str(cfg.hydra.run.dir)).absolute()
             try:
-                lock = own_run_dir(run_dir)  # held until the process exits
+                lock = own_run_dir(run_dir)  # held until the run ends
             except GpuHpiError as exc:
                 _fail(str(exc))
             # Hydra resolves its run directory again (a ${now:...} may have moved on): pin it
             args = [*args, f"hydra.run.dir='{_quoted(str(run_dir))}'"]
         sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
         _app()
-        del lock
     except KeyboardInterrupt:
         print("gpu_hpi: interrupted; no output was committed unless summary.json is there", file=sys.stderr)
         sys.exit(130)
     except Stopped:
         print("gpu_hpi: stopped (SIGTERM); no output was committed unless summary.json is there", file=sys.stderr)
         sys.exit(143)
+    finally:
+        if lock is not None:  # the directory is free again: the lock file goes, then the lock
+            Path(lock.name).unlink(missing_ok=True)
+            lock.close()
 
 
 def _quoted(text: str) -> str:

@@ -22,10 +22,10 @@ template <typename P, typename Y>
 __global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int* group, const long long n,
                           const int T, const int n_groups, unsigned long long* count, double* sum_y,
                           double* sum_y2, unsigned long long* dropped) {
-    // dropped: [missing_group, period_out_of_range, prev_not_before_recent, nonfinite_y], each pair
-    // counted under the first reason it fails, as gpu_hpi.pairs.invalid_masks does
-    __shared__ unsigned long long block_dropped[4];
-    if (threadIdx.x < 4) block_dropped[threadIdx.x] = 0;
+    // dropped: [missing_group, period_out_of_range, same_period, prev_not_before_recent, nonfinite_y],
+    // each pair counted under the first reason it fails, as gpu_hpi.pairs.invalid_masks does
+    __shared__ unsigned long long block_dropped[5];
+    if (threadIdx.x < 5) block_dropped[threadIdx.x] = 0;
     __syncthreads();
     const long long stride = (long long)blockDim.x * gridDim.x;
     for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += stride) {
@@ -36,8 +36,9 @@ __global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int*
         int reason = -1;
         if (g < 0 || g >= n_groups) reason = 0;
         else if (i < 0 || i >= T || j < 0 || j >= T) reason = 1;
-        else if (i >= j) reason = 2;
-        else if (!(v - v == 0.0)) reason = 3;  // NaN or +-inf (no math header needed under NVRTC)
+        else if (i == j) reason = 2;
+        else if (i > j) reason = 3;
+        else if (!(v - v == 0.0)) reason = 4;  // NaN or +-inf (no math header needed under NVRTC)
         if (reason >= 0) {
             atomicAdd(&block_dropped[reason], 1ULL);
             continue;
@@ -48,12 +49,12 @@ __global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int*
         atomicAdd(&sum_y2[cell], v * v);
     }
     __syncthreads();
-    if (threadIdx.x < 4 && block_dropped[threadIdx.x]) atomicAdd(&dropped[threadIdx.x], block_dropped[threadIdx.x]);
+    if (threadIdx.x < 5 && block_dropped[threadIdx.x]) atomicAdd(&dropped[threadIdx.x], block_dropped[threadIdx.x]);
 }
 """
 _PERIOD_TYPES = {np.dtype(np.int16): "short", np.dtype(np.int32): "int"}
 _Y_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-REASONS = ("missing_group", "period_out_of_range", "prev_not_before_recent", "nonfinite_y")
+REASONS = ("missing_group", "period_out_of_range", "same_period", "prev_not_before_recent", "nonfinite_y")
 
 
 def enabled() -> bool:
@@ -85,7 +86,7 @@ def fused_cell_sums(
     count = cupy.zeros(n_keys, dtype=np.uint64)
     sum_y = cupy.zeros(n_keys, dtype=np.float64)
     sum_y2 = cupy.zeros(n_keys, dtype=np.float64)
-    dropped = cupy.zeros(4, dtype=np.uint64)
+    dropped = cupy.zeros(len(REASONS), dtype=np.uint64)
     module, _ = _module()
     kernel = module.get_function(f"cell_sums<{_PERIOD_TYPES[prev.dtype]}, {_Y_TYPES[y.dtype]}>")
     n = int(y.shape[0])

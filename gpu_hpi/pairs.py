@@ -19,6 +19,7 @@ DROP_REASONS = (
     "missing_period",
     "missing_group",
     "period_out_of_range",
+    "same_period",
     "prev_not_before_recent",
     "invalid_price",
     "nonfinite_y",
@@ -109,7 +110,8 @@ def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:
     tests = {
         "missing_group": None if pairs.group is None else pairs.group < 0,
         "period_out_of_range": (prev < 0) | (prev >= t) | (recent < 0) | (recent >= t),
-        "prev_not_before_recent": prev >= recent,
+        "same_period": prev == recent,  # e.g. two sales in one quarter under index.periodicity=quarter
+        "prev_not_before_recent": prev > recent,
         "nonfinite_y": ~xp.isfinite(pairs.y),
         "invalid_price": None
         if pairs.price_prev is None

@@ -188,6 +188,10 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
         with timings.stage("add_cells"):
             loaded = _add_stored_cells(loaded, cell_files(cfg.data.add_cells), periodicity, backend)
     table, pairs, market = loaded.table, loaded.pairs, loaded.market
+    if table.n_pairs == 0:
+        raise DataError(
+            f"none of the input's pairs is usable ({_drop_text(add_counts(loaded.dropped, table.dropped))})"
+        )
     calendar = Calendar(periodicity, loaded.first_period, table.n_periods)
     if not keep_pairs:
         pairs = None
@@ -220,6 +224,7 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
     dropped = add_counts(loaded.dropped, table.dropped)
     if strict:
         check_strict(dropped)
+    check_estimated(result, table.n_pairs, dropped)
     summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
     summary.update(loaded.extra)
     summary["diagnostics"] = diag.summary
@@ -607,6 +612,23 @@ def run_diagnostics(
     return DiagnosticsOutput(diagnostics_frame(result, vol, rev), accuracy_frame, smoothed, summary)
 
 
+def check_estimated(result: IndexResult, n_pairs: int, dropped: dict[str, int]) -> None:
+    """DataError unless some index moved off its base period: an index of NaN everywhere (every
+    region skipped or unidentified, e.g. all pairs within one period) is no result."""
+    others = np.ones(result.log_index.shape[1], dtype=bool)
+    others[result.base_period] = False
+    if np.isfinite(result.log_index[:, others]).any():
+        return
+    why = f"{n_pairs:,} pairs in the cell table"
+    if result.skipped.all():
+        why += ", every region below index.min_pairs"
+    raise DataError(f"no index could be estimated: {why}, no period linked to the base period ({_drop_text(dropped)})")
+
+
+def _drop_text(dropped: dict[str, int]) -> str:
+    return "dropped: " + ", ".join(f"{k} {v:,}" for k, v in dropped.items()) if dropped else "nothing dropped"
+
+
 def _check_options(cfg: Any) -> None:
     """Refuse impossible option values before any data is read."""
     if not 0 < cfg.output.ci_level < 1:
@@ -654,7 +676,9 @@ def _summary(
     summary: dict[str, Any] = {
         # sale_* reasons count sales (before pairing), the others pairs
         "n_pairs_read": table.n_pairs + sum(v for k, v in dropped.items() if not k.startswith("sale_")),
+        # by the regional indices (by the pooled one where there are no regions); the pooled one's apart
         "n_pairs_used": int(result.n_used[per_group].sum()),
+        "n_pairs_used_pooled": int(result.n_used[is_pooled].sum()) if is_pooled.any() else None,
         "dropped": dropped,
         "method": _name(cfg.method.name),
         "solver": solver,
@@ -674,7 +698,9 @@ def _summary(
         rows = [int(np.nonzero(result.groups == g)[0][0]) for g in range(market.n_groups) if (result.groups == g).any()]
         true = market.true_log_index[[int(result.groups[r]) for r in rows]]
         true = true - true[:, result.base_period : result.base_period + 1]
-        summary["max_abs_error_vs_true_log_index"] = float(np.nanmax(np.abs(result.log_index[rows] - true)))
+        error = np.abs(result.log_index[rows] - true)
+        if np.isfinite(error).any():  # regions all skipped: no error to report
+            summary["max_abs_error_vs_true_log_index"] = float(np.nanmax(error))
     return summary
 
 

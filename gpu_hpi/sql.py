@@ -418,7 +418,8 @@ def grouped_table(
         "missing_period": ~dated,
         "missing_group": cells["g_null"] if grouped else None,
         "period_out_of_range": (i < lo) | (j < lo) | (i > hi) | (j > hi),
-        "prev_not_before_recent": i >= j,
+        "same_period": i == j,
+        "prev_not_before_recent": i > j,
     }
     failed = np.zeros(n.shape, dtype=bool)
     dropped: dict[str, int] = {}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-REASONS = ("missing_group", "period_out_of_range", "prev_not_before_recent", "nonfinite_y")
+REASONS = ("missing_group", "period_out_of_range", "same_period", "prev_not_before_recent", "nonfinite_y")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -38,7 +38,9 @@ def drop_reasons(prev: np.ndarray, recent: np.ndarray, y: np.ndarray, group: Any
             out.append("missing_group")
         elif not (0 <= i < n_periods and 0 <= j < n_periods):
             out.append("period_out_of_range")
-        elif i >= j:
+        elif i == j:
+            out.append("same_period")
+        elif i > j:
             out.append("prev_not_before_recent")
         elif not np.isfinite(y[k]):
             out.append("nonfinite_y")

@@ -476,10 +476,10 @@ def test_quarterly_index(tmp_path: Path) -> None:
         "2014-Q1",
         "2016-Q4",
     )
-    # pairs within one quarter cannot be used
-    same = int((qp >= qr).sum())
-    assert same > 0
-    assert s["dropped"] == {"prev_not_before_recent": same}
+    # pairs within one quarter cannot be used: their own reason
+    same = int((qp == qr).sum())
+    assert same > 0 and not (qp > qr).any()
+    assert s["dropped"] == {"same_period": same}
     assert s["n_pairs_read"] == len(df) and s["n_pairs_used"] == len(df) - same
 
 
@@ -593,7 +593,8 @@ def test_invalid_pairs_are_dropped_and_counted(tmp_path: Path) -> None:
     assert s["dropped"] == {
         "missing_group": len(null_group),
         "period_out_of_range": int(late.sum()),
-        "prev_not_before_recent": len(swapped) + len(equal),
+        "same_period": len(equal),
+        "prev_not_before_recent": len(swapped),
         "nonfinite_y": len(nan_y) + len(null_y),
     }
     assert s["n_pairs_read"] == n

@@ -233,14 +233,20 @@ def _handmade() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[st
         (-1, 2, 0.10, 1.0),  # period_out_of_range
         (0, 5, 0.10, 1.0),  # period_out_of_range (recent == T)
         (6, 2, nan, 2.0),  # period_out_of_range (also prev > recent, non-finite)
-        (3, 3, nan, 1.0),  # prev_not_before_recent (also non-finite)
+        (3, 3, nan, 1.0),  # same_period (also non-finite)
         (4, 2, 0.10, 2.0),  # prev_not_before_recent
         (1, 3, inf, 1.0),  # nonfinite_y
         (1, 3, -inf, 2.0),  # nonfinite_y
         (2, 3, nan, 2.0),  # nonfinite_y
     ]
     prev, recent, y, group = (np.array(c) for c in zip(*rows, strict=True))
-    expected = {"missing_group": 3, "period_out_of_range": 3, "prev_not_before_recent": 2, "nonfinite_y": 3}
+    expected = {
+        "missing_group": 3,
+        "period_out_of_range": 3,
+        "same_period": 1,
+        "prev_not_before_recent": 1,
+        "nonfinite_y": 3,
+    }
     return prev.astype(np.int64), recent.astype(np.int64), y.astype(np.float64), group, expected
 
 
@@ -261,7 +267,7 @@ def test_drop_counts_without_group_column() -> None:
         gpu_hpi.prepare_pairs(prev, recent, y, n_periods=5, backend=CPU), gpu_hpi.resolve_backend(CPU)
     )
     # no group column: nothing is missing, the former missing-group pairs fall to later reasons
-    assert table.dropped == {"period_out_of_range": 4, "prev_not_before_recent": 3, "nonfinite_y": 3}
+    assert table.dropped == {"period_out_of_range": 4, "same_period": 2, "prev_not_before_recent": 1, "nonfinite_y": 3}
     assert table.n_pairs == 4
 
 

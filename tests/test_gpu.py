@@ -307,6 +307,7 @@ def test_fused_kernel_equals_bincount(
     assert fused.dropped == expected.dropped and set(fused.dropped) == {
         "missing_group",
         "period_out_of_range",
+        "same_period",
         "prev_not_before_recent",
         "nonfinite_y",
     }

@@ -42,10 +42,13 @@ def test_a_second_run_into_a_held_directory_exits_2_naming_the_first(
         f"gpu_hpi: error: the output directory {run_dir} is in use by another run (pid {os.getpid()}); "
         "wait for it or choose another hydra.run.dir"
     )
-    assert sorted(p.name for p in run_dir.iterdir()) == [".gpu_hpi.lock"]  # Hydra wrote nothing there
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        ".gpu_hpi.lock"
+    ]  # only the first run's lock: Hydra wrote nothing
     # released: the next run takes the directory
     code, _ = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}", "data.n_pairs=2000", "output.plot=false")
     assert code == 0 and (run_dir / "summary.json").exists()
+    assert not (run_dir / ".gpu_hpi.lock").exists()  # released with the run
 
 
 def test_an_unwritable_output_directory_is_one_line_before_any_work(

@@ -52,7 +52,7 @@ def assert_same(source: PairSource, start: int | None = None, end: int | None = 
 
 def frame(seed: int = 0, invalid: bool = True) -> pd.DataFrame:
     """Pairs over 2014-01..2023-12 with days inside the month, three regions; with invalid rows of
-    every reason: null dates, null regions, prev >= recent, null, NaN and infinite y."""
+    every reason: null dates, null regions, prev == recent, prev > recent, null, NaN and infinite y."""
     rng = np.random.default_rng(seed)
     m0 = rng.integers(0, 110, N)
     m1 = m0 + rng.integers(1, 10, N)
@@ -73,6 +73,7 @@ def frame(seed: int = 0, invalid: bool = True) -> pd.DataFrame:
         out.loc[::101, "d0"] = pd.NaT
         out.loc[5::211, "region"] = np.nan
         out.loc[7::307, "d1"] = out.loc[7::307, "d0"]
+        out.loc[9::347, "d0"] = out.loc[9::347, "d1"] + pd.Timedelta(days=40)
         out.loc[11::401, "y"] = np.nan
         out.loc[13::503, "y"] = np.inf
         out.loc[17::601, "p0"] = 0.0
@@ -95,7 +96,7 @@ def write(tmp_path: Path, data: pd.DataFrame, name: str = "pairs.parquet", **arr
 def test_timestamps_every_unit(tmp_path: Path, unit: str) -> None:
     path = write(tmp_path, frame(), d0=pa.timestamp(unit), d1=pa.timestamp(unit))
     table = assert_same(PairSource(path, "auto", COLUMNS))
-    assert set(table.dropped) == {"missing_group", "prev_not_before_recent", "nonfinite_y"}
+    assert set(table.dropped) == {"missing_group", "same_period", "prev_not_before_recent", "nonfinite_y"}
 
 
 @pytest.mark.parametrize("periodicity", ["month", "quarter", "year"])

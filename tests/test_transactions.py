@@ -766,7 +766,7 @@ def test_cli_save_pairs_keeps_missing_groups_missing(tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {
             "pid": [1, 1, 2, 2],
-            "date": pd.to_datetime(["2014-01-03", "2014-05-03", "2014-02-03", "2014-06-03"]),
+            "date": pd.to_datetime(["2014-01-03", "2014-05-03", "2014-01-10", "2014-06-03"]),
             "price": [100.0, 110.0, 200.0, 190.0],
             "group_id": ["north", None, "south", "south"],
         }
@@ -782,7 +782,7 @@ def test_cli_save_pairs_keeps_missing_groups_missing(tmp_path: Path) -> None:
         f"data.save_pairs={q(saved)}",
         "index.min_pairs=1",
     ).ok()
-    got = pd.read_parquet(saved).sort_values("PrevYearMonth")
+    got = pd.read_parquet(saved).sort_values("RecentYearMonth")
     assert got["group_id"].isna().tolist() == [True, False]
 
 
