@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from gpu_hpi import config as C
 from gpu_hpi import pipeline
 from gpu_hpi.backend import check_memory_sizes
-from gpu_hpi.errors import ConfigError
+from gpu_hpi.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,8 +21,9 @@ def _registered() -> None:
 
 
 def config(*overrides: str) -> Any:
+    synthetic = [] if "data=pairs" in overrides else ["data.n_pairs=20000"]
     with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        return compose(config_name="config", overrides=["data.n_pairs=20000", "output.plot=false", *overrides])
+        return compose(config_name="config", overrides=[*synthetic, "output.plot=false", *overrides])
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,59 @@ def test_a_cpu_run_says_nothing_of_memory_settings(tmp_path: Path, caplog: pytes
     lines = [r.getMessage() for r in caplog.records if r.name == "gpu_hpi"]
     assert any(line.startswith("backend cpu") for line in lines)
     assert not any("memory" in line for line in lines)
+
+
+def write_pairs(path: Path, prev: list[str], recent: list[str], group: list[int]) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    n = len(prev)
+    frame = pd.DataFrame(
+        {
+            "group_id": group,
+            "PrevYearMonth": pd.to_datetime(prev),
+            "RecentYearMonth": pd.to_datetime(recent),
+            "LogPriceDiff": np.linspace(0.01, 0.1, n),
+        }
+    )
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def test_no_usable_pair_is_an_error_with_the_counts(tmp_path: Path) -> None:
+    path = write_pairs(
+        tmp_path / "p.parquet", ["2014-01-05"] * 4 + ["2014-05-01"], ["2014-02-20"] * 4 + ["2014-01-01"], [1] * 5
+    )
+    cfg = config("backend=cpu", "data=pairs", f"data.path={path}", "index.periodicity=quarter")
+    with pytest.raises(
+        DataError, match=r"none of the input's pairs is usable \(dropped: same_period 4, prev_not_before_recent 1\)"
+    ):
+        pipeline.run(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_no_index_off_the_base_period_is_an_error(tmp_path: Path) -> None:
+    # every pair between 2014-03 and later: nothing links the first period (the base) to them
+    path = write_pairs(tmp_path / "p.parquet", ["2014-03-01"] * 3, ["2014-05-01"] * 3, [1] * 3)
+    cfg = config("backend=cpu", "data=pairs", f"data.path={path}", "data.start=2014-01", "index.min_pairs=1")
+    with pytest.raises(DataError, match="no index could be estimated: 3 pairs in the cell table, no period linked"):
+        pipeline.run(cfg, tmp_path / "out")
+
+
+def test_regions_all_skipped_report_the_pooled_index_pairs(tmp_path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "All-NaN slice" leaking out
+        warnings.simplefilter("ignore", UserWarning)
+        summary = pipeline.run(config("backend=cpu", "data.n_pairs=1000"), tmp_path)
+    assert summary["n_groups"] == 17 and len(summary["skipped_groups"]) == 17
+    assert summary["n_pairs_used"] == 0 and summary["n_pairs_used_pooled"] == 1000
+    assert "max_abs_error_vs_true_log_index" not in summary
+
+
+def test_warnings_are_one_line() -> None:
+    from gpu_hpi.__main__ import _one_line_warning
+
+    text = _one_line_warning(UserWarning("3 groups skipped: a, b\nmore detail"), UserWarning, "file.py", 12)
+    assert text == "gpu_hpi: warning: 3 groups skipped: a, b\n"
