@@ -171,7 +171,7 @@ class PairSource:
             if role in wanted:
                 col = frame[wanted[role]]
                 if col.dtype.kind not in "fiu":
-                    raise DataError(f"column {wanted[role]!r} must be numeric, got {col.dtype}")
+                    raise DataError(f"column {wanted[role]!r} of {self.path} must be numeric, got {col.dtype}")
                 if col.dtype != np.float64:
                     col = col.astype("float64")
                 numbers[role] = col.to_cupy(na_value=float("nan")) if col.null_count else col.to_cupy()
@@ -210,7 +210,9 @@ class PairSource:
             keep = pc.invert(missing)
             cols = {role: pc.filter(col, keep) for role, col in cols.items()}
         numbers = {
-            role: _floats(cols[role], wanted[role]) for role in ("y", "price_prev", "price_recent") if role in cols
+            role: _floats(cols[role], wanted[role], self.path)
+            for role in ("y", "price_prev", "price_recent")
+            if role in cols
         }
         if "y" not in numbers:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -300,7 +302,7 @@ class SaleSource:
                 missing_date += n_null
             periods.append(column_periods(date, self.date, self.periodicity, self.integer_periods, self.start))
             orders.append(_order_within_period(date, periods[-1]))
-            prices.append(_floats(batch.column(self.price), self.price))
+            prices.append(_floats(batch.column(self.price), self.price, self.path))
             if self.group:
                 groups.append(group_values(batch.column(self.group)))
             for k, name in enumerate(self.property):
@@ -568,10 +570,10 @@ def _day_label(day: int) -> str:
         return f"day {day:,} after 1970-01-01"
 
 
-def _floats(arr: pa.Array, name: str) -> np.ndarray:
-    """A numeric column as float64 (NaN where null); DataError for other types."""
+def _floats(arr: pa.Array, name: str, where: str) -> np.ndarray:
+    """A numeric column as float64 (NaN where null); DataError naming the input for other types."""
     if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type) or pa.types.is_decimal(arr.type)):
-        raise DataError(f"column {name!r} must be numeric, got {arr.type}")
+        raise DataError(f"column {name!r} of {where} must be numeric, got {arr.type}")
     return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 

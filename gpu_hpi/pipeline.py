@@ -456,10 +456,8 @@ def _load_transactions(
 def _check_table_only(cfg: Any, method: MethodOptions, solver: str, source: str) -> None:
     """With stored cell tables there are no pairs: refuse what needs them, before reading."""
     if method.needs_pairs:
-        raise ConfigError(
-            f"method={method.name} ({method.stage2} stage 2) needs the pairs; with {source} "
-            "only cell tables are available"
-        )
+        what = "method=robust" if method.name == "robust" else "method.stage2=absolute (the |e| stage 2)"
+        raise ConfigError(f"{what} needs the pairs themselves; with {source} only cell tables are available")
     if solver != "normal":
         raise ConfigError(f"solver={solver} needs the pairs; with {source} use solver=normal")
     if cfg.diagnostics.accuracy_folds:

@@ -249,7 +249,8 @@ def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
         if role in wanted and not (
             types[wanted[role]] in INTEGER_TYPES + FLOAT_TYPES or types[wanted[role]].startswith("DECIMAL")
         ):
-            raise DataError(f"column {wanted[role]!r} must be numeric, got {types[wanted[role]].lower()}")
+            where = files[0] if len(files) == 1 else source.path
+            raise DataError(f"column {wanted[role]!r} of {where} must be numeric, got {types[wanted[role]].lower()}")
     dated = f"{quote(wanted['prev'])} IS NOT NULL AND {quote(wanted['recent'])} IS NOT NULL"
     periods = PeriodColumns(con, src, dated, source.periodicity, source.integer_periods, source.start)
     try:

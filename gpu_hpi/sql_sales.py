@@ -144,7 +144,8 @@ def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Colum
         )
     price_type = types[source.price]
     if not (price_type in INTEGER_TYPES + FLOAT_TYPES or price_type.startswith("DECIMAL")):
-        raise DataError(f"column {source.price!r} must be numeric, got {price_type.lower()}")
+        where = files[0] if len(files) == 1 else source.path
+        raise DataError(f"column {source.price!r} of {where} must be numeric, got {price_type.lower()}")
     date = quote(source.date)
     periods = PeriodColumns(con, src, f"{date} IS NOT NULL", source.periodicity, source.integer_periods, source.start)
     period = periods.expression(source.date, types[source.date])

@@ -232,7 +232,7 @@ def test_clean_data_takes_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_refusals(tmp_path: Path) -> None:
     data = frame(9)
-    with pytest.raises(DataError, match="'y' must be numeric"):
+    with pytest.raises(DataError, match=r"'y' of .*pairs\.parquet must be numeric"):
         sql_cell_table(PairSource(write(tmp_path, data.assign(y="x")), "auto", COLUMNS), None, None)
     with pytest.raises(DataError, match="not found"):
         sql_cell_table(PairSource(write(tmp_path, data, "p.parquet"), "auto", {**COLUMNS, "y": "nope"}), None, None)
