@@ -81,6 +81,15 @@ def fit_index(
         else:
             fit, details = fit_method(tab, ident, be, options, solve_pairs)
             info[name].update(details)
+            if details.get("zero_weight_pairs"):
+                warnings.warn(
+                    f"Case-Shiller stage 2 fits a residual variance that is not positive from "
+                    f"{details['zero_weight_from_holding']} periods of holding on ({name}): "
+                    f"{details['zero_weight_pairs']:,} pairs get weight 0 and do not enter the index "
+                    "(counted as zero_weight); method.quadratic=true or method.stage2=absolute may fit better",
+                    IdentificationWarning,
+                    stacklevel=2,
+                )
         fits.append((tab.group_labels, fit))
     result = IndexResult.from_fits(fits, periods, base_period, min_pairs, info)
     _warn_unidentified(result, min_pairs)

@@ -147,7 +147,21 @@ def case_shiller(
     fit = fit_table(
         table, _weighted_identification(table, ident, weight), backend, weights=weights, covariance=covariance
     )
-    return fit, {"stage2": options.stage2, "stage2_coef": coef.tolist(), "quadratic": options.quadratic}
+    details = {"stage2": options.stage2, "stage2_coef": coef.tolist(), "quadratic": options.quadratic}
+    return fit, {**details, **_zero_weight(table, ident, backend, weight)}
+
+
+def _zero_weight(table: CellTable, ident: Identification, backend: Backend, weight: Any) -> dict[str, Any]:
+    """The pairs of the base component that stage 2 gave weight 0 (their fitted variance is not
+    positive, as a linear fit in h turns negative past some holding length), and the shortest such
+    holding length (fit_index warns of them)."""
+    xp = backend.xp
+    lost = xp.asarray(ident.identified)[table.group, table.prev] & (weight == 0)
+    n_lost = int(backend.to_host(table.count[lost].sum()))
+    if not n_lost:
+        return {}
+    hold = int(backend.to_host((table.recent - table.prev)[lost].min()))
+    return {"zero_weight_pairs": n_lost, "zero_weight_from_holding": hold}
 
 
 def _weighted_identification(table: CellTable, ident: Identification, weight: Any) -> Identification:

@@ -224,6 +224,11 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
     dropped = add_counts(loaded.dropped, table.dropped)
     if strict:
         check_strict(dropped)
+    # pairs the estimator itself left out (Case-Shiller's stage-2 weight 0; not bad data, so not
+    # under strict), as the regions' fit counts them
+    fit_info = result.solver_info.get("groups") or result.solver_info.get("pooled") or {}
+    if fit_info.get("zero_weight_pairs"):
+        dropped = {**dropped, "zero_weight": int(fit_info["zero_weight_pairs"])}
     check_estimated(result, table.n_pairs, dropped)
     summary = _summary(cfg, result, table, dropped, backend, calendar, solver, market)
     summary.update(loaded.extra)

@@ -717,3 +717,33 @@ def test_unknown_method() -> None:
         MethodOptions(name="Case-Shiller")
     with pytest.raises(gpu_hpi.ConfigError, match="stage2"):
         MethodOptions(name="case_shiller", stage2="cubic")
+
+
+def test_case_shiller_zero_weight_pairs_are_counted_and_warned() -> None:
+    """Noisy short holdings, precise long ones: the linear stage-2 variance turns negative past some
+    holding length, and the pairs there get weight 0. Counted against a plain numpy reference
+    (dummy-matrix OLS, then the residuals squared regressed on [1, h])."""
+    rng = np.random.default_rng(21)
+    t, n = 40, 4000
+    prev = rng.integers(0, t - 1, n)
+    hold = np.where(rng.random(n) < 0.5, rng.integers(1, 4, n), rng.integers(20, 39, n))
+    recent = np.minimum(prev + hold, t - 1)
+    keep = recent > prev
+    prev, recent = prev[keep], recent[keep]
+    h = recent - prev
+    truth = np.cumsum(rng.normal(0.01, 0.02, t))
+    y = truth[recent] - truth[prev] + rng.normal(0, 1, len(h)) * np.where(h < 5, 0.3, 0.01)
+    z = np.zeros((len(y), t))
+    z[np.arange(len(y)), recent] += 1
+    z[np.arange(len(y)), prev] -= 1
+    beta = np.linalg.lstsq(z[:, 1:], y, rcond=None)[0]
+    e2 = (y - z[:, 1:] @ beta) ** 2
+    coef = np.linalg.lstsq(np.column_stack([np.ones_like(h), h]).astype(float), e2, rcond=None)[0]
+    want = int((coef[0] + coef[1] * h <= 0).sum())
+    assert want > 0
+    with pytest.warns(gpu_hpi.IdentificationWarning, match=r"weight 0 .*zero_weight"):
+        result = gpu_hpi.estimate_index(prev, recent, y, n_periods=t, method="case_shiller", backend="cpu", min_pairs=1)
+    info = result.solver_info["groups"]
+    assert info["zero_weight_pairs"] == want
+    assert info["zero_weight_from_holding"] == int(h[coef[0] + coef[1] * h <= 0].min())
+    assert int(result.n_used.sum()) == len(y) - want
