@@ -113,3 +113,50 @@ def test_warnings_are_one_line() -> None:
 
     text = _one_line_warning(UserWarning("3 groups skipped: a, b\nmore detail"), UserWarning, "file.py", 12)
     assert text == "gpu_hpi: warning: 3 groups skipped: a, b\n"
+
+
+def test_rmm_pool_sizes_are_clamped_not_crashed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A maximum pool below RMM's default initial pool (half the free memory), the #15 crash on the
+    H200, and an initial pool above the maximum: clamped, with a note. RMM and the device are
+    stand-ins at the import boundary (no GPU here); configure_memory's logic is the real one."""
+    import sys
+    import types
+
+    from gpu_hpi.backend import Backend, configure_memory
+
+    calls: list[dict[str, Any]] = []
+
+    class CudaMemoryResource:
+        pass
+
+    rmm = types.ModuleType("rmm")
+    rmm.mr = types.SimpleNamespace(  # type: ignore[attr-defined]
+        CudaMemoryResource=CudaMemoryResource, get_current_device_resource=CudaMemoryResource
+    )
+    rmm.reinitialize = lambda **kw: calls.append(kw)  # type: ignore[attr-defined]
+    statistics = types.ModuleType("rmm.statistics")
+    statistics.enable_statistics = lambda: None  # type: ignore[attr-defined]
+    allocators = types.ModuleType("rmm.allocators")
+    cupy_allocator = types.ModuleType("rmm.allocators.cupy")
+    cupy_allocator.rmm_cupy_allocator = object()  # type: ignore[attr-defined]
+    rmm.statistics, rmm.allocators, allocators.cupy = statistics, allocators, cupy_allocator  # type: ignore[attr-defined]
+    for name, module in {
+        "rmm": rmm,
+        "rmm.statistics": statistics,
+        "rmm.allocators": allocators,
+        "rmm.allocators.cupy": cupy_allocator,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    gib = 1 << 30
+    device = types.SimpleNamespace(mem_info=(140 * gib, 141 * gib))
+    cuda = types.SimpleNamespace(Device=lambda: device, set_allocator=lambda allocator: None)
+    xp = types.SimpleNamespace(cuda=cuda)
+    gpu = Backend("gpu", xp, xp, xp, "a stand-in device")  # type: ignore[arg-type]
+
+    note = configure_memory(gpu, pool=True, initial_pool_size=None, maximum_pool_size="1GB", managed_memory=False)
+    assert calls[-1]["initial_pool_size"] == calls[-1]["maximum_pool_size"] == 10**9 // 256 * 256
+    assert "clamped" not in note  # RMM's own default, made to fit: nothing the user set was changed
+    note = configure_memory(gpu, pool=True, initial_pool_size="0.5", maximum_pool_size="1GB", managed_memory=False)
+    assert calls[-1]["initial_pool_size"] == calls[-1]["maximum_pool_size"] and "clamped to the maximum 1GB" in note
+    configure_memory(gpu, pool=True, initial_pool_size="2GB", maximum_pool_size=None, managed_memory=False)
+    assert calls[-1]["initial_pool_size"] == 2 * 10**9 and calls[-1]["maximum_pool_size"] is None

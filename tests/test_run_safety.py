@@ -32,23 +32,36 @@ def test_a_second_run_into_a_held_directory_exits_2_naming_the_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = tmp_path / "run"
-    held = cli.own_run_dir(run_dir)  # the first run (a separate open file: flock conflicts as between processes)
+    # the first run: another process holding the directory
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)], env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE
+    )
     try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
         code, err = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}", "data.n_pairs=2000")
     finally:
-        held.close()
+        holder.kill()
+        holder.wait()
     assert code == 2
     assert err.strip() == (
-        f"gpu_hpi: error: the output directory {run_dir} is in use by another run (pid {os.getpid()}); "
+        f"gpu_hpi: error: the output directory {run_dir} is in use by another run (pid {holder.pid}); "
         "wait for it or choose another hydra.run.dir"
     )
-    assert sorted(p.name for p in run_dir.iterdir()) == [
-        ".gpu_hpi.lock"
-    ]  # only the first run's lock: Hydra wrote nothing
-    # released: the next run takes the directory
+    assert sorted(p.name for p in run_dir.iterdir()) == [".gpu_hpi.lock"]  # the first run's: Hydra wrote nothing
+    # released (the holder is gone): the next run takes the directory
     code, _ = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}", "data.n_pairs=2000", "output.plot=false")
     assert code == 0 and (run_dir / "summary.json").exists()
     assert not (run_dir / ".gpu_hpi.lock").exists()  # released with the run
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from gpu_hpi.__main__ import own_run_dir
+lock = own_run_dir(Path(sys.argv[1]))
+print("held", flush=True)
+time.sleep(60)
+"""
 
 
 def test_an_unwritable_output_directory_is_one_line_before_any_work(
