@@ -442,16 +442,7 @@ def _load_transactions(
     last = end if end is not None else int(raw.period.max())
     sales = raw.to_sales(backend, first, max(last - first + 1, 2))
     made = make_pairs(sales, rules, backend)
-    pairs = Pairs(
-        made.prev,
-        made.recent,
-        made.y,
-        made.group,
-        made.group_labels,
-        made.n_periods,
-        made.price_prev,
-        made.price_recent,
-    )
+    pairs = made.as_pairs()
     table = build_cell_table(pairs, backend, strict=strict)
     dropped = add_counts({"sale_missing_date": raw.n_missing_date, **raw.dropped}, made.dropped)
     extra = {"n_sales_read": raw.n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}

@@ -26,7 +26,7 @@ import numpy as np
 from .backend import Backend
 from .errors import ConfigError, DataError
 from .methods import segment_medians
-from .pairs import add_counts
+from .pairs import Pairs, add_counts
 
 PAIRINGS = ("consecutive", "all")
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal
@@ -88,6 +88,19 @@ class SalePairs:
     @property
     def n_pairs(self) -> int:
         return int(self.y.shape[0])
+
+    def as_pairs(self) -> Pairs:
+        """The pairs as the estimators take them (periods, y, groups and prices)."""
+        return Pairs(
+            self.prev,
+            self.recent,
+            self.y,
+            self.group,
+            self.group_labels,
+            self.n_periods,
+            self.price_prev,
+            self.price_recent,
+        )
 
 
 def check_sales(n_sales: int, n_usable: int) -> None:

@@ -19,7 +19,6 @@ import gpu_hpi
 from gpu_hpi.cells import CellTable, build_cell_table
 from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io import SaleSource
-from gpu_hpi.pairs import Pairs
 from gpu_hpi.sql_sales import sql_sales
 from gpu_hpi.transactions import PairingRules, make_pairs
 
@@ -45,16 +44,7 @@ def array_path(
     first = start if start is not None else int(raw.period.min())
     last = end if end is not None else int(raw.period.max())
     made = make_pairs(raw.to_sales(CPU, first, max(last - first + 1, 2)), rules, CPU)
-    pairs = Pairs(
-        made.prev,
-        made.recent,
-        made.y,
-        made.group,
-        made.group_labels,
-        made.n_periods,
-        made.price_prev,
-        made.price_recent,
-    )
+    pairs = made.as_pairs()
     dropped = all_counts({"sale_missing_date": raw.n_missing_date}, raw.dropped, made.dropped)
     return first, pairs, build_cell_table(pairs, CPU), dropped
 
