@@ -46,6 +46,15 @@ class Periodicity(str, Enum):
     year = "year"
 
 
+class GapFill(str, Enum):
+    linear = "linear"  # interpolate the log index
+    carry = "carry"  # the last estimate
+
+
+class SeasonalAdjustment(str, Enum):
+    stl = "stl"  # statsmodels' robust STL on the log index
+
+
 class FileFormat(str, Enum):
     auto = "auto"
     parquet = "parquet"
@@ -202,6 +211,8 @@ class IndexConfig:
     groups: bool = True  # an index per group
     pooled: bool = True  # the all-groups index (group ALL)
     min_pairs: int | None = None  # groups with fewer pairs are skipped; null: number of periods
+    fill: GapFill | None = None  # fill unestimated periods inside a series (flagged; null: leave NaN)
+    seasonal_adjust: SeasonalAdjustment | None = None  # add log_index_sa / index_sa columns
 
 
 @dataclass

@@ -45,6 +45,7 @@ from .io import PairBatch, PairSource, SaleSource, cudf_module, ready, write_ato
 from .methods import MethodOptions
 from .pairs import Pairs, add_counts, align_groups, check_strict, pooled_pairs, prepare_pairs
 from .result import IndexResult
+from .series import SEASONS, fill_gaps, seasonal_adjust
 from .sql import sql_batch, sql_cell_table
 from .sql_sales import sql_sales
 from .store import cell_files, combine_tables, load_cells, save_cells
@@ -235,8 +236,29 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
     summary["diagnostics"] = diag.summary
     # the stored table carries every drop count, the readers' included, for later runs to report
     cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or cfg.data.get("add_cells") else None
-    write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells)
+    columns = series_columns(cfg.index, result, calendar.periodicity, summary)
+    write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns)
     return summary
+
+
+def series_columns(index: Any, result: IndexResult, periodicity: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The output columns of index.fill (log_index / index with the inner gaps filled, filled) and
+    index.seasonal_adjust (log_index_sa, index_sa), as (G, T) arrays; their counts in summary."""
+    columns: dict[str, Any] = {}
+    log_index = result.log_index
+    if index.get("fill") is not None:
+        log_index, filled = fill_gaps(log_index, _name(index.fill))
+        columns.update(log_index=log_index, index=100.0 * np.exp(log_index), filled=filled)
+        summary["filled_periods"] = int(filled.sum())
+    if index.get("seasonal_adjust") is not None:
+        adjusted_log, adjusted = seasonal_adjust(log_index, periodicity, result.base_period)
+        columns.update(log_index_sa=adjusted_log, index_sa=100.0 * np.exp(adjusted_log))
+        summary["seasonal_adjust"] = {
+            "method": _name(index.seasonal_adjust),
+            "adjusted": [str(g) for g in result.groups[adjusted]],
+            "not_adjusted": [str(g) for g in result.groups[~adjusted & ~result.skipped]],
+        }
+    return columns
 
 
 @dataclass(frozen=True)
@@ -638,6 +660,11 @@ def _check_options(cfg: Any) -> None:
     if cfg.output.plot_groups < 0:
         raise ConfigError(f"output.plot_groups must be 0 or more, got {cfg.output.plot_groups}")
     check_memory_sizes(cfg.memory.initial_pool_size, cfg.memory.maximum_pool_size)
+    periodicity = _name(cfg.index.periodicity)
+    if cfg.index.get("seasonal_adjust") is not None and periodicity not in SEASONS:
+        raise ConfigError(
+            f"index.seasonal_adjust needs monthly or quarterly periods, got index.periodicity={periodicity}"
+        )
     _check_diagnostics(cfg.diagnostics)
 
 
@@ -706,6 +733,7 @@ def write_outputs(
     timings: Timings,
     diagnostics: DiagnosticsOutput | None = None,
     cells: tuple[CellTable, Calendar] | None = None,
+    columns: dict[str, Any] | None = None,
 ) -> None:
     """Write every output to a temporary name first and rename them all at the end, so that a
     failure leaves no partial output. The "write" stage in summary.json counts everything up to
@@ -713,6 +741,8 @@ def write_outputs(
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = result.to_frame(float(output.ci_level))
+    for name, values in (columns or {}).items():  # index.fill, index.seasonal_adjust (series.py)
+        frame[name] = np.asarray(values).ravel()
     if diagnostics is not None and diagnostics.smoothed is not None:
         frame["index_smoothed"] = diagnostics.smoothed.ravel()
     written: list[tuple[Path, Path]] = []
