@@ -196,11 +196,16 @@ class MethodConfig:
 class DiagnosticsConfig:
     """volatility: trailing window of the rolling s.d. of % changes; revision: refit as if each
     later period were the last; accuracy_folds: k-fold cross-validation (0: off; keeps the pairs
-    in memory); smooth_window: centred moving average as an extra index column (0: off)."""
+    in memory); in_sample_error / forecast_error: hpiR's accuracies, from the cell table;
+    vintages: write every vintage's index; smooth_window: centred moving average as an extra index
+    column (0: off)."""
 
     volatility_window: int = 3
     revision: bool = True
     accuracy_folds: int = 0
+    in_sample_error: bool = False  # each pair predicted by the full index (accuracy.csv, kind in_sample)
+    forecast_error: bool = False  # each pair predicted by the index through the period before its sale
+    vintages: bool = False  # vintages.parquet: the index as it stood after each period
     smooth_window: int = 0
 
 

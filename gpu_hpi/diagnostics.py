@@ -87,18 +87,27 @@ class Revision:
     vintages: list[int]
 
 
-def revision(table: CellTable, refit: Refit, result: IndexResult) -> Revision:
-    """Re-estimate as if each period v after the base were the last (cells with recent <= v) and
-    measure how each period's index moves from one vintage to the next. Every vintage comes from
-    one sweep over the cells (see vintages.py), not from a refit per vintage."""
+def vintages(table: CellTable, refit: Refit, result: IndexResult) -> np.ndarray:
+    """(V, G, T) log index of every vintage v = base + 1 .. T - 1 (the data as if v were the last
+    period: cells with recent <= v) for the rows of `result`, from one sweep over the cells per
+    table (see vintages.py), not from a refit per vintage."""
+    g = result.log_index.shape[0]
+    log_index = np.concatenate(
+        [vintage_log_index(tab, result.base_period, refit.method, refit.min_pairs) for tab in refit.tables(table)],
+        axis=1,
+    )
+    if log_index.shape[1:] != (g, table.n_periods):
+        raise ValueError(f"the refits give {log_index.shape[1]} rows for the result's {g}: not the same options")
+    return log_index
+
+
+def revision(table: CellTable, refit: Refit, result: IndexResult, log_index: np.ndarray | None = None) -> Revision:
+    """How each period's index moves from one vintage to the next (log_index: the vintages(),
+    where the caller has them already)."""
     base, t = result.base_period, table.n_periods
     g = result.log_index.shape[0]
-    vintages = list(range(base + 1, t))
-    log_index = np.concatenate(
-        [vintage_log_index(tab, base, refit.method, refit.min_pairs) for tab in refit.tables(table)], axis=1
-    )
-    if log_index.shape[1:] != (g, t):
-        raise ValueError(f"the refits give {log_index.shape[1]} rows for the result's {g}: not the same options")
+    if log_index is None:
+        log_index = vintages(table, refit, result)
     stack = np.diff(100.0 * np.exp(log_index), axis=0)  # (V - 1, G, T), NaN where no revision
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
@@ -106,7 +115,7 @@ def revision(table: CellTable, refit: Refit, result: IndexResult) -> Revision:
         flat = stack.transpose(1, 0, 2).reshape(g, -1)
         overall_mean, overall_median = np.nanmean(flat, axis=1), np.nanmedian(flat, axis=1)
     count = np.isfinite(stack).sum(axis=0)
-    return Revision(mean, median, count, overall_mean, overall_median, vintages)
+    return Revision(mean, median, count, overall_mean, overall_median, list(range(base + 1, t)))
 
 
 @dataclass(frozen=True)
@@ -127,7 +136,9 @@ class Accuracy:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
+                "kind": "kfold",
                 "group": self.groups.astype(str),
+                "mean_error": np.nan,  # not kept by the folds
                 "mean_abs_error": self.mean_abs,
                 "median_abs_error": self.median_abs,
                 "rmse": self.rmse,
@@ -135,6 +146,92 @@ class Accuracy:
                 "n_unscored": self.n_unscored,
             }
         )
+
+
+def in_sample_errors(table: CellTable, refit: Refit, result: IndexResult) -> pd.DataFrame:
+    """hpiR's in-sample accuracy: each pair's log price ratio predicted by the full index,
+    d = log_index[recent] - log_index[prev], per row of `result`; from the cell table's sums."""
+    return _cell_errors(
+        table, refit, result, "in_sample", lambda rows, tab: rows[tab.group, tab.recent] - rows[tab.group, tab.prev]
+    )
+
+
+def forecast_errors(table: CellTable, refit: Refit, result: IndexResult, vintage_index: np.ndarray) -> pd.DataFrame:
+    """hpiR's forecast accuracy: each pair whose later sale falls in period t predicted by the
+    index of the vintage through t - 1 (the data then published), the level at t taken as that at
+    t - 1: d = index_v[t - 1] - index_v[prev] with v = t - 1. Pairs completed by the base + 1st
+    period have no earlier vintage and are not scored. vintage_index: the (V, G, T) vintages()."""
+    first = result.base_period + 1  # the first vintage's last period
+
+    def predict(rows: slice, tab: CellTable) -> np.ndarray:
+        k = tab.recent - 1 - first  # the vintage through recent - 1
+        ok = k >= 0
+        d = np.full(tab.n_cells, np.nan)
+        stack = vintage_index[:, rows]
+        d[ok] = stack[k[ok], tab.group[ok], tab.recent[ok] - 1] - stack[k[ok], tab.group[ok], tab.prev[ok]]
+        return d
+
+    return _cell_errors(table, refit, result, "forecast", predict, by_slice=True)
+
+
+def _cell_errors(
+    table: CellTable, refit: Refit, result: IndexResult, kind: str, predict: Any, by_slice: bool = False
+) -> pd.DataFrame:
+    """Per row of `result`: mean error, RMSE, pairs scored and not (no prediction) of the pairs'
+    errors e = y - d, from per-cell sums: sum e = S1 - n d, sum e^2 = S2 - 2 d S1 + n d^2. The
+    absolute errors need each pair: not here."""
+    parts = []
+    offset = 0
+    for tab in refit.tables(table):
+        rows = slice(offset, offset + tab.n_groups)
+        d = predict(rows, tab) if by_slice else predict(result.log_index[rows], tab)
+        scored = np.isfinite(d)
+        n = tab.count.astype(np.float64)
+        dd = np.where(scored, d, 0.0)
+        groups = tab.n_groups
+        n_scored, sum_e, sum_e2, unscored = (
+            np.bincount(tab.group, weights=np.where(mask, values, 0.0), minlength=groups)
+            for mask, values in (
+                (scored, n),
+                (scored, tab.sum_y - n * dd),
+                (scored, tab.sum_y2 - 2.0 * dd * tab.sum_y + n * dd * dd),
+                (~scored, n),
+            )
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "kind": kind,
+                        "group": result.groups[rows].astype(str),
+                        "mean_error": np.where(n_scored > 0, sum_e / n_scored, np.nan),
+                        "mean_abs_error": np.nan,
+                        "median_abs_error": np.nan,
+                        "rmse": np.where(n_scored > 0, np.sqrt(np.maximum(sum_e2, 0.0) / n_scored), np.nan),
+                        "n_scored": np.rint(n_scored).astype(np.int64),
+                        "n_unscored": np.rint(unscored).astype(np.int64),
+                    }
+                )
+            )
+        offset += groups
+    return pd.concat(parts, ignore_index=True)
+
+
+def vintages_frame(result: IndexResult, vintage_index: np.ndarray) -> pd.DataFrame:
+    """vintages.parquet: one row per (vintage, group, period) with an estimate: the index as it
+    stood with data through each period (the vintage's label is its last period)."""
+    k, g, t = np.nonzero(np.isfinite(vintage_index))
+    first = result.base_period + 1
+    log_index = vintage_index[k, g, t]
+    return pd.DataFrame(
+        {
+            "vintage": result.periods[first + k].astype(str),
+            "group": result.groups[g].astype(str),
+            "period": result.periods[t].astype(str),
+            "log_index": log_index,
+            "index": 100.0 * np.exp(log_index),
+        }
+    )
 
 
 def fold_of(n: int, folds: int, start: int = 0) -> np.ndarray:

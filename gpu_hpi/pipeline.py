@@ -38,7 +38,18 @@ from .backend import (
 )
 from .calendar import PER_YEAR, Calendar, parse_period
 from .cells import CellTable, TableAccumulator, build_cell_table
-from .diagnostics import Refit, accuracy, diagnostics_frame, revision, smooth, volatility
+from .diagnostics import (
+    Refit,
+    accuracy,
+    diagnostics_frame,
+    forecast_errors,
+    in_sample_errors,
+    revision,
+    smooth,
+    vintages,
+    vintages_frame,
+    volatility,
+)
 from .errors import ConfigError, DataError
 from .estimate import fit_index
 from .io import PairBatch, PairSource, SaleSource, cudf_module, ready, write_atomically
@@ -574,6 +585,7 @@ class DiagnosticsOutput:
     accuracy: pd.DataFrame | None
     smoothed: np.ndarray | None
     summary: dict[str, Any]
+    vintages: pd.DataFrame | None = None  # vintages.parquet
 
 
 def run_diagnostics(
@@ -598,16 +610,31 @@ def run_diagnostics(
     }
     table_based = not method.needs_pairs
     rev = None
-    if cfg.revision:
-        if table_based:
-            rev = revision(table, refit, result)
-            summary["revision"] = {
-                "vintages": len(rev.vintages),
-                "mean": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_mean, strict=True)},
-                "median": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_median, strict=True)},
-            }
-        else:
-            summary["revision"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
+    stack = None  # the vintages' indices, for the revision, the forecast error and vintages.parquet
+    wants_vintages = cfg.revision or cfg.get("forecast_error") or cfg.get("vintages")
+    if wants_vintages and not table_based:
+        summary["revision"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
+    elif wants_vintages:
+        stack = vintages(table, refit, result)
+    if cfg.revision and stack is not None:
+        rev = revision(table, refit, result, stack)
+        summary["revision"] = {
+            "vintages": len(rev.vintages),
+            "mean": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_mean, strict=True)},
+            "median": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_median, strict=True)},
+        }
+    errors = []
+    if cfg.get("in_sample_error"):
+        errors.append(in_sample_errors(table, refit, result))
+    if cfg.get("forecast_error") and stack is not None:
+        errors.append(forecast_errors(table, refit, result, stack))
+    for frame in errors:
+        kind = str(frame["kind"].iloc[0])
+        summary[f"accuracy_{kind}"] = {
+            "rmse": {g: _num(v) for g, v in zip(frame["group"], frame["rmse"], strict=True)},
+            "mean_error": {g: _num(v) for g, v in zip(frame["group"], frame["mean_error"], strict=True)},
+            "n_scored": int(frame["n_scored"].sum()),
+        }
     accuracy_frame = None
     if cfg.accuracy_folds:
         if not table_based:
@@ -624,8 +651,11 @@ def run_diagnostics(
                 acc = cross_validate(scored, refit, result.base_period, folds, pooled)
             accuracy_frame = acc.to_frame()
             summary["accuracy"] = {"folds": acc.folds, **acc.overall}
+    if errors:
+        accuracy_frame = pd.concat([f for f in (accuracy_frame, *errors) if f is not None], ignore_index=True)
     smoothed = smooth(result, int(cfg.smooth_window)) if cfg.smooth_window else None
-    return DiagnosticsOutput(diagnostics_frame(result, vol, rev), accuracy_frame, smoothed, summary)
+    vintage_frame = vintages_frame(result, stack) if cfg.get("vintages") and stack is not None else None
+    return DiagnosticsOutput(diagnostics_frame(result, vol, rev), accuracy_frame, smoothed, summary, vintage_frame)
 
 
 def check_estimated(result: IndexResult, n_pairs: int, dropped: dict[str, int]) -> None:
@@ -762,6 +792,8 @@ def write_outputs(
             diagnostics.frame.to_csv(temp("diagnostics.csv"), index=False, float_format="%.10g")
             if diagnostics.accuracy is not None:
                 diagnostics.accuracy.to_csv(temp("accuracy.csv"), index=False, float_format="%.10g")
+            if diagnostics.vintages is not None:
+                diagnostics.vintages.to_parquet(temp("vintages.parquet"), index=False)
         if cells is not None:
             save_cells(*cells, temp("cells.parquet"))
         if output.plot:

@@ -35,7 +35,7 @@ CPU = gpu_hpi.resolve_backend("cpu")
 N, T, G, SEED = 30_000, 48, 3, 424242
 SYNTH = (f"data.n_pairs={N}", f"data.n_periods={T}", f"data.n_groups={G}", f"data.seed={SEED}")
 DIAG_COLUMNS = ["group", "period", "change_pct", "volatility", "revision_mean", "revision_median", "n_revisions"]
-ACC_COLUMNS = ["group", "mean_abs_error", "median_abs_error", "rmse", "n_scored", "n_unscored"]
+ACC_COLUMNS = ["kind", "group", "mean_error", "mean_abs_error", "median_abs_error", "rmse", "n_scored", "n_unscored"]
 
 
 class Market:

@@ -366,7 +366,17 @@ def assert_accuracy_equal(got: dg.Accuracy, want: RefAccuracy, folds: int) -> No
     for name, value in want.overall.items():
         assert got.overall[name] == pytest.approx(value, rel=0, abs=1e-9), name
     frame = got.to_frame()
-    assert list(frame.columns) == ["group", "mean_abs_error", "median_abs_error", "rmse", "n_scored", "n_unscored"]
+    assert list(frame.columns) == [
+        "kind",
+        "group",
+        "mean_error",
+        "mean_abs_error",
+        "median_abs_error",
+        "rmse",
+        "n_scored",
+        "n_unscored",
+    ]
+    assert frame["kind"].unique().tolist() == ["kfold"]
     assert frame["group"].tolist() == want.groups
     np.testing.assert_allclose(frame["rmse"], want.rmse, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(frame["n_scored"], want.n_scored)
