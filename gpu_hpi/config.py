@@ -226,6 +226,8 @@ class OutputConfig:
     parquet: bool = True
     plot: bool = True
     plot_groups: int = 6  # group indices drawn beside the pooled one
+    plot_regions: bool = False  # regions.png: a panel per region (up to 50), the pooled index behind
+    plot_diagnostics: bool = False  # diagnostics.png: volatility and revision per period
     cells: bool = False  # also write cells.parquet, the reusable cell table (on with data.add_cells)
     ci_level: float = 0.95
 

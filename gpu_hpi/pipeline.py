@@ -38,6 +38,7 @@ from .backend import (
 )
 from .calendar import PER_YEAR, Calendar, parse_period
 from .cells import CellTable, TableAccumulator, build_cell_table
+from .charts import diagnostics_chart, regions_chart
 from .diagnostics import (
     Refit,
     accuracy,
@@ -798,6 +799,10 @@ def write_outputs(
             save_cells(*cells, temp("cells.parquet"))
         if output.plot:
             result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
+        if output.get("plot_regions") and (result.groups != "ALL").any():
+            regions_chart(result, str(temp("regions.png")), float(output.ci_level))
+        if output.get("plot_diagnostics") and diagnostics is not None:
+            diagnostics_chart(diagnostics.frame, result.periods, str(temp("diagnostics.png")))
         timings.stages["write"] = time.perf_counter() - started
         summary["timings_s"] = {k: round(v, 4) for k, v in timings.stages.items()}
         summary["peak_host_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -1,0 +1,60 @@
+"""The charts (gpu_hpi/charts.py): year ticks, the regions' small multiples, the diagnostics chart,
+written by the pipeline only when asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from matplotlib.image import imread
+
+from gpu_hpi import config as C
+from gpu_hpi import pipeline
+from gpu_hpi.charts import MAX_PANELS, year_ticks
+
+
+def test_year_ticks_at_the_first_period_of_each_year() -> None:
+    months = np.array([f"{y}-{m:02d}" for y in range(2014, 2017) for m in range(1, 13)])[3:]
+    positions, labels = year_ticks(months)
+    assert positions.tolist() == [0, 9, 21] and labels == ["2014", "2015", "2016"]
+    quarters = np.array([f"{y}-Q{q}" for y in range(1990, 2030) for q in range(1, 5)])
+    positions, labels = year_ticks(quarters, most=10)
+    assert len(positions) <= 10 and labels[0] == "1990" and all(quarters[p].endswith("Q1") for p in positions)
+    assert year_ticks(np.array(["2001", "2002"]))[1] == ["2001", "2002"]
+
+
+def run(tmp_path: Path, *overrides: str) -> dict:
+    C.register_configs()
+    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
+        cfg = compose(config_name="config", overrides=["backend=cpu", "data.n_pairs=30000", *overrides])
+    return pipeline.run(cfg, tmp_path)
+
+
+def test_charts_only_when_asked(tmp_path: Path) -> None:
+    summary = run(tmp_path / "default")
+    assert "regions.png" not in summary["outputs"] and "diagnostics.png" not in summary["outputs"]
+    summary = run(tmp_path / "all", "output.plot_regions=true", "output.plot_diagnostics=true")
+    assert {"index.png", "regions.png", "diagnostics.png"} <= set(summary["outputs"])
+    regions = imread(tmp_path / "all" / "regions.png")
+    # 17 regions in rows of 5: 4 rows, taller than wide (3.0 x 2.2 inch panels)
+    assert regions.shape[0] > 0.55 * regions.shape[1]
+    diagnostics = imread(tmp_path / "all" / "diagnostics.png")
+    assert diagnostics.shape[1] == 1100 and diagnostics.shape[0] == round(2 * 3.2 * 110)
+
+
+def test_regions_chart_draws_at_most_the_panel_limit(tmp_path: Path) -> None:
+    import gpu_hpi
+    from gpu_hpi.charts import regions_chart
+
+    rng = np.random.default_rng(0)
+    n, groups, t = 40_000, 60, 24
+    prev = rng.integers(0, t - 1, n)
+    recent = np.minimum(prev + 1 + rng.geometric(0.3, n), t - 1)
+    group = rng.integers(0, groups, n)
+    y = rng.normal(0, 0.05, n)
+    result = gpu_hpi.estimate_index(prev, recent, y, group, n_periods=t, backend="cpu")
+    drawn = regions_chart(result, str(tmp_path / "r.png"))
+    assert len(drawn) == MAX_PANELS and "ALL" not in drawn
+    order = np.argsort(-result.n_pairs[result.groups != "ALL"], kind="stable")
+    assert drawn == [str(g) for g in result.groups[result.groups != "ALL"][order][:MAX_PANELS]]
