@@ -1,11 +1,14 @@
-"""Period calendars: months, quarters or years as consecutive integers, with their labels.
+"""Period calendars: ISO weeks, months, quarters or years as consecutive integers, with labels.
 
-A period is an absolute integer: year * 12 + month - 1 (months), year * 4 + quarter - 1 (quarters)
-or the year itself; index positions are absolute periods minus the calendar's start.
+A period is an absolute integer: year * 12 + month - 1 (months), year * 4 + quarter - 1 (quarters),
+the year itself, or for weeks floor((days since 1970-01-01 + 3) / 7), the ISO week (Monday to
+Sunday) counted from the one that starts on Monday 1969-12-29, labelled 'YYYY-Www' by its ISO
+year; index positions are absolute periods minus the calendar's start.
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -14,13 +17,15 @@ import numpy as np
 
 from .errors import ConfigError, DataError
 
-Periodicity = Literal["month", "quarter", "year"]
-PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
+Periodicity = Literal["week", "month", "quarter", "year"]
+PER_YEAR = {"week": 52, "month": 12, "quarter": 4, "year": 1}
 _LABEL = {
+    "week": re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE),
     "month": re.compile(r"^(\d{4})-(\d{1,2})$"),
     "quarter": re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE),
     "year": re.compile(r"^(\d{4})$"),
 }
+_EPOCH = datetime.date(1970, 1, 1)
 
 
 # A sanity bound on the window: 200 years of months. Far more means periods were misread (e.g.
@@ -45,30 +50,60 @@ def check_periodicity(periodicity: str) -> None:
 
 
 def parse_period(label: str, periodicity: str) -> int:
-    """'2017-11' (month; a full date '2017-11-05' also works), '2017-Q4' (quarter) or '2017' ->
-    absolute period. A month label is accepted for quarters and years (the period containing it)."""
+    """'2017-11' (month; a full date '2017-11-05' also works), '2017-Q4' (quarter), '2017' (year)
+    or '2017-W45' (ISO week) -> absolute period. A month label is accepted for quarters and years
+    (the period containing it) and for weeks (the week of its first day); a date for any."""
     check_periodicity(periodicity)
     text = str(label).strip()
-    m = re.match(r"^(\d{4})-(\d{1,2})(?:-\d{1,2})?$", text)
+    m = re.match(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?$", text)
     if m and 1 <= int(m.group(2)) <= 12:
+        if periodicity == "week":
+            try:
+                day = datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3) or 1))
+            except ValueError as exc:
+                raise ConfigError(f"cannot read period {label!r} as a date: {exc}") from None
+            return days_to_period(np.asarray([(day - _EPOCH).days]), "week")[0].item()
         month = int(m.group(1)) * 12 + int(m.group(2)) - 1
         return month_to_period(np.asarray([month]), periodicity)[0].item()
     m = _LABEL[periodicity].match(text)
     if m is None:
-        example = {"month": "2017-11", "quarter": "2017-Q4", "year": "2017"}[periodicity]
+        example = {"week": "2017-W45", "month": "2017-11", "quarter": "2017-Q4", "year": "2017"}[periodicity]
         raise ConfigError(f"cannot read period {label!r} as a {periodicity} (expected e.g. {example!r})")
     year = int(m.group(1))
+    if periodicity == "week":
+        try:
+            monday = datetime.date.fromisocalendar(year, int(m.group(2)), 1)
+        except ValueError as exc:
+            raise ConfigError(f"cannot read period {label!r} as an ISO week: {exc}") from None
+        return days_to_period(np.asarray([(monday - _EPOCH).days]), "week")[0].item()
     return year * 4 + int(m.group(2)) - 1 if periodicity == "quarter" else year
 
 
+def days_to_period(days: np.ndarray, periodicity: str) -> np.ndarray:
+    """Days since 1970-01-01 -> absolute periods (int64): the ISO week for weeks, else through the
+    month (see month_to_period)."""
+    days = np.asarray(days, dtype=np.int64)
+    if periodicity == "week":
+        return (days + 3) // 7  # floor division: 1969-12-29, a Monday, starts week 0
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + 1970 * 12
+    return month_to_period(months, periodicity)
+
+
 def month_to_period(months: np.ndarray, periodicity: str) -> np.ndarray:
-    """Absolute months (year * 12 + month - 1) -> absolute periods of the given periodicity."""
+    """Absolute months (year * 12 + month - 1) -> absolute periods of the given periodicity (for
+    weeks: the week of the month's first day)."""
     if periodicity == "month":
         return months
+    if periodicity == "week":
+        first = (np.asarray(months, dtype=np.int64) - 1970 * 12).astype("datetime64[M]").astype("datetime64[D]")
+        return days_to_period(first.astype(np.int64), "week")
     return months // (12 // PER_YEAR[periodicity])
 
 
 def period_label(period: int, periodicity: str) -> str:
+    if periodicity == "week":
+        year, week, _ = (_EPOCH + datetime.timedelta(days=7 * period - 3)).isocalendar()
+        return f"{year:04d}-W{week:02d}"
     if periodicity == "month":
         return f"{period // 12:04d}-{period % 12 + 1:02d}"
     if periodicity == "quarter":
@@ -101,7 +136,10 @@ class Calendar:
         return np.asarray([period_label(self.start + k, self.periodicity) for k in range(self.n_periods)], dtype=object)
 
     def first_days(self) -> np.ndarray:
-        """(T,) datetime64[ns] of each period's first day."""
+        """(T,) datetime64[ns] of each period's first day (a Monday for weeks)."""
+        if self.periodicity == "week":
+            days = 7 * (np.arange(self.n_periods) + self.start) - 3
+            return days.astype("datetime64[D]").astype("datetime64[ns]")
         months = np.arange(self.n_periods) + self.start
         if self.periodicity != "month":
             months = months * (12 // PER_YEAR[self.periodicity])

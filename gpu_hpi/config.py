@@ -41,6 +41,7 @@ class Stage2(str, Enum):
 
 
 class Periodicity(str, Enum):
+    week = "week"  # ISO weeks, labelled 2014-W01
     month = "month"
     quarter = "quarter"
     year = "year"

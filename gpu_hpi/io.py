@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .calendar import check_window, month_to_period, parse_period
+from .calendar import check_window, days_to_period, month_to_period, parse_period
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError, DataError
 from .pairs import encode_groups, prepare_pairs
@@ -198,7 +198,7 @@ class PairSource:
     def _device_periods(self, col: Any, name: str) -> Any:
         import cupy
 
-        if col.dtype.kind == "M":
+        if col.dtype.kind == "M" and self.periodicity != "week":  # weeks: the host conversion below
             return month_to_period(series_months(col).to_cupy(), self.periodicity).astype(np.int32, copy=False)
         return cupy.asarray(self.periods(col.to_arrow(), name))  # other types: the host conversion
 
@@ -400,7 +400,10 @@ def column_periods(
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_timestamp(kind) and kind.tz is not None:
             arr = pc.local_timestamp(arr)
-        return month_to_period(_days_to_months(_days(arr, name)), periodicity).astype(np.int32)
+        days = _days(arr, name)
+        if periodicity == "week":
+            return days_to_period(days, "week").astype(np.int32)
+        return month_to_period(_days_to_months(days), periodicity).astype(np.int32)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         encoded = pc.dictionary_encode(arr)
         labels = np.asarray([parse_label(s, name, periodicity) for s in encoded.dictionary.to_pylist()], dtype=np.int32)
@@ -456,7 +459,8 @@ def parse_label(label: str, name: str, periodicity: str) -> int:
 
 def unsupported_period_type(name: str, kind: str) -> DataError:
     return DataError(
-        f"column {name!r} has type {kind}; periods must be timestamps, dates, 'YYYY-MM' strings or integers"
+        f"column {name!r} has type {kind}; periods must be timestamps, dates, 'YYYY-MM' or 'YYYY-Www' strings, "
+        "or integers"
     )
 
 

@@ -135,15 +135,19 @@ class PeriodColumns:
 
     def expression(self, name: str, kind: str) -> str:
         col = quote(name)
-        per = 12 // PER_YEAR[self.periodicity]
         if kind.startswith("TIMESTAMPTZ") or kind.startswith("TIMESTAMP WITH TIME ZONE"):
             raise Unsupported(f"column {name!r} is a timestamp with a time zone")
         if kind.startswith(("TIMESTAMP", "DATE")):
             self._check_dates(name, col)
+            if self.periodicity == "week":  # calendar.days_to_period: ISO weeks from Monday 1969-12-29
+                return f"CAST(floor((({col}::DATE - DATE '1970-01-01') + 3) / 7) AS BIGINT)"
+            per = 12 // PER_YEAR[self.periodicity]
             months = f"(year({col}) * 12 + month({col}) - 1)"
             return months if per == 1 else f"({months} // {per})"
         if kind in INTEGER_TYPES:
-            return self._integers(name, col, per)
+            if self.periodicity == "week" and self.integer_periods == "yyyymm":
+                raise Unsupported(f"column {name!r}: YYYYMM months as weeks")  # the pyarrow reader's rule
+            return self._integers(name, col)
         if kind == "VARCHAR":
             return self._strings(name, col)
         raise unsupported_period_type(name, kind.lower())
@@ -174,7 +178,7 @@ class PeriodColumns:
         if lo is not None:
             check_plausible_days(name, int(lo), int(hi))
 
-    def _integers(self, name: str, col: str, per: int) -> str:
+    def _integers(self, name: str, col: str) -> str:
         """YYYYMM numbers, or positions from data.start; checked by the streaming reader's rules."""
         (row,) = self.con.execute(
             f"SELECT min({col}), max({col}), min({col} % 100), max({col} % 100) FROM {self.source}"
@@ -183,6 +187,7 @@ class PeriodColumns:
         if self.integer_periods == "yyyymm":
             if month_lo is not None and month_hi is not None:
                 check_yyyymm(name, month_lo, month_hi)
+            per = 12 // PER_YEAR[self.periodicity]
             months = f"(({col} // 100) * 12 + {col} % 100 - 1)"
             expr = months if per == 1 else f"({months} // {per})"
             bounds = [((v // 100) * 12 + v % 100 - 1) // per for v in (lo, hi) if v is not None]
