@@ -146,7 +146,7 @@ BAD = [
     ["data.n_pairs=abc"],
     ["backend.name=tpu"],
     ["backend=tpu"],
-    ["index.periodicity=week"],
+    ["index.periodicity=day"],
     ["data=pairs", "data.path=x.parquet", "data.format=xlsx"],
     ["data=pairs", "data.path=x.parquet", "data.integer_periods=days"],
     ["data=pairs", "data.path=x.parquet", "data.batch_rows=many"],

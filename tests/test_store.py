@@ -438,7 +438,7 @@ MALFORMED = [
     pytest.param("meta", _meta(sums=["y", "y2"]), "meanings", id="sums-a-list"),
     pytest.param("meta", _meta(dropped=[1, 2]), "damaged", id="dropped-a-list"),
     pytest.param("meta", _meta(dropped={"nonfinite_y": "many"}), "damaged", id="dropped-not-a-count"),
-    pytest.param("meta", _meta(periodicity="week"), "damaged", id="periodicity-week"),
+    pytest.param("meta", _meta(periodicity="day"), "damaged", id="periodicity-day"),
     pytest.param("meta", _meta(start="yesterday"), "damaged", id="bad-start"),
     pytest.param("meta", _meta(n_periods=5), "damaged", id="cells-beyond-window"),
     pytest.param("meta", _meta(groups=["0", "1"]), "damaged", id="unknown-group"),
