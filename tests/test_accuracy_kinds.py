@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 
 import gpu_hpi
-from gpu_hpi import config as C
 from gpu_hpi import pipeline
 from gpu_hpi.diagnostics import Refit, forecast_errors, in_sample_errors, vintages, vintages_frame
 from gpu_hpi.methods import MethodOptions
@@ -122,20 +121,15 @@ def test_vintages_frame_is_each_truncated_fit() -> None:
 
 
 def test_pipeline_writes_the_kinds_and_vintages(tmp_path: Path) -> None:
-    C.register_configs()
-    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "backend=cpu",
-                "data.n_pairs=30000",
-                "output.plot=false",
-                "diagnostics.in_sample_error=true",
-                "diagnostics.forecast_error=true",
-                "diagnostics.vintages=true",
-                "diagnostics.accuracy_folds=3",
-            ],
-        )
+    cfg = compose_config(
+        "backend=cpu",
+        "data.n_pairs=30000",
+        "output.plot=false",
+        "diagnostics.in_sample_error=true",
+        "diagnostics.forecast_error=true",
+        "diagnostics.vintages=true",
+        "diagnostics.accuracy_folds=3",
+    )
     summary = pipeline.run(cfg, tmp_path)
     accuracy = pd.read_csv(tmp_path / "accuracy.csv")
     assert accuracy["kind"].unique().tolist() == ["kfold", "in_sample", "forecast"]

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from matplotlib.image import imread
 
-from gpu_hpi import config as C
 from gpu_hpi import pipeline
 from gpu_hpi.charts import MAX_PANELS, year_ticks
 
@@ -25,9 +24,7 @@ def test_year_ticks_at_the_first_period_of_each_year() -> None:
 
 
 def run(tmp_path: Path, *overrides: str) -> dict:
-    C.register_configs()
-    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        cfg = compose(config_name="config", overrides=["backend=cpu", "data.n_pairs=30000", *overrides])
+    cfg = compose_config("backend=cpu", "data.n_pairs=30000", *overrides)
     return pipeline.run(cfg, tmp_path)
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 
 from gpu_hpi import config as C
 from gpu_hpi import pipeline
@@ -19,8 +19,7 @@ def _registered() -> None:
 
 
 def test_startup_is_the_first_stage_reported(tmp_path: Path) -> None:
-    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        cfg = compose(config_name="config", overrides=["data.n_pairs=20000", "output.plot=false", "backend=cpu"])
+    cfg = compose_config("data.n_pairs=20000", "output.plot=false", "backend=cpu")
     summary = pipeline.run(cfg, tmp_path, startup_s=1.25)
     stages = summary["timings_s"]
     assert next(iter(stages)) == "startup" and stages["startup"] == 1.25

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 
 from gpu_hpi import config as C
 from gpu_hpi import pipeline
@@ -22,8 +22,7 @@ def _registered() -> None:
 
 def config(*overrides: str) -> Any:
     synthetic = [] if "data=pairs" in overrides else ["data.n_pairs=20000"]
-    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        return compose(config_name="config", overrides=[*synthetic, "output.plot=false", *overrides])
+    return compose_config(*synthetic, "output.plot=false", *overrides)
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from statsmodels.tsa.seasonal import STL
 
-from gpu_hpi import config as C
 from gpu_hpi import pipeline
 from gpu_hpi.errors import ConfigError
 from gpu_hpi.series import fill_gaps, seasonal_adjust
@@ -99,14 +98,9 @@ def write_pairs_with_a_gap(path: Path) -> Path:
 
 
 def run(tmp_path: Path, *overrides: str) -> tuple[dict[str, Any], pd.DataFrame]:
-    C.register_configs()
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = write_pairs_with_a_gap(tmp_path / "pairs.parquet")
-    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        cfg = compose(
-            config_name="config",
-            overrides=["backend=cpu", "data=pairs", f"data.path={path}", "output.plot=false", *overrides],
-        )
+    cfg = compose_config("backend=cpu", "data=pairs", f"data.path={path}", "output.plot=false", *overrides)
     out = tmp_path / "out"
     summary = pipeline.run(cfg, out)
     return summary, pd.read_csv(out / "index.csv")

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import compose_config
 from test_transactions import RULES, START, all_counts, assert_same_pairs, made_frame, random_sales, reference_pairs
 
 import gpu_hpi
@@ -201,12 +202,8 @@ def test_csv_and_refusals(tmp_path: Path) -> None:
 def test_pipeline_same_run_with_and_without_duckdb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str]
 ) -> None:
-    from hydra import compose, initialize_config_dir
-
-    from gpu_hpi import config as C
     from gpu_hpi import pipeline
 
-    C.register_configs()
     df = random_sales(34, n_props=1500)
     path = write_sales(tmp_path, df, ["a", "b"])
     common = [
@@ -225,8 +222,7 @@ def test_pipeline_same_run_with_and_without_duckdb(
     for engine in ("duckdb", "arrays"):
         out = tmp_path / engine
         extra = [o.replace("SAVE", str(tmp_path / f"{engine}-pairs.parquet")) for o in overrides]
-        with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-            cfg = compose(config_name="config", overrides=[*common, *extra])
+        cfg = compose_config(*common, *extra)
         with monkeypatch.context() as patch:
             if engine == "arrays":
                 patch.setattr(pipeline, "sql_sales", lambda *args, **kw: None)

@@ -11,10 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 from test_sql import assert_same
 
-from gpu_hpi import config as C
 from gpu_hpi import pipeline
 from gpu_hpi.calendar import Calendar, days_to_period, parse_period, period_label
 from gpu_hpi.errors import ConfigError
@@ -120,27 +119,21 @@ def test_weekly_run(tmp_path: Path) -> None:
         columns={"region": "group_id", "d0": "PrevYearMonth", "d1": "RecentYearMonth", "y": "LogPriceDiff"}
     )
     frame.to_parquet(tmp_path / "pairs.parquet", index=False)
-    C.register_configs()
-    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "backend=cpu",
-                "data=pairs",
-                f"data.path={tmp_path / 'pairs.parquet'}",
-                "index.periodicity=week",
-                "index.base_period=2014-W10",
-                "index.min_pairs=1",
-                "output.plot_regions=true",
-            ],
-        )
+    cfg = compose_config(
+        "backend=cpu",
+        "data=pairs",
+        f"data.path={tmp_path / 'pairs.parquet'}",
+        "index.periodicity=week",
+        "index.base_period=2014-W10",
+        "index.min_pairs=1",
+        "output.plot_regions=true",
+    )
     summary = pipeline.run(cfg, tmp_path / "out")
     index = pd.read_csv(tmp_path / "out" / "index.csv")
     assert summary["periodicity"] == "week" and summary["first_period"] == "2014-W01"
     assert summary["base_period"] == "2014-W10" and summary["dropped"]["same_period"] > 0
     assert index["period"].str.fullmatch(r"\d{4}-W\d{2}").all()
     assert np.isfinite(index.loc[index["group"] == "ALL", "log_index"]).sum() > 90
-    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        weekly_sa = compose(config_name="config", overrides=["index.periodicity=week", "index.seasonal_adjust=stl"])
+    weekly_sa = compose_config("index.periodicity=week", "index.seasonal_adjust=stl")
     with pytest.raises(ConfigError, match="monthly or quarterly"):
         pipeline.run(weekly_sa, tmp_path / "sa")
