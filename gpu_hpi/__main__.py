@@ -152,7 +152,8 @@ def process_age() -> float | None:
 
 def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     pooled = summary.get("n_pairs_used_pooled")
-    in_pooled = f" ({pooled:,} in the pooled index)" if pooled is not None and summary["n_groups"] else ""
+    differs = pooled is not None and summary["n_groups"] and pooled != summary["n_pairs_used"]
+    in_pooled = f" ({pooled:,} in the pooled index)" if differs else ""  # e.g. regions skipped
     used = f"{summary['n_pairs_used']:,} of {summary['n_pairs_read']:,} pairs{in_pooled}"
     lines = [
         f"gpu_hpi: {used}, {summary['n_groups']} group(s), "
