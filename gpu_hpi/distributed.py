@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .backend import resolve_backend
 from .cells import CellTable, TableAccumulator
 from .errors import ConfigError, DataError
 from .io import PairSource, cudf_module, parquet_file
+from .sql import sql_cell_table
 
 DASK_EXTRA_HINT = "install the dask extra: pip install 'gpu_hpi[dask]'"
 
@@ -29,6 +30,7 @@ class Partition:
     path: str
     row_groups: tuple[int, ...]
     n_rows: int
+    first_row: int = 0  # the file's row at which the partition starts (its row groups are consecutive)
 
 
 def partitions(source: PairSource) -> list[Partition]:
@@ -40,15 +42,15 @@ def partitions(source: PairSource) -> list[Partition]:
     for path in files:
         meta = parquet_file(path).metadata
         pending: list[int] = []
-        rows = 0
+        rows = first = 0
         for k in range(meta.num_row_groups):
             pending.append(k)
             rows += meta.row_group(k).num_rows
             if rows >= source.batch_rows:
-                parts.append(Partition(path, tuple(pending), rows))
-                pending, rows = [], 0
+                parts.append(Partition(path, tuple(pending), rows, first))
+                pending, first, rows = [], first + rows, 0
         if pending:
-            parts.append(Partition(path, tuple(pending), rows))
+            parts.append(Partition(path, tuple(pending), rows, first))
     return parts
 
 
@@ -76,8 +78,19 @@ def read_partition(source: PairSource, part: Partition, backend: Any) -> Any:
 def partition_table(
     source: PairSource, part: Partition, start: int | None, end: int | None, backend: str, strict: bool
 ) -> PartialTable:
-    """On a worker: read the partition, convert its periods, build its cell table (host arrays)."""
+    """On a worker: read the partition, convert its periods, build its cell table (host arrays):
+    on the CPU the DuckDB query of the single-process reader over the partition's rows (sql.py),
+    on the GPU (or where that query leaves the file to pyarrow) the batch reader."""
     be = resolve_backend(backend)
+    if not be.is_gpu:
+        rows = (part.first_row, part.first_row + part.n_rows)
+        try:
+            reduced = sql_cell_table(replace(source, path=part.path), start, end, strict, rows=rows)
+        except DataError:
+            reduced = None  # e.g. no row with both periods: the batch reader counts it as such
+        if reduced is not None:
+            table = reduced.table
+            return reduced.first, table, reduced.missing_period, table.n_pairs + sum(table.dropped.values())
     batch = read_partition(source, part, be)
     if batch.n_rows == 0:
         return 0, None, batch.missing_period, 0

@@ -234,16 +234,22 @@ class PairQuery:
     order: str = ""  # ORDER BY restoring the files' row order where the query joins (string periods)
 
 
-def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
+def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None = None) -> PairQuery | None:
     """The query of the pairs of `source` (a PairSource); None where the pyarrow reader must read
     them: CSV, or a timestamp with a time zone (its wall-clock months depend on the zone pyarrow
-    keeps). progress: DuckDB's progress bar, on a terminal."""
+    keeps). progress: DuckDB's progress bar, on a terminal. rows: [first, stop) rows of a single
+    file (a Dask partition: DuckDB reads only the row groups they fall in)."""
     files, fmt = source.files()
     if fmt != "parquet":
         return None  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
     wanted = source.wanted()
     con = connect(progress, source.memory_limit)
-    src = relation(files)
+    src, in_rows = relation(files), ""
+    if rows is not None:
+        if len(files) != 1:
+            raise ValueError("a row range reads one file")
+        in_rows = f" WHERE file_row_number >= {int(rows[0])} AND file_row_number < {int(rows[1])}"
+        src = f"(SELECT * FROM {relation(files, positions=True)}{in_rows})"
     types = column_types(con, src, files)
     missing = [c for c in wanted.values() if c not in types]
     if missing:
@@ -277,16 +283,22 @@ def pair_query(source: Any, progress: bool = False) -> PairQuery | None:
     if not periods.labels:
         return PairQuery(con, f"{select} FROM {src}", "group" in wanted, prices, where)
     # string periods are looked up by a join, which does not keep the rows' order
-    pairs = f"{select}, file_index AS file, file_row_number AS row FROM {relation(files, positions=True)}"
+    pairs = f"{select}, file_index AS file, file_row_number AS row FROM {relation(files, positions=True)}{in_rows}"
     return PairQuery(con, pairs, "group" in wanted, prices, where, " ORDER BY file, row")
 
 
 def sql_cell_table(
-    source: Any, start: int | None, end: int | None, strict: bool = False, progress: bool = False
+    source: Any,
+    start: int | None,
+    end: int | None,
+    strict: bool = False,
+    progress: bool = False,
+    rows: tuple[int, int] | None = None,
 ) -> SqlTable | None:
     """The cell table of the pairs of `source` (a PairSource) over the window [start, end] (or
-    the data's own), grouped in DuckDB; None where the pyarrow reader must read them (pair_query)."""
-    query = pair_query(source, progress)
+    the data's own), grouped in DuckDB; None where the pyarrow reader must read them (pair_query).
+    rows: a row range of a single file (pair_query)."""
+    query = pair_query(source, progress, rows)
     if query is None:
         return None
     import duckdb

@@ -203,3 +203,32 @@ def test_cli_cluster_robust_equals_single_process(tmp_path: Path, extra: list[st
         s, d = single.summary["solver_info"][name], dask.summary["solver_info"][name]
         assert s["converged"] and d["converged"]
         np.testing.assert_allclose(s["scale"], d["scale"], rtol=1e-12)
+
+
+def test_cpu_partitions_read_by_duckdb_equal_the_batch_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CPU workers each partition is the DuckDB query over its rows (their row groups only); the
+    same (window, table, rows without both periods, rows kept) as the pyarrow batch reader."""
+    from gpu_hpi import distributed
+
+    write_dataset(tmp_path / "ds", n=20_000, parts=2)
+    source = PairSource(str(tmp_path / "ds"), "auto", COLUMNS, batch_rows=6_000)
+    parts = partitions(source)
+    assert [p.first_row for p in parts if p.path == parts[0].path][1] == parts[0].n_rows
+    calls = []
+    real = distributed.sql_cell_table
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["rows"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "sql_cell_table", counted)
+    by_duckdb = [distributed.partition_table(source, p, None, None, "cpu", False) for p in parts]
+    assert calls == [(p.first_row, p.first_row + p.n_rows) for p in parts]
+    monkeypatch.setattr(distributed, "sql_cell_table", lambda *args, **kwargs: None)
+    by_batches = [distributed.partition_table(source, p, None, None, "cpu", False) for p in parts]
+    for (first, table, missing, kept), (want_first, want, want_missing, want_kept) in zip(
+        by_duckdb, by_batches, strict=True
+    ):
+        assert (first, missing, kept) == (want_first, want_missing, want_kept)
+        assert table is not None and want is not None
+        assert_same_table(table, want)
