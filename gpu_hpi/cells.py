@@ -181,7 +181,7 @@ def _reduce_by_key(
 def _key_order(xp: Any, key: Any) -> tuple[Any, Any]:
     """(a permutation sorting non-negative int64 keys, the sorted keys): where the key and the
     position fit in 63 bits together, one sort of the values key << b | position (numpy sorts values
-    ~8x faster than it argsorts them: 0.13 s against 1.0 s for 10M keys), else an argsort."""
+    far faster than it argsorts them), else an argsort."""
     n = int(key.shape[0])
     if n == 0:
         return xp.zeros(0, dtype=np.int64), xp.zeros(0, dtype=np.int64)

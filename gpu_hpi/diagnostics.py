@@ -87,7 +87,7 @@ class Revision:
     vintages: list[int]
 
 
-def vintages(table: CellTable, refit: Refit, result: IndexResult) -> np.ndarray:
+def vintage_indices(table: CellTable, refit: Refit, result: IndexResult) -> np.ndarray:
     """(V, G, T) log index of every vintage v = base + 1 .. T - 1 (the data as if v were the last
     period: cells with recent <= v) for the rows of `result`, from one sweep over the cells per
     table (see vintages.py), not from a refit per vintage."""
@@ -102,12 +102,12 @@ def vintages(table: CellTable, refit: Refit, result: IndexResult) -> np.ndarray:
 
 
 def revision(table: CellTable, refit: Refit, result: IndexResult, log_index: np.ndarray | None = None) -> Revision:
-    """How each period's index moves from one vintage to the next (log_index: the vintages(),
+    """How each period's index moves from one vintage to the next (log_index: the vintage_indices(),
     where the caller has them already)."""
     base, t = result.base_period, table.n_periods
     g = result.log_index.shape[0]
     if log_index is None:
-        log_index = vintages(table, refit, result)
+        log_index = vintage_indices(table, refit, result)
     stack = np.diff(100.0 * np.exp(log_index), axis=0)  # (V - 1, G, T), NaN where no revision
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
@@ -160,7 +160,7 @@ def forecast_errors(table: CellTable, refit: Refit, result: IndexResult, vintage
     """hpiR's forecast accuracy: each pair whose later sale falls in period t predicted by the
     index of the vintage through t - 1 (the data then published), the level at t taken as that at
     t - 1: d = index_v[t - 1] - index_v[prev] with v = t - 1. Pairs completed by the base + 1st
-    period have no earlier vintage and are not scored. vintage_index: the (V, G, T) vintages()."""
+    period have no earlier vintage and are not scored. vintage_index: the (V, G, T) vintage_indices()."""
     first = result.base_period + 1  # the first vintage's last period
 
     def predict(rows: slice, tab: CellTable) -> np.ndarray:

@@ -47,7 +47,7 @@ from .diagnostics import (
     in_sample_errors,
     revision,
     smooth,
-    vintages,
+    vintage_indices,
     vintages_frame,
     volatility,
 )
@@ -613,10 +613,15 @@ def run_diagnostics(
     rev = None
     stack = None  # the vintages' indices, for the revision, the forecast error and vintages.parquet
     wants_vintages = cfg.revision or cfg.get("forecast_error") or cfg.get("vintages")
-    if wants_vintages and not table_based:
-        summary["revision"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
+    if wants_vintages and not table_based:  # the vintages are refits from cell tables
+        unavailable = f"not available for method={method.name} (it needs the pairs, not a cell table)"
+        for name, wanted in (("revision", cfg.revision), ("accuracy_forecast", cfg.get("forecast_error"))):
+            if wanted:
+                summary[name] = unavailable
+        if cfg.get("vintages"):
+            summary["vintages"] = unavailable
     elif wants_vintages:
-        stack = vintages(table, refit, result)
+        stack = vintage_indices(table, refit, result)
     if cfg.revision and stack is not None:
         rev = revision(table, refit, result, stack)
         summary["revision"] = {
@@ -727,7 +732,9 @@ def _summary(
     per_group = ~is_pooled if (~is_pooled).any() else is_pooled
     summary: dict[str, Any] = {
         # sale_* reasons count sales (before pairing), the others pairs
-        "n_pairs_read": table.n_pairs + sum(v for k, v in dropped.items() if not k.startswith("sale_")),
+        # sale_* count sales; zero_weight pairs are in the table (the estimator, not the reader, left them out)
+        "n_pairs_read": table.n_pairs
+        + sum(v for k, v in dropped.items() if not k.startswith("sale_") and k != "zero_weight"),
         # by the regional indices (by the pooled one where there are no regions); the pooled one's apart
         "n_pairs_used": int(result.n_used[per_group].sum()),
         "n_pairs_used_pooled": int(result.n_used[is_pooled].sum()) if is_pooled.any() else None,

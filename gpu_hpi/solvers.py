@@ -251,7 +251,7 @@ def solve_spd(xp: Any, lap: Any, rhs: Any, covariance: bool) -> tuple[Any, Any]:
     stack of symmetric positive definite systems. The index by a solve: an inverse times the
     right-hand side lost digits on the nearly singular systems that extreme Case-Shiller weights
     make. On the host one Cholesky factor per system serves both (LAPACK potrf, potrs, potri: a
-    third of the flops of an LU inverse, 2x faster measured at T = 123); on the device CuPy's
+    third of the flops of an LU inverse); on the device CuPy's
     batched solve and inverse. A system whose factorisation fails takes the LU route."""
     if xp is not np:
         solved = None if rhs is None else xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]

@@ -14,7 +14,7 @@ from helpers import compose_config
 
 import gpu_hpi
 from gpu_hpi import pipeline
-from gpu_hpi.diagnostics import Refit, forecast_errors, in_sample_errors, vintages, vintages_frame
+from gpu_hpi.diagnostics import Refit, forecast_errors, in_sample_errors, vintage_indices, vintages_frame
 from gpu_hpi.methods import MethodOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
@@ -72,7 +72,7 @@ def test_forecast_error_refit_reference() -> None:
     table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=T, backend=CPU), CPU)
     result = gpu_hpi.fit_index(table, backend=CPU, min_pairs=1)
     refit = Refit(MethodOptions(), 1, True, True)
-    stack = vintages(table, refit, result)
+    stack = vintage_indices(table, refit, result)
     frame = forecast_errors(table, refit, result, stack)
     errors: dict[str, list[float]] = {"0": [], "1": [], "2": [], "ALL": []}
     unscored: dict[str, int] = dict.fromkeys(errors, 0)
@@ -107,7 +107,7 @@ def test_vintages_frame_is_each_truncated_fit() -> None:
     group, prev, recent, y = problem(3)
     table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=T, backend=CPU), CPU)
     result = gpu_hpi.fit_index(table, backend=CPU, min_pairs=1)
-    frame = vintages_frame(result, vintages(table, Refit(MethodOptions(), 1, True, True), result))
+    frame = vintages_frame(result, vintage_indices(table, Refit(MethodOptions(), 1, True, True), result))
     for v in (3, 9, T - 1):
         keep = recent <= v
         want = fit(group[keep], prev[keep], recent[keep], y[keep])

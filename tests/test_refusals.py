@@ -159,3 +159,44 @@ def test_rmm_pool_sizes_are_clamped_not_crashed(monkeypatch: pytest.MonkeyPatch)
     assert calls[-1]["initial_pool_size"] == calls[-1]["maximum_pool_size"] and "clamped to the maximum 1GB" in note
     configure_memory(gpu, pool=True, initial_pool_size="2GB", maximum_pool_size=None, managed_memory=False)
     assert calls[-1]["initial_pool_size"] == 2 * 10**9 and calls[-1]["maximum_pool_size"] is None
+
+
+def test_zero_weight_pairs_counted_once(tmp_path: Path) -> None:
+    """Case-Shiller's weight-0 pairs are reported as dropped, and still read once: n_pairs_read is
+    the file's rows, n_pairs_used what the regions' fit kept."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(21)
+    n, t = 4000, 40
+    prev = rng.integers(0, t - 1, n)
+    hold = np.where(rng.random(n) < 0.5, rng.integers(1, 4, n), rng.integers(20, 39, n))
+    recent = np.minimum(prev + hold, t - 1)
+    keep = recent > prev
+    prev, recent, h = prev[keep], recent[keep], (recent - prev)[keep]
+    y = 0.01 * h + rng.normal(0, 1, h.size) * np.where(h < 5, 0.3, 0.01)
+    month = np.datetime64("2014-01", "M")
+    frame = pd.DataFrame(
+        {
+            "group_id": 1,
+            "PrevYearMonth": (month + prev).astype("datetime64[ns]"),
+            "RecentYearMonth": (month + recent).astype("datetime64[ns]"),
+            "LogPriceDiff": y,
+        }
+    )
+    frame.to_parquet(tmp_path / "p.parquet", index=False)
+    cfg = config(
+        "backend=cpu", "data=pairs", f"data.path={tmp_path / 'p.parquet'}", "method=case_shiller", "index.min_pairs=1"
+    )
+    with pytest.warns(UserWarning, match="zero_weight"):
+        summary = pipeline.run(cfg, tmp_path / "out")
+    lost = summary["dropped"]["zero_weight"]
+    assert lost > 0 and summary["n_pairs_read"] == len(frame)
+    assert summary["n_pairs_used"] == len(frame) - lost
+
+
+def test_forecast_error_for_a_pair_method_says_why(tmp_path: Path) -> None:
+    cfg = config("backend=cpu", "method=robust", "diagnostics.forecast_error=true", "diagnostics.revision=false")
+    summary = pipeline.run(cfg, tmp_path)
+    assert summary["diagnostics"]["accuracy_forecast"].startswith("not available for method=robust")
+    assert "revision" not in summary["diagnostics"]
