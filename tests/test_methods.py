@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from helpers import noisy_short_precise_long
 from reference import base_component, drop_counts, valid_mask
 
 import gpu_hpi
@@ -723,16 +724,9 @@ def test_case_shiller_zero_weight_pairs_are_counted_and_warned() -> None:
     """Noisy short holdings, precise long ones: the linear stage-2 variance turns negative past some
     holding length, and the pairs there get weight 0. Counted against a plain numpy reference
     (dummy-matrix OLS, then the residuals squared regressed on [1, h])."""
-    rng = np.random.default_rng(21)
-    t, n = 40, 4000
-    prev = rng.integers(0, t - 1, n)
-    hold = np.where(rng.random(n) < 0.5, rng.integers(1, 4, n), rng.integers(20, 39, n))
-    recent = np.minimum(prev + hold, t - 1)
-    keep = recent > prev
-    prev, recent = prev[keep], recent[keep]
+    t = 40
+    prev, recent, y = noisy_short_precise_long(t=t)
     h = recent - prev
-    truth = np.cumsum(rng.normal(0.01, 0.02, t))
-    y = truth[recent] - truth[prev] + rng.normal(0, 1, len(h)) * np.where(h < 5, 0.3, 0.01)
     z = np.zeros((len(y), t))
     z[np.arange(len(y)), recent] += 1
     z[np.arange(len(y)), prev] -= 1

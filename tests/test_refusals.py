@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import compose_config
+from helpers import compose_config, noisy_short_precise_long
 
 from gpu_hpi import config as C
 from gpu_hpi import pipeline
@@ -167,14 +167,7 @@ def test_zero_weight_pairs_counted_once(tmp_path: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    rng = np.random.default_rng(21)
-    n, t = 4000, 40
-    prev = rng.integers(0, t - 1, n)
-    hold = np.where(rng.random(n) < 0.5, rng.integers(1, 4, n), rng.integers(20, 39, n))
-    recent = np.minimum(prev + hold, t - 1)
-    keep = recent > prev
-    prev, recent, h = prev[keep], recent[keep], (recent - prev)[keep]
-    y = 0.01 * h + rng.normal(0, 1, h.size) * np.where(h < 5, 0.3, 0.01)
+    prev, recent, y = noisy_short_precise_long()
     month = np.datetime64("2014-01", "M")
     frame = pd.DataFrame(
         {
