@@ -1,6 +1,7 @@
 """Benchmark suite: `python -m benchmarks [--sizes 1M,10M,150M] [--cases ...]`.
 
-Each case runs in a fresh subprocess on the same synthetic market (T = 123, 17 groups) and
+Each case runs in a fresh subprocess (with NUMPY_MADVISE_HUGEPAGE=0 unless set, as `python -m gpu_hpi`
+sets it) on the same synthetic market (T = 123, 17 groups) and
 reports wall time of the timed region and the peak resident memory the region added on top of
 its inputs (sampled from /proc every 5 ms). The seed's lil_matrix loop runs at a small size and is
 extrapolated linearly (labelled so).
@@ -505,6 +506,7 @@ def main() -> None:
     for case, n in jobs:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend, str(args.parts)],
+            env={"NUMPY_MADVISE_HUGEPAGE": "0", **os.environ},  # as `python -m gpu_hpi` runs
             capture_output=True,
             text=True,
             check=False,

@@ -19,6 +19,12 @@ import warnings
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+# numpy asks for transparent huge pages on its large arrays; where the kernel then compacts memory
+# synchronously at the first touch (THP defrag "madvise", the Linux default), fresh temporaries
+# stall: the 10,000-region cell table took 2.7-3.3 s against 1.9 s without (BENCHMARKS.md).
+# Set before numpy is imported; the user's own setting wins.
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig

@@ -115,7 +115,8 @@ def test_pooled_leaves_out_missing_group_pairs(solver: str) -> None:
 
 def test_group_batches_give_the_same_fit(problem: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = estimate(problem)
-    monkeypatch.setattr(solvers, "GROUP_CELLS", 2 * problem.n_periods**2)  # two groups a batch
+    for name in ("GROUP_CELLS", "HOST_GROUP_CELLS"):  # two groups a batch, on the device and the host
+        monkeypatch.setattr(solvers, name, 2 * problem.n_periods**2)
     batched = estimate(problem)
     np.testing.assert_allclose(batched.log_index, whole.log_index, atol=1e-12, rtol=0)
     np.testing.assert_allclose(batched.se, whole.se, rtol=1e-10, atol=0)
@@ -707,7 +708,7 @@ def test_solve_spd_equals_numpy_and_takes_lu_where_cholesky_fails() -> None:
     lap = a @ a.transpose(0, 2, 1) + np.eye(9)
     lap[3] = np.diag(np.r_[-1.0, np.ones(8)])  # symmetric, not positive definite
     rhs = rng.normal(size=(5, 9))
-    solved, diag = solve_spd(np, lap, rhs, covariance=True)
+    solved, diag = solve_spd(np, lap.copy(), rhs, covariance=True)  # overwrites the systems
     np.testing.assert_allclose(solved, np.linalg.solve(lap, rhs[:, :, None])[:, :, 0], rtol=1e-10)
     np.testing.assert_allclose(diag, np.diagonal(np.linalg.inv(lap), axis1=1, axis2=2), rtol=1e-10)
     assert diag[3, 0] == -1.0
