@@ -22,6 +22,11 @@ class SolverName(str, Enum):
     lsmr = "lsmr"
 
 
+class SolverOperator(str, Enum):
+    implicit = "implicit"  # the dummy matrix applied by column arithmetic, never stored
+    matrix = "matrix"  # assembled as CSR, with the CSR of its transpose
+
+
 class BackendName(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -161,6 +166,7 @@ class SolverConfig:
     name: SolverName = SolverName.normal
     tol: float = 1e-10  # atol = btol of lsqr / lsmr
     iter_lim: int | None = None
+    operator: SolverOperator = SolverOperator.implicit  # how lsqr / lsmr apply the dummy matrix
 
 
 @dataclass

@@ -10,10 +10,11 @@ import numpy as np
 from .backend import Backend, as_backend
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError, IdentificationWarning
+from .estimation.iterative import OPERATORS, iterative_beta
 from .methods import MethodOptions, fit_method, robust_irls
 from .pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
 from .result import IndexResult
-from .solvers import SOLVERS, TableFit, fit_table, identify, iterative_beta
+from .solvers import SOLVERS, TableFit, fit_table, identify
 
 
 def fit_index(
@@ -29,13 +30,15 @@ def fit_index(
     period_labels: Any = None,
     tol: float = 1e-10,
     iter_lim: int | None = None,
+    operator: str = "implicit",
     method: MethodOptions | str = "bmn",
     pair_passes: Any = None,
 ) -> IndexResult:
     """Estimate per-group and/or pooled indices from a cell table.
 
     `solver="normal"` solves the exact normal equations from the table; "lsqr" / "lsmr" solve the
-    sparse dummy-matrix least squares of `pairs` (required then), with the same statistics.
+    sparse dummy-matrix least squares of `pairs` (required then), with the same statistics, applying
+    the matrix by column arithmetic (`operator="implicit"`) or as assembled CSR ("matrix").
     `method`: "bmn" (ordinary least squares), "case_shiller", "robust" (needs `pairs`) or
     "arithmetic" (needs a table with prices), or MethodOptions for their options.
     A table with a single unnamed group ("ALL") yields just that index.
@@ -47,6 +50,8 @@ def fit_index(
     options = method if isinstance(method, MethodOptions) else MethodOptions(name=method)
     if solver not in SOLVERS:
         raise ConfigError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
+    if operator not in OPERATORS:
+        raise ConfigError(f"operator must be one of {list(OPERATORS)}, got {operator!r}")
     if solver != "normal" and options.name != "bmn":
         raise ConfigError(f"solver={solver} applies to method=bmn; method={options.name} solves from the table")
     passes_elsewhere = pair_passes is not None and options.name == "robust"
@@ -72,7 +77,9 @@ def fit_index(
         info[name] = {"method": options.name, "solver": solver}
         solve_pairs = None if pairs is None else (pooled_pairs(pairs) if name == "pooled" else pairs)
         if solve_pairs is not None and solver != "normal":
-            beta, iterations, reason = iterative_beta(solve_pairs, ident, be, solver, tol=tol, iter_lim=iter_lim)
+            beta, iterations, reason = iterative_beta(
+                solve_pairs, ident, be, solver, tol=tol, iter_lim=iter_lim, operator=operator
+            )
             info[name].update(iterations=iterations, stop_reason=reason)
             fit = fit_table(tab, ident, be, beta)
         elif solve_pairs is None and passes_elsewhere:
@@ -144,7 +151,7 @@ def estimate_index(
     prev / recent: integer periods of the earlier / later sale; y: log(P_recent / P_prev);
     group: optional region ids; price_prev / price_recent: sale prices (for method="arithmetic").
     `options` are those of `fit_index` (method, solver, base_period, min_pairs, groups, pooled,
-    period_labels, tol, iter_lim).
+    period_labels, tol, iter_lim, operator).
     """
     be = as_backend(backend)
     pairs = prepare_pairs(

@@ -111,3 +111,81 @@ def fused_cell_sums(
     )
     counts = {r: int(c) for r, c in zip(REASONS, dropped.get().tolist(), strict=True) if c}
     return count.astype(np.int64), sum_y, sum_y2, counts
+
+
+# The dummy matrix's two products for LSQR / LSMR without assembling it (gpu_hpi.data.design):
+# A x is a gather per pair, A^T u a sum per column. On the device the sum per column is
+# accumulated per block in shared memory, then added to the output once per block, where CuPy's
+# bincount makes every pair an atomic add on one of a few thousand global addresses.
+_COLUMN_SUMS = r"""
+extern "C" __global__ void column_sums(const double* u, const int* prev, const int* recent, const long long m,
+                                       const int k, double* out) {
+    extern __shared__ double acc[];
+    for (int c = threadIdx.x; c < k; c += blockDim.x) acc[c] = 0.0;
+    __syncthreads();
+    const long long stride = (long long)blockDim.x * gridDim.x;
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < m; r += stride) {
+        const double v = u[r];
+        const int p = prev[r];
+        const int q = recent[r];
+        if (q < k) atomicAdd(&acc[q], v);  // k: the padding column of periods without a column
+        if (p < k) atomicAdd(&acc[p], -v);
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < k; c += blockDim.x)
+        if (acc[c] != 0.0) atomicAdd(&out[c], acc[c]);
+}
+"""
+SHARED_BYTES = 48 * 1024  # dynamic shared memory a block gets without opting in
+
+
+@functools.cache
+def _design_kernels() -> tuple[Any, Any]:
+    import cupy
+
+    differences = cupy.ElementwiseKernel(
+        "raw float64 x, int32 p, int32 r, int32 k",
+        "float64 out",
+        "out = (r < k ? x[r] : 0.0) - (p < k ? x[p] : 0.0)",
+        "gpu_hpi_pair_differences",
+    )
+    return differences, cupy.RawKernel(_COLUMN_SUMS, "column_sums")
+
+
+def pair_differences(x: Any, prev: Any, recent: Any) -> Any:
+    """(M,) x[recent] - x[prev] for int32 columns in [0, K], x of length K (column K reads 0)."""
+    k = int(x.shape[0])
+    if isinstance(x, np.ndarray) or not enabled():
+        xp = np if isinstance(x, np.ndarray) else _cupy()
+        padded = xp.zeros(k + 1)
+        padded[:k] = x
+        return padded[recent] - padded[prev]
+    differences, _ = _design_kernels()
+    return differences(x.astype(np.float64, copy=False), prev, recent, np.int32(k))
+
+
+def column_sums(u: Any, prev: Any, recent: Any, k: int) -> Any:
+    """(k,) per column c < k: the sum of u over rows with recent == c less over rows with prev == c."""
+    if isinstance(u, np.ndarray) or not enabled() or 8 * k > SHARED_BYTES:
+        xp = np if isinstance(u, np.ndarray) else _cupy()
+        return (xp.bincount(recent, weights=u, minlength=k + 1) - xp.bincount(prev, weights=u, minlength=k + 1))[:k]
+    import cupy
+
+    _, kernel = _design_kernels()
+    out = cupy.zeros(k, dtype=np.float64)
+    m = int(u.shape[0])
+    threads = 512
+    blocks = max(1, min(-(-m // threads), 4 * cupy.cuda.Device().attributes["MultiProcessorCount"]))
+    kernel(
+        (blocks,),
+        (threads,),
+        (cupy.ascontiguousarray(u, dtype=np.float64), prev, recent, np.int64(m), np.int32(k), out),
+        shared_mem=8 * k,
+    )
+    return out
+
+
+def _cupy() -> Any:
+    import cupy
+
+    return cupy

@@ -228,6 +228,7 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
             period_labels=calendar.labels(),
             tol=cfg.solver.tol,
             iter_lim=cfg.solver.iter_lim,
+            operator=cfg.solver.operator.value,
             pair_passes=loaded.pair_passes,
             **fit_options,
         )

@@ -1,13 +1,12 @@
-"""Solvers: identification, the exact normal-equation solve from the cell table, and sparse LSQR / LSMR.
+"""Solvers: identification and the exact normal-equation solve from the cell table (LSQR / LSMR on
+the dummy matrix: `estimation.iterative`).
 
 All functions take arrays of one backend (numpy or cupy) and use only the shared namespace.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,9 +18,6 @@ import scipy.sparse.csgraph
 
 from .backend import Backend
 from .cells import CellTable
-from .design import dummy_matrix
-from .errors import ConvergenceWarning
-from .pairs import Pairs
 
 Solver = Literal["normal", "lsqr", "lsmr"]
 SOLVERS: tuple[str, ...] = ("normal", "lsqr", "lsmr")
@@ -29,17 +25,6 @@ SOLVERS: tuple[str, ...] = ("normal", "lsqr", "lsmr")
 GROUP_CELLS = 1 << 26
 # on the host, batches small enough for the cache and for malloc to reuse their memory (no page faults)
 HOST_GROUP_CELLS = 1 << 21
-
-LSQR_STOP_REASONS = {
-    0: "x = 0 is the exact solution",
-    1: "Ax - b small enough (btol)",
-    2: "least-squares solution found (atol)",
-    3: "condition number exceeded conlim",
-    4: "Ax - b small enough (machine precision)",
-    5: "least-squares solution found (machine precision)",
-    6: "condition number too large for machine precision",
-    7: "iteration limit reached",
-}
 
 
 @dataclass(frozen=True)
@@ -283,146 +268,3 @@ def solve_spd(xp: Any, lap: Any, rhs: Any, covariance: bool) -> tuple[Any, Any]:
     from .estimation.lapack import cholesky_solve
 
     return cholesky_solve(np.ascontiguousarray(lap, dtype=np.float64), rhs, covariance)
-
-
-def default_iter_lim(n_columns: int) -> int:
-    """Iteration limit of lsqr and lsmr unless given: ample for these well-conditioned Laplacians."""
-    return max(2 * n_columns, 100)
-
-
-@dataclass(frozen=True)
-class IterativeSolution:
-    """x: (n,) solution; iterations; istop: stop code (LSQR_STOP_REASONS); residual_norm: ||b - Ax||."""
-
-    x: Any
-    iterations: int
-    istop: int
-    residual_norm: float
-
-
-def lsqr(
-    xp: Any,
-    a: Any,
-    b: Any,
-    *,
-    atol: float = 1e-10,
-    btol: float = 1e-10,
-    conlim: float = 1e8,
-    iter_lim: int | None = None,
-) -> IterativeSolution:
-    """LSQR (Paige & Saunders 1982) for min ||Ax - b|| with a rectangular sparse A, written against
-    the array namespace (cupyx's `lsqr` solves square systems only). Stopping rules as SciPy's.
-    """
-    n = a.shape[1]
-    iter_lim = iter_lim or default_iter_lim(n)
-    eps = float(np.finfo(np.float64).eps)
-    x = xp.zeros(n)
-    u = b.astype(np.float64, copy=True)
-    beta = float(xp.linalg.norm(u))
-    bnorm = beta
-    v = xp.zeros(n)
-    alfa = 0.0
-    if beta > 0:
-        u /= beta
-        v = a.T @ u
-        alfa = float(xp.linalg.norm(v))
-    if alfa > 0:
-        v /= alfa
-    w = v.copy()
-    if alfa * beta == 0:
-        return IterativeSolution(x, 0, 0, beta)
-    rhobar, phibar = alfa, beta
-    anorm = ddnorm = 0.0
-    rnorm = beta
-    ctol = 1.0 / conlim if conlim > 0 else 0.0
-    istop, itn = 7, 0
-    while itn < iter_lim:
-        itn += 1
-        u = a @ v - alfa * u
-        beta = float(xp.linalg.norm(u))
-        if beta > 0:
-            u /= beta
-            anorm = math.sqrt(anorm**2 + alfa**2 + beta**2)
-            v = a.T @ u - beta * v
-            alfa = float(xp.linalg.norm(v))
-            if alfa > 0:
-                v /= alfa
-        rho = math.hypot(rhobar, beta)
-        cs, sn = rhobar / rho, beta / rho
-        theta = sn * alfa
-        rhobar = -cs * alfa
-        phi = cs * phibar
-        phibar = sn * phibar
-        tau = sn * phi
-        ddnorm += float(xp.linalg.norm(w)) ** 2 / rho**2
-        x = x + (phi / rho) * w
-        w = v - (theta / rho) * w
-        xnorm = float(xp.linalg.norm(x))
-        rnorm = phibar
-        arnorm = alfa * abs(tau)
-        acond = anorm * math.sqrt(ddnorm)
-        test1 = rnorm / bnorm
-        test2 = arnorm / (anorm * rnorm + eps) if rnorm > 0 else 0.0
-        test3 = 1.0 / (acond + eps)
-        rtol = btol + atol * anorm * xnorm / bnorm
-        t1 = test1 / (1 + anorm * xnorm / bnorm)
-        # as SciPy: the user's tolerances (1-3) take precedence over the machine-precision codes (4-6)
-        codes = [
-            (1 + test3 <= 1, 6),
-            (1 + test2 <= 1, 5),
-            (1 + t1 <= 1, 4),
-            (test3 <= ctol, 3),
-            (test2 <= atol, 2),
-            (test1 <= rtol, 1),
-        ]
-        met = [code for hit, code in codes if hit]
-        if met:
-            istop = met[-1]
-            break
-    return IterativeSolution(x, itn, istop, rnorm)
-
-
-def iterative_beta(
-    pairs: Pairs,
-    ident: Identification,
-    backend: Backend,
-    solver: str,
-    *,
-    tol: float = 1e-10,
-    iter_lim: int | None = None,
-) -> tuple[np.ndarray, int, str]:
-    """Solve the dummy-matrix least squares of all groups at once with LSQR or LSMR.
-
-    The matrix is block diagonal (a column per estimated (group, period)), so this is exactly the
-    stack of the per-group problems, at the cost of one sparse product per iteration.
-    Returns (beta (G, T) with zeros where not estimated, iterations, stop reason).
-    """
-    xp = backend.xp
-    g, t = ident.identified.shape
-    est = ident.estimated
-    n_columns = int(est.sum())
-    column = np.full(g * t, -1, dtype=np.int64)
-    column[est.reshape(-1)] = np.arange(n_columns)
-    x = xp.zeros(0)
-    iterations, istop = 0, 0
-    if n_columns:
-        design = dummy_matrix(backend, pairs, column, ident.identified)
-        iter_lim = iter_lim or default_iter_lim(n_columns)
-        if solver == "lsqr":
-            sol = lsqr(xp, design.matrix, design.y, atol=tol, btol=tol, iter_lim=iter_lim)
-            x, iterations, istop = sol.x, sol.iterations, sol.istop
-        elif solver == "lsmr":
-            res = backend.sparse_linalg.lsmr(design.matrix, design.y, atol=tol, btol=tol, maxiter=iter_lim)
-            x, istop, iterations = res[0], int(res[1]), int(res[2])
-        else:
-            raise ValueError(f"not an iterative solver: {solver!r}")
-    reason = LSQR_STOP_REASONS.get(istop, f"stop code {istop}")
-    if istop == 7:
-        warnings.warn(
-            f"{solver} stopped at its iteration limit ({iterations}) before reaching tol={tol}",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    beta = np.zeros(g * t)
-    beta[est.reshape(-1)] = backend.to_host(x)
-    return beta.reshape(g, t), iterations, reason

@@ -24,6 +24,7 @@ from scipy.stats import norm
 
 import gpu_hpi
 from gpu_hpi import solvers
+from gpu_hpi.estimation import iterative
 from gpu_hpi.result import INDEX_COLUMNS
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
@@ -444,17 +445,17 @@ def test_lsqr_matches_scipy_lsqr(connected: Problem) -> None:
     assert info["solver"] == "lsqr"
     assert abs(info["iterations"] - itn) <= 1
     assert istop in (1, 2, 4, 5)  # converged, in scipy's eyes too
-    assert info["stop_reason"] in {solvers.LSQR_STOP_REASONS[k] for k in (1, 2, 4, 5)}
+    assert info["stop_reason"] in {iterative.LSQR_STOP_REASONS[k] for k in (1, 2, 4, 5)}
 
 
 def test_lsqr_stop_reason_matches_scipy(connected: Problem) -> None:
     p = connected
     _, istop, itn, *_ = scipy.sparse.linalg.lsqr(_explicit_design(p), p.y, atol=1e-10, btol=1e-10)
-    sol = solvers.lsqr(np, _explicit_design(p), p.y, atol=1e-10, btol=1e-10)
+    sol = iterative.lsqr(np, _explicit_design(p), p.y, atol=1e-10, btol=1e-10)
     assert sol.iterations == itn
     assert sol.istop == istop
     info = estimate(p, group=None, solver="lsqr", tol=1e-10).solver_info["groups"]
-    assert info["stop_reason"] == solvers.LSQR_STOP_REASONS[istop]
+    assert info["stop_reason"] == iterative.LSQR_STOP_REASONS[istop]
 
 
 @pytest.mark.parametrize("iter_lim", [None, 1, 4])
@@ -463,7 +464,7 @@ def test_lsqr_function_follows_scipy(iter_lim: int | None) -> None:
     p = connected_problem(np.random.default_rng(12), n_periods=15, n_pairs=300)
     a = _explicit_design(p)
     x, istop, itn, r1norm, *_ = scipy.sparse.linalg.lsqr(a, p.y, atol=1e-10, btol=1e-10, iter_lim=iter_lim)
-    sol = solvers.lsqr(np, a, p.y, atol=1e-10, btol=1e-10, iter_lim=iter_lim)
+    sol = iterative.lsqr(np, a, p.y, atol=1e-10, btol=1e-10, iter_lim=iter_lim)
     assert sol.iterations == itn and sol.istop == istop
     np.testing.assert_allclose(sol.x, x, atol=1e-12, rtol=0)
     assert sol.residual_norm == pytest.approx(r1norm, rel=1e-10)
@@ -471,7 +472,7 @@ def test_lsqr_function_follows_scipy(iter_lim: int | None) -> None:
 
 def test_lsqr_zero_rhs_returns_zero() -> None:
     a = _explicit_design(connected_problem(np.random.default_rng(13), n_periods=5, n_pairs=20))
-    sol = solvers.lsqr(np, a, np.zeros(a.shape[0]))
+    sol = iterative.lsqr(np, a, np.zeros(a.shape[0]))
     assert sol.iterations == 0 and sol.istop == 0 and not sol.x.any()
 
 
@@ -482,8 +483,8 @@ def test_solver_info_of_iterative_solvers(problem: Problem, solver: str) -> None
     for info in result.solver_info.values():
         assert info["solver"] == solver
         assert isinstance(info["iterations"], int) and 0 < info["iterations"] < 1000
-        assert info["stop_reason"] in solvers.LSQR_STOP_REASONS.values()
-        assert info["stop_reason"] != solvers.LSQR_STOP_REASONS[7]
+        assert info["stop_reason"] in iterative.LSQR_STOP_REASONS.values()
+        assert info["stop_reason"] != iterative.LSQR_STOP_REASONS[7]
 
 
 def test_solver_info_of_normal(problem: Problem) -> None:

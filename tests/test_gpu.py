@@ -355,3 +355,33 @@ def test_asarray_through_pinned_memory(gpu: gpu_hpi.Backend) -> None:
         np.testing.assert_array_equal(cupy.asnumpy(got), a)
     strided = rng.normal(size=(1 << 19, 3))[:, 1]  # not contiguous
     np.testing.assert_array_equal(cupy.asnumpy(gpu.asarray(strided, dtype=np.float32)), strided.astype(np.float32))
+
+
+@pytest.mark.parametrize("n_columns", [37, 2074, 7000])  # 7000: beyond a block's shared memory, bincount
+def test_dummy_matrix_kernels_equal_numpy(gpu: gpu_hpi.Backend, n_columns: int) -> None:
+    from gpu_hpi import kernels
+
+    rng = np.random.default_rng(20)
+    m = 100_003
+    prev = rng.integers(0, n_columns + 1, m).astype(np.int32)  # n_columns: the padding column
+    recent = rng.integers(0, n_columns + 1, m).astype(np.int32)
+    x, u = rng.normal(size=n_columns), rng.normal(size=m)
+    got = kernels.pair_differences(cupy.asarray(x), cupy.asarray(prev), cupy.asarray(recent))
+    np.testing.assert_array_equal(got.get(), kernels.pair_differences(x, prev, recent))
+    got = kernels.column_sums(cupy.asarray(u), cupy.asarray(prev), cupy.asarray(recent), n_columns)
+    np.testing.assert_allclose(got.get(), kernels.column_sums(u, prev, recent, n_columns), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("operator", ["implicit", "matrix"])
+@pytest.mark.parametrize("solver", ["lsqr", "lsmr"])
+def test_iterative_operators_on_the_device_equal_the_exact_solve(
+    gpu: gpu_hpi.Backend, solver: str, operator: str
+) -> None:
+    p = random_problem(np.random.default_rng(7), n_periods=20, pairs_per_group=400, noise=0.2)
+    options: dict[str, Any] = {"n_periods": p.n_periods, "base_period": 2}
+    want = gpu_hpi.estimate_index(p.prev, p.recent, p.y, p.group_float(), backend=CPU, **options)
+    got = gpu_hpi.estimate_index(
+        *on_device(p), p.group_float(), backend=gpu, solver=solver, operator=operator, **options
+    )
+    np.testing.assert_array_equal(np.isnan(got.log_index), np.isnan(want.log_index))
+    assert np.nanmax(np.abs(got.log_index - want.log_index)) <= 1e-10

@@ -27,7 +27,7 @@ _SIGNATURES = {  # Fortran calling convention: every argument by pointer
 def _routines() -> dict[str, Any]:
     from scipy.linalg import cython_lapack
 
-    capsules = cython_lapack.__pyx_capi__  # type: ignore[attr-defined]
+    capsules = cython_lapack.__pyx_capi__
     name = ctypes.pythonapi.PyCapsule_GetName
     name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
     pointer = ctypes.pythonapi.PyCapsule_GetPointer

@@ -1,0 +1,1 @@
+"""Data structures of the regression: the dummy (design) matrix of the pairs."""
