@@ -28,6 +28,10 @@ CASES = (
     "normal",
     "lsqr",
     "lsmr",
+    "lsqr_implicit",
+    "lsmr_implicit",
+    "lsqr_matrix",
+    "lsmr_matrix",
     "seed_loop",
     "dense_lstsq",
     "cli_parquet",
@@ -40,6 +44,12 @@ CASES = (
     "sales_sql",
     "duckdb_sales",
 )
+# lsqr / lsmr with the default operator (auto), and with each operator named
+ITERATIVE = {
+    f"{s}{suffix}": (s, op)
+    for s in ("lsqr", "lsmr")
+    for suffix, op in (("", "auto"), ("_implicit", "implicit"), ("_matrix", "matrix"))
+}
 DATA_DIR = Path(os.environ.get("GPU_HPI_BENCH_DATA", "bench-data"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -102,7 +112,7 @@ def market_arrays(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return SyntheticMarket.create(n, 123, 17, seed=1).arrays()
 
 
-def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
+def run_case(case: str, n: int, backend: str, parts: int = 1, tol: float | None = None) -> dict[str, Any]:
     """Run one case in this process; returns its measurements."""
     import gpu_hpi
 
@@ -124,6 +134,7 @@ def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
         return duckdb_sales(n)
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
+    solver, operator = ITERATIVE.get(case, ("normal", "auto"))
     group, prev, recent, y = market_arrays(n)
     inputs = group.nbytes + prev.nbytes + recent.nbytes + y.nbytes
     be = gpu_hpi.resolve_backend(backend)
@@ -137,14 +148,18 @@ def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
         group[:20000],
         n_periods=123,
         backend=be,
-        solver=case if case in ("lsqr", "lsmr") else "normal",
+        solver=solver,
+        operator=operator,
         min_pairs=1,
     )
     fn: Callable[[], Any]
-    if case in ("normal", "lsqr", "lsmr"):
+    if case in ITERATIVE or case == "normal":
 
         def fn() -> Any:
-            return gpu_hpi.estimate_index(prev, recent, y, group, n_periods=123, backend=be, solver=case)
+            tolerance = {} if tol is None or case not in ITERATIVE else {"tol": tol}
+            return gpu_hpi.estimate_index(
+                prev, recent, y, group, n_periods=123, backend=be, solver=solver, operator=operator, **tolerance
+            )
     elif case == "seed_loop":
         fn = lambda: seed_loop(prev, recent, y)  # noqa: E731
     elif case == "dense_lstsq":
@@ -153,9 +168,14 @@ def run_case(case: str, n: int, backend: str, parts: int = 1) -> dict[str, Any]:
         raise SystemExit(f"unknown case {case}")
     with PeakRss() as mem:
         start = time.perf_counter()
-        fn()
+        result = fn()
         be.synchronize()
         seconds = time.perf_counter() - start
+    if case in ITERATIVE:  # steps, and the distance from the exact solve
+        exact = gpu_hpi.estimate_index(prev, recent, y, group, n_periods=123, backend=be)
+        gap = float(np.nanmax(np.abs(result.log_index - exact.log_index)))
+        at = "" if tol is None else f", tol {tol:g}"
+        case += f" ({result.solver_info['groups']['iterations']} steps{at}, {gap:.1e} from normal)"
     return {
         "case": case,
         "n": n,
@@ -487,11 +507,12 @@ def main() -> None:
     parser.add_argument("--dense-size", default="1M", help="pairs for dense_lstsq")
     parser.add_argument("--backend", default="cpu", choices=["cpu", "gpu", "auto"])
     parser.add_argument("--parts", type=int, default=1, help="cli_parquet: split the parquet into this many files")
+    parser.add_argument("--tol", type=float, help="lsqr / lsmr cases: solver.tol (default: the library's)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--one", nargs=4, metavar=("CASE", "N", "BACKEND", "PARTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one measurement, printed as JSON
-        print(json.dumps(run_case(args.one[0], int(args.one[1]), args.one[2], int(args.one[3]))))
+        print(json.dumps(run_case(args.one[0], int(args.one[1]), args.one[2], int(args.one[3]), args.tol)))
         return
 
     jobs: list[tuple[str, int]] = []
@@ -505,7 +526,8 @@ def main() -> None:
     rows = []
     for case, n in jobs:
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend, str(args.parts)],
+            [sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend, str(args.parts)]
+            + ([] if args.tol is None else ["--tol", str(args.tol)]),
             env={"NUMPY_MADVISE_HUGEPAGE": "0", **os.environ},  # as `python -m gpu_hpi` runs
             capture_output=True,
             text=True,

@@ -23,6 +23,7 @@ class SolverName(str, Enum):
 
 
 class SolverOperator(str, Enum):
+    auto = "auto"  # implicit on the GPU, matrix on the CPU (the faster there)
     implicit = "implicit"  # the dummy matrix applied by column arithmetic, never stored
     matrix = "matrix"  # assembled as CSR, with the CSR of its transpose
 
@@ -164,9 +165,9 @@ class CellsDataConfig:
 @dataclass
 class SolverConfig:
     name: SolverName = SolverName.normal
-    tol: float = 1e-10  # atol = btol of lsqr / lsmr
+    tol: float = 1e-13  # atol = btol of lsqr / lsmr (on the scaled problem; see the README)
     iter_lim: int | None = None
-    operator: SolverOperator = SolverOperator.implicit  # how lsqr / lsmr apply the dummy matrix
+    operator: SolverOperator = SolverOperator.auto  # how lsqr / lsmr apply the dummy matrix
 
 
 @dataclass

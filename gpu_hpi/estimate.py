@@ -10,7 +10,7 @@ import numpy as np
 from .backend import Backend, as_backend
 from .cells import CellTable, build_cell_table
 from .errors import ConfigError, IdentificationWarning
-from .estimation.iterative import OPERATORS, iterative_beta
+from .estimation.iterative import DEFAULT_TOL, OPERATORS, iterative_beta
 from .methods import MethodOptions, fit_method, robust_irls
 from .pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
 from .result import IndexResult
@@ -28,9 +28,9 @@ def fit_index(
     groups: bool = True,
     pooled: bool = True,
     period_labels: Any = None,
-    tol: float = 1e-10,
+    tol: float = DEFAULT_TOL,
     iter_lim: int | None = None,
-    operator: str = "implicit",
+    operator: str = "auto",
     method: MethodOptions | str = "bmn",
     pair_passes: Any = None,
 ) -> IndexResult:
@@ -38,7 +38,8 @@ def fit_index(
 
     `solver="normal"` solves the exact normal equations from the table; "lsqr" / "lsmr" solve the
     sparse dummy-matrix least squares of `pairs` (required then), with the same statistics, applying
-    the matrix by column arithmetic (`operator="implicit"`) or as assembled CSR ("matrix").
+    the matrix by column arithmetic (`operator="implicit"`), as an assembled sparse matrix ("matrix")
+    or "auto": implicit on the GPU, the matrix on the CPU.
     `method`: "bmn" (ordinary least squares), "case_shiller", "robust" (needs `pairs`) or
     "arithmetic" (needs a table with prices), or MethodOptions for their options.
     A table with a single unnamed group ("ALL") yields just that index.

@@ -1,11 +1,26 @@
-"""Shared test helpers: the app's configuration composed in-process, as `python -m gpu_hpi` would."""
+"""Shared test helpers: the app's configuration composed in-process, as `python -m gpu_hpi` would;
+the command line run in-process (or as a subprocess) and its outputs; pairs files to feed it."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from hydra import compose, initialize_config_dir
 
+import gpu_hpi
 from gpu_hpi import config as C
 
 
@@ -31,3 +46,234 @@ def noisy_short_precise_long(seed: int = 21, n: int = 4000, t: int = 40) -> tupl
     truth = np.cumsum(rng.normal(0.01, 0.02, t))
     y = truth[recent] - truth[prev] + rng.normal(0, 1, len(h)) * np.where(h < 5, 0.3, 0.01)
     return prev, recent, y
+
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = ("index.csv", "index.parquet", "summary.json", "index.png", "diagnostics.csv")
+COLUMNS = ["group", "period", "log_index", "index", "se", "ci_low", "ci_high", "n_pairs"]
+FLOATS = ["log_index", "index", "se", "ci_low", "ci_high"]
+SUMMARY_KEYS = {
+    "n_pairs_read",
+    "n_pairs_used",
+    "dropped",
+    "method",
+    "solver",
+    "solver_info",
+    "backend",
+    "device",
+    "periodicity",
+    "first_period",
+    "last_period",
+    "base_period",
+    "n_periods",
+    "n_groups",
+    "timings_s",
+    "peak_host_bytes",
+    "peak_device_bytes",
+    "outputs",
+}
+START_MONTH = 2014 * 12  # absolute month of 2014-01
+
+
+class Run:
+    def __init__(self, proc: subprocess.CompletedProcess[str], run_dir: Path) -> None:
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.dir = run_dir
+
+    def ok(self) -> Run:
+        assert self.rc == 0, f"exit {self.rc}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+        return self
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.dir / "summary.json").read_text())
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return pd.read_parquet(self.dir / "index.parquet")
+
+    @property
+    def csv(self) -> pd.DataFrame:
+        return pd.read_csv(self.dir / "index.csv", dtype={"group": str, "period": str})
+
+    def assert_failed(self, *fragments: str) -> str:
+        """Exit 2 with a single 'gpu_hpi: error:' line on stderr, no traceback, no outputs."""
+        assert self.rc == 2, f"exit {self.rc}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+        assert "Traceback" not in self.stderr and "Traceback" not in self.stdout
+        errors = [ln for ln in self.stderr.splitlines() if ln.startswith("gpu_hpi: error:")]
+        assert len(errors) == 1, self.stderr
+        # Hydra's logging may print INFO lines before it; nothing but the error line after them
+        others = [
+            ln
+            for ln in self.stderr.splitlines()
+            if ln.strip() and not ln.startswith("gpu_hpi: error:") and "][gpu_hpi][INFO]" not in ln
+        ]
+        assert not others, self.stderr
+        for name in OUTPUTS:
+            assert not (self.dir / name).exists(), f"{name} written despite the error"
+        for frag in fragments:
+            assert frag in errors[0], errors[0]
+        return errors[0]
+
+
+def run_cli(
+    tmp_path: Path,
+    *overrides: str,
+    name: str = "run",
+    plot: bool = False,
+    timeout: float = 120,
+    mem_limit: int | None = None,
+    subprocess_run: bool = False,
+) -> Run:
+    """`python -m gpu_hpi hydra.run.dir=tmp_path/name *overrides` (output.plot=false unless plot),
+    run in this process by `gpu_hpi.__main__.main` with its exit code, stdout and stderr captured,
+    or as a real subprocess (`subprocess_run`, or a `mem_limit` on its address space)."""
+    run_dir = tmp_path / name
+    args = [f"hydra.run.dir={run_dir}", *overrides]
+    if not plot:
+        args.append("output.plot=false")
+    if not (subprocess_run or mem_limit):
+        rc, stdout, stderr = main_in_process(args, cwd=tmp_path)
+        return Run(subprocess.CompletedProcess(args, rc, stdout, stderr), run_dir)
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR",)}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+
+    def limit() -> None:  # keep a runaway allocation from taking the machine down
+        if mem_limit:
+            resource.setrlimit(resource.RLIMIT_AS, (mem_limit, mem_limit))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpu_hpi", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit if mem_limit else None,
+    )
+    return Run(proc, run_dir)
+
+
+def main_in_process(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `gpu_hpi.__main__.main()` with these arguments, run in this
+    process from `cwd`, leaving the process as it found it (argv, cwd, signal handler, logging,
+    warnings)."""
+    from gpu_hpi import __main__ as app
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, here, sigterm = sys.argv, os.getcwd(), signal.getsignal(signal.SIGTERM)
+    root = logging.getLogger()
+    handlers, level, formatwarning = root.handlers[:], root.level, warnings.formatwarning
+    rc = 0
+    try:
+        sys.argv = ["gpu_hpi", *args]
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("default")  # shown once a run, as in a fresh interpreter
+            warnings.showwarning = show  # to this run's stderr, not pytest's record
+            try:
+                app.main()
+            except SystemExit as exc:
+                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+        signal.signal(signal.SIGTERM, sigterm)
+        for handler in root.handlers:  # Hydra's, for this run (its log file among them)
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        warnings.formatwarning = formatwarning
+    return rc, out.getvalue(), err.getvalue()
+
+
+def q(path: Path | str) -> str:
+    """A path as a quoted Hydra override value."""
+    return "'" + str(path) + "'"
+
+
+def make_pairs(n: int = 6000, n_periods: int = 36, n_groups: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Pairs over months 0..n_periods-1 (relative to 2014-01), every period of every group touched,
+    the first and last month used (so the inferred window is exactly n_periods months)."""
+    rng = np.random.default_rng(seed)
+    true = np.cumsum(rng.normal(0.004, 0.01, (n_groups, n_periods)), axis=1)
+    group = rng.integers(0, n_groups, n)
+    hold = np.minimum(rng.geometric(1 / 12, n), n_periods - 1)
+    prev = (rng.random(n) * (n_periods - hold)).astype(np.int64)
+    recent = prev + hold
+    # a chain 0 -> 1 -> ... -> T-1 in every group
+    chain = np.arange(n_periods - 1)
+    for g in range(n_groups):
+        sl = slice(g * (n_periods - 1), (g + 1) * (n_periods - 1))
+        group[sl], prev[sl], recent[sl] = g, chain, chain + 1
+    y = true[group, recent] - true[group, prev] + rng.normal(0, 0.05, n)
+    return pd.DataFrame({"g": group, "prev": prev, "recent": recent, "y": y})
+
+
+def month_starts(rel_months: np.ndarray, day: int = 1) -> pd.Series:
+    absm = START_MONTH + np.asarray(rel_months)
+    return pd.to_datetime(pd.DataFrame({"year": absm // 12, "month": absm % 12 + 1, "day": day}))
+
+
+def month_labels(abs_months: np.ndarray) -> np.ndarray:
+    return np.asarray([f"{m // 12:04d}-{m % 12 + 1:02d}" for m in abs_months], dtype=object)
+
+
+def seed_frame(pairs: pd.DataFrame, day: int = 1, group: str = "int") -> pd.DataFrame:
+    """The pairs in the seed schema with timestamp periods."""
+    g = pairs["g"].to_numpy()
+    return pd.DataFrame(
+        {
+            "group_id": g if group == "int" else np.asarray(["north", "south", "east", "west"], dtype=object)[g],
+            "PrevYearMonth": month_starts(pairs["prev"].to_numpy(), day),
+            "RecentYearMonth": month_starts(pairs["recent"].to_numpy(), day),
+            "LogPriceDiff": pairs["y"].to_numpy(),
+        }
+    )
+
+
+def expected_frame(
+    prev_abs: Any,
+    recent_abs: Any,
+    y: Any,
+    group: Any,
+    labels_of: Any = month_labels,
+    first: int | None = None,
+    last: int | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """The library's index of pairs given as absolute periods, over [first, last] (default: the data's)."""
+    prev_abs, recent_abs = np.asarray(prev_abs, dtype=np.int64), np.asarray(recent_abs, dtype=np.int64)
+    first = int(min(prev_abs.min(), recent_abs.min())) if first is None else first
+    last = int(max(prev_abs.max(), recent_abs.max())) if last is None else last
+    t = last - first + 1
+    labels = labels_of(np.arange(first, last + 1))
+    res = gpu_hpi.estimate_index(
+        prev_abs - first,
+        recent_abs - first,
+        np.asarray(y, dtype=np.float64),
+        group,
+        n_periods=t,
+        backend="cpu",
+        period_labels=labels,
+        **options,
+    )
+    return res.to_frame()
+
+
+def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame, atol: float = 1e-9) -> None:
+    assert list(got.columns) == COLUMNS
+    assert len(got) == len(want)
+    got = got.sort_values(["group", "period"], kind="stable").reset_index(drop=True)
+    want = want.sort_values(["group", "period"], kind="stable").reset_index(drop=True)
+    assert got["group"].astype(str).tolist() == want["group"].astype(str).tolist()
+    assert got["period"].astype(str).tolist() == want["period"].astype(str).tolist()
+    np.testing.assert_array_equal(got["n_pairs"].to_numpy(), want["n_pairs"].to_numpy())
+    for col in FLOATS:
+        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=0, atol=atol, err_msg=col)

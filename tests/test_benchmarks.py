@@ -25,7 +25,7 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
         "--sizes",
         "20K",
         "--cases",
-        "normal,lsqr,lsmr,seed_loop,dense_lstsq,transactions,cells,revision,revision_refits,regions,duckdb_pairs,sales_sql,duckdb_sales",
+        "normal,lsqr,lsmr_matrix,seed_loop,dense_lstsq,transactions,cells,revision,revision_refits,regions,duckdb_pairs,sales_sql,duckdb_sales",
         "--seed-size",
         "2K",
         "--dense-size",
@@ -37,10 +37,10 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
     cases = [r["case"] for r in rows]
-    assert cases[:7] == [
-        "normal",
-        "lsqr",
-        "lsmr",
+    assert cases[0] == "normal"
+    for case, name in zip(cases[1:3], ("lsqr", "lsmr_matrix"), strict=True):  # steps, distance from normal
+        assert case.startswith(f"{name} (") and float(case.split(", ")[-1].split()[0]) <= 1e-10
+    assert cases[3:7] == [
         "seed_loop",
         "seed_loop (extrapolated)",
         "seed_loop (extrapolated)",

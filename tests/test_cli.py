@@ -1,4 +1,5 @@
-"""End-to-end tests of the command line: `python -m gpu_hpi [hydra overrides]` run as a subprocess.
+"""End-to-end tests of the command line: `python -m gpu_hpi [hydra overrides]`, run in-process by
+`helpers.run_cli` (a real subprocess where a test needs one, marked slow).
 
 The expected indices come from the library (`gpu_hpi.estimate_index`) on the same pairs, with the
 periods converted here independently of the package's readers (absolute month = year * 12 + month - 1).
@@ -7,213 +8,30 @@ periods converted here independently of the package's readers (absolute month = 
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import (
+    COLUMNS,
+    FLOATS,
+    OUTPUTS,
+    START_MONTH,
+    SUMMARY_KEYS,
+    assert_frames_equal,
+    expected_frame,
+    make_pairs,
+    month_labels,
+    q,
+    run_cli,
+    seed_frame,
+)
 
 import gpu_hpi
 from gpu_hpi.synthetic import SyntheticMarket
-
-REPO = Path(__file__).resolve().parents[1]
-OUTPUTS = ("index.csv", "index.parquet", "summary.json", "index.png", "diagnostics.csv")
-COLUMNS = ["group", "period", "log_index", "index", "se", "ci_low", "ci_high", "n_pairs"]
-FLOATS = ["log_index", "index", "se", "ci_low", "ci_high"]
-SUMMARY_KEYS = {
-    "n_pairs_read",
-    "n_pairs_used",
-    "dropped",
-    "method",
-    "solver",
-    "solver_info",
-    "backend",
-    "device",
-    "periodicity",
-    "first_period",
-    "last_period",
-    "base_period",
-    "n_periods",
-    "n_groups",
-    "timings_s",
-    "peak_host_bytes",
-    "peak_device_bytes",
-    "outputs",
-}
-START_MONTH = 2014 * 12  # absolute month of 2014-01
-
-
-# --------------------------------------------------------------------------------------------------
-# helpers
-
-
-class Run:
-    def __init__(self, proc: subprocess.CompletedProcess[str], run_dir: Path) -> None:
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.dir = run_dir
-
-    def ok(self) -> Run:
-        assert self.rc == 0, f"exit {self.rc}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-        return self
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return json.loads((self.dir / "summary.json").read_text())
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        return pd.read_parquet(self.dir / "index.parquet")
-
-    @property
-    def csv(self) -> pd.DataFrame:
-        return pd.read_csv(self.dir / "index.csv", dtype={"group": str, "period": str})
-
-    def assert_failed(self, *fragments: str) -> str:
-        """Exit 2 with a single 'gpu_hpi: error:' line on stderr, no traceback, no outputs."""
-        assert self.rc == 2, f"exit {self.rc}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-        assert "Traceback" not in self.stderr and "Traceback" not in self.stdout
-        errors = [ln for ln in self.stderr.splitlines() if ln.startswith("gpu_hpi: error:")]
-        assert len(errors) == 1, self.stderr
-        # Hydra's logging may print INFO lines before it; nothing but the error line after them
-        others = [
-            ln
-            for ln in self.stderr.splitlines()
-            if ln.strip() and not ln.startswith("gpu_hpi: error:") and "][gpu_hpi][INFO]" not in ln
-        ]
-        assert not others, self.stderr
-        for name in OUTPUTS:
-            assert not (self.dir / name).exists(), f"{name} written despite the error"
-        for frag in fragments:
-            assert frag in errors[0], errors[0]
-        return errors[0]
-
-
-def run_cli(
-    tmp_path: Path,
-    *overrides: str,
-    name: str = "run",
-    plot: bool = False,
-    timeout: float = 120,
-    mem_limit: int | None = None,
-) -> Run:
-    run_dir = tmp_path / name
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR",)}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    args = [sys.executable, "-m", "gpu_hpi", f"hydra.run.dir={run_dir}", *overrides]
-    if not plot:
-        args.append("output.plot=false")
-
-    def limit() -> None:  # keep a runaway allocation from taking the machine down
-        if mem_limit:
-            resource.setrlimit(resource.RLIMIT_AS, (mem_limit, mem_limit))
-
-    proc = subprocess.run(
-        args,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=limit if mem_limit else None,
-    )
-    return Run(proc, run_dir)
-
-
-def q(path: Path | str) -> str:
-    """A path as a quoted Hydra override value."""
-    return "'" + str(path) + "'"
-
-
-def make_pairs(n: int = 6000, n_periods: int = 36, n_groups: int = 3, seed: int = 0) -> pd.DataFrame:
-    """Pairs over months 0..n_periods-1 (relative to 2014-01), every period of every group touched,
-    the first and last month used (so the inferred window is exactly n_periods months)."""
-    rng = np.random.default_rng(seed)
-    true = np.cumsum(rng.normal(0.004, 0.01, (n_groups, n_periods)), axis=1)
-    group = rng.integers(0, n_groups, n)
-    hold = np.minimum(rng.geometric(1 / 12, n), n_periods - 1)
-    prev = (rng.random(n) * (n_periods - hold)).astype(np.int64)
-    recent = prev + hold
-    # a chain 0 -> 1 -> ... -> T-1 in every group
-    chain = np.arange(n_periods - 1)
-    for g in range(n_groups):
-        sl = slice(g * (n_periods - 1), (g + 1) * (n_periods - 1))
-        group[sl], prev[sl], recent[sl] = g, chain, chain + 1
-    y = true[group, recent] - true[group, prev] + rng.normal(0, 0.05, n)
-    return pd.DataFrame({"g": group, "prev": prev, "recent": recent, "y": y})
-
-
-def month_starts(rel_months: np.ndarray, day: int = 1) -> pd.Series:
-    absm = START_MONTH + np.asarray(rel_months)
-    return pd.to_datetime(pd.DataFrame({"year": absm // 12, "month": absm % 12 + 1, "day": day}))
-
-
-def month_labels(abs_months: np.ndarray) -> np.ndarray:
-    return np.asarray([f"{m // 12:04d}-{m % 12 + 1:02d}" for m in abs_months], dtype=object)
-
-
-def seed_frame(pairs: pd.DataFrame, day: int = 1, group: str = "int") -> pd.DataFrame:
-    """The pairs in the seed schema with timestamp periods."""
-    g = pairs["g"].to_numpy()
-    return pd.DataFrame(
-        {
-            "group_id": g if group == "int" else np.asarray(["north", "south", "east", "west"], dtype=object)[g],
-            "PrevYearMonth": month_starts(pairs["prev"].to_numpy(), day),
-            "RecentYearMonth": month_starts(pairs["recent"].to_numpy(), day),
-            "LogPriceDiff": pairs["y"].to_numpy(),
-        }
-    )
-
-
-def expected_frame(
-    prev_abs: Any,
-    recent_abs: Any,
-    y: Any,
-    group: Any,
-    labels_of: Any = month_labels,
-    first: int | None = None,
-    last: int | None = None,
-    **options: Any,
-) -> pd.DataFrame:
-    """The library's index of pairs given as absolute periods, over [first, last] (default: the data's)."""
-    prev_abs, recent_abs = np.asarray(prev_abs, dtype=np.int64), np.asarray(recent_abs, dtype=np.int64)
-    first = int(min(prev_abs.min(), recent_abs.min())) if first is None else first
-    last = int(max(prev_abs.max(), recent_abs.max())) if last is None else last
-    t = last - first + 1
-    labels = labels_of(np.arange(first, last + 1))
-    res = gpu_hpi.estimate_index(
-        prev_abs - first,
-        recent_abs - first,
-        np.asarray(y, dtype=np.float64),
-        group,
-        n_periods=t,
-        backend="cpu",
-        period_labels=labels,
-        **options,
-    )
-    return res.to_frame()
-
-
-def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame, atol: float = 1e-9) -> None:
-    assert list(got.columns) == COLUMNS
-    assert len(got) == len(want)
-    got = got.sort_values(["group", "period"], kind="stable").reset_index(drop=True)
-    want = want.sort_values(["group", "period"], kind="stable").reset_index(drop=True)
-    assert got["group"].astype(str).tolist() == want["group"].astype(str).tolist()
-    assert got["period"].astype(str).tolist() == want["period"].astype(str).tolist()
-    np.testing.assert_array_equal(got["n_pairs"].to_numpy(), want["n_pairs"].to_numpy())
-    for col in FLOATS:
-        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=0, atol=atol, err_msg=col)
-
 
 # --------------------------------------------------------------------------------------------------
 # 1. the embedded synthetic market

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_cli import (
+from helpers import (
     START_MONTH,
     Run,
     assert_frames_equal,

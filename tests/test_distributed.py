@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_cli import run_cli
+from helpers import run_cli
 
 import gpu_hpi
 from gpu_hpi.io import PairSource

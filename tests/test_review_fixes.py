@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import run_cli
+from helpers import run_cli
 
 import gpu_hpi
 from gpu_hpi.pairs import align_groups

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import START_MONTH, Run, month_labels, month_starts, q, run_cli
+from helpers import START_MONTH, Run, month_labels, month_starts, q, run_cli
 
 import gpu_hpi
 from gpu_hpi.calendar import Calendar

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import assert_frames_equal, q, run_cli
+from helpers import assert_frames_equal, q, run_cli
 
 from gpu_hpi import resolve_backend
 from gpu_hpi.errors import ConfigError

@@ -2,8 +2,9 @@
 
 The matrix is block diagonal (a column per estimated (group, period)), so one solve is exactly
 the stack of the per-group problems, at the cost of two products a step over all pairs. The
-products come from `data.design`: by default applied implicitly (a gather and a sum per column:
-no matrix is stored), or through the assembled CSR matrix and the CSR of its transpose. The
+products come from `data.design`: applied implicitly (a gather and a sum per column: no matrix is
+stored; the default on the GPU), or through the assembled sparse matrix and its transpose (the
+default on the CPU). The
 columns are scaled to unit norm (Jacobi: 1 / sqrt of the pairs touching each period), which
 evens out periods with many and few sales and so cuts the steps needed.
 """
@@ -24,7 +25,10 @@ from ..errors import ConvergenceWarning
 from ..pairs import Pairs
 from ..solvers import Identification
 
-OPERATORS: tuple[str, ...] = ("implicit", "matrix")
+OPERATORS: tuple[str, ...] = ("auto", "implicit", "matrix")
+# atol = btol: the index then equals the exact solve's to ~1e-13 at 150M pairs, where 1e-12 left
+# 2.9e-11 at 10M and 1e-10 left 3e-9 (BENCHMARKS.md)
+DEFAULT_TOL = 1e-13
 LSQR_STOP_REASONS = {
     0: "x = 0 is the exact solution",
     1: "Ax - b small enough (btol)",
@@ -59,11 +63,15 @@ class ScaledOperator:
 
 
 def pair_operator(
-    backend: Backend, columns: DummyColumns, operator: str = "implicit", scale: bool = True
+    backend: Backend, columns: DummyColumns, operator: str = "auto", scale: bool = True
 ) -> ScaledOperator:
-    """The dummy matrix of `columns` as an operator: "implicit" (column arithmetic) or "matrix" (CSR
-    products); with scale, columns scaled to unit norm."""
+    """The dummy matrix of `columns` as an operator: "implicit" (column arithmetic), "matrix" (sparse
+    matrix products) or "auto": implicit on the device (no matrix in its memory), the matrix on the
+    host (SciPy's CSR and CSC products beat numpy's gathers and bincounts); with scale, columns
+    scaled to unit norm."""
     xp = backend.xp
+    if operator == "auto":
+        operator = "implicit" if backend.is_gpu else "matrix"
     counts = columns.column_counts().astype(np.float64)
     d = 1.0 / xp.sqrt(xp.maximum(counts, 1.0)) if scale else xp.ones(columns.n_columns)
     if operator == "implicit":
@@ -185,9 +193,9 @@ def iterative_beta(
     backend: Backend,
     solver: str,
     *,
-    tol: float = 1e-10,
+    tol: float = DEFAULT_TOL,
     iter_lim: int | None = None,
-    operator: str = "implicit",
+    operator: str = "auto",
     scale: bool = True,
 ) -> tuple[np.ndarray, int, str]:
     """Solve the dummy-matrix least squares of all groups at once with LSQR or LSMR.
