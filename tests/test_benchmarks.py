@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # every benchmark case, each in its own process
 def test_benchmark_suite_runs(tmp_path: Path) -> None:
     out = tmp_path / "rows.json"
     env = {

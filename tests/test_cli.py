@@ -37,6 +37,17 @@ from gpu_hpi.synthetic import SyntheticMarket
 # 1. the embedded synthetic market
 
 
+@pytest.mark.slow
+def test_default_run_in_a_real_process(tmp_path: Path) -> None:
+    """`python -m gpu_hpi` itself (the other tests call its main() in-process): exit 0, every output,
+    the summary printed; a bad override exits 2 with one line."""
+    run = run_cli(tmp_path, "data.n_pairs=20000", plot=True, subprocess_run=True).ok()
+    for name in OUTPUTS:
+        assert (run.dir / name).is_file() and (run.dir / name).stat().st_size > 0, name
+    assert "\ngpu_hpi: 20,000 of 20,000 pairs, 17 group(s), 123 periods" in run.stdout
+    run_cli(tmp_path, "solver=foo", name="bad", subprocess_run=True).assert_failed("solver")
+
+
 def test_default_synthetic_run(tmp_path: Path) -> None:
     n, t, g, seed = 50_000, 123, 3, 20140101
     run = run_cli(tmp_path, f"data.n_pairs={n}", f"data.n_groups={g}", f"data.seed={seed}", plot=True).ok()
@@ -355,6 +366,7 @@ def test_streaming_batches_directories_and_globs(tmp_path: Path) -> None:
     assert_frames_equal(reference, want)
 
 
+@pytest.mark.slow  # a real subprocess, its address space capped
 def test_directory_with_an_empty_part_file(tmp_path: Path) -> None:
     pairs = make_pairs(n=3000, seed=10)
     df = seed_frame(pairs, group="int")
