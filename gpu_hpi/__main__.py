@@ -218,5 +218,27 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
+def cli() -> NoReturn:
+    """`python -m gpu_hpi` and the `gpu-hpi` script: main(), then the end of the process without the
+    interpreter's teardown (freeing the modules and objects of numpy, pandas, pyarrow, DuckDB and
+    matplotlib took 0.25 s of a 5.6 s run, BENCHMARKS.md). By then every output is committed or
+    none is; the streams and the log are flushed and the exit handlers (DuckDB's spill directory,
+    Dask's) run first. main() itself returns, for callers in a process of their own."""
+    import atexit
+
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -126,10 +126,12 @@ def run_cli(
     timeout: float = 120,
     mem_limit: int | None = None,
     subprocess_run: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Run:
     """`python -m gpu_hpi hydra.run.dir=tmp_path/name *overrides` (output.plot=false unless plot),
     run in this process by `gpu_hpi.__main__.main` with its exit code, stdout and stderr captured,
-    or as a real subprocess (`subprocess_run`, or a `mem_limit` on its address space)."""
+    or as a real subprocess (`subprocess_run`, or a `mem_limit` on its address space; `env` added
+    to its environment)."""
     run_dir = tmp_path / name
     args = [f"hydra.run.dir={run_dir}", *overrides]
     if not plot:
@@ -137,8 +139,9 @@ def run_cli(
     if not (subprocess_run or mem_limit):
         rc, stdout, stderr = main_in_process(args, cwd=tmp_path)
         return Run(subprocess.CompletedProcess(args, rc, stdout, stderr), run_dir)
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR",)}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    environment = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR",)}
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [environment.get("PYTHONPATH")])])
+    environment.update(env or {})
 
     def limit() -> None:  # keep a runaway allocation from taking the machine down
         if mem_limit:
@@ -147,7 +150,7 @@ def run_cli(
     proc = subprocess.run(
         [sys.executable, "-m", "gpu_hpi", *args],
         cwd=tmp_path,
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=timeout,

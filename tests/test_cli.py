@@ -39,13 +39,24 @@ from gpu_hpi.synthetic import SyntheticMarket
 
 @pytest.mark.slow
 def test_default_run_in_a_real_process(tmp_path: Path) -> None:
-    """`python -m gpu_hpi` itself (the other tests call its main() in-process): exit 0, every output,
-    the summary printed; a bad override exits 2 with one line."""
+    """`python -m gpu_hpi` itself (the other tests call its main() in-process), which ends without the
+    interpreter's teardown: exit 0, every output, the summary printed and flushed, DuckDB's spill
+    directory removed by the exit handlers; a bad override exits 2 with one line."""
     run = run_cli(tmp_path, "data.n_pairs=20000", plot=True, subprocess_run=True).ok()
     for name in OUTPUTS:
         assert (run.dir / name).is_file() and (run.dir / name).stat().st_size > 0, name
     assert "\ngpu_hpi: 20,000 of 20,000 pairs, 17 group(s), 123 periods" in run.stdout
     run_cli(tmp_path, "solver=foo", name="bad", subprocess_run=True).assert_failed("solver")
+
+    path = tmp_path / "pairs.parquet"
+    seed_frame(make_pairs(n=2000, seed=3)).to_parquet(path, index=False)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    files = run_cli(
+        tmp_path, "data=pairs", f"data.path={q(path)}", name="file", subprocess_run=True, env={"TMPDIR": str(scratch)}
+    )
+    assert "\ngpu_hpi: 2,000 of 2,000 pairs" in files.ok().stdout
+    assert (files.dir / "summary.json").is_file() and not list(scratch.iterdir())
 
 
 def test_default_synthetic_run(tmp_path: Path) -> None:
