@@ -361,7 +361,7 @@ def cells_case(n: int) -> dict[str, Any]:
     import tempfile
 
     import gpu_hpi
-    from gpu_hpi.calendar import Calendar
+    from gpu_hpi.data.calendar import Calendar
     from gpu_hpi.store import load_cells, save_cells
 
     group, prev, recent, y = market_arrays(n)

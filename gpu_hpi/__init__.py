@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backend import Backend, resolve_backend
-    from .cells import CellTable, build_cell_table, merge_tables
+    from .data.cells import CellTable, build_cell_table, merge_tables
+    from .data.pairs import Pairs, prepare_pairs
     from .errors import (
         BackendUnavailableError,
         ConfigError,
@@ -20,31 +21,30 @@ if TYPE_CHECKING:
         GpuHpiError,
         IdentificationWarning,
     )
-    from .estimate import estimate_index, fit_index
+    from .estimation.api import estimate_index, fit_index
+    from .estimation.result import IndexResult
     from .methods import MethodOptions
-    from .pairs import Pairs, prepare_pairs
-    from .result import IndexResult
 
 __version__ = "0.1.0"
 
 _HOMES = {
     "Backend": "backend",
     "resolve_backend": "backend",
-    "CellTable": "cells",
-    "build_cell_table": "cells",
-    "merge_tables": "cells",
+    "CellTable": "data.cells",
+    "build_cell_table": "data.cells",
+    "merge_tables": "data.cells",
     "BackendUnavailableError": "errors",
     "ConfigError": "errors",
     "ConvergenceWarning": "errors",
     "DataError": "errors",
     "GpuHpiError": "errors",
     "IdentificationWarning": "errors",
-    "estimate_index": "estimate",
-    "fit_index": "estimate",
+    "estimate_index": "estimation.api",
+    "fit_index": "estimation.api",
     "MethodOptions": "methods",
-    "Pairs": "pairs",
-    "prepare_pairs": "pairs",
-    "IndexResult": "result",
+    "Pairs": "data.pairs",
+    "prepare_pairs": "data.pairs",
+    "IndexResult": "estimation.result",
 }
 __all__ = [
     "Backend",

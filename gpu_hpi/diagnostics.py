@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from .backend import Backend, resolve_backend
-from .cells import CellTable, build_cell_table
+from .data.cells import CellTable, build_cell_table
+from .data.pairs import Pairs
 from .errors import ConfigError
-from .estimate import index_tables
+from .estimation.api import index_tables
+from .estimation.identify import identify
+from .estimation.result import IndexResult
 from .methods import CellLookup, MethodOptions, fit_method
-from .pairs import Pairs
-from .result import IndexResult
-from .solvers import identify
 from .vintages import vintage_log_index
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .backend import resolve_backend
-from .cells import CellTable, TableAccumulator
+from .data.cells import CellTable, TableAccumulator
 from .errors import ConfigError, DataError
 from .io import PairSource, cudf_module, parquet_file
 from .sql import sql_cell_table
@@ -189,7 +189,7 @@ def _partition_pairs(
     source: PairSource, part: Partition, first: int, table: CellTable, backend: str, pooled: bool
 ) -> Any:
     """The partition's pairs, periods from the whole data's first period, coded by the table's groups."""
-    from .pairs import align_groups, pooled_pairs, prepare_pairs
+    from .data.pairs import align_groups, pooled_pairs, prepare_pairs
 
     be = resolve_backend(backend)
     b = read_partition(source, part, be)
@@ -258,7 +258,7 @@ def dask_accuracy(
     hash a pair's position in the whole dataset, so the result equals the single-process one."""
     import numpy as np
 
-    from .cells import merge_tables
+    from .data.cells import merge_tables
     from .diagnostics import accuracy_stats, check_folds, fold_betas
 
     check_folds(folds)

@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .calendar import check_window, days_to_period, month_to_period, parse_period
-from .cells import CellTable, build_cell_table
+from .data.calendar import check_window, days_to_period, month_to_period, parse_period
+from .data.cells import CellTable, build_cell_table
+from .data.pairs import encode_groups, prepare_pairs
 from .errors import ConfigError, DataError
-from .pairs import encode_groups, prepare_pairs
 from .transactions import Sales
 
 _EPOCH_MONTH = 1970 * 12  # absolute month of 1970-01

@@ -23,7 +23,7 @@ __global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int*
                           const int T, const int n_groups, unsigned long long* count, double* sum_y,
                           double* sum_y2, unsigned long long* dropped) {
     // dropped: [missing_group, period_out_of_range, same_period, prev_not_before_recent, nonfinite_y],
-    // each pair counted under the first reason it fails, as gpu_hpi.pairs.invalid_masks does
+    // each pair counted under the first reason it fails, as gpu_hpi.data.pairs.invalid_masks does
     __shared__ unsigned long long block_dropped[5];
     if (threadIdx.x < 5) block_dropped[threadIdx.x] = 0;
     __syncthreads();

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, array_namespace
-from .cells import CellTable
+from .data.cells import CellTable
+from .data.pairs import Pairs, count_invalid
 from .errors import ConfigError, ConvergenceWarning, DataError
-from .pairs import Pairs, count_invalid
-from .solvers import Identification, TableFit, cell_matrix, decouple, fit_table, group_batches, identify
+from .estimation.identify import Identification, identify
+from .estimation.normal import TableFit, cell_matrix, decouple, fit_table, group_batches
 
 METHODS = ("bmn", "case_shiller", "robust", "arithmetic")
 PAIR_METHODS = ("robust",)  # methods that need the pairs, not only their table
@@ -196,7 +197,7 @@ class CellLookup:
     spaces, a binary search in the sorted keys otherwise."""
 
     def __init__(self, table: CellTable, backend: Backend) -> None:
-        from .cells import DENSE_KEY_LIMIT
+        from .data.cells import DENSE_KEY_LIMIT
 
         self.table, self.xp = table, backend.xp
         self.keys = table.key()

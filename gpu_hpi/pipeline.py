@@ -36,9 +36,10 @@ from .backend import (
     peak_device_bytes,
     resolve_backend,
 )
-from .calendar import PER_YEAR, Calendar, parse_period
-from .cells import CellTable, TableAccumulator, build_cell_table
 from .charts import diagnostics_chart, regions_chart
+from .data.calendar import PER_YEAR, Calendar, parse_period
+from .data.cells import CellTable, TableAccumulator, build_cell_table
+from .data.pairs import Pairs, add_counts, align_groups, check_strict, pooled_pairs, prepare_pairs
 from .diagnostics import (
     Refit,
     accuracy,
@@ -52,11 +53,10 @@ from .diagnostics import (
     volatility,
 )
 from .errors import ConfigError, DataError
-from .estimate import fit_index
+from .estimation.api import fit_index
+from .estimation.result import IndexResult
 from .io import PairBatch, PairSource, SaleSource, cudf_module, ready, write_atomically
 from .methods import MethodOptions
-from .pairs import Pairs, add_counts, align_groups, check_strict, pooled_pairs, prepare_pairs
-from .result import IndexResult
 from .series import SEASONS, fill_gaps, seasonal_adjust
 from .sql import sql_batch, sql_cell_table
 from .sql_sales import sql_sales

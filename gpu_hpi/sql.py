@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .calendar import PER_YEAR, check_window
-from .cells import PRICE_SUMS, CellTable
+from .data.calendar import PER_YEAR, check_window
+from .data.cells import PRICE_SUMS, CellTable
+from .data.pairs import check_strict
 from .errors import ConfigError, DataError
 from .io import (
     PairBatch,
@@ -37,7 +38,6 @@ from .io import (
     parse_label,
     unsupported_period_type,
 )
-from .pairs import check_strict
 
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")

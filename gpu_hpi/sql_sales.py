@@ -26,11 +26,11 @@ import numpy as np
 import pyarrow.compute as pc
 
 from .backend import resolve_backend
-from .calendar import check_window
-from .cells import PRICE_SUMS, CellTable, build_cell_table
+from .data.calendar import check_window
+from .data.cells import PRICE_SUMS, CellTable, build_cell_table
+from .data.pairs import Pairs, add_counts
 from .errors import ConfigError, DataError
 from .io import PairSource, SaleSource
-from .pairs import Pairs, add_counts
 from .sql import (
     FLOAT_TYPES,
     INTEGER_TYPES,

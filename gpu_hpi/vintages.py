@@ -18,9 +18,10 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from .backend import resolve_backend
-from .cells import CellTable
+from .data.cells import CellTable
+from .estimation.identify import Identification
+from .estimation.normal import decouple, group_batches
 from .methods import MethodOptions, case_shiller, fit_method
-from .solvers import Identification, decouple, group_batches
 
 # numbers in one group batch's (batch, T, T) Laplacian during the sweep: 64 MB
 SWEEP_NUMBERS = 1 << 23

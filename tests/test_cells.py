@@ -11,7 +11,7 @@ import pytest
 from reference import Problem, assert_tables_equal, random_problem, valid_mask
 
 import gpu_hpi
-from gpu_hpi import cells
+from gpu_hpi.data import cells
 
 CPU = gpu_hpi.resolve_backend("cpu")
 

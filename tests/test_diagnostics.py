@@ -13,7 +13,7 @@ import pytest
 
 import gpu_hpi
 from gpu_hpi import diagnostics as dg
-from gpu_hpi.pairs import pooled_pairs
+from gpu_hpi.data.pairs import pooled_pairs
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
 

@@ -53,7 +53,7 @@ def write_dataset(
 
 
 def single_process_table(directory: Path) -> gpu_hpi.CellTable:
-    from gpu_hpi.cells import TableAccumulator
+    from gpu_hpi.data.cells import TableAccumulator
 
     source = PairSource(str(directory), "auto", COLUMNS, batch_rows=7_000)
     acc = TableAccumulator()

@@ -23,9 +23,8 @@ from reference import (
 from scipy.stats import norm
 
 import gpu_hpi
-from gpu_hpi import solvers
-from gpu_hpi.estimation import iterative
-from gpu_hpi.result import INDEX_COLUMNS
+from gpu_hpi.estimation import iterative, normal
+from gpu_hpi.estimation.result import INDEX_COLUMNS
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
 
@@ -117,7 +116,7 @@ def test_pooled_leaves_out_missing_group_pairs(solver: str) -> None:
 def test_group_batches_give_the_same_fit(problem: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = estimate(problem)
     for name in ("GROUP_CELLS", "HOST_GROUP_CELLS"):  # two groups a batch, on the device and the host
-        monkeypatch.setattr(solvers, name, 2 * problem.n_periods**2)
+        monkeypatch.setattr(normal, name, 2 * problem.n_periods**2)
     batched = estimate(problem)
     np.testing.assert_allclose(batched.log_index, whole.log_index, atol=1e-12, rtol=0)
     np.testing.assert_allclose(batched.se, whole.se, rtol=1e-10, atol=0)
@@ -702,7 +701,7 @@ def test_bad_input_raises_data_error(prev: Any, recent: Any, y: Any, kwargs: dic
 
 def test_solve_spd_equals_numpy_and_takes_lu_where_cholesky_fails() -> None:
     """The host's Cholesky route against numpy's LU solve and inverse, with one indefinite system."""
-    from gpu_hpi.solvers import solve_spd
+    from gpu_hpi.estimation.normal import solve_spd
 
     rng = np.random.default_rng(12)
     a = rng.normal(size=(5, 9, 9))

@@ -10,7 +10,7 @@ import pytest
 from reference import Problem, assert_matches_reference, assert_tables_equal, random_problem, reference_index
 
 import gpu_hpi
-from gpu_hpi import cells
+from gpu_hpi.data import cells
 
 pytestmark = [pytest.mark.gpu, pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")]
 

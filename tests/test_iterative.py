@@ -13,7 +13,7 @@ from reference import Problem, base_component, connected_problem, random_problem
 import gpu_hpi
 from gpu_hpi.data.design import design_matrix, dummy_columns
 from gpu_hpi.estimation import iterative
-from gpu_hpi.solvers import identify
+from gpu_hpi.estimation.identify import identify
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
 CPU = gpu_hpi.resolve_backend("cpu")

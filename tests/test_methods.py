@@ -683,7 +683,7 @@ def test_groups_and_pooled_solved_separately(name: str) -> None:
 @pytest.mark.parametrize("name", ["case_shiller_absolute", "robust"])
 def test_pair_methods_with_sparse_cell_lookup(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-pair passes find the pairs' cells by binary search in large key spaces: same fit."""
-    from gpu_hpi import cells
+    from gpu_hpi.data import cells
 
     p = method_problem(7, outliers=0.03)
     dense = estimate(p, ALL_METHODS[name])

@@ -82,7 +82,7 @@ def test_series_months_equal_the_host_periods(unit: str) -> None:
     host reader's periods: month ends, leap days, before 1970, every timestamp unit."""
     import pandas as pd
 
-    from gpu_hpi.calendar import month_to_period
+    from gpu_hpi.data.calendar import month_to_period
     from gpu_hpi.io import column_periods, series_months
 
     rng = np.random.default_rng(11)

@@ -14,7 +14,7 @@ import pytest
 from helpers import run_cli
 
 import gpu_hpi
-from gpu_hpi.pairs import align_groups
+from gpu_hpi.data.pairs import align_groups
 from gpu_hpi.synthetic import SyntheticMarket
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import gpu_hpi
-from gpu_hpi.calendar import parse_period
-from gpu_hpi.cells import TableAccumulator
+from gpu_hpi.data.calendar import parse_period
+from gpu_hpi.data.cells import TableAccumulator
 from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io import PairSource
 from gpu_hpi.sql import sql_cell_table
@@ -247,7 +247,7 @@ def test_refusals(tmp_path: Path) -> None:
 def assert_same_batch(source: PairSource) -> None:
     """sql_batch gives the streaming reader's pairs in file order (accuracy's folds hash positions),
     with the same missing_period count, and so the same cell table."""
-    from gpu_hpi.pairs import encode_groups
+    from gpu_hpi.data.pairs import encode_groups
     from gpu_hpi.sql import sql_batch
 
     batch = sql_batch(source)

@@ -17,7 +17,7 @@ from helpers import compose_config
 from test_transactions import RULES, START, all_counts, assert_same_pairs, made_frame, random_sales, reference_pairs
 
 import gpu_hpi
-from gpu_hpi.cells import CellTable, build_cell_table
+from gpu_hpi.data.cells import CellTable, build_cell_table
 from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io import SaleSource
 from gpu_hpi.sql_sales import sql_sales

@@ -12,6 +12,7 @@ import scipy.sparse.csgraph
 
 import gpu_hpi
 from gpu_hpi import diagnostics as dg
+from gpu_hpi.estimation.identify import identify
 from gpu_hpi.vintages import first_connected, vintage_identifications, vintage_log_index
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
@@ -86,7 +87,7 @@ def test_vintage_identifications_equal_identify_per_vintage(min_pairs: int | Non
     for k, ident in enumerate(vintage_identifications(table, 3, min_pairs)):
         v = 4 + k
         part = table.truncate(v)
-        want = gpu_hpi.solvers.identify(part, 3, v + 1 if min_pairs is None else min_pairs)
+        want = identify(part, 3, v + 1 if min_pairs is None else min_pairs)
         np.testing.assert_array_equal(ident.identified, want.identified, err_msg=f"vintage {v}")
         np.testing.assert_array_equal(ident.skipped, want.skipped)
         np.testing.assert_array_equal(ident.n_pairs, want.n_pairs)

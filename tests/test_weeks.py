@@ -15,7 +15,7 @@ from helpers import compose_config
 from test_sql import assert_same
 
 from gpu_hpi import pipeline
-from gpu_hpi.calendar import Calendar, days_to_period, parse_period, period_label
+from gpu_hpi.data.calendar import Calendar, days_to_period, parse_period, period_label
 from gpu_hpi.errors import ConfigError
 from gpu_hpi.io import PairSource, SaleSource
 from gpu_hpi.sql_sales import sql_sales

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import kernels
 from ..backend import Backend, array_namespace
-from ..pairs import Pairs, count_invalid
+from .pairs import Pairs, count_invalid
 
 
 @dataclass(frozen=True)

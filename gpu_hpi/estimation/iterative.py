@@ -21,9 +21,9 @@ import numpy as np
 
 from ..backend import Backend
 from ..data.design import DummyColumns, design_matrix, dummy_columns
+from ..data.pairs import Pairs
 from ..errors import ConvergenceWarning
-from ..pairs import Pairs
-from ..solvers import Identification
+from .identify import Identification
 
 OPERATORS: tuple[str, ...] = ("auto", "implicit", "matrix")
 # atol = btol: the index then equals the exact solve's to ~1e-13 at 150M pairs, where 1e-12 left

@@ -1,5 +1,5 @@
-"""Solvers: identification and the exact normal-equation solve from the cell table (LSQR / LSMR on
-the dummy matrix: `estimation.iterative`).
+"""The exact solve: each region's reduced normal equations, built from the cell table and solved in
+batches (host LAPACK with the GIL released, or CuPy's batched solve), with their statistics.
 
 All functions take arrays of one backend (numpy or cupy) and use only the shared namespace.
 """
@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 
-from .backend import Backend
-from .cells import CellTable
+from ..backend import Backend
+from ..data.cells import CellTable
+from .identify import Identification
 
 Solver = Literal["normal", "lsqr", "lsmr"]
 SOLVERS: tuple[str, ...] = ("normal", "lsqr", "lsmr")
@@ -25,28 +24,6 @@ SOLVERS: tuple[str, ...] = ("normal", "lsqr", "lsmr")
 GROUP_CELLS = 1 << 26
 # on the host, batches small enough for the cache and for malloc to reuse their memory (no page faults)
 HOST_GROUP_CELLS = 1 << 21
-
-
-@dataclass(frozen=True)
-class Identification:
-    """Which periods a group's pairs identify relative to the base period (host arrays).
-
-    identified: (G, T) bool, True where the period is connected to `base` through pairs (the base
-    itself included); all False in skipped groups. skipped: (G,) bool, group has < min_pairs pairs.
-    n_pairs: (G,) int64 pairs per group; base: the base period.
-    """
-
-    identified: np.ndarray
-    skipped: np.ndarray
-    n_pairs: np.ndarray
-    base: int
-
-    @property
-    def estimated(self) -> np.ndarray:
-        """(G, T) bool: the free parameters, identified periods other than the base."""
-        est = self.identified.copy()
-        est[:, self.base] = False
-        return est
 
 
 @dataclass(frozen=True)
@@ -70,29 +47,6 @@ class TableFit:
     sigma2: np.ndarray
     r2: np.ndarray
     cov_diag: np.ndarray
-
-
-def identify(table: CellTable, base: int, min_pairs: int, cells: Any = None) -> Identification:
-    """Connected components of each group's period graph (an edge per non-empty cell, or per
-    cell where the boolean mask `cells` is True, e.g. cells of positive weight).
-
-    Runs on the host: the table has at most G x T^2 / 2 cells, and scipy's csgraph is one call
-    over the block-diagonal graph of all groups (node g * T + t).
-    """
-    host = table.to_host()
-    g, t = table.n_groups, table.n_periods
-    n_pairs = np.bincount(host.group, weights=host.count, minlength=g).round().astype(np.int64)
-    skipped = n_pairs < min_pairs
-    keep = ~skipped[host.group]
-    if cells is not None:
-        keep &= cells if isinstance(cells, np.ndarray) else cells.get()
-    rows = (host.group * t + host.prev)[keep]
-    cols = (host.group * t + host.recent)[keep]
-    graph = scipy.sparse.coo_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(g * t, g * t))
-    _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
-    labels = labels.reshape(g, t)
-    identified = (labels == labels[:, base : base + 1]) & ~skipped[:, None]
-    return Identification(identified, skipped, n_pairs, base)
 
 
 def cell_matrix(
@@ -265,6 +219,6 @@ def solve_spd(xp: Any, lap: Any, rhs: Any, covariance: bool) -> tuple[Any, Any]:
     if xp is not np:
         solved = None if rhs is None else xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]
         return solved, (xp.diagonal(xp.linalg.inv(lap), axis1=1, axis2=2) if covariance else None)
-    from .estimation.lapack import cholesky_solve
+    from .lapack import cholesky_solve
 
     return cholesky_solve(np.ascontiguousarray(lap, dtype=np.float64), rhs, covariance)

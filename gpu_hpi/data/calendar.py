@@ -15,7 +15,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 Periodicity = Literal["week", "month", "quarter", "year"]
 PER_YEAR = {"week": 52, "month": 12, "quarter": 4, "year": 1}

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .solvers import TableFit
+from .normal import TableFit
 
 INDEX_COLUMNS = ["group", "period", "log_index", "index", "se", "ci_low", "ci_high", "n_pairs"]
 
@@ -121,6 +121,6 @@ class IndexResult:
     def plot(self, path: str, max_groups: int = 6, level: float = 0.95) -> None:
         """PNG: the pooled (or first) index with its confidence band, and up to `max_groups` group
         indices (those with the most pairs) as thin lines (charts.index_chart)."""
-        from .charts import index_chart
+        from ..charts import index_chart
 
         index_chart(self, path, max_groups, level)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import Backend, array_namespace, as_backend
-from .errors import DataError
+from ..backend import Backend, array_namespace, as_backend
+from ..errors import DataError
 
 # Reasons a pair is dropped, in the order they are tested: a pair failing several is counted once,
 # under the first. missing_period is the readers' (a null period cannot reach the arrays).

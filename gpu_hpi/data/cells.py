@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
-from .backend import Backend, array_namespace
-from .errors import DataError
+from .. import kernels
+from ..backend import Backend, array_namespace
+from ..errors import DataError
 from .pairs import Pairs, add_counts, check_strict, count_invalid
 
 # At most this many (group, prev, recent) keys: bincount into a dense key space per chunk

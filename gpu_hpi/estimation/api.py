@@ -7,14 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, as_backend
-from .cells import CellTable, build_cell_table
-from .errors import ConfigError, IdentificationWarning
-from .estimation.iterative import DEFAULT_TOL, OPERATORS, iterative_beta
-from .methods import MethodOptions, fit_method, robust_irls
-from .pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
+from ..backend import Backend, as_backend
+from ..data.cells import CellTable, build_cell_table
+from ..data.pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
+from ..errors import ConfigError, IdentificationWarning
+from ..methods import MethodOptions, fit_method, robust_irls
+from .identify import identify
+from .iterative import DEFAULT_TOL, OPERATORS, iterative_beta
+from .normal import SOLVERS, TableFit, fit_table
 from .result import IndexResult
-from .solvers import SOLVERS, TableFit, fit_table, identify
 
 
 def fit_index(
