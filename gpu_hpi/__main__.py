@@ -99,14 +99,14 @@ def own_run_dir(run_dir: Path) -> IO[str]:
         raise DataError(f"cannot write the output directory {run_dir}: {exc.strerror}") from exc
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except BlockingIOError as exc:
         lock.seek(0)
         other = lock.read().strip() or "unknown"
         lock.close()
         raise DataError(
             f"the output directory {run_dir} is in use by another run (pid {other}); "
             "wait for it or choose another hydra.run.dir"
-        ) from None
+        ) from exc
     lock.seek(0)
     lock.truncate()
     lock.write(str(os.getpid()))

@@ -167,10 +167,10 @@ def parse_size(text: str | int | float, total: int) -> int:
     unit = value[len(number) :]
     try:
         amount = float(number)
-    except ValueError:
+    except ValueError as exc:
         raise ConfigError(
             f"cannot read memory size {text!r} (use bytes, '40GB', '16GiB' or a fraction like '0.8')"
-        ) from None
+        ) from exc
     if unit:
         if unit not in _SIZE_UNITS:
             raise ConfigError(f"unknown unit in memory size {text!r}; use one of {sorted(_SIZE_UNITS)}")

@@ -68,7 +68,7 @@ def read_partition(source: PairSource, part: Partition, backend: Any) -> Any:
         try:
             frame = cudf.read_parquet(part.path, columns=columns, row_groups=[list(part.row_groups)])
         except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
-            raise DataError(f"cannot read {part.path}: {exc}") from None
+            raise DataError(f"cannot read {part.path}: {exc}") from exc
         return source.convert_device(frame, source.wanted())
     return source.convert(
         parquet_file(part.path).read_row_groups(list(part.row_groups), columns=columns), source.wanted()
@@ -117,7 +117,7 @@ def cluster_client(cluster: Any, memory: Any) -> Iterator[Any]:
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise ConfigError(f"cluster={cluster.kind} needs dask.distributed ({exc}); {DASK_EXTRA_HINT}") from None
+        raise ConfigError(f"cluster={cluster.kind} needs dask.distributed ({exc}); {DASK_EXTRA_HINT}") from exc
     logging.getLogger("distributed").setLevel(logging.WARNING)  # not the scheduler's INFO chatter
     if cluster.address:
         with Client(cluster.address) as client:
@@ -127,7 +127,7 @@ def cluster_client(cluster: Any, memory: Any) -> Iterator[Any]:
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError as exc:
-            raise ConfigError(f"cluster=cuda needs dask-cuda ({exc}); install the GPU and dask extras") from None
+            raise ConfigError(f"cluster=cuda needs dask-cuda ({exc}); install the GPU and dask extras") from exc
         kwargs: dict[str, Any] = {"rmm_pool_size": memory.initial_pool_size} if memory.pool else {}
         if memory.managed_memory:
             kwargs["rmm_managed_memory"] = True

@@ -159,7 +159,7 @@ class PairSource:
                         path, columns=list(wanted.values()), row_groups=[groups] if groups else None
                     )
                 except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
-                    raise DataError(f"cannot read {path}: {exc}") from None
+                    raise DataError(f"cannot read {path}: {exc}") from exc
                 yield self.convert_device(frame, wanted)
 
     def convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
@@ -454,7 +454,7 @@ def parse_label(label: str, name: str, periodicity: str) -> int:
     try:
         return parse_period(label, periodicity)
     except ConfigError as exc:
-        raise DataError(f"column {name!r}: {exc}") from None
+        raise DataError(f"column {name!r}: {exc}") from exc
 
 
 def unsupported_period_type(name: str, kind: str) -> DataError:
@@ -628,7 +628,7 @@ def parquet_file(path: str) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+        raise DataError(f"cannot read {path}: {exc}") from exc
 
 
 def _parquet_batches(files: list[str], columns: list[str], batch_rows: int) -> Iterator[pa.Table | pa.RecordBatch]:
@@ -657,7 +657,7 @@ def _parquet_batches(files: list[str], columns: list[str], batch_rows: int) -> I
             if pending:
                 yield f.read_row_groups(pending, columns=columns)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"cannot read {path}: {exc}") from None
+            raise DataError(f"cannot read {path}: {exc}") from exc
 
 
 def _record_batches(
@@ -676,13 +676,13 @@ def _record_batches(
             convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
         )
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"cannot read CSV file {files[0]}: {exc}") from None
+        raise DataError(f"cannot read CSV file {files[0]}: {exc}") from exc
     _check_columns(reader.schema.names, columns, files)
     try:
         for batch in reader:
             yield batch.select(columns)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"cannot read CSV file {files[0]}: {exc}") from None
+        raise DataError(f"cannot read CSV file {files[0]}: {exc}") from exc
 
 
 def _check_columns(found: list[str], wanted: list[str], files: list[str]) -> None:

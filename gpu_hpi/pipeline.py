@@ -312,7 +312,7 @@ def _stream_pairs(
         try:
             market = SyntheticMarket.create(d.n_pairs, d.n_periods, d.n_groups, d.seed, d.noise_sd, d.mean_holding)
         except ValueError as exc:
-            raise ConfigError(f"synthetic market: {exc}") from None
+            raise ConfigError(f"synthetic market: {exc}") from exc
         first = parse_period(d.start, "month")
         if periodicity != "month":
             raise ConfigError("the synthetic market is monthly; use index.periodicity=month")

@@ -74,7 +74,7 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
     try:
         arrow = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"cannot read cell table {path}: {exc}") from None
+        raise DataError(f"cannot read cell table {path}: {exc}") from exc
     raw = (arrow.schema.metadata or {}).get(b"gpu_hpi")
     try:
         meta = json.loads(raw) if raw else None
@@ -119,7 +119,7 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
         pd.errors.InvalidIndexError,
         GpuHpiError,
     ) as exc:
-        raise DataError(f"{path} is a damaged cell table ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path} is a damaged cell table ({type(exc).__name__}: {exc})") from exc
     t = calendar.n_periods
     if count.size and not ((prev >= 0).all() and (prev < recent).all() and (recent < t).all() and (count > 0).all()):
         raise DataError(f"{path} is a damaged cell table (cells outside its {t} periods or empty)")

@@ -193,3 +193,22 @@ def test_forecast_error_for_a_pair_method_says_why(tmp_path: Path) -> None:
     summary = pipeline.run(cfg, tmp_path)
     assert summary["diagnostics"]["accuracy_forecast"].startswith("not available for method=robust")
     assert "revision" not in summary["diagnostics"]
+
+
+def test_refusals_keep_their_cause_for_debug(tmp_path: Path) -> None:
+    """The one-line error hides the library's exception, but keeps it as the cause: debug=true
+    re-raises with the whole chain."""
+    from gpu_hpi.io import parquet_file
+
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not a parquet file")
+    with pytest.raises(DataError, match="cannot read") as read:
+        parquet_file(str(bad))
+    assert read.value.__cause__ is not None
+    with pytest.raises(ConfigError, match="cannot read memory size") as size:
+        check_memory_sizes("lots", None)
+    assert isinstance(size.value.__cause__.__cause__, ValueError)  # through the sized option's own error
+    cfg = config("data=pairs", f"data.path={bad}", "debug=true")
+    with pytest.raises(DataError) as run:
+        pipeline.run(cfg, tmp_path / "out")
+    assert run.value.__cause__ is not None

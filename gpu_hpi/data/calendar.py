@@ -61,7 +61,7 @@ def parse_period(label: str, periodicity: str) -> int:
             try:
                 day = datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3) or 1))
             except ValueError as exc:
-                raise ConfigError(f"cannot read period {label!r} as a date: {exc}") from None
+                raise ConfigError(f"cannot read period {label!r} as a date: {exc}") from exc
             return days_to_period(np.asarray([(day - _EPOCH).days]), "week")[0].item()
         month = int(m.group(1)) * 12 + int(m.group(2)) - 1
         return month_to_period(np.asarray([month]), periodicity)[0].item()
@@ -74,7 +74,7 @@ def parse_period(label: str, periodicity: str) -> int:
         try:
             monday = datetime.date.fromisocalendar(year, int(m.group(2)), 1)
         except ValueError as exc:
-            raise ConfigError(f"cannot read period {label!r} as an ISO week: {exc}") from None
+            raise ConfigError(f"cannot read period {label!r} as an ISO week: {exc}") from exc
         return days_to_period(np.asarray([(monday - _EPOCH).days]), "week")[0].item()
     return year * 4 + int(m.group(2)) - 1 if periodicity == "quarter" else year
 

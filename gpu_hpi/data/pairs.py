@@ -93,7 +93,7 @@ def align_groups(pairs: Pairs, labels: np.ndarray) -> Pairs:
     try:
         position = np.searchsorted(labels, own)
     except TypeError as exc:
-        raise DataError(f"the pairs' group ids and the table's cannot be compared ({exc})") from None
+        raise DataError(f"the pairs' group ids and the table's cannot be compared ({exc})") from exc
     position = np.minimum(position, max(len(labels) - 1, 0))
     if len(labels) == 0 or not np.array_equal(np.asarray(labels)[position], own):
         raise DataError("the pairs hold groups that their cell table lacks")
