@@ -22,8 +22,8 @@ if TYPE_CHECKING:
         IdentificationWarning,
     )
     from .estimation.api import estimate_index, fit_index
+    from .estimation.methods import MethodOptions
     from .estimation.result import IndexResult
-    from .methods import MethodOptions
 
 __version__ = "0.1.0"
 
@@ -41,7 +41,7 @@ _HOMES = {
     "IdentificationWarning": "errors",
     "estimate_index": "estimation.api",
     "fit_index": "estimation.api",
-    "MethodOptions": "methods",
+    "MethodOptions": "estimation.methods",
     "Pairs": "data.pairs",
     "prepare_pairs": "data.pairs",
     "IndexResult": "estimation.result",
@@ -72,7 +72,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
         globals()[name] = value
         return value
-    try:  # submodules used as attributes, e.g. gpu_hpi.methods.MethodOptions
+    try:  # submodules used as attributes, e.g. gpu_hpi.estimation.methods
         return importlib.import_module(f".{name}", __name__)
     except ModuleNotFoundError as exc:
         if exc.name != f"{__name__}.{name}":

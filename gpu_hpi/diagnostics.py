@@ -19,8 +19,9 @@ from .data.pairs import Pairs
 from .errors import ConfigError
 from .estimation.api import index_tables
 from .estimation.identify import identify
+from .estimation.methods import MethodOptions, fit_method
+from .estimation.methods.cells import CellLookup
 from .estimation.result import IndexResult
-from .methods import CellLookup, MethodOptions, fit_method
 from .vintages import vintage_log_index
 
 

@@ -297,7 +297,7 @@ _BIN_SHIFT = 48  # |e| histogram bins: the top 16 bits of the float64 (exponent 
 
 def _partition_residuals(pairs: Any, table: CellTable, identified: Any, log_index: Any, backend: str) -> Any:
     """(cell, group, y, e) of the partition's pairs in their base period's component."""
-    from .methods import CellLookup, _cell_ssr
+    from .estimation.methods.cells import CellLookup, cell_ssr
 
     be = resolve_backend(backend)
     xp = be.xp
@@ -305,7 +305,7 @@ def _partition_residuals(pairs: Any, table: CellTable, identified: Any, log_inde
     keep = cell >= 0
     keep[keep] = xp.asarray(identified)[table.group[cell[keep]], table.prev[cell[keep]]]
     cell, y = cell[keep], pairs.y[keep].astype("float64")
-    _, d = _cell_ssr(table, log_index, be)
+    _, d = cell_ssr(table, log_index, be)
     return be, cell, table.group[cell], y, y - d[cell]
 
 
@@ -332,7 +332,7 @@ def _abs_in_bins(pairs: Any, table: CellTable, identified: Any, log_index: Any, 
 def _weighted_cells(
     pairs: Any, table: CellTable, identified: Any, log_index: Any, scale: Any, c: float, backend: str
 ) -> Any:
-    from .methods import huber_weights
+    from .estimation.methods.robust import huber_weights
 
     be, cell, grp, y, e = _partition_residuals(pairs, table, identified, log_index, backend)
     xp = be.xp
@@ -341,7 +341,7 @@ def _weighted_cells(
 
 
 def _h1(pairs: Any, table: CellTable, identified: Any, log_index: Any, scale: Any, c: float, backend: str) -> Any:
-    from .methods import h1_sums
+    from .estimation.methods.robust import h1_sums
 
     be, _, grp, _, e = _partition_residuals(pairs, table, identified, log_index, backend)
     return h1_sums(be.xp, e / be.xp.asarray(scale)[grp], grp, table.n_groups, c, be)
@@ -352,7 +352,7 @@ def _add(a: Any, b: Any) -> Any:
 
 
 class DaskPasses:
-    """The robust fit's passes over pairs kept on the workers (see methods.robust_irls). The
+    """The robust fit's passes over pairs kept on the workers (see estimation.methods.robust.robust_irls). The
     per-group median |e| is exact: a histogram of |e| by its top 16 bits finds the bins of the
     middle order statistics, then only the values in those bins travel to the client."""
 
@@ -384,7 +384,7 @@ class DaskPasses:
     def scale(self, log_index: Any) -> Any:
         import numpy as np
 
-        from .methods import _scale
+        from .estimation.methods.robust import scale_from_mad
 
         beta = np.nan_to_num(log_index)
         hist = self._tree(_abs_histogram, beta)
@@ -407,7 +407,7 @@ class DaskPasses:
             mine = np.sort(val[grp == g])
             below = cum[g, wanted[g, 0] - 1] if wanted[g, 0] > 0 else 0  # pairs in lower bins
             median[g] = 0.5 * (mine[ranks[g, 0] - below] + mine[ranks[g, 1] - below])
-        return _scale(median)
+        return scale_from_mad(median)
 
     def weighted_sums(self, log_index: Any, scale: Any) -> dict[str, Any]:
         n, y, y2 = self._tree(_weighted_cells, log_index, scale, self.c)

@@ -54,9 +54,9 @@ from .diagnostics import (
 )
 from .errors import ConfigError, DataError
 from .estimation.api import fit_index
+from .estimation.methods import MethodOptions
 from .estimation.result import IndexResult
 from .io import PairBatch, PairSource, SaleSource, cudf_module, ready, write_atomically
-from .methods import MethodOptions
 from .series import SEASONS, fill_gaps, seasonal_adjust
 from .sql import sql_batch, sql_cell_table
 from .sql_sales import sql_sales

@@ -26,7 +26,7 @@ import numpy as np
 from .backend import Backend
 from .data.pairs import Pairs, add_counts
 from .errors import ConfigError, DataError
-from .methods import segment_medians
+from .estimation.methods.cells import segment_medians
 
 PAIRINGS = ("consecutive", "all")
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal

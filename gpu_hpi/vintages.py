@@ -20,8 +20,9 @@ import scipy.sparse.csgraph
 from .backend import resolve_backend
 from .data.cells import CellTable
 from .estimation.identify import Identification
+from .estimation.methods import MethodOptions, fit_method
+from .estimation.methods.case_shiller import case_shiller
 from .estimation.normal import decouple, group_batches
-from .methods import MethodOptions, case_shiller, fit_method
 
 # numbers in one group batch's (batch, T, T) Laplacian during the sweep: 64 MB
 SWEEP_NUMBERS = 1 << 23

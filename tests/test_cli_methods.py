@@ -26,7 +26,7 @@ from helpers import (
 
 import gpu_hpi
 from gpu_hpi import diagnostics as dg
-from gpu_hpi.methods import MethodOptions
+from gpu_hpi.estimation.methods import MethodOptions
 from gpu_hpi.synthetic import SyntheticMarket
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")

@@ -195,11 +195,11 @@ def test_cudf_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any)
 # index methods: the device fit of each method equals the numpy backend's
 
 METHOD_OPTIONS = {
-    "case_shiller": gpu_hpi.methods.MethodOptions(name="case_shiller"),
-    "case_shiller_absolute": gpu_hpi.methods.MethodOptions(name="case_shiller", stage2="absolute", quadratic=True),
-    "robust": gpu_hpi.methods.MethodOptions(name="robust", tol=1e-12, max_iter=200),
-    "arithmetic": gpu_hpi.methods.MethodOptions(name="arithmetic"),
-    "arithmetic_weighted": gpu_hpi.methods.MethodOptions(name="arithmetic", interval_weights=True, quadratic=True),
+    "case_shiller": gpu_hpi.MethodOptions(name="case_shiller"),
+    "case_shiller_absolute": gpu_hpi.MethodOptions(name="case_shiller", stage2="absolute", quadratic=True),
+    "robust": gpu_hpi.MethodOptions(name="robust", tol=1e-12, max_iter=200),
+    "arithmetic": gpu_hpi.MethodOptions(name="arithmetic"),
+    "arithmetic_weighted": gpu_hpi.MethodOptions(name="arithmetic", interval_weights=True, quadratic=True),
 }
 
 

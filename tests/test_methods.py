@@ -15,7 +15,7 @@ from helpers import noisy_short_precise_long
 from reference import base_component, drop_counts, valid_mask
 
 import gpu_hpi
-from gpu_hpi.methods import MethodOptions
+from gpu_hpi.estimation.methods import MethodOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
 
@@ -403,24 +403,24 @@ def test_case_shiller_absolute_needs_pairs() -> None:
 
 def test_case_shiller_absolute_pair_pass_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The |e| pass over the pairs in many small chunks gives the one-chunk result."""
-    from gpu_hpi import methods
+    from gpu_hpi.estimation.methods.cells import pair_pass
 
     p = method_problem(1)
     method = MethodOptions(name="case_shiller", stage2="absolute")
     whole = fit_with_pairs(p, method)
-    monkeypatch.setattr(methods.pair_pass, "__defaults__", (37,))
+    monkeypatch.setattr(pair_pass, "__defaults__", (37,))
     chunked = fit_with_pairs(p, method)
     np.testing.assert_allclose(chunked.log_index, whole.log_index, atol=1e-12, rtol=0, equal_nan=True)
     np.testing.assert_allclose(chunked.se, whole.se, rtol=1e-10, equal_nan=True)
 
 
 def test_case_shiller_absolute_pair_pass_in_chunks_with_prices(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gpu_hpi import methods
+    from gpu_hpi.estimation.methods.cells import pair_pass
 
     p = method_problem(1)
     method = MethodOptions(name="case_shiller", stage2="absolute")
     whole = fit_with_pairs(p, method, prices=True)
-    monkeypatch.setattr(methods.pair_pass, "__defaults__", (37,))
+    monkeypatch.setattr(pair_pass, "__defaults__", (37,))
     chunked = fit_with_pairs(p, method, prices=True)
     np.testing.assert_allclose(chunked.log_index, whole.log_index, atol=1e-12, rtol=0, equal_nan=True)
 

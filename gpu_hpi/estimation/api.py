@@ -11,9 +11,9 @@ from ..backend import Backend, as_backend
 from ..data.cells import CellTable, build_cell_table
 from ..data.pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
 from ..errors import ConfigError, IdentificationWarning
-from ..methods import MethodOptions, fit_method, robust_irls
 from .identify import identify
 from .iterative import DEFAULT_TOL, OPERATORS, iterative_beta
+from .methods import MethodOptions, fit_method, robust_irls
 from .normal import SOLVERS, TableFit, fit_table
 from .result import IndexResult
 
@@ -45,7 +45,7 @@ def fit_index(
     "arithmetic" (needs a table with prices), or MethodOptions for their options.
     A table with a single unnamed group ("ALL") yields just that index.
     pair_passes: for method="robust" without `pairs` in this process (Dask): a call
-    (table, identification, pooled) -> the passes object of methods.robust_irls.
+    (table, identification, pooled) -> the passes object of estimation.methods.robust.robust_irls.
     """
     be = as_backend(backend)
     t = table.n_periods

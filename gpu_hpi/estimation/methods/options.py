@@ -1,0 +1,36 @@
+"""The index methods' names and options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import ConfigError
+
+METHODS = ("bmn", "case_shiller", "robust", "arithmetic")
+PAIR_METHODS = ("robust",)  # methods that need the pairs, not only their table
+
+
+@dataclass(frozen=True)
+class MethodOptions:
+    """stage2: "squared" regresses e^2 on the holding interval (weights 1 / fitted), "absolute" |e|
+    (weights 1 / fitted^2); quadratic: add h^2 to that regression; interval_weights: the
+    arithmetic index with Case-Shiller weights; huber_c, max_iter, tol: the robust IRLS."""
+
+    name: str = "bmn"
+    stage2: str = "squared"
+    quadratic: bool = False
+    interval_weights: bool = False
+    huber_c: float = 1.345
+    max_iter: int = 50
+    tol: float = 1e-10
+
+    @property
+    def needs_pairs(self) -> bool:
+        """True where a cell table is not enough: robust, and Case-Shiller's |e| stage 2."""
+        return self.name in PAIR_METHODS or (self.name == "case_shiller" and self.stage2 == "absolute")
+
+    def __post_init__(self) -> None:
+        if self.name not in METHODS:
+            raise ConfigError(f"method must be one of {list(METHODS)}, got {self.name!r}")
+        if self.stage2 not in ("squared", "absolute"):
+            raise ConfigError(f"stage2 must be 'squared' or 'absolute', got {self.stage2!r}")
