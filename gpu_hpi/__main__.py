@@ -124,7 +124,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 @hydra.main(config_path=None, config_name="config", version_base=None)
 def _app(cfg: DictConfig) -> None:
-    from .pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
+    from .app.pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if not cfg.debug:  # warnings as one line each; debug=true keeps Python's form (file and line)

@@ -294,3 +294,8 @@ def config_dir() -> str:
         if (candidate / "config.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(f"gpu_hpi's conf/ directory was not found next to {here}")
+
+
+def option_name(value: Any) -> str:
+    """An option's value as a plain string (an enum member's value, or the value itself)."""
+    return str(value.value if hasattr(value, "value") else value)

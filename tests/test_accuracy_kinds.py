@@ -13,7 +13,7 @@ import pytest
 from helpers import compose_config
 
 import gpu_hpi
-from gpu_hpi import pipeline
+from gpu_hpi.app import pipeline
 from gpu_hpi.diagnostics import Refit, forecast_errors, in_sample_errors, vintage_indices, vintages_frame
 from gpu_hpi.estimation.methods import MethodOptions
 

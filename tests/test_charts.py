@@ -9,7 +9,7 @@ import numpy as np
 from helpers import compose_config
 from matplotlib.image import imread
 
-from gpu_hpi import pipeline
+from gpu_hpi.app import pipeline
 from gpu_hpi.charts import MAX_PANELS, year_ticks
 
 

@@ -43,7 +43,7 @@ class Market:
 
     def __init__(self) -> None:
         market = SyntheticMarket.create(N, T, G, SEED, 0.1, 30.0)
-        assert market.n_pairs < 1 << 22  # a single chunk: prices(y, 0), as pipeline._synthetic_batches
+        assert market.n_pairs < 1 << 22  # a single chunk: prices(y, 0), as app.loaders._synthetic_batches
         self.group, self.prev, self.recent, self.y = market.arrays()
         self.p0, self.p1 = market.prices(self.y, 0)
         self.labels = month_labels(np.arange(START_MONTH, START_MONTH + T))
@@ -62,7 +62,7 @@ class Market:
         )
 
     def fitted(self, method: str = "bmn") -> tuple[gpu_hpi.Pairs, gpu_hpi.CellTable, gpu_hpi.IndexResult, Any]:
-        """(pairs, table, result, refit) as pipeline.run_diagnostics has them."""
+        """(pairs, table, result, refit) as app.report.run_diagnostics has them."""
         pairs = gpu_hpi.prepare_pairs(self.prev, self.recent, self.y, self.group, n_periods=T, backend=CPU)
         table = gpu_hpi.build_cell_table(pairs, CPU)
         options = {"backend": CPU, "method": method, "min_pairs": None, "groups": True, "pooled": True}

@@ -9,8 +9,8 @@ import pytest
 from helpers import compose_config
 
 from gpu_hpi import config as C
-from gpu_hpi import pipeline
 from gpu_hpi.__main__ import process_age
+from gpu_hpi.app import pipeline
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,7 +10,7 @@ import pytest
 from helpers import compose_config, noisy_short_precise_long
 
 from gpu_hpi import config as C
-from gpu_hpi import pipeline
+from gpu_hpi.app import pipeline
 from gpu_hpi.backend import check_memory_sizes
 from gpu_hpi.errors import ConfigError, DataError
 

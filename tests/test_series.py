@@ -12,7 +12,7 @@ import pytest
 from helpers import compose_config
 from statsmodels.tsa.seasonal import STL
 
-from gpu_hpi import pipeline
+from gpu_hpi.app import pipeline
 from gpu_hpi.errors import ConfigError
 from gpu_hpi.series import fill_gaps, seasonal_adjust
 

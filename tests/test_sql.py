@@ -25,7 +25,7 @@ N = 6000
 
 
 def stream_table(source: PairSource, start: int | None, end: int | None) -> tuple[int, gpu_hpi.CellTable, int]:
-    """(first period, table, missing_period) as the streaming reader builds them (pipeline._stream_pairs)."""
+    """(first period, table, missing_period) as the streaming reader builds them (app.loaders.stream_pairs)."""
     acc = TableAccumulator()
     for batch in source.batches():
         acc.missing_period += batch.missing_period

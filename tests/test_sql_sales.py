@@ -40,7 +40,7 @@ def source(path: Path, keys: list[str], group: str | None = "group", **kw: Any) 
 def array_path(
     src: SaleSource, rules: PairingRules, start: int | None, end: int | None
 ) -> tuple[int, Any, CellTable, dict[str, int]]:
-    """(first, pairs, table, dropped) as pipeline._load_transactions makes them without DuckDB."""
+    """(first, pairs, table, dropped) as app.loaders.load_transactions makes them without DuckDB."""
     raw = src.read()
     first = start if start is not None else int(raw.period.min())
     last = end if end is not None else int(raw.period.max())
@@ -202,7 +202,7 @@ def test_csv_and_refusals(tmp_path: Path) -> None:
 def test_pipeline_same_run_with_and_without_duckdb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str]
 ) -> None:
-    from gpu_hpi import pipeline
+    from gpu_hpi.app import loaders, pipeline
 
     df = random_sales(34, n_props=1500)
     path = write_sales(tmp_path, df, ["a", "b"])
@@ -225,7 +225,7 @@ def test_pipeline_same_run_with_and_without_duckdb(
         cfg = compose_config(*common, *extra)
         with monkeypatch.context() as patch:
             if engine == "arrays":
-                patch.setattr(pipeline, "sql_sales", lambda *args, **kw: None)
+                patch.setattr(loaders, "sql_sales", lambda *args, **kw: None)
             runs[engine] = (pipeline.run(cfg, out), pd.read_csv(out / "index.csv"))
     (got, got_index), (want, want_index) = runs["duckdb"], runs["arrays"]
     for key in ("dropped", "n_sales_read", "n_pairs_made", "n_pairs_used", "first_period", "n_periods"):

@@ -14,7 +14,8 @@ import pytest
 from helpers import compose_config
 from test_sql import assert_same
 
-from gpu_hpi import pipeline
+import gpu_hpi
+from gpu_hpi.app import pipeline
 from gpu_hpi.data.calendar import Calendar, days_to_period, parse_period, period_label
 from gpu_hpi.errors import ConfigError
 from gpu_hpi.io import PairSource, SaleSource
@@ -106,7 +107,7 @@ def test_sales_paired_by_weeks(tmp_path: Path) -> None:
     raw = source.read()
     first, last = int(raw.period.min()), int(raw.period.max())
     made = make_pairs(
-        raw.to_sales(pipeline.resolve_backend("cpu"), first, last - first + 1), rules, pipeline.resolve_backend("cpu")
+        raw.to_sales(gpu_hpi.resolve_backend("cpu"), first, last - first + 1), rules, gpu_hpi.resolve_backend("cpu")
     )
     assert got is not None and got.pairs is not None and got.first == first
     assert got.dropped["sale_same_period_duplicate"] == made.dropped["sale_same_period_duplicate"] > 0

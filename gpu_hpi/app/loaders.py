@@ -1,0 +1,366 @@
+"""The loaders of `python -m gpu_hpi`, one per data.kind: pairs (streamed, or partitioned on Dask),
+the synthetic market, sale records and stored cell tables, each into a cell table (and the pairs
+where a method needs them)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..backend import (
+    Backend,
+    array_namespace,
+    device_read_budget,
+)
+from ..config import option_name
+from ..data.calendar import PER_YEAR, Calendar, parse_period
+from ..data.cells import CellTable, TableAccumulator, build_cell_table
+from ..data.pairs import Pairs, add_counts, prepare_pairs
+from ..errors import ConfigError, DataError
+from ..estimation.methods import MethodOptions
+from ..io import PairBatch, PairSource, SaleSource, ready, write_atomically
+from ..sql import sql_batch, sql_cell_table
+from ..sql_sales import sql_sales
+from ..store import combine_tables, load_cells
+from ..synthetic import SyntheticMarket
+from ..transactions import PairingRules, check_sales, make_pairs
+from .stages import Timings, progress_bar
+
+
+def _window(cfg: Any, periodicity: str) -> tuple[int | None, int | None]:
+    start = None if cfg.data.get("start") is None else parse_period(cfg.data.start, periodicity)
+    end = None if cfg.data.get("end") is None else parse_period(cfg.data.end, periodicity)
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"data.end={cfg.data.end} is before data.start={cfg.data.start}")
+    return start, end
+
+
+def _parallel_map(fn: Callable[[Any], Any], items: Iterator[Any], workers: int) -> Iterator[Any]:
+    """fn over items on `workers` threads, results in order, at most workers + 1 in flight (bounded
+    memory); numpy and pyarrow release the GIL in the heavy parts."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future[Any]] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _synthetic_batches(market: SyntheticMarket, start: int, prices: bool) -> Iterator[PairBatch]:
+    for k, (group, prev, recent, y) in enumerate(market.pairs()):
+        p0, p1 = market.prices(y, k) if prices else (None, None)
+        yield PairBatch(prev.astype(np.int32) + start, recent.astype(np.int32) + start, y, group, 0, p0, p1)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the input gave: the cell table (periods from the absolute period first_period), the
+    pairs when kept (else None), drop counts of the reading stage, the synthetic market (if
+    any) and extra summary entries."""
+
+    table: CellTable
+    first_period: int
+    pairs: Pairs | None
+    dropped: dict[str, int]
+    market: SyntheticMarket | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    # accuracy without the pairs in this process (Dask): (table, refit, base, folds, pooled) -> Accuracy
+    cross_validate: Callable[..., Any] | None = None
+    # the robust fit's passes over pairs kept elsewhere (Dask): (table, identification, pooled) -> passes
+    pair_passes: Callable[..., Any] | None = None
+
+
+def stream_pairs(
+    cfg: Any,
+    periodicity: str,
+    backend: Backend,
+    method: MethodOptions,
+    strict: bool,
+    keep_pairs: bool,
+    timings: Timings,
+    resources: contextlib.ExitStack,
+) -> Loaded:
+    """Synthetic or file pairs, batch by batch into cell tables (bounded memory unless kept)."""
+    market = None
+    one_batch = False  # DuckDB read every pair at once (a table then uses every core)
+    if cfg.data.kind == "synthetic":
+        d = cfg.data
+        try:
+            market = SyntheticMarket.create(d.n_pairs, d.n_periods, d.n_groups, d.seed, d.noise_sd, d.mean_holding)
+        except ValueError as exc:
+            raise ConfigError(f"synthetic market: {exc}") from exc
+        first = parse_period(d.start, "month")
+        if periodicity != "month":
+            raise ConfigError("the synthetic market is monthly; use index.periodicity=month")
+        start: int | None = first
+        end: int | None = first + d.n_periods - 1
+        jobs: Iterator[Callable[[], PairBatch]] = (
+            functools.partial(ready, b) for b in _synthetic_batches(market, first, method.name == "arithmetic")
+        )
+        total_rows: int | None = d.n_pairs
+    else:
+        start, end = _window(cfg, periodicity)
+        roles = ("group", "prev", "recent", "y", "price_prev", "price_recent")
+        columns = {role: cfg.data.columns.get(role) for role in roles}
+        source = PairSource(
+            path=cfg.data.path,
+            format=option_name(cfg.data.format),
+            columns=columns,
+            periodicity=periodicity,
+            integer_periods=option_name(cfg.data.integer_periods),
+            start=cfg.data.start,
+            batch_rows=int(cfg.data.batch_rows),
+            memory_limit=cfg.data.get("memory_limit"),
+            device_read_bytes=device_read_budget(backend, cfg.memory.maximum_pool_size) if backend.is_gpu else None,
+        )
+        total_rows = source.count_rows()
+        if _uses_cluster(cfg):
+            return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
+        jobs = source.batch_jobs(gpu=backend.is_gpu)
+        if not backend.is_gpu:  # on the CPU DuckDB reads parquet (sql.py)
+            with timings.stage("read_and_table"):
+                if not keep_pairs:  # the cell table alone: one query
+                    reduced = sql_cell_table(source, start, end, strict, progress=bool(cfg.progress))
+                    if reduced is not None:
+                        return Loaded(reduced.table, reduced.first, None, {"missing_period": reduced.missing_period})
+                else:  # the pairs themselves, as one batch (its table then uses every core)
+                    batch = sql_batch(source, progress=bool(cfg.progress))
+                    if batch is not None:
+                        jobs, one_batch = iter([functools.partial(ready, batch)]), True
+
+    acc = TableAccumulator()
+    kept: list[PairBatch] = []  # iterative solvers, the robust method and accuracy need the pairs
+    # batches in parallel, one thread each: on the CPU all of the work; on the GPU (pyarrow
+    # decoding on the host) the next batches' decoding overlaps this one's copy and table
+    workers = os.cpu_count() or 1
+    if one_batch or (backend.is_gpu and (cfg.data.kind == "synthetic" or source.reads_on_device(True))):
+        workers = 1  # one batch, or device-resident batches: nothing on the host to overlap
+
+    def convert_and_reduce(job: Callable[[], PairBatch]) -> tuple[PairBatch, tuple[int, CellTable] | None]:
+        batch = job()
+        if batch.n_rows == 0:  # e.g. an empty part file, or a batch of null periods only
+            return batch, None
+        return batch, batch.cell_table(start, end, backend, strict, threads=1 if workers > 1 else None)
+
+    with progress_bar(bool(cfg.progress), total_rows) as advance, timings.stage("read_and_table", backend):
+        for batch, reduced in _parallel_map(convert_and_reduce, jobs, workers):
+            acc.missing_period += batch.missing_period
+            if advance is not None:
+                advance(batch.n_rows + batch.missing_period)
+            if reduced is not None:
+                acc.add(*reduced)
+                if keep_pairs:
+                    kept.append(batch)
+    if not acc.parts:
+        raise DataError("the input holds no pairs")
+    first_period, table = acc.total(start, end)
+    pairs = None
+    if kept:
+        with timings.stage("assemble_pairs", backend):
+            pairs = _concat_pairs(kept, first_period, table.n_periods, backend)
+    return Loaded(table, first_period, pairs, {"missing_period": acc.missing_period}, market)
+
+
+def _uses_cluster(cfg: Any) -> bool:
+    return option_name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
+
+
+def _dask_pairs(
+    cfg: Any,
+    source: PairSource,
+    start: int | None,
+    end: int | None,
+    backend: Backend,
+    strict: bool,
+    method: MethodOptions,
+    total_rows: int | None,
+    timings: Timings,
+    resources: contextlib.ExitStack,
+) -> Loaded:
+    """The cell table of a parquet dataset computed on a Dask cluster (see distributed.py); the
+    cluster stays up (in `resources`) for the accuracy passes."""
+    from ..distributed import DaskPasses, cluster_client, dask_accuracy, dask_cell_table, partition_pairs, partitions
+
+    if (method.needs_pairs and method.name != "robust") or option_name(cfg.solver.name) != "normal":
+        raise ConfigError(
+            "with a Dask cluster the pairs stay on the workers: |e| Case-Shiller and lsqr/lsmr run with cluster=none"
+        )
+    worker_backend = "gpu" if option_name(cfg.cluster.kind) == "cuda" else "cpu"
+    parts = partitions(source)  # before the cluster starts: a bad input fails fast and quietly
+    client = resources.enter_context(cluster_client(cfg.cluster, cfg.memory))
+    with progress_bar(bool(cfg.progress), total_rows) as advance, timings.stage("dask_table", backend):
+        first, table, missing, kept_rows = dask_cell_table(
+            client, source, parts, start, end, worker_backend, strict, advance
+        )
+    workers = len(client.scheduler_info().get("workers", {}))
+
+    def cross_validate(tab: CellTable, refit: Any, base: int, folds: int, pooled: bool) -> Any:
+        return dask_accuracy(
+            client, source, parts, kept_rows, first, tab.to_host(), refit, base, folds, worker_backend, pooled
+        )
+
+    def robust_passes(tab: CellTable, ident: Any, pooled: bool) -> Any:
+        host = tab.to_host()
+        futures = [client.submit(partition_pairs, source, p, first, host, worker_backend, pooled) for p in parts]
+        return DaskPasses(client, futures, host, ident.identified, method.huber_c, worker_backend, backend.xp)
+
+    return Loaded(
+        _on_backend(table, backend),
+        first,
+        None,
+        {"missing_period": missing},
+        extra={"dask_workers": workers},
+        cross_validate=cross_validate,
+        pair_passes=robust_passes,
+    )
+
+
+def load_transactions(
+    cfg: Any, periodicity: str, backend: Backend, strict: bool, keep_pairs: bool, prices: bool
+) -> Loaded:
+    """Sale records -> pairs -> cell table: on the CPU paired by DuckDB (parquet: sql_sales.py),
+    else read into arrays (pairing needs every sale of a property) and paired by make_pairs."""
+    d = cfg.data
+    prop = d.columns.property
+    source = SaleSource(
+        path=d.path,
+        format=option_name(d.format),
+        property=[prop] if isinstance(prop, str) else [str(p) for p in prop],
+        date=d.columns.date,
+        price=d.columns.price,
+        group=d.columns.get("group"),
+        periodicity=periodicity,
+        integer_periods=option_name(d.integer_periods),
+        start=d.start,
+        batch_rows=int(d.batch_rows),
+        memory_limit=d.get("memory_limit"),
+    )
+    start, end = _window(cfg, periodicity)
+    rules = PairingRules(
+        pairing=option_name(d.pairing),
+        min_holding=d.min_holding,
+        max_holding=d.max_holding,
+        max_annual_return=d.max_annual_return,
+        max_robust_z=d.max_robust_z,
+        periods_per_year=PER_YEAR[periodicity],
+    )
+    if not backend.is_gpu:
+        paired = sql_sales(source, rules, start, end, keep_pairs, strict, prices, progress=bool(cfg.progress))
+        if paired is not None:
+            extra = {"n_sales_read": paired.n_sales, "pairing": rules.pairing, "n_pairs_made": paired.n_pairs}
+            return Loaded(paired.table, paired.first, paired.pairs, paired.dropped, extra=extra)
+    raw = source.read()
+    check_sales(raw.n_sales, int(raw.period.size))
+    first = start if start is not None else int(raw.period.min())
+    last = end if end is not None else int(raw.period.max())
+    sales = raw.to_sales(backend, first, max(last - first + 1, 2))
+    made = make_pairs(sales, rules, backend)
+    pairs = made.as_pairs()
+    table = build_cell_table(pairs, backend, strict=strict)
+    dropped = add_counts({"sale_missing_date": raw.n_missing_date, **raw.dropped}, made.dropped)
+    extra = {"n_sales_read": raw.n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
+    return Loaded(table, first, pairs, dropped, extra=extra)
+
+
+def check_table_only(cfg: Any, method: MethodOptions, solver: str, source: str) -> None:
+    """With stored cell tables there are no pairs: refuse what needs them, before reading."""
+    if method.needs_pairs:
+        what = "method=robust" if method.name == "robust" else "method.stage2=absolute (the |e| stage 2)"
+        raise ConfigError(f"{what} needs the pairs themselves; with {source} only cell tables are available")
+    if solver != "normal":
+        raise ConfigError(f"solver={solver} needs the pairs; with {source} use solver=normal")
+    if cfg.diagnostics.accuracy_folds:
+        raise ConfigError(f"diagnostics.accuracy_folds needs the pairs; with {source} set it to 0")
+
+
+def stored_cells(files: list[str], periodicity: str, backend: Backend) -> Loaded:
+    table, calendar = combine_tables([load_cells(f) for f in files])
+    if calendar.periodicity != periodicity:
+        raise DataError(f"the cell tables are by {calendar.periodicity}; set index.periodicity={calendar.periodicity}")
+    return Loaded(_on_backend(table, backend), calendar.start, None, {}, extra={"cell_tables": files})
+
+
+def add_stored_cells(loaded: Loaded, files: list[str], periodicity: str, backend: Backend) -> Loaded:
+    """The new pairs' table plus the stored tables of earlier pairs (calendars aligned)."""
+    new = (loaded.table.to_host(), Calendar(periodicity, loaded.first_period, loaded.table.n_periods))
+    stored = stored_cells(files, periodicity, backend)
+    old = (stored.table.to_host(), Calendar(periodicity, stored.first_period, stored.table.n_periods))
+    table, calendar = combine_tables([old, new])
+    extra = {**loaded.extra, "added_cell_tables": files, "n_pairs_added_from_cells": old[0].n_pairs}
+    return Loaded(_on_backend(table, backend), calendar.start, None, loaded.dropped, loaded.market, extra)
+
+
+def _on_backend(table: CellTable, backend: Backend) -> CellTable:
+    if not backend.is_gpu:
+        return table
+    xp = backend.xp
+    return replace(
+        table,
+        group=xp.asarray(table.group),
+        prev=xp.asarray(table.prev),
+        recent=xp.asarray(table.recent),
+        count=xp.asarray(table.count),
+        sums={k: xp.asarray(v) for k, v in table.sums.items()},
+    )
+
+
+def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
+    """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
+    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic."""
+
+    def host(a: Any) -> np.ndarray:
+        return a if isinstance(a, np.ndarray) else a.get()
+
+    firsts = calendar.first_days()
+    group: Any = "ALL"
+    if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
+        codes = host(pairs.group)
+        group = pd.Series(pairs.group_labels[np.maximum(codes, 0)], dtype=object).where(codes >= 0, None)
+    frame = pd.DataFrame(
+        {
+            "group_id": group,
+            "PrevYearMonth": firsts[host(pairs.prev)],
+            "RecentYearMonth": firsts[host(pairs.recent)],
+            "LogPriceDiff": host(pairs.y),
+            "PrevPrice": host(pairs.price_prev),
+            "RecentPrice": host(pairs.price_recent),
+        }
+    )
+    write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend: Backend) -> Pairs:
+    xp = array_namespace(batches[0].y)
+    groups = [b.group for b in batches]
+    group: Any
+    if groups[0] is None:
+        group = None
+    elif all(isinstance(g, (np.ndarray, xp.ndarray)) for g in groups):
+        group = xp.concatenate([xp.asarray(g) for g in groups])
+    else:  # some batches had missing ids (pandas): all on the host, then factorised together
+        host = [g.get() if hasattr(g, "get") and not isinstance(g, pd.Series) else g for g in groups]
+        group = pd.concat([pd.Series(g) for g in host], ignore_index=True)
+    return prepare_pairs(
+        xp.concatenate([b.prev for b in batches]) - np.int32(start),
+        xp.concatenate([b.recent for b in batches]) - np.int32(start),
+        xp.concatenate([b.y for b in batches]),
+        group,
+        n_periods=n_periods,
+        backend=backend,
+        price_prev=None if batches[0].price_prev is None else xp.concatenate([b.price_prev for b in batches]),
+        price_recent=None if batches[0].price_recent is None else xp.concatenate([b.price_recent for b in batches]),
+    )

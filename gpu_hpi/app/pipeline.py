@@ -1,0 +1,183 @@
+"""Orchestration of `python -m gpu_hpi`: read (streaming) -> cell table -> solve -> outputs.
+
+Numbers happen in the engine modules, reading in the loaders, files in the report; this module only
+wires them to the configuration, stage by stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import logging
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..backend import (
+    check_memory_sizes,
+    configure_memory,
+    resolve_backend,
+)
+from ..config import option_name
+from ..data.calendar import Calendar, parse_period
+from ..data.pairs import add_counts, check_strict
+from ..diagnostics import (
+    Refit,
+)
+from ..errors import ConfigError, DataError
+from ..estimation.api import fit_index
+from ..estimation.methods import MethodOptions
+from ..io import cudf_module
+from ..series import SEASONS
+from ..store import cell_files
+from .loaders import add_stored_cells, check_table_only, load_transactions, save_pairs, stored_cells, stream_pairs
+from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs
+from .stages import Timings
+
+log = logging.getLogger("gpu_hpi")
+
+
+def run(cfg: Any, out_dir: Path, startup_s: float | None = None) -> dict[str, Any]:
+    """Run the configured job and write its outputs into out_dir; returns the summary.
+    startup_s: the seconds the process took to get here (reported as the "startup" stage)."""
+    with contextlib.ExitStack() as resources:  # e.g. a Dask cluster, kept until the diagnostics are done
+        return _run(cfg, out_dir, resources, startup_s)
+
+
+def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: float | None) -> dict[str, Any]:
+    timings = Timings()
+    if startup_s is not None:
+        timings.stages["startup"] = startup_s
+    _check_options(cfg)
+    periodicity = option_name(cfg.index.periodicity)
+    solver = option_name(cfg.solver.name)
+    options: dict[str, Any] = {f.name: cfg.method[f.name] for f in dataclasses.fields(MethodOptions)}
+    method = MethodOptions(
+        **{**options, "name": option_name(cfg.method.name), "stage2": option_name(cfg.method.stage2)}
+    )
+    with timings.stage("setup"):
+        backend = resolve_backend(option_name(cfg.backend.name))
+        memory_note = configure_memory(
+            backend,
+            pool=cfg.memory.pool,
+            initial_pool_size=cfg.memory.initial_pool_size,
+            maximum_pool_size=cfg.memory.maximum_pool_size,
+            managed_memory=cfg.memory.managed_memory,
+        )
+        if backend.is_gpu and cfg.data.kind in ("pairs", "transactions"):
+            cudf_module()  # its import (seconds) counted here, not in the reading
+    if cfg.output.plot:
+        # the chart's imports (~0.5 s) while the data are read: on the GPU the host is idle; on the
+        # CPU DuckDB's query and numpy release the GIL
+        threading.Thread(target=importlib.import_module, args=("matplotlib.figure",), daemon=True).start()
+    how = "requested" if option_name(cfg.backend.name) != "auto" else "chosen by backend=auto"
+    # the memory note only where it applies (the GPU): no word about options a CPU run ignores
+    log.info("backend %s (%s): %s%s", backend.name, backend.device, how, f"; {memory_note}" if backend.is_gpu else "")
+
+    strict = bool(cfg.data.get("strict", False))
+    keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
+    if cfg.data.get("add_cells"):
+        check_table_only(cfg, method, solver, "data.add_cells")
+    if cfg.data.kind == "transactions":
+        with timings.stage("read_and_pair", backend):
+            prices = method.name == "arithmetic" or bool(cfg.output.cells or cfg.data.get("add_cells"))
+            loaded = load_transactions(
+                cfg, periodicity, backend, strict, keep_pairs or bool(cfg.data.save_pairs), prices
+            )
+        if cfg.data.save_pairs and loaded.pairs is not None:
+            with timings.stage("save_pairs"):
+                calendar = Calendar(periodicity, loaded.first_period, loaded.table.n_periods)
+                save_pairs(loaded.pairs, calendar, cfg.data.save_pairs)
+    elif cfg.data.kind == "cells":
+        check_table_only(cfg, method, solver, "data=cells")
+        with timings.stage("read_cells"):
+            loaded = stored_cells(cell_files(cfg.data.path), periodicity, backend)
+    else:
+        loaded = stream_pairs(cfg, periodicity, backend, method, strict, keep_pairs, timings, resources)
+    if cfg.data.get("add_cells"):
+        with timings.stage("add_cells"):
+            loaded = add_stored_cells(loaded, cell_files(cfg.data.add_cells), periodicity, backend)
+    table, pairs, market = loaded.table, loaded.pairs, loaded.market
+    if table.n_pairs == 0:
+        raise DataError(f"none of the input's pairs is usable ({drop_text(add_counts(loaded.dropped, table.dropped))})")
+    calendar = Calendar(periodicity, loaded.first_period, table.n_periods)
+    if not keep_pairs:
+        pairs = None
+    base = 0 if cfg.index.base_period is None else calendar.position(cfg.index.base_period)
+    # a table-only fit is a few MB of (G, T, T) solves: on the host in float64, whatever the backend
+    on_host = solver == "normal" and not method.needs_pairs
+    refit = Refit(method, cfg.index.min_pairs, bool(cfg.index.groups), bool(cfg.index.pooled))
+    fit_options = dict(
+        backend=resolve_backend("cpu") if on_host else backend,
+        method=method,
+        min_pairs=cfg.index.min_pairs,
+        groups=cfg.index.groups,
+        pooled=cfg.index.pooled,
+    )
+    with timings.stage("solve", backend):
+        result = fit_index(
+            table.to_host() if on_host else table,
+            pairs=None if on_host else pairs,  # a table-only fit never reads them
+            solver=solver,
+            base_period=base,
+            period_labels=calendar.labels(),
+            tol=cfg.solver.tol,
+            iter_lim=cfg.solver.iter_lim,
+            operator=cfg.solver.operator.value,
+            pair_passes=loaded.pair_passes,
+            **fit_options,
+        )
+    with timings.stage("diagnostics", backend):
+        diag = run_diagnostics(cfg.diagnostics, result, table, pairs, refit, backend, loaded.cross_validate)
+
+    dropped = add_counts(loaded.dropped, table.dropped)
+    if strict:
+        check_strict(dropped)
+    # pairs the estimator itself left out (Case-Shiller's stage-2 weight 0; not bad data, so not
+    # under strict), as the regions' fit counts them
+    fit_info = result.solver_info.get("groups") or result.solver_info.get("pooled") or {}
+    if fit_info.get("zero_weight_pairs"):
+        dropped = {**dropped, "zero_weight": int(fit_info["zero_weight_pairs"])}
+    check_estimated(result, table.n_pairs, dropped)
+    summary = run_summary(cfg, result, table, dropped, backend, calendar, solver, market)
+    summary.update(loaded.extra)
+    summary["diagnostics"] = diag.summary
+    # the stored table carries every drop count, the readers' included, for later runs to report
+    cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or cfg.data.get("add_cells") else None
+    columns = series_columns(cfg.index, result, calendar.periodicity, summary)
+    write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns)
+    return summary
+
+
+def _check_options(cfg: Any) -> None:
+    """Refuse impossible option values before any data is read."""
+    if not 0 < cfg.output.ci_level < 1:
+        raise ConfigError(f"output.ci_level must be between 0 and 1, got {cfg.output.ci_level}")
+    if cfg.data.get("batch_rows") is not None and cfg.data.batch_rows < 1:
+        raise ConfigError(f"data.batch_rows must be positive, got {cfg.data.batch_rows}")
+    if cfg.method.huber_c <= 0 or cfg.method.max_iter < 1 or cfg.method.tol <= 0:
+        raise ConfigError("method.huber_c and method.tol must be positive and method.max_iter at least 1")
+    if cfg.index.base_period is not None:
+        parse_period(cfg.index.base_period, option_name(cfg.index.periodicity))  # its form; the window comes later
+    if cfg.index.min_pairs is not None and cfg.index.min_pairs < 1:
+        raise ConfigError(f"index.min_pairs must be at least 1 (or null), got {cfg.index.min_pairs}")
+    if cfg.output.plot_groups < 0:
+        raise ConfigError(f"output.plot_groups must be 0 or more, got {cfg.output.plot_groups}")
+    check_memory_sizes(cfg.memory.initial_pool_size, cfg.memory.maximum_pool_size)
+    periodicity = option_name(cfg.index.periodicity)
+    if cfg.index.get("seasonal_adjust") is not None and periodicity not in SEASONS:
+        raise ConfigError(
+            f"index.seasonal_adjust needs monthly or quarterly periods, got index.periodicity={periodicity}"
+        )
+    _check_diagnostics(cfg.diagnostics)
+
+
+def _check_diagnostics(cfg: Any) -> None:
+    if cfg.volatility_window < 2:
+        raise ConfigError(f"diagnostics.volatility_window must be at least 2, got {cfg.volatility_window}")
+    if cfg.smooth_window and (cfg.smooth_window < 3 or cfg.smooth_window % 2 == 0):
+        raise ConfigError(f"diagnostics.smooth_window must be 0 (off) or an odd number >= 3, got {cfg.smooth_window}")
+    if cfg.accuracy_folds and not 2 <= cfg.accuracy_folds <= 100:
+        raise ConfigError(f"diagnostics.accuracy_folds must be 0 (off) or 2..100, got {cfg.accuracy_folds}")

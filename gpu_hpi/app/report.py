@@ -1,0 +1,302 @@
+"""What a run reports: the diagnostics it was asked for, the summary, and the output files
+(written as one set: summary.json last)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..backend import (
+    Backend,
+    peak_device_bytes,
+    resolve_backend,
+)
+from ..charts import diagnostics_chart, regions_chart
+from ..config import option_name
+from ..data.calendar import Calendar
+from ..data.cells import CellTable
+from ..data.pairs import Pairs, align_groups, pooled_pairs
+from ..diagnostics import (
+    Refit,
+    accuracy,
+    diagnostics_frame,
+    forecast_errors,
+    in_sample_errors,
+    revision,
+    smooth,
+    vintage_indices,
+    vintages_frame,
+    volatility,
+)
+from ..errors import DataError
+from ..estimation.result import IndexResult
+from ..series import fill_gaps, seasonal_adjust
+from ..store import save_cells
+from ..synthetic import SyntheticMarket
+from .stages import Timings
+
+OUTPUT_FILES = (
+    "index.csv",
+    "index.parquet",
+    "summary.json",
+    "index.png",
+    "diagnostics.csv",
+    "accuracy.csv",
+    "cells.parquet",
+)
+
+
+def series_columns(index: Any, result: IndexResult, periodicity: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The output columns of index.fill (log_index / index with the inner gaps filled, filled) and
+    index.seasonal_adjust (log_index_sa, index_sa), as (G, T) arrays; their counts in summary."""
+    columns: dict[str, Any] = {}
+    log_index = result.log_index
+    if index.get("fill") is not None:
+        log_index, filled = fill_gaps(log_index, option_name(index.fill))
+        columns.update(log_index=log_index, index=100.0 * np.exp(log_index), filled=filled)
+        summary["filled_periods"] = int(filled.sum())
+    if index.get("seasonal_adjust") is not None:
+        adjusted_log, adjusted = seasonal_adjust(log_index, periodicity, result.base_period)
+        columns.update(log_index_sa=adjusted_log, index_sa=100.0 * np.exp(adjusted_log))
+        summary["seasonal_adjust"] = {
+            "method": option_name(index.seasonal_adjust),
+            "adjusted": [str(g) for g in result.groups[adjusted]],
+            "not_adjusted": [str(g) for g in result.groups[~adjusted & ~result.skipped]],
+        }
+    return columns
+
+
+@dataclass(frozen=True)
+class DiagnosticsOutput:
+    """frame: diagnostics.csv; accuracy: accuracy.csv (or None); smoothed: (G, T) index_smoothed
+    column (or None); summary: the summary.json section."""
+
+    frame: pd.DataFrame
+    accuracy: pd.DataFrame | None
+    smoothed: np.ndarray | None
+    summary: dict[str, Any]
+    vintages: pd.DataFrame | None = None  # vintages.parquet
+
+
+def run_diagnostics(
+    cfg: Any,
+    result: IndexResult,
+    table: CellTable,
+    pairs: Pairs | None,
+    refit: Refit,
+    backend: Backend,
+    cross_validate: Callable[..., Any] | None = None,
+) -> DiagnosticsOutput:
+    """Volatility, revision, accuracy and smoothing as configured. Revision and accuracy refit the
+    index from cell tables (on the host), so they need a table-based method (not robust)."""
+    method = refit.method
+    vol = volatility(result, int(cfg.volatility_window))
+    finite = np.isfinite(vol)
+    summary: dict[str, Any] = {
+        "volatility_window": int(cfg.volatility_window),
+        "mean_volatility": {
+            str(g): _num(np.mean(v[f])) if f.any() else None for g, v, f in zip(result.groups, vol, finite, strict=True)
+        },
+    }
+    table_based = not method.needs_pairs
+    rev = None
+    stack = None  # the vintages' indices, for the revision, the forecast error and vintages.parquet
+    wants_vintages = cfg.revision or cfg.get("forecast_error") or cfg.get("vintages")
+    if wants_vintages and not table_based:  # the vintages are refits from cell tables
+        unavailable = f"not available for method={method.name} (it needs the pairs, not a cell table)"
+        for name, wanted in (("revision", cfg.revision), ("accuracy_forecast", cfg.get("forecast_error"))):
+            if wanted:
+                summary[name] = unavailable
+        if cfg.get("vintages"):
+            summary["vintages"] = unavailable
+    elif wants_vintages:
+        stack = vintage_indices(table, refit, result)
+    if cfg.revision and stack is not None:
+        rev = revision(table, refit, result, stack)
+        summary["revision"] = {
+            "vintages": len(rev.vintages),
+            "mean": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_mean, strict=True)},
+            "median": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_median, strict=True)},
+        }
+    errors = []
+    if cfg.get("in_sample_error"):
+        errors.append(in_sample_errors(table, refit, result))
+    if cfg.get("forecast_error") and stack is not None:
+        errors.append(forecast_errors(table, refit, result, stack))
+    for frame in errors:
+        kind = str(frame["kind"].iloc[0])
+        summary[f"accuracy_{kind}"] = {
+            "rmse": {g: _num(v) for g, v in zip(frame["group"], frame["rmse"], strict=True)},
+            "mean_error": {g: _num(v) for g, v in zip(frame["group"], frame["mean_error"], strict=True)},
+            "n_scored": int(frame["n_scored"].sum()),
+        }
+    accuracy_frame = None
+    if cfg.accuracy_folds:
+        if not table_based:
+            summary["accuracy"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
+        elif pairs is not None or cross_validate is not None:
+            folds = int(cfg.accuracy_folds)
+            pooled = not refit.groups or table.group_labels.tolist() == ["ALL"]
+            scored = table.pooled() if pooled else table  # cross-validate the group indices, else the pooled
+            if pairs is not None:
+                mine = pooled_pairs(pairs) if pooled else align_groups(pairs, table.group_labels)
+                acc = accuracy(mine, scored, refit, result, backend, folds)
+            else:
+                assert cross_validate is not None
+                acc = cross_validate(scored, refit, result.base_period, folds, pooled)
+            accuracy_frame = acc.to_frame()
+            summary["accuracy"] = {"folds": acc.folds, **acc.overall}
+    if errors:
+        accuracy_frame = pd.concat([f for f in (accuracy_frame, *errors) if f is not None], ignore_index=True)
+    smoothed = smooth(result, int(cfg.smooth_window)) if cfg.smooth_window else None
+    vintage_frame = vintages_frame(result, stack) if cfg.get("vintages") and stack is not None else None
+    return DiagnosticsOutput(diagnostics_frame(result, vol, rev), accuracy_frame, smoothed, summary, vintage_frame)
+
+
+def check_estimated(result: IndexResult, n_pairs: int, dropped: dict[str, int]) -> None:
+    """DataError unless some index moved off its base period: an index of NaN everywhere (every
+    region skipped or unidentified, e.g. all pairs within one period) is no result."""
+    others = np.ones(result.log_index.shape[1], dtype=bool)
+    others[result.base_period] = False
+    if np.isfinite(result.log_index[:, others]).any():
+        return
+    why = f"{n_pairs:,} pairs in the cell table"
+    if result.skipped.all():
+        why += ", every region below index.min_pairs"
+    raise DataError(f"no index could be estimated: {why}, no period linked to the base period ({drop_text(dropped)})")
+
+
+def drop_text(dropped: dict[str, int]) -> str:
+    return "dropped: " + ", ".join(f"{k} {v:,}" for k, v in dropped.items()) if dropped else "nothing dropped"
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def run_summary(
+    cfg: Any,
+    result: IndexResult,
+    table: CellTable,
+    dropped: dict[str, int],
+    backend: Backend,
+    calendar: Calendar,
+    solver: str,
+    market: SyntheticMarket | None,
+) -> dict[str, Any]:
+    is_pooled = result.groups == "ALL"
+    per_group = ~is_pooled if (~is_pooled).any() else is_pooled
+    summary: dict[str, Any] = {
+        # sale_* reasons count sales (before pairing), the others pairs
+        # sale_* count sales; zero_weight pairs are in the table (the estimator, not the reader, left them out)
+        "n_pairs_read": table.n_pairs
+        + sum(v for k, v in dropped.items() if not k.startswith("sale_") and k != "zero_weight"),
+        # by the regional indices (by the pooled one where there are no regions); the pooled one's apart
+        "n_pairs_used": int(result.n_used[per_group].sum()),
+        "n_pairs_used_pooled": int(result.n_used[is_pooled].sum()) if is_pooled.any() else None,
+        "dropped": dropped,
+        "method": option_name(cfg.method.name),
+        "solver": solver,
+        "solver_info": result.solver_info,
+        "backend": backend.name,
+        "device": backend.device,
+        "periodicity": calendar.periodicity,
+        "first_period": str(calendar.labels()[0]),
+        "last_period": str(calendar.labels()[-1]),
+        "base_period": str(result.periods[result.base_period]),
+        "n_periods": calendar.n_periods,
+        "n_groups": int((~is_pooled).sum()),
+        "skipped_groups": [str(g) for g in result.groups[result.skipped]],
+        "n_unidentified": len(result.unidentified),
+    }
+    if market is not None and (result.groups != "ALL").any():
+        rows = [int(np.nonzero(result.groups == g)[0][0]) for g in range(market.n_groups) if (result.groups == g).any()]
+        true = market.true_log_index[[int(result.groups[r]) for r in rows]]
+        true = true - true[:, result.base_period : result.base_period + 1]
+        error = np.abs(result.log_index[rows] - true)
+        if np.isfinite(error).any():  # regions all skipped: no error to report
+            summary["max_abs_error_vs_true_log_index"] = float(np.nanmax(error))
+    return summary
+
+
+def write_outputs(
+    result: IndexResult,
+    out_dir: Path,
+    output: Any,
+    summary: dict[str, Any],
+    timings: Timings,
+    diagnostics: DiagnosticsOutput | None = None,
+    cells: tuple[CellTable, Calendar] | None = None,
+    columns: dict[str, Any] | None = None,
+) -> None:
+    """Write every output to a temporary name first and rename them all at the end, so that a
+    failure leaves no partial output. The "write" stage in summary.json counts everything up to
+    summary.json itself."""
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = result.to_frame(float(output.ci_level))
+    for name, values in (columns or {}).items():  # index.fill, index.seasonal_adjust (series.py)
+        frame[name] = np.asarray(values).ravel()
+    if diagnostics is not None and diagnostics.smoothed is not None:
+        frame["index_smoothed"] = diagnostics.smoothed.ravel()
+    written: list[tuple[Path, Path]] = []
+
+    def temp(name: str) -> Path:
+        final = out_dir / name
+        tmp = out_dir / f".{name}.tmp"
+        written.append((tmp, final))
+        return tmp
+
+    try:
+        if output.csv:
+            frame.to_csv(temp("index.csv"), index=False, float_format="%.10g")
+        if output.parquet:
+            frame.to_parquet(temp("index.parquet"), index=False)
+        if diagnostics is not None:
+            diagnostics.frame.to_csv(temp("diagnostics.csv"), index=False, float_format="%.10g")
+            if diagnostics.accuracy is not None:
+                diagnostics.accuracy.to_csv(temp("accuracy.csv"), index=False, float_format="%.10g")
+            if diagnostics.vintages is not None:
+                diagnostics.vintages.to_parquet(temp("vintages.parquet"), index=False)
+        if cells is not None:
+            save_cells(*cells, temp("cells.parquet"))
+        if output.plot:
+            result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
+        if output.get("plot_regions") and (result.groups != "ALL").any():
+            regions_chart(result, str(temp("regions.png")), float(output.ci_level))
+        if output.get("plot_diagnostics") and diagnostics is not None:
+            diagnostics_chart(diagnostics.frame, result.periods, str(temp("diagnostics.png")))
+        timings.stages["write"] = time.perf_counter() - started
+        summary["timings_s"] = {k: round(v, 4) for k, v in timings.stages.items()}
+        summary["peak_host_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        backend = resolve_backend(summary["backend"])
+        summary["peak_device_bytes"] = peak_device_bytes(backend)
+        summary["outputs"] = [final.name for _, final in written] + ["summary.json"]
+        temp("summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    except BaseException:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        raise
+    # the renames as one step: a SIGINT / SIGTERM waits until they are done, so that the outputs
+    # are all of one run or none; summary.json, renamed last, marks a complete set
+    signals = {signal.SIGINT, signal.SIGTERM}
+    blocked = threading.current_thread() is threading.main_thread()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if blocked else None
+    try:
+        for tmp, final in written:
+            os.replace(tmp, final)
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
