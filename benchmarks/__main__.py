@@ -302,7 +302,7 @@ def sales_parquet(n: int) -> Path:
 def transactions_case(n: int) -> dict[str, Any]:
     """Sale records from parquet to pairs (read + pairing, consecutive), in this process."""
     import gpu_hpi
-    from gpu_hpi.io import SaleSource
+    from gpu_hpi.io.sales import SaleSource
     from gpu_hpi.transactions import PairingRules, make_pairs
 
     path = sales_parquet(n)
@@ -319,11 +319,11 @@ def transactions_case(n: int) -> dict[str, Any]:
 
 def sales_sql(n: int) -> dict[str, Any]:
     """The CLI's read_and_pair stage on the CPU (bmn: the cell table alone): the sales of
-    sales_parquet paired and grouped by DuckDB (gpu_hpi.sql_sales), consecutive pairs."""
+    sales_parquet paired and grouped by DuckDB (gpu_hpi.io.sql_sales), consecutive pairs."""
     import duckdb
 
-    from gpu_hpi.io import SaleSource
-    from gpu_hpi.sql_sales import sql_sales
+    from gpu_hpi.io.sales import SaleSource
+    from gpu_hpi.io.sql_sales import sql_sales
     from gpu_hpi.transactions import PairingRules
 
     path = sales_parquet(n)
@@ -362,7 +362,7 @@ def cells_case(n: int) -> dict[str, Any]:
 
     import gpu_hpi
     from gpu_hpi.data.calendar import Calendar
-    from gpu_hpi.store import load_cells, save_cells
+    from gpu_hpi.io.store import load_cells, save_cells
 
     group, prev, recent, y = market_arrays(n)
     be = gpu_hpi.resolve_backend("cpu")

@@ -126,7 +126,7 @@ def largest_read_bytes(path: Path, backend: str) -> int:
     import pyarrow.parquet as pq
 
     from gpu_hpi.backend import device_read_budget, resolve_backend
-    from gpu_hpi.io import DERIVED_ROW_BYTES, decoded_row_bytes, plan_reads
+    from gpu_hpi.io.files import DERIVED_ROW_BYTES, decoded_row_bytes, plan_reads
 
     meta = pq.ParquetFile(path)
     roles = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}

@@ -17,8 +17,9 @@ from typing import Any
 from .backend import resolve_backend
 from .data.cells import CellTable, TableAccumulator
 from .errors import ConfigError, DataError
-from .io import PairSource, cudf_module, parquet_file
-from .sql import sql_cell_table
+from .io.files import cudf_module, parquet_file
+from .io.pairs import PairSource
+from .io.sql import sql_cell_table
 
 DASK_EXTRA_HINT = "install the dask extra: pip install 'gpu_hpi[dask]'"
 

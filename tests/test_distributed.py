@@ -15,7 +15,7 @@ import pytest
 from helpers import run_cli
 
 import gpu_hpi
-from gpu_hpi.io import PairSource
+from gpu_hpi.io.pairs import PairSource
 from gpu_hpi.synthetic import SyntheticMarket
 
 distributed = pytest.importorskip("distributed")

@@ -165,7 +165,7 @@ SEED_COLUMNS = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentY
 def test_cudf_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
     """The cudf parquet path (device period arithmetic) gives the pyarrow path's batches."""
     pytest.importorskip("cudf")
-    from gpu_hpi.io import PairSource
+    from gpu_hpi.io.pairs import PairSource
 
     n = 50_000
     path = seed_schema_file(tmp_path)
@@ -326,7 +326,8 @@ def test_cudf_reads_are_sized_by_the_device_budget(gpu: gpu_hpi.Backend, tmp_pat
     batches hold the same pairs either way, and the pipeline's budget reads the file at once."""
     pytest.importorskip("cudf")
     from gpu_hpi.backend import device_read_budget
-    from gpu_hpi.io import PairSource, decoded_row_bytes, parquet_file
+    from gpu_hpi.io.files import decoded_row_bytes, parquet_file
+    from gpu_hpi.io.pairs import PairSource
 
     path = seed_schema_file(tmp_path)
     row = decoded_row_bytes(parquet_file(str(path)).schema_arrow, SEED_COLUMNS)

@@ -11,7 +11,7 @@ import pytest
 
 from gpu_hpi.backend import DEVICE_READ_SHARE, read_budget, resolve_backend
 from gpu_hpi.errors import ConfigError
-from gpu_hpi.io import DERIVED_ROW_BYTES, decoded_row_bytes, plan_reads
+from gpu_hpi.io.files import DERIVED_ROW_BYTES, decoded_row_bytes, plan_reads
 
 SEED_SCHEMA = pa.schema(
     [
@@ -83,7 +83,7 @@ def test_series_months_equal_the_host_periods(unit: str) -> None:
     import pandas as pd
 
     from gpu_hpi.data.calendar import month_to_period
-    from gpu_hpi.io import column_periods, series_months
+    from gpu_hpi.io.periods import column_periods, series_months
 
     rng = np.random.default_rng(11)
     days = np.concatenate(

@@ -198,7 +198,7 @@ def test_forecast_error_for_a_pair_method_says_why(tmp_path: Path) -> None:
 def test_refusals_keep_their_cause_for_debug(tmp_path: Path) -> None:
     """The one-line error hides the library's exception, but keeps it as the cause: debug=true
     re-raises with the whole chain."""
-    from gpu_hpi.io import parquet_file
+    from gpu_hpi.io.files import parquet_file
 
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not a parquet file")

@@ -1,4 +1,4 @@
-"""The DuckDB reader (gpu_hpi.sql) against the streaming pyarrow reader on the same files: the same
+"""The DuckDB reader (gpu_hpi.io.sql) against the streaming pyarrow reader on the same files: the same
 cell table, window and drop counts for every period type, group type, format and rule."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import gpu_hpi
 from gpu_hpi.data.calendar import parse_period
 from gpu_hpi.data.cells import TableAccumulator
 from gpu_hpi.errors import ConfigError, DataError
-from gpu_hpi.io import PairSource
-from gpu_hpi.sql import sql_cell_table
+from gpu_hpi.io.pairs import PairSource
+from gpu_hpi.io.sql import sql_cell_table
 
 CPU = gpu_hpi.resolve_backend("cpu")
 COLUMNS = {"group": "region", "prev": "d0", "recent": "d1", "y": "y"}
@@ -213,7 +213,7 @@ def test_period_checks_skip_rows_without_both_dates(tmp_path: Path) -> None:
 
 def test_clean_data_takes_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without NaN or infinite y the careful query (per-pair tests) never runs."""
-    from gpu_hpi import sql
+    from gpu_hpi.io import sql
 
     calls: list[bool] = []
     real = sql._cells
@@ -248,7 +248,7 @@ def assert_same_batch(source: PairSource) -> None:
     """sql_batch gives the streaming reader's pairs in file order (accuracy's folds hash positions),
     with the same missing_period count, and so the same cell table."""
     from gpu_hpi.data.pairs import encode_groups
-    from gpu_hpi.sql import sql_batch
+    from gpu_hpi.io.sql import sql_batch
 
     batch = sql_batch(source)
     assert batch is not None

@@ -1,4 +1,4 @@
-"""Sale records paired by DuckDB (gpu_hpi.sql_sales) against the pandas reference of
+"""Sale records paired by DuckDB (gpu_hpi.io.sql_sales) against the pandas reference of
 test_transactions and against the array path (SaleSource + make_pairs + build_cell_table): the same
 pairs, drop counts and cell tables, for both of its outputs (the pairs in memory, the table alone)."""
 
@@ -19,8 +19,8 @@ from test_transactions import RULES, START, all_counts, assert_same_pairs, made_
 import gpu_hpi
 from gpu_hpi.data.cells import CellTable, build_cell_table
 from gpu_hpi.errors import ConfigError, DataError
-from gpu_hpi.io import SaleSource
-from gpu_hpi.sql_sales import sql_sales
+from gpu_hpi.io.sales import SaleSource
+from gpu_hpi.io.sql_sales import sql_sales
 from gpu_hpi.transactions import PairingRules, make_pairs
 
 CPU = gpu_hpi.resolve_backend("cpu")
@@ -252,8 +252,8 @@ def assert_frame_sorted_equal(got: pd.DataFrame, want: pd.DataFrame, columns: li
 def test_memory_limit_spills_and_gives_the_same_result(tmp_path: Path) -> None:
     """data.memory_limit: DuckDB keeps under it by spilling (to a private temporary directory, not
     the working directory); the pairs, counts and table are those of an unlimited run."""
-    from gpu_hpi.io import PairSource
-    from gpu_hpi.sql import _spill_directory, sql_cell_table
+    from gpu_hpi.io.pairs import PairSource
+    from gpu_hpi.io.sql import _spill_directory, sql_cell_table
 
     rng = np.random.default_rng(8)
     n = 400_000

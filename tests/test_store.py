@@ -22,7 +22,7 @@ from helpers import START_MONTH, Run, month_labels, month_starts, q, run_cli
 
 import gpu_hpi
 from gpu_hpi.data.calendar import Calendar
-from gpu_hpi.store import cell_files, combine_tables, load_cells, save_cells
+from gpu_hpi.io.store import cell_files, combine_tables, load_cells, save_cells
 from gpu_hpi.synthetic import SyntheticMarket
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
@@ -300,7 +300,7 @@ def test_round_trip(tmp_path: Path, labels: str, prices: bool) -> None:
     meta = metadata(path)
     assert set(meta) == META_KEYS
     assert (meta["format"], meta["version"], meta["periodicity"], meta["start"]) == (
-        "gpu_hpi.data.cells",
+        "gpu_hpi.cells",
         1,
         "month",
         "2014-06",
@@ -429,7 +429,7 @@ MALFORMED = [
     pytest.param("random", None, "cannot read cell table", id="random-bytes"),
     pytest.param("pairs", None, "not a gpu_hpi cell table", id="plain-parquet"),
     pytest.param("badjson", None, "not a gpu_hpi cell table", id="metadata-not-json"),
-    pytest.param("raw", '"gpu_hpi.data.cells"', "not a gpu_hpi cell table", id="metadata-a-string"),
+    pytest.param("raw", '"gpu_hpi.cells"', "not a gpu_hpi cell table", id="metadata-a-string"),
     pytest.param("raw", "[1, 2]", "not a gpu_hpi cell table", id="metadata-a-list"),
     pytest.param("meta", _meta(format="other.cells"), "not a gpu_hpi cell table", id="other-format"),
     pytest.param("meta", _meta(version=99), "version 99", id="version-99"),

@@ -20,7 +20,7 @@ from helpers import assert_frames_equal, q, run_cli
 
 from gpu_hpi import resolve_backend
 from gpu_hpi.errors import ConfigError
-from gpu_hpi.io import SaleSource, _composite_codes
+from gpu_hpi.io.sales import SaleSource, _composite_codes
 from gpu_hpi.transactions import PairingRules, Sales, make_pairs
 
 CPU = resolve_backend("cpu")

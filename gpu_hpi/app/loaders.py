@@ -16,21 +16,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend import (
-    Backend,
-    array_namespace,
-    device_read_budget,
-)
+from ..backend import Backend, array_namespace, device_read_budget
 from ..config import option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
 from ..data.cells import CellTable, TableAccumulator, build_cell_table
 from ..data.pairs import Pairs, add_counts, prepare_pairs
 from ..errors import ConfigError, DataError
 from ..estimation.methods import MethodOptions
-from ..io import PairBatch, PairSource, SaleSource, ready, write_atomically
-from ..sql import sql_batch, sql_cell_table
-from ..sql_sales import sql_sales
-from ..store import combine_tables, load_cells
+from ..io.files import write_atomically
+from ..io.pairs import PairBatch, PairSource, ready
+from ..io.sales import SaleSource
+from ..io.sql import sql_batch, sql_cell_table
+from ..io.sql_sales import sql_sales
+from ..io.store import combine_tables, load_cells
 from ..synthetic import SyntheticMarket
 from ..transactions import PairingRules, check_sales, make_pairs
 from .stages import Timings, progress_bar

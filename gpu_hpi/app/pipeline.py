@@ -15,23 +15,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..backend import (
-    check_memory_sizes,
-    configure_memory,
-    resolve_backend,
-)
+from ..backend import check_memory_sizes, configure_memory, resolve_backend
 from ..config import option_name
 from ..data.calendar import Calendar, parse_period
 from ..data.pairs import add_counts, check_strict
-from ..diagnostics import (
-    Refit,
-)
+from ..diagnostics import Refit
 from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
-from ..io import cudf_module
+from ..io.files import cudf_module
+from ..io.store import cell_files
 from ..series import SEASONS
-from ..store import cell_files
 from .loaders import add_stored_cells, check_table_only, load_transactions, save_pairs, stored_cells, stream_pairs
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs
 from .stages import Timings

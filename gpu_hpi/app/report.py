@@ -17,11 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend import (
-    Backend,
-    peak_device_bytes,
-    resolve_backend,
-)
+from ..backend import Backend, peak_device_bytes, resolve_backend
 from ..charts import diagnostics_chart, regions_chart
 from ..config import option_name
 from ..data.calendar import Calendar
@@ -41,8 +37,8 @@ from ..diagnostics import (
 )
 from ..errors import DataError
 from ..estimation.result import IndexResult
+from ..io.store import save_cells
 from ..series import fill_gaps, seasonal_adjust
-from ..store import save_cells
 from ..synthetic import SyntheticMarket
 from .stages import Timings
 

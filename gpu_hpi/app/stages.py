@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend import (
-    Backend,
-)
+from ..backend import Backend
 
 
 @dataclass

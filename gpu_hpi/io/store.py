@@ -17,12 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .data.calendar import Calendar, parse_period, period_label
-from .data.cells import Y_SUMS, CellTable, merge_tables
-from .errors import DataError, GpuHpiError
-from .io import expand_path, write_atomically
+from ..data.calendar import Calendar, parse_period, period_label
+from ..data.cells import Y_SUMS, CellTable, merge_tables
+from ..errors import DataError, GpuHpiError
+from .files import expand_path, write_atomically
 
-FORMAT = "gpu_hpi.data.cells"
+FORMAT = "gpu_hpi.cells"  # the file format's name, not a module path: kept across layouts
 VERSION = 1
 # what the sums are sums of: a table made with other meanings must not be added to these
 MEANING = {

@@ -24,16 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from .data.calendar import PER_YEAR, check_window
-from .data.cells import PRICE_SUMS, CellTable
-from .data.pairs import check_strict
-from .errors import ConfigError, DataError
-from .io import (
-    PairBatch,
+from ..data.calendar import PER_YEAR, check_window
+from ..data.cells import PRICE_SUMS, CellTable
+from ..data.pairs import check_strict
+from ..errors import ConfigError, DataError
+from .pairs import PairBatch, group_values
+from .periods import (
     check_integer_periods,
     check_plausible_days,
     check_yyyymm,
-    group_values,
     integer_start,
     parse_label,
     unsupported_period_type,

@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from .backend import resolve_backend
-from .data.calendar import check_window
-from .data.cells import PRICE_SUMS, CellTable, build_cell_table
-from .data.pairs import Pairs, add_counts
-from .errors import ConfigError, DataError
-from .io import PairSource, SaleSource
+from ..backend import resolve_backend
+from ..data.calendar import check_window
+from ..data.cells import PRICE_SUMS, CellTable, build_cell_table
+from ..data.pairs import Pairs, add_counts
+from ..errors import ConfigError, DataError
+from ..transactions import PairingRules, check_sales, filter_pairs
+from .pairs import PairSource
+from .sales import SaleSource
 from .sql import (
     FLOAT_TYPES,
     INTEGER_TYPES,
@@ -44,7 +46,6 @@ from .sql import (
     read_error,
     relation,
 )
-from .transactions import PairingRules, check_sales, filter_pairs
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,2 @@
+"""Reading and writing: pair and sale-record files (pyarrow, cudf, DuckDB), period columns, stored
+cell tables."""

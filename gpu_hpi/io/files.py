@@ -1,0 +1,165 @@
+"""Files: paths, directories and globs of parquet or CSV parts, their readers in batches, the
+plan of which row groups to read together, and outputs written atomically."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ..errors import DataError
+
+
+def expand_path(path: str, recursive: bool = True) -> list[str]:
+    """A file, a directory (its .parquet files, in subfolders too if recursive) or a glob -> the
+    files, sorted; DataError when there are none."""
+    path = os.path.expanduser(str(path))
+    if os.path.isdir(path):
+        pattern = os.path.join(path, "**", "*.parquet") if recursive else os.path.join(path, "*.parquet")
+        files = sorted(glob.glob(pattern, recursive=recursive))
+        if not files:
+            raise DataError(f"no .parquet files in directory {path}")
+        return files
+    if any(ch in path for ch in "*?["):
+        files = sorted(glob.glob(path, recursive=True))
+        if not files:
+            raise DataError(f"no files match {path}")
+        return files
+    if os.path.isfile(path):
+        return [path]
+    raise DataError(f"no such file: {path}")
+
+
+def parquet_file(path: str) -> pq.ParquetFile:
+    """A parquet file's reader (metadata read); DataError naming the file if it is not parquet."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+
+
+def _parquet_batches(files: list[str], columns: list[str], batch_rows: int) -> Iterator[pa.Table | pa.RecordBatch]:
+    """Whole row groups, gathered up to ~batch_rows rows per read (pyarrow decodes their columns in
+    parallel, and nothing is read ahead beyond one batch: host memory stays bounded); row groups
+    much larger than a batch are streamed in slices."""
+    for path in files:
+        f = parquet_file(path)
+        check_columns(f.schema_arrow.names, columns, [path])
+        pending: list[int] = []
+        rows = 0
+        try:
+            for k in range(f.num_row_groups):
+                n_k = f.metadata.row_group(k).num_rows
+                if n_k > 2 * batch_rows:
+                    if pending:
+                        yield f.read_row_groups(pending, columns=columns)
+                        pending, rows = [], 0
+                    yield from f.iter_batches(batch_size=batch_rows, row_groups=[k], columns=columns)
+                    continue
+                pending.append(k)
+                rows += n_k
+                if rows >= batch_rows:
+                    yield f.read_row_groups(pending, columns=columns)
+                    pending, rows = [], 0
+            if pending:
+                yield f.read_row_groups(pending, columns=columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"cannot read {path}: {exc}") from exc
+
+
+def record_batches(
+    files: list[str], fmt: str, columns: list[str], batch_rows: int
+) -> Iterator[pa.Table | pa.RecordBatch]:
+    """Batches (tables or record batches) of the wanted columns; DataError naming the file for
+    unreadable input."""
+    if fmt == "parquet":
+        yield from _parquet_batches(files, columns, batch_rows)
+        return
+    try:
+        reader = pacsv.open_csv(
+            files[0],
+            read_options=pacsv.ReadOptions(block_size=1 << 26),
+            # empty fields are nulls (a missing date or price), not '' or a parse error
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read CSV file {files[0]}: {exc}") from exc
+    check_columns(reader.schema.names, columns, files)
+    try:
+        for batch in reader:
+            yield batch.select(columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read CSV file {files[0]}: {exc}") from exc
+
+
+def check_columns(found: list[str], wanted: list[str], files: list[str]) -> None:
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise DataError(
+            f"column(s) {', '.join(map(repr, missing))} not found in {files[0]}; columns found: {', '.join(found)}"
+        )
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
+    """write(tmp) into a temporary name beside `path`, then rename: readers never see a partial file."""
+    target = os.fspath(path)
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def plan_reads(rows: list[int], max_rows: int) -> list[list[int]]:
+    """Consecutive row groups (given their row counts) in sets of at most max_rows rows; a row
+    group larger than that is a set of its own."""
+    plan: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for k, n in enumerate(rows):
+        if current and total + n > max_rows:
+            plan.append(current)
+            current, total = [], 0
+        current.append(k)
+        total += n
+    if current:
+        plan.append(current)
+    return plan
+
+
+# device bytes a decoded row takes beyond its columns: int32 periods twice, int32 group codes
+DERIVED_ROW_BYTES = 12
+
+
+def decoded_row_bytes(schema: pa.Schema, wanted: dict[str, str]) -> int:
+    """Device bytes one row of the wanted columns takes decoded, plus what is derived from it;
+    fixed-width types by their width, others (strings) counted as 32 bytes."""
+    width = 0
+    for name in wanted.values():
+        kind = schema.field(name).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        width += kind.bit_width // 8 if numeric or pa.types.is_temporal(kind) else 32
+    return width + DERIVED_ROW_BYTES
+
+
+def cudf_module() -> Any:
+    """The cudf module, or None where it cannot be imported or GPU_HPI_CUDF=0 asks for the pyarrow
+    reader (decoding on the host) on a GPU."""
+    if os.environ.get("GPU_HPI_CUDF", "1") == "0":
+        return None
+    try:
+        import cudf
+    except Exception:  # ImportError, or a CUDA runtime problem raised at import
+        return None
+    return cudf

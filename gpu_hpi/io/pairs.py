@@ -1,0 +1,254 @@
+"""Readers of repeat-sales pairs: parquet (a file, a directory or a glob of parts) or CSV, streamed
+in batches by pyarrow on the host or read by cudf on the GPU, each batch with its cell table."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..data.calendar import check_window, month_to_period
+from ..data.cells import CellTable, build_cell_table
+from ..data.pairs import prepare_pairs
+from ..errors import ConfigError, DataError
+from .files import check_columns, cudf_module, decoded_row_bytes, expand_path, parquet_file, plan_reads, record_batches
+from .periods import column_periods, series_months
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """One batch of pairs: prev, recent: (n,) int32 absolute periods; y: (n,) float64 (NaN where
+    null); group: (n,) group ids (numpy, pandas, or CuPy from cudf) or None; price_prev,
+    price_recent: (n,) float64 prices or None. missing_period: rows dropped for a null period."""
+
+    prev: Any
+    recent: Any
+    y: Any
+    group: Any
+    missing_period: int
+    price_prev: Any = None
+    price_recent: Any = None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.y.shape[0])
+
+    def cell_table(
+        self, start: int | None, end: int | None, backend: Any, strict: bool = False, threads: int | None = None
+    ) -> tuple[int, CellTable]:
+        """(absolute first period, cell table) of this non-empty batch over its own period range,
+        or over the window [start, end] where given (pairs outside it are dropped and counted)."""
+        lo = start if start is not None else int(min(self.prev.min(), self.recent.min()))
+        if start is None and end is not None:
+            lo = min(lo, end - 1)  # a batch starting after the end: all of it out of the window
+        hi = end if end is not None else max(int(max(self.prev.max(), self.recent.max())), lo + 1)
+        check_window(lo, hi)
+        pairs = prepare_pairs(
+            self.prev - np.int32(lo),
+            self.recent - np.int32(lo),
+            self.y,
+            self.group,
+            n_periods=max(hi - lo + 1, 2),
+            backend=backend,
+            price_prev=self.price_prev,
+            price_recent=self.price_recent,
+        )
+        return lo, build_cell_table(pairs, backend, strict=strict, threads=threads)
+
+
+@dataclass(frozen=True)
+class PairSource:
+    """Where and how to read pairs. columns: role (group/prev/recent/y) -> column name."""
+
+    path: str
+    format: str
+    columns: dict[str, str | None]  # roles: group, prev, recent, y, price_prev, price_recent
+    periodicity: str = "month"
+    integer_periods: str = "index"
+    start: str | None = None
+    batch_rows: int = 1 << 22
+    # GPU reads: bytes of decoded columns per read (backend.device_read_budget); None: batch_rows
+    device_read_bytes: int | None = None
+    memory_limit: str | None = None  # of DuckDB's reads on the CPU (sql.connect); None: its default
+
+    def files(self) -> tuple[list[str], str]:
+        """The files to read and their format (parquet or csv); DataError if there are none."""
+        files = expand_path(self.path)
+        fmt = self.format
+        if fmt == "auto":
+            exts = {os.path.splitext(f)[1].lower() for f in files}
+            if exts <= {".parquet", ".pq"}:
+                fmt = "parquet"
+            elif exts <= {".csv", ".txt", ".gz"}:
+                fmt = "csv"
+            else:
+                raise DataError(
+                    f"cannot tell the format of {self.path} from its extension; set data.format=parquet|csv"
+                )
+        if fmt == "csv" and len(files) != 1:
+            raise DataError(f"CSV input must be a single file, {self.path} matches {len(files)}")
+        return files, fmt
+
+    def count_rows(self) -> int | None:
+        """Rows in the input when the format tells it cheaply (parquet metadata), else None."""
+        files, fmt = self.files()
+        if fmt != "parquet":
+            return None
+        return sum(parquet_file(path).metadata.num_rows for path in files)
+
+    def wanted(self) -> dict[str, str]:
+        wanted = {role: name for role, name in self.columns.items() if name}
+        if ("price_prev" in wanted) != ("price_recent" in wanted):
+            raise ConfigError("set both data.columns.price_prev and data.columns.price_recent, or neither")
+        if "y" not in wanted and "price_prev" not in wanted:
+            raise ConfigError("data.columns.y is null: give the price columns to compute it from")
+        return wanted
+
+    def batches(self, gpu: bool = False) -> Iterator[PairBatch]:
+        """Stream the pairs in batches of about `batch_rows` rows (host arrays; with `gpu=True` and
+        cudf importable, parquet is decoded on the GPU and the batches hold CuPy arrays)."""
+        for job in self.batch_jobs(gpu):
+            yield job()
+
+    def batch_jobs(self, gpu: bool = False) -> Iterator[Callable[[], PairBatch]]:
+        """Like `batches`, but each item is a call that converts the batch, so that callers can run
+        the conversions of several batches in parallel while the reader decodes the next ones."""
+        files, fmt = self.files()
+        wanted = self.wanted()
+        if self.reads_on_device(gpu):
+            for batch in self._cudf_batches(files, wanted):
+                yield functools.partial(ready, batch)
+            return
+        for record_batch in record_batches(files, fmt, list(wanted.values()), self.batch_rows):
+            yield functools.partial(self.convert, record_batch, wanted)
+
+    def reads_on_device(self, gpu: bool) -> bool:
+        """True where the batches are decoded on the GPU by cudf (parquet, cudf importable)."""
+        return gpu and self.files()[1] == "parquet" and cudf_module() is not None
+
+    def _cudf_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
+        """cudf.read_parquet of whole row-group sets, as large as the device budget allows (the
+        whole file where it fits): a few large reads, not one per small batch. Periods from the
+        device's columns."""
+        cudf = cudf_module()
+        for path in files:
+            meta = parquet_file(path)
+            check_columns(meta.schema_arrow.names, list(wanted.values()), [path])
+            rows = [meta.metadata.row_group(k).num_rows for k in range(meta.num_row_groups)]
+            max_rows = self.batch_rows
+            if self.device_read_bytes is not None:
+                max_rows = max(1, self.device_read_bytes // decoded_row_bytes(meta.schema_arrow, wanted))
+            for groups in plan_reads(rows, max_rows) or [[]]:
+                try:
+                    frame = cudf.read_parquet(
+                        path, columns=list(wanted.values()), row_groups=[groups] if groups else None
+                    )
+                except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
+                    raise DataError(f"cannot read {path}: {exc}") from exc
+                yield self.convert_device(frame, wanted)
+
+    def convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
+        n_before = len(frame)
+        if frame[wanted["prev"]].null_count or frame[wanted["recent"]].null_count:  # else no copy
+            frame = frame.dropna(subset=[wanted["prev"], wanted["recent"]])
+        numbers = {}
+        for role in ("y", "price_prev", "price_recent"):
+            if role in wanted:
+                col = frame[wanted[role]]
+                if col.dtype.kind not in "fiu":
+                    raise DataError(f"column {wanted[role]!r} of {self.path} must be numeric, got {col.dtype}")
+                if col.dtype != np.float64:
+                    col = col.astype("float64")
+                numbers[role] = col.to_cupy(na_value=float("nan")) if col.null_count else col.to_cupy()
+        if "y" not in numbers:
+            import cupy
+
+            numbers["y"] = cupy.log(numbers["price_recent"] / numbers["price_prev"])
+        group = None
+        if "group" in wanted:
+            col = frame[wanted["group"]]
+            group = col.to_cupy() if col.dtype.kind in "iu" and col.null_count == 0 else group_values(col.to_arrow())
+        prev = self._device_periods(frame[wanted["prev"]], wanted["prev"])
+        recent = self._device_periods(frame[wanted["recent"]], wanted["recent"])
+        return PairBatch(
+            prev,
+            recent,
+            numbers["y"],
+            group,
+            n_before - len(frame),
+            numbers.get("price_prev"),
+            numbers.get("price_recent"),
+        )
+
+    def _device_periods(self, col: Any, name: str) -> Any:
+        import cupy
+
+        if col.dtype.kind == "M" and self.periodicity != "week":  # weeks: the host conversion below
+            return month_to_period(series_months(col).to_cupy(), self.periodicity).astype(np.int32, copy=False)
+        return cupy.asarray(self.periods(col.to_arrow(), name))  # other types: the host conversion
+
+    def convert(self, batch: pa.Table | pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
+        cols = {role: batch.column(name) for role, name in wanted.items()}
+        missing = pc.or_(pc.is_null(cols["prev"]), pc.is_null(cols["recent"]))
+        n_missing = int(pc.sum(missing).as_py() or 0)
+        if n_missing:  # rare: filter the batch once rather than carry sentinels
+            keep = pc.invert(missing)
+            cols = {role: pc.filter(col, keep) for role, col in cols.items()}
+        numbers = {
+            role: float_values(cols[role], wanted[role], self.path)
+            for role in ("y", "price_prev", "price_recent")
+            if role in cols
+        }
+        if "y" not in numbers:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                numbers["y"] = np.log(numbers["price_recent"] / numbers["price_prev"])
+        prev = self.periods(cols["prev"], wanted["prev"])
+        recent = self.periods(cols["recent"], wanted["recent"])
+        group = group_values(cols["group"]) if "group" in cols else None
+        return PairBatch(
+            prev, recent, numbers["y"], group, n_missing, numbers.get("price_prev"), numbers.get("price_recent")
+        )
+
+    def periods(self, arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
+        """Absolute periods (int32) of a period column without nulls."""
+        return column_periods(arr, name, self.periodicity, self.integer_periods, self.start)
+
+
+def ready(batch: PairBatch) -> PairBatch:
+    """A batch job for a batch already converted."""
+    return batch
+
+
+def float_values(arr: pa.Array, name: str, where: str) -> np.ndarray:
+    """A numeric column as float64 (NaN where null); DataError naming the input for other types."""
+    if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type) or pa.types.is_decimal(arr.type)):
+        raise DataError(f"column {name!r} of {where} must be numeric, got {arr.type}")
+    return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def group_values(arr: pa.Array) -> Any:
+    """Group ids: numpy integers, else a pandas Series (strings, categories; nulls become missing)."""
+    if pa.types.is_integer(arr.type):
+        # nullable integers stay integers (plain to_pandas would turn them into floats)
+        return arr.to_numpy() if arr.null_count == 0 else arr.to_pandas(types_mapper=lambda _: pd.Int64Dtype())
+    return arr.to_pandas()
+
+
+def concat_groups(groups: list[Any]) -> Any:
+    if all(isinstance(g, np.ndarray) for g in groups):
+        return np.concatenate(groups)
+    return pd.concat([pd.Series(g) for g in groups], ignore_index=True)
+
+
+def chunked(parts: list[Any]) -> pa.ChunkedArray:
+    chunks: list[pa.Array] = []
+    for part in parts:
+        chunks.extend(part.chunks if isinstance(part, pa.ChunkedArray) else [part])
+    return pa.chunked_array(chunks) if chunks else pa.chunked_array([], type=pa.int64())

@@ -1,0 +1,138 @@
+"""Readers of raw sale records (one row per sale), for pairing in arrays (gpu_hpi.transactions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..data.pairs import encode_groups
+from ..errors import ConfigError
+from ..transactions import Sales
+from .files import record_batches
+from .pairs import PairSource, chunked, concat_groups, float_values, group_values
+from .periods import column_periods, order_within_period
+
+
+@dataclass(frozen=True)
+class RawSales:
+    """Sale records read on the host: key: (S,) int64 codes of the (composite) property key;
+    period: (S,) int32 absolute periods; order: (S,) int64 days (or periods) to order sales within a
+    period; price: (S,) float64 (NaN where null); group: ids or None. Sales with a missing date or
+    property key are already dropped and counted (n_missing_date, dropped)."""
+
+    key: np.ndarray
+    period: np.ndarray
+    order: np.ndarray
+    price: np.ndarray
+    group: Any
+    n_missing_date: int
+    dropped: dict[str, int]
+
+    @property
+    def n_sales(self) -> int:
+        return int(self.price.shape[0]) + self.n_missing_date + sum(self.dropped.values())
+
+    def to_sales(self, backend: Any, first: int, n_periods: int) -> Sales:
+        """Sales on the backend, periods as positions from the absolute period `first`."""
+        xp = backend.xp
+        if self.group is None:
+            codes, labels = None, np.asarray(["ALL"], dtype=object)
+        else:
+            codes, labels = encode_groups(backend, self.group)
+        return Sales(
+            xp.asarray(self.key),
+            xp.asarray(self.period.astype(np.int64) - first),
+            xp.asarray(self.order),
+            xp.asarray(self.price),
+            codes,
+            labels,
+            n_periods,
+        )
+
+
+@dataclass(frozen=True)
+class SaleSource:
+    """Where and how to read sale records: property is one column name or several (a composite key)."""
+
+    path: str
+    format: str
+    property: list[str]
+    date: str
+    price: str
+    group: str | None = None
+    periodicity: str = "month"
+    integer_periods: str = "index"
+    start: str | None = None
+    batch_rows: int = 1 << 21
+    memory_limit: str | None = None  # of DuckDB's pairing on the CPU (sql.connect); None: its default
+
+    def read(self) -> RawSales:
+        """Every sale (pairing needs all sales of a property together), read batch by batch."""
+        files, fmt = PairSource(self.path, self.format, {}).files()
+        names = [*self.property, self.date, self.price, *([self.group] if self.group else [])]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"the transaction columns must be distinct, got {names}")
+        keys: list[list[pa.ChunkedArray | pa.Array]] = [[] for _ in self.property]
+        periods, orders, prices, groups = [], [], [], []
+        missing_date = 0
+        for batch in record_batches(files, fmt, names, self.batch_rows):
+            date = batch.column(self.date)
+            null = pc.is_null(date)
+            n_null = int(pc.sum(null).as_py() or 0)
+            if n_null:
+                keep = pc.invert(null)
+                batch = batch.filter(keep)
+                date = batch.column(self.date)
+                missing_date += n_null
+            periods.append(column_periods(date, self.date, self.periodicity, self.integer_periods, self.start))
+            orders.append(order_within_period(date, periods[-1]))
+            prices.append(float_values(batch.column(self.price), self.price, self.path))
+            if self.group:
+                groups.append(group_values(batch.column(self.group)))
+            for k, name in enumerate(self.property):
+                keys[k].append(batch.column(name))
+        prop = _composite_codes([chunked(parts) for parts in keys])
+        period = np.concatenate(periods) if periods else np.zeros(0, np.int32)
+        order = np.concatenate(orders) if orders else np.zeros(0, np.int64)
+        price = np.concatenate(prices) if prices else np.zeros(0)
+        group = concat_groups(groups) if self.group else None
+        missing_key = prop < 0
+        dropped = {}
+        if missing_key.any():
+            dropped["sale_missing_property"] = int(missing_key.sum())
+            ok = ~missing_key
+            prop, period, order, price = prop[ok], period[ok], order[ok], price[ok]
+            group = (
+                None
+                if group is None
+                else (group[ok] if isinstance(group, np.ndarray) else group[ok].reset_index(drop=True))
+            )
+        return RawSales(prop, period, order, price, group, missing_date, dropped)
+
+
+def _composite_codes(columns: list[pa.ChunkedArray]) -> np.ndarray:
+    """One int64 code per distinct combination of the key columns (-1 where any part is null)."""
+    codes: np.ndarray | None = None
+    for col in columns:
+        if pa.types.is_integer(col.type) and col.null_count == 0:
+            part, uniques = pd.factorize(col.to_numpy())
+        elif pa.types.is_integer(col.type):  # nullable integers stay exact (not float64)
+            part, uniques = pd.factorize(col.to_pandas(types_mapper=lambda _: pd.Int64Dtype()), use_na_sentinel=True)
+        else:
+            part, uniques = pd.factorize(col.to_pandas(), use_na_sentinel=True)
+        part = part.astype(np.int64)
+        if codes is None:
+            codes = part
+            continue
+        width = max(len(uniques), 1)
+        missing = (codes < 0) | (part < 0)
+        if int(codes.max(initial=0)) + 1 > (2**62) // width:  # keep the combined code in int64
+            codes, _ = pd.factorize(codes)
+        codes = np.where(missing, -1, codes * width + part)
+    assert codes is not None
+    return codes
