@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .config import config_dir, register_configs
-from .errors import GpuHpiError
+from .errors import GpuHpiError, Stopped, clear_stops, request_stop
 
 EXIT_BAD_INPUT = 2
 log = logging.getLogger("gpu_hpi")
@@ -114,12 +114,15 @@ def own_run_dir(run_dir: Path) -> IO[str]:
     return lock
 
 
-class Stopped(BaseException):  # a signal, like KeyboardInterrupt: past every `except Exception`
-    """SIGTERM, raised where the run is (as SIGINT raises KeyboardInterrupt)."""
+def _on_signal(signum: int, frame: Any) -> None:
+    request_stop(signum)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Stopped
+def _unraisable(unraisable: Any) -> None:
+    """A stop raised inside a finaliser or callback, where Python prints and drops it: silent, as
+    it was recorded and is raised again at the next stage or before the commit."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt | Stopped):
+        sys.__unraisablehook__(unraisable)
 
 
 @hydra.main(config_path=None, config_name="config", version_base=None)
@@ -180,7 +183,10 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
 def main() -> None:
     register_configs()
     args = sys.argv[1:]
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    clear_stops()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+    sys.unraisablehook = _unraisable
     lock = None
     try:
         if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through

@@ -23,3 +23,31 @@ class IdentificationWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped at its iteration limit before reaching its tolerance."""
+
+
+class Stopped(BaseException):  # a signal, like KeyboardInterrupt: past every `except Exception`
+    """SIGTERM, raised where the run is (as SIGINT raises KeyboardInterrupt)."""
+
+
+_STOPS: list[int] = []  # the signals received by this process's run, in order
+
+
+def request_stop(signum: int) -> None:
+    """Record a SIGINT / SIGTERM, then raise where the run is. An exception raised while Python runs a
+    finaliser or a callback is printed and dropped, so the record is checked again before outputs
+    are committed (`check_stop`)."""
+    _STOPS.append(signum)
+    raise_stop()
+
+
+def raise_stop() -> None:
+    """KeyboardInterrupt for a recorded SIGINT, Stopped for SIGTERM; nothing if none was received."""
+    import signal
+
+    if _STOPS:
+        raise KeyboardInterrupt if _STOPS[0] == signal.SIGINT else Stopped
+
+
+def clear_stops() -> None:
+    """Forget the signals of a finished run (a process that runs several, such as a test)."""
+    _STOPS.clear()

@@ -161,7 +161,7 @@ def run_cli(
 
 def main_in_process(args: list[str], cwd: Path) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `gpu_hpi.__main__.main()` with these arguments, run in this
-    process from `cwd`, leaving the process as it found it (argv, cwd, signal handler, logging,
+    process from `cwd`, leaving the process as it found it (argv, cwd, signal handlers, logging,
     warnings)."""
     from gpu_hpi import __main__ as app
 
@@ -169,9 +169,11 @@ def main_in_process(args: list[str], cwd: Path) -> tuple[int, str, str]:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
     out, err = io.StringIO(), io.StringIO()
-    argv, here, sigterm = sys.argv, os.getcwd(), signal.getsignal(signal.SIGTERM)
+    argv, here = sys.argv, os.getcwd()
+    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     root = logging.getLogger()
     handlers, level, formatwarning = root.handlers[:], root.level, warnings.formatwarning
+    unraisablehook = sys.unraisablehook
     rc = 0
     try:
         sys.argv = ["gpu_hpi", *args]
@@ -186,13 +188,15 @@ def main_in_process(args: list[str], cwd: Path) -> tuple[int, str, str]:
     finally:
         sys.argv = argv
         os.chdir(here)
-        signal.signal(signal.SIGTERM, sigterm)
+        for sig, handler in handlers_before.items():
+            signal.signal(sig, handler)
         for handler in root.handlers:  # Hydra's, for this run (its log file among them)
             if handler not in handlers:
                 handler.close()
         root.handlers[:] = handlers
         root.setLevel(level)
         warnings.formatwarning = formatwarning
+        sys.unraisablehook = unraisablehook
     return rc, out.getvalue(), err.getvalue()
 
 

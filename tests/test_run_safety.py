@@ -3,6 +3,7 @@ work, SIGINT / SIGTERM stopping with one line and no temporary file, outputs com
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -115,3 +116,37 @@ def test_a_signal_stops_the_run_with_one_line_and_no_temporary_file(
     left = {p.name for p in run_dir.iterdir()}
     assert not any(name.endswith(".tmp") for name in left)
     assert "summary.json" not in left and "index.csv" not in left
+
+
+def test_a_signal_whose_exception_was_swallowed_still_stops_the_commit(tmp_path: Path) -> None:
+    """A KeyboardInterrupt raised while Python runs a finaliser is printed and dropped; the recorded
+    signal is raised again at the next stage and before the outputs are committed: none is, and no
+    temporary file stays."""
+    from helpers import compose_config
+
+    from gpu_hpi.app import pipeline
+    from gpu_hpi.errors import clear_stops, request_stop
+
+    cfg = compose_config("data.n_pairs=20000", "backend=cpu", "output.plot=false")
+    with contextlib.suppress(KeyboardInterrupt):  # as a finaliser would drop it
+        request_stop(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.run(cfg, tmp_path / "out")
+    finally:
+        clear_stops()
+    out = tmp_path / "out"
+    assert not (out.exists() and list(out.iterdir()))  # stopped at the next stage, or before the commit
+    assert (pipeline.run(cfg, tmp_path / "again")["n_pairs_used"]) == 20000  # cleared: the next run commits
+
+
+def test_a_stop_dropped_inside_a_finaliser_is_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """Python prints an exception a finaliser raises; a stop was recorded and is raised again later,
+    so the CLI's hook keeps the one-line promise by printing nothing for it."""
+    import types
+
+    from gpu_hpi.errors import Stopped
+
+    for stop in (KeyboardInterrupt(), Stopped()):
+        cli._unraisable(types.SimpleNamespace(exc_value=stop))
+    assert capsys.readouterr().err == ""

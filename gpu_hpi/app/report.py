@@ -35,7 +35,7 @@ from ..diagnostics import (
     vintages_frame,
     volatility,
 )
-from ..errors import DataError
+from ..errors import DataError, raise_stop
 from ..estimation.result import IndexResult
 from ..io.store import save_cells
 from ..series import fill_gaps, seasonal_adjust
@@ -291,6 +291,12 @@ def write_outputs(
     blocked = threading.current_thread() is threading.main_thread()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if blocked else None
     try:
+        try:
+            raise_stop()  # a signal whose exception a finaliser swallowed: still no commit
+        except BaseException:
+            for tmp, _ in written:
+                tmp.unlink(missing_ok=True)
+            raise
         for tmp, final in written:
             os.replace(tmp, final)
     finally:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend import Backend
+from ..errors import raise_stop
 
 
 @dataclass
@@ -18,11 +19,14 @@ class Timings:
 
     @contextlib.contextmanager
     def stage(self, name: str, backend: Backend | None = None) -> Iterator[None]:
+        """Time the block as stage `name`; a stop the run received and dropped is raised at either end."""
+        raise_stop()
         start = time.perf_counter()
         yield
         if backend is not None:
             backend.synchronize()
         self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - start
+        raise_stop()
 
 
 def progress_bar(enabled: bool, total: int | None) -> Any:
