@@ -125,7 +125,8 @@ def largest_read_bytes(path: Path, backend: str) -> int:
     """Bytes of the decoded columns of the largest read the GPU reader plans for this file."""
     import pyarrow.parquet as pq
 
-    from gpu_hpi.backend import device_read_budget, resolve_backend
+    from gpu_hpi.backend.core import resolve_backend
+    from gpu_hpi.backend.memory import device_read_budget
     from gpu_hpi.io.files import DERIVED_ROW_BYTES, decoded_row_bytes, plan_reads
 
     meta = pq.ParquetFile(path)

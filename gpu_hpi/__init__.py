@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .backend import Backend, resolve_backend
+    from .backend.core import Backend, resolve_backend
     from .data.cells import CellTable, build_cell_table, merge_tables
     from .data.pairs import Pairs, prepare_pairs
     from .errors import (
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _HOMES = {
-    "Backend": "backend",
-    "resolve_backend": "backend",
+    "Backend": "backend.core",
+    "resolve_backend": "backend.core",
     "CellTable": "data.cells",
     "build_cell_table": "data.cells",
     "merge_tables": "data.cells",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import Backend, resolve_backend
+from .backend.core import Backend, resolve_backend
 from .data.cells import CellTable, build_cell_table
 from .data.pairs import Pairs
 from .errors import ConfigError

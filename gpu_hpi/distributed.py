@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .backend import resolve_backend
+from .backend.core import resolve_backend
 from .data.cells import CellTable, TableAccumulator
 from .errors import ConfigError, DataError
 from .io.files import cudf_module, parquet_file

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend
+from .backend.core import Backend
 from .data.pairs import Pairs, add_counts
 from .errors import ConfigError, DataError
 from .estimation.methods.cells import segment_medians

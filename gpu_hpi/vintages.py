@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from .backend import resolve_backend
+from .backend.core import resolve_backend
 from .data.cells import CellTable
 from .estimation.identify import Identification
 from .estimation.methods import MethodOptions, fit_method

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from gpu_hpi import config as C
-from gpu_hpi.backend import parse_size
+from gpu_hpi.backend.memory import parse_size
 from gpu_hpi.errors import ConfigError
 
 CONF = Path(C.config_dir())

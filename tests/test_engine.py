@@ -662,14 +662,14 @@ def test_gpu_backend_without_cupy_says_how_to_install(problem: Problem, monkeypa
     """Hide CuPy (so this runs on any machine) and bypass the resolve_backend cache."""
     for name in ("cupy", "cupyx", "cupyx.scipy", "cupyx.scipy.sparse", "cupyx.scipy.sparse.linalg"):
         monkeypatch.setitem(sys.modules, name, None)
-    from gpu_hpi import backend
+    from gpu_hpi.backend import core
 
-    monkeypatch.setattr(backend, "resolve_backend", backend.resolve_backend.__wrapped__)
+    monkeypatch.setattr(core, "resolve_backend", core.resolve_backend.__wrapped__)
     with pytest.raises(gpu_hpi.BackendUnavailableError, match="pip install"):
         gpu_hpi.estimate_index(problem.prev, problem.recent, problem.y, n_periods=problem.n_periods, backend="gpu")
     with pytest.raises(gpu_hpi.BackendUnavailableError, match="pip install"):
-        backend.resolve_backend("gpu")
-    assert backend.resolve_backend("auto").name == "cpu"  # auto falls back to the CPU
+        core.resolve_backend("gpu")
+    assert core.resolve_backend("auto").name == "cpu"  # auto falls back to the CPU
 
 
 def test_gpu_backend_unavailable_here(problem: Problem) -> None:

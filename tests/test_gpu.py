@@ -325,7 +325,7 @@ def test_cudf_reads_are_sized_by_the_device_budget(gpu: gpu_hpi.Backend, tmp_pat
     """One read of the whole file where the budget allows, else row-group sets within it; the
     batches hold the same pairs either way, and the pipeline's budget reads the file at once."""
     pytest.importorskip("cudf")
-    from gpu_hpi.backend import device_read_budget
+    from gpu_hpi.backend.memory import device_read_budget
     from gpu_hpi.io.files import decoded_row_bytes, parquet_file
     from gpu_hpi.io.pairs import PairSource
 
@@ -360,7 +360,7 @@ def test_asarray_through_pinned_memory(gpu: gpu_hpi.Backend) -> None:
 
 @pytest.mark.parametrize("n_columns", [37, 2074, 7000])  # 7000: beyond a block's shared memory, bincount
 def test_dummy_matrix_kernels_equal_numpy(gpu: gpu_hpi.Backend, n_columns: int) -> None:
-    from gpu_hpi import kernels
+    from gpu_hpi.backend import kernels
 
     rng = np.random.default_rng(20)
     m = 100_003

@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from gpu_hpi.backend import DEVICE_READ_SHARE, read_budget, resolve_backend
+from gpu_hpi.backend.core import resolve_backend
+from gpu_hpi.backend.memory import DEVICE_READ_SHARE, read_budget
 from gpu_hpi.errors import ConfigError
 from gpu_hpi.io.files import DERIVED_ROW_BYTES, decoded_row_bytes, plan_reads
 

@@ -11,7 +11,7 @@ from helpers import compose_config, noisy_short_precise_long
 
 from gpu_hpi import config as C
 from gpu_hpi.app import pipeline
-from gpu_hpi.backend import check_memory_sizes
+from gpu_hpi.backend.memory import check_memory_sizes
 from gpu_hpi.errors import ConfigError, DataError
 
 
@@ -121,7 +121,8 @@ def test_rmm_pool_sizes_are_clamped_not_crashed(monkeypatch: pytest.MonkeyPatch)
     import sys
     import types
 
-    from gpu_hpi.backend import Backend, configure_memory
+    from gpu_hpi.backend.core import Backend
+    from gpu_hpi.backend.memory import configure_memory
 
     calls: list[dict[str, Any]] = []
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend import Backend, array_namespace, device_read_budget
+from ..backend.core import Backend, array_namespace
+from ..backend.memory import device_read_budget
 from ..config import option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
 from ..data.cells import CellTable, TableAccumulator, build_cell_table

@@ -15,7 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..backend import check_memory_sizes, configure_memory, resolve_backend
+from ..backend.core import resolve_backend
+from ..backend.memory import check_memory_sizes, configure_memory
 from ..config import option_name
 from ..data.calendar import Calendar, parse_period
 from ..data.pairs import add_counts, check_strict

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend import Backend, peak_device_bytes, resolve_backend
+from ..backend.core import Backend, resolve_backend
+from ..backend.memory import peak_device_bytes
 from ..charts import diagnostics_chart, regions_chart
 from ..config import option_name
 from ..data.calendar import Calendar

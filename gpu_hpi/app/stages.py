@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend import Backend
+from ..backend.core import Backend
 from ..errors import raise_stop
 
 

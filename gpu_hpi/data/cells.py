@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
-from ..backend import Backend, array_namespace
+from ..backend import kernels
+from ..backend.core import Backend, array_namespace
 from ..errors import DataError
 from .pairs import Pairs, add_counts, check_strict, count_invalid
 

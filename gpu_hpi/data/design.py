@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
-from ..backend import Backend, array_namespace
+from ..backend import kernels
+from ..backend.core import Backend, array_namespace
 from .pairs import Pairs, count_invalid
 
 

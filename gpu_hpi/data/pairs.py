@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend import Backend, array_namespace, as_backend
+from ..backend.core import Backend, array_namespace, as_backend
 from ..errors import DataError
 
 # Reasons a pair is dropped, in the order they are tested: a pair failing several is counted once,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend, as_backend
+from ..backend.core import Backend, as_backend
 from ..data.cells import CellTable, build_cell_table
 from ..data.pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
 from ..errors import ConfigError, IdentificationWarning

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend
+from ..backend.core import Backend
 from ..data.design import DummyColumns, design_matrix, dummy_columns
 from ..data.pairs import Pairs
 from ..errors import ConvergenceWarning

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..backend import Backend
+from ..backend.core import Backend
 from ..data.cells import CellTable
 from .identify import Identification
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from ..backend import resolve_backend
+from ..backend.core import resolve_backend
 from ..data.calendar import check_window
 from ..data.cells import PRICE_SUMS, CellTable, build_cell_table
 from ..data.pairs import Pairs, add_counts

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...backend import Backend
+from ...backend.core import Backend
 from ...data.cells import CellTable
 from ...data.pairs import Pairs
 from ...errors import ConfigError

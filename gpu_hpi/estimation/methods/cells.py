@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ...backend import Backend, array_namespace
+from ...backend.core import Backend, array_namespace
 from ...data.cells import CellTable
 from ...data.pairs import Pairs, count_invalid
 from ..identify import Identification, identify

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...backend import Backend
+from ...backend.core import Backend
 from ...data.cells import CellTable
 from ...data.pairs import Pairs
 from ...errors import ConvergenceWarning

@@ -1,0 +1,132 @@
+"""The compute backend, resolved once: the array namespace (numpy or cupy) and its sparse modules.
+
+Everything numerical takes a `Backend` and uses `backend.xp` / `backend.sparse`, so one code path
+serves numpy/scipy on the CPU and CuPy/cupyx on the GPU; `to_host` / `asarray` are the one way
+across the boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, ConfigError
+
+BackendChoice = Literal["auto", "cpu", "gpu"]
+
+
+GPU_EXTRA_HINT = "install the GPU extra: pip install 'gpu_hpi[gpu]' (CUDA 12) or 'gpu_hpi[gpu-cu13]'"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A resolved backend.
+
+    name: "cpu" or "gpu"; xp: numpy or cupy; sparse / sparse_linalg: scipy.sparse(.linalg) or
+    cupyx.scipy.sparse(.linalg); device: a human-readable description of where the work runs.
+    """
+
+    name: Literal["cpu", "gpu"]
+    xp: ModuleType
+    sparse: ModuleType
+    sparse_linalg: ModuleType
+    device: str
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "gpu"
+
+    def asarray(self, a: Any, dtype: Any = None) -> Any:
+        """Move an array (host or device) into this backend's namespace. Large host arrays reach the
+        GPU through page-locked (pinned) memory: on the H200 host pageable copies ran at 0.7 GB/s,
+        pinned ones at 54 GB/s, so a memcpy into a pooled pinned buffer first is far cheaper."""
+        if self.is_gpu and isinstance(a, np.ndarray) and a.nbytes >= PINNED_MIN_BYTES:
+            return _through_pinned(self.xp, a if dtype is None else a.astype(dtype, copy=False))
+        return self.xp.asarray(a, dtype=dtype)
+
+    def to_host(self, a: Any) -> np.ndarray:
+        """A numpy copy (or view, on the CPU) of an array of this backend."""
+        if self.is_gpu and not isinstance(a, np.ndarray):
+            return a.get()
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (for honest timings); a no-op on the CPU."""
+        if self.is_gpu:
+            self.xp.cuda.Device().synchronize()
+
+
+PINNED_MIN_BYTES = 1 << 20
+
+
+def _through_pinned(cupy: Any, a: np.ndarray) -> Any:
+    import cupyx
+
+    staging = cupyx.empty_pinned(a.shape, a.dtype)  # from CuPy's pinned memory pool: reused
+    np.copyto(staging, a)
+    # from a pinned source CuPy copies asynchronously and keeps `staging` alive until the copy's
+    # event completes (ndarray.set would not: the pool could hand the buffer out mid-copy)
+    return cupy.asarray(staging)
+
+
+def _cpu_backend() -> Backend:
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    cpu = platform.processor() or platform.machine()
+    return Backend("cpu", np, scipy.sparse, scipy.sparse.linalg, f"CPU {cpu} ({os.cpu_count()} cores)")
+
+
+def _gpu_backend() -> Backend:
+    """The CuPy backend, or a BackendUnavailableError saying why it cannot run here."""
+    try:
+        import cupy
+        import cupyx.scipy.sparse
+        import cupyx.scipy.sparse.linalg
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+        raise BackendUnavailableError(
+            f"backend=gpu needs CuPy, which cannot be imported ({exc}); {GPU_EXTRA_HINT}"
+        ) from exc
+    try:
+        n_devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        raise BackendUnavailableError(f"backend=gpu: CuPy imports but finds no usable CUDA device ({exc})") from exc
+    if n_devices == 0:
+        raise BackendUnavailableError("backend=gpu: CuPy imports but this machine has no CUDA device")
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    return Backend("gpu", cupy, cupyx.scipy.sparse, cupyx.scipy.sparse.linalg, f"GPU {name}")
+
+
+@functools.cache
+def resolve_backend(choice: str = "auto") -> Backend:
+    """Map `cpu` / `gpu` / `auto` to a Backend; `auto` takes the GPU when it can run, else the CPU."""
+    if choice not in get_args(BackendChoice):
+        raise ConfigError(f"backend must be one of {list(get_args(BackendChoice))}, got {choice!r}")
+    if choice == "cpu":
+        return _cpu_backend()
+    if choice == "gpu":
+        return _gpu_backend()
+    try:
+        return _gpu_backend()
+    except BackendUnavailableError:
+        return _cpu_backend()
+
+
+def as_backend(backend: Backend | str) -> Backend:
+    return backend if isinstance(backend, Backend) else resolve_backend(backend)
+
+
+def array_namespace(a: Any) -> ModuleType:
+    """numpy for numpy arrays, cupy for cupy arrays (without importing CuPy for numpy input)."""
+    if isinstance(a, np.ndarray) or type(a).__module__.split(".")[0] != "cupy":
+        return np
+    import cupy
+
+    return cupy
