@@ -20,7 +20,8 @@ from gpu_hpi.synthetic import SyntheticMarket
 
 distributed = pytest.importorskip("distributed")
 
-from gpu_hpi.distributed import cluster_client, dask_cell_table, partitions  # noqa: E402
+from gpu_hpi.dask.cluster import cluster_client  # noqa: E402
+from gpu_hpi.dask.tables import dask_cell_table, partitions  # noqa: E402
 
 COLUMNS = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
 
@@ -208,24 +209,24 @@ def test_cli_cluster_robust_equals_single_process(tmp_path: Path, extra: list[st
 def test_cpu_partitions_read_by_duckdb_equal_the_batch_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On CPU workers each partition is the DuckDB query over its rows (their row groups only); the
     same (window, table, rows without both periods, rows kept) as the pyarrow batch reader."""
-    from gpu_hpi import distributed
+    from gpu_hpi.dask import tables
 
     write_dataset(tmp_path / "ds", n=20_000, parts=2)
     source = PairSource(str(tmp_path / "ds"), "auto", COLUMNS, batch_rows=6_000)
     parts = partitions(source)
     assert [p.first_row for p in parts if p.path == parts[0].path][1] == parts[0].n_rows
     calls = []
-    real = distributed.sql_cell_table
+    real = tables.sql_cell_table
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(kwargs["rows"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(distributed, "sql_cell_table", counted)
-    by_duckdb = [distributed.partition_table(source, p, None, None, "cpu", False) for p in parts]
+    monkeypatch.setattr(tables, "sql_cell_table", counted)
+    by_duckdb = [tables.partition_table(source, p, None, None, "cpu", False) for p in parts]
     assert calls == [(p.first_row, p.first_row + p.n_rows) for p in parts]
-    monkeypatch.setattr(distributed, "sql_cell_table", lambda *args, **kwargs: None)
-    by_batches = [distributed.partition_table(source, p, None, None, "cpu", False) for p in parts]
+    monkeypatch.setattr(tables, "sql_cell_table", lambda *args, **kwargs: None)
+    by_batches = [tables.partition_table(source, p, None, None, "cpu", False) for p in parts]
     for (first, table, missing, kept), (want_first, want, want_missing, want_kept) in zip(
         by_duckdb, by_batches, strict=True
     ):

@@ -192,7 +192,9 @@ def _dask_pairs(
 ) -> Loaded:
     """The cell table of a parquet dataset computed on a Dask cluster (see distributed.py); the
     cluster stays up (in `resources`) for the accuracy passes."""
-    from ..distributed import DaskPasses, cluster_client, dask_accuracy, dask_cell_table, partition_pairs, partitions
+    from ..dask.cluster import cluster_client
+    from ..dask.passes import DaskPasses, dask_accuracy, partition_pairs
+    from ..dask.tables import dask_cell_table, partitions
 
     if (method.needs_pairs and method.name != "robust") or option_name(cfg.solver.name) != "normal":
         raise ConfigError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,10 @@ from ..backend.core import Backend, as_backend
 from ..data.cells import CellTable, build_cell_table
 from ..data.pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
 from ..errors import ConfigError, IdentificationWarning
-from .identify import identify
+from .identify import Identification, identify
 from .iterative import DEFAULT_TOL, OPERATORS, iterative_beta
 from .methods import MethodOptions, fit_method, robust_irls
+from .methods.robust import PairPasses
 from .normal import SOLVERS, TableFit, fit_table
 from .result import IndexResult
 
@@ -33,7 +35,7 @@ def fit_index(
     iter_lim: int | None = None,
     operator: str = "auto",
     method: MethodOptions | str = "bmn",
-    pair_passes: Any = None,
+    pair_passes: Callable[[CellTable, Identification, bool], PairPasses] | None = None,
 ) -> IndexResult:
     """Estimate per-group and/or pooled indices from a cell table.
 
@@ -84,7 +86,7 @@ def fit_index(
             )
             info[name].update(iterations=iterations, stop_reason=reason)
             fit = fit_table(tab, ident, be, beta)
-        elif solve_pairs is None and passes_elsewhere:
+        elif solve_pairs is None and pair_passes is not None and passes_elsewhere:
             fit, details = robust_irls(tab, ident, be, options, pair_passes(tab, ident, name == "pooled"))
             info[name].update(details)
         else:

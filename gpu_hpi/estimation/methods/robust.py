@@ -1,9 +1,9 @@
 """A Huber robust index by iteratively reweighted least squares (as statsmodels' RLM), with passes
-over the pairs in memory here and on Dask workers (gpu_hpi.distributed)."""
+over the pairs in memory here and on Dask workers (gpu_hpi.dask.passes)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,6 +17,23 @@ from .cells import CellLookup, cell_ssr, segment_medians
 from .options import MethodOptions
 
 MAD_NORMAL = 0.6744897501960817  # median |Z| of a standard normal: MAD -> sigma
+
+
+class PairPasses(Protocol):
+    """The passes over the pairs a robust fit makes, wherever the pairs are: in this process
+    (`InMemoryPasses`) or on Dask workers (`gpu_hpi.dask.passes.DaskPasses`)."""
+
+    def scale(self, log_index: np.ndarray) -> np.ndarray:
+        """(G,) the MAD scale of each group's residuals."""
+        ...
+
+    def weighted_sums(self, log_index: np.ndarray, scale: np.ndarray) -> dict[str, Any]:
+        """Per-cell sums of the Huber weights: "n", "y" (of w y) and "y2" (of w y^2)."""
+        ...
+
+    def h1_sums(self, log_index: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """(3, G) per group: sum of psi^2, pairs inside c, pairs."""
+        ...
 
 
 def robust(
@@ -91,7 +108,7 @@ def scale_from_mad(median_abs: np.ndarray) -> np.ndarray:
 
 
 def robust_irls(
-    table: CellTable, ident: Identification, backend: Backend, options: MethodOptions, passes: Any
+    table: CellTable, ident: Identification, backend: Backend, options: MethodOptions, passes: PairPasses
 ) -> tuple[TableFit, dict[str, Any]]:
     """Huber M-estimator by iteratively reweighted least squares, as statsmodels' RLM with
     HuberT(c) and a MAD scale (median |e| / 0.6745, about 0) re-estimated each iteration, per group.
