@@ -16,7 +16,7 @@ from gpu_hpi.errors import DataError
 from gpu_hpi.io.pairs import PairSource
 from gpu_hpi.io.periods import column_periods
 from gpu_hpi.io.sales import SaleSource
-from gpu_hpi.io.sql import sql_cell_table
+from gpu_hpi.io.sql_pairs import sql_cell_table
 from gpu_hpi.io.sql_sales import sql_sales
 from gpu_hpi.transactions import PairingRules
 

@@ -17,7 +17,7 @@ from gpu_hpi.data.calendar import parse_period
 from gpu_hpi.data.cells import TableAccumulator
 from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io.pairs import PairSource
-from gpu_hpi.io.sql import sql_cell_table
+from gpu_hpi.io.sql_pairs import sql_cell_table
 
 CPU = gpu_hpi.resolve_backend("cpu")
 COLUMNS = {"group": "region", "prev": "d0", "recent": "d1", "y": "y"}
@@ -213,16 +213,16 @@ def test_period_checks_skip_rows_without_both_dates(tmp_path: Path) -> None:
 
 def test_clean_data_takes_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without NaN or infinite y the careful query (per-pair tests) never runs."""
-    from gpu_hpi.io import sql
+    from gpu_hpi.io import sql_pairs
 
     calls: list[bool] = []
-    real = sql._cells
+    real = sql_pairs._cells
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(kwargs.get("careful", True))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sql, "_cells", spy)
+    monkeypatch.setattr(sql_pairs, "_cells", spy)
     assert_same(PairSource(write(tmp_path, frame(8, invalid=False)), "auto", COLUMNS))
     assert calls == [False]
     calls.clear()
@@ -248,7 +248,7 @@ def assert_same_batch(source: PairSource) -> None:
     """sql_batch gives the streaming reader's pairs in file order (accuracy's folds hash positions),
     with the same missing_period count, and so the same cell table."""
     from gpu_hpi.data.pairs import encode_groups
-    from gpu_hpi.io.sql import sql_batch
+    from gpu_hpi.io.sql_pairs import sql_batch
 
     batch = sql_batch(source)
     assert batch is not None

@@ -253,7 +253,8 @@ def test_memory_limit_spills_and_gives_the_same_result(tmp_path: Path) -> None:
     """data.memory_limit: DuckDB keeps under it by spilling (to a private temporary directory, not
     the working directory); the pairs, counts and table are those of an unlimited run."""
     from gpu_hpi.io.pairs import PairSource
-    from gpu_hpi.io.sql import _spill_directory, sql_cell_table
+    from gpu_hpi.io.sql import _spill_directory
+    from gpu_hpi.io.sql_pairs import sql_cell_table
 
     rng = np.random.default_rng(8)
     n = 400_000

@@ -27,7 +27,7 @@ from ..estimation.methods import MethodOptions
 from ..io.files import write_atomically
 from ..io.pairs import PairBatch, PairSource, ready
 from ..io.sales import SaleSource
-from ..io.sql import sql_batch, sql_cell_table
+from ..io.sql_pairs import sql_batch, sql_cell_table
 from ..io.sql_sales import sql_sales
 from ..io.store import combine_tables, load_cells
 from ..synthetic import SyntheticMarket
@@ -130,7 +130,7 @@ def stream_pairs(
         if _uses_cluster(cfg):
             return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
         jobs = source.batch_jobs(gpu=backend.is_gpu)
-        if not backend.is_gpu:  # on the CPU DuckDB reads parquet (sql.py)
+        if not backend.is_gpu:  # on the CPU DuckDB reads parquet (io/sql_pairs.py)
             with timings.stage("read_and_table"):
                 if not keep_pairs:  # the cell table alone: one query
                     reduced = sql_cell_table(source, start, end, strict, progress=bool(cfg.progress))

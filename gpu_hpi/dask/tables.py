@@ -16,7 +16,7 @@ from ..data.cells import CellTable, TableAccumulator
 from ..errors import ConfigError, DataError
 from ..io.files import cudf_module, parquet_file
 from ..io.pairs import PairSource
-from ..io.sql import sql_cell_table
+from ..io.sql_pairs import sql_cell_table
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def partition_table(
     source: PairSource, part: Partition, start: int | None, end: int | None, backend: str, strict: bool
 ) -> PartialTable:
     """On a worker: read the partition, convert its periods, build its cell table (host arrays):
-    on the CPU the DuckDB query of the single-process reader over the partition's rows (sql.py),
+    on the CPU the DuckDB query of the single-process reader over the partition's rows (io/sql_pairs.py),
     on the GPU (or where that query leaves the file to pyarrow) the batch reader."""
     be = resolve_backend(backend)
     if not be.is_gpu:

@@ -40,12 +40,11 @@ from .sql import (
     Unsupported,
     column_types,
     connect,
-    group_labels,
-    grouped_table,
     quote,
     read_error,
     relation,
 )
+from .sql_pairs import group_labels, grouped_table
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,312 @@
+"""The CPU reader of parquet pairs: DuckDB reads them and reduces them to the cell table.
+
+DuckDB's parallel parquet reader never materialises the columns and its hash aggregation streams,
+so one `GROUP BY` over (group, prev, recent) gives the cell table at the speed of the file's
+decoding, in bounded memory. The drop rules are those of `pairs.invalid_masks`, in their order,
+with the readers' `missing_period` first: the rules on the cell key (missing period or group,
+outside the window, prev >= recent) are applied to the grouped rows, the rules on each pair
+(invalid price, non-finite y) are counted in the query; tests/test_sql.py runs this reader and the
+streaming pyarrow reader on the same files. Periods: timestamps and dates by calendar arithmetic,
+integers from `data.start` or as YYYYMM, strings through their distinct values parsed once in
+Python. CSV stays with pyarrow (its null tokens and type inference are the documented rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data.calendar import check_window
+from ..data.cells import PRICE_SUMS, CellTable
+from ..data.pairs import check_strict
+from ..errors import DataError
+from .pairs import PairBatch, group_values
+from .sql import (
+    FLOAT_TYPES,
+    INTEGER_TYPES,
+    PeriodColumns,
+    SqlTable,
+    Unsupported,
+    column_types,
+    connect,
+    quote,
+    read_error,
+    relation,
+)
+
+
+@dataclass(frozen=True)
+class PairQuery:
+    """A connection and the SQL selecting the pairs of a source as g, i, j (absolute periods), y,
+    p0, p1 (prices, or NULL); grouped / prices: whether the source has those columns; where: the
+    input, for error messages."""
+
+    con: Any
+    pairs: str
+    grouped: bool
+    prices: bool
+    where: str
+    order: str = ""  # ORDER BY restoring the files' row order where the query joins (string periods)
+
+
+def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None = None) -> PairQuery | None:
+    """The query of the pairs of `source` (a PairSource); None where the pyarrow reader must read
+    them: CSV, or a timestamp with a time zone (its wall-clock months depend on the zone pyarrow
+    keeps). progress: DuckDB's progress bar, on a terminal. rows: [first, stop) rows of a single
+    file (a Dask partition: DuckDB reads only the row groups they fall in)."""
+    files, fmt = source.files()
+    if fmt != "parquet":
+        return None  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
+    wanted = source.wanted()
+    con = connect(progress, source.memory_limit)
+    src, in_rows = relation(files), ""
+    if rows is not None:
+        if len(files) != 1:
+            raise ValueError("a row range reads one file")
+        in_rows = f" WHERE file_row_number >= {int(rows[0])} AND file_row_number < {int(rows[1])}"
+        src = f"(SELECT * FROM {relation(files, positions=True)}{in_rows})"
+    types = column_types(con, src, files)
+    missing = [c for c in wanted.values() if c not in types]
+    if missing:
+        raise DataError(
+            f"column(s) {', '.join(map(repr, missing))} not found in {files[0]}; columns found: {', '.join(types)}"
+        )
+    for role in ("y", "price_prev", "price_recent"):
+        if role in wanted and not (
+            types[wanted[role]] in INTEGER_TYPES + FLOAT_TYPES or types[wanted[role]].startswith("DECIMAL")
+        ):
+            where = files[0] if len(files) == 1 else source.path
+            raise DataError(f"column {wanted[role]!r} of {where} must be numeric, got {types[wanted[role]].lower()}")
+    dated = f"{quote(wanted['prev'])} IS NOT NULL AND {quote(wanted['recent'])} IS NOT NULL"
+    periods = PeriodColumns(con, src, dated, source.periodicity, source.integer_periods, source.start)
+    try:
+        prev = periods.expression(wanted["prev"], types[wanted["prev"]])
+        recent = periods.expression(wanted["recent"], types[wanted["recent"]])
+    except Unsupported:
+        return None
+    prices = "price_prev" in wanted
+    p0 = f"CAST({quote(wanted['price_prev'])} AS DOUBLE)" if prices else "NULL"
+    p1 = f"CAST({quote(wanted['price_recent'])} AS DOUBLE)" if prices else "NULL"
+    y = f"CAST({quote(wanted['y'])} AS DOUBLE)" if "y" in wanted else f"ln({p1} / {p0})"
+    group = quote(wanted["group"]) if "group" in wanted else "NULL"
+    if "group" in wanted and types[wanted["group"]] in FLOAT_TYPES:
+        # a NaN id is missing, as in pandas (isnan() would be folded away: DuckDB takes the parquet
+        # statistics, which leave NaN out, for proof that there is none; isfinite() is not)
+        group = f"CASE WHEN isfinite({group}) THEN {group} END"
+    select = f"SELECT {group} AS g, {prev} AS i, {recent} AS j, {y} AS y, {p0} AS p0, {p1} AS p1"
+    where = files[0] if len(files) == 1 else source.path
+    if not periods.labels:
+        return PairQuery(con, f"{select} FROM {src}", "group" in wanted, prices, where)
+    # string periods are looked up by a join, which does not keep the rows' order
+    pairs = f"{select}, file_index AS file, file_row_number AS row FROM {relation(files, positions=True)}{in_rows}"
+    return PairQuery(con, pairs, "group" in wanted, prices, where, " ORDER BY file, row")
+
+
+def sql_cell_table(
+    source: Any,
+    start: int | None,
+    end: int | None,
+    strict: bool = False,
+    progress: bool = False,
+    rows: tuple[int, int] | None = None,
+) -> SqlTable | None:
+    """The cell table of the pairs of `source` (a PairSource) over the window [start, end] (or
+    the data's own), grouped in DuckDB; None where the pyarrow reader must read them (pair_query).
+    rows: a row range of a single file (pair_query)."""
+    query = pair_query(source, progress, rows)
+    if query is None:
+        return None
+    import duckdb
+
+    con, pairs = query.con, query.pairs
+    try:
+        if query.prices:
+            cells = _cells(con, pairs, prices=True)
+        else:  # a fast query, redone carefully for the few cells holding a NaN or infinite y
+            cells = _cells(con, pairs, prices=False, careful=False)
+            keyed = ~(cells["i_null"] | cells["j_null"] | (cells["g_null"] if query.grouped else False))
+            suspect = ~np.isfinite(cells["y"]) & keyed
+            if suspect.any():
+                keys = _keys(cells, suspect, query.grouped)
+                cells = _merge(cells, suspect, _cells(con, pairs, prices=False, only=keys))
+    except duckdb.Error as exc:
+        raise read_error(query.where, exc) from exc
+    return grouped_table(cells, query.grouped, start, end, strict)
+
+
+def sql_batch(source: Any, progress: bool = False) -> PairBatch | None:
+    """Every pair of `source` with both periods as one batch of host arrays (the pairs that the
+    robust method, lsqr/lsmr and accuracy keep in memory), read by DuckDB and handed over through
+    Arrow; the batch's cell table then applies the rules as for any batch. None: see pair_query."""
+    query = pair_query(source, progress)
+    if query is None:
+        return None
+    import duckdb
+
+    columns = "g, i, j, y" + (", p0, p1" if query.prices else "")
+    try:
+        undated = f"SELECT count(*) FROM ({query.pairs}) WHERE i IS NULL OR j IS NULL"
+        missing = query.con.execute(undated).fetchall()[0][0]
+        dated = f"SELECT {columns} FROM ({query.pairs}) WHERE i IS NOT NULL AND j IS NOT NULL{query.order}"
+        arrow = query.con.sql(dated).to_arrow_table()
+    except duckdb.Error as exc:
+        raise read_error(query.where, exc) from exc
+
+    def numbers(name: str) -> np.ndarray:
+        return arrow.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+    return PairBatch(
+        arrow.column("i").to_numpy(zero_copy_only=False).astype(np.int32),
+        arrow.column("j").to_numpy(zero_copy_only=False).astype(np.int32),
+        numbers("y"),
+        group_values(arrow.column("g").combine_chunks()) if query.grouped else None,
+        int(missing),
+        numbers("p0") if query.prices else None,
+        numbers("p1") if query.prices else None,
+    )
+
+
+def _cells(con: Any, pairs: str, prices: bool, careful: bool = True, only: Any = None) -> dict[str, Any]:
+    """The pairs grouped by their cell key (g, i, j), nulls included, as host arrays: n pairs,
+    bad_price / bad_y pairs failing the per-pair rules (invalid_price, then nonfinite_y), and the
+    sums over the other pairs. careful=False: sums over every non-null y without testing each y
+    (a cell holding a NaN or an infinite y then has a non-finite sum; null y are counted by
+    count(y)). only: a table of (g, i, j) keys to restrict the query to."""
+    price_ok = "coalesce(p0 > 0 AND p1 > 0 AND isfinite(p0) AND isfinite(p1), false)" if prices else "true"
+    y_ok = "coalesce(isfinite(y), false)"
+    ok = f"{price_ok} AND {y_ok}"
+    aggregates = ["count(*) AS n"]
+    if careful:
+        aggregates += [f"count(*) FILTER (WHERE NOT {price_ok}) AS bad_price"]
+        aggregates += [f"count(*) FILTER (WHERE {price_ok} AND NOT {y_ok}) AS bad_y"]
+        values = {"y": "y", "y2": "y * y"}
+        if prices:
+            values.update(p_prev="p0", p_recent="p1", p_prev2="p0 * p0", p_recent2="p1 * p1", p_cross="p0 * p1")
+        aggregates += [f"sum({v}) FILTER (WHERE {ok}) AS {k}" for k, v in values.items()]
+    else:
+        aggregates += ["0 AS bad_price", "count(*) - count(y) AS bad_y", "sum(y) AS y", "sum(y * y) AS y2"]
+    source = f"({pairs})"
+    if only is not None:
+        con.register("only_cells", only)
+        source = f"({pairs}) SEMI JOIN only_cells USING ({', '.join(only.column_names)})"
+    arrow = con.sql(f"SELECT g, i, j, {', '.join(aggregates)} FROM {source} GROUP BY g, i, j").to_arrow_table()
+    import pyarrow.compute as pc
+
+    out: dict[str, Any] = {}
+    for name in ("i", "j"):
+        out[f"{name}_null"] = pc.is_null(arrow.column(name)).to_numpy(zero_copy_only=False)
+        out[name] = arrow.column(name).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    group = arrow.column("g").combine_chunks()
+    out["g_null"] = pc.is_null(group).to_numpy(zero_copy_only=False)
+    out["g"] = group  # an Arrow array: nullable integers stay integers
+    for name in arrow.column_names[3:]:
+        column = arrow.column(name).fill_null(0)
+        out[name] = column.to_numpy(zero_copy_only=False).astype(np.float64 if name not in _COUNTS else np.int64)
+    return out
+
+
+_COUNTS = ("n", "bad_price", "bad_y")
+
+
+def _keys(cells: dict[str, Any], rows: np.ndarray, grouped: bool) -> Any:
+    """The (g, i, j) keys of these cells as an Arrow table ((i, j) without groups: g is null)."""
+    import pyarrow as pa
+
+    keys = {"g": cells["g"].filter(rows)} if grouped else {}
+    return pa.table({**keys, "i": cells["i"][rows], "j": cells["j"][rows]})
+
+
+def _merge(cells: dict[str, Any], rows: np.ndarray, redone: dict[str, Any]) -> dict[str, Any]:
+    """cells with its `rows` replaced by the careful query's cells."""
+    import pyarrow as pa
+
+    keep = ~rows
+    merged = {k: np.concatenate([v[keep], redone[k].astype(v.dtype, copy=False)]) for k, v in cells.items() if k != "g"}
+    merged["g"] = pa.concat_arrays([cells["g"].filter(keep), redone["g"].cast(cells["g"].type)])
+    return merged
+
+
+def grouped_table(
+    cells: dict[str, Any],
+    grouped: bool,
+    start: int | None,
+    end: int | None,
+    strict: bool,
+    labels: np.ndarray | None = None,
+) -> SqlTable:
+    """The cell table from the grouped pairs: the rules on the cell key (DROP_REASONS' order, as
+    pairs.invalid_masks) drop whole cells; the per-pair rules were counted by the query. labels:
+    the groups to list (default: those of every dated pair)."""
+    n = cells["n"]
+    i, j = cells["i"], cells["j"]
+    dated = ~(cells["i_null"] | cells["j_null"])
+    if not dated.any():
+        raise DataError("the input holds no pairs")
+    # as the streaming reader: the window given, else the periods of every pair with both dates
+    lo_all, hi_all = int(np.minimum(i, j)[dated].min()), int(np.maximum(i, j)[dated].max())
+    lo = start if start is not None else (lo_all if end is None else min(lo_all, end - 1))
+    hi = end if end is not None else max(hi_all, lo + 1)
+    check_window(lo, hi)
+    rules = {
+        "missing_period": ~dated,
+        "missing_group": cells["g_null"] if grouped else None,
+        "period_out_of_range": (i < lo) | (j < lo) | (i > hi) | (j > hi),
+        "same_period": i == j,
+        "prev_not_before_recent": i > j,
+    }
+    failed = np.zeros(n.shape, dtype=bool)
+    dropped: dict[str, int] = {}
+    for reason, mask in rules.items():
+        if mask is not None:
+            dropped[reason] = int(n[mask & ~failed].sum())
+            failed |= mask
+    ok = ~failed
+    dropped["invalid_price"] = int(cells["bad_price"][ok].sum())
+    dropped["nonfinite_y"] = int(cells["bad_y"][ok].sum())
+    missing_period = dropped.pop("missing_period")
+    dropped = {k: v for k, v in dropped.items() if v}
+    if strict:
+        check_strict(dropped)
+    count = n - cells["bad_price"] - cells["bad_y"]
+    ok &= count > 0
+    t = max(hi - lo + 1, 2)
+    if not grouped:
+        labels, codes = _no_groups(ok)
+    elif labels is None:
+        labels, codes = _group_codes(cells["g"], dated & ~cells["g_null"], ok)
+    else:
+        codes = group_codes(labels, cells["g"].filter(ok))
+    prev, recent = i[ok] - lo, j[ok] - lo
+    order = np.argsort((codes * t + prev) * t + recent, kind="stable")
+    names = [k for k in ("y", "y2", *PRICE_SUMS) if k in cells]
+    sums = {k: cells[k][ok][order] for k in names}
+    table = CellTable(t, labels, codes[order], prev[order], recent[order], count[ok][order], sums, dropped)
+    return SqlTable(lo, table, missing_period)
+
+
+def _group_codes(groups: Any, present: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted labels, int64 code per kept cell): the labels are the groups of every pair with both
+    periods, valid or not, as the streaming reader encodes them (a region whose pairs are all
+    dropped is still listed, and skipped)."""
+    labels = group_labels(groups.filter(present))
+    return labels, group_codes(labels, groups.filter(ok))
+
+
+def group_labels(groups: Any) -> np.ndarray:
+    """Sorted distinct ids of an Arrow array of group ids without nulls, typed as
+    pairs.encode_groups gives them (int64, float, else object)."""
+    labels = np.unique(groups.to_numpy(zero_copy_only=False))
+    if labels.dtype.kind in "iu":
+        return labels.astype(np.int64)
+    return labels if labels.dtype.kind == "f" else labels.astype(object)
+
+
+def group_codes(labels: np.ndarray, groups: Any) -> np.ndarray:
+    """int64 codes into `labels` of an Arrow array of group ids (each one of the labels, no nulls)."""
+    return np.searchsorted(labels, groups.to_numpy(zero_copy_only=False)).astype(np.int64)
+
+
+def _no_groups(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(["ALL"], dtype=object), np.zeros(int(ok.sum()), dtype=np.int64)
