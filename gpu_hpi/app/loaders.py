@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend.core import Backend, array_namespace
+from ..backend.core import Backend, array_namespace, to_host
 from ..backend.memory import device_read_budget
 from ..config import option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
@@ -323,22 +323,19 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
     """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
     LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic."""
 
-    def host(a: Any) -> np.ndarray:
-        return a if isinstance(a, np.ndarray) else a.get()
-
     firsts = calendar.first_days()
     group: Any = "ALL"
     if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
-        codes = host(pairs.group)
+        codes = to_host(pairs.group)
         group = pd.Series(pairs.group_labels[np.maximum(codes, 0)], dtype=object).where(codes >= 0, None)
     frame = pd.DataFrame(
         {
             "group_id": group,
-            "PrevYearMonth": firsts[host(pairs.prev)],
-            "RecentYearMonth": firsts[host(pairs.recent)],
-            "LogPriceDiff": host(pairs.y),
-            "PrevPrice": host(pairs.price_prev),
-            "RecentPrice": host(pairs.price_recent),
+            "PrevYearMonth": firsts[to_host(pairs.prev)],
+            "RecentYearMonth": firsts[to_host(pairs.recent)],
+            "LogPriceDiff": to_host(pairs.y),
+            "PrevPrice": to_host(pairs.price_prev),
+            "RecentPrice": to_host(pairs.price_recent),
         }
     )
     write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
@@ -353,7 +350,7 @@ def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend:
     elif all(isinstance(g, (np.ndarray, xp.ndarray)) for g in groups):
         group = xp.concatenate([xp.asarray(g) for g in groups])
     else:  # some batches had missing ids (pandas): all on the host, then factorised together
-        host = [g.get() if hasattr(g, "get") and not isinstance(g, pd.Series) else g for g in groups]
+        host = [g if isinstance(g, pd.Series) else to_host(g) for g in groups]
         group = pd.concat([pd.Series(g) for g in host], ignore_index=True)
     return prepare_pairs(
         xp.concatenate([b.prev for b in batches]) - np.int32(start),

@@ -52,9 +52,7 @@ class Backend:
 
     def to_host(self, a: Any) -> np.ndarray:
         """A numpy copy (or view, on the CPU) of an array of this backend."""
-        if self.is_gpu and not isinstance(a, np.ndarray):
-            return a.get()
-        return np.asarray(a)
+        return to_host(a)
 
     def synchronize(self) -> None:
         """Wait for queued device work (for honest timings); a no-op on the CPU."""
@@ -121,6 +119,14 @@ def resolve_backend(choice: str = "auto") -> Backend:
 
 def as_backend(backend: Backend | str) -> Backend:
     return backend if isinstance(backend, Backend) else resolve_backend(backend)
+
+
+def to_host(a: Any) -> np.ndarray:
+    """A numpy array of a numpy or CuPy array: the array itself on the host, a copy from the device.
+    The one way back across the boundary (`Backend.to_host` is this)."""
+    if isinstance(a, np.ndarray) or array_namespace(a) is np:
+        return np.asarray(a)
+    return a.get()
 
 
 def array_namespace(a: Any) -> ModuleType:

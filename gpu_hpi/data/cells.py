@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import kernels
-from ..backend.core import Backend, array_namespace
+from ..backend.core import Backend, array_namespace, to_host
 from ..errors import DataError
 from .pairs import Pairs, add_counts, check_strict, count_invalid
 
@@ -113,16 +113,14 @@ class CellTable:
         return replace(self.select(self.recent <= last), n_periods=last + 1)
 
     def to_host(self) -> CellTable:
-        def host(a: Any) -> np.ndarray:
-            return a if isinstance(a, np.ndarray) else a.get()
-
+        """The table with host (numpy) arrays."""
         return replace(
             self,
-            group=host(self.group),
-            prev=host(self.prev),
-            recent=host(self.recent),
-            count=host(self.count),
-            sums={k: host(v) for k, v in self.sums.items()},
+            group=to_host(self.group),
+            prev=to_host(self.prev),
+            recent=to_host(self.recent),
+            count=to_host(self.count),
+            sums={k: to_host(v) for k, v in self.sums.items()},
         )
 
     def __add__(self, other: CellTable) -> CellTable:

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
+from ..backend.core import to_host
 from ..data.cells import CellTable
 
 
@@ -48,7 +49,7 @@ def identify(table: CellTable, base: int, min_pairs: int, cells: Any = None) -> 
     skipped = n_pairs < min_pairs
     keep = ~skipped[host.group]
     if cells is not None:
-        keep &= cells if isinstance(cells, np.ndarray) else cells.get()
+        keep &= to_host(cells)
     rows = (host.group * t + host.prev)[keep]
     cols = (host.group * t + host.recent)[keep]
     graph = scipy.sparse.coo_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(g * t, g * t))

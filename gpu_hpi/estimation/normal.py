@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..backend.core import Backend
+from ..backend.core import Backend, to_host
 from ..data.cells import CellTable
 from .identify import Identification
 
@@ -109,7 +109,7 @@ def group_batches(table: CellTable, numbers: int = GROUP_CELLS) -> Iterator[tupl
 
 def _group_bounds(table: CellTable) -> np.ndarray:
     """(G + 1,) cell offsets: group g's cells are rows bounds[g]:bounds[g+1] (cells sorted by group)."""
-    group = table.group if isinstance(table.group, np.ndarray) else table.group.get()
+    group = to_host(table.group)
     return np.searchsorted(group, np.arange(table.n_groups + 1))
 
 
