@@ -707,6 +707,8 @@ def test_solve_spd_equals_numpy_and_takes_lu_where_cholesky_fails() -> None:
     a = rng.normal(size=(5, 9, 9))
     lap = a @ a.transpose(0, 2, 1) + np.eye(9)
     lap[3] = np.diag(np.r_[-1.0, np.ones(8)])  # symmetric, not positive definite
+    lap[4, :3, :3] = [[4.0, 2.0, 1.0], [2.0, 5.0, 3.0], [1.0, 3.0, -2.0]]  # fails at the third pivot,
+    lap[4, :3, 3:] = lap[4, 3:, :3] = 0.0  # after potrf overwrote the first two diagonal entries
     rhs = rng.normal(size=(5, 9))
     solved, diag = solve_spd(np, lap.copy(), rhs, covariance=True)  # overwrites the systems
     np.testing.assert_allclose(solved, np.linalg.solve(lap, rhs[:, :, None])[:, :, 0], rtol=1e-10)

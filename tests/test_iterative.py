@@ -140,3 +140,16 @@ def test_lsqr_on_the_scaled_operator_follows_scipy() -> None:
     sol = iterative.lsqr(np, op, cols.y, atol=1e-12, btol=1e-12)
     assert (sol.iterations, sol.istop) == (itn, istop)
     np.testing.assert_allclose(sol.x, x, atol=1e-12, rtol=0)
+
+
+def test_the_device_matrix_refuses_more_entries_than_int32_indices_hold() -> None:
+    """cupyx keeps int32 indices whatever it is given: past 2^31 entries the CSR would wrap."""
+    import dataclasses
+
+    from gpu_hpi.data.design import DummyColumns
+
+    device = dataclasses.replace(CPU, name="gpu")  # only its name is read before the refusal
+    huge = np.broadcast_to(np.float64(0.0), (2**30,))  # 2^31 entries, no memory
+    cols = DummyColumns(huge, huge, huge, huge, 10)
+    with pytest.raises(gpu_hpi.ConfigError, match="operator=implicit"):
+        design_matrix(device, cols)

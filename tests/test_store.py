@@ -446,6 +446,7 @@ MALFORMED = [
     pytest.param("meta", _meta(group_label_type="int", groups=["a", "b", "c"]), "damaged", id="int-type-text-ids"),
     pytest.param("edit", _edit_prev_equal_recent, "damaged", id="prev-equal-recent"),
     pytest.param("edit", lambda a: a.drop_columns(["sum_y2"]), "damaged", id="missing-column"),
+    pytest.param("edit", lambda a: pa.concat_tables([a, a.slice(0, 1)]), "appears twice", id="duplicate-cell"),
 ]
 
 

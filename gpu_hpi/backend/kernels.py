@@ -179,7 +179,14 @@ def column_sums(u: Any, prev: Any, recent: Any, k: int) -> Any:
     kernel(
         (blocks,),
         (threads,),
-        (cupy.ascontiguousarray(u, dtype=np.float64), prev, recent, np.int64(m), np.int32(k), out),
+        (
+            cupy.ascontiguousarray(u, dtype=np.float64),
+            cupy.ascontiguousarray(prev, dtype=np.int32),
+            cupy.ascontiguousarray(recent, dtype=np.int32),
+            np.int64(m),
+            np.int32(k),
+            out,
+        ),
         shared_mem=8 * k,
     )
     return out

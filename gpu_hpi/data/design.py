@@ -15,6 +15,7 @@ import numpy as np
 
 from ..backend import kernels
 from ..backend.core import Backend, array_namespace
+from ..errors import ConfigError
 from .pairs import Pairs, count_invalid
 
 
@@ -95,6 +96,11 @@ def design_matrix(backend: Backend, columns: DummyColumns) -> DesignMatrix:
     transpose at 10M pairs)."""
     xp = backend.xp
     m, k = columns.shape
+    if backend.is_gpu and 2 * m >= 2**31:  # cupyx keeps int32 indices whatever it is given
+        raise ConfigError(
+            f"solver.operator=matrix holds at most 2^31 entries on the GPU ({m:,} pairs make {2 * m:,}); "
+            "use solver.operator=implicit"
+        )
     # interleave the earlier / later column of each row, then drop the padding ones
     entries = xp.empty(2 * m, dtype=np.int32)
     entries[0::2] = columns.prev
@@ -105,7 +111,7 @@ def design_matrix(backend: Backend, columns: DummyColumns) -> DesignMatrix:
     present = entries < k
     indptr = xp.zeros(m + 1, dtype=np.int64)
     xp.cumsum(present.reshape(m, 2).sum(axis=1), out=indptr[1:])
-    # int32 indices (cupyx casts to int32 anyway): nnz <= 2 x pairs is far below 2^31 at 150M pairs
+    # int32 indices: nnz <= 2 x pairs is far below 2^31 at 150M pairs
     index_type = np.int32 if 2 * m < 2**31 else np.int64
     matrix = backend.sparse.csr_matrix(
         (values[present], entries[present].astype(index_type), indptr.astype(index_type)), shape=(m, k)

@@ -118,11 +118,11 @@ def lsqr(
     v = xp.zeros(n)
     alfa = 0.0
     if beta > 0:
-        u /= beta
+        u *= 1.0 / beta  # reciprocals, as SciPy: the same iterates to the last bit
         v = rmatvec(u)
         alfa = float(xp.linalg.norm(v))
     if alfa > 0:
-        v /= alfa
+        v *= 1.0 / alfa
     w = v.copy()
     if alfa * beta == 0:
         return IterativeSolution(x, 0, 0, beta)
@@ -137,12 +137,12 @@ def lsqr(
         u += matvec(v)
         beta = float(xp.linalg.norm(u))
         if beta > 0:
-            u /= beta
+            u *= 1.0 / beta
             anorm = math.sqrt(anorm**2 + alfa**2 + beta**2)
             v = rmatvec(u) - beta * v
             alfa = float(xp.linalg.norm(v))
             if alfa > 0:
-                v /= alfa
+                v *= 1.0 / alfa
         rho = math.hypot(rhobar, beta)
         cs, sn = rhobar / rho, beta / rho
         theta = sn * alfa

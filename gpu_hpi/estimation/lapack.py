@@ -42,7 +42,8 @@ def cholesky_solve(lap: np.ndarray, rhs: np.ndarray | None, covariance: bool) ->
     """(solutions of lap x = rhs, or None without rhs; diagonals of lap^-1, or None) for a C-contiguous
     (B, T, T) float64 stack, which is overwritten. One Cholesky factor (potrf) serves the solve
     (potrs) and the inverse (potri); a system whose factorisation fails (not numerically positive
-    definite) is solved by LU from its untouched triangle."""
+    definite) is solved by LU, rebuilt from its untouched strict lower triangle and its diagonal
+    (which potrf overwrites up to the failing column)."""
     routines = _routines()
     b, t, _ = lap.shape
     solved = None if rhs is None else np.array(rhs, dtype=np.float64, order="C")
@@ -53,9 +54,11 @@ def cholesky_solve(lap: np.ndarray, rhs: np.ndarray | None, covariance: bool) ->
     # overwritten, the strict lower triangle is kept
     for k in range(b):
         a = lap[k]
+        diagonal = a.diagonal().copy()
         routines["dpotrf"](b"L", n_ref, a.ctypes.data, n_ref, info_ref)
         if info.value != 0:
-            original = np.tril(a) + np.tril(a, -1).T
+            lower = np.tril(a, -1)
+            original = lower + lower.T + np.diag(diagonal)
             if solved is not None:
                 solved[k] = np.linalg.solve(original, solved[k])
             if diag is not None:

@@ -123,7 +123,10 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
     t = calendar.n_periods
     if count.size and not ((prev >= 0).all() and (prev < recent).all() and (recent < t).all() and (count > 0).all()):
         raise DataError(f"{path} is a damaged cell table (cells outside its {t} periods or empty)")
-    order = np.argsort((group * t + prev) * t + recent, kind="stable")
+    key = (group * t + prev) * t + recent
+    order = np.argsort(key, kind="stable")
+    if (np.diff(key[order]) == 0).any():  # a table holds each (group, prev, recent) once
+        raise DataError(f"{path} is a damaged cell table (a cell appears twice)")
     table = CellTable(
         t,
         labels,
