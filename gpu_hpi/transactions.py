@@ -53,6 +53,15 @@ class PairingRules:
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive (or null for no bound), got {value}")
 
+    def bounded_filters(self) -> list[str]:
+        """The drop reasons of the holding and return filters turned on, in the order pairs are tested."""
+        named = [
+            ("holding_too_short", self.min_holding),
+            ("holding_too_long", self.max_holding),
+            ("extreme_return", self.max_annual_return),
+        ]
+        return [reason for reason, bound in named if bound is not None]
+
 
 @dataclass(frozen=True)
 class Sales:

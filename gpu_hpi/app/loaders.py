@@ -24,7 +24,6 @@ from ..data.cells import CellTable, TableAccumulator, build_cell_table
 from ..data.pairs import Pairs, add_counts, prepare_pairs
 from ..errors import ConfigError, DataError
 from ..estimation.methods import MethodOptions
-from ..io.files import write_atomically
 from ..io.pairs import PairBatch, PairSource, ready
 from ..io.sales import SaleSource
 from ..io.sql_pairs import sql_batch, sql_cell_table
@@ -317,28 +316,6 @@ def _on_backend(table: CellTable, backend: Backend) -> CellTable:
         count=xp.asarray(table.count),
         sums={k: xp.asarray(v) for k, v in table.sums.items()},
     )
-
-
-def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
-    """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
-    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic."""
-
-    firsts = calendar.first_days()
-    group: Any = "ALL"
-    if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
-        codes = to_host(pairs.group)
-        group = pd.Series(pairs.group_labels[np.maximum(codes, 0)], dtype=object).where(codes >= 0, None)
-    frame = pd.DataFrame(
-        {
-            "group_id": group,
-            "PrevYearMonth": firsts[to_host(pairs.prev)],
-            "RecentYearMonth": firsts[to_host(pairs.recent)],
-            "LogPriceDiff": to_host(pairs.y),
-            "PrevPrice": to_host(pairs.price_prev),
-            "RecentPrice": to_host(pairs.price_recent),
-        }
-    )
-    write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend: Backend) -> Pairs:

@@ -25,9 +25,10 @@ from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
 from ..io.files import cudf_module
+from ..io.pairs import save_pairs
 from ..io.store import cell_files
 from ..series import SEASONS
-from .loaders import add_stored_cells, check_table_only, load_transactions, save_pairs, stored_cells, stream_pairs
+from .loaders import add_stored_cells, check_table_only, load_transactions, stored_cells, stream_pairs
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs
 from .stages import Timings
 

@@ -18,6 +18,7 @@ import numpy as np
 from ..backend import kernels
 from ..backend.core import Backend, array_namespace, to_host
 from ..errors import DataError
+from .keys import reduce_by_key
 from .pairs import Pairs, add_counts, check_strict, count_invalid
 
 # At most this many (group, prev, recent) keys: bincount into a dense key space per chunk
@@ -93,7 +94,7 @@ class CellTable:
         key = self.prev * self.n_periods + self.recent
         labels = np.asarray([label], dtype=object)
         pooled = _from_keys(
-            xp, self.n_periods, labels, *_reduce_by_key(xp, key, self.count, self.sums, self.n_periods**2)
+            xp, self.n_periods, labels, *reduce_by_key(xp, key, self.count, self.sums, _dense(self.n_periods**2))
         )
         return replace(pooled, dropped=self.dropped)
 
@@ -138,59 +139,9 @@ class CellTable:
         return replace(self, n_periods=n_periods, prev=self.prev + offset, recent=self.recent + offset)
 
 
-def _reduce_by_key(
-    xp: Any, key: Any, count: Any, sums: dict[str, Any], n_keys: int | None = None
-) -> tuple[Any, Any, dict[str, Any]]:
-    """Sum the counts and sums over equal keys; returns (sorted keys, counts, sums) of the cells
-    whose count is not zero.
-
-    With keys known to lie in [0, n_keys) and a small n_keys, dense bincounts replace the sort.
-    """
-    if n_keys is not None and n_keys <= DENSE_KEY_LIMIT:
-        # float64 sums of int64 counts are exact below 2^53 pairs per cell
-        counts = xp.rint(xp.bincount(key, weights=count, minlength=n_keys)).astype(np.int64)
-        (keep,) = xp.nonzero(counts)
-        return keep, counts[keep], {k: xp.bincount(key, weights=v, minlength=n_keys)[keep] for k, v in sums.items()}
-    # the pairs in key order, then a sum over each run of equal keys (count None: one pair a row)
-    order, sorted_key = _key_order(xp, key)
-    starts = xp.ones(sorted_key.shape, dtype=bool)
-    starts[1:] = sorted_key[1:] != sorted_key[:-1]
-    (first,) = xp.nonzero(starts)
-    uniq = sorted_key[first]
-    if xp is np:  # a sequential sum per run (numpy's reduceat; CuPy has none)
-
-        def run_sums(v: Any) -> Any:
-            return np.add.reduceat(v[order], first) if first.size else np.zeros(0, dtype=v.dtype)
-
-        counts = np.diff(first, append=key.shape[0]) if count is None else run_sums(count)
-        totals = {k: run_sums(v) for k, v in sums.items()}
-    else:
-        index = xp.cumsum(starts) - 1
-        weights = None if count is None else count[order]
-        counts = xp.bincount(index, weights=weights, minlength=uniq.shape[0])
-        totals = {k: xp.bincount(index, weights=v[order], minlength=uniq.shape[0]) for k, v in sums.items()}
-    counts = xp.rint(counts).astype(np.int64)
-    if count is None or bool(counts.all()):  # the usual case: no cell cancelled out
-        return uniq, counts, totals
-    (keep,) = xp.nonzero(counts)
-    return uniq[keep], counts[keep], {k: v[keep] for k, v in totals.items()}
-
-
-def _key_order(xp: Any, key: Any) -> tuple[Any, Any]:
-    """(a permutation sorting non-negative int64 keys, the sorted keys): where the key and the
-    position fit in 63 bits together, one sort of the values key << b | position (numpy sorts values
-    far faster than it argsorts them), else an argsort."""
-    n = int(key.shape[0])
-    if n == 0:
-        return xp.zeros(0, dtype=np.int64), xp.zeros(0, dtype=np.int64)
-    position_bits = max(n - 1, 1).bit_length()
-    if int(key.max()).bit_length() + position_bits > 63 or int(key.min()) < 0:
-        order = xp.argsort(key)
-        return order, key[order]
-    packed = key.astype(np.int64) << position_bits
-    packed |= xp.arange(n, dtype=np.int64)
-    packed.sort()
-    return packed & ((1 << position_bits) - 1), packed >> position_bits
+def _dense(n_keys: int) -> int | None:
+    """n_keys where a dense table of that many keys is small enough (DENSE_KEY_LIMIT), else None."""
+    return n_keys if n_keys <= DENSE_KEY_LIMIT else None
 
 
 def _from_keys(xp: Any, t: int, labels: np.ndarray, key: Any, count: Any, sums: dict[str, Any]) -> CellTable:
@@ -305,7 +256,7 @@ def _concat_reduce(
     if any(p[1] is not None for p in parts):
         count = xp.concatenate([xp.ones(p[0].shape[0], dtype=np.int64) if p[1] is None else p[1] for p in parts])
     sums = {k: xp.concatenate([p[2][k] for p in parts]) if len(parts) > 1 else parts[0][2][k] for k in names}
-    return _reduce_by_key(xp, key, count, sums)
+    return reduce_by_key(xp, key, count, sums)
 
 
 def _run(fn: Any, workers: int) -> list[Any]:
@@ -336,7 +287,7 @@ def merge_tables(tables: list[CellTable]) -> CellTable:
     names = [k for k in tables[0].sums if all(k in tb.sums for tb in tables)]  # prices only if all have them
     count = xp.concatenate([tb.count for tb in tables])
     totals = {k: xp.concatenate([tb.sums[k] for tb in tables]) for k in names}
-    sums = _reduce_by_key(xp, xp.concatenate(keys), count, totals, n_keys=labels.shape[0] * t * t)
+    sums = reduce_by_key(xp, xp.concatenate(keys), count, totals, _dense(labels.shape[0] * t * t))
     merged = _from_keys(xp, t, labels, *sums)
     dropped: dict[str, int] = functools.reduce(add_counts, (tb.dropped for tb in tables), {})
     return replace(merged, dropped=dropped)

@@ -1,5 +1,6 @@
-"""Readers of repeat-sales pairs: parquet (a file, a directory or a glob of parts) or CSV, streamed
-in batches by pyarrow on the host or read by cudf on the GPU, each batch with its cell table."""
+"""Pair files: readers of repeat-sales pairs from parquet (a file, a directory or a glob of parts) or
+CSV, streamed in batches by pyarrow on the host or read by cudf on the GPU, each batch with its cell
+table; and the writer of `data.save_pairs`."""
 
 from __future__ import annotations
 
@@ -14,11 +15,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..data.calendar import check_window, month_to_period
+from ..backend.core import to_host
+from ..data.calendar import Calendar, check_window, month_to_period
 from ..data.cells import CellTable, build_cell_table
-from ..data.pairs import prepare_pairs
+from ..data.pairs import Pairs, prepare_pairs
 from ..errors import ConfigError, DataError
-from .files import check_columns, cudf_module, decoded_row_bytes, expand_path, parquet_file, plan_reads, record_batches
+from .files import (
+    check_columns,
+    cudf_module,
+    decoded_row_bytes,
+    expand_path,
+    parquet_file,
+    plan_reads,
+    record_batches,
+    write_atomically,
+)
 from .periods import column_periods, series_months
 
 
@@ -252,3 +263,25 @@ def chunked(parts: list[Any]) -> pa.ChunkedArray:
     for part in parts:
         chunks.extend(part.chunks if isinstance(part, pa.ChunkedArray) else [part])
     return pa.chunked_array(chunks) if chunks else pa.chunked_array([], type=pa.int64())
+
+
+def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
+    """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
+    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic."""
+
+    firsts = calendar.first_days()
+    group: Any = "ALL"
+    if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
+        codes = to_host(pairs.group)
+        group = pd.Series(pairs.group_labels[np.maximum(codes, 0)], dtype=object).where(codes >= 0, None)
+    frame = pd.DataFrame(
+        {
+            "group_id": group,
+            "PrevYearMonth": firsts[to_host(pairs.prev)],
+            "RecentYearMonth": firsts[to_host(pairs.recent)],
+            "LogPriceDiff": to_host(pairs.y),
+            "PrevPrice": to_host(pairs.price_prev),
+            "RecentPrice": to_host(pairs.price_recent),
+        }
+    )
+    write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))

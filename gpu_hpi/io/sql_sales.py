@@ -265,16 +265,6 @@ def _pairs_sql(
     return f"SELECT *, CASE WHEN i IS NOT NULL THEN {reason} END AS reason FROM (SELECT *, {y} AS y FROM ({pairs}))"
 
 
-def _filter_reasons(rules: PairingRules) -> list[str]:
-    """The reasons of _pairs_sql's codes 1.. (the filters turned on, in order)."""
-    named = [
-        ("holding_too_short", rules.min_holding),
-        ("holding_too_long", rules.max_holding),
-        ("extreme_return", rules.max_annual_return),
-    ]
-    return [reason for reason, bound in named if bound is not None]
-
-
 def _cells_sql(pairs: str, prices: bool, careful: bool, count_dups: bool) -> str:
     """The pairs grouped by cell and failing filter: count, replaced sales (count_dups), sums of y
     (and prices); careful: the sums over finite y only, and the others counted (bad_y). The
@@ -300,7 +290,7 @@ def _from_cells(
     pair filters' counts and the number of pairs they kept."""
     reason = arrow.column("reason").fill_null(-1).to_numpy(zero_copy_only=False)
     n = arrow.column("n").to_numpy()
-    dropped = {name: int(n[reason == code].sum()) for code, name in enumerate(_filter_reasons(rules), 1)}
+    dropped = {name: int(n[reason == code].sum()) for code, name in enumerate(rules.bounded_filters(), 1)}
     rows = reason == 0
     cells: dict[str, Any] = {"g": arrow.column("g").combine_chunks().filter(rows)}
     cells["g_null"] = cells["g"].is_null().to_numpy(zero_copy_only=False)
