@@ -14,11 +14,13 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
+from reference import reference_index
 
 import gpu_hpi
 from gpu_hpi import config as C
@@ -255,7 +257,11 @@ def expected_frame(
     last: int | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """The library's index of pairs given as absolute periods, over [first, last] (default: the data's)."""
+    """The index of pairs given as absolute periods, over [first, last] (default: the data's), as the
+    CLI's index.csv lays it out: rows and labels as the library names them, numbers from the
+    independent reference (tests/reference.py: dense dummy matrix, numpy.linalg.lstsq) where it
+    covers the options (OLS), else the library's own (methods tested against their references
+    elsewhere)."""
     prev_abs, recent_abs = np.asarray(prev_abs, dtype=np.int64), np.asarray(recent_abs, dtype=np.int64)
     first = int(min(prev_abs.min(), recent_abs.min())) if first is None else first
     last = int(max(prev_abs.max(), recent_abs.max())) if last is None else last
@@ -271,7 +277,19 @@ def expected_frame(
         period_labels=labels,
         **options,
     )
-    return res.to_frame()
+    frame = res.to_frame()
+    if set(options) - {"base_period", "min_pairs", "groups", "pooled"}:
+        return frame
+    ref = reference_index(
+        prev_abs - first, recent_abs - first, np.asarray(y, dtype=np.float64), group, n_periods=t, **options
+    )
+    assert [str(g) for g in ref.groups] == list(res.groups.astype(str)), (ref.groups, res.groups)
+    z = NormalDist().inv_cdf(0.975)
+    log_index, se = ref.log_index.ravel(), ref.se.ravel()
+    frame["log_index"], frame["se"], frame["index"] = log_index, se, 100.0 * np.exp(log_index)
+    frame["ci_low"], frame["ci_high"] = 100.0 * np.exp(log_index - z * se), 100.0 * np.exp(log_index + z * se)
+    frame["n_pairs"] = ref.period_pairs.ravel()
+    return frame
 
 
 def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame, atol: float = 1e-9) -> None:

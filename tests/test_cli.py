@@ -1,8 +1,9 @@
 """End-to-end tests of the command line: `python -m gpu_hpi [hydra overrides]`, run in-process by
 `helpers.run_cli` (a real subprocess where a test needs one, marked slow).
 
-The expected indices come from the library (`gpu_hpi.estimate_index`) on the same pairs, with the
-periods converted here independently of the package's readers (absolute month = year * 12 + month - 1).
+The expected indices come from the independent reference (tests/reference.py, via
+`helpers.expected_frame`) on the same pairs, with the periods converted here independently of the
+package's readers (absolute month = year * 12 + month - 1).
 """
 
 from __future__ import annotations
