@@ -1,4 +1,5 @@
-"""Structured config schemas, registered in Hydra's ConfigStore.
+"""Structured config schemas, registered in Hydra's ConfigStore: the one definition of every option
+and of its allowed values (the library's modules take their lists of names from these enums).
 
 Each `conf/<group>/<option>.yaml` names its schema in its defaults list, so a bad override
 (`solver=foo`, `data.n_pairs=abc`, `backend.name=tpu`) fails when the config is composed,
@@ -12,7 +13,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
@@ -274,6 +274,8 @@ class AppConfig:
 
 
 def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore  # here: the library imports this module's enums
+
     cs = ConfigStore.instance()
     cs.store(name="app_schema", node=AppConfig)
     cs.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from ..backend.core import Backend
+from ..config import SolverOperator
 from ..data.design import DummyColumns, design_matrix, dummy_columns
 from ..data.pairs import Pairs
 from ..errors import ConvergenceWarning
 from .identify import Identification
 
-OPERATORS: tuple[str, ...] = ("auto", "implicit", "matrix")
+OPERATORS: tuple[str, ...] = tuple(o.value for o in SolverOperator)
 # atol = btol: the index then equals the exact solve's to ~1e-13 at 150M pairs, where 1e-12 left
 # 2.9e-11 at 10M and 1e-10 left 3e-9 (BENCHMARKS.md)
 DEFAULT_TOL = 1e-13

@@ -10,16 +10,16 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ..backend.core import Backend, to_host
+from ..config import SolverName
 from ..data.cells import CellTable
 from .identify import Identification
 
-Solver = Literal["normal", "lsqr", "lsmr"]
-SOLVERS: tuple[str, ...] = ("normal", "lsqr", "lsmr")
+SOLVERS: tuple[str, ...] = tuple(s.value for s in SolverName)
 # groups per batched dense solve: a few (batch, T, T) float64 temporaries of <= 512 MB each
 GROUP_CELLS = 1 << 26
 # on the host, batches small enough for the cache and for malloc to reuse their memory (no page faults)

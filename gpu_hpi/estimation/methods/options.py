@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...config import MethodName, Stage2
 from ...errors import ConfigError
 
-METHODS = ("bmn", "case_shiller", "robust", "arithmetic")
+METHODS = tuple(m.value for m in MethodName)
+STAGE2 = tuple(s.value for s in Stage2)
 PAIR_METHODS = ("robust",)  # methods that need the pairs, not only their table
 
 
@@ -32,5 +34,5 @@ class MethodOptions:
     def __post_init__(self) -> None:
         if self.name not in METHODS:
             raise ConfigError(f"method must be one of {list(METHODS)}, got {self.name!r}")
-        if self.stage2 not in ("squared", "absolute"):
-            raise ConfigError(f"stage2 must be 'squared' or 'absolute', got {self.stage2!r}")
+        if self.stage2 not in STAGE2:
+            raise ConfigError(f"stage2 must be one of {list(STAGE2)}, got {self.stage2!r}")
