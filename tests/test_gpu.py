@@ -291,7 +291,7 @@ def test_make_pairs_on_the_device_equals_numpy(gpu: gpu_hpi.Backend, pairing: st
 def test_fused_kernel_equals_bincount(
     gpu: gpu_hpi.Backend, monkeypatch: pytest.MonkeyPatch, period_type: Any, y_type: Any, n_groups: int, n_periods: int
 ) -> None:
-    """The fused cell-table kernel (gpu_hpi/kernels.py) gives the bincount path's table: counts and
+    """The fused cell-table kernel (gpu_hpi/backend/kernels.py) gives the bincount path's table: counts and
     drop counts exactly, sums to rounding; invalid pairs of every reason included."""
     rng = np.random.default_rng(n_groups * n_periods)
     n = 400_000

@@ -189,7 +189,7 @@ def _dask_pairs(
     timings: Timings,
     resources: contextlib.ExitStack,
 ) -> Loaded:
-    """The cell table of a parquet dataset computed on a Dask cluster (see distributed.py); the
+    """The cell table of a parquet dataset computed on a Dask cluster (see gpu_hpi/dask/tables.py); the
     cluster stays up (in `resources`) for the accuracy passes."""
     from ..dask.cluster import cluster_client
     from ..dask.passes import DaskPasses, dask_accuracy, partition_pairs
