@@ -70,6 +70,15 @@ def client() -> Any:
         yield c
 
 
+@pytest.fixture(scope="module")
+def scheduler() -> Any:
+    """The address of a running two-worker cluster, for CLI runs with cluster.address (one cluster
+    started for the module instead of one a run; cluster=local itself is tested below)."""
+    config = SimpleNamespace(kind="local", address=None, n_workers=2, threads_per_worker=1, memory_limit="auto")
+    with cluster_client(config, SimpleNamespace()) as c:
+        yield c.scheduler.address
+
+
 def assert_same_table(a: gpu_hpi.CellTable, b: gpu_hpi.CellTable) -> None:
     assert a.n_periods == b.n_periods
     np.testing.assert_array_equal(a.group_labels, b.group_labels)
@@ -151,7 +160,7 @@ def test_cli_cluster_refuses_csv(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra", [[], ["index.groups=false"], ["method=case_shiller"]])
-def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, extra: list[str]) -> None:
+def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, scheduler: str, extra: list[str]) -> None:
     """k-fold accuracy with the passes over the pairs as Dask tasks: folds hash a pair's position in
     the whole dataset, so the errors equal the single-process ones."""
 
@@ -168,7 +177,7 @@ def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, extra: list[
         *extra,
     ]
     single = run_cli(tmp_path, *common, name="single").ok()
-    dask = run_cli(tmp_path, *common, "cluster=local", "cluster.n_workers=2", name="dask").ok()
+    dask = run_cli(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
     a = pd.read_csv(single.dir / "accuracy.csv")
     b = pd.read_csv(dask.dir / "accuracy.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
@@ -177,7 +186,7 @@ def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, extra: list[
 
 
 @pytest.mark.parametrize("extra", [[], ["index.groups=false"]])
-def test_cli_cluster_robust_equals_single_process(tmp_path: Path, extra: list[str]) -> None:
+def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str, extra: list[str]) -> None:
     """The robust fit with its passes over the pairs as Dask tasks (the per-group median |e| by an
     exact distributed selection) gives the single-process index, se and scale."""
 
@@ -196,7 +205,7 @@ def test_cli_cluster_robust_equals_single_process(tmp_path: Path, extra: list[st
         *extra,
     ]
     single = run_cli(tmp_path, *common, name="single").ok()
-    dask = run_cli(tmp_path, *common, "cluster=local", "cluster.n_workers=2", name="dask").ok()
+    dask = run_cli(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
     a, b = single.frame, dask.frame
     np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-8)
