@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..backend.core import Backend, array_namespace, to_host
 from ..backend.memory import device_read_budget
-from ..config import option_name
+from ..config import AppConfig, option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
 from ..data.cells import CellTable, TableAccumulator, build_cell_table
 from ..data.pairs import Pairs, add_counts, prepare_pairs
@@ -34,9 +34,9 @@ from ..transactions import PairingRules, check_sales, make_pairs
 from .stages import Timings, progress_bar
 
 
-def _window(cfg: Any, periodicity: str) -> tuple[int | None, int | None]:
-    start = None if cfg.data.get("start") is None else parse_period(cfg.data.start, periodicity)
-    end = None if cfg.data.get("end") is None else parse_period(cfg.data.end, periodicity)
+def _window(cfg: AppConfig, periodicity: str) -> tuple[int | None, int | None]:
+    start = None if getattr(cfg.data, "start", None) is None else parse_period(cfg.data.start, periodicity)
+    end = None if getattr(cfg.data, "end", None) is None else parse_period(cfg.data.end, periodicity)
     if start is not None and end is not None and end < start:
         raise ConfigError(f"data.end={cfg.data.end} is before data.start={cfg.data.start}")
     return start, end
@@ -83,7 +83,7 @@ class Loaded:
 
 
 def stream_pairs(
-    cfg: Any,
+    cfg: AppConfig,
     periodicity: str,
     backend: Backend,
     method: MethodOptions,
@@ -113,7 +113,7 @@ def stream_pairs(
     else:
         start, end = _window(cfg, periodicity)
         roles = ("group", "prev", "recent", "y", "price_prev", "price_recent")
-        columns = {role: cfg.data.columns.get(role) for role in roles}
+        columns = {role: getattr(cfg.data.columns, role, None) for role in roles}
         source = PairSource(
             path=cfg.data.path,
             format=option_name(cfg.data.format),
@@ -122,7 +122,7 @@ def stream_pairs(
             integer_periods=option_name(cfg.data.integer_periods),
             start=cfg.data.start,
             batch_rows=int(cfg.data.batch_rows),
-            memory_limit=cfg.data.get("memory_limit"),
+            memory_limit=getattr(cfg.data, "memory_limit", None),
             device_read_bytes=device_read_budget(backend, cfg.memory.maximum_pool_size) if backend.is_gpu else None,
         )
         total_rows = source.count_rows()
@@ -173,12 +173,12 @@ def stream_pairs(
     return Loaded(table, first_period, pairs, {"missing_period": acc.missing_period}, market)
 
 
-def _uses_cluster(cfg: Any) -> bool:
+def _uses_cluster(cfg: AppConfig) -> bool:
     return option_name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
 
 
 def _dask_pairs(
-    cfg: Any,
+    cfg: AppConfig,
     source: PairSource,
     start: int | None,
     end: int | None,
@@ -230,7 +230,7 @@ def _dask_pairs(
 
 
 def load_transactions(
-    cfg: Any, periodicity: str, backend: Backend, strict: bool, keep_pairs: bool, prices: bool
+    cfg: AppConfig, periodicity: str, backend: Backend, strict: bool, keep_pairs: bool, prices: bool
 ) -> Loaded:
     """Sale records -> pairs -> cell table: on the CPU paired by DuckDB (parquet: sql_sales.py),
     else read into arrays (pairing needs every sale of a property) and paired by make_pairs."""
@@ -242,12 +242,12 @@ def load_transactions(
         property=[prop] if isinstance(prop, str) else [str(p) for p in prop],
         date=d.columns.date,
         price=d.columns.price,
-        group=d.columns.get("group"),
+        group=d.columns.group,
         periodicity=periodicity,
         integer_periods=option_name(d.integer_periods),
         start=d.start,
         batch_rows=int(d.batch_rows),
-        memory_limit=d.get("memory_limit"),
+        memory_limit=d.memory_limit,
     )
     start, end = _window(cfg, periodicity)
     rules = PairingRules(
@@ -276,7 +276,7 @@ def load_transactions(
     return Loaded(table, first, pairs, dropped, extra=extra)
 
 
-def check_table_only(cfg: Any, method: MethodOptions, solver: str, source: str) -> None:
+def check_table_only(cfg: AppConfig, method: MethodOptions, solver: str, source: str) -> None:
     """With stored cell tables there are no pairs: refuse what needs them, before reading."""
     if method.needs_pairs:
         what = "method=robust" if method.name == "robust" else "method.stage2=absolute (the |e| stage 2)"

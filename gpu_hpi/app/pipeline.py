@@ -15,9 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from ..backend.core import resolve_backend
 from ..backend.memory import check_memory_sizes, configure_memory
-from ..config import option_name
+from ..config import AppConfig, DiagnosticsConfig, option_name
 from ..data.calendar import Calendar, parse_period
 from ..data.pairs import add_counts, check_strict
 from ..diagnostics import Refit
@@ -35,21 +37,25 @@ from .stages import Timings
 log = logging.getLogger("gpu_hpi")
 
 
-def run(cfg: Any, out_dir: Path, startup_s: float | None = None) -> dict[str, Any]:
-    """Run the configured job and write its outputs into out_dir; returns the summary.
-    startup_s: the seconds the process took to get here (reported as the "startup" stage)."""
+def run(cfg: DictConfig | AppConfig, out_dir: Path, startup_s: float | None = None) -> dict[str, Any]:
+    """Run the configured job (Hydra's composed configuration, or the schema's objects) and write
+    its outputs into out_dir; returns the summary. startup_s: the seconds the process took to get
+    here (reported as the "startup" stage)."""
+    app = cfg if isinstance(cfg, AppConfig) else OmegaConf.to_object(cfg)
+    if not isinstance(app, AppConfig):
+        raise ConfigError(f"not gpu_hpi's configuration: {type(app).__name__}")
     with contextlib.ExitStack() as resources:  # e.g. a Dask cluster, kept until the diagnostics are done
-        return _run(cfg, out_dir, resources, startup_s)
+        return _run(app, out_dir, resources, startup_s)
 
 
-def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: float | None) -> dict[str, Any]:
+def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup_s: float | None) -> dict[str, Any]:
     timings = Timings()
     if startup_s is not None:
         timings.stages["startup"] = startup_s
     _check_options(cfg)
     periodicity = option_name(cfg.index.periodicity)
     solver = option_name(cfg.solver.name)
-    options: dict[str, Any] = {f.name: cfg.method[f.name] for f in dataclasses.fields(MethodOptions)}
+    options: dict[str, Any] = {f.name: getattr(cfg.method, f.name) for f in dataclasses.fields(MethodOptions)}
     method = MethodOptions(
         **{**options, "name": option_name(cfg.method.name), "stage2": option_name(cfg.method.stage2)}
     )
@@ -72,13 +78,13 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
     # the memory note only where it applies (the GPU): no word about options a CPU run ignores
     log.info("backend %s (%s): %s%s", backend.name, backend.device, how, f"; {memory_note}" if backend.is_gpu else "")
 
-    strict = bool(cfg.data.get("strict", False))
+    strict = bool(getattr(cfg.data, "strict", False))
     keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
-    if cfg.data.get("add_cells"):
+    if getattr(cfg.data, "add_cells", None):
         check_table_only(cfg, method, solver, "data.add_cells")
     if cfg.data.kind == "transactions":
         with timings.stage("read_and_pair", backend):
-            prices = method.name == "arithmetic" or bool(cfg.output.cells or cfg.data.get("add_cells"))
+            prices = method.name == "arithmetic" or bool(cfg.output.cells or getattr(cfg.data, "add_cells", None))
             loaded = load_transactions(
                 cfg, periodicity, backend, strict, keep_pairs or bool(cfg.data.save_pairs), prices
             )
@@ -92,7 +98,7 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
             loaded = stored_cells(cell_files(cfg.data.path), periodicity, backend)
     else:
         loaded = stream_pairs(cfg, periodicity, backend, method, strict, keep_pairs, timings, resources)
-    if cfg.data.get("add_cells"):
+    if getattr(cfg.data, "add_cells", None):
         with timings.stage("add_cells"):
             loaded = add_stored_cells(loaded, cell_files(cfg.data.add_cells), periodicity, backend)
     table, pairs, market = loaded.table, loaded.pairs, loaded.market
@@ -105,7 +111,7 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
     # a table-only fit is a few MB of (G, T, T) solves: on the host in float64, whatever the backend
     on_host = solver == "normal" and not method.needs_pairs
     refit = Refit(method, cfg.index.min_pairs, bool(cfg.index.groups), bool(cfg.index.pooled))
-    fit_options = dict(
+    fit_options: dict[str, Any] = dict(
         backend=resolve_backend("cpu") if on_host else backend,
         method=method,
         min_pairs=cfg.index.min_pairs,
@@ -141,17 +147,21 @@ def _run(cfg: Any, out_dir: Path, resources: contextlib.ExitStack, startup_s: fl
     summary.update(loaded.extra)
     summary["diagnostics"] = diag.summary
     # the stored table carries every drop count, the readers' included, for later runs to report
-    cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or cfg.data.get("add_cells") else None
+    cells = (
+        (replace(table, dropped=dropped), calendar)
+        if cfg.output.cells or getattr(cfg.data, "add_cells", None)
+        else None
+    )
     columns = series_columns(cfg.index, result, calendar.periodicity, summary)
     write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns)
     return summary
 
 
-def _check_options(cfg: Any) -> None:
+def _check_options(cfg: AppConfig) -> None:
     """Refuse impossible option values before any data is read."""
     if not 0 < cfg.output.ci_level < 1:
         raise ConfigError(f"output.ci_level must be between 0 and 1, got {cfg.output.ci_level}")
-    if cfg.data.get("batch_rows") is not None and cfg.data.batch_rows < 1:
+    if getattr(cfg.data, "batch_rows", None) is not None and cfg.data.batch_rows < 1:
         raise ConfigError(f"data.batch_rows must be positive, got {cfg.data.batch_rows}")
     if cfg.method.huber_c <= 0 or cfg.method.max_iter < 1 or cfg.method.tol <= 0:
         raise ConfigError("method.huber_c and method.tol must be positive and method.max_iter at least 1")
@@ -163,14 +173,14 @@ def _check_options(cfg: Any) -> None:
         raise ConfigError(f"output.plot_groups must be 0 or more, got {cfg.output.plot_groups}")
     check_memory_sizes(cfg.memory.initial_pool_size, cfg.memory.maximum_pool_size)
     periodicity = option_name(cfg.index.periodicity)
-    if cfg.index.get("seasonal_adjust") is not None and periodicity not in SEASONS:
+    if cfg.index.seasonal_adjust is not None and periodicity not in SEASONS:
         raise ConfigError(
             f"index.seasonal_adjust needs monthly or quarterly periods, got index.periodicity={periodicity}"
         )
     _check_diagnostics(cfg.diagnostics)
 
 
-def _check_diagnostics(cfg: Any) -> None:
+def _check_diagnostics(cfg: DiagnosticsConfig) -> None:
     if cfg.volatility_window < 2:
         raise ConfigError(f"diagnostics.volatility_window must be at least 2, got {cfg.volatility_window}")
     if cfg.smooth_window and (cfg.smooth_window < 3 or cfg.smooth_window % 2 == 0):

@@ -20,7 +20,7 @@ import pandas as pd
 from ..backend.core import Backend, resolve_backend
 from ..backend.memory import peak_device_bytes
 from ..charts import diagnostics_chart, regions_chart
-from ..config import option_name
+from ..config import AppConfig, DiagnosticsConfig, IndexConfig, OutputConfig, option_name
 from ..data.calendar import Calendar
 from ..data.cells import CellTable
 from ..data.pairs import Pairs, align_groups, pooled_pairs
@@ -54,16 +54,18 @@ OUTPUT_FILES = (
 )
 
 
-def series_columns(index: Any, result: IndexResult, periodicity: str, summary: dict[str, Any]) -> dict[str, Any]:
+def series_columns(
+    index: IndexConfig, result: IndexResult, periodicity: str, summary: dict[str, Any]
+) -> dict[str, Any]:
     """The output columns of index.fill (log_index / index with the inner gaps filled, filled) and
     index.seasonal_adjust (log_index_sa, index_sa), as (G, T) arrays; their counts in summary."""
     columns: dict[str, Any] = {}
     log_index = result.log_index
-    if index.get("fill") is not None:
+    if index.fill is not None:
         log_index, filled = fill_gaps(log_index, option_name(index.fill))
         columns.update(log_index=log_index, index=100.0 * np.exp(log_index), filled=filled)
         summary["filled_periods"] = int(filled.sum())
-    if index.get("seasonal_adjust") is not None:
+    if index.seasonal_adjust is not None:
         adjusted_log, adjusted = seasonal_adjust(log_index, periodicity, result.base_period)
         columns.update(log_index_sa=adjusted_log, index_sa=100.0 * np.exp(adjusted_log))
         summary["seasonal_adjust"] = {
@@ -87,7 +89,7 @@ class DiagnosticsOutput:
 
 
 def run_diagnostics(
-    cfg: Any,
+    cfg: DiagnosticsConfig,
     result: IndexResult,
     table: CellTable,
     pairs: Pairs | None,
@@ -109,13 +111,13 @@ def run_diagnostics(
     table_based = not method.needs_pairs
     rev = None
     stack = None  # the vintages' indices, for the revision, the forecast error and vintages.parquet
-    wants_vintages = cfg.revision or cfg.get("forecast_error") or cfg.get("vintages")
+    wants_vintages = cfg.revision or cfg.forecast_error or cfg.vintages
     if wants_vintages and not table_based:  # the vintages are refits from cell tables
         unavailable = f"not available for method={method.name} (it needs the pairs, not a cell table)"
-        for name, wanted in (("revision", cfg.revision), ("accuracy_forecast", cfg.get("forecast_error"))):
+        for name, wanted in (("revision", cfg.revision), ("accuracy_forecast", cfg.forecast_error)):
             if wanted:
                 summary[name] = unavailable
-        if cfg.get("vintages"):
+        if cfg.vintages:
             summary["vintages"] = unavailable
     elif wants_vintages:
         stack = vintage_indices(table, refit, result)
@@ -127,9 +129,9 @@ def run_diagnostics(
             "median": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_median, strict=True)},
         }
     errors = []
-    if cfg.get("in_sample_error"):
+    if cfg.in_sample_error:
         errors.append(in_sample_errors(table, refit, result))
-    if cfg.get("forecast_error") and stack is not None:
+    if cfg.forecast_error and stack is not None:
         errors.append(forecast_errors(table, refit, result, stack))
     for frame in errors:
         kind = str(frame["kind"].iloc[0])
@@ -157,7 +159,7 @@ def run_diagnostics(
     if errors:
         accuracy_frame = pd.concat([f for f in (accuracy_frame, *errors) if f is not None], ignore_index=True)
     smoothed = smooth(result, int(cfg.smooth_window)) if cfg.smooth_window else None
-    vintage_frame = vintages_frame(result, stack) if cfg.get("vintages") and stack is not None else None
+    vintage_frame = vintages_frame(result, stack) if cfg.vintages and stack is not None else None
     return DiagnosticsOutput(diagnostics_frame(result, vol, rev), accuracy_frame, smoothed, summary, vintage_frame)
 
 
@@ -184,7 +186,7 @@ def _num(value: Any) -> float | None:
 
 
 def run_summary(
-    cfg: Any,
+    cfg: AppConfig,
     result: IndexResult,
     table: CellTable,
     dropped: dict[str, int],
@@ -231,7 +233,7 @@ def run_summary(
 def write_outputs(
     result: IndexResult,
     out_dir: Path,
-    output: Any,
+    output: OutputConfig,
     summary: dict[str, Any],
     timings: Timings,
     diagnostics: DiagnosticsOutput | None = None,
@@ -271,9 +273,9 @@ def write_outputs(
             save_cells(*cells, temp("cells.parquet"))
         if output.plot:
             result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
-        if output.get("plot_regions") and (result.groups != "ALL").any():
+        if output.plot_regions and (result.groups != "ALL").any():
             regions_chart(result, str(temp("regions.png")), float(output.ci_level))
-        if output.get("plot_diagnostics") and diagnostics is not None:
+        if output.plot_diagnostics and diagnostics is not None:
             diagnostics_chart(diagnostics.frame, result.periods, str(temp("diagnostics.png")))
         timings.stages["write"] = time.perf_counter() - started
         summary["timings_s"] = {k: round(v, 4) for k, v in timings.stages.items()}

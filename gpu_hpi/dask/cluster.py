@@ -8,13 +8,14 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from ..config import ClusterConfig, MemoryConfig
 from ..errors import ConfigError
 
 DASK_EXTRA_HINT = "install the dask extra: pip install 'gpu_hpi[dask]'"
 
 
 @contextlib.contextmanager
-def cluster_client(cluster: Any, memory: Any) -> Iterator[Any]:
+def cluster_client(cluster: ClusterConfig, memory: MemoryConfig) -> Iterator[Any]:
     """A dask.distributed Client for the `cluster` config: a running scheduler (cluster.address),
     a LocalCluster (kind=local) or dask-cuda's LocalCUDACluster (kind=cuda, RMM pool per worker)."""
     try:
