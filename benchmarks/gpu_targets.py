@@ -264,10 +264,14 @@ def measure(out: Path, data: Path, scale: float, backend: str) -> list[Row]:
     return rows
 
 
+_MARKETS: dict[tuple[int, str], Any] = {}
+
+
 def solve_in_process(n: int, backend: str, solver: str, operator: str) -> dict[str, Any]:
     """estimate_index with the pairs already on the device (the synthetic market of the benchmarks):
-    the first call at 200,000 pairs (kernel compilation), the warm time, iterations, the peak of the
-    memory pool beyond the pair columns, and the log index's max abs difference from normal."""
+    the first call at 200,000 pairs (kernel compilation, where not done by an earlier case), the warm
+    time, iterations, the peak of the memory pool beyond the pair columns (implicit operator), and
+    the log index's max abs difference from normal."""
     import warnings
 
     import gpu_hpi
@@ -275,20 +279,24 @@ def solve_in_process(n: int, backend: str, solver: str, operator: str) -> dict[s
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     be = gpu_hpi.resolve_backend(backend)
-    group, prev, recent, y = (be.asarray(a) for a in market_arrays(n))
     options: dict[str, Any] = {"n_periods": T, "backend": be, "min_pairs": 1}
+    if (n, backend) not in _MARKETS:  # made and moved once for every solver and operator
+        arrays = tuple(be.asarray(a) for a in market_arrays(n))
+        _MARKETS[n, backend] = (arrays, gpu_hpi.estimate_index(*arrays[1:], arrays[0], **options))
+    (group, prev, recent, y), exact = _MARKETS[n, backend]
     k = min(n, 200_000)
     start = time.perf_counter()
     gpu_hpi.estimate_index(prev[:k], recent[:k], y[:k], group[:k], solver=solver, operator=operator, **options)
     first = time.perf_counter() - start
-    exact = gpu_hpi.estimate_index(prev, recent, y, group, **options)
     be.synchronize()
     start = time.perf_counter()
     got = gpu_hpi.estimate_index(prev, recent, y, group, solver=solver, operator=operator, **options)
     be.synchronize()
     seconds = time.perf_counter() - start
-    with DevicePeak(be) as peak:  # a second, untimed run: the hook calls Python at every allocation
-        gpu_hpi.estimate_index(prev, recent, y, group, solver=solver, operator=operator, **options)
+    peak = DevicePeak(be)
+    if operator == "implicit":  # the memory rows: a second, untimed run (the hook calls Python at every allocation)
+        with peak:
+            gpu_hpi.estimate_index(prev, recent, y, group, solver=solver, operator=operator, **options)
     return {
         "seconds": seconds,
         "first_s": first,
