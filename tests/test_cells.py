@@ -282,3 +282,21 @@ def test_key_order_packed_and_argsort() -> None:
         np.testing.assert_array_equal(key[order], sorted_key)
         if high < 2**62:  # the packed sort keeps tied keys in position order
             np.testing.assert_array_equal(order, np.argsort(key, kind="stable"))
+
+
+def test_a_table_moves_to_a_backend_and_back() -> None:
+    """to_backend: the table itself on the CPU; on a device backend every array through its
+    namespace (here a stand-in device whose namespace is numpy), the same cells."""
+    import dataclasses
+
+    rng = np.random.default_rng(3)
+    prev = rng.integers(0, 8, 500)
+    recent = np.minimum(prev + rng.integers(1, 4, 500), 9)
+    pairs = gpu_hpi.prepare_pairs(
+        prev, recent, rng.normal(size=500), rng.integers(0, 3, 500), n_periods=10, backend=CPU
+    )
+    table = gpu_hpi.build_cell_table(pairs, CPU)
+    assert table.to_backend(CPU) is table
+    moved = table.to_backend(dataclasses.replace(CPU, name="gpu"))
+    assert moved is not table
+    assert_tables_equal(moved.to_host(), table, rtol=0)

@@ -10,7 +10,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -219,7 +219,7 @@ def _dask_pairs(
         return DaskPasses(client, futures, host, ident.identified, method.huber_c, worker_backend, backend.xp)
 
     return Loaded(
-        _on_backend(table, backend),
+        table.to_backend(backend),
         first,
         None,
         {"missing_period": missing},
@@ -291,7 +291,7 @@ def stored_cells(files: list[str], periodicity: str, backend: Backend) -> Loaded
     table, calendar = combine_tables([load_cells(f) for f in files])
     if calendar.periodicity != periodicity:
         raise DataError(f"the cell tables are by {calendar.periodicity}; set index.periodicity={calendar.periodicity}")
-    return Loaded(_on_backend(table, backend), calendar.start, None, {}, extra={"cell_tables": files})
+    return Loaded(table.to_backend(backend), calendar.start, None, {}, extra={"cell_tables": files})
 
 
 def add_stored_cells(loaded: Loaded, files: list[str], periodicity: str, backend: Backend) -> Loaded:
@@ -301,21 +301,7 @@ def add_stored_cells(loaded: Loaded, files: list[str], periodicity: str, backend
     old = (stored.table.to_host(), Calendar(periodicity, stored.first_period, stored.table.n_periods))
     table, calendar = combine_tables([old, new])
     extra = {**loaded.extra, "added_cell_tables": files, "n_pairs_added_from_cells": old[0].n_pairs}
-    return Loaded(_on_backend(table, backend), calendar.start, None, loaded.dropped, loaded.market, extra)
-
-
-def _on_backend(table: CellTable, backend: Backend) -> CellTable:
-    if not backend.is_gpu:
-        return table
-    xp = backend.xp
-    return replace(
-        table,
-        group=xp.asarray(table.group),
-        prev=xp.asarray(table.prev),
-        recent=xp.asarray(table.recent),
-        count=xp.asarray(table.count),
-        sums={k: xp.asarray(v) for k, v in table.sums.items()},
-    )
+    return Loaded(table.to_backend(backend), calendar.start, None, loaded.dropped, loaded.market, extra)
 
 
 def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend: Backend) -> Pairs:

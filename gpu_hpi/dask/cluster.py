@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from ..config import ClusterConfig, MemoryConfig
+from ..config import ClusterConfig, MemoryConfig, option_name
 from ..errors import ConfigError
 
 DASK_EXTRA_HINT = "install the dask extra: pip install 'gpu_hpi[dask]'"
@@ -21,7 +21,8 @@ def cluster_client(cluster: ClusterConfig, memory: MemoryConfig) -> Iterator[Any
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise ConfigError(f"cluster={cluster.kind} needs dask.distributed ({exc}); {DASK_EXTRA_HINT}") from exc
+        kind = option_name(cluster.kind)
+        raise ConfigError(f"cluster={kind} needs dask.distributed ({exc}); {DASK_EXTRA_HINT}") from exc
     logging.getLogger("distributed").setLevel(logging.WARNING)  # not the scheduler's INFO chatter
     if cluster.address:
         with Client(cluster.address) as client:

@@ -47,7 +47,7 @@ def partition_fold_tables(
     from ..diagnostics import fold_tables
 
     be, pairs = _partition_pairs(source, part, first, table, backend, pooled)
-    return [t.to_host() for t in fold_tables(pairs, table, folds, be, position)]
+    return [t.to_host() for t in fold_tables(pairs, table.to_backend(be), folds, be, position)]
 
 
 def partition_fold_errors(
@@ -64,7 +64,7 @@ def partition_fold_errors(
     from ..diagnostics import fold_errors
 
     be, pairs = _partition_pairs(source, part, first, table, backend, pooled)
-    return fold_errors(pairs, table, betas, be, position)
+    return fold_errors(pairs, table.to_backend(be), betas, be, position)
 
 
 def dask_accuracy(
@@ -128,6 +128,7 @@ def _partition_residuals(pairs: Any, table: CellTable, identified: Any, log_inde
 
     be = resolve_backend(backend)
     xp = be.xp
+    table = table.to_backend(be)  # the client's host copy, with the worker's (device) pairs
     cell, _ = CellLookup(table, be).cells(pairs)
     keep = cell >= 0
     keep[keep] = xp.asarray(identified)[table.group[cell[keep]], table.prev[cell[keep]]]

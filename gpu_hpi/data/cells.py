@@ -113,6 +113,21 @@ class CellTable:
         """The table as if period `last` were the last one: cells with recent <= last, last + 1 periods."""
         return replace(self.select(self.recent <= last), n_periods=last + 1)
 
+    def to_backend(self, backend: Backend) -> CellTable:
+        """The table with the backend's arrays (itself on the CPU): a table made on the host, such as
+        a Dask worker's copy of the summed table, used with device pairs."""
+        if not backend.is_gpu:
+            return self
+        xp = backend.xp
+        return replace(
+            self,
+            group=xp.asarray(self.group),
+            prev=xp.asarray(self.prev),
+            recent=xp.asarray(self.recent),
+            count=xp.asarray(self.count),
+            sums={k: xp.asarray(v) for k, v in self.sums.items()},
+        )
+
     def to_host(self) -> CellTable:
         """The table with host (numpy) arrays."""
         return replace(
