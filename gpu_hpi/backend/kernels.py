@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .core import array_namespace
+
 _SOURCE = r"""
 template <typename P, typename Y>
 __global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int* group, const long long n,
@@ -155,8 +157,8 @@ def _design_kernels() -> tuple[Any, Any]:
 def pair_differences(x: Any, prev: Any, recent: Any) -> Any:
     """(M,) x[recent] - x[prev] for int32 columns in [0, K], x of length K (column K reads 0)."""
     k = int(x.shape[0])
-    if isinstance(x, np.ndarray) or not enabled():
-        xp = np if isinstance(x, np.ndarray) else _cupy()
+    xp = array_namespace(x)
+    if xp is np or not enabled():
         padded = xp.zeros(k + 1)
         padded[:k] = x
         return padded[recent] - padded[prev]
@@ -166,8 +168,8 @@ def pair_differences(x: Any, prev: Any, recent: Any) -> Any:
 
 def column_sums(u: Any, prev: Any, recent: Any, k: int) -> Any:
     """(k,) per column c < k: the sum of u over rows with recent == c less over rows with prev == c."""
-    if isinstance(u, np.ndarray) or not enabled() or 8 * k > SHARED_BYTES:
-        xp = np if isinstance(u, np.ndarray) else _cupy()
+    xp = array_namespace(u)
+    if xp is np or not enabled() or 8 * k > SHARED_BYTES:
         return (xp.bincount(recent, weights=u, minlength=k + 1) - xp.bincount(prev, weights=u, minlength=k + 1))[:k]
     import cupy
 
@@ -190,9 +192,3 @@ def column_sums(u: Any, prev: Any, recent: Any, k: int) -> Any:
         shared_mem=8 * k,
     )
     return out
-
-
-def _cupy() -> Any:
-    import cupy
-
-    return cupy

@@ -92,8 +92,8 @@ def design_matrix(backend: Backend, columns: DummyColumns) -> DesignMatrix:
     """The explicit CSR matrix of `columns` and its transpose. A row has at most two entries, so
     CSR comes directly from per-row counts (no COO sort). The transpose: on the device a CSR of its
     own (cuSPARSE's conversion), as cuSPARSE's transposed product is slow; on the host SciPy's CSC
-    view of the same arrays, whose product is one sequential pass (5x faster than a CSR of the
-    transpose at 10M pairs)."""
+    view of the same arrays, whose product is one sequential pass where a CSR of the transpose
+    gathers at random."""
     xp = backend.xp
     m, k = columns.shape
     if backend.is_gpu and 2 * m >= 2**31:  # cupyx keeps int32 indices whatever it is given

@@ -69,8 +69,8 @@ def laplacian(xp: Any, b: int, t: int, grp: Any, i: Any, j: Any, w: Any, estimat
     (estimated (b, t) False: base, unidentified), which so decouple and solve to 0.
 
     Written entry by entry (the cells are unique) into one zeroed array: a bincount over the
-    b * t * t entries and masks over the whole array cost several passes over it (2.4 s against
-    0.4 s for 10,000 groups of 123 periods)."""
+    b * t * t entries and masks over the whole array cost several passes over it (BENCHMARKS.md,
+    10,000 regions)."""
     ti, tj = grp * t + i, grp * t + j
     degree = xp.bincount(xp.concatenate([ti, tj]), weights=xp.concatenate([w, w]), minlength=b * t)
     flat = estimated.reshape(-1)
