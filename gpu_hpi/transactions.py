@@ -18,7 +18,7 @@ Rules, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -144,30 +144,60 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs
 
     perm = _time_order(xp, prop, period, order)
     del order
-    # of several sales of a property in one period, keep the last (found in sorted order, then
-    # one gather of the kept sales: no intermediate sorted copies of every column)
-    sorted_prop, sorted_period = prop[perm], period[perm]
-    dup = xp.zeros(perm.shape, dtype=bool)
-    dup[:-1] = (sorted_prop[:-1] == sorted_prop[1:]) & (sorted_period[:-1] == sorted_period[1:])
-    del sorted_prop, sorted_period
+    # rule 2 found in sorted order, then one gather of the kept sales: no intermediate sorted copies
+    # of every column
+    dup = same_period_duplicates(xp, prop[perm], period[perm])
     drop("sale_same_period_duplicate", dup)
     index = perm[~dup]
     del perm, dup
-    prop, period, price = prop[index], period[index], price[index]
     group = None if group is None else group[index]
+    kept = (prop[index], period[index], price[index], group)
+    pairs = _pair_kept(xp, *kept, rules.pairing, sales.group_labels, sales.n_periods)
+    ok, filtered = filter_pairs(xp, pairs.prev, pairs.recent, pairs.y, pairs.group, rules, len(sales.group_labels))
+    return select_pairs(pairs, ok, add_counts(dropped, filtered))
 
-    first, second = _pair_indices(xp, prop, rules.pairing)
-    prev, recent = period[first], period[second]
+
+def pair_sorted_sales(
+    xp: Any, prop: Any, period: Any, price: Any, group: Any, pairing: str, group_labels: np.ndarray, n_periods: int
+) -> SalePairs:
+    """Rules 2 and 3 on valid sales already sorted by (property, period, order, row), e.g. by a
+    database: prop any integers equal exactly for the sales of one property. The pairs before the
+    pair filters, with the same-period duplicates counted in `dropped`."""
+    dup = same_period_duplicates(xp, prop, period)
+    n_dup = int(xp.count_nonzero(dup))
+    if n_dup:
+        keep = ~dup
+        prop, period, price = prop[keep], period[keep], price[keep]
+        group = None if group is None else group[keep]
+    pairs = _pair_kept(xp, prop, period, price, group, pairing, group_labels, n_periods)
+    return replace(pairs, dropped={"sale_same_period_duplicate": n_dup} if n_dup else {})
+
+
+def same_period_duplicates(xp: Any, prop: Any, period: Any) -> Any:
+    """Rule 2 on sales sorted by (property, period, order, row): True where the next sale is of the
+    same property in the same period, which replaces this one."""
+    dup = xp.zeros(prop.shape, dtype=bool)
+    dup[:-1] = (prop[:-1] == prop[1:]) & (period[:-1] == period[1:])
+    return dup
+
+
+def _pair_kept(
+    xp: Any, prop: Any, period: Any, price: Any, group: Any, pairing: str, labels: np.ndarray, n_periods: int
+) -> SalePairs:
+    """Rule 3 on the kept sales, sorted by property then period."""
+    first, second = _pair_indices(xp, prop, pairing)
     p0, p1 = price[first], price[second]
-    y = xp.log(p1 / p0)
     pair_group = None if group is None else group[second]
+    return SalePairs(pair_group, period[first], period[second], p0, p1, xp.log(p1 / p0), labels, n_periods)
 
-    ok, filtered = filter_pairs(xp, prev, recent, y, pair_group, rules, len(sales.group_labels))
-    dropped = add_counts(dropped, filtered)
-    if not bool(ok.all()):
-        prev, recent, p0, p1, y = prev[ok], recent[ok], p0[ok], p1[ok], y[ok]
-        pair_group = None if pair_group is None else pair_group[ok]
-    return SalePairs(pair_group, prev, recent, p0, p1, y, sales.group_labels, sales.n_periods, dropped)
+
+def select_pairs(pairs: SalePairs, ok: Any, dropped: dict[str, int]) -> SalePairs:
+    """The pairs where ok (a mask), with these drop counts."""
+    if bool(ok.all()):
+        return replace(pairs, dropped=dropped)
+    names = ("group", "prev", "recent", "price_prev", "price_recent", "y")
+    columns = {k: None if getattr(pairs, k) is None else getattr(pairs, k)[ok] for k in names}
+    return replace(pairs, dropped=dropped, **columns)
 
 
 def filter_pairs(

@@ -1,4 +1,5 @@
-"""The CPU reader of parquet sale records: DuckDB pairs the sales and reduces the pairs to the cell table.
+"""The CPU reader of parquet sale records: DuckDB reads, filters and sorts the sales; the array code
+of transactions.py pairs them, a batch of whole properties at a time, into the cell table.
 
 The rules are transactions.py's (its module docstring), in its order, on the same cases
 (tests/test_sql_sales.py runs both against one pandas reference):
@@ -6,31 +7,32 @@ The rules are transactions.py's (its module docstring), in its order, on the sam
 1. a pass over the sales counts those without a date, a property key or a valid price, and finds
    the window (data.start / data.end, else the periods of the dated, keyed sales) and the group
    labels (the groups of those sales, as the array path encodes them);
-2. one query keeps the last sale of a property in a period (`row_number()` over the property and
-   period, by date then file row), pairs it with the property's previous kept sale (`lag`) or with
-   every earlier one (a self-join, pairing=all), and either groups the pairs by (group, prev,
-   recent, first failing pair filter) into cell sums, or hands the pairs over through Arrow where
-   they are needed in memory (robust z, robust fits, iterative solvers, accuracy, save_pairs),
-   filtered then by the array code itself (`transactions.filter_pairs`).
-
-A kept sale carries the number of sales it replaced in its period, so the same-period duplicates are
-counted in the same query.
+2. one query streams the valid sales in the window sorted by (property key, period, date, file
+   row): DuckDB's parallel sort (which spills past data.memory_limit) is faster than its window
+   functions (`row_number()` for the last sale of a period, `lag()` for the previous one), and holds
+   the sales in a third of the memory of the array path's numpy sort (BENCHMARKS.md);
+3. each sorted batch, cut after its last complete property, goes to `transactions.pair_sorted_sales`
+   (the last sale of a property in a period, then the pairs: the array path's own rules) and
+   `transactions.filter_pairs`; the pairs become cell tables in large folds, or are kept in memory
+   where a method needs them (robust z, robust fits, iterative solvers, accuracy, save_pairs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..backend.core import resolve_backend
 from ..data.calendar import check_window
-from ..data.cells import PRICE_SUMS, CellTable, build_cell_table
+from ..data.cells import CellTable, build_cell_table, merge_tables
 from ..data.pairs import Pairs, add_counts
 from ..errors import ConfigError, DataError
-from ..transactions import PairingRules, check_sales, filter_pairs
+from ..transactions import PairingRules, SalePairs, check_sales, filter_pairs, pair_sorted_sales, select_pairs
 from .pairs import PairSource
 from .sales import SaleSource
 from .sql import (
@@ -44,7 +46,7 @@ from .sql import (
     read_error,
     relation,
 )
-from .sql_pairs import group_labels, grouped_table
+from .sql_pairs import group_labels
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,13 @@ class _Columns:
     priced: str
 
 
+# sorted sales per batch from DuckDB: enough that the per-batch calls are few, few enough that the
+# temporaries are recycled by the allocator instead of page-faulted in afresh (as cells.CPU_CHUNK)
+SORTED_BATCH = 1 << 20
+# pairs gathered before they are reduced into a cell table, where the pairs are not kept
+TABLE_FOLD = 1 << 22
+
+
 def sql_sales(
     source: SaleSource,
     rules: PairingRules,
@@ -101,35 +110,18 @@ def sql_sales(
         cols = _columns(con, source, src, files)
     except Unsupported:
         return None
+    in_memory = keep_pairs or rules.max_robust_z is not None
     try:
         first, n_periods, labels, counts = _window_and_counts(con, cols, src, start, end)
-        in_memory = keep_pairs or rules.max_robust_z is not None
-        # the same-period duplicates: summed from each kept sale's count, or (consecutive pairs
-        # grouped: one row per kept sale) the valid sales less the rows
-        count_dups = in_memory or rules.pairing == "all"
-        pairs = _pairs_sql(cols, src, rules, first, n_periods, grouped_filters=not in_memory, count_dups=count_dups)
-        if in_memory:  # a first sale's row only where it replaced others (its dups count)
-            arrow = con.sql(_pairs_query(con, pairs, labels, cols.group != "NULL")).to_arrow_table()
-        else:  # plain sums, redone with each y tested where a sum is not finite (absurd prices)
-            arrow = con.sql(_cells_sql(pairs, prices, careful=False, count_dups=count_dups)).to_arrow_table()
-            if not np.isfinite(arrow.column("y").fill_null(0.0).to_numpy(zero_copy_only=False)).all():
-                arrow = con.sql(_cells_sql(pairs, prices, careful=True, count_dups=count_dups)).to_arrow_table()
+        reader = con.sql(_sorted_sales_sql(cols, src, first, n_periods)).to_arrow_reader(SORTED_BATCH)
+        grouped = cols.group != "NULL"
+        batches = _paired_batches(reader, len(cols.keys), rules, labels, n_periods, grouped, prices or in_memory)
+        paired = _collect(batches, rules, labels, n_periods, grouped, in_memory, strict)
     except duckdb.Error as exc:
         raise read_error(where, exc) from exc
-    grouped = cols.group != "NULL"
+    pairs, table, dropped, n_pairs = paired
     sale_counts = {k: v for k, v in counts.items() if k.startswith("sale_")}
-    dups = int(pc.sum(arrow.column("dups")).as_py() or 0)
-    if not count_dups:
-        dups = counts["valid"] - int(pc.sum(arrow.column("n")).as_py() or 0)
-    sale_counts["sale_same_period_duplicate"] = dups
-    if in_memory:
-        pairs_kept, dropped = _from_pairs(arrow, rules, n_periods, labels, grouped)
-        table = build_cell_table(pairs_kept, resolve_backend("cpu"), strict=strict)
-        return SqlSales(
-            first, pairs_kept, table, add_counts(sale_counts, dropped), counts["n_sales"], pairs_kept.n_pairs
-        )
-    table, dropped, n_pairs = _from_cells(arrow, rules, n_periods, labels, grouped, strict)
-    return SqlSales(first, None, table, add_counts(sale_counts, dropped), counts["n_sales"], n_pairs)
+    return SqlSales(first, pairs, table, add_counts(sale_counts, dropped), counts["n_sales"], n_pairs)
 
 
 def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Columns:
@@ -214,135 +206,133 @@ def _window_and_counts(
     return first, n_periods, labels, counts
 
 
-def _pairs_sql(
-    cols: _Columns, src: str, rules: PairingRules, first: int, n_periods: int, grouped_filters: bool, count_dups: bool
-) -> str:
-    """The pairs as rows g, i, j (periods from `first`), p0, p1, y, dups (count_dups: the sales
-    replaced by the later sale in its period, on one row per kept sale; else 0), reason
-    (grouped_filters: the first failing pair filter, 1.. in transactions' order, else 0; NULL on a
-    property's first sale, which has no pair)."""
+def _sorted_sales_sql(cols: _Columns, src: str, first: int, n_periods: int) -> str:
+    """The valid sales in the window as rows (key columns..., period from `first`, price, group),
+    sorted by key, period, order within the period, then file and row (files of up to 2^40 rows)."""
     keys = ", ".join(cols.keys)
-    # the sales' own columns are prefixed (a property key column may be called t, g or price); __r:
-    # the file, then the row in it (files of up to 2^40 rows)
+    # the sales' own columns keep their names (a key column may be called t, g or price); the
+    # others are prefixed
     sales = (
-        f"SELECT {keys}, __t - {first} AS __t, __o, __r, __p, __g FROM (SELECT {keys}, "
-        f"(file_index::BIGINT << 40) | file_row_number AS __r, {cols.period} AS __t, {cols.order} AS __o, "
-        f"{cols.price} AS __p, {cols.group} AS __g FROM {src} WHERE {cols.keyed} AND {cols.priced}) "
-        f"WHERE __t BETWEEN {first} AND {first + n_periods - 1}"
+        f"SELECT {keys}, {cols.period} AS __t, {cols.order} AS __o, (file_index::BIGINT << 40) | file_row_number "
+        f"AS __r, {cols.price} AS __p, {cols.group} AS __g FROM {src} WHERE {cols.keyed} AND {cols.priced}"
     )
-    last_in_period = f"PARTITION BY {keys}, __t ORDER BY __o DESC, __r DESC"
-    dups = f"count(*) OVER (PARTITION BY {keys}, __t) - 1" if count_dups else "0"
-    kept = (
-        f"SELECT {keys}, __t, __p, __g, {dups} AS __dups FROM ({sales}) "
-        f"QUALIFY row_number() OVER ({last_in_period}) = 1"
-    )
-    if rules.pairing == "consecutive":
-        by_time = f"PARTITION BY {keys} ORDER BY __t"
-        pairs = (
-            f"SELECT __g AS g, lag(__t) OVER ({by_time}) AS i, __t AS j, lag(__p) OVER ({by_time}) AS p0, "
-            f"__p AS p1, __dups AS dups FROM ({kept})"
-        )
-    else:  # every earlier kept sale; a sale's dups on its row with the sale just before it (or alone)
-        ranked = f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY __t) AS __k FROM ({kept})"
-        on = " AND ".join(f"a.{k} = b.{k}" for k in cols.keys)
-        pairs = (
-            "SELECT b.__g AS g, a.__t AS i, b.__t AS j, a.__p AS p0, b.__p AS p1, "
-            "CASE WHEN a.__k IS NULL OR a.__k = b.__k - 1 THEN b.__dups ELSE 0 END AS dups "
-            f"FROM ({ranked}) b LEFT JOIN ({ranked}) a ON {on} AND a.__k < b.__k"
-        )
-    reason = "0"
-    if grouped_filters:
-        hold, tests = "(j - i)", []
-        if rules.min_holding is not None:
-            tests.append(f"{hold} < {int(rules.min_holding)}")
-        if rules.max_holding is not None:
-            tests.append(f"{hold} > {int(rules.max_holding)}")
-        if rules.max_annual_return is not None:
-            tests.append(f"abs(y) * {rules.periods_per_year} / {hold} > {float(rules.max_annual_return)!r}")
-        if tests:
-            reason = "CASE " + " ".join(f"WHEN {t} THEN {k}" for k, t in enumerate(tests, 1)) + " ELSE 0 END"
-    y = "ln(p1 / p0)"
-    return f"SELECT *, CASE WHEN i IS NOT NULL THEN {reason} END AS reason FROM (SELECT *, {y} AS y FROM ({pairs}))"
-
-
-def _cells_sql(pairs: str, prices: bool, careful: bool, count_dups: bool) -> str:
-    """The pairs grouped by cell and failing filter: count, replaced sales (count_dups), sums of y
-    (and prices); careful: the sums over finite y only, and the others counted (bad_y). The
-    first-sale rows, only counted, form one group (hashed by their own cell they cost ~10%)."""
-    sums = {"y": "y", "y2": "y * y"}
-    if prices:
-        sums.update(p_prev="p0", p_recent="p1", p_prev2="p0 * p0", p_recent2="p1 * p1", p_cross="p0 * p1")
-    only = " FILTER (WHERE isfinite(y))" if careful else ""
-    aggregates = ", ".join(f"sum({v}){only} AS {k}" for k, v in sums.items())
-    bad_y = "count(*) FILTER (WHERE NOT isfinite(y))" if careful else "0"
-    dups = "sum(dups)" if count_dups else "0"
-    paired = "CASE WHEN i IS NOT NULL THEN {} END"
     return (
-        f"SELECT {paired.format('g')} AS g, i, {paired.format('j')} AS j, reason, count(*) AS n, {dups} AS dups, "
-        f"{bad_y} AS bad_y, {aggregates} FROM ({pairs}) GROUP BY 1, 2, 3, 4"
+        f"SELECT {keys}, (__t - {first})::INTEGER AS __t, __p, __g FROM ({sales}) "
+        f"WHERE __t BETWEEN {first} AND {first + n_periods - 1} ORDER BY {keys}, __t, __o, __r"
     )
 
 
-def _from_cells(
-    arrow: Any, rules: PairingRules, n_periods: int, labels: np.ndarray, grouped: bool, strict: bool
-) -> tuple[CellTable, dict[str, int], int]:
-    """The cell table of the grouped pairs (sql.grouped_table applies the rules on the cell key), the
-    pair filters' counts and the number of pairs they kept."""
-    reason = arrow.column("reason").fill_null(-1).to_numpy(zero_copy_only=False)
-    n = arrow.column("n").to_numpy()
-    dropped = {name: int(n[reason == code].sum()) for code, name in enumerate(rules.bounded_filters(), 1)}
-    rows = reason == 0
-    cells: dict[str, Any] = {"g": arrow.column("g").combine_chunks().filter(rows)}
-    cells["g_null"] = cells["g"].is_null().to_numpy(zero_copy_only=False)
-    for name in ("i", "j", "n", "bad_y"):
-        cells[name] = arrow.column(name).to_numpy(zero_copy_only=False)[rows].astype(np.int64)
-    for name in ("y", "y2", *PRICE_SUMS):
-        if name in arrow.column_names:
-            cells[name] = arrow.column(name).fill_null(0.0).to_numpy(zero_copy_only=False)[rows]
-    cells["i_null"] = cells["j_null"] = np.zeros(int(rows.sum()), dtype=bool)
-    cells["bad_price"] = np.zeros(int(rows.sum()), dtype=np.int64)
-    reduced = grouped_table(cells, grouped, 0, n_periods - 1, strict, labels=labels)
-    return reduced.table, {k: v for k, v in dropped.items() if v}, int(n[rows].sum())
+def _paired_batches(
+    reader: Any, n_keys: int, rules: PairingRules, labels: np.ndarray, n_periods: int, grouped: bool, prices: bool
+) -> Iterator[SalePairs]:
+    """Per batch of whole properties of the sorted sales: their pairs after the holding and return
+    filters (the robust z filter needs every pair: `_collect` applies it), with both the same-period
+    duplicates and the filtered pairs counted in `dropped`; prices: the pairs keep their prices."""
+    bounded = replace(rules, max_robust_z=None)
+    value_set = None
+    for ids, batch in _whole_properties(reader, n_keys):
+        period = batch.column(n_keys).to_numpy()
+        price = batch.column(n_keys + 1).to_numpy()
+        group = None
+        if grouped:
+            column = batch.column(n_keys + 2)
+            if value_set is None:  # the labels as the column's type, for a hashed lookup
+                value_set = pa.array(labels.tolist(), type=column.type)
+            group = pc.index_in(column, value_set=value_set).fill_null(-1).to_numpy()
+        made = pair_sorted_sales(np, ids, period, price, group, rules.pairing, labels, n_periods)
+        if not prices:
+            made = replace(made, price_prev=None, price_recent=None)
+        ok, filtered = filter_pairs(np, made.prev, made.recent, made.y, made.group, bounded, len(labels))
+        yield select_pairs(made, ok, add_counts(made.dropped, filtered))
 
 
-def _pairs_query(con: Any, pairs: str, labels: np.ndarray, grouped: bool) -> str:
-    """The pairs with numbers only, for numpy: g as codes into labels (-1: missing, through a join
-    with the labels), i = -1 on a first sale's row (shipped only where it replaced others)."""
-    import pyarrow as pa
+def _whole_properties(reader: Any, n_keys: int) -> Iterator[tuple[np.ndarray, Any]]:
+    """(property ids, rows) of the sorted stream a batch at a time: ids equal exactly within a
+    property (numbered from 1 in each batch); a batch's last property is held back and prepended to
+    the next batch, as it may go on there."""
+    carry = None
+    for batch in reader:
+        if carry is not None:
+            batch = pa.concat_batches([carry, batch])
+        if batch.num_rows == 0:
+            continue
+        new = ~_same_key_as_previous(batch, n_keys)
+        cut = int(np.flatnonzero(new)[-1])  # where the last property starts
+        carry = batch.slice(cut)
+        if cut:
+            yield np.cumsum(new[:cut]), batch.slice(0, cut)
+    if carry is not None:
+        yield np.cumsum(~_same_key_as_previous(carry, n_keys)), carry
 
-    group = "-1"
-    if grouped:
-        con.register("group_labels", pa.table({"label": labels, "code": np.arange(len(labels), dtype=np.int32)}))
-        group = "coalesce(code, -1)"
-        pairs = f"SELECT * FROM ({pairs}) LEFT JOIN group_labels ON g = label"
-    return (
-        f"SELECT {group}::INTEGER AS g, coalesce(i, -1)::INTEGER AS i, j::INTEGER AS j, coalesce(p0, 1) AS p0, "
-        f"p1, coalesce(y, 0) AS y, dups::INTEGER AS dups FROM ({pairs}) WHERE i IS NOT NULL OR dups > 0"
-    )
+
+def _same_key_as_previous(batch: Any, n_keys: int) -> np.ndarray:
+    """Per row of a batch sorted by key: True where its key columns (no nulls) all equal the row
+    before's; False on the first row."""
+    n = batch.num_rows
+    same = np.zeros(n, dtype=bool)
+    if n > 1:
+        equal = None
+        for k in range(n_keys):
+            column = batch.column(k)
+            here = pc.equal(column.slice(1), column.slice(0, n - 1))
+            equal = here if equal is None else pc.and_(equal, here)
+        same[1:] = equal.to_numpy(zero_copy_only=False)
+    return same
 
 
-def _from_pairs(
-    arrow: Any, rules: PairingRules, n_periods: int, labels: np.ndarray, grouped: bool
-) -> tuple[Pairs, dict[str, int]]:
-    """The pairs (host arrays) after the pair filters, applied by the array code, and their counts."""
-    columns = {name: arrow.column(name).to_numpy() for name in ("g", "i", "j", "p0", "p1", "y")}
+def _collect(
+    batches: Iterator[SalePairs],
+    rules: PairingRules,
+    labels: np.ndarray,
+    n_periods: int,
+    grouped: bool,
+    keep: bool,
+    strict: bool,
+) -> tuple[Pairs | None, CellTable, dict[str, int], int]:
+    """(the pairs if kept, their cell table, drop counts of the pairs, number of pairs kept): the
+    batches' pairs gathered (and filtered by robust z) where kept, else reduced TABLE_FOLD pairs at
+    a time into cell tables that are summed."""
+    cpu = resolve_backend("cpu")
+    pending: list[SalePairs] = []
+    tables: list[CellTable] = []
+    dropped: dict[str, int] = {}
+    n_pairs = 0
 
-    def only(rows: np.ndarray) -> None:
-        if not rows.all():
-            columns.update({name: values[rows] for name, values in columns.items()})
+    def joined() -> SalePairs:
+        def column(name: str, dtype: Any) -> np.ndarray | None:
+            if not pending:
+                return np.zeros(0, dtype)
+            parts = [getattr(p, name) for p in pending]
+            return None if parts[0] is None else np.concatenate(parts)
 
-    only(columns["i"] >= 0)  # not a first sale's row
-    group = columns["g"] if grouped else None
-    ok, dropped = filter_pairs(np, columns["i"], columns["j"], columns["y"], group, rules, len(labels))
-    only(ok)
-    pairs = Pairs(
-        columns["i"],
-        columns["j"],
-        columns["y"],
-        columns["g"] if grouped else None,
-        labels,
-        n_periods,
-        columns["p0"],
-        columns["p1"],
-    )
-    return pairs, dropped
+        made = SalePairs(
+            column("group", np.int32) if grouped else None,
+            column("prev", np.int32),
+            column("recent", np.int32),
+            column("price_prev", np.float64),
+            column("price_recent", np.float64),
+            column("y", np.float64),
+            labels,
+            n_periods,
+        )
+        pending.clear()
+        return made
+
+    def table_of(made: SalePairs) -> CellTable:
+        return build_cell_table(made.as_pairs(), cpu, strict=strict)
+
+    for made in batches:
+        dropped = add_counts(dropped, made.dropped)
+        pending.append(made)
+        n_pairs += made.n_pairs
+        if not keep and sum(p.n_pairs for p in pending) >= TABLE_FOLD:
+            tables.append(table_of(joined()))
+    made = joined()
+    if not keep:
+        tables.append(table_of(made))
+        return None, tables[0] if len(tables) == 1 else merge_tables(tables), dropped, n_pairs
+    if rules.max_robust_z is not None:
+        ok, filtered = filter_pairs(np, made.prev, made.recent, made.y, made.group, rules, len(labels))
+        dropped = add_counts(dropped, filtered)
+        made = select_pairs(made, ok, {})
+    return made.as_pairs(), table_of(made), dropped, made.n_pairs
