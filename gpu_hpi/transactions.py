@@ -195,9 +195,21 @@ def select_pairs(pairs: SalePairs, ok: Any, dropped: dict[str, int]) -> SalePair
     """The pairs where ok (a mask), with these drop counts."""
     if bool(ok.all()):
         return replace(pairs, dropped=dropped)
-    names = ("group", "prev", "recent", "price_prev", "price_recent", "y")
-    columns = {k: None if getattr(pairs, k) is None else getattr(pairs, k)[ok] for k in names}
-    return replace(pairs, dropped=dropped, **columns)
+
+    def part(values: Any) -> Any:
+        return None if values is None else values[ok]
+
+    return SalePairs(
+        part(pairs.group),
+        pairs.prev[ok],
+        pairs.recent[ok],
+        part(pairs.price_prev),
+        part(pairs.price_recent),
+        pairs.y[ok],
+        pairs.group_labels,
+        pairs.n_periods,
+        dropped,
+    )
 
 
 def filter_pairs(

@@ -386,3 +386,47 @@ def test_iterative_operators_on_the_device_equal_the_exact_solve(
     )
     np.testing.assert_array_equal(np.isnan(got.log_index), np.isnan(want.log_index))
     assert np.nanmax(np.abs(got.log_index - want.log_index)) <= 1e-10
+
+
+def test_cudf_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """Sale records read and paired on the device (read_frame(cudf), make_pairs on CuPy) give the host
+    reader's counts, pairs and index; ns stored as ms refused by both device readers."""
+    cudf = pytest.importorskip("cudf")
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_transactions import START, assert_same_pairs, made_frame, random_sales
+
+    from gpu_hpi.errors import DataError
+    from gpu_hpi.io.pairs import PairSource
+    from gpu_hpi.io.sales import SaleSource
+    from gpu_hpi.transactions import PairingRules, make_pairs
+
+    df = random_sales(51)
+    df["date"] = df["date"] + pd.to_timedelta(np.random.default_rng(3).integers(0, 86400, len(df)), unit="s")
+    keys = ["a", "b", "c"]
+    path = tmp_path / "sales.parquet"
+    pq.write_table(pa.Table.from_pandas(df[[*keys, "date", "price", "group"]], preserve_index=False), path)
+    source = SaleSource(str(path), "auto", keys, "date", "price", "group")
+    assert source.device_library(gpu=True) is cudf
+    host, device = source.read(), source.read_frame(cudf)
+    assert isinstance(device.key, cupy.ndarray) and isinstance(device.period, cupy.ndarray)
+    assert (device.n_sales, device.n_missing_date, device.dropped) == (host.n_sales, host.n_missing_date, host.dropped)
+    for pairing in ("consecutive", "all"):
+        rules = PairingRules(pairing=pairing, max_annual_return=1.5, max_robust_z=3.0)
+        want = make_pairs(host.to_sales(CPU, START, 48), rules, CPU)
+        got = make_pairs(device.to_sales(gpu, START, 48), rules, gpu)
+        assert got.dropped == want.dropped
+        columns = ("group", "prev", "recent", "price_prev", "price_recent", "y")
+        host_got = replace(got, **{k: cupy.asnumpy(getattr(got, k)) for k in columns})
+        assert_same_pairs(made_frame(host_got, START), made_frame(want, START))
+
+    ns = (np.datetime64("2014-01", "M") + np.arange(1000) % 120).astype("datetime64[ns]").astype(np.int64)
+    stamps = pa.array(ns, pa.int64()).cast(pa.timestamp("ms"))
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"p": np.arange(1000) % 50, "d": stamps, "d1": stamps, "x": np.ones(1000)}), bad)
+    with pytest.raises(DataError, match=r"column 'd'.*finer"):
+        SaleSource(str(bad), "auto", ["p"], "d", "x").read_frame(cudf)
+    pairs = PairSource(str(bad), "auto", {"prev": "d", "recent": "d1", "y": "x"})
+    with pytest.raises(DataError, match=r"column 'd'.*finer"):
+        list(pairs.batches(gpu=True))

@@ -19,8 +19,8 @@ from test_transactions import RULES, START, all_counts, assert_same_pairs, made_
 import gpu_hpi
 from gpu_hpi.data.cells import CellTable, build_cell_table
 from gpu_hpi.errors import ConfigError, DataError
-from gpu_hpi.io.sales import SaleSource
 from gpu_hpi.io import sql_sales as sql_sales_module
+from gpu_hpi.io.sales import SaleSource
 from gpu_hpi.io.sql_sales import sql_sales
 from gpu_hpi.transactions import PairingRules, make_pairs
 
@@ -93,7 +93,7 @@ def test_sql_pairs_match_the_reference_and_the_array_path(
     _first, pairs, table, dropped = array_path(src, options, start, end)
     assert dropped == want_dropped
     assert_same_table(in_memory.table, table)
-    # the table alone, grouped in the query (the robust z filter needs the pairs: in memory anyway)
+    # the table alone (the robust z filter needs the pairs: in memory anyway)
     alone = sql_sales(src, options, start, end, keep_pairs=False)
     assert alone is not None
     assert alone.dropped == want_dropped and alone.n_pairs == pairs.n_pairs

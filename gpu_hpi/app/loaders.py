@@ -232,8 +232,9 @@ def _dask_pairs(
 def load_transactions(
     cfg: AppConfig, periodicity: str, backend: Backend, strict: bool, keep_pairs: bool, prices: bool
 ) -> Loaded:
-    """Sale records -> pairs -> cell table: on the CPU paired by DuckDB (parquet: sql_sales.py),
-    else read into arrays (pairing needs every sale of a property) and paired by make_pairs."""
+    """Sale records -> pairs -> cell table: on the CPU sorted by DuckDB and paired batch by batch
+    (parquet: sql_sales.py), else read whole into arrays (by cudf on the GPU) and paired by
+    make_pairs."""
     d = cfg.data
     prop = d.columns.property
     source = SaleSource(
@@ -263,7 +264,8 @@ def load_transactions(
         if paired is not None:
             extra = {"n_sales_read": paired.n_sales, "pairing": rules.pairing, "n_pairs_made": paired.n_pairs}
             return Loaded(paired.table, paired.first, paired.pairs, paired.dropped, extra=extra)
-    raw = source.read()
+    cudf = source.device_library(backend.is_gpu)
+    raw = source.read() if cudf is None else source.read_frame(cudf)  # on the GPU: no host round trip
     check_sales(raw.n_sales, int(raw.period.size))
     first = start if start is not None else int(raw.period.min())
     last = end if end is not None else int(raw.period.max())

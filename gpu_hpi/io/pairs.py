@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..backend.core import to_host
-from ..data.calendar import Calendar, check_window, month_to_period
+from ..data.calendar import Calendar, check_window
 from ..data.cells import CellTable, build_cell_table
 from ..data.pairs import Pairs, prepare_pairs
 from ..errors import ConfigError, DataError
@@ -30,7 +30,7 @@ from .files import (
     record_batches,
     write_atomically,
 )
-from .periods import column_periods, series_months
+from .periods import column_periods, frame_periods
 
 
 @dataclass(frozen=True)
@@ -199,11 +199,7 @@ class PairSource:
         )
 
     def _device_periods(self, col: Any, name: str) -> Any:
-        import cupy
-
-        if col.dtype.kind == "M" and self.periodicity != "week":  # weeks: the host conversion below
-            return month_to_period(series_months(col).to_cupy(), self.periodicity).astype(np.int32, copy=False)
-        return cupy.asarray(self.periods(col.to_arrow(), name))  # other types: the host conversion
+        return frame_periods(col, name, self.periodicity, self.integer_periods, self.start)
 
     def convert(self, batch: pa.Table | pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
         cols = {role: batch.column(name) for role, name in wanted.items()}

@@ -176,3 +176,55 @@ def order_within_period(date: pa.Array | pa.ChunkedArray, period: np.ndarray) ->
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     return period.astype(np.int64)
+
+
+# Columns of a DataFrame library: cudf's live on the GPU (to_cupy), pandas' on the host (to_numpy);
+# pandas has cudf's API for what is used here, so the CPU tests run the device readers' own code.
+
+
+def frame_values(col: Any, na_value: Any = None) -> Any:
+    """A cudf Series as a CuPy array, a pandas one as numpy (nulls as na_value)."""
+    if hasattr(col, "to_cupy"):
+        return col.to_cupy(na_value=na_value) if col.null_count else col.to_cupy()
+    return col.to_numpy(na_value=na_value) if na_value is not None else col.to_numpy()
+
+
+def frame_arrow(col: Any) -> pa.Array:
+    """A cudf or pandas Series as an Arrow array on the host."""
+    return col.to_arrow() if hasattr(col, "to_arrow") else pa.Array.from_pandas(col)
+
+
+def _like(values: np.ndarray, col: Any) -> Any:
+    """Host values moved to where the Series `col` lives."""
+    if hasattr(col, "to_cupy"):
+        import cupy
+
+        return cupy.asarray(values)
+    return values
+
+
+def frame_periods(
+    col: Any, name: str, periodicity: str, integer_periods: str = "index", start: str | None = None
+) -> Any:
+    """Absolute periods (int32) of a period column without nulls, on the column's device: timestamps
+    and dates by the library's own calendar fields (checked to be plausible first, from the extreme
+    ticks), other types (strings, integers) and weeks by the host conversion (column_periods)."""
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "M" and periodicity != "week":
+        unit = np.datetime_data(dtype)[0]
+        if len(col) and unit in _TICKS_PER_DAY:
+            ticks = col.astype("int64")
+            per_day = _TICKS_PER_DAY[unit]
+            check_plausible_days(name, int(ticks.min()) // per_day, int(ticks.max()) // per_day)
+        return month_to_period(frame_values(series_months(col)), periodicity).astype(np.int32, copy=False)
+    return _like(column_periods(frame_arrow(col), name, periodicity, integer_periods, start), col)
+
+
+def frame_order(col: Any, period: Any) -> Any:
+    """order_within_period of a column without nulls, on the column's device: a timestamp's ticks
+    there; other types on the host."""
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "M":
+        return frame_values(col.astype("int64"))
+    host_period = period.get() if hasattr(period, "get") else np.asarray(period)
+    return _like(order_within_period(frame_arrow(col), host_period), col)

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..data.pairs import encode_groups
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..transactions import Sales
-from .files import record_batches
+from .files import check_columns, cudf_module, parquet_file, record_batches
 from .pairs import PairSource, chunked, concat_groups, float_values, group_values
-from .periods import column_periods, order_within_period
+from .periods import column_periods, frame_arrow, frame_order, frame_periods, frame_values, order_within_period
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,7 @@ class SaleSource:
     def read(self) -> RawSales:
         """Every sale (pairing needs all sales of a property together), read batch by batch."""
         files, fmt = PairSource(self.path, self.format, {}).files()
-        names = [*self.property, self.date, self.price, *([self.group] if self.group else [])]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"the transaction columns must be distinct, got {names}")
+        names = self._names()
         keys: list[list[pa.ChunkedArray | pa.Array]] = [[] for _ in self.property]
         periods, orders, prices, groups = [], [], [], []
         missing_date = 0
@@ -113,6 +111,62 @@ class SaleSource:
                 else (group[ok] if isinstance(group, np.ndarray) else group[ok].reset_index(drop=True))
             )
         return RawSales(prop, period, order, price, group, missing_date, dropped)
+
+    def device_library(self, gpu: bool) -> Any:
+        """cudf where the sales are read on the GPU (parquet, gpu, cudf importable), else None."""
+        if not gpu or PairSource(self.path, self.format, {}).files()[1] != "parquet":
+            return None
+        return cudf_module()
+
+    def read_frame(self, lib: Any) -> RawSales:
+        """Every sale of parquet files read by a DataFrame library: with cudf, on the GPU, where the
+        composite key becomes codes (a hash group-by of its columns), timestamps become periods and
+        an order within them, and prices and integer groups stay (other date types and string
+        groups take the host conversions). pandas has the same API and runs this in the CPU tests."""
+        files, _fmt = PairSource(self.path, self.format, {}).files()
+        names = self._names()
+        frames = []
+        for path in files:
+            check_columns(parquet_file(path).schema_arrow.names, names, [path])
+            try:
+                frames.append(lib.read_parquet(path, columns=names))
+            except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
+                raise DataError(f"cannot read {path}: {exc}") from exc
+        frame = frames[0] if len(frames) == 1 else lib.concat(frames, ignore_index=True)
+        n_sales = len(frame)
+        dated = frame[self.date].notna()
+        keyed = dated
+        for name in self.property:  # a missing key part: null, or NaN as in pandas' factorize
+            keyed = keyed & frame[name].notna()
+        n_dated, n_keyed = int(dated.sum()), int(keyed.sum())
+        if n_keyed < n_sales:
+            frame = frame[keyed].reset_index(drop=True)
+        price = frame[self.price]
+        if price.dtype.kind not in "fiu":
+            raise DataError(f"column {self.price!r} of {self.path} must be numeric, got {price.dtype}")
+        key = frame.groupby(self.property, sort=False).ngroup()
+        period = frame_periods(frame[self.date], self.date, self.periodicity, self.integer_periods, self.start)
+        group = None
+        if self.group:
+            col = frame[self.group]
+            group = (
+                frame_values(col) if col.dtype.kind in "iu" and not col.isna().any() else group_values(frame_arrow(col))
+            )
+        return RawSales(
+            frame_values(key).astype(np.int64),
+            period,
+            frame_order(frame[self.date], period),
+            frame_values(price.astype("float64"), na_value=np.nan),
+            group,
+            n_sales - n_dated,
+            {"sale_missing_property": n_dated - n_keyed} if n_keyed < n_dated else {},
+        )
+
+    def _names(self) -> list[str]:
+        names = [*self.property, self.date, self.price, *([self.group] if self.group else [])]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"the transaction columns must be distinct, got {names}")
+        return names
 
 
 def _composite_codes(columns: list[pa.ChunkedArray]) -> np.ndarray:

@@ -19,6 +19,7 @@ The rules are transactions.py's (its module docstring), in its order, on the sam
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -271,12 +272,8 @@ def _same_key_as_previous(batch: Any, n_keys: int) -> np.ndarray:
     n = batch.num_rows
     same = np.zeros(n, dtype=bool)
     if n > 1:
-        equal = None
-        for k in range(n_keys):
-            column = batch.column(k)
-            here = pc.equal(column.slice(1), column.slice(0, n - 1))
-            equal = here if equal is None else pc.and_(equal, here)
-        same[1:] = equal.to_numpy(zero_copy_only=False)
+        equal = [pc.equal(c.slice(1), c.slice(0, n - 1)) for c in (batch.column(k) for k in range(n_keys))]
+        same[1:] = functools.reduce(pc.and_, equal).to_numpy(zero_copy_only=False)
     return same
 
 
