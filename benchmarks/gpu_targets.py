@@ -6,7 +6,9 @@
 Rows (issue 11 unless said): the 150M-pair seed-schema parquet end to end (warm stages, the
 outputs, wall time, first run with an empty kernel cache, the pyarrow reader, the revision
 study, peak device memory), 1B pairs in 8 files on the GPU against the CPU of the same machine,
-and issue 16's iterative solvers (in process, pairs on the device; and through the CLI). Data
+issue 13's sale records (100M read and paired on the device, against the CPU; a file of
+nanoseconds stored as milliseconds refused; every core against two), and issue 16's iterative
+solvers (in process, pairs on the device; and through the CLI). Data
 are generated where the check runs (CuPy and cudf where installed), never sent. A row that fails
 to run prints FAIL with the reason; the table is written to OUT/targets.md and OUT/targets.json.
 """
@@ -79,6 +81,43 @@ def seed_parquet(path: Path, n: int, seed: int) -> Path:
     return path
 
 
+def sales_parquet(path: Path, n: int, seed: int, unit: str = "ms") -> Path:
+    """n sale records in benchmarks.sales_parquet's schema (property_id, date, price, group_id: ~3
+    sales a property over 123 months from 2014-01), dates as timestamps; unit="ns-as-ms": their
+    nanosecond counts stored under a millisecond unit (issue 13's bad file). On the GPU where
+    CuPy and cudf import, else numpy/pandas."""
+    if path.exists():
+        return path
+    try:
+        import cudf
+        import cupy as xp
+
+        frame_type: Any = cudf.DataFrame
+    except ImportError:
+        import pandas as pd
+
+        xp, frame_type = np, pd.DataFrame
+    rng = xp.random.RandomState(seed)
+    prop = rng.randint(0, max(n // 3, 1), n).astype(np.int64)
+    month = rng.randint(0, T, n)
+    trend = xp.cumsum(rng.normal(0.003, 0.01, T))
+    price = xp.exp(19.5 + (prop % 997) / 997.0 + trend[month] + rng.normal(0, 0.1, n))
+    first_days = np.arange(np.datetime64("2014-01"), np.datetime64("2014-01") + T).astype("datetime64[ms]")
+    ms = xp.asarray(first_days.astype(np.int64))[month] + rng.randint(0, 28, n) * 86_400_000
+    if unit == "ns-as-ms":
+        ms = ms * 1_000_000
+    frame = frame_type({"property_id": prop, "date": ms, "price": price, "group_id": (prop % GROUPS).astype(np.int32)})
+    frame["date"] = frame["date"].astype("datetime64[ms]")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if xp is np:
+        frame.to_parquet(tmp, index=False, row_group_size=1 << 20)
+    else:
+        frame.to_parquet(tmp, index=False, row_group_size_rows=1 << 20)
+    tmp.rename(path)
+    return path
+
+
 def seed_parts(folder: Path, n: int, parts: int) -> Path:
     for k in range(parts):
         seed_parquet(folder / f"part-{k:02d}.parquet", n // parts, 100 + k)
@@ -104,6 +143,9 @@ class Run:
 def cli(out: Path, name: str, *overrides: str, env: dict[str, str] | None = None) -> Run:
     run_dir = out / "runs" / name
     cmd = [sys.executable, "-m", "gpu_hpi", *overrides, f"hydra.run.dir={run_dir}", "progress=false"]
+    cpus = (env or {}).get("GPU_HPI_CPU_SET")
+    if cpus:  # the run held to these cores, as on a smaller machine
+        cmd = ["taskset", "-c", cpus, *cmd]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
     wall = time.perf_counter() - start
@@ -207,6 +249,64 @@ def measure(out: Path, data: Path, scale: float, backend: str) -> list[Row]:
         return f"GPU {gpu.wall:.2f} s, CPU {cpu.wall:.2f} s: {ratio:.1f}x", ratio >= 5.0
 
     row(11, f"{n1b:,} pairs in 8 files, backend=gpu vs backend=cpu (wall)", "GPU >= 5x faster", one_billion)
+
+    n_sales = int(100e6 * scale)
+    sales: dict[str, Run] = {}
+
+    def sales_on_device() -> tuple[str, bool]:
+        path = sales_parquet(data / f"sales-{n_sales}.parquet", n_sales, 2)
+        args = ["data=transactions", f"data.path={path}", "data.columns.property=property_id"]
+        args += ["data.columns.group=group_id", "output.plot=false", "diagnostics.revision=false"]
+        cli(out, "sales-cold", *args, f"backend={backend}", env={"CUPY_CACHE_DIR": cache})
+        sales["gpu"] = cli(out, "sales-warm", *args, f"backend={backend}", env={"CUPY_CACHE_DIR": cache})
+        sales["cpu"] = cli(out, "sales-cpu", *args, "backend=cpu")
+        stages = sum(v for k, v in sales["gpu"].summary["timings_s"].items() if k != "startup")
+        return _le(stages, 2.0, f" ({sales['gpu'].summary['timings_s']})")
+
+    row(
+        13,
+        f"{n_sales:,} sales parquet -> pairs -> index, backend=gpu, warm, stages after startup",
+        "<= 2 s",
+        sales_on_device,
+    )
+
+    def sales_agree() -> tuple[str, bool]:
+        gpu, cpu = sales["gpu"].summary, sales["cpu"].summary
+        same = (gpu["dropped"], gpu["n_pairs_used"]) == (cpu["dropped"], cpu["n_pairs_used"])
+        difference = max_log_index_difference(sales["gpu"], sales["cpu"])
+        return f"{difference:.2e}, drop counts and pairs {'equal' if same else 'DIFFER'}", same and difference <= 1e-10
+
+    row(13, "same sales: backend=gpu vs backend=cpu (log index max abs, drop counts)", "<= 1e-10, equal", sales_agree)
+
+    def bad_unit() -> tuple[str, bool]:
+        n = int(10e6 * scale)
+        path = sales_parquet(data / f"sales-ns-as-ms-{n}.parquet", n, 3, unit="ns-as-ms")
+        args = ["data=transactions", f"data.path={path}", "data.columns.property=property_id", f"backend={backend}"]
+        cmd = [sys.executable, "-m", "gpu_hpi", *args, f"hydra.run.dir={out / 'runs' / 'ns-as-ms'}"]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - start
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("gpu_hpi: error:")]
+        ok = proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr and wall <= 2.0 + 1.5
+        return f"exit {proc.returncode} in {wall:.2f} s wall: {lines[:1]}", ok
+
+    row(
+        13,
+        f"{int(10e6 * scale):,} sales with ns stored as ms, backend=gpu: exit 2, one line",
+        "<= 2 s (+1.5 s start-up)",
+        bad_unit,
+    )
+
+    def sixteen_cores() -> tuple[str, bool]:
+        n = int(10e6 * scale)
+        path = sales_parquet(data / f"sales-{n}.parquet", n, 4)
+        args = ["data=transactions", f"data.path={path}", "data.columns.property=property_id", "backend=cpu"]
+        args += ["output.plot=false", "diagnostics.revision=false"]
+        every = cli(out, "sales-cpu-all-cores", *args)
+        two = cli(out, "sales-cpu-2-cores", *args, env={"GPU_HPI_CPU_SET": "0,1"})
+        return f"all cores {every.wall:.2f} s, 2 cores {two.wall:.2f} s (wall)", every.wall <= two.wall
+
+    row(13, f"{int(10e6 * scale):,} sales, backend=cpu, every core vs 2 cores (taskset)", "no slower", sixteen_cores)
 
     solves: dict[str, dict[str, Any]] = {}
     for solver in ("lsqr", "lsmr"):

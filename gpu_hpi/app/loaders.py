@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend.core import Backend, array_namespace, to_host
+from ..backend.core import Backend, array_namespace, to_host, usable_cores
 from ..backend.memory import device_read_budget
 from ..config import AppConfig, option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
@@ -144,7 +143,7 @@ def stream_pairs(
     kept: list[PairBatch] = []  # iterative solvers, the robust method and accuracy need the pairs
     # batches in parallel, one thread each: on the CPU all of the work; on the GPU (pyarrow
     # decoding on the host) the next batches' decoding overlaps this one's copy and table
-    workers = os.cpu_count() or 1
+    workers = usable_cores()
     if one_batch or (backend.is_gpu and (cfg.data.kind == "synthetic" or source.reads_on_device(True))):
         workers = 1  # one batch, or device-resident batches: nothing on the host to overlap
 

@@ -73,12 +73,21 @@ def _through_pinned(cupy: Any, a: np.ndarray) -> Any:
     return cupy.asarray(staging)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's share, not
+    every core of the host), the thread count of the CPU paths."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _cpu_backend() -> Backend:
     import scipy.sparse
     import scipy.sparse.linalg
 
     cpu = platform.processor() or platform.machine()
-    return Backend("cpu", np, scipy.sparse, scipy.sparse.linalg, f"CPU {cpu} ({os.cpu_count()} cores)")
+    return Backend("cpu", np, scipy.sparse, scipy.sparse.linalg, f"CPU {cpu} ({usable_cores()} cores)")
 
 
 def _gpu_backend() -> Backend:

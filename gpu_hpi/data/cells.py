@@ -8,7 +8,6 @@ to at most G x T x (T - 1) / 2 cells. Tables of disjoint chunks add up to the ta
 from __future__ import annotations
 
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import kernels
-from ..backend.core import Backend, array_namespace, to_host
+from ..backend.core import Backend, array_namespace, to_host, usable_cores
 from ..errors import DataError
 from .keys import reduce_by_key
 from .pairs import Pairs, add_counts, check_strict, count_invalid
@@ -199,7 +198,7 @@ def build_cell_table(
     n_keys = pairs.n_groups * t * t
     chunk = chunk_size or (GPU_CHUNK if backend.is_gpu else CPU_CHUNK)
     starts = list(range(0, n, chunk))
-    workers = 1 if backend.is_gpu else max(1, min(threads or os.cpu_count() or 1, len(starts)))
+    workers = 1 if backend.is_gpu else max(1, min(threads or usable_cores(), len(starts)))
     names = Y_SUMS + (PRICE_SUMS if pairs.price_prev is not None else ())
 
     if n_keys <= DENSE_KEY_LIMIT and backend.is_gpu and pairs.price_prev is None and kernels.enabled():

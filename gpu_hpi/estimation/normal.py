@@ -6,7 +6,6 @@ All functions take arrays of one backend (numpy or cupy) and use only the shared
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.core import Backend, to_host
+from ..backend.core import Backend, to_host, usable_cores
 from ..config import SolverName
 from ..data.cells import CellTable
 from .identify import Identification
@@ -179,7 +178,7 @@ def fit_table(
     # on the CPU a thread per core, each solving its batches with a single-threaded BLAS: the
     # batched (T, T) inverses ran 1.65x faster so than with OpenBLAS threading each call. The
     # batches in flight together hold at most GROUP_CELLS numbers, as one batch did before.
-    workers = 1 if backend.is_gpu else max(1, min(os.cpu_count() or 1, table.n_groups))
+    workers = 1 if backend.is_gpu else max(1, min(usable_cores(), table.n_groups))
     per_batch = GROUP_CELLS if backend.is_gpu else HOST_GROUP_CELLS
     batches = list(group_batches(table, min(per_batch, -(-table.n_groups // workers) * t * t)))
     if workers > 1 and len(batches) > 1:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import atexit
 import functools
-import os
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from ..backend.core import usable_cores
 from ..data.calendar import PER_YEAR
 from ..data.cells import CellTable
 from ..errors import ConfigError, DataError
@@ -65,7 +65,7 @@ def connect(progress: bool = False, memory_limit: str | None = None) -> Any:
     temporary directory removed at exit (never the working directory, DuckDB's default)."""
     import duckdb
 
-    con = duckdb.connect(config={"threads": os.cpu_count() or 1})
+    con = duckdb.connect(config={"threads": usable_cores()})
     con.execute(f"SET enable_progress_bar = {bool(progress and sys.stderr.isatty())}")
     con.execute(f"SET temp_directory = {_literal(_spill_directory())}")
     if memory_limit is not None:
