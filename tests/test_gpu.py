@@ -397,8 +397,9 @@ def test_cudf_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: Any)
     import pyarrow.parquet as pq
     from test_transactions import START, assert_same_pairs, made_frame, random_sales
 
+    from gpu_hpi.data.calendar import Calendar
     from gpu_hpi.errors import DataError
-    from gpu_hpi.io.pairs import PairSource
+    from gpu_hpi.io.pairs import PairSource, save_pairs
     from gpu_hpi.io.sales import SaleSource
     from gpu_hpi.transactions import PairingRules, make_pairs
 
@@ -420,6 +421,14 @@ def test_cudf_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: Any)
         columns = ("group", "prev", "recent", "price_prev", "price_recent", "y")
         host_got = replace(got, **{k: cupy.asnumpy(getattr(got, k)) for k in columns})
         assert_same_pairs(made_frame(host_got, START), made_frame(want, START))
+        # data.save_pairs from the device (cudf's writer) holds the host writer's values
+        calendar = Calendar("month", START, 48)
+        save_pairs(got.as_pairs(), calendar, str(tmp_path / "device.parquet"))
+        save_pairs(host_got.as_pairs(), calendar, str(tmp_path / "host.parquet"))
+        saved = [pd.read_parquet(tmp_path / f"{name}.parquet") for name in ("device", "host")]
+        for name in ("PrevYearMonth", "RecentYearMonth", "LogPriceDiff", "PrevPrice", "RecentPrice"):
+            np.testing.assert_array_equal(saved[0][name].to_numpy(), saved[1][name].to_numpy())
+        assert saved[0]["group_id"].astype(str).tolist() == saved[1]["group_id"].astype(str).tolist()
 
     ns = (np.datetime64("2014-01", "M") + np.arange(1000) % 120).astype("datetime64[ns]").astype(np.int64)
     stamps = pa.array(ns, pa.int64()).cast(pa.timestamp("ms"))

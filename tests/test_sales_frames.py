@@ -119,3 +119,35 @@ def test_device_library_only_for_parquet_on_a_gpu(tmp_path: Path) -> None:
     assert SaleSource(str(csv), "auto", ["p"], "date", "price").device_library(gpu=True) is None
     path = write(tmp_path / "sales.parquet", pa.table({"p": [1], "date": ["2014-01"], "price": [1.0]}))
     assert SaleSource(str(path), "auto", ["p"], "date", "price").device_library(gpu=False) is None
+
+
+@pytest.mark.parametrize("labels", ["strings", "integers", "none"])
+def test_pairs_frame_writes_what_the_host_writer_writes(tmp_path: Path, labels: str) -> None:
+    """save_pairs' device frame (pairs_frame: cudf on the GPU) built by pandas holds the host
+    writer's values: periods as first days, a missing group missing, prices."""
+    from gpu_hpi.data.calendar import Calendar
+    from gpu_hpi.data.pairs import Pairs
+    from gpu_hpi.io.pairs import pairs_frame, save_pairs
+
+    rng = np.random.default_rng(7)
+    n = 500
+    prev = rng.integers(0, 20, n)
+    recent = prev + rng.integers(1, 5, n)
+    codes = rng.integers(-1, 3, n)
+    names = {"strings": np.asarray(["east", "north", "west"], dtype=object), "integers": np.asarray([3, 11, 40])}
+    group, group_labels = (None, np.asarray(["ALL"], dtype=object)) if labels == "none" else (codes, names[labels])
+    p0, p1 = rng.uniform(1, 2, n), rng.uniform(1, 2, n)
+    pairs = Pairs(prev, recent, np.log(p1 / p0), group, group_labels, 24, p0, p1)
+    calendar = Calendar("month", START, 24)
+    save_pairs(pairs, calendar, str(tmp_path / "host.parquet"))
+    pairs_frame(pd, pairs, calendar).to_parquet(tmp_path / "frame.parquet", index=False)
+    host, frame = (pd.read_parquet(tmp_path / f"{name}.parquet") for name in ("host", "frame"))
+    assert list(frame.columns) == list(host.columns)
+    for name in ("PrevYearMonth", "RecentYearMonth"):
+        np.testing.assert_array_equal(frame[name].to_numpy("datetime64[D]"), host[name].to_numpy("datetime64[D]"))
+    for name in ("LogPriceDiff", "PrevPrice", "RecentPrice"):
+        np.testing.assert_array_equal(frame[name].to_numpy(), host[name].to_numpy())
+    assert frame["group_id"].isna().tolist() == host["group_id"].isna().tolist()
+    assert host["group_id"].isna().any() == (labels != "none")
+    present = host["group_id"].notna()
+    assert frame["group_id"][present].astype(str).tolist() == host["group_id"][present].astype(str).tolist()

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..backend.core import to_host
+from ..backend.core import array_namespace, to_host
 from ..data.calendar import Calendar, check_window
 from ..data.cells import CellTable, build_cell_table
 from ..data.pairs import Pairs, prepare_pairs
@@ -263,8 +263,13 @@ def chunked(parts: list[Any]) -> pa.ChunkedArray:
 
 def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
     """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
-    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic."""
-
+    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic. Pairs on the
+    GPU are written from there by cudf, where it imports."""
+    cudf = None if isinstance(pairs.y, np.ndarray) else cudf_module()
+    if cudf is not None:
+        frame = pairs_frame(cudf, pairs, calendar)
+        write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        return
     firsts = calendar.first_days()
     group: Any = "ALL"
     if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
@@ -281,3 +286,30 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
         }
     )
     write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def pairs_frame(lib: Any, pairs: Pairs, calendar: Calendar) -> Any:
+    """The pairs of save_pairs as a DataFrame of `lib` (cudf: gathered on the device, where the
+    pairs are; pandas runs the same code in the CPU tests)."""
+    firsts = lib.Series(calendar.first_days())
+
+    def gather(values: Any, codes: Any) -> Any:
+        return values.take(codes).reset_index(drop=True)
+
+    xp = array_namespace(pairs.y)
+    if pairs.group is None:
+        group = gather(lib.Series(["ALL"]), xp.zeros(pairs.n_pairs, dtype=np.int32))
+    else:
+        codes = lib.Series(pairs.group)
+        labels = lib.Series(pairs.group_labels.tolist())
+        group = gather(labels, codes.clip(lower=0)).where(codes >= 0)  # a missing group stays missing
+    return lib.DataFrame(
+        {
+            "group_id": group,
+            "PrevYearMonth": gather(firsts, pairs.prev),
+            "RecentYearMonth": gather(firsts, pairs.recent),
+            "LogPriceDiff": pairs.y,
+            "PrevPrice": pairs.price_prev,
+            "RecentPrice": pairs.price_recent,
+        }
+    )
