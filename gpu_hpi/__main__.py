@@ -127,13 +127,19 @@ def _unraisable(unraisable: Any) -> None:
 
 @hydra.main(config_path=None, config_name="config", version_base=None)
 def _app(cfg: DictConfig) -> None:
+    run_job(cfg, Path(HydraConfig.get().runtime.output_dir), startup_s=process_age())
+
+
+def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None) -> None:
+    """The job of one composed configuration, as the command line runs it: outputs into out_dir and
+    the summary printed; a GpuHpiError is one line on stderr and exit code 2 (SystemExit), or its
+    traceback under debug=true; warnings one line each unless debug=true."""
     from .app.pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
     if not cfg.debug:  # warnings as one line each; debug=true keeps Python's form (file and line)
         warnings.formatwarning = _one_line_warning
     try:
-        summary = run(cfg, out_dir, startup_s=process_age())
+        summary = run(cfg, out_dir, startup_s=startup_s)
     except GpuHpiError as exc:
         if cfg.debug:
             raise

@@ -1,4 +1,5 @@
-"""Shared fixtures. Markers (gpu, slow) are registered in pyproject.toml, not here."""
+"""Shared fixtures, and the folders' markers: every test under e2e/ is slow, every test under gpu/
+needs a GPU (the markers are registered in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,13 @@ def clean_problem() -> Problem:
 def connected() -> Problem:
     """One group, every period identified, no invalid pairs."""
     return connected_problem(np.random.default_rng(9))
+
+
+_FOLDER_MARKERS = {"e2e": pytest.mark.slow, "gpu": pytest.mark.gpu}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.path)).resolve().relative_to(_HERE).parts[0]
+        if folder in _FOLDER_MARKERS:
+            item.add_marker(_FOLDER_MARKERS[folder])

@@ -103,7 +103,7 @@ class Run:
     def assert_failed(self, *fragments: str) -> str:
         """Exit 2 with a single 'gpu_hpi: error:' line on stderr, no traceback, no outputs."""
         assert self.rc == 2, f"exit {self.rc}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-        assert "Traceback" not in self.stderr and "Traceback" not in self.stdout
+        assert "Traceback" not in self.stderr and "Traceback" not in self.stdout, self.stdout + self.stderr
         errors = [ln for ln in self.stderr.splitlines() if ln.startswith("gpu_hpi: error:")]
         assert len(errors) == 1, self.stderr
         # Hydra's logging may print INFO lines before it; nothing but the error line after them
@@ -161,34 +161,57 @@ def run_cli(
     return Run(proc, run_dir)
 
 
+def run_app(tmp_path: Path, *overrides: str, name: str = "run", plot: bool = False) -> Run:
+    """The job of `python -m gpu_hpi *overrides` through hydra.compose + `__main__.run_job` (which
+    calls pipeline.run) in this process, outputs into tmp_path/name: the exit code, stdout and
+    stderr the command line would give, without Hydra's run machinery (run directory, its lock and
+    log, overrides checked before the run), which run_cli tests."""
+    from gpu_hpi import __main__ as app
+
+    run_dir = tmp_path / name
+    cfg = compose_config(*overrides, *([] if plot else ["output.plot=false"]))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rc, stdout, stderr = in_process(lambda: app.run_job(cfg, run_dir), cwd=tmp_path)
+    return Run(subprocess.CompletedProcess(list(overrides), rc, stdout, stderr), run_dir)
+
+
 def main_in_process(args: list[str], cwd: Path) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `gpu_hpi.__main__.main()` with these arguments, run in this
-    process from `cwd`, leaving the process as it found it (argv, cwd, signal handlers, logging,
-    warnings)."""
+    process from `cwd`."""
     from gpu_hpi import __main__ as app
+
+    argv = sys.argv
+    try:
+        sys.argv = ["gpu_hpi", *args]
+        return in_process(app.main, cwd)
+    finally:
+        sys.argv = argv
+
+
+def in_process(job: Any, cwd: Path) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of job() run in this process from `cwd`, leaving the process as
+    it found it (cwd, signal handlers, logging, warnings)."""
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
     out, err = io.StringIO(), io.StringIO()
-    argv, here = sys.argv, os.getcwd()
+    here = os.getcwd()
     handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     root = logging.getLogger()
     handlers, level, formatwarning = root.handlers[:], root.level, warnings.formatwarning
     unraisablehook = sys.unraisablehook
     rc = 0
     try:
-        sys.argv = ["gpu_hpi", *args]
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
             warnings.simplefilter("default")  # shown once a run, as in a fresh interpreter
             warnings.showwarning = show  # to this run's stderr, not pytest's record
             try:
-                app.main()
+                job()
             except SystemExit as exc:
                 rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
-        sys.argv = argv
         os.chdir(here)
         for sig, handler in handlers_before.items():
             signal.signal(sig, handler)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import run_cli
+from helpers import run_app
 
 import gpu_hpi
 from gpu_hpi.io.pairs import PairSource
@@ -130,8 +130,8 @@ def test_a_killed_worker_does_not_change_the_result(client: Any, tmp_path: Path)
 def test_cli_cluster_local_equals_single_process(tmp_path: Path) -> None:
     write_dataset(tmp_path / "ds")
     common = ["data=pairs", f"data.path={tmp_path / 'ds'}", "data.batch_rows=7000", "diagnostics.revision=false"]
-    single = run_cli(tmp_path, *common, name="single").ok()
-    dask = run_cli(tmp_path, *common, "cluster=local", "cluster.n_workers=2", name="dask").ok()
+    single = run_app(tmp_path, *common, name="single").ok()
+    dask = run_app(tmp_path, *common, "cluster=local", "cluster.n_workers=2", name="dask").ok()
     a, b = single.frame, dask.frame
     pd.testing.assert_frame_equal(a[["group", "period", "n_pairs"]], b[["group", "period", "n_pairs"]])
     np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
@@ -149,14 +149,14 @@ def test_cli_cluster_local_equals_single_process(tmp_path: Path) -> None:
 )
 def test_cli_cluster_refuses_what_needs_the_pairs(tmp_path: Path, overrides: list[str], fragment: str) -> None:
     write_dataset(tmp_path / "ds", n=5_000, parts=1)
-    run = run_cli(tmp_path, "data=pairs", f"data.path={tmp_path / 'ds'}", "cluster=local", *overrides)
+    run = run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'ds'}", "cluster=local", *overrides)
     run.assert_failed(fragment)
 
 
 def test_cli_cluster_refuses_csv(tmp_path: Path) -> None:
     frame = write_dataset(tmp_path / "ds", n=3_000, parts=1)
     frame.to_csv(tmp_path / "pairs.csv", index=False)
-    run_cli(tmp_path, "data=pairs", f"data.path={tmp_path / 'pairs.csv'}", "cluster=local").assert_failed("parquet")
+    run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'pairs.csv'}", "cluster=local").assert_failed("parquet")
 
 
 @pytest.mark.parametrize("extra", [[], ["index.groups=false"], ["method=case_shiller"]])
@@ -176,8 +176,8 @@ def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, scheduler: s
         "diagnostics.accuracy_folds=4",
         *extra,
     ]
-    single = run_cli(tmp_path, *common, name="single").ok()
-    dask = run_cli(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
+    single = run_app(tmp_path, *common, name="single").ok()
+    dask = run_app(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
     a = pd.read_csv(single.dir / "accuracy.csv")
     b = pd.read_csv(dask.dir / "accuracy.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
@@ -204,8 +204,8 @@ def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str
         "method.max_iter=200",
         *extra,
     ]
-    single = run_cli(tmp_path, *common, name="single").ok()
-    dask = run_cli(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
+    single = run_app(tmp_path, *common, name="single").ok()
+    dask = run_app(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
     a, b = single.frame, dask.frame
     np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-8)

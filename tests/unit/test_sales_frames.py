@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_transactions import START, all_counts, assert_same_pairs, made_frame, random_sales, reference_pairs
+from sales_reference import START, all_counts, assert_same_pairs, made_frame, random_sales, reference_pairs
 
 import gpu_hpi
 from gpu_hpi.errors import DataError

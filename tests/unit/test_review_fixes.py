@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_cli
+from helpers import run_app
 
 import gpu_hpi
 from gpu_hpi.data.pairs import align_groups
@@ -43,8 +43,8 @@ def test_categorical_group_ids_out_of_alphabetical_order(tmp_path: Path, overrid
         categorical, index=False
     )
     common = ["data=pairs", "data.batch_rows=5000", "diagnostics.revision=false", *overrides]
-    a = run_cli(tmp_path, *common, f"data.path={plain}", name="plain").ok()
-    b = run_cli(tmp_path, *common, f"data.path={categorical}", name="categorical").ok()
+    a = run_app(tmp_path, *common, f"data.path={plain}", name="plain").ok()
+    b = run_app(tmp_path, *common, f"data.path={categorical}", name="categorical").ok()
     pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=False, rtol=1e-10, atol=1e-12)
     assert list(a.frame["group"].unique()) == ["alpha", "mid", "zeta", "ALL"]
 
@@ -67,7 +67,7 @@ def test_data_end_before_a_later_part(tmp_path: Path) -> None:
     (tmp_path / "ds").mkdir()
     early.to_parquet(tmp_path / "ds" / "a.parquet", index=False)
     late.to_parquet(tmp_path / "ds" / "b.parquet", index=False)
-    run = run_cli(tmp_path, "data=pairs", f"data.path={tmp_path / 'ds'}", "data.end=2015-12").ok()
+    run = run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'ds'}", "data.end=2015-12").ok()
     assert run.summary["last_period"] == "2015-12"
     assert run.summary["dropped"]["period_out_of_range"] == len(late)
     assert run.summary["n_pairs_read"] == len(early) + len(late)
@@ -76,7 +76,7 @@ def test_data_end_before_a_later_part(tmp_path: Path) -> None:
 def test_reversed_window_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "pairs.parquet"
     seed_pairs(n=2_000).to_parquet(path, index=False)
-    run_cli(tmp_path, "data=pairs", f"data.path={path}", "data.start=2016-01", "data.end=2015-01").assert_failed(
+    run_app(tmp_path, "data=pairs", f"data.path={path}", "data.start=2016-01", "data.end=2015-01").assert_failed(
         "before"
     )
 
@@ -87,7 +87,7 @@ def test_yyyymm_numbers_read_as_positions_are_refused(tmp_path: Path) -> None:
     recent = frame["RecentYearMonth"].dt.year * 100 + frame["RecentYearMonth"].dt.month
     path = tmp_path / "yyyymm.parquet"
     frame.assign(PrevYearMonth=months, RecentYearMonth=recent).to_parquet(path, index=False)
-    run = run_cli(tmp_path, "data=pairs", f"data.path={path}", "data.start=2014-01")
+    run = run_app(tmp_path, "data=pairs", f"data.path={path}", "data.start=2014-01")
     run.assert_failed("yyyymm")
 
 
@@ -111,7 +111,7 @@ def test_dictionary_dates_keep_the_latest_sale_of_a_period(tmp_path: Path) -> No
     pq.write_table(table, categorical)
     common = ["data=transactions", "data.columns.group=null", "index.min_pairs=1", "diagnostics.revision=false"]
     for path, name in ((plain, "plain"), (categorical, "categorical")):
-        run = run_cli(tmp_path, *common, f"data.path={path}", f"data.save_pairs={tmp_path / name}.pairs", name=name)
+        run = run_app(tmp_path, *common, f"data.path={path}", f"data.save_pairs={tmp_path / name}.pairs", name=name)
         run.ok()
         saved = pd.read_parquet(tmp_path / f"{name}.pairs")
         assert saved[["PrevPrice", "RecentPrice"]].values.tolist() == [[200.0, 400.0]], name
@@ -129,7 +129,7 @@ def test_transactions_without_any_dated_sale(tmp_path: Path) -> None:
         ),
         path,
     )
-    run = run_cli(tmp_path, "data=transactions", f"data.path={path}", "data.columns.group=null")
+    run = run_app(tmp_path, "data=transactions", f"data.path={path}", "data.columns.group=null")
     run.assert_failed("sales")
 
 
@@ -144,10 +144,10 @@ def test_transactions_without_any_dated_sale(tmp_path: Path) -> None:
     ],
 )
 def test_option_values_that_cannot_work(tmp_path: Path, override: str, fragment: str) -> None:
-    run_cli(tmp_path, "data.n_pairs=2000", override).assert_failed(fragment)
+    run_app(tmp_path, "data.n_pairs=2000", override).assert_failed(fragment)
 
 
 def test_batch_rows_must_be_positive(tmp_path: Path) -> None:
     path = tmp_path / "pairs.parquet"
     seed_pairs(n=1_000).to_parquet(path, index=False)
-    run_cli(tmp_path, "data=pairs", f"data.path={path}", "data.batch_rows=0").assert_failed("batch_rows")
+    run_app(tmp_path, "data=pairs", f"data.path={path}", "data.batch_rows=0").assert_failed("batch_rows")

@@ -12,25 +12,22 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import main_in_process
 
 from gpu_hpi import __main__ as cli
 from gpu_hpi.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+def run_main(*args: str) -> tuple[int, str]:
     """gpu_hpi's main() in this process: (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["gpu_hpi", *args])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return int(exc.code or 0), capsys.readouterr().err
-    return 0, capsys.readouterr().err
+    code, _out, err = main_in_process(list(args), Path.cwd())
+    return code, err
 
 
 def test_a_second_run_into_a_held_directory_exits_2_naming_the_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
 ) -> None:
     run_dir = tmp_path / "run"
     # the first run: another process holding the directory
@@ -39,7 +36,7 @@ def test_a_second_run_into_a_held_directory_exits_2_naming_the_first(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
-        code, err = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}", "data.n_pairs=2000")
+        code, err = run_main(f"hydra.run.dir={run_dir}", "data.n_pairs=2000")
     finally:
         holder.kill()
         holder.wait()
@@ -50,7 +47,7 @@ def test_a_second_run_into_a_held_directory_exits_2_naming_the_first(
     )
     assert sorted(p.name for p in run_dir.iterdir()) == [".gpu_hpi.lock"]  # the first run's: Hydra wrote nothing
     # released (the holder is gone): the next run takes the directory
-    code, _ = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}", "data.n_pairs=2000", "output.plot=false")
+    code, _ = run_main(f"hydra.run.dir={run_dir}", "data.n_pairs=2000", "output.plot=false")
     assert code == 0 and (run_dir / "summary.json").exists()
     assert not (run_dir / ".gpu_hpi.lock").exists()  # released with the run
 
@@ -66,12 +63,12 @@ time.sleep(60)
 
 
 def test_an_unwritable_output_directory_is_one_line_before_any_work(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
 ) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
     for run_dir, why in ((a_file, "is a file"), (a_file / "sub", "cannot write")):
-        code, err = run_main(monkeypatch, capsys, f"hydra.run.dir={run_dir}")
+        code, err = run_main(f"hydra.run.dir={run_dir}")
         assert code == 2 and why in err and len(err.strip().splitlines()) == 1
 
 

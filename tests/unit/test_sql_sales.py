@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import compose_config
-from test_transactions import RULES, START, all_counts, assert_same_pairs, made_frame, random_sales, reference_pairs
+from sales_reference import RULES, START, all_counts, assert_same_pairs, made_frame, random_sales, reference_pairs
 
 import gpu_hpi
 from gpu_hpi.data.cells import CellTable, build_cell_table

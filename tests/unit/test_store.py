@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import START_MONTH, Run, month_labels, month_starts, q, run_cli
+from helpers import START_MONTH, Run, month_labels, month_starts, q, run_app
 
 import gpu_hpi
 from gpu_hpi.data.calendar import Calendar
@@ -516,10 +516,10 @@ class UpdateRuns:
 
     def pairs(self, which: str, *overrides: str, name: str) -> Run:
         overrides = ("data=pairs", f"data.path={q(self.files[which])}", *PRICE_COLUMNS, *overrides)
-        return run_cli(self.root, *overrides, name=self.unique(name))
+        return run_app(self.root, *overrides, name=self.unique(name))
 
     def cells(self, path: str, *overrides: str, name: str) -> Run:
-        return run_cli(self.root, "data=cells", f"data.path={path}", *overrides, name=self.unique(name))
+        return run_app(self.root, "data=cells", f"data.path={path}", *overrides, name=self.unique(name))
 
 
 @pytest.fixture(scope="module")
@@ -742,10 +742,10 @@ def test_size_of_a_million_pairs(tmp_path: Path) -> None:
     assert_tables_equal(loaded, table, exact=True)
 
     # the command line's default market (1M pairs, 17 groups, 123 months), and its index from the table
-    run = run_cli(tmp_path, "output.cells=true", "diagnostics.revision=false", name="synthetic").ok()
+    run = run_app(tmp_path, "output.cells=true", "diagnostics.revision=false", name="synthetic").ok()
     written = run.dir / "cells.parquet"
     assert written.stat().st_size < 5_000_000
     assert_tables_equal(load_cells(str(written))[0], table)
-    again = run_cli(tmp_path, "data=cells", f"data.path={q(written)}", "diagnostics.revision=false", name="again").ok()
+    again = run_app(tmp_path, "data=cells", f"data.path={q(written)}", "diagnostics.revision=false", name="again").ok()
     assert_index_equal(again.frame, run.frame)
     assert again.summary["n_pairs_read"] == n

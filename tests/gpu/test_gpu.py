@@ -260,7 +260,7 @@ def test_methods_equal_numpy_backend(gpu: gpu_hpi.Backend, path: str, name: str)
 @pytest.mark.parametrize("pairing", ["consecutive", "all"])
 @pytest.mark.parametrize("rules", ["none", "all_filters", "robust_z"])
 def test_make_pairs_on_the_device_equals_numpy(gpu: gpu_hpi.Backend, pairing: str, rules: str) -> None:
-    from test_transactions import RULES, START, random_sales, sales_from_frame
+    from sales_reference import RULES, START, random_sales, sales_from_frame
 
     from gpu_hpi.transactions import PairingRules, make_pairs
 
@@ -395,7 +395,7 @@ def test_cudf_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: Any)
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from test_transactions import START, assert_same_pairs, made_frame, random_sales
+    from sales_reference import START, assert_same_pairs, made_frame, random_sales
 
     from gpu_hpi.data.calendar import Calendar
     from gpu_hpi.errors import DataError
