@@ -391,7 +391,7 @@ def cells_case(n: int) -> dict[str, Any]:
 def revision_case(n: int, refits: bool) -> dict[str, Any]:
     """The revision study (every vintage of the 17 regional and the pooled index, 123 months) of
     the table of n pairs; refits=True: one fit_index per vintage instead, the way it was done
-    before the sweep (tests/test_vintages.py checks that both agree)."""
+    before the sweep (tests/unit/test_vintages.py checks that both agree)."""
     import gpu_hpi
     from gpu_hpi import diagnostics as dg
 

@@ -3,11 +3,18 @@ needs a GPU (the markers are registered in pyproject.toml)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+# One BLAS / OpenMP thread per test process, set before numpy and scipy load their libraries: the
+# tests' matrices are small, and the libraries' waiting threads beside pytest-xdist's other worker
+# and DuckDB's threads took a third of the suite's CPU time. (Child processes inherit it.)
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402 (after the thread settings)
+import pytest  # noqa: E402
 
 # `from reference import ...` in the test modules: pytest's default (prepend) import mode already puts
 # this folder on sys.path; keep it working under --import-mode=importlib too.

@@ -2,7 +2,7 @@
 sum of y and sum of y^2, and the drop counts by reason, where the CuPy bincount path makes about
 ten passes (keys, masks, three bincounts). Global atomics into the dense G x T x T table.
 
-Verified on an H200 (tests/test_gpu.py::test_fused_kernel_equals_bincount: counts and drop counts
+Verified on an H200 (tests/gpu/test_gpu.py::test_fused_kernel_equals_bincount: counts and drop counts
 equal to the bincount path's, sums to rounding; 150M pairs in 6 ms against 44 ms), so it is the
 default for dense tables without prices; GPU_HPI_FUSED_KERNEL=0 selects the bincount path, kept
 as the reference the test compares against. One RawModule: one compilation, kept in CuPy's kernel

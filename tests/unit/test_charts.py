@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers import compose_config
 from matplotlib.image import imread
 
@@ -40,6 +41,7 @@ def test_charts_only_when_asked(tmp_path: Path) -> None:
     assert diagnostics.shape[1] == 1100 and diagnostics.shape[0] == round(2 * 3.2 * 110)
 
 
+@pytest.mark.slow  # draws the panel limit's worth of regions
 def test_regions_chart_draws_at_most_the_panel_limit(tmp_path: Path) -> None:
     import gpu_hpi
     from gpu_hpi.charts import regions_chart

@@ -127,6 +127,7 @@ def test_a_killed_worker_does_not_change_the_result(client: Any, tmp_path: Path)
     assert first == 2015 * 12
 
 
+@pytest.mark.slow  # starts a cluster of its own
 def test_cli_cluster_local_equals_single_process(tmp_path: Path) -> None:
     write_dataset(tmp_path / "ds")
     common = ["data=pairs", f"data.path={tmp_path / 'ds'}", "data.batch_rows=7000", "diagnostics.revision=false"]
@@ -159,7 +160,14 @@ def test_cli_cluster_refuses_csv(tmp_path: Path) -> None:
     run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'pairs.csv'}", "cluster=local").assert_failed("parquet")
 
 
-@pytest.mark.parametrize("extra", [[], ["index.groups=false"], ["method=case_shiller"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        pytest.param(["index.groups=false"], marks=pytest.mark.slow),
+        pytest.param(["method=case_shiller"], marks=pytest.mark.slow),
+    ],
+)
 def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, scheduler: str, extra: list[str]) -> None:
     """k-fold accuracy with the passes over the pairs as Dask tasks: folds hash a pair's position in
     the whole dataset, so the errors equal the single-process ones."""
@@ -185,6 +193,7 @@ def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, scheduler: s
     assert dask.summary["dropped"]["missing_period"] == len(range(0, len(frame), 501))
 
 
+@pytest.mark.slow  # the robust fit's many passes as Dask tasks
 @pytest.mark.parametrize("extra", [[], ["index.groups=false"]])
 def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str, extra: list[str]) -> None:
     """The robust fit with its passes over the pairs as Dask tasks (the per-group median |e| by an

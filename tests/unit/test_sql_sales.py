@@ -62,22 +62,19 @@ def assert_same_table(got: CellTable, want: CellTable) -> None:
         np.testing.assert_allclose(got.sums[name], values, rtol=1e-12, atol=1e-6, err_msg=name)
 
 
-@pytest.fixture(params=["one_batch", "small_batches"])
-def batches(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The sorted sales in one batch, or in batches of 7 (a property's sales span several, most
-    batches end inside a property) with the pairs reduced 16 at a time into tables that are summed."""
-    if request.param == "small_batches":
-        monkeypatch.setattr(sql_sales_module, "SORTED_BATCH", 7)
-        monkeypatch.setattr(sql_sales_module, "TABLE_FOLD", 16)
-    return str(request.param)
-
-
 @pytest.mark.parametrize("keys", [["a"], ["a", "b", "c"]], ids=["a", "abc"])
-@pytest.mark.parametrize("rules", list(RULES))
+@pytest.mark.parametrize(
+    "rules, batch", [(r, None) for r in RULES] + [(r, 7) for r in ("none", "robust_z", "all_filters")]
+)
 @pytest.mark.parametrize("pairing", ["consecutive", "all"])
 def test_sql_pairs_match_the_reference_and_the_array_path(
-    tmp_path: Path, pairing: str, rules: str, keys: list[str], batches: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairing: str, rules: str, batch: int | None, keys: list[str]
 ) -> None:
+    """batch 7: the sorted sales in batches of 7 (a property's sales span several, most batches end
+    inside a property), the pairs reduced 16 at a time into tables that are summed."""
+    if batch is not None:
+        monkeypatch.setattr(sql_sales_module, "SORTED_BATCH", batch)
+        monkeypatch.setattr(sql_sales_module, "TABLE_FOLD", 16)
     df = random_sales(200 + 7 * list(RULES).index(rules) + len(keys))
     path = write_sales(tmp_path, df, keys, row_group_size=700)
     options = PairingRules(pairing=pairing, **RULES[rules])
