@@ -187,17 +187,26 @@ class MemoryConfig:
 
 
 @dataclass
-class MethodConfig:
-    """bmn: OLS; case_shiller: interval-weighted (stage2 on e^2 or |e|, optional h^2 term);
-    robust: Huber IRLS; arithmetic: Shiller's value-weighted index (optional interval weights)."""
+class MethodTuning:
+    """The methods' numerical options, declared once for the configuration (MethodConfig) and the
+    estimators (estimation.methods.MethodOptions): quadratic: an h^2 term in Case-Shiller's stage 2;
+    interval_weights: the arithmetic index with Case-Shiller weights; huber_c, max_iter, tol: the
+    robust IRLS."""
 
-    name: MethodName = MethodName.bmn
-    stage2: Stage2 = Stage2.squared
     quadratic: bool = False
     interval_weights: bool = False
     huber_c: float = 1.345
     max_iter: int = 50
     tol: float = 1e-10
+
+
+@dataclass
+class MethodConfig(MethodTuning):
+    """bmn: OLS; case_shiller: interval-weighted (stage2 on e^2 or |e|, optional h^2 term);
+    robust: Huber IRLS; arithmetic: Shiller's value-weighted index (optional interval weights)."""
+
+    name: MethodName = MethodName.bmn
+    stage2: Stage2 = Stage2.squared
 
 
 @dataclass

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..backend.core import resolve_backend
 from ..backend.memory import check_memory_sizes, configure_memory
-from ..config import AppConfig, DiagnosticsConfig, option_name
+from ..config import AppConfig, DiagnosticsConfig, MethodTuning, option_name
 from ..data.calendar import Calendar, parse_period
 from ..data.pairs import add_counts, check_strict
 from ..diagnostics import Refit
@@ -55,10 +55,8 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     _check_options(cfg)
     periodicity = option_name(cfg.index.periodicity)
     solver = option_name(cfg.solver.name)
-    options: dict[str, Any] = {f.name: getattr(cfg.method, f.name) for f in dataclasses.fields(MethodOptions)}
-    method = MethodOptions(
-        **{**options, "name": option_name(cfg.method.name), "stage2": option_name(cfg.method.stage2)}
-    )
+    tuning = {f.name: getattr(cfg.method, f.name) for f in dataclasses.fields(MethodTuning)}
+    method = MethodOptions(name=option_name(cfg.method.name), stage2=option_name(cfg.method.stage2), **tuning)
     with timings.stage("setup"):
         backend = resolve_backend(option_name(cfg.backend.name))
         memory_note = configure_memory(

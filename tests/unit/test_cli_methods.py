@@ -162,9 +162,12 @@ def test_synthetic_market_methods(tmp_path: Path, market: Market, method: str) -
 @pytest.mark.parametrize(
     "overrides, options",
     [
-        (("method=case_shiller", "method.stage2=absolute"), MethodOptions("case_shiller", stage2="absolute")),
-        (("method=case_shiller", "method.quadratic=true"), MethodOptions("case_shiller", quadratic=True)),
-        (("method=arithmetic", "method.interval_weights=true"), MethodOptions("arithmetic", interval_weights=True)),
+        (("method=case_shiller", "method.stage2=absolute"), MethodOptions(name="case_shiller", stage2="absolute")),
+        (("method=case_shiller", "method.quadratic=true"), MethodOptions(name="case_shiller", quadratic=True)),
+        (
+            ("method=arithmetic", "method.interval_weights=true"),
+            MethodOptions(name="arithmetic", interval_weights=True),
+        ),
     ],
     ids=["stage2-absolute", "quadratic", "interval-weights"],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...config import MethodName, Stage2
+from ...config import MethodName, MethodTuning, Stage2
 from ...errors import ConfigError
 
 METHODS = tuple(m.value for m in MethodName)
@@ -12,19 +12,15 @@ STAGE2 = tuple(s.value for s in Stage2)
 PAIR_METHODS = ("robust",)  # methods that need the pairs, not only their table
 
 
-@dataclass(frozen=True)
-class MethodOptions:
-    """stage2: "squared" regresses e^2 on the holding interval (weights 1 / fitted), "absolute" |e|
-    (weights 1 / fitted^2); quadratic: add h^2 to that regression; interval_weights: the
-    arithmetic index with Case-Shiller weights; huber_c, max_iter, tol: the robust IRLS."""
+@dataclass
+class MethodOptions(MethodTuning):
+    """An index method for the estimators: its name and stage2 as plain strings (the configuration
+    holds them as enums), the numerical options of config.MethodTuning. stage2: "squared"
+    regresses e^2 on the holding interval (weights 1 / fitted), "absolute" |e| (weights 1 /
+    fitted^2)."""
 
-    name: str = "bmn"
-    stage2: str = "squared"
-    quadratic: bool = False
-    interval_weights: bool = False
-    huber_c: float = 1.345
-    max_iter: int = 50
-    tol: float = 1e-10
+    name: str = MethodName.bmn.value
+    stage2: str = Stage2.squared.value
 
     @property
     def needs_pairs(self) -> bool:
