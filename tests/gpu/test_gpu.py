@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from parity import backend_parity
 from reference import Problem, assert_matches_reference, assert_tables_equal, random_problem, reference_index
 
 import gpu_hpi
@@ -62,12 +63,15 @@ def tables(
 
 
 @pytest.mark.parametrize("chunk_size", [None, 7])
-def test_cell_table_with_invalid_pairs(gpu: gpu_hpi.Backend, path: str, chunk_size: int | None) -> None:
+@backend_parity(atol=1e-10, rtol=1e-12)
+def test_cell_table_with_invalid_pairs(backend: gpu_hpi.Backend, path: str, chunk_size: int | None) -> Any:
     p = random_problem(np.random.default_rng(1))
-    group = p.group_float()  # NaN ids: factorised on the host, codes moved to the device
-    host, device = tables(p, gpu, group, group, chunk_size=chunk_size)
-    assert device.dropped == host.dropped and sum(host.dropped.values()) > 0
-    assert_tables_equal(device, host, rtol=1e-12)
+    arrays = (backend.asarray(a) for a in (p.prev, p.recent, p.y))
+    # NaN ids: factorised on the host, codes moved to the device
+    pairs = gpu_hpi.prepare_pairs(*arrays, p.group_float(), n_periods=p.n_periods, backend=backend)
+    table = gpu_hpi.build_cell_table(pairs, backend, chunk_size=chunk_size)
+    assert sum(table.dropped.values()) > 0
+    return table
 
 
 @pytest.mark.parametrize("ids", ["labels", "codes", "large_range"])
@@ -119,15 +123,17 @@ def test_index_equals_numpy_backend(gpu: gpu_hpi.Backend, solver: str, base_peri
 
 
 @pytest.mark.parametrize("solver", ["normal", "lsqr"])
-def test_device_integer_groups_and_no_groups(gpu: gpu_hpi.Backend, solver: str) -> None:
+@backend_parity(atol=1e-8, rtol=1e-6)
+def test_device_integer_groups_and_no_groups(backend: gpu_hpi.Backend, solver: str) -> Any:
     p = random_problem(np.random.default_rng(5), invalid=False)
-    atol, _ = TOLERANCE[solver]
+    results = []
     for group in (p.group_int(), None):
-        want = gpu_hpi.estimate_index(p.prev, p.recent, p.y, group, n_periods=p.n_periods, backend=CPU, solver=solver)
-        device_group = None if group is None else cupy.asarray(group)
-        got = gpu_hpi.estimate_index(*on_device(p), device_group, n_periods=p.n_periods, backend=gpu, solver=solver)
-        assert list(got.groups) == list(want.groups)
-        np.testing.assert_allclose(got.log_index, want.log_index, atol=atol, rtol=0, equal_nan=True)
+        arrays = [backend.asarray(a) for a in (p.prev, p.recent, p.y)]
+        on_backend = None if group is None else backend.asarray(group)
+        results.append(
+            gpu_hpi.estimate_index(*arrays, on_backend, n_periods=p.n_periods, backend=backend, solver=solver)
+        )
+    return results
 
 
 def test_strict_on_the_device(gpu: gpu_hpi.Backend) -> None:
@@ -259,30 +265,19 @@ def test_methods_equal_numpy_backend(gpu: gpu_hpi.Backend, path: str, name: str)
 
 @pytest.mark.parametrize("pairing", ["consecutive", "all"])
 @pytest.mark.parametrize("rules", ["none", "all_filters", "robust_z"])
-def test_make_pairs_on_the_device_equals_numpy(gpu: gpu_hpi.Backend, pairing: str, rules: str) -> None:
+@backend_parity(atol=1e-12, rtol=0)
+def test_make_pairs_on_the_device_equals_numpy(backend: gpu_hpi.Backend, pairing: str, rules: str) -> Any:
     from sales_reference import RULES, START, random_sales, sales_from_frame
 
     from gpu_hpi.transactions import PairingRules, make_pairs
 
-    host_sales, _ = sales_from_frame(random_sales(41, n_props=3000), ["a", "b", "c"], START, 48)
-    device_sales = replace(
-        host_sales,
-        key=cupy.asarray(host_sales.key),
-        period=cupy.asarray(host_sales.period),
-        order=cupy.asarray(host_sales.order),
-        price=cupy.asarray(host_sales.price),
-        group=cupy.asarray(host_sales.group),
-    )
-    options = PairingRules(pairing=pairing, **RULES[rules])
-    want = make_pairs(host_sales, options, CPU)
-    got = make_pairs(device_sales, options, gpu)
-    assert isinstance(got.y, cupy.ndarray) and isinstance(got.prev, cupy.ndarray)
-    assert got.dropped == want.dropped and sum(want.dropped.values()) > 0
-    assert got.n_pairs == want.n_pairs > 1000
-    for name in ("group", "prev", "recent", "price_prev", "price_recent"):
-        np.testing.assert_array_equal(cupy.asnumpy(getattr(got, name)), getattr(want, name), err_msg=name)
-    np.testing.assert_allclose(cupy.asnumpy(got.y), want.y, rtol=0, atol=1e-12)
-    assert list(got.group_labels) == list(want.group_labels)
+    sales, _ = sales_from_frame(random_sales(41, n_props=3000), ["a", "b", "c"], START, 48)
+    columns = ("key", "period", "order", "price", "group")
+    on_backend = replace(sales, **{name: backend.asarray(getattr(sales, name)) for name in columns})
+    made = make_pairs(on_backend, PairingRules(pairing=pairing, **RULES[rules]), backend)
+    assert isinstance(made.y, backend.xp.ndarray)
+    assert sum(made.dropped.values()) > 0 and made.n_pairs > 1000
+    return made
 
 
 @pytest.mark.parametrize("period_type", [np.int16, np.int32])
