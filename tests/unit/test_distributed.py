@@ -193,8 +193,9 @@ def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, scheduler: s
     assert dask.summary["dropped"]["missing_period"] == len(range(0, len(frame), 501))
 
 
-@pytest.mark.slow  # the robust fit's many passes as Dask tasks
-@pytest.mark.parametrize("extra", [[], ["index.groups=false"]])
+@pytest.mark.parametrize(
+    "extra", [pytest.param([], marks=pytest.mark.slow), ["index.groups=false"]]
+)  # with groups: the robust fit's many more passes as Dask tasks
 def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str, extra: list[str]) -> None:
     """The robust fit with its passes over the pairs as Dask tasks (the per-group median |e| by an
     exact distributed selection) gives the single-process index, se and scale."""
