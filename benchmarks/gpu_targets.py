@@ -44,21 +44,38 @@ class Row:
         return {True: "PASS", False: "FAIL", None: "not run"}[self.ok]
 
 
+def _modules() -> tuple[Any, Any]:
+    """(array module, DataFrame class): CuPy and cudf where they import, else numpy and pandas."""
+    try:
+        import cudf
+        import cupy
+
+        return cupy, cudf.DataFrame
+    except ImportError:
+        import pandas as pd
+
+        return np, pd.DataFrame
+
+
+def _write(frame: Any, path: Path, gpu: bool) -> Path:
+    """frame as parquet at path (1M-row row groups), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if gpu:
+        frame.to_parquet(tmp, index=False, row_group_size_rows=1 << 20)
+    else:
+        frame.to_parquet(tmp, index=False, row_group_size=1 << 20)
+    tmp.rename(path)
+    return path
+
+
 def seed_parquet(path: Path, n: int, seed: int) -> Path:
     """n pairs in the seed's schema (int64 group_id, ns month timestamps, float64 LogPriceDiff),
     1M-row row groups: 17 regions, 123 months from 2014-01, geometric holding (mean ~30 months).
     Generated on the GPU with CuPy and written by cudf where they import, else numpy/pandas."""
     if path.exists():
         return path
-    try:
-        import cudf
-        import cupy as xp
-
-        frame_type: Any = cudf.DataFrame
-    except ImportError:
-        import pandas as pd
-
-        xp, frame_type = np, pd.DataFrame
+    xp, frame_type = _modules()
     rng = xp.random.RandomState(seed)
     group = rng.randint(0, GROUPS, n).astype(np.int64)
     prev = rng.randint(0, T - 1, n)
@@ -71,14 +88,7 @@ def seed_parquet(path: Path, n: int, seed: int) -> Path:
     frame = frame_type({"group_id": group, "PrevYearMonth": ns[prev], "RecentYearMonth": ns[recent], "LogPriceDiff": y})
     for name in ("PrevYearMonth", "RecentYearMonth"):
         frame[name] = frame[name].astype("datetime64[ns]")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if xp is np:
-        frame.to_parquet(tmp, index=False, row_group_size=1 << 20)
-    else:
-        frame.to_parquet(tmp, index=False, row_group_size_rows=1 << 20)
-    tmp.rename(path)
-    return path
+    return _write(frame, path, gpu=xp is not np)
 
 
 def sales_parquet(path: Path, n: int, seed: int, unit: str = "ms") -> Path:
@@ -88,15 +98,7 @@ def sales_parquet(path: Path, n: int, seed: int, unit: str = "ms") -> Path:
     CuPy and cudf import, else numpy/pandas."""
     if path.exists():
         return path
-    try:
-        import cudf
-        import cupy as xp
-
-        frame_type: Any = cudf.DataFrame
-    except ImportError:
-        import pandas as pd
-
-        xp, frame_type = np, pd.DataFrame
+    xp, frame_type = _modules()
     rng = xp.random.RandomState(seed)
     prop = rng.randint(0, max(n // 3, 1), n).astype(np.int64)
     month = rng.randint(0, T, n)
@@ -108,14 +110,7 @@ def sales_parquet(path: Path, n: int, seed: int, unit: str = "ms") -> Path:
         ms = ms * 1_000_000
     frame = frame_type({"property_id": prop, "date": ms, "price": price, "group_id": (prop % GROUPS).astype(np.int32)})
     frame["date"] = frame["date"].astype("datetime64[ms]")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if xp is np:
-        frame.to_parquet(tmp, index=False, row_group_size=1 << 20)
-    else:
-        frame.to_parquet(tmp, index=False, row_group_size_rows=1 << 20)
-    tmp.rename(path)
-    return path
+    return _write(frame, path, gpu=xp is not np)
 
 
 def seed_parts(folder: Path, n: int, parts: int) -> Path:
