@@ -116,7 +116,7 @@ def sql_sales(
         first, n_periods, labels, counts = _window_and_counts(con, cols, src, start, end)
         reader = con.sql(_sorted_sales_sql(cols, src, first, n_periods)).to_arrow_reader(SORTED_BATCH)
         grouped = cols.group != "NULL"
-        batches = _paired_batches(reader, len(cols.keys), rules, labels, n_periods, grouped, prices or in_memory)
+        batches = _paired_batches(reader, con, len(cols.keys), rules, labels, n_periods, grouped, prices or in_memory)
         paired = _collect(batches, rules, labels, n_periods, grouped, in_memory, strict)
     except duckdb.Error as exc:
         raise read_error(where, exc) from exc
@@ -224,14 +224,21 @@ def _sorted_sales_sql(cols: _Columns, src: str, first: int, n_periods: int) -> s
 
 
 def _paired_batches(
-    reader: Any, n_keys: int, rules: PairingRules, labels: np.ndarray, n_periods: int, grouped: bool, prices: bool
+    reader: Any,
+    con: Any,
+    n_keys: int,
+    rules: PairingRules,
+    labels: np.ndarray,
+    n_periods: int,
+    grouped: bool,
+    prices: bool,
 ) -> Iterator[SalePairs]:
     """Per batch of whole properties of the sorted sales: their pairs after the holding and return
     filters (the robust z filter needs every pair: `_collect` applies it), with both the same-period
     duplicates and the filtered pairs counted in `dropped`; prices: the pairs keep their prices."""
     bounded = replace(rules, max_robust_z=None)
     value_set = None
-    for ids, batch in _whole_properties(reader, n_keys):
+    for ids, batch in _whole_properties(reader, con, n_keys):
         period = batch.column(n_keys).to_numpy()
         price = batch.column(n_keys + 1).to_numpy()
         group = None
@@ -247,10 +254,11 @@ def _paired_batches(
         yield select_pairs(made, ok, add_counts(made.dropped, filtered))
 
 
-def _whole_properties(reader: Any, n_keys: int) -> Iterator[tuple[np.ndarray, Any]]:
+def _whole_properties(reader: Any, con: Any, n_keys: int) -> Iterator[tuple[np.ndarray, Any]]:
     """(property ids, rows) of the sorted stream a batch at a time: ids equal exactly within a
     property (numbered from 1 in each batch); a batch's last property is held back and prepended to
-    the next batch, as it may go on there."""
+    the next batch, as it may go on there. At the end of the stream the reader and the connection
+    are closed, which frees DuckDB's sorted sales (4.5 GB of 100M) before the pairs are joined."""
     carry = None
     for batch in reader:
         if carry is not None:
@@ -262,6 +270,8 @@ def _whole_properties(reader: Any, n_keys: int) -> Iterator[tuple[np.ndarray, An
         carry = batch.slice(cut)
         if cut:
             yield np.cumsum(new[:cut]), batch.slice(0, cut)
+    reader.close()
+    con.close()
     if carry is not None:
         yield np.cumsum(~_same_key_as_previous(carry, n_keys)), carry
 
@@ -290,40 +300,38 @@ def _collect(
     batches' pairs gathered (and filtered by robust z) where kept, else reduced TABLE_FOLD pairs at
     a time into cell tables that are summed."""
     cpu = resolve_backend("cpu")
-    pending: list[SalePairs] = []
+    pending: list[dict[str, Any]] = []  # the batches' pair columns, not yet joined
     tables: list[CellTable] = []
     dropped: dict[str, int] = {}
-    n_pairs = 0
+    n_pairs = n_pending = 0
+    types = {"group": np.int32, "prev": np.int32, "recent": np.int32, "price_prev": float, "price_recent": float}
 
     def joined() -> SalePairs:
-        def column(name: str, dtype: Any) -> np.ndarray | None:
-            if not pending:
-                return np.zeros(0, dtype)
-            parts = [getattr(p, name) for p in pending]
-            return None if parts[0] is None else np.concatenate(parts)
-
-        made = SalePairs(
-            column("group", np.int32) if grouped else None,
-            column("prev", np.int32),
-            column("recent", np.int32),
-            column("price_prev", np.float64),
-            column("price_recent", np.float64),
-            column("y", np.float64),
-            labels,
-            n_periods,
-        )
+        """The pending pairs as one set of columns, each batch's parts freed column by column (the
+        pairs are held once, plus one column, at the peak)."""
+        columns: dict[str, Any] = {}
+        for name, dtype in (*types.items(), ("y", float)):
+            parts = [p.pop(name) for p in pending]
+            if parts and parts[0] is None:  # no groups, or prices not kept
+                columns[name] = None
+            else:
+                columns[name] = np.concatenate(parts) if parts else np.zeros(0, dtype)
+            del parts
         pending.clear()
-        return made
+        if not grouped:
+            columns["group"] = None
+        return SalePairs(**columns, group_labels=labels, n_periods=n_periods)
 
     def table_of(made: SalePairs) -> CellTable:
         return build_cell_table(made.as_pairs(), cpu, strict=strict)
 
     for made in batches:
         dropped = add_counts(dropped, made.dropped)
-        pending.append(made)
-        n_pairs += made.n_pairs
-        if not keep and sum(p.n_pairs for p in pending) >= TABLE_FOLD:
+        pending.append({name: getattr(made, name) for name in (*types, "y")})
+        n_pairs, n_pending = n_pairs + made.n_pairs, n_pending + made.n_pairs
+        if not keep and n_pending >= TABLE_FOLD:
             tables.append(table_of(joined()))
+            n_pending = 0
     made = joined()
     if not keep:
         tables.append(table_of(made))
