@@ -30,7 +30,7 @@ from .files import (
     record_batches,
     write_atomically,
 )
-from .periods import column_periods, frame_periods
+from .periods import column_periods, frame_numeric, frame_periods
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,9 @@ class PairSource:
                     )
                 except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
                     raise DataError(f"cannot read {path}: {exc}") from exc
-                yield self.convert_device(frame, wanted)
+                yield self.convert_device(frame, wanted, meta.schema_arrow)
 
-    def convert_device(self, frame: Any, wanted: dict[str, str]) -> PairBatch:
+    def convert_device(self, frame: Any, wanted: dict[str, str], schema: pa.Schema | None = None) -> PairBatch:
         n_before = len(frame)
         if frame[wanted["prev"]].null_count or frame[wanted["recent"]].null_count:  # else no copy
             frame = frame.dropna(subset=[wanted["prev"], wanted["recent"]])
@@ -173,7 +173,7 @@ class PairSource:
         for role in ("y", "price_prev", "price_recent"):
             if role in wanted:
                 col = frame[wanted[role]]
-                if col.dtype.kind not in "fiu":
+                if not frame_numeric(col, schema.field(wanted[role]).type if schema is not None else None):
                     raise DataError(f"column {wanted[role]!r} of {self.path} must be numeric, got {col.dtype}")
                 if col.dtype != np.float64:
                     col = col.astype("float64")
@@ -186,8 +186,8 @@ class PairSource:
         if "group" in wanted:
             col = frame[wanted["group"]]
             group = col.to_cupy() if col.dtype.kind in "iu" and col.null_count == 0 else group_values(col.to_arrow())
-        prev = self._device_periods(frame[wanted["prev"]], wanted["prev"])
-        recent = self._device_periods(frame[wanted["recent"]], wanted["recent"])
+        prev = self._device_periods(frame[wanted["prev"]], wanted["prev"], schema)
+        recent = self._device_periods(frame[wanted["recent"]], wanted["recent"], schema)
         return PairBatch(
             prev,
             recent,
@@ -198,8 +198,9 @@ class PairSource:
             numbers.get("price_recent"),
         )
 
-    def _device_periods(self, col: Any, name: str) -> Any:
-        return frame_periods(col, name, self.periodicity, self.integer_periods, self.start)
+    def _device_periods(self, col: Any, name: str, schema: pa.Schema | None) -> Any:
+        file_type = schema.field(name).type if schema is not None and name in schema.names else None
+        return frame_periods(col, name, self.periodicity, self.integer_periods, self.start, file_type)
 
     def convert(self, batch: pa.Table | pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
         cols = {role: batch.column(name) for role, name in wanted.items()}

@@ -194,6 +194,14 @@ def frame_arrow(col: Any) -> pa.Array:
     return col.to_arrow() if hasattr(col, "to_arrow") else pa.Array.from_pandas(col)
 
 
+def frame_numeric(col: Any, file_type: pa.DataType | None) -> bool:
+    """True for a column of numbers: by its type in the file where known (cudf's decimal dtypes have
+    kind "O", like strings), else by its dtype."""
+    if file_type is not None:
+        return pa.types.is_integer(file_type) or pa.types.is_floating(file_type) or pa.types.is_decimal(file_type)
+    return bool(col.dtype.kind in "fiu")
+
+
 def _like(values: np.ndarray, col: Any) -> Any:
     """Host values moved to where the Series `col` lives."""
     if hasattr(col, "to_cupy"):
@@ -204,12 +212,22 @@ def _like(values: np.ndarray, col: Any) -> Any:
 
 
 def frame_periods(
-    col: Any, name: str, periodicity: str, integer_periods: str = "index", start: str | None = None
+    col: Any,
+    name: str,
+    periodicity: str,
+    integer_periods: str = "index",
+    start: str | None = None,
+    file_type: pa.DataType | None = None,
 ) -> Any:
     """Absolute periods (int32) of a period column without nulls, on the column's device: timestamps
     and dates by the library's own calendar fields (checked to be plausible first, from the extreme
-    ticks), other types (strings, integers) and weeks by the host conversion (column_periods)."""
+    ticks), other types (strings, integers) and weeks by the host conversion (column_periods).
+    file_type: the column's type in the file, whose time zone cudf drops on reading (it gives
+    the UTC instants): a zoned timestamp is converted on the host in its zone, as the host reader
+    does."""
     dtype = col.dtype
+    if _zoned(file_type):
+        return _like(column_periods(_host_dates(col, file_type), name, periodicity, integer_periods, start), col)
     if isinstance(dtype, np.dtype) and dtype.kind == "M" and periodicity != "week":
         unit = np.datetime_data(dtype)[0]
         if len(col) and unit in _TICKS_PER_DAY:
@@ -220,11 +238,23 @@ def frame_periods(
     return _like(column_periods(frame_arrow(col), name, periodicity, integer_periods, start), col)
 
 
-def frame_order(col: Any, period: Any) -> Any:
+def frame_order(col: Any, period: Any, file_type: pa.DataType | None = None) -> Any:
     """order_within_period of a column without nulls, on the column's device: a timestamp's ticks
-    there; other types on the host."""
+    there; other types, and zoned timestamps (see frame_periods), on the host."""
     dtype = col.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind == "M":
+    if isinstance(dtype, np.dtype) and dtype.kind == "M" and not _zoned(file_type):
         return frame_values(col.astype("int64"))
     host_period = period.get() if hasattr(period, "get") else np.asarray(period)
-    return _like(order_within_period(frame_arrow(col), host_period), col)
+    return _like(order_within_period(_host_dates(col, file_type), host_period), col)
+
+
+def _zoned(file_type: pa.DataType | None) -> bool:
+    return file_type is not None and pa.types.is_timestamp(file_type) and file_type.tz is not None
+
+
+def _host_dates(col: Any, file_type: pa.DataType | None) -> pa.Array:
+    """The column on the host, a zoned timestamp with its zone again (the instants are the same)."""
+    arr = frame_arrow(col)
+    if _zoned(file_type) and pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.timestamp(arr.type.unit, tz="UTC")).cast(file_type)
+    return arr

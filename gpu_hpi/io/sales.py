@@ -15,7 +15,15 @@ from ..errors import ConfigError, DataError
 from ..transactions import Sales
 from .files import check_columns, cudf_module, parquet_file, record_batches
 from .pairs import PairSource, chunked, concat_groups, float_values, group_values
-from .periods import column_periods, frame_arrow, frame_order, frame_periods, frame_values, order_within_period
+from .periods import (
+    column_periods,
+    frame_arrow,
+    frame_numeric,
+    frame_order,
+    frame_periods,
+    frame_values,
+    order_within_period,
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,8 @@ class SaleSource:
         names = self._names()
         frames = []
         for path in files:
-            check_columns(parquet_file(path).schema_arrow.names, names, [path])
+            schema = parquet_file(path).schema_arrow
+            check_columns(schema.names, names, [path])
             try:
                 frames.append(lib.read_parquet(path, columns=names))
             except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
@@ -142,10 +151,15 @@ class SaleSource:
         if n_keyed < n_sales:
             frame = frame[keyed].reset_index(drop=True)
         price = frame[self.price]
-        if price.dtype.kind not in "fiu":
-            raise DataError(f"column {self.price!r} of {self.path} must be numeric, got {price.dtype}")
+        if not frame_numeric(price, schema.field(self.price).type):
+            raise DataError(
+                f"column {self.price!r} of {self.path} must be numeric, got {schema.field(self.price).type}"
+            )
         key = frame.groupby(self.property, sort=False).ngroup()
-        period = frame_periods(frame[self.date], self.date, self.periodicity, self.integer_periods, self.start)
+        date_type = schema.field(self.date).type  # cudf drops a timestamp's zone: periods in it on the host
+        period = frame_periods(
+            frame[self.date], self.date, self.periodicity, self.integer_periods, self.start, date_type
+        )
         group = None
         if self.group:
             col = frame[self.group]
@@ -155,7 +169,7 @@ class SaleSource:
         return RawSales(
             frame_values(key).astype(np.int64),
             period,
-            frame_order(frame[self.date], period),
+            frame_order(frame[self.date], period, date_type),
             frame_values(price.astype("float64"), na_value=np.nan),
             group,
             n_sales - n_dated,

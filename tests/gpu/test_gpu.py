@@ -434,3 +434,25 @@ def test_cudf_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: Any)
     pairs = PairSource(str(bad), "auto", {"prev": "d", "recent": "d1", "y": "x"})
     with pytest.raises(DataError, match=r"column 'd'.*finer"):
         list(pairs.batches(gpu=True))
+
+
+def test_cudf_sale_reader_zoned_dates_and_decimal_prices(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """cudf drops a timestamp's zone and reads decimals with a dtype of kind "O": the device reader
+    still gives the host reader's periods (local wall time) and prices."""
+    cudf = pytest.importorskip("cudf")
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gpu_hpi.io.sales import SaleSource
+
+    utc = np.array(["2014-01-31T23:30", "2014-02-15T12:00", "2014-06-30T16:00"], dtype="datetime64[us]")
+    dates = pa.array(utc.astype(np.int64), pa.int64()).cast(pa.timestamp("us", tz="Asia/Seoul"))
+    prices = pa.array([Decimal("100.50"), Decimal("120.25"), Decimal("130.00")], pa.decimal128(12, 2))
+    path = tmp_path / "zoned.parquet"
+    pq.write_table(pa.table({"p": [1, 1, 1], "date": dates, "price": prices}), path)
+    source = SaleSource(str(path), "auto", ["p"], "date", "price")
+    host, device = source.read(), source.read_frame(cudf)
+    np.testing.assert_array_equal(cupy.asnumpy(device.period), host.period)
+    np.testing.assert_array_equal(cupy.asnumpy(device.price), host.price)

@@ -151,3 +151,31 @@ def test_pairs_frame_writes_what_the_host_writer_writes(tmp_path: Path, labels: 
     assert host["group_id"].isna().any() == (labels != "none")
     present = host["group_id"].notna()
     assert frame["group_id"][present].astype(str).tolist() == host["group_id"][present].astype(str).tolist()
+
+
+def test_zoned_timestamps_as_cudf_reads_them_take_the_host_conversion() -> None:
+    """cudf reads a zoned timestamp as its UTC instants without the zone: given the file's type, the
+    device helpers give the periods and order of the zoned column (local wall time), as the host
+    reader does; without it, a sale at 23:30 UTC on 31 January would fall in January, not February."""
+    from gpu_hpi.io.periods import column_periods, frame_order, frame_periods, order_within_period
+
+    zoned_type = pa.timestamp("us", tz="Asia/Seoul")
+    utc = np.array(["2014-01-31T23:30", "2014-02-15T12:00", "2014-06-30T16:00"], dtype="datetime64[us]")
+    zoned = pa.array(utc.astype(np.int64), pa.int64()).cast(zoned_type)
+    want = column_periods(zoned, "d", "month")
+    as_cudf_reads = pd.Series(utc)  # naive, in UTC
+    got = frame_periods(as_cudf_reads, "d", "month", file_type=zoned_type)
+    np.testing.assert_array_equal(got, want)
+    assert (got - START).tolist() == [1, 1, 6]  # Seoul's February 1st, June 30th 16:00 UTC is July 1st
+    assert (frame_periods(as_cudf_reads, "d", "month") - START).tolist() == [0, 1, 5]  # the UTC months
+    np.testing.assert_array_equal(frame_order(as_cudf_reads, got, zoned_type), order_within_period(zoned, want))
+
+
+def test_decimal_prices_are_numbers(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    prices = pa.array([Decimal("100.50"), Decimal("120.25"), Decimal("130.00")], pa.decimal128(12, 2))
+    table = pa.table({"p": [1, 1, 1], "date": ["2014-01", "2014-02", "2014-03"], "price": prices})
+    source = SaleSource(str(write(tmp_path / "sales.parquet", table)), "auto", ["p"], "date", "price")
+    frame, made = assert_same_reading(source, {})
+    assert made.n_pairs == 2 and frame.price.tolist() == [100.5, 120.25, 130.0]
