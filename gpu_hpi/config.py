@@ -186,7 +186,7 @@ class MemoryConfig:
     managed_memory: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)  # after the name and stage2 in the subclasses' positional arguments
 class MethodTuning:
     """The methods' numerical options, declared once for the configuration (MethodConfig) and the
     estimators (estimation.methods.MethodOptions): quadratic: an h^2 term in Case-Shiller's stage 2;

@@ -144,33 +144,36 @@ class SaleSource:
         frame = frames[0] if len(frames) == 1 else lib.concat(frames, ignore_index=True)
         n_sales = len(frame)
         dated = frame[self.date].notna()
-        keyed = dated
-        for name in self.property:  # a missing key part: null, or NaN as in pandas' factorize
-            keyed = keyed & frame[name].notna()
-        n_dated, n_keyed = int(dated.sum()), int(keyed.sum())
-        if n_keyed < n_sales:
-            frame = frame[keyed].reset_index(drop=True)
-        price = frame[self.price]
-        if not frame_numeric(price, schema.field(self.price).type):
-            raise DataError(
-                f"column {self.price!r} of {self.path} must be numeric, got {schema.field(self.price).type}"
-            )
-        key = frame.groupby(self.property, sort=False).ngroup()
+        n_dated = int(dated.sum())
+        if n_dated < n_sales:
+            frame = frame[dated].reset_index(drop=True)
+        price, price_type = frame[self.price], schema.field(self.price).type
+        if not frame_numeric(price, price_type):
+            raise DataError(f"column {self.price!r} of {self.path} must be numeric, got {price_type}")
+        # as the host reader: every dated sale's period first (a date that cannot be one is refused
+        # even on a sale without a key), then the sales without a key dropped
         date_type = schema.field(self.date).type  # cudf drops a timestamp's zone: periods in it on the host
-        period = frame_periods(
-            frame[self.date], self.date, self.periodicity, self.integer_periods, self.start, date_type
-        )
+        date = frame[self.date]
+        period = frame_periods(date, self.date, self.periodicity, self.integer_periods, self.start, date_type)
+        order = frame_order(date, period, date_type)
+        keyed = frame[self.property[0]].notna()
+        for name in self.property[1:]:  # a missing key part: null, or NaN as in pandas' factorize
+            keyed = keyed & frame[name].notna()
+        n_keyed = int(keyed.sum())
+        if n_keyed < n_dated:
+            rows = frame_values(keyed)
+            frame, period, order = frame[keyed].reset_index(drop=True), period[rows], order[rows]
+        key = frame.groupby(self.property, sort=False).ngroup()
         group = None
         if self.group:
             col = frame[self.group]
-            group = (
-                frame_values(col) if col.dtype.kind in "iu" and not col.isna().any() else group_values(frame_arrow(col))
-            )
+            plain = col.dtype.kind in "iu" and not col.isna().any()  # else strings, nulls: on the host
+            group = frame_values(col) if plain else group_values(frame_arrow(col))
         return RawSales(
             frame_values(key).astype(np.int64),
             period,
-            frame_order(frame[self.date], period, date_type),
-            frame_values(price.astype("float64"), na_value=np.nan),
+            order,
+            frame_values(frame[self.price].astype("float64"), na_value=np.nan),
             group,
             n_sales - n_dated,
             {"sale_missing_property": n_dated - n_keyed} if n_keyed < n_dated else {},

@@ -118,11 +118,21 @@ def sql_sales(
         grouped = cols.group != "NULL"
         batches = _paired_batches(reader, con, len(cols.keys), rules, labels, n_periods, grouped, prices or in_memory)
         paired = _collect(batches, rules, labels, n_periods, grouped, in_memory, strict)
-    except duckdb.Error as exc:
+    except (duckdb.Error, pa.ArrowException) as exc:  # DuckDB's errors in the stream come through Arrow
         raise read_error(where, exc) from exc
+    finally:  # also where a batch raised (strict): DuckDB's memory is not held by the traceback
+        con.close()
     pairs, table, dropped, n_pairs = paired
     sale_counts = {k: v for k, v in counts.items() if k.startswith("sale_")}
-    return SqlSales(first, pairs, table, add_counts(sale_counts, dropped), counts["n_sales"], n_pairs)
+    order = ["sale_same_period_duplicate", *rules.bounded_filters(), "return_outlier"]  # as make_pairs counts
+    return SqlSales(
+        first,
+        pairs,
+        table,
+        add_counts(sale_counts, {k: dropped[k] for k in order if k in dropped}),
+        counts["n_sales"],
+        n_pairs,
+    )
 
 
 def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Columns:
@@ -150,8 +160,9 @@ def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Colum
     group = "NULL"
     if source.group:
         group = quote(source.group)
-        if types[source.group] in FLOAT_TYPES:  # a NaN id is a missing group (as in sql.pair_query)
-            group = f"CASE WHEN isfinite({group}) THEN {group} END"
+        if types[source.group] in FLOAT_TYPES:  # a NaN id is a missing group (as in sql.pair_query);
+            # + 0.0 makes -0.0 the label 0.0 (the codes are looked up by their bits, numpy's labels by value)
+            group = f"CASE WHEN isfinite({group}) THEN {group} + 0.0 END"
     return _Columns(
         keys=keys,
         period=period,

@@ -179,3 +179,14 @@ def test_decimal_prices_are_numbers(tmp_path: Path) -> None:
     source = SaleSource(str(write(tmp_path / "sales.parquet", table)), "auto", ["p"], "date", "price")
     frame, made = assert_same_reading(source, {})
     assert made.n_pairs == 2 and frame.price.tolist() == [100.5, 120.25, 130.0]
+
+
+def test_a_sale_without_a_key_still_has_its_date_checked(tmp_path: Path) -> None:
+    """As the host reader: every dated sale's period is made before the sales without a key are
+    dropped, so an impossible date is refused even there."""
+    days = np.array(["2014-01-05", "2014-02-05", "1700-01-01"], dtype="datetime64[D]")
+    table = pa.table({"p": pa.array([1, 1, None], pa.int64()), "date": days, "price": [1.0, 2.0, 3.0]})
+    source = SaleSource(str(write(tmp_path / "sales.parquet", table)), "auto", ["p"], "date", "price")
+    for read in (source.read, lambda: source.read_frame(pd)):
+        with pytest.raises(DataError, match="1700"):
+            read()

@@ -94,6 +94,7 @@ def test_sql_pairs_match_the_reference_and_the_array_path(
     alone = sql_sales(src, options, start, end, keep_pairs=False)
     assert alone is not None
     assert alone.dropped == want_dropped and alone.n_pairs == pairs.n_pairs
+    assert list(alone.dropped) == list(in_memory.dropped) == list(dropped)  # the array path's order too
     assert (alone.pairs is None) == (options.max_robust_z is None)
     assert_same_table(alone.table, table)
 
@@ -328,3 +329,21 @@ def test_absurd_prices_give_nonfinite_ratios_counted_alike(tmp_path: Path) -> No
         got = sql_sales(src, PairingRules(), START, START + 47, keep_pairs=keep)
         assert got is not None and got.dropped == dropped
         assert_same_table(got.table, table)
+
+
+def test_negative_zero_group_is_the_group_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Float group ids -0.0 and 0.0 are one group (numpy's labels compare values; the codes must too)."""
+    monkeypatch.setattr(sql_sales_module, "SORTED_BATCH", 3)
+    rng = np.random.default_rng(14)
+    n = 600
+    dates = (np.datetime64("2014-01", "M") + rng.integers(0, 24, n)).astype("datetime64[D]")
+    group = rng.choice(np.array([-0.0, 0.0, 1.0]), n)
+    table = pa.table({"p": rng.integers(0, 150, n), "date": dates, "price": rng.uniform(1, 2, n), "g": group})
+    path = tmp_path / "sales.parquet"
+    pq.write_table(table, path)
+    src = SaleSource(str(path), "auto", ["p"], "date", "price", "g")
+    _first, _pairs, want, dropped = array_path(src, PairingRules(), None, None)
+    got = sql_sales(src, PairingRules(), None, None, keep_pairs=False)
+    assert got is not None and "missing_group" not in got.table.dropped
+    assert got.dropped == dropped
+    assert_same_table(got.table, want)

@@ -12,7 +12,7 @@ STAGE2 = tuple(s.value for s in Stage2)
 PAIR_METHODS = ("robust",)  # methods that need the pairs, not only their table
 
 
-@dataclass
+@dataclass(unsafe_hash=True)  # hashable as before (treated as immutable; the schema's base is not frozen)
 class MethodOptions(MethodTuning):
     """An index method for the estimators: its name and stage2 as plain strings (the configuration
     holds them as enums), the numerical options of config.MethodTuning. stage2: "squared"
