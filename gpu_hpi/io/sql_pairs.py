@@ -298,8 +298,8 @@ def group_labels(groups: Any) -> np.ndarray:
     """Sorted distinct ids of an Arrow array of group ids without nulls, typed as
     pairs.encode_groups gives them (int64, float, else object)."""
     labels = np.unique(groups.to_numpy(zero_copy_only=False))
-    if labels.dtype.kind in "iu":
-        return labels.astype(np.int64)
+    if labels.dtype.kind in "iu" and not (labels.dtype.kind == "u" and labels.size and labels[-1] > 2**63 - 1):
+        return labels.astype(np.int64)  # as encode_groups gives them (uint64 ids past 2^63 stay uint64)
     return labels if labels.dtype.kind == "f" else labels.astype(object)
 
 
