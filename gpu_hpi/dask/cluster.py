@@ -17,7 +17,9 @@ DASK_EXTRA_HINT = "install the dask extra: pip install 'gpu_hpi[dask]'"
 @contextlib.contextmanager
 def cluster_client(cluster: ClusterConfig, memory: MemoryConfig) -> Iterator[Any]:
     """A dask.distributed Client for the `cluster` config: a running scheduler (cluster.address),
-    a LocalCluster (kind=local) or dask-cuda's LocalCUDACluster (kind=cuda, RMM pool per worker)."""
+    a LocalCluster (kind=local) or dask-cuda's LocalCUDACluster (kind=cuda: an RMM pool per worker
+    of memory.initial_pool_size, or managed memory, which the workers' CuPy arrays use too; with
+    neither, dask-cuda's defaults and CuPy's own pool)."""
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
@@ -37,6 +39,13 @@ def cluster_client(cluster: ClusterConfig, memory: MemoryConfig) -> Iterator[Any
         if memory.managed_memory:
             kwargs["rmm_managed_memory"] = True
         local = LocalCUDACluster(n_workers=cluster.n_workers, **kwargs)
+        if kwargs.get("rmm_pool_size") or memory.managed_memory:  # CuPy's arrays in that pool too
+            from .plugins import CupyThroughRmm
+
+            with local, Client(local) as client:
+                client.register_plugin(CupyThroughRmm())
+                yield client
+            return
     else:
         local = LocalCluster(
             n_workers=cluster.n_workers,
