@@ -289,7 +289,7 @@ def _robust_z(xp: Any, y: Any, group: Any, ok: Any, n_groups: int) -> Any:
     n = max(n_groups, 1)
     kept = ok & (g >= 0)
     # sorted by group as int16 where the groups fit: numpy's stable sort of 16-bit keys is a radix
-    # sort (67M pairs: 0.8 s against 5.8 s as int64)
+    # sort, where 64-bit keys take a comparison sort (BENCHMARKS.md, sales_sql_kept)
     gk, yk = g[kept].astype(np.int16 if n < 2**15 else np.int32), y[kept]
     order = xp.argsort(gk, kind="stable")
     gk, yk = gk[order], yk[order]

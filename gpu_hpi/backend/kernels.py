@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import array_namespace
+from .core import array_namespace, to_host
 
 _SOURCE = r"""
 template <typename P, typename Y>
@@ -111,7 +111,7 @@ def fused_cell_sums(
             dropped,
         ),
     )
-    counts = {r: int(c) for r, c in zip(REASONS, dropped.get().tolist(), strict=True) if c}
+    counts = {r: int(c) for r, c in zip(REASONS, to_host(dropped).tolist(), strict=True) if c}
     return count.astype(np.int64), sum_y, sum_y2, counts
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..backend.core import to_host
 from ..data.calendar import days_to_period, month_to_period, parse_period
 from ..errors import ConfigError, DataError
 
@@ -244,8 +245,7 @@ def frame_order(col: Any, period: Any, file_type: pa.DataType | None = None) -> 
     dtype = col.dtype
     if isinstance(dtype, np.dtype) and dtype.kind == "M" and not _zoned(file_type):
         return frame_values(col.astype("int64"))
-    host_period = period.get() if hasattr(period, "get") else np.asarray(period)
-    return _like(order_within_period(_host_dates(col, file_type), host_period), col)
+    return _like(order_within_period(_host_dates(col, file_type), to_host(period)), col)
 
 
 def _zoned(file_type: pa.DataType | None) -> bool:

@@ -331,36 +331,28 @@ def test_absurd_prices_give_nonfinite_ratios_counted_alike(tmp_path: Path) -> No
         assert_same_table(got.table, table)
 
 
-def test_negative_zero_group_is_the_group_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Float group ids -0.0 and 0.0 are one group (numpy's labels compare values; the codes must too)."""
+@pytest.mark.parametrize(
+    "ids, labels",
+    [
+        (np.array([-0.0, 0.0, 1.0]), [0.0, 1.0]),  # one group 0: numpy's labels compare values, so must the codes
+        (np.array([2**63 + 5, 7, 2**64 - 1], dtype=np.uint64), [7, 2**63 + 5, 2**64 - 1]),  # past int64
+    ],
+    ids=["negative-zero", "uint64-past-2^63"],
+)
+def test_group_ids_the_array_path_compares_by_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids: np.ndarray, labels: list[Any]
+) -> None:
     monkeypatch.setattr(sql_sales_module, "SORTED_BATCH", 3)
     rng = np.random.default_rng(14)
     n = 600
     dates = (np.datetime64("2014-01", "M") + rng.integers(0, 24, n)).astype("datetime64[D]")
-    group = rng.choice(np.array([-0.0, 0.0, 1.0]), n)
+    group = ids[rng.integers(0, len(ids), n)]
     table = pa.table({"p": rng.integers(0, 150, n), "date": dates, "price": rng.uniform(1, 2, n), "g": group})
     path = tmp_path / "sales.parquet"
     pq.write_table(table, path)
     src = SaleSource(str(path), "auto", ["p"], "date", "price", "g")
     _first, _pairs, want, dropped = array_path(src, PairingRules(), None, None)
     got = sql_sales(src, PairingRules(), None, None, keep_pairs=False)
-    assert got is not None and "missing_group" not in got.table.dropped
-    assert got.dropped == dropped
-    assert_same_table(got.table, want)
-
-
-def test_unsigned_group_ids_past_two_to_the_63(tmp_path: Path) -> None:
-    """uint64 region ids beyond int64 keep their values as labels, as the array path gives them."""
-    rng = np.random.default_rng(15)
-    n = 500
-    dates = (np.datetime64("2014-01", "M") + rng.integers(0, 24, n)).astype("datetime64[D]")
-    ids = np.array([2**63 + 5, 7, 2**64 - 1], dtype=np.uint64)[rng.integers(0, 3, n)]
-    table = pa.table({"p": rng.integers(0, 100, n), "date": dates, "price": rng.uniform(1, 2, n), "g": ids})
-    path = tmp_path / "sales.parquet"
-    pq.write_table(table, path)
-    src = SaleSource(str(path), "auto", ["p"], "date", "price", "g")
-    _first, _pairs, want, dropped = array_path(src, PairingRules(), None, None)
-    got = sql_sales(src, PairingRules(), None, None, keep_pairs=False)
-    assert got is not None and got.dropped == dropped
-    assert got.table.group_labels.tolist() == [7, 2**63 + 5, 2**64 - 1]
+    assert got is not None and got.dropped == dropped and "missing_group" not in got.table.dropped
+    assert got.table.group_labels.tolist() == labels
     assert_same_table(got.table, want)
