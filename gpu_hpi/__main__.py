@@ -32,6 +32,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .backend import warmup
 from .config import config_dir, register_configs
 from .errors import GpuHpiError, Stopped, clear_stops, request_stop
 
@@ -196,6 +197,8 @@ def main() -> None:
     lock = None
     try:
         if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through
+            if not any(a.replace(" ", "") in ("backend=cpu", "backend.name=cpu") for a in args):
+                warmup.start()  # the CUDA context and the device reader's import, while Hydra composes
             problem, cfg = _compose(args)
             if problem or cfg is None:
                 _fail(problem or "the configuration does not compose")

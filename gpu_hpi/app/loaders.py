@@ -20,9 +20,11 @@ from ..backend.memory import device_read_budget
 from ..config import AppConfig, option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
 from ..data.cells import CellTable, TableAccumulator, build_cell_table
-from ..data.pairs import Pairs, add_counts, prepare_pairs
+from ..data.pairs import GroupCodes, Pairs, add_counts, prepare_pairs
 from ..errors import ConfigError, DataError
 from ..estimation.methods import MethodOptions
+from ..io import device
+from ..io.device_sales import pair_sales
 from ..io.pairs import PairBatch, PairSource, ready
 from ..io.sales import SaleSource
 from ..io.sql_pairs import sql_batch, sql_cell_table
@@ -111,19 +113,7 @@ def stream_pairs(
         total_rows: int | None = d.n_pairs
     else:
         start, end = _window(cfg, periodicity)
-        roles = ("group", "prev", "recent", "y", "price_prev", "price_recent")
-        columns = {role: getattr(cfg.data.columns, role, None) for role in roles}
-        source = PairSource(
-            path=cfg.data.path,
-            format=option_name(cfg.data.format),
-            columns=columns,
-            periodicity=periodicity,
-            integer_periods=option_name(cfg.data.integer_periods),
-            start=cfg.data.start,
-            batch_rows=int(cfg.data.batch_rows),
-            memory_limit=getattr(cfg.data, "memory_limit", None),
-            device_read_bytes=device_read_budget(backend, cfg.memory.maximum_pool_size) if backend.is_gpu else None,
-        )
+        source = pair_source(cfg, periodicity, backend)
         total_rows = source.count_rows()
         if _uses_cluster(cfg):
             return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
@@ -159,7 +149,7 @@ def stream_pairs(
             if advance is not None:
                 advance(batch.n_rows + batch.missing_period)
             if reduced is not None:
-                acc.add(*reduced)
+                acc.add(reduced[0], reduced[1].to_host())  # tables are summed on the host: a few MB
                 if keep_pairs:
                     kept.append(batch)
     if not acc.parts:
@@ -169,7 +159,53 @@ def stream_pairs(
     if kept:
         with timings.stage("assemble_pairs", backend):
             pairs = _concat_pairs(kept, first_period, table.n_periods, backend)
+        table = table.to_backend(backend)  # the pairs' passes index it on their device
     return Loaded(table, first_period, pairs, {"missing_period": acc.missing_period}, market)
+
+
+def pair_source(cfg: AppConfig, periodicity: str, backend: Backend | None = None) -> PairSource:
+    """The pair files and their options (device reads sized by the backend's device, if a GPU)."""
+    roles = ("group", "prev", "recent", "y", "price_prev", "price_recent")
+    return PairSource(
+        path=cfg.data.path,
+        format=option_name(cfg.data.format),
+        columns={role: getattr(cfg.data.columns, role, None) for role in roles},
+        periodicity=periodicity,
+        integer_periods=option_name(cfg.data.integer_periods),
+        start=cfg.data.start,
+        batch_rows=int(cfg.data.batch_rows),
+        memory_limit=getattr(cfg.data, "memory_limit", None),
+        device_read_bytes=(
+            device_read_budget(backend, cfg.memory.maximum_pool_size) if backend and backend.is_gpu else None
+        ),
+    )
+
+
+def sale_source(cfg: AppConfig, periodicity: str) -> SaleSource:
+    d = cfg.data
+    prop = d.columns.property
+    return SaleSource(
+        path=d.path,
+        format=option_name(d.format),
+        property=[prop] if isinstance(prop, str) else [str(p) for p in prop],
+        date=d.columns.date,
+        price=d.columns.price,
+        group=d.columns.group,
+        periodicity=periodicity,
+        integer_periods=option_name(d.integer_periods),
+        start=d.start,
+        batch_rows=int(d.batch_rows),
+        memory_limit=d.memory_limit,
+    )
+
+
+def check_input(cfg: AppConfig, periodicity: str) -> None:
+    """What the input's footers refuse before anything is read or set up: dates of an implausible
+    year in the parquet statistics (e.g. nanoseconds stored as milliseconds)."""
+    if cfg.data.kind == "pairs":
+        pair_source(cfg, periodicity).check_footers()
+    elif cfg.data.kind == "transactions":
+        sale_source(cfg, periodicity).check_footers()
 
 
 def _uses_cluster(cfg: AppConfig) -> bool:
@@ -232,23 +268,10 @@ def load_transactions(
     cfg: AppConfig, periodicity: str, backend: Backend, strict: bool, keep_pairs: bool, prices: bool
 ) -> Loaded:
     """Sale records -> pairs -> cell table: on the CPU sorted by DuckDB and paired batch by batch
-    (parquet: sql_sales.py), else read whole into arrays (by cudf on the GPU) and paired by
-    make_pairs."""
+    (parquet: sql_sales.py), on the GPU read and paired by libcudf (io/device_sales.py), else read
+    whole into arrays and paired by make_pairs."""
     d = cfg.data
-    prop = d.columns.property
-    source = SaleSource(
-        path=d.path,
-        format=option_name(d.format),
-        property=[prop] if isinstance(prop, str) else [str(p) for p in prop],
-        date=d.columns.date,
-        price=d.columns.price,
-        group=d.columns.group,
-        periodicity=periodicity,
-        integer_periods=option_name(d.integer_periods),
-        start=d.start,
-        batch_rows=int(d.batch_rows),
-        memory_limit=d.memory_limit,
-    )
+    source = sale_source(cfg, periodicity)
     start, end = _window(cfg, periodicity)
     rules = PairingRules(
         pairing=option_name(d.pairing),
@@ -263,18 +286,27 @@ def load_transactions(
         if paired is not None:
             extra = {"n_sales_read": paired.n_sales, "pairing": rules.pairing, "n_pairs_made": paired.n_pairs}
             return Loaded(paired.table, paired.first, paired.pairs, paired.dropped, extra=extra)
-    cudf = source.device_library(backend.is_gpu)
-    raw = source.read() if cudf is None else source.read_frame(cudf)  # on the GPU: no host round trip
-    check_sales(raw.n_sales, int(raw.period.size))
-    first = start if start is not None else int(raw.period.min())
-    last = end if end is not None else int(raw.period.max())
-    sales = raw.to_sales(backend, first, max(last - first + 1, 2))
-    made = make_pairs(sales, rules, backend)
+    if source.reads_on_device(backend.is_gpu):  # read and paired by libcudf: no kernel to compile
+        read = source.read_device()
+        check_sales(read.n_sales, read.n_usable)
+        ops = device.Ops(device.library())
+        extremes = ops.minmax(read.period) or (0, 0)
+        first = start if start is not None else extremes[0]
+        last = end if end is not None else extremes[1]
+        made = pair_sales(ops, read, rules, first, max(last - first + 1, 2))
+        n_missing_date, read_dropped, n_sales = read.n_missing_date, read.dropped, read.n_sales
+    else:
+        raw = source.read()
+        check_sales(raw.n_sales, int(raw.period.size))
+        first = start if start is not None else int(raw.period.min())
+        last = end if end is not None else int(raw.period.max())
+        made = make_pairs(raw.to_sales(backend, first, max(last - first + 1, 2)), rules, backend)
+        n_missing_date, read_dropped, n_sales = raw.n_missing_date, raw.dropped, raw.n_sales
     pairs = made.as_pairs()
     table = build_cell_table(pairs, backend, strict=strict)
-    dropped = add_counts({"sale_missing_date": raw.n_missing_date, **raw.dropped}, made.dropped)
-    extra = {"n_sales_read": raw.n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
-    return Loaded(table, first, pairs, dropped, extra=extra)
+    dropped = add_counts({"sale_missing_date": n_missing_date, **read_dropped}, made.dropped)
+    extra = {"n_sales_read": n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
+    return Loaded(table if keep_pairs else table.to_host(), first, pairs, dropped, extra=extra)
 
 
 def check_table_only(cfg: AppConfig, method: MethodOptions, solver: str, source: str) -> None:
@@ -311,14 +343,23 @@ def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend:
     group: Any
     if groups[0] is None:
         group = None
+    elif all(isinstance(g, GroupCodes) for g in groups):  # the device reader's: codes into one set of labels
+        labels = np.unique(np.concatenate([g.labels for g in groups]))
+        remaps = [xp.asarray(np.searchsorted(labels, g.labels).astype(np.int32)) for g in groups]
+        group = GroupCodes(xp.concatenate([remap[g.codes] for remap, g in zip(remaps, groups, strict=True)]), labels)
+    elif any(isinstance(g, GroupCodes) for g in groups):  # mixed with ids read on the host: the ids
+        ids = [g.labels[to_host(g.codes)] if isinstance(g, GroupCodes) else g for g in groups]
+        host = [g if isinstance(g, pd.Series) else to_host(g) for g in ids]
+        group = pd.concat([pd.Series(g) for g in host], ignore_index=True)
     elif all(isinstance(g, (np.ndarray, xp.ndarray)) for g in groups):
         group = xp.concatenate([xp.asarray(g) for g in groups])
     else:  # some batches had missing ids (pandas): all on the host, then factorised together
         host = [g if isinstance(g, pd.Series) else to_host(g) for g in groups]
         group = pd.concat([pd.Series(g) for g in host], ignore_index=True)
+    periods = [b.periods_from(start) for b in batches]
     return prepare_pairs(
-        xp.concatenate([b.prev for b in batches]) - np.int32(start),
-        xp.concatenate([b.recent for b in batches]) - np.int32(start),
+        xp.concatenate([prev for prev, _ in periods]),
+        xp.concatenate([recent for _, recent in periods]),
         xp.concatenate([b.y for b in batches]),
         group,
         n_periods=n_periods,

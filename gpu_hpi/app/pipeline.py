@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..backend import warmup
 from ..backend.core import resolve_backend
 from ..backend.memory import check_memory_sizes, configure_memory
 from ..config import AppConfig, DiagnosticsConfig, MethodTuning, option_name
@@ -26,11 +27,18 @@ from ..diagnostics import Refit
 from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
-from ..io.files import cudf_module
+from ..io import device
 from ..io.pairs import save_pairs
 from ..io.store import cell_files
 from ..series import SEASONS
-from .loaders import add_stored_cells, check_table_only, load_transactions, stored_cells, stream_pairs
+from .loaders import (
+    add_stored_cells,
+    check_input,
+    check_table_only,
+    load_transactions,
+    stored_cells,
+    stream_pairs,
+)
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs
 from .stages import Timings
 
@@ -57,7 +65,11 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     solver = option_name(cfg.solver.name)
     tuning = {f.name: getattr(cfg.method, f.name) for f in dataclasses.fields(MethodTuning)}
     method = MethodOptions(name=option_name(cfg.method.name), stage2=option_name(cfg.method.stage2), **tuning)
+    if cfg.data.kind in ("pairs", "transactions"):
+        with timings.stage("check_input"):
+            check_input(cfg, periodicity)  # what the files' footers refuse, before the device is set up
     with timings.stage("setup"):
+        warmup.wait()  # started by the command line (backend/warmup.py); its remaining time counts here
         backend = resolve_backend(option_name(cfg.backend.name))
         memory_note = configure_memory(
             backend,
@@ -67,7 +79,7 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
             managed_memory=cfg.memory.managed_memory,
         )
         if backend.is_gpu and cfg.data.kind in ("pairs", "transactions"):
-            cudf_module()  # its import (seconds) counted here, not in the reading
+            device.library()  # its import counted here, not in the reading
     if cfg.output.plot:
         # the chart's imports (~0.5 s) while the data are read: on the GPU the host is idle; on the
         # CPU DuckDB's query and numpy release the GIL

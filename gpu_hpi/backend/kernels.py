@@ -74,8 +74,9 @@ def _module() -> Any:
 def fused_cell_sums(
     prev: Any, recent: Any, y: Any, group: Any, n_periods: int, n_groups: int
 ) -> tuple[Any, Any, Any, dict[str, int]]:
-    """(count, sum_y, sum_y2) over the dense n_groups x T x T key space (CuPy arrays) and the drop
-    counts by reason, in one kernel launch."""
+    """(count, sum_y, sum_y2) over the dense n_groups x T x T key space and the drop counts by
+    reason, in one kernel launch; the dense arrays come back to the host (a few MB), where the
+    empty cells are left out without a kernel to compile."""
     import cupy
 
     if prev.dtype not in _PERIOD_TYPES:
@@ -112,7 +113,7 @@ def fused_cell_sums(
         ),
     )
     counts = {r: int(c) for r, c in zip(REASONS, to_host(dropped).tolist(), strict=True) if c}
-    return count.astype(np.int64), sum_y, sum_y2, counts
+    return to_host(count).astype(np.int64), to_host(sum_y), to_host(sum_y2), counts
 
 
 # The dummy matrix's two products for LSQR / LSMR without assembling it (gpu_hpi.data.design):

@@ -2,7 +2,7 @@
 tables are summed in a tree, and the client solves the (small) summed table.
 
 Partitions are whole row groups (about `data.batch_rows` rows each), read by the worker itself
-(DuckDB, or cudf on GPU workers), so no pair crosses the network; only cell tables do. Tasks are
+(DuckDB, or libcudf on GPU workers), so no pair crosses the network; only cell tables do. Tasks are
 pure functions of their partition: a task lost with a worker is simply computed again elsewhere.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 from ..backend.core import resolve_backend
 from ..data.cells import CellTable, TableAccumulator
 from ..errors import ConfigError, DataError
-from ..io.files import cudf_module, parquet_file
+from ..io import device
+from ..io.files import parquet_file
 from ..io.pairs import PairSource
 from ..io.sql_pairs import sql_cell_table
 
@@ -55,17 +56,14 @@ PartialTable = tuple[int, CellTable | None, int, int]
 
 
 def read_partition(source: PairSource, part: Partition, backend: Any) -> Any:
-    """The partition as a PairBatch: decoded by cudf on GPU workers where it is installed (the
-    columns then never touch the host), else by pyarrow."""
+    """The partition as a PairBatch: decoded on the device on GPU workers where pylibcudf is
+    installed (the columns then never touch the host), else by pyarrow."""
     columns = list(source.wanted().values())
-    if backend.is_gpu and cudf_module() is not None:
-        import cudf
-
-        try:
-            frame = cudf.read_parquet(part.path, columns=columns, row_groups=[list(part.row_groups)])
-        except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
-            raise DataError(f"cannot read {part.path}: {exc}") from exc
-        return source.convert_device(frame, source.wanted())
+    schema = parquet_file(part.path).schema_arrow
+    if backend.is_gpu and device.library() is not None:
+        ops = device.Ops(device.library())
+        read = ops.read_parquet(part.path, columns, list(part.row_groups))
+        return source.convert_device(ops, read, source.wanted(), schema)
     return source.convert(
         parquet_file(part.path).read_row_groups(list(part.row_groups), columns=columns), source.wanted()
     )

@@ -207,9 +207,9 @@ def build_cell_table(
         )
         if strict:
             check_strict(dropped)
-        (nonzero,) = xp.nonzero(cnt)
-        table = _from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], {"y": s1[nonzero], "y2": s2[nonzero]})
-        return replace(table, dropped=dropped)
+        (nonzero,) = np.nonzero(cnt)  # on the host: the kernel's dense table comes back whole
+        table = _from_keys(np, t, pairs.group_labels, nonzero, cnt[nonzero], {"y": s1[nonzero], "y2": s2[nonzero]})
+        return replace(table, dropped=dropped).to_backend(backend)
 
     if n_keys <= DENSE_KEY_LIMIT:
 

@@ -75,6 +75,15 @@ class Pairs:
         )
 
 
+@dataclass(frozen=True)
+class GroupCodes:
+    """Group ids already encoded (by the device reader): codes (N,) int32 on the backend (-1:
+    missing) into `labels`, (G,) sorted host ids. encode_groups takes them as they are."""
+
+    codes: Any
+    labels: np.ndarray
+
+
 def pooled_pairs(pairs: Pairs) -> Pairs:
     """The same pairs as one group "ALL" (pairs with a missing group stay invalid)."""
     if pairs.group is None:
@@ -156,6 +165,8 @@ def check_strict(dropped: dict[str, int]) -> None:
 def encode_groups(backend: Backend, group: Any) -> tuple[Any, np.ndarray]:
     """Group ids -> (int16/int32 codes on the backend, sorted host labels); missing ids get code -1."""
     xp = backend.xp
+    if isinstance(group, GroupCodes):
+        return group.codes, group.labels
     if isinstance(group, (list, tuple)):
         group = np.asarray(group)
     if isinstance(group, (pd.Series, pd.Index, pd.Categorical)) or (

@@ -1,2 +1,2 @@
-"""Reading and writing: pair and sale-record files (pyarrow, cudf, DuckDB), period columns, stored
+"""Reading and writing: pair and sale-record files (pyarrow, libcudf, DuckDB), period columns, stored
 cell tables."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -151,15 +150,3 @@ def decoded_row_bytes(schema: pa.Schema, wanted: dict[str, str]) -> int:
         numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
         width += kind.bit_width // 8 if numeric or pa.types.is_temporal(kind) else 32
     return width + DERIVED_ROW_BYTES
-
-
-def cudf_module() -> Any:
-    """The cudf module, or None where it cannot be imported or GPU_HPI_CUDF=0 asks for the pyarrow
-    reader (decoding on the host) on a GPU."""
-    if os.environ.get("GPU_HPI_CUDF", "1") == "0":
-        return None
-    try:
-        import cudf
-    except Exception:  # ImportError, or a CUDA runtime problem raised at import
-        return None
-    return cudf

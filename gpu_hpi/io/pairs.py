@@ -1,6 +1,6 @@
 """Pair files: readers of repeat-sales pairs from parquet (a file, a directory or a glob of parts) or
-CSV, streamed in batches by pyarrow on the host or read by cudf on the GPU, each batch with its cell
-table; and the writer of `data.save_pairs`."""
+CSV, streamed in batches by pyarrow on the host or decoded on the GPU (io.device), each batch with
+its cell table; and the writer of `data.save_pairs`."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..backend.core import array_namespace, to_host
-from ..data.calendar import Calendar, check_window
+from ..backend.core import to_host
+from ..data.calendar import Calendar, check_window, parse_period
 from ..data.cells import CellTable, build_cell_table
-from ..data.pairs import Pairs, prepare_pairs
+from ..data.pairs import GroupCodes, Pairs, prepare_pairs
 from ..errors import ConfigError, DataError
+from . import device
 from .files import (
     check_columns,
-    cudf_module,
     decoded_row_bytes,
     expand_path,
     parquet_file,
@@ -30,14 +30,16 @@ from .files import (
     record_batches,
     write_atomically,
 )
-from .periods import column_periods, frame_numeric, frame_periods
+from .periods import check_footer_dates, column_periods
 
 
 @dataclass(frozen=True)
 class PairBatch:
-    """One batch of pairs: prev, recent: (n,) int32 absolute periods; y: (n,) float64 (NaN where
-    null); group: (n,) group ids (numpy, pandas, or CuPy from cudf) or None; price_prev,
-    price_recent: (n,) float64 prices or None. missing_period: rows dropped for a null period."""
+    """One batch of pairs: prev, recent: (n,) int32 periods counted from the absolute period
+    `origin` (0: absolute); y: (n,) float64 (NaN where null); group: (n,) group ids (numpy, pandas,
+    or GroupCodes from the device reader) or None; price_prev, price_recent: (n,) float64 prices or
+    None. missing_period: rows dropped for a null period. bounds: the absolute (first, last) period
+    of the batch where the reader found them (else computed from the arrays)."""
 
     prev: Any
     recent: Any
@@ -46,24 +48,38 @@ class PairBatch:
     missing_period: int
     price_prev: Any = None
     price_recent: Any = None
+    origin: int = 0
+    bounds: tuple[int, int] | None = None
 
     @property
     def n_rows(self) -> int:
         return int(self.y.shape[0])
+
+    def periods_from(self, first: int) -> tuple[Any, Any]:
+        """(prev, recent) counted from the absolute period `first`."""
+        shift = first - self.origin
+        if shift == 0:  # the device reader counts from the window's start already: no kernel
+            return self.prev, self.recent
+        return self.prev - np.int32(shift), self.recent - np.int32(shift)
 
     def cell_table(
         self, start: int | None, end: int | None, backend: Any, strict: bool = False, threads: int | None = None
     ) -> tuple[int, CellTable]:
         """(absolute first period, cell table) of this non-empty batch over its own period range,
         or over the window [start, end] where given (pairs outside it are dropped and counted)."""
-        lo = start if start is not None else int(min(self.prev.min(), self.recent.min()))
+        lo_abs, hi_abs = self.bounds or (
+            int(min(self.prev.min(), self.recent.min())) + self.origin,
+            int(max(self.prev.max(), self.recent.max())) + self.origin,
+        )
+        lo = start if start is not None else lo_abs
         if start is None and end is not None:
             lo = min(lo, end - 1)  # a batch starting after the end: all of it out of the window
-        hi = end if end is not None else max(int(max(self.prev.max(), self.recent.max())), lo + 1)
+        hi = end if end is not None else max(hi_abs, lo + 1)
         check_window(lo, hi)
+        prev, recent = self.periods_from(lo)
         pairs = prepare_pairs(
-            self.prev - np.int32(lo),
-            self.recent - np.int32(lo),
+            prev,
+            recent,
             self.y,
             self.group,
             n_periods=max(hi - lo + 1, 2),
@@ -124,7 +140,7 @@ class PairSource:
 
     def batches(self, gpu: bool = False) -> Iterator[PairBatch]:
         """Stream the pairs in batches of about `batch_rows` rows (host arrays; with `gpu=True` and
-        cudf importable, parquet is decoded on the GPU and the batches hold CuPy arrays)."""
+        pylibcudf importable, parquet is decoded on the GPU and the batches hold CuPy arrays)."""
         for job in self.batch_jobs(gpu):
             yield job()
 
@@ -134,21 +150,27 @@ class PairSource:
         files, fmt = self.files()
         wanted = self.wanted()
         if self.reads_on_device(gpu):
-            for batch in self._cudf_batches(files, wanted):
+            for batch in self._device_batches(files, wanted):
                 yield functools.partial(ready, batch)
             return
         for record_batch in record_batches(files, fmt, list(wanted.values()), self.batch_rows):
             yield functools.partial(self.convert, record_batch, wanted)
 
     def reads_on_device(self, gpu: bool) -> bool:
-        """True where the batches are decoded on the GPU by cudf (parquet, cudf importable)."""
-        return gpu and self.files()[1] == "parquet" and cudf_module() is not None
+        """True where the batches are decoded on the GPU (parquet, pylibcudf importable)."""
+        return gpu and self.files()[1] == "parquet" and device.library() is not None
 
-    def _cudf_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
-        """cudf.read_parquet of whole row-group sets, as large as the device budget allows (the
-        whole file where it fits): a few large reads, not one per small batch. Periods from the
-        device's columns."""
-        cudf = cudf_module()
+    def check_footers(self) -> None:
+        """Refuse implausible dates from the parquet statistics, before any column is read."""
+        files, fmt = self.files()
+        if fmt == "parquet":
+            wanted = self.wanted()
+            check_footer_dates(files, [wanted["prev"], wanted["recent"]])
+
+    def _device_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
+        """Whole row-group sets decoded on the device, as large as the device budget allows (the
+        whole file where it fits): a few large reads, not one per small batch."""
+        ops = device.Ops(device.library())
         for path in files:
             meta = parquet_file(path)
             check_columns(meta.schema_arrow.names, list(wanted.values()), [path])
@@ -157,50 +179,65 @@ class PairSource:
             if self.device_read_bytes is not None:
                 max_rows = max(1, self.device_read_bytes // decoded_row_bytes(meta.schema_arrow, wanted))
             for groups in plan_reads(rows, max_rows) or [[]]:
-                try:
-                    frame = cudf.read_parquet(
-                        path, columns=list(wanted.values()), row_groups=[groups] if groups else None
-                    )
-                except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
-                    raise DataError(f"cannot read {path}: {exc}") from exc
-                yield self.convert_device(frame, wanted, meta.schema_arrow)
+                columns = ops.read_parquet(path, list(wanted.values()), groups if groups else None)
+                yield self.convert_device(ops, columns, wanted, meta.schema_arrow)
 
-    def convert_device(self, frame: Any, wanted: dict[str, str], schema: pa.Schema | None = None) -> PairBatch:
-        n_before = len(frame)
-        if frame[wanted["prev"]].null_count or frame[wanted["recent"]].null_count:  # else no copy
-            frame = frame.dropna(subset=[wanted["prev"], wanted["recent"]])
+    def convert_device(
+        self, ops: device.Ops, columns: dict[str, Any], wanted: dict[str, str], schema: pa.Schema | None = None
+    ) -> PairBatch:
+        """A batch of device columns (name -> pylibcudf column): periods, prices and integer groups
+        made by libcudf, counted from the window's start (data.start) or the batch's first period;
+        string or nullable groups on the host."""
+        cols = {role: columns[name] for role, name in wanted.items()}
+        n_before = cols["prev"].size()
+        if cols["prev"].null_count() or cols["recent"].null_count():
+            missing = ops.either(ops.is_null(cols["prev"]), ops.is_null(cols["recent"]))
+            kept = ops.select(list(cols.values()), ops.negate(missing))
+            cols = dict(zip(cols, kept, strict=True))
+
+        def file_type(role: str) -> pa.DataType | None:
+            return schema.field(wanted[role]).type if schema is not None and wanted[role] in schema.names else None
+
         numbers = {}
         for role in ("y", "price_prev", "price_recent"):
-            if role in wanted:
-                col = frame[wanted[role]]
-                if not frame_numeric(col, schema.field(wanted[role]).type if schema is not None else None):
-                    raise DataError(f"column {wanted[role]!r} of {self.path} must be numeric, got {col.dtype}")
-                if col.dtype != np.float64:
-                    col = col.astype("float64")
-                numbers[role] = col.to_cupy(na_value=float("nan")) if col.null_count else col.to_cupy()
+            if role in cols:
+                if not device.numeric(file_type(role), cols[role]):
+                    raise DataError(
+                        f"column {wanted[role]!r} of {self.path} must be numeric, got {cols[role].type().to_arrow()}"
+                    )
+                numbers[role] = ops.nan_for_null(cols[role])
         if "y" not in numbers:
-            import cupy
-
-            numbers["y"] = cupy.log(numbers["price_recent"] / numbers["price_prev"])
+            ratio = ops.binary(numbers["price_recent"], numbers["price_prev"], "TRUE_DIV", ops.float64)
+            numbers["y"] = ops.unary(ratio, "LOG")
         group = None
-        if "group" in wanted:
-            col = frame[wanted["group"]]
-            group = col.to_cupy() if col.dtype.kind in "iu" and col.null_count == 0 else group_values(col.to_arrow())
-        prev = self._device_periods(frame[wanted["prev"]], wanted["prev"], schema)
-        recent = self._device_periods(frame[wanted["recent"]], wanted["recent"], schema)
-        return PairBatch(
-            prev,
-            recent,
-            numbers["y"],
-            group,
-            n_before - len(frame),
-            numbers.get("price_prev"),
-            numbers.get("price_recent"),
+        if "group" in cols:
+            encoded = device.group_codes(ops, cols["group"])
+            group = (
+                group_values(cols["group"].to_arrow())
+                if encoded is None
+                else GroupCodes(device.device_array(encoded[0]), encoded[1])
+            )
+        prev, recent = (
+            device.periods(ops, cols[r], wanted[r], self.periodicity, self.integer_periods, self.start, file_type(r))
+            for r in ("prev", "recent")
         )
-
-    def _device_periods(self, col: Any, name: str, schema: pa.Schema | None) -> Any:
-        file_type = schema.field(name).type if schema is not None and name in schema.names else None
-        return frame_periods(col, name, self.periodicity, self.integer_periods, self.start, file_type)
+        extremes = [e for e in (ops.minmax(prev), ops.minmax(recent)) if e is not None]
+        bounds = (min(e[0] for e in extremes), max(e[1] for e in extremes)) if extremes else None
+        origin = parse_period(self.start, self.periodicity) if self.start is not None else (bounds or (0, 0))[0]
+        if origin:
+            prev, recent = (ops.binary(p, origin, "SUB", ops.int32) for p in (prev, recent))
+        arrays = {role: device.device_array(col) for role, col in numbers.items()}
+        return PairBatch(
+            device.device_array(prev),
+            device.device_array(recent),
+            arrays["y"],
+            group,
+            n_before - cols["prev"].size(),
+            arrays.get("price_prev"),
+            arrays.get("price_recent"),
+            origin=origin,
+            bounds=bounds,
+        )
 
     def convert(self, batch: pa.Table | pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
         cols = {role: batch.column(name) for role, name in wanted.items()}
@@ -265,12 +302,7 @@ def chunked(parts: list[Any]) -> pa.ChunkedArray:
 def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
     """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
     LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic. Pairs on the
-    GPU are written from there by cudf, where it imports."""
-    cudf = None if isinstance(pairs.y, np.ndarray) else cudf_module()
-    if cudf is not None:
-        frame = pairs_frame(cudf, pairs, calendar)
-        write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
-        return
+    GPU are copied to the host first."""
     firsts = calendar.first_days()
     group: Any = "ALL"
     if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
@@ -287,30 +319,3 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
         }
     )
     write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
-
-
-def pairs_frame(lib: Any, pairs: Pairs, calendar: Calendar) -> Any:
-    """The pairs of save_pairs as a DataFrame of `lib` (cudf: gathered on the device, where the
-    pairs are; pandas runs the same code in the CPU tests)."""
-    firsts = lib.Series(calendar.first_days())
-
-    def gather(values: Any, codes: Any) -> Any:
-        return values.take(codes).reset_index(drop=True)
-
-    xp = array_namespace(pairs.y)
-    if pairs.group is None:
-        group = gather(lib.Series(["ALL"]), xp.zeros(pairs.n_pairs, dtype=np.int32))
-    else:
-        codes = lib.Series(pairs.group)
-        labels = lib.Series(pairs.group_labels.tolist())
-        group = gather(labels, codes.clip(lower=0)).where(codes >= 0)  # a missing group stays missing
-    return lib.DataFrame(
-        {
-            "group_id": group,
-            "PrevYearMonth": gather(firsts, pairs.prev),
-            "RecentYearMonth": gather(firsts, pairs.recent),
-            "LogPriceDiff": pairs.y,
-            "PrevPrice": pairs.price_prev,
-            "RecentPrice": pairs.price_recent,
-        }
-    )

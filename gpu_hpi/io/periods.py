@@ -4,15 +4,13 @@ and integers (positions counted from `data.start`, or YYYYMM numbers)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..backend.core import to_host
 from ..data.calendar import days_to_period, month_to_period, parse_period
 from ..errors import ConfigError, DataError
+from .files import parquet_file
 
 _EPOCH_MONTH = 1970 * 12  # absolute month of 1970-01
 
@@ -28,7 +26,7 @@ _PLAUSIBLE_DAYS = (
 )
 
 
-_TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 
 
 def column_periods(
@@ -111,20 +109,12 @@ def unsupported_period_type(name: str, kind: str) -> DataError:
     )
 
 
-def series_months(col: Any) -> Any:
-    """Absolute months (year * 12 + month - 1) of a datetime Series, computed where the Series
-    lives: on the device for cudf, whose libcudf kernels are precompiled (no CuPy kernel to compile
-    on a fresh machine). pandas has the same API, so the CPU tests check this very function against
-    the host readers. cudf's .dt.year / .dt.month are int16: widened before the arithmetic."""
-    return col.dt.year.astype("int32") * 12 + col.dt.month.astype("int32") - 1
-
-
 def _days(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
     """Days since 1970-01-01 (int32) of a timestamp or date column without nulls; DataError for
     dates outside PLAUSIBLE_YEARS, found from the column's extreme ticks before any conversion
     (the cast to date32 would wrap them silently, and the lookup table span all of int32)."""
     kind = arr.type
-    per_day = _TICKS_PER_DAY[kind.unit if pa.types.is_timestamp(kind) else "ms"] if not pa.types.is_date32(kind) else 1
+    per_day = TICKS_PER_DAY[kind.unit if pa.types.is_timestamp(kind) else "ms"] if not pa.types.is_date32(kind) else 1
     extremes = pc.min_max(arr.cast(pa.int32() if pa.types.is_date32(kind) else pa.int64()))
     if extremes["min"].is_valid:
         check_plausible_days(name, extremes["min"].as_py() // per_day, extremes["max"].as_py() // per_day)
@@ -153,6 +143,58 @@ def _days_to_months(days: np.ndarray) -> np.ndarray:
     return table[days - lo]
 
 
+def footer_days(files: list[str], name: str) -> tuple[int, int] | None:
+    """(first, last) day of a timestamp or date column from the parquet footers' statistics (no
+    column is read), or None where they cannot tell: a row group with values but no statistics,
+    a type without them (INT96 timestamps), or no value at all."""
+    lo: int | None = None
+    hi: int | None = None
+    for path in files:
+        meta = parquet_file(path)
+        if name not in meta.schema_arrow.names:
+            return None
+        kind = meta.schema_arrow.field(name).type
+        per_day = _footer_ticks_per_day(kind)
+        if per_day is None:
+            return None
+        for k in range(meta.num_row_groups):
+            group = meta.metadata.row_group(k)
+            chunk = next(
+                (group.column(j) for j in range(group.num_columns) if group.column(j).path_in_schema == name), None
+            )
+            if chunk is None:
+                return None
+            stats = chunk.statistics
+            if stats is not None and stats.null_count == chunk.num_values:
+                continue  # nulls only
+            if stats is None or not stats.has_min_max or chunk.physical_type not in ("INT32", "INT64"):
+                return None
+            first, last = int(stats.min_raw) // per_day, int(stats.max_raw) // per_day
+            lo, hi = (first, last) if lo is None or hi is None else (min(lo, first), max(hi, last))
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _footer_ticks_per_day(kind: pa.DataType) -> int | None:
+    """Ticks a day of a date type as stored in parquet (date32: days; date64: ms), else None."""
+    if pa.types.is_timestamp(kind):
+        return TICKS_PER_DAY[kind.unit]
+    if pa.types.is_date32(kind):
+        return 1
+    if pa.types.is_date64(kind):
+        return TICKS_PER_DAY["ms"]
+    return None
+
+
+def check_footer_dates(files: list[str], names: list[str]) -> None:
+    """DataError for a date column of parquet files whose statistics show implausible dates (see
+    check_plausible_days), before any column is read; columns without statistics are checked by
+    the readers from their values."""
+    for name in names:
+        days = footer_days(files, name)
+        if days is not None:
+            check_plausible_days(name, *days)
+
+
 def _day_label(day: int) -> str:
     try:
         return str(np.datetime64(day, "D"))
@@ -179,82 +221,15 @@ def order_within_period(date: pa.Array | pa.ChunkedArray, period: np.ndarray) ->
     return period.astype(np.int64)
 
 
-# Columns of a DataFrame library: cudf's live on the GPU (to_cupy), pandas' on the host (to_numpy);
-# pandas has cudf's API for what is used here, so the CPU tests run the device readers' own code.
-
-
-def frame_values(col: Any, na_value: Any = None) -> Any:
-    """A cudf Series as a CuPy array, a pandas one as numpy (nulls as na_value)."""
-    if hasattr(col, "to_cupy"):
-        return col.to_cupy(na_value=na_value) if col.null_count else col.to_cupy()
-    return col.to_numpy(na_value=na_value) if na_value is not None else col.to_numpy()
-
-
-def frame_arrow(col: Any) -> pa.Array:
-    """A cudf or pandas Series as an Arrow array on the host."""
-    return col.to_arrow() if hasattr(col, "to_arrow") else pa.Array.from_pandas(col)
-
-
-def frame_numeric(col: Any, file_type: pa.DataType | None) -> bool:
-    """True for a column of numbers: by its type in the file where known (cudf's decimal dtypes have
-    kind "O", like strings), else by its dtype."""
-    if file_type is not None:
-        return pa.types.is_integer(file_type) or pa.types.is_floating(file_type) or pa.types.is_decimal(file_type)
-    return bool(col.dtype.kind in "fiu")
-
-
-def _like(values: np.ndarray, col: Any) -> Any:
-    """Host values moved to where the Series `col` lives."""
-    if hasattr(col, "to_cupy"):
-        import cupy
-
-        return cupy.asarray(values)
-    return values
-
-
-def frame_periods(
-    col: Any,
-    name: str,
-    periodicity: str,
-    integer_periods: str = "index",
-    start: str | None = None,
-    file_type: pa.DataType | None = None,
-) -> Any:
-    """Absolute periods (int32) of a period column without nulls, on the column's device: timestamps
-    and dates by the library's own calendar fields (checked to be plausible first, from the extreme
-    ticks), other types (strings, integers) and weeks by the host conversion (column_periods).
-    file_type: the column's type in the file, whose time zone cudf drops on reading (it gives
-    the UTC instants): a zoned timestamp is converted on the host in its zone, as the host reader
-    does."""
-    dtype = col.dtype
-    if _zoned(file_type):
-        return _like(column_periods(_host_dates(col, file_type), name, periodicity, integer_periods, start), col)
-    if isinstance(dtype, np.dtype) and dtype.kind == "M" and periodicity != "week":
-        unit = np.datetime_data(dtype)[0]
-        if len(col) and unit in _TICKS_PER_DAY:
-            ticks = col.astype("int64")
-            per_day = _TICKS_PER_DAY[unit]
-            check_plausible_days(name, int(ticks.min()) // per_day, int(ticks.max()) // per_day)
-        return month_to_period(frame_values(series_months(col)), periodicity).astype(np.int32, copy=False)
-    return _like(column_periods(frame_arrow(col), name, periodicity, integer_periods, start), col)
-
-
-def frame_order(col: Any, period: Any, file_type: pa.DataType | None = None) -> Any:
-    """order_within_period of a column without nulls, on the column's device: a timestamp's ticks
-    there; other types, and zoned timestamps (see frame_periods), on the host."""
-    dtype = col.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind == "M" and not _zoned(file_type):
-        return frame_values(col.astype("int64"))
-    return _like(order_within_period(_host_dates(col, file_type), to_host(period)), col)
-
-
-def _zoned(file_type: pa.DataType | None) -> bool:
+def zoned(file_type: pa.DataType | None) -> bool:
+    """True for a timestamp type with a time zone (the device reader drops the zone on reading)."""
     return file_type is not None and pa.types.is_timestamp(file_type) and file_type.tz is not None
 
 
-def _host_dates(col: Any, file_type: pa.DataType | None) -> pa.Array:
-    """The column on the host, a zoned timestamp with its zone again (the instants are the same)."""
-    arr = frame_arrow(col)
-    if _zoned(file_type) and pa.types.is_timestamp(arr.type):
-        arr = arr.cast(pa.timestamp(arr.type.unit, tz="UTC")).cast(file_type)
+def host_dates(arr: pa.Array | pa.ChunkedArray, file_type: pa.DataType | None) -> pa.Array | pa.ChunkedArray:
+    """A date column brought to the host, a zoned timestamp with its zone again (the device
+    reader gives the UTC instants; the periods are those of the zone, as the host reader's)."""
+    if zoned(file_type) and pa.types.is_timestamp(arr.type):
+        assert file_type is not None
+        return arr.cast(pa.timestamp(arr.type.unit, tz="UTC")).cast(file_type)
     return arr

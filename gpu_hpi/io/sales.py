@@ -11,19 +11,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..data.pairs import encode_groups
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..transactions import Sales
-from .files import check_columns, cudf_module, parquet_file, record_batches
+from . import device
+from .device_sales import DeviceSales, read_sales
+from .files import record_batches
 from .pairs import PairSource, chunked, concat_groups, float_values, group_values
-from .periods import (
-    column_periods,
-    frame_arrow,
-    frame_numeric,
-    frame_order,
-    frame_periods,
-    frame_values,
-    order_within_period,
-)
+from .periods import check_footer_dates, column_periods, order_within_period
 
 
 @dataclass(frozen=True)
@@ -82,7 +76,7 @@ class SaleSource:
     def read(self) -> RawSales:
         """Every sale (pairing needs all sales of a property together), read batch by batch."""
         files, fmt = PairSource(self.path, self.format, {}).files()
-        names = self._names()
+        names = self.columns()
         keys: list[list[pa.ChunkedArray | pa.Array]] = [[] for _ in self.property]
         periods, orders, prices, groups = [], [], [], []
         missing_date = 0
@@ -120,66 +114,22 @@ class SaleSource:
             )
         return RawSales(prop, period, order, price, group, missing_date, dropped)
 
-    def device_library(self, gpu: bool) -> Any:
-        """cudf where the sales are read on the GPU (parquet, gpu, cudf importable), else None."""
-        if not gpu or PairSource(self.path, self.format, {}).files()[1] != "parquet":
-            return None
-        return cudf_module()
+    def reads_on_device(self, gpu: bool) -> bool:
+        """True where the sales are read and paired on the GPU (parquet, pylibcudf importable)."""
+        return gpu and PairSource(self.path, self.format, {}).files()[1] == "parquet" and device.library() is not None
 
-    def read_frame(self, lib: Any) -> RawSales:
-        """Every sale of parquet files read by a DataFrame library: with cudf, on the GPU, where the
-        composite key becomes codes (a hash group-by of its columns), timestamps become periods and
-        an order within them, and prices and integer groups stay (other date types and string
-        groups take the host conversions). pandas has the same API and runs this in the CPU tests."""
+    def read_device(self) -> DeviceSales:
+        """Every sale of the parquet files as device columns (io.device_sales)."""
         files, _fmt = PairSource(self.path, self.format, {}).files()
-        names = self._names()
-        frames = []
-        for path in files:
-            schema = parquet_file(path).schema_arrow
-            check_columns(schema.names, names, [path])
-            try:
-                frames.append(lib.read_parquet(path, columns=names))
-            except Exception as exc:  # cudf raises RuntimeError / OSError / ValueError variants
-                raise DataError(f"cannot read {path}: {exc}") from exc
-        frame = frames[0] if len(frames) == 1 else lib.concat(frames, ignore_index=True)
-        n_sales = len(frame)
-        dated = frame[self.date].notna()
-        n_dated = int(dated.sum())
-        if n_dated < n_sales:
-            frame = frame[dated].reset_index(drop=True)
-        price, price_type = frame[self.price], schema.field(self.price).type
-        if not frame_numeric(price, price_type):
-            raise DataError(f"column {self.price!r} of {self.path} must be numeric, got {price_type}")
-        # as the host reader: every dated sale's period first (a date that cannot be one is refused
-        # even on a sale without a key), then the sales without a key dropped
-        date_type = schema.field(self.date).type  # cudf drops a timestamp's zone: periods in it on the host
-        date = frame[self.date]
-        period = frame_periods(date, self.date, self.periodicity, self.integer_periods, self.start, date_type)
-        order = frame_order(date, period, date_type)
-        keyed = frame[self.property[0]].notna()
-        for name in self.property[1:]:  # a missing key part: null, or NaN as in pandas' factorize
-            keyed = keyed & frame[name].notna()
-        n_keyed = int(keyed.sum())
-        if n_keyed < n_dated:
-            rows = frame_values(keyed)
-            frame, period, order = frame[keyed].reset_index(drop=True), period[rows], order[rows]
-        key = frame.groupby(self.property, sort=False).ngroup()
-        group = None
-        if self.group:
-            col = frame[self.group]
-            plain = col.dtype.kind in "iu" and not col.isna().any()  # else strings, nulls: on the host
-            group = frame_values(col) if plain else group_values(frame_arrow(col))
-        return RawSales(
-            frame_values(key).astype(np.int64),
-            period,
-            order,
-            frame_values(frame[self.price].astype("float64"), na_value=np.nan),
-            group,
-            n_sales - n_dated,
-            {"sale_missing_property": n_dated - n_keyed} if n_keyed < n_dated else {},
-        )
+        return read_sales(device.Ops(device.library()), files, self)
 
-    def _names(self) -> list[str]:
+    def check_footers(self) -> None:
+        """Refuse implausible dates from the parquet statistics, before any column is read."""
+        files, fmt = PairSource(self.path, self.format, {}).files()
+        if fmt == "parquet":
+            check_footer_dates(files, [self.date])
+
+    def columns(self) -> list[str]:
         names = [*self.property, self.date, self.price, *([self.group] if self.group else [])]
         if len(set(names)) != len(names):
             raise ConfigError(f"the transaction columns must be distinct, got {names}")

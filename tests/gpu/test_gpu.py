@@ -12,6 +12,7 @@ from reference import Problem, assert_matches_reference, assert_tables_equal, ra
 
 import gpu_hpi
 from gpu_hpi.data import cells
+from gpu_hpi.data.pairs import GroupCodes
 
 pytestmark = [pytest.mark.gpu, pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")]
 
@@ -168,33 +169,108 @@ def seed_schema_file(tmp_path: Any) -> Any:
 SEED_COLUMNS = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
 
 
-def test_cudf_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
-    """The cudf parquet path (device period arithmetic) gives the pyarrow path's batches."""
-    pytest.importorskip("cudf")
+def device_library() -> Any:
+    """pylibcudf, or a skip where the device reader cannot run."""
+    from gpu_hpi.io import device
+
+    if device.library() is None:
+        pytest.skip("pylibcudf is not installed (or GPU_HPI_CUDF=0)")
+    return device.library()
+
+
+@pytest.mark.parametrize("periodicity", ["month", "quarter", "week"])
+def test_device_reader_matches_pyarrow_reader(gpu: gpu_hpi.Backend, tmp_path: Any, periodicity: str) -> None:
+    """The pylibcudf parquet path (libcudf's calendar and day arithmetic) gives the pyarrow path's
+    batches, weeks included."""
+    device_library()
     from gpu_hpi.io.pairs import PairSource
 
     n = 50_000
     path = seed_schema_file(tmp_path)
-    source = PairSource(path=str(path), format="auto", columns=SEED_COLUMNS, batch_rows=20_000)
+    source = PairSource(path=str(path), format="auto", columns=SEED_COLUMNS, batch_rows=20_000, periodicity=periodicity)
 
     def collect(gpu_flag: bool) -> dict[str, np.ndarray]:
         batches = list(source.batches(gpu=gpu_flag))
-        host = [{k: cupy.asnumpy(getattr(b, k)) for k in ("prev", "recent", "y", "group")} for b in batches]
-        out = {k: np.concatenate([h[k] for h in host]) for k in ("prev", "recent", "y", "group")}
-        out["missing"] = np.asarray(sum(b.missing_period for b in batches))
-        return out
+        out: dict[str, Any] = {"prev": [], "recent": [], "y": [], "group": []}
+        for b in batches:
+            prev, recent = b.periods_from(0)
+            out["prev"].append(cupy.asnumpy(prev))
+            out["recent"].append(cupy.asnumpy(recent))
+            out["y"].append(cupy.asnumpy(b.y))
+            group = b.group if not isinstance(b.group, GroupCodes) else b.group.labels[cupy.asnumpy(b.group.codes)]
+            out["group"].append(cupy.asnumpy(group))
+        merged = {k: np.concatenate(v) for k, v in out.items()}
+        merged["missing"] = np.asarray(sum(b.missing_period for b in batches))
+        return merged
 
     device, host = collect(True), collect(False)
-    assert isinstance(next(iter(source.batches(gpu=True))).prev, cupy.ndarray)
+    assert isinstance(next(iter(source.batches(gpu=True))).y, cupy.ndarray)
     for key in ("prev", "recent", "group", "missing"):
         np.testing.assert_array_equal(device[key], host[key])
     np.testing.assert_array_equal(device["y"], host["y"])
     assert int(host["missing"]) == len(range(0, n, 97))
-    # weeks: the cudf reader converts them on the host, to the same periods
-    weekly = replace(source, periodicity="week")
-    week_device = np.concatenate([cupy.asnumpy(b.prev) for b in weekly.batches(gpu=True)])
-    week_host = np.concatenate([np.asarray(b.prev) for b in weekly.batches(gpu=False)])
-    np.testing.assert_array_equal(week_device, week_host)
+
+
+def test_device_reads_are_sized_by_the_device_budget(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """One read of the whole file where the budget allows, else row-group sets within it; the
+    batches hold the same pairs either way, and the pipeline's budget reads the file at once."""
+    device_library()
+    from gpu_hpi.backend.memory import device_read_budget
+    from gpu_hpi.io.files import decoded_row_bytes, parquet_file
+    from gpu_hpi.io.pairs import PairSource
+
+    path = seed_schema_file(tmp_path)
+    row = decoded_row_bytes(parquet_file(str(path)).schema_arrow, SEED_COLUMNS)
+
+    def batches(budget: int) -> list[Any]:
+        source = PairSource(str(path), "auto", SEED_COLUMNS, batch_rows=1000, device_read_bytes=budget)
+        assert source.reads_on_device(True)
+        return list(source.batches(gpu=True))
+
+    whole = batches(device_read_budget(gpu))
+    sets = batches(14_000 * row)  # two 7,000-row row groups a read
+    assert len(whole) == 1 and len(sets) == 4
+    start = whole[0].bounds[0]
+    for k in range(2):  # prev, recent
+        got = np.concatenate([cupy.asnumpy(b.periods_from(start)[k]) for b in sets])
+        np.testing.assert_array_equal(cupy.asnumpy(whole[0].periods_from(start)[k]), got)
+    np.testing.assert_array_equal(cupy.asnumpy(whole[0].y), np.concatenate([cupy.asnumpy(b.y) for b in sets]))
+    assert whole[0].missing_period == sum(b.missing_period for b in sets) > 0
+
+
+def test_device_pipeline_equals_the_cpu_on_pairs_and_sales(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """The job on backend=gpu (the device reader, the fused kernel, the host solve) gives
+    backend=cpu's index, standard errors and drop counts, for pairs and for sale records."""
+    device_library()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from helpers import run_app
+    from sales_reference import random_sales
+
+    pairs = seed_schema_file(tmp_path)
+    df = random_sales(52)
+    sales = tmp_path / "sales.parquet"
+    pq.write_table(pa.Table.from_pandas(df[["a", "b", "date", "price", "group"]], preserve_index=False), sales)
+    jobs = {
+        "pairs": ["data=pairs", f"data.path={pairs}"],
+        "sales": ["data=transactions", f"data.path={sales}", "data.columns.property=[a,b]", "data.columns.group=group"],
+        "sales-filters": [
+            "data=transactions",
+            f"data.path={sales}",
+            "data.columns.property=[a,b]",
+            "data.columns.group=group",
+            "data.max_holding=30",
+            "data.max_annual_return=1.0",
+            "data.max_robust_z=3",
+        ],
+    }
+    for name, overrides in jobs.items():
+        runs = {b: run_app(tmp_path, *overrides, f"backend={b}", name=f"{name}-{b}").ok() for b in ("gpu", "cpu")}
+        got, want = (runs[b].frame for b in ("gpu", "cpu"))
+        np.testing.assert_allclose(got["log_index"], want["log_index"], rtol=0, atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(got["se"], want["se"], rtol=1e-8, atol=1e-12, err_msg=name)
+        assert runs["gpu"].summary["dropped"] == runs["cpu"].summary["dropped"], name
+        assert runs["gpu"].summary["backend"] == "gpu"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -316,32 +392,6 @@ def test_fused_kernel_equals_bincount(
     np.testing.assert_allclose(fused.sum_y2, expected.sum_y2, rtol=1e-9, atol=1e-9)
 
 
-def test_cudf_reads_are_sized_by_the_device_budget(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
-    """One read of the whole file where the budget allows, else row-group sets within it; the
-    batches hold the same pairs either way, and the pipeline's budget reads the file at once."""
-    pytest.importorskip("cudf")
-    from gpu_hpi.backend.memory import device_read_budget
-    from gpu_hpi.io.files import decoded_row_bytes, parquet_file
-    from gpu_hpi.io.pairs import PairSource
-
-    path = seed_schema_file(tmp_path)
-    row = decoded_row_bytes(parquet_file(str(path)).schema_arrow, SEED_COLUMNS)
-
-    def batches(budget: int) -> list[Any]:
-        source = PairSource(str(path), "auto", SEED_COLUMNS, batch_rows=1000, device_read_bytes=budget)
-        assert source.reads_on_device(True)
-        return list(source.batches(gpu=True))
-
-    whole = batches(device_read_budget(gpu))
-    sets = batches(14_000 * row)  # two 7,000-row row groups a read
-    assert len(whole) == 1 and len(sets) == 4
-    for key in ("prev", "recent", "y", "group"):
-        np.testing.assert_array_equal(
-            cupy.asnumpy(getattr(whole[0], key)), np.concatenate([cupy.asnumpy(getattr(b, key)) for b in sets])
-        )
-    assert whole[0].missing_period == sum(b.missing_period for b in sets) > 0
-
-
 def test_asarray_through_pinned_memory(gpu: gpu_hpi.Backend) -> None:
     """Large host arrays reach the device through a pinned buffer, with the same values and dtype."""
     rng = np.random.default_rng(3)
@@ -383,68 +433,63 @@ def test_iterative_operators_on_the_device_equal_the_exact_solve(
     assert np.nanmax(np.abs(got.log_index - want.log_index)) <= 1e-10
 
 
-def test_cudf_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
-    """Sale records read and paired on the device (read_frame(cudf), make_pairs on CuPy) give the host
-    reader's counts, pairs and index; ns stored as ms refused by both device readers."""
-    cudf = pytest.importorskip("cudf")
+def test_device_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """Sale records read and paired by libcudf (io/device_sales.py) give the host reader's and
+    make_pairs' counts and pairs; ns stored as ms refused by both device readers."""
+    plc = device_library()
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
     from sales_reference import START, assert_same_pairs, made_frame, random_sales
 
-    from gpu_hpi.data.calendar import Calendar
     from gpu_hpi.errors import DataError
-    from gpu_hpi.io.pairs import PairSource, save_pairs
+    from gpu_hpi.io import device
+    from gpu_hpi.io.device_sales import pair_sales, read_sales
+    from gpu_hpi.io.pairs import PairSource
     from gpu_hpi.io.sales import SaleSource
     from gpu_hpi.transactions import PairingRules, make_pairs
 
+    ops = device.Ops(plc)
     df = random_sales(51)
     df["date"] = df["date"] + pd.to_timedelta(np.random.default_rng(3).integers(0, 86400, len(df)), unit="s")
     keys = ["a", "b", "c"]
     path = tmp_path / "sales.parquet"
     pq.write_table(pa.Table.from_pandas(df[[*keys, "date", "price", "group"]], preserve_index=False), path)
     source = SaleSource(str(path), "auto", keys, "date", "price", "group")
-    assert source.device_library(gpu=True) is cudf
-    host, device = source.read(), source.read_frame(cudf)
-    assert isinstance(device.key, cupy.ndarray) and isinstance(device.period, cupy.ndarray)
-    assert (device.n_sales, device.n_missing_date, device.dropped) == (host.n_sales, host.n_missing_date, host.dropped)
-    for pairing in ("consecutive", "all"):
-        rules = PairingRules(pairing=pairing, max_annual_return=1.5, max_robust_z=3.0)
+    assert source.reads_on_device(gpu=True)
+    host, read = source.read(), source.read_device()
+    assert (read.n_sales, read.n_missing_date, read.dropped) == (host.n_sales, host.n_missing_date, host.dropped)
+    columns = ("group", "prev", "recent", "price_prev", "price_recent", "y")
+    for options in ({"pairing": "consecutive"}, {"pairing": "all", "max_annual_return": 1.5, "max_robust_z": 3.0}):
+        rules = PairingRules(**options)
         want = make_pairs(host.to_sales(CPU, START, 48), rules, CPU)
-        got = make_pairs(device.to_sales(gpu, START, 48), rules, gpu)
+        got = pair_sales(ops, read, rules, START, 48)
+        assert isinstance(got.y, cupy.ndarray)
         assert got.dropped == want.dropped
-        columns = ("group", "prev", "recent", "price_prev", "price_recent", "y")
         host_got = replace(got, **{k: cupy.asnumpy(getattr(got, k)) for k in columns})
         assert_same_pairs(made_frame(host_got, START), made_frame(want, START))
-        # data.save_pairs from the device (cudf's writer) holds the host writer's values
-        calendar = Calendar("month", START, 48)
-        save_pairs(got.as_pairs(), calendar, str(tmp_path / "device.parquet"))
-        save_pairs(host_got.as_pairs(), calendar, str(tmp_path / "host.parquet"))
-        saved = [pd.read_parquet(tmp_path / f"{name}.parquet") for name in ("device", "host")]
-        for name in ("PrevYearMonth", "RecentYearMonth", "LogPriceDiff", "PrevPrice", "RecentPrice"):
-            np.testing.assert_array_equal(saved[0][name].to_numpy(), saved[1][name].to_numpy())
-        assert saved[0]["group_id"].astype(str).tolist() == saved[1]["group_id"].astype(str).tolist()
 
     ns = (np.datetime64("2014-01", "M") + np.arange(1000) % 120).astype("datetime64[ns]").astype(np.int64)
     stamps = pa.array(ns, pa.int64()).cast(pa.timestamp("ms"))
     bad = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"p": np.arange(1000) % 50, "d": stamps, "d1": stamps, "x": np.ones(1000)}), bad)
     with pytest.raises(DataError, match=r"column 'd'.*finer"):
-        SaleSource(str(bad), "auto", ["p"], "d", "x").read_frame(cudf)
+        read_sales(ops, [str(bad)], SaleSource(str(bad), "auto", ["p"], "d", "x"))
     pairs = PairSource(str(bad), "auto", {"prev": "d", "recent": "d1", "y": "x"})
     with pytest.raises(DataError, match=r"column 'd'.*finer"):
         list(pairs.batches(gpu=True))
 
 
-def test_cudf_sale_reader_zoned_dates_and_decimal_prices(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
-    """cudf drops a timestamp's zone and reads decimals with a dtype of kind "O": the device reader
-    still gives the host reader's periods (local wall time) and prices."""
-    cudf = pytest.importorskip("cudf")
+def test_device_sale_reader_zoned_dates_and_decimal_prices(gpu: gpu_hpi.Backend, tmp_path: Any) -> None:
+    """libcudf drops a timestamp's zone and reads decimals as decimals: the device reader still
+    gives the host reader's periods (local wall time) and prices."""
+    plc = device_library()
     from decimal import Decimal
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from gpu_hpi.io import device
     from gpu_hpi.io.sales import SaleSource
 
     utc = np.array(["2014-01-31T23:30", "2014-02-15T12:00", "2014-06-30T16:00"], dtype="datetime64[us]")
@@ -453,6 +498,7 @@ def test_cudf_sale_reader_zoned_dates_and_decimal_prices(gpu: gpu_hpi.Backend, t
     path = tmp_path / "zoned.parquet"
     pq.write_table(pa.table({"p": [1, 1, 1], "date": dates, "price": prices}), path)
     source = SaleSource(str(path), "auto", ["p"], "date", "price")
-    host, device = source.read(), source.read_frame(cudf)
-    np.testing.assert_array_equal(cupy.asnumpy(device.period), host.period)
-    np.testing.assert_array_equal(cupy.asnumpy(device.price), host.price)
+    host, read = source.read(), source.read_device()
+    ops = device.Ops(plc)
+    np.testing.assert_array_equal(ops.to_host(read.period), host.period)
+    np.testing.assert_array_equal(ops.to_host(read.price), host.price)

@@ -75,25 +75,3 @@ def test_asarray_on_the_cpu_is_numpy_without_staging() -> None:
     a = np.arange(1 << 18, dtype=np.int64)  # 2 MB: above the pinned threshold, which is GPU only
     assert cpu.asarray(a) is a
     np.testing.assert_array_equal(cpu.asarray(a, dtype=np.float64), a.astype(np.float64))
-
-
-@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
-def test_series_months_equal_the_host_periods(unit: str) -> None:
-    """The device reader's month arithmetic (run here on a pandas Series, cudf's API) equals the
-    host reader's periods: month ends, leap days, before 1970, every timestamp unit."""
-    import pandas as pd
-
-    from gpu_hpi.data.calendar import month_to_period
-    from gpu_hpi.io.periods import column_periods, series_months
-
-    rng = np.random.default_rng(11)
-    days = np.concatenate(
-        [rng.integers(-30_000, 40_000, 5000), [-1, 0, 31, 59, 60, 10_957, 11_016, 11_017]]  # 1969-12-31 .. 2000-03-01
-    )
-    stamps = (days.astype("datetime64[D]") + rng.integers(0, 86_400, days.size).astype("timedelta64[s]")).astype(
-        f"datetime64[{unit}]"
-    )
-    host = column_periods(pa.array(stamps), "date", "month")
-    np.testing.assert_array_equal(series_months(pd.Series(stamps)).to_numpy(), host)
-    quarters = column_periods(pa.array(stamps), "date", "quarter")
-    np.testing.assert_array_equal(month_to_period(series_months(pd.Series(stamps)).to_numpy(), "quarter"), quarters)

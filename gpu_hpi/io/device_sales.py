@@ -1,0 +1,252 @@
+"""Sale records on the device: read by libcudf and paired by its operations (sort, neighbour
+comparisons, selections, gathers), the rules of gpu_hpi.transactions in the same order and with the
+same floating-point operations, so that a fresh machine compiles no kernel for them. The pairs reach
+CuPy without a copy. tests/unit/test_device_sales.py runs this on a stand-in of pylibcudf against
+make_pairs; the GPU tests run it on pylibcudf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..backend.core import resolve_backend
+from ..data.pairs import add_counts, encode_groups
+from ..errors import DataError
+from ..transactions import MAD_TO_SD, PairingRules, SalePairs
+from . import device
+from .files import check_columns, parquet_file
+from .pairs import group_values
+
+
+@dataclass(frozen=True)
+class DeviceSales:
+    """Dated sales with a property key, as device columns: key: int32 codes of the (composite)
+    key; period: int32 absolute periods; order: int64 time within the period; price: float64 (NaN
+    where null); group: int32 codes into group_labels (-1: missing) or None. n_sales: rows read;
+    n_missing_date and dropped: the sales left out so far, by reason."""
+
+    key: Any
+    period: Any
+    order: Any
+    price: Any
+    group: Any
+    group_labels: np.ndarray
+    n_sales: int
+    n_missing_date: int
+    dropped: dict[str, int]
+
+    @property
+    def n_usable(self) -> int:
+        return int(self.key.size())
+
+
+def read_sales(ops: device.Ops, files: list[str], source: Any) -> DeviceSales:
+    """Every sale of the parquet files (a SaleSource's columns and rules), as the host reader
+    (io.sales.SaleSource.read) reads them: the dated sales' periods first (a date that cannot be
+    one is refused even on a sale without a key), then the sales without a whole key dropped."""
+    names = source.columns()
+    parts: list[dict[str, Any]] = []
+    schema = None
+    for path in files:
+        schema = parquet_file(path).schema_arrow
+        check_columns(schema.names, names, [path])
+        parts.append(ops.read_parquet(path, names))
+    assert schema is not None
+    cols = {name: ops.concatenate([p[name] for p in parts]) for name in names}
+    n_sales = cols[source.date].size()
+    if cols[source.date].null_count():
+        cols = dict(zip(cols, ops.select(list(cols.values()), ops.negate(ops.is_null(cols[source.date]))), strict=True))
+    n_dated = cols[source.date].size()
+    price_type = schema.field(source.price).type
+    if not device.numeric(price_type, cols[source.price]):
+        raise DataError(f"column {source.price!r} of {source.path} must be numeric, got {price_type}")
+    date_type = schema.field(source.date).type
+    period = device.periods(
+        ops, cols[source.date], source.date, source.periodicity, source.integer_periods, source.start, date_type
+    )
+    order = device.order_in_period(ops, cols[source.date], period, date_type)
+    missing = None
+    for name in source.property:  # a missing key part: null, or NaN as in pandas' factorize
+        part = ops.is_null(cols[name])
+        if pa.types.is_floating(schema.field(name).type):
+            part = ops.either(part, ops.fill_null(ops.is_nan(cols[name]), False))
+        missing = part if missing is None else ops.either(missing, part)
+    assert missing is not None
+    n_unkeyed = ops.count(missing)
+    rest = [*(cols[name] for name in source.property), period, order, cols[source.price]]
+    group_col = cols[source.group] if source.group else None
+    if n_unkeyed:
+        rest = ops.select([*rest, *([group_col] if group_col is not None else [])], ops.negate(missing))
+        group_col = rest.pop() if group_col is not None else None
+    *keys, period, order, price = rest
+    key = ops.encode_rows(keys)
+    group, labels = _group_codes(ops, group_col)
+    return DeviceSales(
+        key,
+        period,
+        order,
+        ops.nan_for_null(price),
+        group,
+        labels,
+        n_sales,
+        n_sales - n_dated,
+        {"sale_missing_property": n_unkeyed} if n_unkeyed else {},
+    )
+
+
+def _group_codes(ops: device.Ops, col: Any) -> tuple[Any, np.ndarray]:
+    """(int32 codes column or None, sorted labels): integers encoded on the device, other ids
+    (strings, floats, nulls) by the host's rules (data.pairs.encode_groups)."""
+    if col is None:
+        return None, np.asarray(["ALL"], dtype=object)
+    encoded = device.group_codes(ops, col)
+    if encoded is not None:
+        return encoded
+    codes, labels = encode_groups(resolve_backend("cpu"), group_values(col.to_arrow()))
+    return ops.from_host(np.asarray(codes, dtype=np.int32)), labels
+
+
+def pair_sales(ops: device.Ops, sales: DeviceSales, rules: PairingRules, first: int, n_periods: int) -> SalePairs:
+    """transactions.make_pairs of the sales, periods counted from the absolute period `first` in a
+    window of n_periods: the same rules, counts and pairs, in the same order."""
+    dropped: dict[str, int] = {}
+
+    def drop(reason: str, bad: Any) -> None:
+        count = ops.count(bad)
+        if count:
+            dropped[reason] = dropped.get(reason, 0) + count
+
+    period = ops.binary(sales.period, first, "SUB", ops.int32) if first else sales.period
+    price = sales.price
+    # finite and positive: NaN fails both comparisons
+    good_price = ops.both(ops.compare(price, "GREATER", 0.0), ops.compare(price, "LESS", np.inf))
+    inside = ops.both(ops.compare(period, "GREATER_EQUAL", 0), ops.compare(period, "LESS", n_periods))
+    drop("sale_invalid_price", ops.negate(good_price))
+    drop("sale_outside_window", ops.both(good_price, ops.negate(inside)))
+    columns = [sales.key, period, sales.order, price, *([sales.group] if sales.group is not None else [])]
+    if dropped:
+        columns = ops.select(columns, ops.both(good_price, inside))
+    # rule 2 in time order: sorted by (property, period, order), ties in row order
+    key, period, _, price, *group = ops.gather(columns, ops.stable_order(columns[:3]))
+    same_period = ops.both(
+        ops.compare(key, "NULL_EQUALS", ops.next_value(key)), ops.compare(period, "NULL_EQUALS", ops.next_value(period))
+    )
+    drop("sale_same_period_duplicate", same_period)
+    if "sale_same_period_duplicate" in dropped:
+        key, period, price, *group = ops.select([key, period, price, *group], ops.negate(same_period))
+    # rule 3: each sale with the next one of its property, or with every later one
+    first_sale, second_sale = _pair_rows(ops, key, rules.pairing)
+    prev, p0 = ops.gather([period, price], first_sale)
+    recent, p1, *pair_group = ops.gather([period, price, *group], second_sale)
+    y = ops.unary(ops.binary(p1, p0, "TRUE_DIV", ops.float64), "LOG")
+    ok, filtered = _filter_pairs(ops, prev, recent, y, pair_group[0] if pair_group else None, rules, sales.group_labels)
+    pairs = [pair_group[0] if pair_group else None, prev, recent, p0, p1, y]
+    if ok is not None:
+        kept = ops.select([c for c in pairs if c is not None], ok)
+        pairs = [kept.pop(0) if pair_group else None, *kept]
+    group_codes, *arrays = [None if c is None else device.device_array(c) for c in pairs]
+    prev_a, recent_a, p0_a, p1_a, y_a = arrays
+    return SalePairs(
+        group_codes, prev_a, recent_a, p0_a, p1_a, y_a, sales.group_labels, n_periods, add_counts(dropped, filtered)
+    )
+
+
+def _pair_rows(ops: device.Ops, key: Any, pairing: str) -> tuple[Any, Any]:
+    """(earlier, later) rows of the pairs of sales sorted by property then time, ordered by the
+    earlier sale, then the later (transactions._pair_indices)."""
+    n = key.size()
+    rows = ops.sequence(n)
+    firsts, seconds = [], []
+    for distance in range(1, max(n, 1)):
+        same = ops.compare(key, "NULL_EQUALS", ops.next_value(key, distance))
+        (first,) = ops.select([rows], same)
+        if first.size() == 0:
+            break  # no property has more than `distance` sales
+        firsts.append(first)
+        seconds.append(ops.binary(first, distance, "ADD", ops.int32))
+        if pairing == "consecutive":
+            break
+    if not firsts:
+        empty = ops.select([rows], ops.compare(rows, "EQUAL", -1))[0]
+        return empty, empty
+    first, second = ops.concatenate(firsts), ops.concatenate(seconds)
+    if len(firsts) > 1:
+        first, second = ops.gather([first, second], ops.stable_order([first, second]))
+    return first, second
+
+
+def _filter_pairs(
+    ops: device.Ops, prev: Any, recent: Any, y: Any, group: Any, rules: PairingRules, labels: np.ndarray
+) -> tuple[Any, dict[str, int]]:
+    """(mask of the pairs kept, or None for all; reason -> count): transactions.filter_pairs."""
+    dropped: dict[str, int] = {}
+    hold = ops.binary(recent, prev, "SUB", ops.int32)
+    tests = []
+    if rules.min_holding is not None:
+        tests.append(("holding_too_short", ops.compare(hold, "LESS", rules.min_holding)))
+    if rules.max_holding is not None:
+        tests.append(("holding_too_long", ops.compare(hold, "GREATER", rules.max_holding)))
+    if rules.max_annual_return is not None:  # |y| * periods_per_year / hold, in that order
+        annual = ops.binary(
+            ops.binary(ops.unary(y, "ABS"), float(rules.periods_per_year), "MUL", ops.float64),
+            hold,
+            "TRUE_DIV",
+            ops.float64,
+        )
+        tests.append(("extreme_return", ops.compare(annual, "GREATER", rules.max_annual_return)))
+    ok = None
+
+    def apply(reason: str, bad: Any) -> Any:
+        """Count the pairs still kept that fail this test (each under its first), and drop them."""
+        bad = bad if ok is None else ops.both(bad, ok)
+        dropped[reason] = ops.count(bad)
+        return ops.negate(bad) if ok is None else ops.both(ok, ops.negate(bad))
+
+    for reason, bad in tests:
+        ok = apply(reason, bad)
+    if rules.max_robust_z is not None:  # over the pairs the other filters kept
+        z = _robust_z(ops, y, group, ok, max(len(labels), 1))
+        ok = apply("return_outlier", ops.compare(ops.unary(z, "ABS"), "GREATER", rules.max_robust_z))
+    return ok, {k: v for k, v in dropped.items() if v}
+
+
+def _robust_z(ops: device.Ops, y: Any, group: Any, ok: Any, n_groups: int) -> Any:
+    """transactions._robust_z: (y - median) / (1.4826 MAD) within each group over the pairs kept
+    (ok; None: all), 0 for pairs without a group. Medians by selection after a sort, computed on
+    the host from the middle values exactly as numpy's median."""
+    g = group if group is not None else ops.full(y.size(), 0, pa.int32())
+    kept = ops.compare(g, "GREATER_EQUAL", 0)
+    if ok is not None:
+        kept = ops.both(kept, ok)
+    gk, yk = ops.select([g, y], kept)
+    gk, yk = ops.gather([gk, yk], ops.stable_order([gk, yk]))
+    bounds = ops.bounds(gk, n_groups)
+    median = _segment_medians(ops, yk, bounds)
+    deviation = ops.unary(
+        ops.binary(yk, ops.gather([ops.from_host(np.nan_to_num(median))], gk)[0], "SUB", ops.float64), "ABS"
+    )
+    deviation = ops.gather([deviation], ops.stable_order([gk, deviation]))[0]
+    mad = _segment_medians(ops, deviation, bounds) * MAD_TO_SD
+    g_any = ops.where(ops.compare(g, "LESS", 0), ops.scalar(0, pa.int32()), g)
+    median_g, mad_g = ops.gather(
+        [ops.from_host(np.nan_to_num(median)), ops.from_host(np.where(mad > 0, mad, 1.0))], g_any
+    )
+    z = ops.binary(ops.binary(y, median_g, "SUB", ops.float64), mad_g, "TRUE_DIV", ops.float64)
+    return ops.where(ops.compare(g, "GREATER_EQUAL", 0), z, ops.scalar(0.0, pa.float64()))
+
+
+def _segment_medians(ops: device.Ops, values: Any, bounds: np.ndarray) -> np.ndarray:
+    """(S,) medians of values[bounds[s]:bounds[s+1]], each segment sorted (NaN where empty): the
+    one or two middle values gathered to the host, averaged as numpy's median does."""
+    lo, hi = bounds[:-1], bounds[1:]
+    filled = hi > lo
+    left = np.where(filled, lo + (hi - lo - 1) // 2, 0)
+    right = np.where(filled, lo + (hi - lo) // 2, 0)
+    if values.size() == 0:
+        return np.full(lo.shape, np.nan)
+    middle = ops.to_host(ops.gather([values], ops.from_host(np.concatenate([left, right]).astype(np.int32)))[0])
+    a, b = middle[: lo.size], middle[lo.size :]
+    return np.where(filled, np.mean(np.stack([a, b]), axis=0), np.nan)
