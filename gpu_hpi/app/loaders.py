@@ -9,7 +9,7 @@ import functools
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -303,7 +303,9 @@ def load_transactions(
         made = make_pairs(raw.to_sales(backend, first, max(last - first + 1, 2)), rules, backend)
         n_missing_date, read_dropped, n_sales = raw.n_missing_date, raw.dropped, raw.n_sales
     pairs = made.as_pairs()
-    table = build_cell_table(pairs, backend, strict=strict)
+    # the prices' sums only where used (as sql_sales): without them the device's fused kernel builds the table
+    priced = pairs if prices else replace(pairs, price_prev=None, price_recent=None)
+    table = build_cell_table(priced, backend, strict=strict)
     dropped = add_counts({"sale_missing_date": n_missing_date, **read_dropped}, made.dropped)
     extra = {"n_sales_read": n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
     return Loaded(table if keep_pairs else table.to_host(), first, pairs, dropped, extra=extra)
