@@ -179,16 +179,18 @@ class PairSource:
             if self.device_read_bytes is not None:
                 max_rows = max(1, self.device_read_bytes // decoded_row_bytes(meta.schema_arrow, wanted))
             for groups in plan_reads(rows, max_rows) or [[]]:
-                columns = ops.read_parquet(path, list(wanted.values()), groups if groups else None)
-                yield self.convert_device(ops, columns, wanted, meta.schema_arrow)
+                read = ops.read_parquet(path, list(wanted.values()), groups if groups else None)
+                yield self.convert_device(ops, read, wanted, meta.schema_arrow)
 
     def convert_device(
         self, ops: device.Ops, columns: dict[str, Any], wanted: dict[str, str], schema: pa.Schema | None = None
     ) -> PairBatch:
-        """A batch of device columns (name -> pylibcudf column): periods, prices and integer groups
-        made by libcudf, counted from the window's start (data.start) or the batch's first period;
-        string or nullable groups on the host."""
+        """A batch of device columns (name -> pylibcudf column, taken over: each is released once
+        converted, to bound the device's peak): periods, prices and integer groups made by libcudf,
+        counted from the window's start (data.start) or the batch's first period; string or nullable
+        groups on the host."""
         cols = {role: columns[name] for role, name in wanted.items()}
+        columns.clear()
         n_before = cols["prev"].size()
         if cols["prev"].null_count() or cols["recent"].null_count():
             missing = ops.either(ops.is_null(cols["prev"]), ops.is_null(cols["recent"]))
@@ -209,16 +211,20 @@ class PairSource:
         if "y" not in numbers:
             ratio = ops.binary(numbers["price_recent"], numbers["price_prev"], "TRUE_DIV", ops.float64)
             numbers["y"] = ops.unary(ratio, "LOG")
+        n_kept = cols["prev"].size()
         group = None
         if "group" in cols:
-            encoded = device.group_codes(ops, cols["group"])
+            ids = cols.pop("group")
+            encoded = device.group_codes(ops, ids)
             group = (
-                group_values(cols["group"].to_arrow())
+                group_values(ids.to_arrow())
                 if encoded is None
                 else GroupCodes(device.device_array(encoded[0]), encoded[1])
             )
         prev, recent = (
-            device.periods(ops, cols[r], wanted[r], self.periodicity, self.integer_periods, self.start, file_type(r))
+            device.periods(
+                ops, cols.pop(r), wanted[r], self.periodicity, self.integer_periods, self.start, file_type(r)
+            )
             for r in ("prev", "recent")
         )
         extremes = [e for e in (ops.minmax(prev), ops.minmax(recent)) if e is not None]
@@ -232,7 +238,7 @@ class PairSource:
             device.device_array(recent),
             arrays["y"],
             group,
-            n_before - cols["prev"].size(),
+            n_before - n_kept,
             arrays.get("price_prev"),
             arrays.get("price_recent"),
             origin=origin,
