@@ -9,7 +9,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 class CupyThroughRmm(WorkerPlugin):
     """CuPy's allocations through the worker's RMM memory resource. dask-cuda sets up each worker's
-    RMM pool (or managed memory) for cudf only; without this, the workers' CuPy arrays (the
+    RMM pool (or managed memory) for libcudf only; without this, the workers' CuPy arrays (the
     kernels, the solves) would be allocated beside the pool, not in it. Where CuPy or RMM does not
     import, nothing changes. Run again by a restarted worker."""
 

@@ -28,7 +28,7 @@ def test_dockerfile_installs_declared_gpu_and_dask_extras() -> None:
     extras = dockerfile_extras()
     assert extras == {"gpu", "dask"}
     assert extras <= set(declared)
-    assert any(dep.startswith("cudf-cu12") for dep in declared["gpu"])  # the CUDA 12 base image's extra
+    assert any(dep.startswith("pylibcudf-cu12") for dep in declared["gpu"])  # the CUDA 12 base image's extra
     assert "nvidia/cuda:12" in (ROOT / "docker" / "Dockerfile").read_text()
 
 
