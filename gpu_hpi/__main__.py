@@ -198,7 +198,8 @@ def main() -> None:
     try:
         if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through
             if not any(a.replace(" ", "") in ("backend=cpu", "backend.name=cpu") for a in args):
-                warmup.start()  # the CUDA context and the device reader's import, while Hydra composes
+                path = next((a.split("=", 1)[1].strip("'\"") for a in args if a.startswith("data.path=")), None)
+                warmup.start(path)  # the CUDA context and the device reader, while Hydra composes
             problem, cfg = _compose(args)
             if problem or cfg is None:
                 _fail(problem or "the configuration does not compose")

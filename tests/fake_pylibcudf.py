@@ -14,6 +14,7 @@ import types
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -120,6 +121,10 @@ class Column:
     @staticmethod
     def from_arrow(arr: pa.Array) -> Column:
         return Column(arr)
+
+    @staticmethod
+    def from_cuda_array_interface(array: np.ndarray) -> Column:
+        return Column(pa.array(np.asarray(array)))  # numpy stands in for CuPy
 
     @staticmethod
     def from_scalar(scalar: Scalar, size: int) -> Column:
@@ -266,11 +271,9 @@ def _gather(table: Table, rows: Column, policy: Any) -> Table:
 
 def _shift(col: Column, offset: int, fill: Scalar) -> Column:
     n = col.size()
-    if offset >= 0:
-        parts = [pa.nulls(min(offset, n), col.arr.type), col.arr.slice(0, max(n - offset, 0))]
-    else:
-        parts = [col.arr.slice(-offset), pa.nulls(min(-offset, n), col.arr.type)]
-    return Column(pa.concat_arrays([p.cast(col.arr.type) for p in parts]))
+    fills = pa.array([fill.value.as_py()] * min(abs(offset), n), col.arr.type)
+    parts = [fills, col.arr.slice(0, max(n - offset, 0))] if offset >= 0 else [col.arr.slice(-offset), fills]
+    return Column(pa.concat_arrays(parts))
 
 
 def _copy_if_else(lhs: Any, rhs: Any, mask: Column) -> Column:
@@ -324,11 +327,38 @@ def _replace_nulls(col: Column, value: Scalar) -> Column:
     return Column(pc.fill_null(col.arr, value.value))
 
 
+class _GroupByRequest:
+    def __init__(self, values: Column, aggregations: list[str]) -> None:
+        self.values, self.aggregations = values, aggregations
+
+
+class _GroupBy:
+    """A hash group-by: groups in no particular order (here, their first appearance)."""
+
+    def __init__(self, keys: Table) -> None:
+        self.keys = keys
+
+    def aggregate(self, requests: list[_GroupByRequest]) -> tuple[Table, list[Table]]:
+        (key,) = self.keys.columns()
+        codes, uniques = pd.factorize(key.arr.to_numpy(zero_copy_only=False))
+        n = len(uniques)
+        results = []
+        for request in requests:
+            values = request.values.arr.to_numpy(zero_copy_only=False).astype(np.float64)
+            out = {
+                "count": np.bincount(codes, minlength=n).astype(np.int32),
+                "sum": np.bincount(codes, weights=values, minlength=n),
+                "sum_of_squares": np.bincount(codes, weights=values * values, minlength=n),
+            }
+            results.append(Table([Column(pa.array(out[a])) for a in request.aggregations]))
+        return Table([Column(pa.array(uniques, key.arr.type))]), results
+
+
 class _Options:
     def __init__(self, path: str) -> None:
         self.path, self.names, self.row_groups = path, None, None
 
-    def columns(self, names: list[str]) -> _Options:
+    def column_names(self, names: list[str]) -> _Options:
         self.names = names
         return self
 
@@ -378,9 +408,10 @@ plc = _namespace(
         is_nan=_is_nan,
     ),
     datetime=_namespace(DatetimeComponent=DatetimeComponent, extract_datetime_component=_component),
-    aggregation=_namespace(sum=lambda: "sum"),
+    aggregation=_namespace(sum=lambda: "sum", count=lambda: "count", sum_of_squares=lambda: "sum_of_squares"),
+    groupby=_namespace(GroupBy=_GroupBy, GroupByRequest=_GroupByRequest),
     reduce=_namespace(reduce=_reduce, minmax=_minmax),
-    stream_compaction=_namespace(apply_boolean_mask=_select),
+    stream_compaction=_namespace(apply_retention_mask=_select),
     copying=_namespace(
         OutOfBoundsPolicy=enum.Enum("OutOfBoundsPolicy", "DONT_CHECK NULLIFY"),
         gather=_gather,

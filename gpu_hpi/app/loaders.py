@@ -19,7 +19,7 @@ from ..backend.core import Backend, array_namespace, to_host, usable_cores
 from ..backend.memory import device_read_budget
 from ..config import AppConfig, option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
-from ..data.cells import CellTable, TableAccumulator, build_cell_table
+from ..data.cells import CellTable, TableAccumulator
 from ..data.pairs import GroupCodes, Pairs, add_counts, prepare_pairs
 from ..errors import ConfigError, DataError
 from ..estimation.methods import MethodOptions
@@ -305,10 +305,11 @@ def load_transactions(
     pairs = made.as_pairs()
     # the prices' sums only where used (as sql_sales): without them the device's fused kernel builds the table
     priced = pairs if prices else replace(pairs, price_prev=None, price_recent=None)
-    table = build_cell_table(priced, backend, strict=strict)
+    table = device.build_table(priced, backend, strict=strict)
     dropped = add_counts({"sale_missing_date": n_missing_date, **read_dropped}, made.dropped)
     extra = {"n_sales_read": n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
-    return Loaded(table if keep_pairs else table.to_host(), first, pairs, dropped, extra=extra)
+    # the table on the pairs' device where they are kept (their passes index it), else on the host
+    return Loaded(table.to_backend(backend) if keep_pairs else table.to_host(), first, pairs, dropped, extra=extra)
 
 
 def check_table_only(cfg: AppConfig, method: MethodOptions, solver: str, source: str) -> None:

@@ -92,7 +92,7 @@ class CellTable:
         xp = array_namespace(self.count)
         key = self.prev * self.n_periods + self.recent
         labels = np.asarray([label], dtype=object)
-        pooled = _from_keys(
+        pooled = from_keys(
             xp, self.n_periods, labels, *reduce_by_key(xp, key, self.count, self.sums, _dense(self.n_periods**2))
         )
         return replace(pooled, dropped=self.dropped)
@@ -158,7 +158,8 @@ def _dense(n_keys: int) -> int | None:
     return n_keys if n_keys <= DENSE_KEY_LIMIT else None
 
 
-def _from_keys(xp: Any, t: int, labels: np.ndarray, key: Any, count: Any, sums: dict[str, Any]) -> CellTable:
+def from_keys(xp: Any, t: int, labels: np.ndarray, key: Any, count: Any, sums: dict[str, Any]) -> CellTable:
+    """The table of cells given by their keys (group * T + prev) * T + recent, ascending."""
     key = key.astype(np.int64)
     return CellTable(t, labels, key // (t * t), (key // t) % t, key % t, count.astype(np.int64), sums)
 
@@ -208,7 +209,7 @@ def build_cell_table(
         if strict:
             check_strict(dropped)
         (nonzero,) = np.nonzero(cnt)  # on the host: the kernel's dense table comes back whole
-        table = _from_keys(np, t, pairs.group_labels, nonzero, cnt[nonzero], {"y": s1[nonzero], "y2": s2[nonzero]})
+        table = from_keys(np, t, pairs.group_labels, nonzero, cnt[nonzero], {"y": s1[nonzero], "y2": s2[nonzero]})
         return replace(table, dropped=dropped).to_backend(backend)
 
     if n_keys <= DENSE_KEY_LIMIT:
@@ -235,7 +236,7 @@ def build_cell_table(
         if strict:
             check_strict(dropped)
         (nonzero,) = xp.nonzero(cnt)
-        table = _from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], {k: v[nonzero] for k, v in sums.items()})
+        table = from_keys(xp, t, pairs.group_labels, nonzero, cnt[nonzero], {k: v[nonzero] for k, v in sums.items()})
         return replace(table, dropped=dropped)
 
     # sparse: the valid pairs' keys and values gathered chunk by chunk, then sorted and reduced at
@@ -255,7 +256,7 @@ def build_cell_table(
             folded, pending = int(acc[0][0].shape[0]), 0
     if strict:
         check_strict(lost)
-    table = _from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, acc, names))
+    table = from_keys(xp, t, pairs.group_labels, *_concat_reduce(xp, acc, names))
     return replace(table, dropped=lost)
 
 
@@ -302,7 +303,7 @@ def merge_tables(tables: list[CellTable]) -> CellTable:
     count = xp.concatenate([tb.count for tb in tables])
     totals = {k: xp.concatenate([tb.sums[k] for tb in tables]) for k in names}
     sums = reduce_by_key(xp, xp.concatenate(keys), count, totals, _dense(labels.shape[0] * t * t))
-    merged = _from_keys(xp, t, labels, *sums)
+    merged = from_keys(xp, t, labels, *sums)
     dropped: dict[str, int] = functools.reduce(add_counts, (tb.dropped for tb in tables), {})
     return replace(merged, dropped=dropped)
 

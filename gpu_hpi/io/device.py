@@ -11,12 +11,16 @@ pyarrow (tests/fake_pylibcudf.py); the GPU tests run it on pylibcudf against the
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from ..data.cells import CellTable, build_cell_table, from_keys
+from ..data.pairs import DROP_REASONS, Pairs, check_strict
 from ..errors import DataError
+from .files import expand_path
 from .periods import (
     TICKS_PER_DAY,
     check_plausible_days,
@@ -37,6 +41,22 @@ def library() -> Any:
     except Exception:  # ImportError, or a CUDA runtime problem raised at import
         return None
     return pylibcudf
+
+
+def warm_up(path: str | None) -> None:
+    """The first parquet read of a process loads libcudf's reader (its kernels, the decompressors):
+    done here on a few rows of the input's first file, while the command line composes the
+    configuration, so that the run's read does not wait for it. Silent: the run reports problems."""
+    plc = library()
+    if plc is None or not path:
+        return
+    try:
+        first = expand_path(path)[0]
+        options = plc.io.parquet.ParquetReaderOptions.builder(plc.io.SourceInfo([first])).build()
+        options.set_num_rows(1024)
+        plc.io.parquet.read_parquet(options)
+    except Exception:  # not parquet, unreadable, ...: the run's own read says so
+        pass
 
 
 def device_array(col: Any) -> Any:
@@ -68,7 +88,9 @@ class Ops:
     def read_parquet(self, path: str, names: list[str], row_groups: list[int] | None = None) -> dict[str, Any]:
         """The named columns of a parquet file (of these row groups only, where given)."""
         plc = self.plc
-        options = plc.io.parquet.ParquetReaderOptions.builder(plc.io.SourceInfo([path])).columns(names).build()
+        builder = plc.io.parquet.ParquetReaderOptions.builder(plc.io.SourceInfo([path]))
+        select = getattr(builder, "column_names", None) or builder.columns  # `columns` is deprecated
+        options = select(names).build()
         if row_groups is not None:
             options.set_row_groups([row_groups])
         try:
@@ -157,15 +179,17 @@ class Ops:
 
     def select(self, cols: list[Any], mask: Any) -> list[Any]:
         """The rows where mask is true (and not null)."""
-        return list(self.plc.stream_compaction.apply_boolean_mask(self.plc.Table(cols), mask).columns())
+        compaction = self.plc.stream_compaction
+        keep = getattr(compaction, "apply_retention_mask", None) or compaction.apply_boolean_mask
+        return list(keep(self.plc.Table(cols), mask).columns())
 
     def gather(self, cols: list[Any], rows: Any) -> list[Any]:
         policy = self.plc.copying.OutOfBoundsPolicy.DONT_CHECK
         return list(self.plc.copying.gather(self.plc.Table(cols), rows, policy).columns())
 
     def next_value(self, a: Any, distance: int = 1) -> Any:
-        """a[k + distance] at row k, null past the end."""
-        return self.plc.copying.shift(a, -distance, self.plc.Scalar.empty_like(a))
+        """a[k + distance] at row k of a column of non-negative integers, -1 past the end."""
+        return self.plc.copying.shift(a, -distance, self.scalar(-1, a.type().to_arrow()))
 
     def stable_order(self, keys: list[Any]) -> Any:
         """The permutation sorting the rows by the keys, ascending, ties in row order."""
@@ -192,6 +216,21 @@ class Ops:
 
     def full(self, n: int, value: Any, kind: pa.DataType) -> Any:
         return self.plc.Column.from_scalar(self.scalar(value, kind), n)
+
+    def view(self, array: Any) -> Any:
+        """A CuPy array as a column over the same device memory (no copy)."""
+        return self.plc.Column.from_cuda_array_interface(array)
+
+    def sums_by_key(self, key: Any, values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(keys, counts, sums, sums of squares) of the values of each distinct key, sorted by key,
+        on the host: a hash group-by on the device, then a sort of its few rows there."""
+        plc = self.plc
+        aggs = plc.aggregation
+        request = plc.groupby.GroupByRequest(values, [aggs.count(), aggs.sum(), aggs.sum_of_squares()])
+        grouped, (results,) = plc.groupby.GroupBy(plc.Table([key])).aggregate([request])
+        (keys,) = grouped.columns()
+        keys, count, total, squares = self.gather([keys, *results.columns()], self.stable_order([keys]))
+        return self.to_host(keys), self.to_host(count).astype(np.int64), self.to_host(total), self.to_host(squares)
 
     def concatenate(self, cols: list[Any]) -> Any:
         return cols[0] if len(cols) == 1 else self.plc.concatenate.concatenate(cols)
@@ -282,3 +321,56 @@ def group_codes(ops: Ops, col: Any) -> tuple[Any, np.ndarray] | None:
     if not (labels.dtype.kind == "u" and labels.size and int(labels.max()) >= 2**63):
         labels = labels.astype(np.int64)  # as the host's encode_groups (uint64 past int64 keeps its type)
     return codes, labels
+
+
+def cell_table(ops: Ops, pairs: Pairs, strict: bool = False) -> CellTable:
+    """data.cells.build_cell_table of pairs on the device without prices, by libcudf: the drop
+    reasons of data.pairs.invalid_masks (each pair counted under the first it fails), the cell key,
+    a group-by of the valid pairs' key with their count and sums of y and y^2; the table on the host
+    (the solve runs there). No kernel is compiled for it."""
+    t = pairs.n_periods
+    prev, recent, y = (ops.view(a) for a in (pairs.prev, pairs.recent, pairs.y))
+    group = None if pairs.group is None else ops.view(pairs.group)
+    outside = ops.either(
+        ops.either(ops.compare(prev, "LESS", 0), ops.compare(prev, "GREATER_EQUAL", t)),
+        ops.either(ops.compare(recent, "LESS", 0), ops.compare(recent, "GREATER_EQUAL", t)),
+    )
+    tests = {
+        "missing_group": None if group is None else ops.compare(group, "LESS", 0),
+        "period_out_of_range": outside,
+        "same_period": ops.compare(prev, "EQUAL", recent),
+        "prev_not_before_recent": ops.compare(prev, "GREATER", recent),
+        # y - y is 0 for a finite y, NaN for NaN and +-inf
+        "nonfinite_y": ops.negate(ops.compare(ops.binary(y, y, "SUB", ops.float64), "EQUAL", 0.0)),
+    }
+    dropped: dict[str, int] = {}
+    bad = None
+    for reason in DROP_REASONS:
+        test = tests.get(reason)
+        if test is None:
+            continue
+        count = ops.count(test if bad is None else ops.both(test, ops.negate(bad)))
+        if count:
+            dropped[reason] = count
+        bad = test if bad is None else ops.either(bad, test)
+    if strict:
+        check_strict(dropped)
+    key = ops.cast(prev, ops.int64) if group is None else ops.binary(ops.cast(group, ops.int64), t, "MUL", ops.int64)
+    if group is not None:
+        key = ops.binary(key, prev, "ADD", ops.int64)
+    key = ops.binary(ops.binary(key, t, "MUL", ops.int64), recent, "ADD", ops.int64)
+    if dropped:
+        key, y = ops.select([key, y], ops.negate(bad))
+    keys, n, sum_y, sum_y2 = ops.sums_by_key(key, y)
+    table = from_keys(np, t, pairs.group_labels, keys, n, {"y": sum_y, "y2": sum_y2})
+    return replace(table, dropped=dropped)
+
+
+def build_table(pairs: Pairs, backend: Any, strict: bool = False, threads: int | None = None) -> CellTable:
+    """The cell table of pairs: by libcudf where they are on the GPU without prices and pylibcudf is
+    installed (cell_table: no kernel compiled; the table on the host), else by
+    data.cells.build_cell_table (the table on the pairs' backend)."""
+    plc = library() if backend.is_gpu and pairs.price_prev is None else None
+    if plc is not None:
+        return cell_table(Ops(plc), pairs, strict)
+    return build_cell_table(pairs, backend, strict=strict, threads=threads)

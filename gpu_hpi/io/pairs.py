@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from ..backend.core import to_host
 from ..data.calendar import Calendar, check_window, parse_period
-from ..data.cells import CellTable, build_cell_table
+from ..data.cells import CellTable
 from ..data.pairs import GroupCodes, Pairs, prepare_pairs
 from ..errors import ConfigError, DataError
 from . import device
@@ -87,7 +87,7 @@ class PairBatch:
             price_prev=self.price_prev,
             price_recent=self.price_recent,
         )
-        return lo, build_cell_table(pairs, backend, strict=strict, threads=threads)
+        return lo, device.build_table(pairs, backend, strict=strict, threads=threads)
 
 
 @dataclass(frozen=True)

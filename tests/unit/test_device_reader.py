@@ -172,6 +172,23 @@ def test_pair_reader_prices_and_periods_from_the_window_start(ops: device.Ops, t
     np.testing.assert_array_equal(batch.price_recent, host.price_recent)
 
 
+@pytest.mark.parametrize("groups", [True, False])
+def test_device_cell_table_equals_build_cell_table(ops: device.Ops, groups: bool) -> None:
+    """The libcudf table (io.device.cell_table) states the drop rules as data.pairs.invalid_masks
+    does: the same cells, sums and drop counts on pairs failing every rule, several at once."""
+    from reference import random_problem
+
+    p = random_problem(np.random.default_rng(8))
+    group = p.group_float() if groups else None
+    pairs = gpu_hpi.prepare_pairs(p.prev, p.recent, p.y, group, n_periods=p.n_periods, backend=CPU)
+    want = gpu_hpi.build_cell_table(pairs, CPU)
+    got = device.cell_table(ops, pairs)
+    assert got.dropped == want.dropped and len(want.dropped) >= 4
+    assert_tables_equal(got, want)
+    with pytest.raises(DataError, match="strict"):
+        device.cell_table(ops, pairs, strict=True)
+
+
 def test_footer_statistics_refuse_before_reading(tmp_path: Path) -> None:
     ns = stamps("ns").astype(np.int64)
     bad = pa.array(ns, pa.int64()).cast(pa.timestamp("ms"))
