@@ -128,6 +128,8 @@ def _unraisable(unraisable: Any) -> None:
 
 @hydra.main(config_path=None, config_name="config", version_base=None)
 def _app(cfg: DictConfig) -> None:
+    from .app import pipeline  # noqa: F401  (its imports are part of the start-up, not of a stage)
+
     run_job(cfg, Path(HydraConfig.get().runtime.output_dir), startup_s=process_age())
 
 
@@ -198,8 +200,7 @@ def main() -> None:
     try:
         if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through
             if not any(a.replace(" ", "") in ("backend=cpu", "backend.name=cpu") for a in args):
-                path = next((a.split("=", 1)[1].strip("'\"") for a in args if a.startswith("data.path=")), None)
-                warmup.start(path)  # the CUDA context and the device reader, while Hydra composes
+                warmup.start()  # the CUDA context and the device reader's import, while Hydra composes
             problem, cfg = _compose(args)
             if problem or cfg is None:
                 _fail(problem or "the configuration does not compose")

@@ -8,6 +8,7 @@ across the boundary.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import platform
 from dataclasses import dataclass
@@ -29,18 +30,27 @@ class Backend:
     """A resolved backend.
 
     name: "cpu" or "gpu"; xp: numpy or cupy; sparse / sparse_linalg: scipy.sparse(.linalg) or
-    cupyx.scipy.sparse(.linalg); device: a human-readable description of where the work runs.
+    cupyx.scipy.sparse(.linalg), imported when first used (only the sparse solvers use them); device:
+    a human-readable description of where the work runs.
     """
 
     name: Literal["cpu", "gpu"]
     xp: ModuleType
-    sparse: ModuleType
-    sparse_linalg: ModuleType
+    sparse_module: ModuleType | str  # a module, or its name: imported on first use (0.5 s for SciPy's)
+    sparse_linalg_module: ModuleType | str
     device: str
 
     @property
     def is_gpu(self) -> bool:
         return self.name == "gpu"
+
+    @property
+    def sparse(self) -> ModuleType:
+        return _module(self.sparse_module)
+
+    @property
+    def sparse_linalg(self) -> ModuleType:
+        return _module(self.sparse_linalg_module)
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """Move an array (host or device) into this backend's namespace. Large host arrays reach the
@@ -82,20 +92,19 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _cpu_backend() -> Backend:
-    import scipy.sparse
-    import scipy.sparse.linalg
+def _module(module: ModuleType | str) -> ModuleType:
+    return importlib.import_module(module) if isinstance(module, str) else module
 
+
+def _cpu_backend() -> Backend:
     cpu = platform.processor() or platform.machine()
-    return Backend("cpu", np, scipy.sparse, scipy.sparse.linalg, f"CPU {cpu} ({usable_cores()} cores)")
+    return Backend("cpu", np, "scipy.sparse", "scipy.sparse.linalg", f"CPU {cpu} ({usable_cores()} cores)")
 
 
 def _gpu_backend() -> Backend:
     """The CuPy backend, or a BackendUnavailableError saying why it cannot run here."""
     try:
         import cupy
-        import cupyx.scipy.sparse
-        import cupyx.scipy.sparse.linalg
     except Exception as exc:  # ImportError, or a broken CUDA install raising at import
         raise BackendUnavailableError(
             f"backend=gpu needs CuPy, which cannot be imported ({exc}); {GPU_EXTRA_HINT}"
@@ -108,7 +117,7 @@ def _gpu_backend() -> Backend:
         raise BackendUnavailableError("backend=gpu: CuPy imports but this machine has no CUDA device")
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
-    return Backend("gpu", cupy, cupyx.scipy.sparse, cupyx.scipy.sparse.linalg, f"GPU {name}")
+    return Backend("gpu", cupy, "cupyx.scipy.sparse", "cupyx.scipy.sparse.linalg", f"GPU {name}")
 
 
 @functools.cache

@@ -1,8 +1,9 @@
 """What a GPU run waits for before its first read, started in a thread while the command line composes
 the configuration and reads the input's footers: CuPy's import, the CUDA context (driver work done
-without the GIL: 0.6 s on an H200), the device reader's import (pylibcudf, 0.3 s) and its first read
-(0.4 s), of a few rows. What that read allocates is freed before the memory pool is set up, which
-then serves every allocation of the run. On a
+without the GIL: 0.6 s on an H200) and the device reader's import (pylibcudf, 0.3 s). Nothing is
+allocated on the device, so the memory pool set up afterwards still serves every allocation. (A first
+read of a few rows of the input was tried here too, to load libcudf's reader early: the thread then
+outlasted the composition, and the set-up waited 0.6-0.75 s for it on an H200.) On a
 machine without a GPU the thread finds no CuPy or no device and ends; the backend reports why.
 Imports nothing heavy itself: a configuration error never waits for it.
 """
@@ -17,12 +18,11 @@ import threading
 _thread: threading.Thread | None = None
 
 
-def start(path: str | None = None) -> None:
-    """Start the warm-up (once per process); path: the input (data.path), whose first rows are read
-    to load the device reader."""
+def start() -> None:
+    """Start the warm-up (once per process)."""
     global _thread
     if _thread is None:
-        _thread = threading.Thread(target=_warm_up, args=(path,), name="gpu_hpi-warm-up", daemon=True)
+        _thread = threading.Thread(target=_warm_up, name="gpu_hpi-warm-up", daemon=True)
         _thread.start()
 
 
@@ -32,7 +32,7 @@ def wait() -> None:
         _thread.join()
 
 
-def _warm_up(path: str | None) -> None:
+def _warm_up() -> None:
     try:
         import cupy
 
@@ -41,4 +41,4 @@ def _warm_up(path: str | None) -> None:
         return
     if os.environ.get("GPU_HPI_CUDF", "1") != "0":
         with contextlib.suppress(Exception):  # without it the host reader is used (io.device.library)
-            importlib.import_module("gpu_hpi.io.device").warm_up(path)
+            importlib.import_module("pylibcudf")  # io.device imports it by this name

@@ -20,7 +20,6 @@ import pyarrow as pa
 from ..data.cells import CellTable, build_cell_table, from_keys
 from ..data.pairs import DROP_REASONS, Pairs, check_strict
 from ..errors import DataError
-from .files import expand_path
 from .periods import (
     TICKS_PER_DAY,
     check_plausible_days,
@@ -41,22 +40,6 @@ def library() -> Any:
     except Exception:  # ImportError, or a CUDA runtime problem raised at import
         return None
     return pylibcudf
-
-
-def warm_up(path: str | None) -> None:
-    """The first parquet read of a process loads libcudf's reader (its kernels, the decompressors):
-    done here on a few rows of the input's first file, while the command line composes the
-    configuration, so that the run's read does not wait for it. Silent: the run reports problems."""
-    plc = library()
-    if plc is None or not path:
-        return
-    try:
-        first = expand_path(path)[0]
-        options = plc.io.parquet.ParquetReaderOptions.builder(plc.io.SourceInfo([first])).build()
-        options.set_num_rows(1024)
-        plc.io.parquet.read_parquet(options)
-    except Exception:  # not parquet, unreadable, ...: the run's own read says so
-        pass
 
 
 def device_array(col: Any) -> Any:
