@@ -143,6 +143,9 @@ def test_gpu_targets_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     cubin.write_bytes(b"0" * 40 + b"\x7fELF\0.text.cupy_add__float64\0.text._Z4foldPdi\0.nv.info\0")
     assert gt.kernel_names(cubin) == ["_Z4foldPdi", "cupy_add__float64"]
 
+    info = {"groups": {"method": "robust", "iterations": 10}, "pooled": {"iterations": 11}}
+    assert gt.solver_steps(gt.Run("r", 1.0, {"solver_info": info}, tmp_path)) == 23  # and the OLS fits
+
     check = gt.Check(tmp_path, tmp_path, gt.Data(tmp_path, gt.Sizes(0.001)), "gpu", 300.0)
     summary = {"timings_s": {"startup": 1.0}}
     check.runs["a-gpu"] = gt.Run("a-gpu", 2.0, summary, tmp_path)
