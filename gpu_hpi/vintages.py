@@ -1,14 +1,15 @@
 """Vintages: the index as it would have been estimated at each past period, for the revision study.
 
 Vintage v is the index fitted from the cells whose later sale falls in period v or before. Refit
-one by one, that is T fits. Here one sweep over the cells in the order of their later period
-builds every vintage's normal equations incrementally (a cell joins the Laplacian once, at
-vintage `recent`), and one minimum spanning tree of the period graph, weighted by `recent`,
-tells from which vintage on each period is connected to the base (the largest weight on the
-tree path between them). Each vintage is then one solve batched over the groups, on the host in
-float64: the tables are a few MB, and (G, v, v) solves gain nothing on a GPU.
+one by one, that is T fits. Here one pass over the cells builds every vintage's normal equations
+(a cell's off-diagonal entry is the same in each vintage that has it, at vintage `recent` on; the
+diagonal and the right-hand side are cumulative sums over `recent`), and one minimum spanning
+tree of the period graph, weighted by `recent`, tells from which vintage on each period is
+connected to the base (the largest weight on the tree path between them). Each vintage is then
+one Cholesky solve batched over the groups, on the host in float64: the tables are a few MB, and
+(G, v, v) solves gain nothing on a GPU.
 Case-Shiller adds its stage 2 and weighted solve per vintage on that vintage's cells, starting
-from the swept OLS index; the arithmetic index is refitted vintage by vintage.
+from the OLS index; the arithmetic index is refitted vintage by vintage.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import scipy.sparse.csgraph
 from .backend.core import resolve_backend
 from .data.cells import CellTable
 from .estimation.identify import Identification
+from .estimation.lapack import one_blas_thread
 from .estimation.methods import MethodOptions, fit_method
 from .estimation.methods.case_shiller import case_shiller
-from .estimation.normal import decouple, group_batches
+from .estimation.normal import group_batches, solve_spd
 
-# numbers in one group batch's (batch, T, T) Laplacian during the sweep: 64 MB
-SWEEP_NUMBERS = 1 << 23
+# numbers in one group batch's vintage systems (vintage_systems' three arrays and the copy being
+# solved, (batch, T, T) each): 64 MB
+VINTAGE_NUMBERS = 1 << 23
 
 
 def first_connected(table: CellTable, base: int) -> np.ndarray:
@@ -70,34 +73,60 @@ def vintage_identifications(table: CellTable, base: int, min_pairs: int | None) 
 
 def ols_vintages(table: CellTable, idents: list[Identification]) -> np.ndarray:
     """(V, G, T) OLS log index of each vintage v = base + 1 + k (NaN past v and where not
-    identified) by one sweep over the cells in the order of their later period (host table)."""
+    identified), host table: every vintage's normal equations of a batch of groups at once, then
+    one solve per vintage. In this thread, with a single-threaded BLAS: on these small systems
+    OpenBLAS's threads saved nothing on 2 idle cores and cost 1.4x with one busy (minutes with
+    more threads than cores); a thread per core was no faster, its small numpy steps contending
+    for the GIL (BENCHMARKS.md)."""
     g, t = table.n_groups, table.n_periods
-    base = idents[0].base if idents else 0
     out = np.full((len(idents), g, t), np.nan)
-    for g0, g1, sl in group_batches(table, SWEEP_NUMBERS):
-        b = g1 - g0
-        order = np.argsort(table.recent[sl], kind="stable")
-        grp, i, j = table.group[sl][order] - g0, table.prev[sl][order], table.recent[sl][order]
-        n, s1 = table.count[sl][order].astype(np.float64), table.sum_y[sl][order]
-        ends = np.searchsorted(j, np.arange(t), side="right")  # cells with recent <= v: [:ends[v]]
-        lap, rhs = np.zeros((b, t, t)), np.zeros((b, t))
-        done = 0
-        for k, ident in enumerate(idents):
-            v = base + 1 + k
-            new = slice(done, int(ends[v]))
-            done = int(ends[v])
-            gi, ii, jj, nn, ss = grp[new], i[new], j[new], n[new], s1[new]
-            ti, tj = (gi * t + ii) * t, (gi * t + jj) * t
-            entries = np.concatenate([ti + ii, tj + jj, ti + jj, tj + ii])
-            np.add.at(lap.reshape(-1), entries, np.concatenate([nn, nn, -nn, -nn]))
-            np.add.at(rhs.reshape(-1), np.concatenate([gi * t + jj, gi * t + ii]), np.concatenate([ss, -ss]))
-            # as fit_table: only estimated periods enter; the others get identity rows and solve to 0
-            m = ident.estimated[g0:g1]
-            size = v + 1
-            a = decouple(np, lap[:, :size, :size].copy(), m)
-            beta = np.linalg.solve(a, np.where(m, rhs[:, :size], 0.0)[:, :, None])[:, :, 0]
-            out[k, g0:g1, :size] = np.where(ident.identified[g0:g1], beta, np.nan)
+    base = idents[0].base if idents else 0
+    with one_blas_thread():
+        for g0, g1, cells in group_batches(table, VINTAGE_NUMBERS // 4):
+            lap, degree, rhs = vintage_systems(table, g0, g1, cells)
+            for k, ident in enumerate(idents):
+                v = base + 1 + k
+                est, identified = ident.estimated[g0:g1], ident.identified[g0:g1]
+                out[k, g0:g1, : v + 1] = solve_vintage(lap, degree[v], rhs[v], est, identified)
     return out
+
+
+def vintage_systems(table: CellTable, g0: int, g1: int, cells: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The normal equations of every vintage of the groups g0..g1 - 1 (their cells: `cells`):
+    lap (b, T, T), the Laplacian's off-diagonal entries, and degree, rhs (T, b, T), row v the
+    diagonal and the right-hand side of vintage v. A cell (i, j) enters the vintages v >= j with
+    the same off-diagonal entry -n in each; only the diagonal and the right-hand side grow with
+    v: cumulative sums over the cells' later period."""
+    t, b = table.n_periods, g1 - g0
+    grp, i, j = table.group[cells] - g0, table.prev[cells], table.recent[cells]
+    n, s1 = table.count[cells].astype(np.float64), table.sum_y[cells]
+    lap = np.zeros((b, t, t))
+    lap[grp, i, j] = lap[grp, j, i] = -n  # one cell per (group, i, j)
+    at = np.concatenate([(j * b + grp) * t + i, (j * b + grp) * t + j])  # (vintage j, group, period)
+    degree, rhs = (
+        np.bincount(at, np.concatenate(w), minlength=t * b * t).reshape(t, b, t).cumsum(axis=0)
+        for w in ((n, n), (-s1, s1))
+    )
+    return lap, degree, rhs
+
+
+def solve_vintage(
+    lap: np.ndarray, degree: np.ndarray, rhs: np.ndarray, estimated: np.ndarray, identified: np.ndarray
+) -> np.ndarray:
+    """(b, v + 1) log index of one vintage (estimated, identified: (b, v + 1), its periods so;
+    degree, rhs: (b, T), its row of vintage_systems), NaN where not identified. As fit_table: only
+    the estimated periods enter, the others (the base and the periods not yet connected, few) get
+    identity rows and columns, set one by one rather than by decouple()'s passes over the stack,
+    and solve to 0."""
+    m, size = estimated, estimated.shape[1]
+    a = lap[:, :size, :size].copy()
+    gu, pu = np.nonzero(~m)
+    a[gu, pu, :] = 0.0
+    a[gu, :, pu] = 0.0
+    diagonal = np.arange(size)
+    a[:, diagonal, diagonal] = np.where(m, degree[:, :size], 1.0)
+    beta, _ = solve_spd(np, a, np.where(m, rhs[:, :size], 0.0), covariance=False)
+    return np.where(identified, beta, np.nan)
 
 
 def vintage_log_index(

@@ -9,6 +9,7 @@ each call. Measured by `python -m benchmarks --sizes 10M --cases regions` (BENCH
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 _INT = ctypes.POINTER(ctypes.c_int)
 _SIGNATURES = {  # Fortran calling convention: every argument by pointer
     "dpotrf": (ctypes.c_char_p, _INT, ctypes.c_void_p, _INT, _INT),
-    "dpotrs": (ctypes.c_char_p, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p, _INT, _INT),
+    "dposv": (ctypes.c_char_p, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p, _INT, _INT),
     "dpotri": (ctypes.c_char_p, _INT, ctypes.c_void_p, _INT, _INT),
 }
 
@@ -38,35 +39,57 @@ def _routines() -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _blas() -> Any:
+    """threadpoolctl's handle on the BLAS libraries loaded (numpy's, and SciPy's, which
+    `cholesky_solve` calls), found once: finding them walks every shared library of the process."""
+    import scipy.linalg  # noqa: F401  (its BLAS loaded before the walk)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """BLAS and LAPACK single-threaded while it lasts, process-wide: on (T, T) systems of a few
+    hundred periods at most, BLAS threads cost more to start and join than they save, and far
+    more where the cores are busy (the revision study's thousands of small solves, BENCHMARKS.md)."""
+    return _blas().limit(limits=1)
+
+
 def cholesky_solve(lap: np.ndarray, rhs: np.ndarray | None, covariance: bool) -> tuple[Any, Any]:
     """(solutions of lap x = rhs, or None without rhs; diagonals of lap^-1, or None) for a C-contiguous
-    (B, T, T) float64 stack, which is overwritten. One Cholesky factor (potrf) serves the solve
-    (potrs) and the inverse (potri); a system whose factorisation fails (not numerically positive
-    definite) is solved by LU, rebuilt from its untouched strict lower triangle and its diagonal
-    (which potrf overwrites up to the failing column)."""
+    (B, T, T) float64 stack, which is overwritten. One Cholesky factor serves the solve (posv:
+    potrf and potrs in one call, each call releasing and taking back the GIL) and the inverse
+    (potri); a system whose factorisation fails (not numerically positive definite) is solved by
+    LU, rebuilt from its untouched strict lower triangle and its diagonal (which potrf overwrites
+    up to the failing column)."""
     routines = _routines()
     b, t, _ = lap.shape
     solved = None if rhs is None else np.array(rhs, dtype=np.float64, order="C")
     diag = np.empty((b, t)) if covariance else None
     n, one, info = ctypes.c_int(t), ctypes.c_int(1), ctypes.c_int(0)
     n_ref, one_ref, info_ref = ctypes.byref(n), ctypes.byref(one), ctypes.byref(info)
+    diagonals = np.diagonal(lap, axis1=1, axis2=2).copy()
+    # each system's address as an offset: an ndarray.ctypes per system took 10-30% more time on the
+    # revision study's 2,200 small systems
+    lap_at, solved_at = lap.ctypes.data, 0 if solved is None else solved.ctypes.data
     # "L" in Fortran's column-major view: the upper triangle of each C-ordered system is used and
     # overwritten, the strict lower triangle is kept
     for k in range(b):
-        a = lap[k]
-        diagonal = a.diagonal().copy()
-        routines["dpotrf"](b"L", n_ref, a.ctypes.data, n_ref, info_ref)
-        if info.value != 0:
-            lower = np.tril(a, -1)
-            original = lower + lower.T + np.diag(diagonal)
+        a = lap_at + k * lap.strides[0]
+        if solved is None:
+            routines["dpotrf"](b"L", n_ref, a, n_ref, info_ref)
+        else:  # dposv: dpotrf, then dpotrs with the factor, in one call
+            routines["dposv"](b"L", n_ref, one_ref, a, n_ref, solved_at + k * solved.strides[0], n_ref, info_ref)
+        if info.value != 0:  # the right-hand side is untouched where the factorisation failed
+            lower = np.tril(lap[k], -1)
+            original = lower + lower.T + np.diag(diagonals[k])
             if solved is not None:
                 solved[k] = np.linalg.solve(original, solved[k])
             if diag is not None:
                 diag[k] = np.diagonal(np.linalg.inv(original))
             continue
-        if solved is not None:
-            routines["dpotrs"](b"L", n_ref, one_ref, a.ctypes.data, n_ref, solved[k].ctypes.data, n_ref, info_ref)
         if diag is not None:
-            routines["dpotri"](b"L", n_ref, a.ctypes.data, n_ref, info_ref)
-            diag[k] = np.diagonal(a)
+            routines["dpotri"](b"L", n_ref, a, n_ref, info_ref)
+            diag[k] = np.diagonal(lap[k])
     return solved, diag

@@ -6,6 +6,7 @@ All functions take arrays of one backend (numpy or cupy) and use only the shared
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from ..backend.core import Backend, to_host, usable_cores
 from ..config import SolverName
 from ..data.cells import CellTable
 from .identify import Identification
+from .lapack import cholesky_solve, one_blas_thread
 
 SOLVERS: tuple[str, ...] = tuple(s.value for s in SolverName)
 # groups per batched dense solve: a few (batch, T, T) float64 temporaries of <= 512 MB each
@@ -176,20 +178,19 @@ def fit_table(
         tss[g0:g1] = backend.to_host(xp.bincount(grp, weights=s2, minlength=b))
 
     # on the CPU a thread per core, each solving its batches with a single-threaded BLAS: the
-    # batched (T, T) inverses ran 1.65x faster so than with OpenBLAS threading each call. The
-    # batches in flight together hold at most GROUP_CELLS numbers, as one batch did before.
+    # batched (T, T) inverses ran 1.65x faster so than with OpenBLAS threading each call; a single
+    # batch (one region, the pooled index) too, as BLAS threads cost more than they save on such
+    # systems. The batches in flight together hold at most GROUP_CELLS numbers, as one batch did before.
     workers = 1 if backend.is_gpu else max(1, min(usable_cores(), table.n_groups))
     per_batch = GROUP_CELLS if backend.is_gpu else HOST_GROUP_CELLS
     batches = list(group_batches(table, min(per_batch, -(-table.n_groups // workers) * t * t)))
-    if workers > 1 and len(batches) > 1:
-        from threadpoolctl import threadpool_limits
-
-        # process-wide while it lasts: other BLAS work in the process runs single-threaded meanwhile
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda batch: fit_batch(*batch), batches))
-    else:
-        for batch in batches:
-            fit_batch(*batch)
+    with contextlib.nullcontext() if backend.is_gpu else one_blas_thread():
+        if workers > 1 and len(batches) > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda batch: fit_batch(*batch), batches))
+        else:
+            for batch in batches:
+                fit_batch(*batch)
 
     n_params = est.sum(axis=1)
     dof = n_used - n_params
@@ -218,6 +219,4 @@ def solve_spd(xp: Any, lap: Any, rhs: Any, covariance: bool) -> tuple[Any, Any]:
     if xp is not np:
         solved = None if rhs is None else xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]
         return solved, (xp.diagonal(xp.linalg.inv(lap), axis1=1, axis2=2) if covariance else None)
-    from .lapack import cholesky_solve
-
     return cholesky_solve(np.ascontiguousarray(lap, dtype=np.float64), rhs, covariance)

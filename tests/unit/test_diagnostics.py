@@ -233,16 +233,22 @@ def ref_revision(data: Data, base: int, method: str, groups: np.ndarray) -> RefR
         level = np.full((len(groups), T), np.nan)
         level[:, : v + 1] = 100.0 * np.exp(rows_like(fitted, groups, v + 1))
         levels.append(level)
+    return ref_revision_stats(levels, vintages)
+
+
+def ref_revision_stats(levels: list[np.ndarray], vintages: list[int]) -> RefRevision:
+    """The revision statistics by plain loops from each vintage's (G, T) index level."""
+    n_groups, n_periods = levels[0].shape if levels else (0, 0)
     per_cell: dict[tuple[int, int], list[float]] = {}
-    per_group: dict[int, list[float]] = {k: [] for k in range(len(groups))}
+    per_group: dict[int, list[float]] = {k: [] for k in range(n_groups)}
     for a, b in itertools.pairwise(levels):
-        for k in range(len(groups)):
-            for t in range(T):
+        for k in range(n_groups):
+            for t in range(n_periods):
                 d = b[k, t] - a[k, t]
                 if np.isfinite(d):
                     per_cell.setdefault((k, t), []).append(float(d))
                     per_group[k].append(float(d))
-    shape = (len(groups), T)
+    shape = (n_groups, n_periods)
     mean, median, count = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, np.int64)
     for (k, t), values in per_cell.items():
         mean[k, t], median[k, t], count[k, t] = np.mean(values), np.median(values), len(values)
@@ -284,6 +290,89 @@ def test_revision_with_the_base_in_the_last_period(data: Data) -> None:
     rev = dg.revision(table, fit_cpu("bmn", T - 1), result)
     assert rev.vintages == []
     assert (rev.count == 0).all() and np.isnan(rev.mean).all() and np.isnan(rev.overall_median).all()
+
+
+def random_cells(seed: int, t: int = 40) -> gpu_hpi.CellTable:
+    """Seven groups over t periods: three plain ones, one whose period 7 no pair touches, one whose
+    halves join only at vintage 30, a thin one (skipped in the early vintages), and one sold from
+    period 10 on but for the pairs 0 -> 25 and 6 -> 25, which tie it to periods 0 and 6 then."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for g, n in enumerate((3000, 1500, 800, 800, 800, 120, 500)):
+        i = rng.integers(0, t - 1, n)
+        j = np.minimum(i + 1 + rng.geometric(0.1, n), t - 1)
+        keep = {3: (i != 7) & (j != 7), 4: (i >= 20) | (j < 20), 6: i >= 10}.get(g, np.ones(n, bool))
+        i, j = i[keep], j[keep]
+        if g == 4:
+            i, j = np.append(i, 5), np.append(j, 30)
+        if g == 6:
+            i, j = np.append(i, [0, 6]), np.append(j, [25, 25])
+        parts.append((np.full(len(i), g), i, j))
+    group, prev, recent = (np.concatenate(a) for a in zip(*parts, strict=True))
+    beta = np.cumsum(rng.normal(0.005, 0.02, (7, t)), axis=1)
+    y = beta[group, recent] - beta[group, prev] + rng.normal(0, 0.1, len(group))
+    return gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=t, backend=CPU), CPU)
+
+
+@pytest.mark.parametrize("seed, base, batch", [(1, 0, None), (2, 6, None), (3, 0, 2)])
+def test_default_diagnostics_equal_a_fit_per_vintage(
+    seed: int, base: int, batch: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A default run's diagnostics (diagnostics.csv and the summary's revision) on random tables
+    against the straightforward computation: fit_index on each truncated table, and plain loops
+    over its index levels (batch: the vintages' systems built for that many groups at a time)."""
+    from gpu_hpi import vintages
+    from gpu_hpi.app.report import run_diagnostics
+    from gpu_hpi.config import DiagnosticsConfig
+
+    table = random_cells(seed)
+    t = table.n_periods
+    if batch:
+        monkeypatch.setattr(vintages, "VINTAGE_NUMBERS", 4 * batch * t * t)
+    result = gpu_hpi.fit_index(table, base_period=base, backend=CPU)
+    out = run_diagnostics(DiagnosticsConfig(), result, table, None, dg.Refit(), CPU)
+
+    levels = []
+    for v in range(base + 1, t):
+        fitted = gpu_hpi.fit_index(table.truncate(v), base_period=base, backend=CPU)
+        assert [str(g) for g in fitted.groups] == [str(g) for g in result.groups]
+        level = np.full(result.log_index.shape, np.nan)
+        level[:, : v + 1] = 100.0 * np.exp(fitted.log_index)
+        levels.append(level)
+    want = ref_revision_stats(levels, list(range(base + 1, t)))
+    shape = result.log_index.shape
+    np.testing.assert_array_equal(out.frame["n_revisions"].to_numpy().reshape(shape), want.count)
+    for column, expected in (
+        ("revision_mean", want.mean),
+        ("revision_median", want.median),
+        ("volatility", ref_volatility(result.index, 3)),
+    ):
+        got = out.frame[column].to_numpy().reshape(shape)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=column)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, err_msg=column)
+    summary = out.summary["revision"]
+    assert summary["vintages"] == t - base - 1
+    for name, expected in (("mean", want.overall_mean), ("median", want.overall_median)):
+        got = np.array([np.nan if v is None else v for v in summary[name].values()])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9, err_msg=name)
+    # the cases the tables hold: every region revised, but the period never sold never, the thin
+    # region only once it has enough pairs, the late one from vintage 25 on
+    assert np.isfinite(want.mean[:, base + 1 : t - 2]).any(axis=1).all() and want.count[3, 7] == 0
+    assert want.count[5, base + 1] < want.count[0, base + 1] and 0 < want.count[6, 12] < want.count[0, 12]
+
+
+def test_nan_median_is_numpys() -> None:
+    """Bit for bit np.nanmedian over the first axis: odd and even counts, ties, all-NaN columns."""
+    rng = np.random.default_rng(0)
+    a = np.round(rng.normal(size=(31, 7, 9)), 1)
+    a[rng.random(a.shape) < 0.4] = np.nan
+    a[:, 2] = np.nan
+    a[:-1, 3, 4] = np.nan
+    a[1:, 4, 5] = 2.5
+    with pytest.warns(RuntimeWarning):
+        want = np.nanmedian(a, axis=0)
+    np.testing.assert_array_equal(dg.nan_median(a), want)
+    assert dg.nan_median(a[:0]).shape == (7, 9) and np.isnan(dg.nan_median(a[:0])).all()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -714,4 +714,22 @@ def test_solve_spd_equals_numpy_and_takes_lu_where_cholesky_fails() -> None:
     np.testing.assert_allclose(solved, np.linalg.solve(lap, rhs[:, :, None])[:, :, 0], rtol=1e-10)
     np.testing.assert_allclose(diag, np.diagonal(np.linalg.inv(lap), axis1=1, axis2=2), rtol=1e-10)
     assert diag[3, 0] == -1.0
-    assert solve_spd(np, lap, None, covariance=False) == (None, None)
+    # the solve alone (posv) and the inverse alone (potrf, potri): the same numbers
+    solved_only, no_diag = solve_spd(np, lap.copy(), rhs, covariance=False)
+    np.testing.assert_array_equal(solved_only, solved)
+    np.testing.assert_array_equal(solve_spd(np, lap.copy(), None, covariance=True)[1], diag)
+    assert no_diag is None and solve_spd(np, lap, None, covariance=False) == (None, None)
+
+
+def test_one_blas_thread_while_it_lasts() -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from gpu_hpi.estimation.lapack import one_blas_thread
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        with one_blas_thread():
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}

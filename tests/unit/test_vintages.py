@@ -1,5 +1,6 @@
-"""The vintage sweep (gpu_hpi.vintages) against the refits it replaces: fit_index on each truncated
-table, one vintage at a time, and scipy's connected components per vintage."""
+"""The vintages from one pass over the cells (gpu_hpi.vintages) against the refits it replaces:
+fit_index on each truncated table, one vintage at a time, and scipy's connected components per
+vintage."""
 
 from __future__ import annotations
 
