@@ -39,6 +39,7 @@ CASES = (
     "cells",
     "revision",
     "revision_refits",
+    "diagnostics",
     "regions",
     "duckdb_pairs",
     "sales_sql",
@@ -125,6 +126,8 @@ def run_case(case: str, n: int, backend: str, parts: int = 1, tol: float | None 
         return cells_case(n)
     if case in ("revision", "revision_refits"):
         return revision_case(n, refits=case == "revision_refits")
+    if case == "diagnostics":
+        return diagnostics_case(n)
     if case == "regions":
         return regions_case(n)
     if case == "duckdb_pairs":
@@ -396,7 +399,7 @@ def cells_case(n: int) -> dict[str, Any]:
 def revision_case(n: int, refits: bool) -> dict[str, Any]:
     """The revision study (every vintage of the 17 regional and the pooled index, 123 months) of
     the table of n pairs; refits=True: one fit_index per vintage instead, the way it was done
-    before the sweep (tests/unit/test_vintages.py checks that both agree)."""
+    before gpu_hpi/vintages.py (tests/unit/test_vintages.py checks that both agree)."""
     import gpu_hpi
     from gpu_hpi import diagnostics as dg
 
@@ -416,6 +419,29 @@ def revision_case(n: int, refits: bool) -> dict[str, Any]:
     _, seconds, extra = timed(per_vintage if refits else lambda: dg.revision(table, refit, result))
     case = "revision, refit per vintage" if refits else f"revision ({table.n_cells:,} cells)"
     return row(case, n, seconds, extra, None, be.device)
+
+
+def diagnostics_case(n: int, repeats: int = 10) -> dict[str, Any]:
+    """The "diagnostics" stage of a default run (volatility and the revision study of the 17
+    regional and the pooled index, 123 months) on the table of n pairs, after the main fit as in
+    the run: the median of `repeats` calls, the first (the run's) in the case's name. With
+    --blas-threads 16: the BLAS threads of a 16-core host (on fewer cores, oversubscribed)."""
+    import statistics
+
+    import gpu_hpi
+    from gpu_hpi import diagnostics as dg
+    from gpu_hpi.app.report import run_diagnostics
+    from gpu_hpi.config import DiagnosticsConfig
+
+    warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
+    group, prev, recent, y = market_arrays(n)
+    be = gpu_hpi.resolve_backend("cpu")
+    table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=123, backend=be), be)
+    result = gpu_hpi.fit_index(table, backend=be)
+    cfg, refit = DiagnosticsConfig(), dg.Refit()
+    runs = [timed(lambda: run_diagnostics(cfg, result, table, None, refit, be)) for _ in range(repeats)]
+    seconds = statistics.median(r[1] for r in runs)
+    return row(f"diagnostics (first {runs[0][1]:.3f} s)", n, seconds, max(r[2] for r in runs), None, be.device)
 
 
 def duckdb_pairs(n: int, parts: int = 1) -> dict[str, Any]:
@@ -513,10 +539,18 @@ def main() -> None:
     parser.add_argument("--backend", default="cpu", choices=["cpu", "gpu", "auto"])
     parser.add_argument("--parts", type=int, default=1, help="cli_parquet: split the parquet into this many files")
     parser.add_argument("--tol", type=float, help="lsqr / lsmr cases: solver.tol (default: the library's)")
+    parser.add_argument(
+        "--blas-threads", type=int, help="BLAS threads of each case's process (threadpoolctl), e.g. a many-core host's"
+    )
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--one", nargs=4, metavar=("CASE", "N", "BACKEND", "PARTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one measurement, printed as JSON
+        if args.blas_threads:
+            import scipy.linalg  # noqa: F401  (its BLAS loaded, to be limited too)
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=args.blas_threads, user_api="blas")  # for the whole process
         print(json.dumps(run_case(args.one[0], int(args.one[1]), args.one[2], int(args.one[3]), args.tol)))
         return
 
@@ -532,7 +566,8 @@ def main() -> None:
     for case, n in jobs:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend, str(args.parts)]
-            + ([] if args.tol is None else ["--tol", str(args.tol)]),
+            + ([] if args.tol is None else ["--tol", str(args.tol)])
+            + ([] if args.blas_threads is None else ["--blas-threads", str(args.blas_threads)]),
             env={"NUMPY_MADVISE_HUGEPAGE": "0", **os.environ},  # as `python -m gpu_hpi` runs
             capture_output=True,
             text=True,

@@ -30,7 +30,7 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
         "--sizes",
         "20K",
         "--cases",
-        "normal,lsqr,lsmr_matrix,seed_loop,dense_lstsq,transactions,cells,revision,revision_refits,regions,duckdb_pairs,sales_sql,duckdb_sales",
+        "normal,lsqr,lsmr_matrix,seed_loop,dense_lstsq,transactions,cells,revision,revision_refits,diagnostics,regions,duckdb_pairs,sales_sql,duckdb_sales",
         "--seed-size",
         "2K",
         "--dense-size",
@@ -53,10 +53,11 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
     ]
     assert cases[7].startswith("transactions -> ") and cases[8].startswith("cells.parquet load")
     assert cases[9].startswith("revision (") and cases[10] == "revision, refit per vintage"
-    assert cases[11].startswith("10,000 regions (table ") and cases[12].startswith("DuckDB query (")
-    assert cases[13].startswith("sales -> ") and cases[14].startswith("DuckDB pairing query (")
+    assert cases[11].startswith("diagnostics (first ")
+    assert cases[12].startswith("10,000 regions (table ") and cases[13].startswith("DuckDB query (")
+    assert cases[14].startswith("sales -> ") and cases[15].startswith("DuckDB pairing query (")
     # the array path and DuckDB's pair the same sales into as many pairs
-    assert cases[7].split()[2] == cases[13].split()[2]
+    assert cases[7].split()[2] == cases[14].split()[2]
     assert all(r["seconds"] > 0 for r in rows)
     assert [r["n"] for r in rows if r["case"] == "seed_loop (extrapolated)"] == [68_000_000, 150_000_000]
     for case in cases:
