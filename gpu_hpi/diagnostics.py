@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend.core import Backend, resolve_backend
+from .backend.core import Backend, array_namespace, resolve_backend, to_host
 from .data.cells import CellTable, build_cell_table
 from .data.pairs import Pairs
 from .errors import ConfigError
 from .estimation.api import index_tables
 from .estimation.identify import identify
 from .estimation.methods import MethodOptions, fit_method
-from .estimation.methods.cells import CellLookup
+from .estimation.methods.cells import CellLookup, segment_medians
 from .estimation.result import IndexResult
 from .vintages import vintage_log_index
 
@@ -304,9 +304,9 @@ def fold_betas(table: CellTable, tables: list[CellTable], refit: Refit, base: in
 
 def fold_errors(
     pairs: Pairs, table: CellTable, betas: np.ndarray, backend: Backend, start: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Host arrays over the pairs: error of y predicted by its fold's complement (NaN where not
-    predicted), its group code in the table, and whether it is in the table at all."""
+) -> tuple[Any, Any, Any]:
+    """Arrays over the pairs, on their backend: error of y predicted by its fold's complement (NaN
+    where not predicted), its group code in the table, and whether it is in the table at all."""
     xp = backend.xp
     folds = betas.shape[0]
     fold = xp.asarray(fold_of(pairs.n_pairs, folds, start)).astype(np.int64)
@@ -316,31 +316,39 @@ def fold_errors(
     bet = xp.asarray(betas)
     pred = bet[fold, g, j] - bet[fold, g, i]
     err = xp.where(cell >= 0, pairs.y.astype(np.float64) - pred, xp.nan)
-    return backend.to_host(err), backend.to_host(g), backend.to_host(cell >= 0)
+    return err, g, cell >= 0
 
 
-def accuracy_stats(err: np.ndarray, grp: np.ndarray, in_table: np.ndarray, labels: np.ndarray, folds: int) -> Accuracy:
-    scored = in_table & np.isfinite(err)
-    frame = pd.DataFrame({"group": grp[scored], "abs": np.abs(err[scored]), "sq": err[scored] ** 2})
-    stats = (
-        frame.groupby("group")
-        .agg(mean_abs=("abs", "mean"), median_abs=("abs", "median"), mse=("sq", "mean"), n=("abs", "size"))
-        .reindex(range(len(labels)))
-    )
-    unscored = np.bincount(grp[in_table & ~scored], minlength=len(labels))
+def accuracy_stats(err: Any, grp: Any, in_table: Any, labels: np.ndarray, folds: int) -> Accuracy:
+    """The errors' statistics per group and overall, computed where the errors are (on the device
+    only the per-group numbers come back, not an array over the pairs)."""
+    xp = array_namespace(err)
+    n_groups = len(labels)
+    scored = in_table & xp.isfinite(err)
+    group = grp[scored].astype(np.int64)
+    abs_err = xp.abs(err[scored])
+    n = to_host(xp.bincount(group, minlength=n_groups))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_abs = to_host(xp.bincount(group, weights=abs_err, minlength=n_groups)) / n
+        mse = to_host(xp.bincount(group, weights=abs_err * abs_err, minlength=n_groups)) / n
+    by_group = xp.argsort(group, kind="stable")
+    bounds = to_host(xp.searchsorted(group[by_group], xp.arange(n_groups + 1)))
+    median_abs = segment_medians(xp, abs_err[by_group], bounds)
+    unscored = to_host(xp.bincount(grp[in_table & ~scored].astype(np.int64), minlength=n_groups))
+    n_scored = int(abs_err.shape[0])
     overall = {
-        "mean_abs_error": float(frame["abs"].mean()) if len(frame) else float("nan"),
-        "median_abs_error": float(frame["abs"].median()) if len(frame) else float("nan"),
-        "rmse": float(np.sqrt(frame["sq"].mean())) if len(frame) else float("nan"),
-        "n_scored": len(frame),
+        "mean_abs_error": float(abs_err.mean()) if n_scored else float("nan"),
+        "median_abs_error": float(xp.median(abs_err)) if n_scored else float("nan"),
+        "rmse": float(xp.sqrt((abs_err * abs_err).mean())) if n_scored else float("nan"),
+        "n_scored": n_scored,
         "n_unscored": int(unscored.sum()),
     }
     return Accuracy(
         np.asarray(labels, dtype=object),
-        stats["mean_abs"].to_numpy(),
-        stats["median_abs"].to_numpy(),
-        np.sqrt(stats["mse"].to_numpy()),
-        stats["n"].fillna(0).to_numpy().astype(np.int64),
+        mean_abs,
+        median_abs,
+        np.sqrt(mse),
+        n.astype(np.int64),
         unscored,
         overall,
         folds,

@@ -64,7 +64,8 @@ def partition_fold_errors(
     from ..diagnostics import fold_errors
 
     be, pairs = _partition_pairs(source, part, first, table, backend, pooled)
-    return fold_errors(pairs, table.to_backend(be), betas, be, position)
+    err, group, in_table = fold_errors(pairs, table.to_backend(be), betas, be, position)
+    return be.to_host(err), be.to_host(group), be.to_host(in_table)  # to the client
 
 
 def dask_accuracy(
