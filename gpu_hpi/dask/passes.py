@@ -20,9 +20,10 @@ def _partition_pairs(
 
     be = resolve_backend(backend)
     b = read_partition(source, part, be)
+    prev, recent = b.periods_from(first)  # the device reader's batches count from their own first period
     pairs = prepare_pairs(
-        b.prev - first,
-        b.recent - first,
+        prev,
+        recent,
         b.y,
         b.group,
         n_periods=table.n_periods,
