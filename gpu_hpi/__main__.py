@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .backend import warmup
-from .config import config_dir, register_configs
+from .config import config_dir, option_name, register_configs
 from .errors import GpuHpiError, Stopped, clear_stops, request_stop
 
 EXIT_BAD_INPUT = 2
@@ -128,21 +128,28 @@ def _unraisable(unraisable: Any) -> None:
 
 @hydra.main(config_path=None, config_name="config", version_base=None)
 def _app(cfg: DictConfig) -> None:
-    from .app import pipeline  # noqa: F401  (its imports are part of the start-up, not of a stage)
-
-    run_job(cfg, Path(HydraConfig.get().runtime.output_dir), startup_s=process_age())
+    run_job(cfg, Path(HydraConfig.get().runtime.output_dir), command_line=True)
 
 
-def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None) -> None:
+def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, command_line: bool = False) -> None:
     """The job of one composed configuration, as the command line runs it: outputs into out_dir and
     the summary printed; a GpuHpiError is one line on stderr and exit code 2 (SystemExit), or its
-    traceback under debug=true; warnings one line each unless debug=true."""
-    from .app.pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
-
+    traceback under debug=true; warnings one line each unless debug=true. command_line: this
+    process is the command line's: the input's footers are checked before the run's modules are
+    imported (a refusal costs no more), then a GPU run's warm-up starts (backend/warmup.py) beside
+    those imports, and the start-up is the process's age once they are done."""
     if not cfg.debug:  # warnings as one line each; debug=true keeps Python's form (file and line)
         warnings.formatwarning = _one_line_warning
     try:
-        summary = run(cfg, out_dir, startup_s=startup_s)
+        if command_line:
+            from .app.preflight import check_input
+
+            check_input(cfg.data)
+            if option_name(cfg.backend.name) != "cpu":
+                warmup.start()
+        from .app.pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
+
+        summary = run(cfg, out_dir, startup_s=process_age() if command_line else startup_s)
     except GpuHpiError as exc:
         if cfg.debug:
             raise
@@ -199,8 +206,6 @@ def main() -> None:
     lock = None
     try:
         if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through
-            if not any(a.replace(" ", "") in ("backend=cpu", "backend.name=cpu") for a in args):
-                warmup.start()  # the CUDA context and the device reader's import, while Hydra composes
             problem, cfg = _compose(args)
             if problem or cfg is None:
                 _fail(problem or "the configuration does not compose")

@@ -199,15 +199,6 @@ def sale_source(cfg: AppConfig, periodicity: str) -> SaleSource:
     )
 
 
-def check_input(cfg: AppConfig, periodicity: str) -> None:
-    """What the input's footers refuse before anything is read or set up: dates of an implausible
-    year in the parquet statistics (e.g. nanoseconds stored as milliseconds)."""
-    if cfg.data.kind == "pairs":
-        pair_source(cfg, periodicity).check_footers()
-    elif cfg.data.kind == "transactions":
-        sale_source(cfg, periodicity).check_footers()
-
-
 def _uses_cluster(cfg: AppConfig) -> bool:
     return option_name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
 

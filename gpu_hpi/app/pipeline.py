@@ -33,12 +33,12 @@ from ..io.store import cell_files
 from ..series import SEASONS
 from .loaders import (
     add_stored_cells,
-    check_input,
     check_table_only,
     load_transactions,
     stored_cells,
     stream_pairs,
 )
+from .preflight import check_input
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs
 from .stages import Timings
 
@@ -67,7 +67,7 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     method = MethodOptions(name=option_name(cfg.method.name), stage2=option_name(cfg.method.stage2), **tuning)
     if cfg.data.kind in ("pairs", "transactions"):
         with timings.stage("check_input"):
-            check_input(cfg, periodicity)  # what the files' footers refuse, before the device is set up
+            check_input(cfg.data)  # what the files' footers refuse, before the device is set up
     with timings.stage("setup"):
         warmup.wait()  # started by the command line (backend/warmup.py); its remaining time counts here
         backend = resolve_backend(option_name(cfg.backend.name))

@@ -1,9 +1,9 @@
-"""What a GPU run waits for before its first read, started in a thread while the command line composes
-the configuration and reads the input's footers: CuPy's import, the CUDA context (driver work done
-without the GIL: 0.6 s on an H200) and the device reader's import (pylibcudf, 0.3 s). Nothing is
+"""What a GPU run waits for before its first read, started in a thread while the command line imports
+the run's modules: CuPy's import, the CUDA context (driver work done without the GIL: 0.6 s on an
+H200) and the device reader's import (pylibcudf, 0.3 s). Nothing is
 allocated on the device, so the memory pool set up afterwards still serves every allocation. (A first
 read of a few rows of the input was tried here too, to load libcudf's reader early: the thread then
-outlasted the composition, and the set-up waited 0.6-0.75 s for it on an H200.) On a
+outlasted the imports, and the set-up waited 0.6-0.75 s for it on an H200.) On a
 machine without a GPU the thread finds no CuPy or no device and ends; the backend reports why.
 Imports nothing heavy itself: a configuration error never waits for it.
 """

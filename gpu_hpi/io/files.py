@@ -34,6 +34,23 @@ def expand_path(path: str, recursive: bool = True) -> list[str]:
     raise DataError(f"no such file: {path}")
 
 
+def input_files(path: str, fmt: str = "auto") -> tuple[list[str], str]:
+    """The files of an input path and their format (parquet or csv; "auto": by the extension);
+    DataError where there are none, or several CSV files."""
+    files = expand_path(path)
+    if fmt == "auto":
+        exts = {os.path.splitext(f)[1].lower() for f in files}
+        if exts <= {".parquet", ".pq"}:
+            fmt = "parquet"
+        elif exts <= {".csv", ".txt", ".gz"}:
+            fmt = "csv"
+        else:
+            raise DataError(f"cannot tell the format of {path} from its extension; set data.format=parquet|csv")
+    if fmt == "csv" and len(files) != 1:
+        raise DataError(f"CSV input must be a single file, {path} matches {len(files)}")
+    return files, fmt
+
+
 def parquet_file(path: str) -> pq.ParquetFile:
     """A parquet file's reader (metadata read); DataError naming the file if it is not parquet."""
     try:

@@ -5,7 +5,6 @@ its cell table; and the writer of `data.save_pairs`."""
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +23,13 @@ from . import device
 from .files import (
     check_columns,
     decoded_row_bytes,
-    expand_path,
+    input_files,
     parquet_file,
     plan_reads,
     record_batches,
     write_atomically,
 )
-from .periods import check_footer_dates, column_periods
+from .periods import column_periods
 
 
 @dataclass(frozen=True)
@@ -107,21 +106,7 @@ class PairSource:
 
     def files(self) -> tuple[list[str], str]:
         """The files to read and their format (parquet or csv); DataError if there are none."""
-        files = expand_path(self.path)
-        fmt = self.format
-        if fmt == "auto":
-            exts = {os.path.splitext(f)[1].lower() for f in files}
-            if exts <= {".parquet", ".pq"}:
-                fmt = "parquet"
-            elif exts <= {".csv", ".txt", ".gz"}:
-                fmt = "csv"
-            else:
-                raise DataError(
-                    f"cannot tell the format of {self.path} from its extension; set data.format=parquet|csv"
-                )
-        if fmt == "csv" and len(files) != 1:
-            raise DataError(f"CSV input must be a single file, {self.path} matches {len(files)}")
-        return files, fmt
+        return input_files(self.path, self.format)
 
     def count_rows(self) -> int | None:
         """Rows in the input when the format tells it cheaply (parquet metadata), else None."""
@@ -159,13 +144,6 @@ class PairSource:
     def reads_on_device(self, gpu: bool) -> bool:
         """True where the batches are decoded on the GPU (parquet, pylibcudf importable)."""
         return gpu and self.files()[1] == "parquet" and device.library() is not None
-
-    def check_footers(self) -> None:
-        """Refuse implausible dates from the parquet statistics, before any column is read."""
-        files, fmt = self.files()
-        if fmt == "parquet":
-            wanted = self.wanted()
-            check_footer_dates(files, [wanted["prev"], wanted["recent"]])
 
     def _device_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
         """Whole row-group sets decoded on the device, as large as the device budget allows (the

@@ -15,9 +15,9 @@ from ..errors import ConfigError
 from ..transactions import Sales
 from . import device
 from .device_sales import DeviceSales, read_sales
-from .files import record_batches
-from .pairs import PairSource, chunked, concat_groups, float_values, group_values
-from .periods import check_footer_dates, column_periods, order_within_period
+from .files import input_files, record_batches
+from .pairs import chunked, concat_groups, float_values, group_values
+from .periods import column_periods, order_within_period
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class SaleSource:
 
     def read(self) -> RawSales:
         """Every sale (pairing needs all sales of a property together), read batch by batch."""
-        files, fmt = PairSource(self.path, self.format, {}).files()
+        files, fmt = input_files(self.path, self.format)
         names = self.columns()
         keys: list[list[pa.ChunkedArray | pa.Array]] = [[] for _ in self.property]
         periods, orders, prices, groups = [], [], [], []
@@ -116,18 +116,12 @@ class SaleSource:
 
     def reads_on_device(self, gpu: bool) -> bool:
         """True where the sales are read and paired on the GPU (parquet, pylibcudf importable)."""
-        return gpu and PairSource(self.path, self.format, {}).files()[1] == "parquet" and device.library() is not None
+        return gpu and input_files(self.path, self.format)[1] == "parquet" and device.library() is not None
 
     def read_device(self) -> DeviceSales:
         """Every sale of the parquet files as device columns (io.device_sales)."""
-        files, _fmt = PairSource(self.path, self.format, {}).files()
+        files, _fmt = input_files(self.path, self.format)
         return read_sales(device.Ops(device.library()), files, self)
-
-    def check_footers(self) -> None:
-        """Refuse implausible dates from the parquet statistics, before any column is read."""
-        files, fmt = PairSource(self.path, self.format, {}).files()
-        if fmt == "parquet":
-            check_footer_dates(files, [self.date])
 
     def columns(self) -> list[str]:
         names = [*self.property, self.date, self.price, *([self.group] if self.group else [])]

@@ -34,7 +34,7 @@ from ..data.cells import CellTable, build_cell_table, merge_tables
 from ..data.pairs import Pairs, add_counts
 from ..errors import ConfigError, DataError
 from ..transactions import PairingRules, SalePairs, check_sales, filter_pairs, pair_sorted_sales, select_pairs
-from .pairs import PairSource
+from .files import input_files
 from .sales import SaleSource
 from .sql import (
     FLOAT_TYPES,
@@ -99,7 +99,7 @@ def sql_sales(
     `source` over the window [start, end] (or the data's own); None where the pyarrow reader must
     read them: CSV, or a date column DuckDB does not handle as the array path does. prices: the
     table's price sums (the arithmetic index's) even when the pairs are not kept."""
-    files, fmt = PairSource(source.path, source.format, {}).files()
+    files, fmt = input_files(source.path, source.format)
     if fmt != "parquet":
         return None
     import duckdb

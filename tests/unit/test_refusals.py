@@ -213,3 +213,46 @@ def test_refusals_keep_their_cause_for_debug(tmp_path: Path) -> None:
     with pytest.raises(DataError) as run:
         pipeline.run(cfg, tmp_path / "out")
     assert run.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("kind", ["pairs", "transactions"])
+def test_implausible_dates_are_refused_before_the_run_is_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The command line's job checks the parquet footers first (app/preflight.py): nanoseconds
+    stored as milliseconds end the run in one line, exit 2, before pipeline.run (and its imports,
+    and a GPU's warm-up) are reached."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from helpers import in_process
+
+    from gpu_hpi import __main__ as app
+
+    ns = (np.datetime64("2014-01", "M") + np.arange(500) % 100).astype("datetime64[ns]").astype(np.int64)
+    stamps = pa.array(ns, pa.int64()).cast(pa.timestamp("ms"))
+    path = tmp_path / "bad.parquet"
+    table = {"p": np.arange(500) % 40, "d": stamps, "d2": stamps, "x": np.ones(500)}
+    pq.write_table(pa.table(table), path)
+    columns = {
+        "pairs": [
+            "data=pairs",
+            "data.columns.prev=d",
+            "data.columns.recent=d2",
+            "data.columns.y=x",
+            "data.columns.group=null",
+        ],
+        "transactions": ["data=transactions", "data.columns.property=p", "data.columns.date=d", "data.columns.price=x"],
+    }[kind]
+    cfg = compose_config(*columns, f"data.path={path}", "backend=cpu")
+
+    def not_reached(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("pipeline.run was reached")
+
+    monkeypatch.setattr(pipeline, "run", not_reached)
+    rc, _, err = in_process(lambda: app.run_job(cfg, tmp_path / "out", command_line=True), cwd=tmp_path)
+    assert rc == 2
+    assert err.count("gpu_hpi: error:") == 1 and "nanoseconds stored as milliseconds" in err
+    with pytest.raises(DataError, match="finer"):  # and pipeline.run itself refuses it too
+        monkeypatch.undo()
+        pipeline.run(cfg, tmp_path / "out2")
