@@ -327,15 +327,22 @@ def accuracy_stats(err: Any, grp: Any, in_table: Any, labels: np.ndarray, folds:
     scored = in_table & xp.isfinite(err)
     group = grp[scored].astype(np.int64)
     abs_err = xp.abs(err[scored])
-    n = to_host(xp.bincount(group, minlength=n_groups))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_abs = to_host(xp.bincount(group, weights=abs_err, minlength=n_groups)) / n
-        mse = to_host(xp.bincount(group, weights=abs_err * abs_err, minlength=n_groups)) / n
-    by_group = xp.argsort(group, kind="stable")
-    bounds = to_host(xp.searchsorted(group[by_group], xp.arange(n_groups + 1)))
-    median_abs = segment_medians(xp, abs_err[by_group], bounds)
-    unscored = to_host(xp.bincount(grp[in_table & ~scored].astype(np.int64), minlength=n_groups))
     n_scored = int(abs_err.shape[0])
+
+    def per_group(codes: Any, weights: Any = None) -> np.ndarray:
+        """bincount over the groups (zeros for no codes: CuPy's bincount refuses an empty array)."""
+        if codes.shape[0] == 0:
+            return np.zeros(n_groups, dtype=np.int64 if weights is None else np.float64)
+        return to_host(xp.bincount(codes, weights=weights, minlength=n_groups))
+
+    n = per_group(group)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_abs = per_group(group, abs_err) / n
+        mse = per_group(group, abs_err * abs_err) / n
+    by_group = xp.argsort(group, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(n)])  # the groups' segments in the sorted errors
+    median_abs = segment_medians(xp, abs_err[by_group], bounds)
+    unscored = per_group(grp[in_table & ~scored].astype(np.int64))
     overall = {
         "mean_abs_error": float(abs_err.mean()) if n_scored else float("nan"),
         "median_abs_error": float(xp.median(abs_err)) if n_scored else float("nan"),

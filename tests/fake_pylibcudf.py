@@ -124,6 +124,8 @@ class Column:
 
     @staticmethod
     def from_cuda_array_interface(array: np.ndarray) -> Column:
+        if array.ndim != 1 or not array.flags.c_contiguous:
+            raise ValueError("Data must be C-contiguous")  # as pylibcudf
         return Column(pa.array(np.asarray(array)))  # numpy stands in for CuPy
 
     @staticmethod
@@ -236,6 +238,8 @@ def _cast(col: Column, kind: DataType) -> Column:
 
 
 def _bit_cast(col: Column, kind: DataType) -> Column:
+    if col.arr.type.bit_width != kind.to_arrow().bit_width:
+        raise TypeError("bit_cast: the types must have one width")  # libcudf's rule
     return Column(col.arr.cast(kind.to_arrow()))  # the ticks of a timestamp, days of a date
 
 
@@ -270,6 +274,8 @@ def _gather(table: Table, rows: Column, policy: Any) -> Table:
 
 
 def _shift(col: Column, offset: int, fill: Scalar) -> Column:
+    if fill.value.type != col.arr.type:
+        raise TypeError("shift: the fill value must have the column's type")  # libcudf's rule
     n = col.size()
     fills = pa.array([fill.value.as_py()] * min(abs(offset), n), col.arr.type)
     parts = [fills, col.arr.slice(0, max(n - offset, 0))] if offset >= 0 else [col.arr.slice(-offset), fills]
@@ -277,6 +283,9 @@ def _shift(col: Column, offset: int, fill: Scalar) -> Column:
 
 
 def _copy_if_else(lhs: Any, rhs: Any, mask: Column) -> Column:
+    kinds = {x.arr.type if isinstance(x, Column) else x.value.type for x in (lhs, rhs)}
+    if len(kinds) > 1:
+        raise TypeError(f"copy_if_else: both sides must have one type, got {kinds}")  # libcudf's rule
     n = mask.size()
     a, va = _values(lhs, n)
     b, vb = _values(rhs, n)
@@ -311,6 +320,8 @@ def _encode(table: Table) -> tuple[Table, Column]:
 
 
 def _lower_bound(haystack: Table, needles: Table, orders: list[Any], nulls: list[Any]) -> Column:
+    if [c.arr.type for c in haystack.columns()] != [c.arr.type for c in needles.columns()]:
+        raise TypeError("lower_bound: haystack and needles must have the same types")  # libcudf's rule
     (hay,), (needle,) = (_sort_keys(t) for t in (haystack, needles))
     return Column(pa.array(np.searchsorted(hay, needle, side="left").astype(np.int32)))
 

@@ -338,7 +338,8 @@ def _concat_pairs(batches: list[PairBatch], start: int, n_periods: int, backend:
     if groups[0] is None:
         group = None
     elif all(isinstance(g, GroupCodes) for g in groups):  # the device reader's: codes into one set of labels
-        labels = np.unique(np.concatenate([g.labels for g in groups]))
+        kinds = {g.labels.dtype for g in groups}  # int64 and uint64 past 2^63 merge as Python ints, not floats
+        labels = np.unique(np.concatenate([g.labels.astype(object) if len(kinds) > 1 else g.labels for g in groups]))
         remaps = [xp.asarray(np.searchsorted(labels, g.labels).astype(np.int32)) for g in groups]
         group = GroupCodes(xp.concatenate([remap[g.codes] for remap, g in zip(remaps, groups, strict=True)]), labels)
     elif any(isinstance(g, GroupCodes) for g in groups):  # mixed with ids read on the host: the ids

@@ -232,7 +232,7 @@ TIMESTAMP_UNITS = {
 }
 
 
-def _unit(ops: Any, col: Any) -> str | None:
+def _unit(col: Any) -> str | None:
     """The tick unit of a timestamp or date column ('D' for days), else None."""
     return TIMESTAMP_UNITS.get(col.type().id().name)
 
@@ -240,8 +240,8 @@ def _unit(ops: Any, col: Any) -> str | None:
 def check_dates(ops: Ops, col: Any, name: str) -> None:
     """DataError unless the dates of a timestamp column lie in PLAUSIBLE_YEARS (from its extreme
     ticks, before any calendar arithmetic that would wrap them)."""
-    unit = _unit(ops, col)
-    extremes = ops.minmax(ops.ticks(col))
+    unit = _unit(col)
+    extremes = None if unit is None else ops.minmax(ops.ticks(col))
     if unit is not None and extremes is not None:
         per_day = 1 if unit == "D" else TICKS_PER_DAY[unit]
         check_plausible_days(name, extremes[0] // per_day, extremes[1] // per_day)
@@ -260,7 +260,7 @@ def periods(
     libcudf's calendar fields (months, quarters, years) or day arithmetic (ISO weeks), checked to be
     plausible first; strings, integers and zoned timestamps (whose zone libcudf drops on reading)
     by the host conversion (io.periods.column_periods), the result moved back."""
-    unit = _unit(ops, col)
+    unit = _unit(col)
     if unit is None or zoned(file_type):
         host = host_dates(col.to_arrow(), file_type)
         return ops.from_host(column_periods(host, name, periodicity, integer_periods, start))
@@ -282,7 +282,7 @@ def periods(
 def order_in_period(ops: Ops, col: Any, period: Any, file_type: pa.DataType | None = None) -> Any:
     """io.periods.order_within_period on the device: a timestamp's ticks (days for dates) as int64;
     other types and zoned timestamps on the host."""
-    if _unit(ops, col) is not None and not zoned(file_type):
+    if _unit(col) is not None and not zoned(file_type):
         return ops.ticks(col)
     host = order_within_period(host_dates(col.to_arrow(), file_type), ops.to_host(period))
     return ops.from_host(np.asarray(host, dtype=np.int64))

@@ -1,8 +1,10 @@
 """Sale records on the device: read by libcudf and paired by its operations (sort, neighbour
 comparisons, selections, gathers), the rules of gpu_hpi.transactions in the same order and with the
 same floating-point operations, so that a fresh machine compiles no kernel for them. The pairs reach
-CuPy without a copy. tests/unit/test_device_sales.py runs this on a stand-in of pylibcudf against
-make_pairs; the GPU tests run it on pylibcudf."""
+CuPy without a copy. They are the pairs and counts of make_pairs, ordered as the DuckDB path orders
+them (properties by their key's value; make_pairs, by first appearance). tests/unit/
+test_device_reader.py runs this on a stand-in of pylibcudf against make_pairs; the GPU tests run it
+on pylibcudf."""
 
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def _group_codes(ops: device.Ops, col: Any) -> tuple[Any, np.ndarray]:
 
 def pair_sales(ops: device.Ops, sales: DeviceSales, rules: PairingRules, first: int, n_periods: int) -> SalePairs:
     """transactions.make_pairs of the sales, periods counted from the absolute period `first` in a
-    window of n_periods: the same rules, counts and pairs, in the same order."""
+    window of n_periods: the same rules, counts and pairs (properties in their key's order)."""
     dropped: dict[str, int] = {}
 
     def drop(reason: str, bad: Any) -> None:
@@ -132,7 +134,7 @@ def pair_sales(ops: device.Ops, sales: DeviceSales, rules: PairingRules, first: 
     # rule 2 in time order: sorted by (property, period, order), ties in row order
     key, period, _, price, *group = ops.gather(columns, ops.stable_order(columns[:3]))
     same_period = ops.both(
-        ops.compare(key, "NULL_EQUALS", ops.next_value(key)), ops.compare(period, "NULL_EQUALS", ops.next_value(period))
+        ops.compare(key, "EQUAL", ops.next_value(key)), ops.compare(period, "EQUAL", ops.next_value(period))
     )
     drop("sale_same_period_duplicate", same_period)
     if "sale_same_period_duplicate" in dropped:
@@ -161,7 +163,7 @@ def _pair_rows(ops: device.Ops, key: Any, pairing: str) -> tuple[Any, Any]:
     rows = ops.sequence(n)
     firsts, seconds = [], []
     for distance in range(1, max(n, 1)):
-        same = ops.compare(key, "NULL_EQUALS", ops.next_value(key, distance))
+        same = ops.compare(key, "EQUAL", ops.next_value(key, distance))
         (first,) = ops.select([rows], same)
         if first.size() == 0:
             break  # no property has more than `distance` sales
@@ -225,15 +227,12 @@ def _robust_z(ops: device.Ops, y: Any, group: Any, ok: Any, n_groups: int) -> An
     gk, yk = ops.gather([gk, yk], ops.stable_order([gk, yk]))
     bounds = ops.bounds(gk, n_groups)
     median = _segment_medians(ops, yk, bounds)
-    deviation = ops.unary(
-        ops.binary(yk, ops.gather([ops.from_host(np.nan_to_num(median))], gk)[0], "SUB", ops.float64), "ABS"
-    )
+    median_column = ops.from_host(np.nan_to_num(median))
+    deviation = ops.unary(ops.binary(yk, ops.gather([median_column], gk)[0], "SUB", ops.float64), "ABS")
     deviation = ops.gather([deviation], ops.stable_order([gk, deviation]))[0]
     mad = _segment_medians(ops, deviation, bounds) * MAD_TO_SD
     g_any = ops.where(ops.compare(g, "LESS", 0), ops.scalar(0, pa.int32()), g)
-    median_g, mad_g = ops.gather(
-        [ops.from_host(np.nan_to_num(median)), ops.from_host(np.where(mad > 0, mad, 1.0))], g_any
-    )
+    median_g, mad_g = ops.gather([median_column, ops.from_host(np.where(mad > 0, mad, 1.0))], g_any)
     z = ops.binary(ops.binary(y, median_g, "SUB", ops.float64), mad_g, "TRUE_DIV", ops.float64)
     return ops.where(ops.compare(g, "GREATER_EQUAL", 0), z, ops.scalar(0.0, pa.float64()))
 

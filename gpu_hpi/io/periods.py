@@ -165,8 +165,8 @@ def footer_days(files: list[str], name: str) -> tuple[int, int] | None:
             if chunk is None:
                 return None
             stats = chunk.statistics
-            if stats is not None and stats.null_count == chunk.num_values:
-                continue  # nulls only
+            if chunk.num_values == 0 or (stats is not None and stats.null_count == chunk.num_values):
+                continue  # an empty row group, or nulls only
             if stats is None or not stats.has_min_max or chunk.physical_type not in ("INT32", "INT64"):
                 return None
             first, last = int(stats.min_raw) // per_day, int(stats.max_raw) // per_day

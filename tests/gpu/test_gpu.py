@@ -253,6 +253,7 @@ def test_device_pipeline_equals_the_cpu_on_pairs_and_sales(gpu: gpu_hpi.Backend,
     pq.write_table(pa.Table.from_pandas(df[["a", "b", "date", "price", "group"]], preserve_index=False), sales)
     jobs = {
         "pairs": ["data=pairs", f"data.path={pairs}"],
+        "pairs-accuracy": ["data=pairs", f"data.path={pairs}", "diagnostics.accuracy_folds=3"],
         "sales": ["data=transactions", f"data.path={sales}", "data.columns.property=[a,b]", "data.columns.group=group"],
         "sales-filters": [
             "data=transactions",
@@ -271,6 +272,12 @@ def test_device_pipeline_equals_the_cpu_on_pairs_and_sales(gpu: gpu_hpi.Backend,
         np.testing.assert_allclose(got["se"], want["se"], rtol=1e-8, atol=1e-12, err_msg=name)
         assert runs["gpu"].summary["dropped"] == runs["cpu"].summary["dropped"], name
         assert runs["gpu"].summary["backend"] == "gpu"
+        if "accuracy" in name:  # the statistics computed on the device, as on the host
+            import pandas as pd
+
+            got, want = (pd.read_csv(runs[b].dir / "accuracy.csv") for b in ("gpu", "cpu"))
+            for column in ("mean_abs_error", "median_abs_error", "rmse", "n_scored", "n_unscored"):
+                np.testing.assert_allclose(got[column], want[column], rtol=1e-10, err_msg=column)
 
 
 # --------------------------------------------------------------------------------------------------

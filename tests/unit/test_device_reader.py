@@ -202,6 +202,8 @@ def test_footer_statistics_refuse_before_reading(tmp_path: Path) -> None:
     no_stats = write(tmp_path / "no-stats.parquet", pa.table({"d": bad}), write_statistics=False)
     assert footer_days([str(no_stats)], "d") is None  # the readers check the values instead
     check_footer_dates([str(no_stats)], ["d"])
+    empty = write(tmp_path / "empty.parquet", pa.table({"d": pa.array([], pa.timestamp("ms"))}))
+    assert footer_days([str(good), str(empty)], "d") == footer_days([str(good)], "d")  # an empty part
     nulls = pa.table({"d": pa.array([None, None], pa.timestamp("ms"))})
     assert footer_days([str(write(tmp_path / "nulls.parquet", nulls))], "d") is None
     assert footer_days([str(good), str(tmp_path / "nulls.parquet")], "d") == footer_days([str(good)], "d")
