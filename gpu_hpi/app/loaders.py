@@ -163,7 +163,7 @@ def stream_pairs(
     return Loaded(table, first_period, pairs, {"missing_period": acc.missing_period}, market)
 
 
-def pair_source(cfg: AppConfig, periodicity: str, backend: Backend | None = None) -> PairSource:
+def pair_source(cfg: AppConfig, periodicity: str, backend: Backend) -> PairSource:
     """The pair files and their options (device reads sized by the backend's device, if a GPU)."""
     roles = ("group", "prev", "recent", "y", "price_prev", "price_recent")
     return PairSource(
@@ -175,13 +175,12 @@ def pair_source(cfg: AppConfig, periodicity: str, backend: Backend | None = None
         start=cfg.data.start,
         batch_rows=int(cfg.data.batch_rows),
         memory_limit=getattr(cfg.data, "memory_limit", None),
-        device_read_bytes=(
-            device_read_budget(backend, cfg.memory.maximum_pool_size) if backend and backend.is_gpu else None
-        ),
+        device_read_bytes=(device_read_budget(backend, cfg.memory.maximum_pool_size) if backend.is_gpu else None),
     )
 
 
 def sale_source(cfg: AppConfig, periodicity: str) -> SaleSource:
+    """The sale-record files, their columns (one property column or a composite key) and options."""
     d = cfg.data
     prop = d.columns.property
     return SaleSource(
@@ -294,7 +293,7 @@ def load_transactions(
         made = make_pairs(raw.to_sales(backend, first, max(last - first + 1, 2)), rules, backend)
         n_missing_date, read_dropped, n_sales = raw.n_missing_date, raw.dropped, raw.n_sales
     pairs = made.as_pairs()
-    # the prices' sums only where used (as sql_sales): without them the device's fused kernel builds the table
+    # the prices' sums only where used (as sql_sales): without them libcudf builds the table on a GPU
     priced = pairs if prices else replace(pairs, price_prev=None, price_recent=None)
     table = device.build_table(priced, backend, strict=strict)
     dropped = add_counts({"sale_missing_date": n_missing_date, **read_dropped}, made.dropped)
