@@ -61,8 +61,12 @@ def volatility(result: IndexResult, window: int = 3) -> np.ndarray:
     NaN until `window` changes are available or where one of them is NaN."""
     if window < 2:
         raise ConfigError(f"volatility window must be at least 2, got {window}")
-    changes = pd.DataFrame(period_changes(result).T)
-    return changes.rolling(window, min_periods=window).std().to_numpy().T
+    changes = period_changes(result)
+    out = np.full(changes.shape, np.nan)
+    if changes.shape[1] >= window:  # every window at once (pandas' rolling went region by region)
+        windows = np.lib.stride_tricks.sliding_window_view(changes, window, axis=1)
+        out[:, window - 1 :] = windows.std(axis=2, ddof=1)  # NaN where the window holds a NaN
+    return out
 
 
 def smooth(result: IndexResult, window: int) -> np.ndarray:

@@ -38,6 +38,7 @@ from ..diagnostics import (
 )
 from ..errors import DataError, raise_stop
 from ..estimation.result import IndexResult
+from ..io.files import write_csv
 from ..io.store import save_cells
 from ..series import fill_gaps, seasonal_adjust
 from ..synthetic import SyntheticMarket
@@ -260,13 +261,13 @@ def write_outputs(
 
     try:
         if output.csv:
-            frame.to_csv(temp("index.csv"), index=False, float_format="%.10g")
+            write_csv(frame, temp("index.csv"))
         if output.parquet:
             frame.to_parquet(temp("index.parquet"), index=False)
         if diagnostics is not None:
-            diagnostics.frame.to_csv(temp("diagnostics.csv"), index=False, float_format="%.10g")
+            write_csv(diagnostics.frame, temp("diagnostics.csv"))
             if diagnostics.accuracy is not None:
-                diagnostics.accuracy.to_csv(temp("accuracy.csv"), index=False, float_format="%.10g")
+                write_csv(diagnostics.accuracy, temp("accuracy.csv"))
             if diagnostics.vintages is not None:
                 diagnostics.vintages.to_parquet(temp("vintages.parquet"), index=False)
         if cells is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -167,3 +168,12 @@ def decoded_row_bytes(schema: pa.Schema, wanted: dict[str, str]) -> int:
         numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
         width += kind.bit_width // 8 if numeric or pa.types.is_temporal(kind) else 32
     return width + DERIVED_ROW_BYTES
+
+
+def write_csv(frame: Any, path: str | os.PathLike[str]) -> None:
+    """A pandas frame as CSV by Arrow's writer (C++: pandas' per-value float formatting took 20 s for
+    the 1.2M rows of 10,000 regions on 2 cores, Arrow 0.6 s). Numbers at full precision (the
+    shortest text that reads back as the same double, so the CSV holds what the parquet holds),
+    NaN and None as empty fields, text quoted."""
+    table = pa.table({str(name): pa.array(frame[name], from_pandas=True) for name in frame.columns})
+    pacsv.write_csv(table, os.fspath(path))
