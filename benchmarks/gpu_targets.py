@@ -388,8 +388,8 @@ def importtime_table(stderr: str) -> list[tuple[int, int, int, str]]:
     return rows
 
 
-def cudf_modules(table: list[tuple[int, int, int, str]]) -> list[str]:
-    return [name for _, _, _, name in table if name == "cudf" or name.startswith("cudf.")]
+def modules_of(table: list[tuple[int, int, int, str]], package: str) -> list[str]:
+    return [name for _, _, _, name in table if name == package or name.startswith(f"{package}.")]
 
 
 class Stopped(RuntimeError):
@@ -635,10 +635,14 @@ class Check:
             table = importtime_table(self.get("pairs-gpu").stderr)
             if not table:
                 raise RuntimeError("no -X importtime lines in the run's stderr")
-            found = cudf_modules(table)
+            found = {package: modules_of(table, package) for package in ("cudf", "cupy")}
             top = max(table, key=lambda r: r[1])
-            text = f"{len(found)} cudf modules" + (f" ({', '.join(found[:3])}, ...)" if found else "")
-            return text + f"; {len(table)} imports, {top[3]} {top[1] / 1e6:.2f} s cumulative", not found
+            text = "; ".join(
+                f"{len(names)} {package} modules" + (f" ({', '.join(names[:3])}, ...)" if names else "")
+                for package, names in found.items()
+            )
+            text += f"; {len(table)} imports, {top[3]} {top[1] / 1e6:.2f} s cumulative"
+            return text, not any(found.values())
 
         self.group(
             f"{n}, default options: cold, warm (-X importtime), backend=cpu, profile",
@@ -653,7 +657,7 @@ class Check:
                 ("same: peak device memory (summary.json)", "<= 2 x the largest read's columns", peak),
                 ("same: backend=gpu vs cpu, log index max abs; drop counts", "<= 1e-10; equal", agree),
                 ("same, empty kernel cache (a new CUPY_CACHE_DIR): wall", "<= warm wall + 1 s", cold),
-                ("same, warm run under python -X importtime: cudf modules imported", "none", no_cudf),
+                ("same, warm run under python -X importtime: cudf and CuPy modules imported", "none", no_cudf),
             ],
             required=True,
         )
@@ -857,9 +861,10 @@ class Check:
         if not table:
             lines.append(self.failed.get("pairs-gpu", "no -X importtime lines"))
         else:
-            found = cudf_modules(table)
             lines.append(f"wall {run.wall:.2f} s ({run.timings}); {len(table)} modules imported" if run else "")
-            lines.append(f"cudf modules: {', '.join(found) if found else 'none'}")
+            for package in ("cudf", "cupy"):
+                found = modules_of(table, package)
+                lines.append(f"{package} modules: {', '.join(found[:10]) if found else 'none'}")
             for name in ("cupy", "pylibcudf", "rmm", "pyarrow", "duckdb", "hydra", "pandas", "matplotlib"):
                 hit = [r for r in table if r[3] == name]
                 if hit:

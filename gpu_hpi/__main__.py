@@ -142,11 +142,11 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
         warnings.formatwarning = _one_line_warning
     try:
         if command_line:
-            from .app.preflight import check_input
+            from .app.preflight import check_input, uses_device_arrays
 
             check_input(cfg.data)
             if option_name(cfg.backend.name) != "cpu":
-                warmup.start()
+                warmup.start(arrays=uses_device_arrays(cfg))
         from .app.pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
 
         summary = run(cfg, out_dir, startup_s=process_age() if command_line else startup_s)

@@ -117,7 +117,7 @@ def stream_pairs(
         total_rows = source.count_rows()
         if _uses_cluster(cfg):
             return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
-        jobs = source.batch_jobs(gpu=backend.is_gpu)
+        jobs = source.batch_jobs(gpu=backend.is_gpu, arrays=keep_pairs)  # the table alone: no CuPy
         if not backend.is_gpu:  # on the CPU DuckDB reads parquet (io/sql_pairs.py)
             with timings.stage("read_and_table"):
                 if not keep_pairs:  # the cell table alone: one query

@@ -25,3 +25,21 @@ def check_input(data: Any) -> None:
     files, fmt = input_files(str(data.path), option_name(data.format))
     if fmt == "parquet":
         check_footer_dates(files, [str(name) for name in names])
+
+
+def uses_device_arrays(cfg: Any) -> bool:
+    """Whether a GPU run of this configuration holds CuPy arrays: every run but a pair file reduced
+    to its cell table on the device and fitted from the table (bmn, Case-Shiller's squared stage
+    2), which is libcudf's work alone. A hint for the warm-up (whether to import CuPy): a wrong
+    guess costs time, never a result."""
+    method = option_name(cfg.method.name)
+    table_only = (
+        cfg.data.kind == "pairs"
+        and option_name(cfg.solver.name) == "normal"
+        and (method == "bmn" or (method == "case_shiller" and option_name(cfg.method.stage2) == "squared"))
+        and not cfg.diagnostics.accuracy_folds
+        and option_name(cfg.cluster.kind) == "none"
+        and not cfg.cluster.address
+        and cfg.data.columns.price_prev is None
+    )
+    return not table_only

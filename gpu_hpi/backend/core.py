@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import os
 import platform
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from ..errors import BackendUnavailableError, ConfigError
+from . import cuda
 
 BackendChoice = Literal["auto", "cpu", "gpu"]
 
@@ -29,13 +31,14 @@ GPU_EXTRA_HINT = "install the GPU extra: pip install 'gpu_hpi[gpu]' (CUDA 12) or
 class Backend:
     """A resolved backend.
 
-    name: "cpu" or "gpu"; xp: numpy or cupy; sparse / sparse_linalg: scipy.sparse(.linalg) or
+    name: "cpu" or "gpu"; xp: numpy or cupy (CuPy imported on first use: a run whose device work
+    is all libcudf's never imports it); sparse / sparse_linalg: scipy.sparse(.linalg) or
     cupyx.scipy.sparse(.linalg), imported when first used (only the sparse solvers use them); device:
     a human-readable description of where the work runs.
     """
 
     name: Literal["cpu", "gpu"]
-    xp: ModuleType
+    xp_module: ModuleType | str  # a module, or "cupy": imported on first use (1.1 s)
     sparse_module: ModuleType | str  # a module, or its name: imported on first use (0.5 s for SciPy's)
     sparse_linalg_module: ModuleType | str
     device: str
@@ -43,6 +46,12 @@ class Backend:
     @property
     def is_gpu(self) -> bool:
         return self.name == "gpu"
+
+    @property
+    def xp(self) -> ModuleType:
+        if self.xp_module == "cupy":
+            return cuda.cupy_module()  # with the memory settings made for it
+        return _module(self.xp_module)
 
     @property
     def sparse(self) -> ModuleType:
@@ -67,7 +76,7 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued device work (for honest timings); a no-op on the CPU."""
         if self.is_gpu:
-            self.xp.cuda.Device().synchronize()
+            cuda.synchronize()
 
 
 PINNED_MIN_BYTES = 1 << 20
@@ -102,22 +111,17 @@ def _cpu_backend() -> Backend:
 
 
 def _gpu_backend() -> Backend:
-    """The CuPy backend, or a BackendUnavailableError saying why it cannot run here."""
+    """The CuPy backend, or a BackendUnavailableError saying why it cannot run here. CuPy is found,
+    not imported: the device is asked through CUDA's runtime (backend/cuda.py)."""
+    if importlib.util.find_spec("cupy") is None:
+        raise BackendUnavailableError(f"backend=gpu needs CuPy, which is not installed; {GPU_EXTRA_HINT}")
     try:
-        import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
-        raise BackendUnavailableError(
-            f"backend=gpu needs CuPy, which cannot be imported ({exc}); {GPU_EXTRA_HINT}"
-        ) from exc
-    try:
-        n_devices = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        raise BackendUnavailableError(f"backend=gpu: CuPy imports but finds no usable CUDA device ({exc})") from exc
+        n_devices = cuda.device_count()
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import or call
+        raise BackendUnavailableError(f"backend=gpu: no usable CUDA device ({exc}); {GPU_EXTRA_HINT}") from exc
     if n_devices == 0:
-        raise BackendUnavailableError("backend=gpu: CuPy imports but this machine has no CUDA device")
-    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
-    return Backend("gpu", cupy, "cupyx.scipy.sparse", "cupyx.scipy.sparse.linalg", f"GPU {name}")
+        raise BackendUnavailableError("backend=gpu: this machine has no CUDA device")
+    return Backend("gpu", "cupy", "cupyx.scipy.sparse", "cupyx.scipy.sparse.linalg", f"GPU {cuda.device_name()}")
 
 
 @functools.cache
@@ -151,6 +155,4 @@ def array_namespace(a: Any) -> ModuleType:
     """numpy for numpy arrays, cupy for cupy arrays (without importing CuPy for numpy input)."""
     if isinstance(a, np.ndarray) or type(a).__module__.split(".")[0] != "cupy":
         return np
-    import cupy
-
-    return cupy
+    return cuda.cupy_module()

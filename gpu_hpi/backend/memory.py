@@ -3,7 +3,10 @@ read may take, and the peak the run used."""
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from ..errors import ConfigError
+from . import cuda
 from .core import GPU_EXTRA_HINT, Backend
 
 # a device read's decoded columns take at most this share of the device's memory
@@ -22,7 +25,7 @@ def read_budget(total_bytes: int, maximum_pool_size: str | None = None) -> int:
 
 def device_read_budget(backend: Backend, maximum_pool_size: str | None = None) -> int:
     """read_budget of this backend's device (GPU only)."""
-    return read_budget(int(backend.xp.cuda.Device().mem_info[1]), maximum_pool_size)
+    return read_budget(cuda.memory_info()[1], maximum_pool_size)
 
 
 _SIZE_UNITS = {
@@ -88,8 +91,9 @@ def _is_fraction(text: str | int | float) -> bool:
 def configure_memory(
     backend: Backend, *, pool: bool, initial_pool_size: str | None, maximum_pool_size: str | None, managed_memory: bool
 ) -> str:
-    """Route CuPy through an RMM pool (or managed memory) before any device allocation, with
-    statistics on so the peak can be reported. Returns a one-line note of what was done."""
+    """Set up RMM's pool (or managed memory) before any device allocation, libcudf's and, once it is
+    in use, CuPy's, with statistics on so the peak can be reported. Returns a one-line note of what
+    was done."""
     if not backend.is_gpu:
         return "memory settings apply to the GPU only; ignored on the CPU"
     if not (pool or managed_memory):
@@ -97,13 +101,12 @@ def configure_memory(
     try:
         import rmm
         import rmm.statistics
-        from rmm.allocators.cupy import rmm_cupy_allocator
     except ImportError:
         return f"RMM is not installed, CuPy's default memory pool is used ({GPU_EXTRA_HINT})"
     if not isinstance(rmm.mr.get_current_device_resource(), rmm.mr.CudaMemoryResource):
         note = "an RMM memory resource was already set: respected"
     else:
-        free, total = (int(v) for v in backend.xp.cuda.Device().mem_info)
+        free, total = cuda.memory_info()
         initial = None if initial_pool_size is None else parse_size(initial_pool_size, total)
         maximum = None if maximum_pool_size is None else parse_size(maximum_pool_size, total)
         clamped = ""
@@ -117,8 +120,14 @@ def configure_memory(
         )
         note = f"RMM {'pool' if pool else 'allocator'}{' on managed memory' if managed_memory else ''}{clamped}"
     rmm.statistics.enable_statistics()
-    backend.xp.cuda.set_allocator(rmm_cupy_allocator)
+    cuda.when_cupy_is_used(_rmm_for_cupy)  # CuPy's allocations from the same pool as libcudf's
     return note
+
+
+def _rmm_for_cupy(cupy: ModuleType) -> None:
+    from rmm.allocators.cupy import rmm_cupy_allocator  # imports CuPy: only once it is in use
+
+    cupy.cuda.set_allocator(rmm_cupy_allocator)
 
 
 def peak_device_bytes(backend: Backend) -> int | None:

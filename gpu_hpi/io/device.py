@@ -311,9 +311,16 @@ def cell_table(ops: Ops, pairs: Pairs, strict: bool = False) -> CellTable:
     reasons of data.pairs.invalid_masks (each pair counted under the first it fails), the cell key,
     a group-by of the valid pairs' key with their count and sums of y and y^2; the table on the host
     (the solve runs there). No kernel is compiled for it."""
-    t = pairs.n_periods
-    prev, recent, y = (ops.view(a) for a in (pairs.prev, pairs.recent, pairs.y))
     group = None if pairs.group is None else ops.view(pairs.group)
+    prev, recent, y = (ops.view(a) for a in (pairs.prev, pairs.recent, pairs.y))
+    return columns_cell_table(ops, prev, recent, y, group, pairs.group_labels, pairs.n_periods, strict)
+
+
+def columns_cell_table(
+    ops: Ops, prev: Any, recent: Any, y: Any, group: Any, labels: np.ndarray, t: int, strict: bool = False
+) -> CellTable:
+    """cell_table of libcudf columns: prev, recent int32 periods in [0, t) where valid, y float64,
+    group int32 codes (-1: missing) into labels, or None (labels ["ALL"])."""
     outside = ops.either(
         ops.either(ops.compare(prev, "LESS", 0), ops.compare(prev, "GREATER_EQUAL", t)),
         ops.either(ops.compare(recent, "LESS", 0), ops.compare(recent, "GREATER_EQUAL", t)),
@@ -345,7 +352,7 @@ def cell_table(ops: Ops, pairs: Pairs, strict: bool = False) -> CellTable:
     if dropped:
         key, y = ops.select([key, y], ops.negate(bad))
     keys, n, sum_y, sum_y2 = ops.sums_by_key(key, y)
-    table = from_keys(np, t, pairs.group_labels, keys, n, {"y": sum_y, "y2": sum_y2})
+    table = from_keys(np, t, labels, keys, n, {"y": sum_y, "y2": sum_y2})
     return replace(table, dropped=dropped)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,9 @@ class PairBatch:
     `origin` (0: absolute); y: (n,) float64 (NaN where null); group: (n,) group ids (numpy, pandas,
     or GroupCodes from the device reader) or None; price_prev, price_recent: (n,) float64 prices or
     None. missing_period: rows dropped for a null period. bounds: the absolute (first, last) period
-    of the batch where the reader found them (else computed from the arrays)."""
+    of the batch where the reader found them (else computed from the arrays). ops: the device
+    reader's operations where the fields are libcudf columns, not arrays (`arrays()` views them as
+    CuPy arrays): their cell table is libcudf's work alone, without CuPy."""
 
     prev: Any
     recent: Any
@@ -49,16 +51,32 @@ class PairBatch:
     price_recent: Any = None
     origin: int = 0
     bounds: tuple[int, int] | None = None
+    ops: device.Ops | None = None
 
     @property
     def n_rows(self) -> int:
-        return int(self.y.shape[0])
+        return int(self.y.size() if self.ops is not None else self.y.shape[0])
+
+    def arrays(self) -> PairBatch:
+        """This batch with arrays for fields (CuPy's views of the device reader's columns, no copy)."""
+        if self.ops is None:
+            return self
+        group = self.group
+        if isinstance(group, GroupCodes):
+            group = GroupCodes(device.device_array(group.codes), group.labels)
+        prices = [None if p is None else device.device_array(p) for p in (self.price_prev, self.price_recent)]
+        prev, recent, y = (device.device_array(c) for c in (self.prev, self.recent, self.y))
+        return replace(
+            self, prev=prev, recent=recent, y=y, group=group, price_prev=prices[0], price_recent=prices[1], ops=None
+        )
 
     def periods_from(self, first: int) -> tuple[Any, Any]:
         """(prev, recent) counted from the absolute period `first`."""
         shift = first - self.origin
         if shift == 0:  # the device reader counts from the window's start already: no kernel
             return self.prev, self.recent
+        if self.ops is not None:
+            return tuple(self.ops.binary(p, shift, "SUB", self.ops.int32) for p in (self.prev, self.recent))
         return self.prev - np.int32(shift), self.recent - np.int32(shift)
 
     def cell_table(
@@ -76,12 +94,20 @@ class PairBatch:
         hi = end if end is not None else max(hi_abs, lo + 1)
         check_window(lo, hi)
         prev, recent = self.periods_from(lo)
+        n_periods = max(hi - lo + 1, 2)
+        if self.ops is not None and self.price_prev is None:  # libcudf's columns: no CuPy
+            codes, labels = (None, np.asarray(["ALL"], dtype=object))
+            if self.group is not None:
+                codes, labels = self.group.codes, self.group.labels
+            return lo, device.columns_cell_table(self.ops, prev, recent, self.y, codes, labels, n_periods, strict)
+        if self.ops is not None:
+            return self.arrays().cell_table(start, end, backend, strict, threads)
         pairs = prepare_pairs(
             prev,
             recent,
             self.y,
             self.group,
-            n_periods=max(hi - lo + 1, 2),
+            n_periods=n_periods,
             backend=backend,
             price_prev=self.price_prev,
             price_recent=self.price_recent,
@@ -123,19 +149,22 @@ class PairSource:
             raise ConfigError("data.columns.y is null: give the price columns to compute it from")
         return wanted
 
-    def batches(self, gpu: bool = False) -> Iterator[PairBatch]:
+    def batches(self, gpu: bool = False, arrays: bool = True) -> Iterator[PairBatch]:
         """Stream the pairs in batches of about `batch_rows` rows (host arrays; with `gpu=True` and
-        pylibcudf importable, parquet is decoded on the GPU and the batches hold CuPy arrays)."""
-        for job in self.batch_jobs(gpu):
+        pylibcudf importable, parquet is decoded on the GPU and the batches hold CuPy arrays, or
+        libcudf's columns with arrays=False)."""
+        for job in self.batch_jobs(gpu, arrays):
             yield job()
 
-    def batch_jobs(self, gpu: bool = False) -> Iterator[Callable[[], PairBatch]]:
+    def batch_jobs(self, gpu: bool = False, arrays: bool = True) -> Iterator[Callable[[], PairBatch]]:
         """Like `batches`, but each item is a call that converts the batch, so that callers can run
-        the conversions of several batches in parallel while the reader decodes the next ones."""
+        the conversions of several batches in parallel while the reader decodes the next ones.
+        arrays=False: batches decoded on the GPU may keep libcudf's columns (PairBatch.ops), for a
+        caller that needs only their cell tables."""
         files, fmt = self.files()
         wanted = self.wanted()
         if self.reads_on_device(gpu):
-            for batch in self._device_batches(files, wanted):
+            for batch in self._device_batches(files, wanted, arrays):
                 yield functools.partial(ready, batch)
             return
         for record_batch in record_batches(files, fmt, list(wanted.values()), self.batch_rows):
@@ -145,7 +174,7 @@ class PairSource:
         """True where the batches are decoded on the GPU (parquet, pylibcudf importable)."""
         return gpu and self.files()[1] == "parquet" and device.library() is not None
 
-    def _device_batches(self, files: list[str], wanted: dict[str, str]) -> Iterator[PairBatch]:
+    def _device_batches(self, files: list[str], wanted: dict[str, str], arrays: bool) -> Iterator[PairBatch]:
         """Whole row-group sets decoded on the device, as large as the device budget allows (the
         whole file where it fits): a few large reads, not one per small batch."""
         ops = device.Ops(device.library())
@@ -158,15 +187,20 @@ class PairSource:
                 max_rows = max(1, self.device_read_bytes // decoded_row_bytes(meta.schema_arrow, wanted))
             for groups in plan_reads(rows, max_rows) or [[]]:
                 read = ops.read_parquet(path, list(wanted.values()), groups if groups else None)
-                yield self.convert_device(ops, read, wanted, meta.schema_arrow)
+                yield self.convert_device(ops, read, wanted, meta.schema_arrow, arrays)
 
     def convert_device(
-        self, ops: device.Ops, columns: dict[str, Any], wanted: dict[str, str], schema: pa.Schema | None = None
+        self,
+        ops: device.Ops,
+        columns: dict[str, Any],
+        wanted: dict[str, str],
+        schema: pa.Schema | None = None,
+        arrays: bool = True,
     ) -> PairBatch:
         """A batch of device columns (name -> pylibcudf column, taken over: each is released once
         converted, to bound the device's peak): periods, prices and integer groups made by libcudf,
         counted from the window's start (data.start) or the batch's first period; string or nullable
-        groups on the host."""
+        groups on the host. arrays=False keeps libcudf's columns where the groups are on the device."""
         cols = {role: columns[name] for role, name in wanted.items()}
         columns.clear()
         n_before = cols["prev"].size()
@@ -190,15 +224,11 @@ class PairSource:
             ratio = ops.binary(numbers["price_recent"], numbers["price_prev"], "TRUE_DIV", ops.float64)
             numbers["y"] = ops.unary(ratio, "LOG")
         n_kept = cols["prev"].size()
-        group = None
+        group: Any = None
         if "group" in cols:
             ids = cols.pop("group")
             encoded = device.group_codes(ops, ids)
-            group = (
-                group_values(ids.to_arrow())
-                if encoded is None
-                else GroupCodes(device.device_array(encoded[0]), encoded[1])
-            )
+            group = group_values(ids.to_arrow()) if encoded is None else GroupCodes(*encoded)
         prev, recent = (
             device.periods(
                 ops, cols.pop(r), wanted[r], self.periodicity, self.integer_periods, self.start, file_type(r)
@@ -210,18 +240,20 @@ class PairSource:
         origin = parse_period(self.start, self.periodicity) if self.start is not None else (bounds or (0, 0))[0]
         if origin:
             prev, recent = (ops.binary(p, origin, "SUB", ops.int32) for p in (prev, recent))
-        arrays = {role: device.device_array(col) for role, col in numbers.items()}
-        return PairBatch(
-            device.device_array(prev),
-            device.device_array(recent),
-            arrays["y"],
+        batch = PairBatch(
+            prev,
+            recent,
+            numbers["y"],
             group,
             n_before - n_kept,
-            arrays.get("price_prev"),
-            arrays.get("price_recent"),
+            numbers.get("price_prev"),
+            numbers.get("price_recent"),
             origin=origin,
             bounds=bounds,
+            ops=ops,
         )
+        on_host = group is not None and not isinstance(group, GroupCodes)
+        return batch.arrays() if arrays or on_host else batch
 
     def convert(self, batch: pa.Table | pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
         cols = {role: batch.column(name) for role, name in wanted.items()}

@@ -138,7 +138,8 @@ def test_gpu_targets_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         (1, "cudf.core"),
         (2, "pylibcudf"),
     ]
-    assert gt.cudf_modules(table) == ["cudf", "cudf.core"] and table[1][:2] == (2000, 53000)
+    assert gt.modules_of(table, "cudf") == ["cudf", "cudf.core"] and table[1][:2] == (2000, 53000)
+    assert gt.modules_of(table, "cupy") == []
 
     cubin = tmp_path / "0123.cubin"
     cubin.write_bytes(b"0" * 40 + b"\x7fELF\0.text.cupy_add__float64\0.text._Z4foldPdi\0.nv.info\0")

@@ -120,10 +120,12 @@ def seed_pairs(n: int, seed: int, *, nulls: bool = True, groups: str = "int") ->
     return out
 
 
-def tables(source: PairSource, gpu: bool, start: int | None = None, end: int | None = None) -> tuple[Any, int]:
+def tables(
+    source: PairSource, gpu: bool, start: int | None = None, end: int | None = None, arrays: bool = True
+) -> tuple[Any, int]:
     """(the merged table of every batch, rows dropped for a null period)."""
     parts, missing = [], 0
-    for batch in source.batches(gpu=gpu):
+    for batch in source.batches(gpu=gpu, arrays=arrays):
         missing += batch.missing_period
         lo, table = batch.cell_table(start, end, CPU)
         parts.append(table.shift(lo - START, 60))
@@ -132,7 +134,9 @@ def tables(source: PairSource, gpu: bool, start: int | None = None, end: int | N
 
 @pytest.mark.parametrize("groups", ["int", "str"])
 @pytest.mark.parametrize("window", [None, "2014-03"])
-def test_pair_reader_gives_the_host_readers_tables(ops: device.Ops, tmp_path: Path, groups: str, window: Any) -> None:
+def test_pair_reader_gives_the_host_readers_tables(
+    ops: device.Ops, tmp_path: Path, groups: str, window: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(tmp_path / "pairs.parquet", seed_pairs(5000, 1, groups=groups), row_group_size=700)
     columns = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
     # reads of two row groups: several device batches, each counted from its own first period
@@ -146,6 +150,26 @@ def test_pair_reader_gives_the_host_readers_tables(ops: device.Ops, tmp_path: Pa
     assert got_missing == want_missing > 0
     assert_tables_equal(got, want)
     assert got.dropped == want.dropped and got.dropped["nonfinite_y"] > 0
+    # the table alone from libcudf's columns, without an array (no CuPy); string groups: arrays
+    column_batches = list(source.batches(gpu=True, arrays=False))
+    assert all((b.ops is not None) == (groups == "int") for b in column_batches)
+    assert [b.n_rows for b in column_batches] == [b.n_rows for b in device_batches]
+    for columns_batch, arrays_batch in zip(column_batches, device_batches, strict=True):
+        shifted = columns_batch.periods_from(columns_batch.origin - 3)  # libcudf's subtraction
+        for got_periods, want_periods in zip(shifted, arrays_batch.periods_from(arrays_batch.origin - 3), strict=True):
+            np.testing.assert_array_equal(
+                fake.host_array(got_periods) if groups == "int" else got_periods, want_periods
+            )
+    if groups == "int":
+        monkeypatch.setattr(device, "device_array", no_array)
+    got, got_missing = tables(source, True, start, arrays=False)
+    assert got_missing == want_missing
+    assert_tables_equal(got, want)
+    assert got.dropped == want.dropped
+
+
+def no_array(col: Any) -> Any:
+    raise AssertionError("an array was made of a device column")
 
 
 def test_pair_reader_prices_and_periods_from_the_window_start(ops: device.Ops, tmp_path: Path) -> None:
@@ -409,3 +433,27 @@ def test_the_gpu_job_on_the_stand_in_equals_the_cpu_job(stand_in_gpu: None, tmp_
     summaries = {b: runs[b].summary for b in ("gpu", "cpu")}
     assert summaries["gpu"]["dropped"] == summaries["cpu"]["dropped"]
     assert summaries["gpu"]["backend"] == "gpu" and summaries["cpu"]["backend"] == "cpu"
+
+
+def test_a_table_only_gpu_job_makes_no_array(
+    stand_in_gpu: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair file reduced to its cell table and fitted from it (bmn, as by default) is libcudf's
+    work alone: no device column is viewed as an array and the GPU backend's array namespace is
+    never asked for, so CuPy is not imported (1.1 s of start-up)."""
+    from helpers import run_app
+
+    from gpu_hpi.backend.core import Backend
+
+    def no_namespace(backend: Backend) -> Any:
+        if backend.is_gpu:
+            raise AssertionError("the GPU's array namespace was used")
+        return np
+
+    pairs = write(tmp_path / "pairs.parquet", seed_pairs(6000, 4), row_group_size=1500)
+    want = run_app(tmp_path, "data=pairs", f"data.path={pairs}", "backend=cpu", name="cpu").ok()
+    monkeypatch.setattr(device, "device_array", no_array)
+    monkeypatch.setattr(Backend, "xp", property(no_namespace))
+    got = run_app(tmp_path, "data=pairs", f"data.path={pairs}", "backend=gpu", name="gpu").ok()
+    np.testing.assert_allclose(got.frame["log_index"], want.frame["log_index"], rtol=0, atol=1e-10)
+    assert got.summary["dropped"] == want.summary["dropped"] and got.summary["backend"] == "gpu"

@@ -147,10 +147,14 @@ def test_rmm_pool_sizes_are_clamped_not_crashed(monkeypatch: pytest.MonkeyPatch)
         "rmm.allocators.cupy": cupy_allocator,
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
+    from gpu_hpi.backend import cuda
+
     gib = 1 << 30
-    device = types.SimpleNamespace(mem_info=(140 * gib, 141 * gib))
-    cuda = types.SimpleNamespace(Device=lambda: device, set_allocator=lambda allocator: None)
-    xp = types.SimpleNamespace(cuda=cuda)
+    monkeypatch.setattr(cuda, "memory_info", lambda: (140 * gib, 141 * gib))
+    allocators_set: list[object] = []
+    xp = types.SimpleNamespace(cuda=types.SimpleNamespace(set_allocator=allocators_set.append))
+    monkeypatch.setattr(cuda, "_before_first_use", [])
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
     gpu = Backend("gpu", xp, xp, xp, "a stand-in device")  # type: ignore[arg-type]
 
     note = configure_memory(gpu, pool=True, initial_pool_size=None, maximum_pool_size="1GB", managed_memory=False)
@@ -160,6 +164,11 @@ def test_rmm_pool_sizes_are_clamped_not_crashed(monkeypatch: pytest.MonkeyPatch)
     assert calls[-1]["initial_pool_size"] == calls[-1]["maximum_pool_size"] and "clamped to the maximum 1GB" in note
     configure_memory(gpu, pool=True, initial_pool_size="2GB", maximum_pool_size=None, managed_memory=False)
     assert calls[-1]["initial_pool_size"] == 2 * 10**9 and calls[-1]["maximum_pool_size"] is None
+    # CuPy is routed through RMM once it is used, not imported for it
+    assert not allocators_set
+    monkeypatch.setitem(sys.modules, "cupy", xp)
+    assert cuda.cupy_module() is xp
+    assert allocators_set == [cupy_allocator.rmm_cupy_allocator] * 3
 
 
 def test_zero_weight_pairs_counted_once(tmp_path: Path) -> None:
