@@ -152,9 +152,9 @@ def stream_pairs(
                 acc.add(reduced[0], reduced[1].to_host())  # tables are summed on the host: a few MB
                 if keep_pairs:
                     kept.append(batch)
-    if not acc.parts:
-        raise DataError("the input holds no pairs")
-    first_period, table = acc.total(start, end)
+        if not acc.parts:
+            raise DataError("the input holds no pairs")
+        first_period, table = acc.total(start, end)
     pairs = None
     if kept:
         with timings.stage("assemble_pairs", backend):

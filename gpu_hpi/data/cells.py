@@ -333,4 +333,7 @@ class TableAccumulator:
         """(absolute start, table) of everything added, over [start, end] where given."""
         lo = min(off for off, _ in self.parts) if start is None else start
         hi = max(off + tb.n_periods - 1 for off, tb in self.parts) if end is None else end
-        return lo, merge_tables([tb.shift(off - lo, hi - lo + 1) for off, tb in self.parts])
+        placed = [tb.shift(off - lo, hi - lo + 1) for off, tb in self.parts]
+        # one table (a file read at once) has nothing to add up: merging it would sort every cell
+        # again (75M cells for 150M pairs over 10,000 regions: 7 s)
+        return lo, placed[0] if len(placed) == 1 else merge_tables(placed)

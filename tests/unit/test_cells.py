@@ -271,6 +271,23 @@ def test_shift_places_the_table_in_a_wider_window(problem: Problem) -> None:
     assert np.isnan(moved.log_index[:, :3]).all()
 
 
+@pytest.mark.parametrize("encoding", ["float", "str", None])
+def test_a_single_table_is_already_its_own_sum(problem: Problem, path: str, encoding: str | None) -> None:
+    """TableAccumulator.total of one table returns it placed, unmerged: merging it alone (a sort
+    of every cell) must give the same table, which holds where every builder's cells are sorted by
+    key and its labels sorted and distinct."""
+    table = table_of(problem, encoding)
+    acc = cells.TableAccumulator()
+    acc.add(2, table)
+    lo, total = acc.total(0, problem.n_periods + 3)
+    assert lo == 0
+    want = cells.merge_tables([table.shift(2, problem.n_periods + 4)])
+    assert_tables_equal(total, want)
+    np.testing.assert_array_equal(total.group_labels, want.group_labels)
+    np.testing.assert_array_equal(total.prev, want.prev)  # the same order, not only the same cells
+    np.testing.assert_array_equal(total.sum_y, want.sum_y)
+
+
 def test_key_order_packed_and_argsort() -> None:
     """The packed value sort and the argsort it falls back to (keys too wide) sort alike, stably."""
     rng = np.random.default_rng(3)
