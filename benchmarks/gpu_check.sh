@@ -50,6 +50,25 @@ for name in names.split():
         print(f"{name:10} MISSING ({type(exc).__name__}: {exc})")
 import gpu_hpi
 print("backend:", gpu_hpi.resolve_backend("auto").device, "| cores:", len(os.sched_getaffinity(0)))
+# what the host's many-small-solves rows depend on: a CPU quota below the cores, BLAS threads
+for path in ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
+    if os.path.exists(path):
+        print(f"{path}: {open(path).read().strip()}")
+import time
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from gpu_hpi.estimation.lapack import cholesky_solve, one_blas_thread
+systems = np.tile(np.eye(123) * 4 + 0.1, (1600, 1, 1))
+with one_blas_thread():
+    for workers in (1, len(os.sched_getaffinity(0))):
+        parts = np.array_split(systems.copy(), workers)
+        began = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda part: cholesky_solve(part, np.ones(part.shape[:2]), True), parts))
+        print(f"1,600 Cholesky solves and inverses of 123 x 123, {workers} threads: {time.perf_counter() - began:.3f} s")
+from threadpoolctl import threadpool_info
+for lib in threadpool_info():
+    print(f"threadpool: {lib.get('internal_api')} {lib.get('num_threads')} threads, {lib.get('filepath')}")
 EOF
 took "install check" "$t"
 
