@@ -42,7 +42,11 @@ def _warm_up(arrays: bool) -> None:
         return
     if os.environ.get("GPU_HPI_CUDF", "1") != "0":
         with contextlib.suppress(Exception):  # without it the host reader is used (io.device.library)
-            importlib.import_module("pylibcudf")  # io.device imports it by this name
+            _load("pylibcudf")  # io.device imports it by this name
     if arrays or os.environ.get("GPU_HPI_CUDF", "1") == "0":
         with contextlib.suppress(Exception):
-            importlib.import_module("cupy")  # not cuda.cupy_module: the memory pool is not set up yet
+            _load("cupy")  # not cuda.cupy_module: the memory pool is not set up yet
+
+
+def _load(name: str) -> None:
+    importlib.import_module(name)

@@ -114,3 +114,27 @@ def test_settings_wait_for_cupys_first_use(monkeypatch: pytest.MonkeyPatch) -> N
 )
 def test_the_warm_up_imports_cupy_only_for_runs_that_use_it(overrides: list[str], arrays: bool) -> None:
     assert uses_device_arrays(compose_config(*overrides)) == arrays
+
+
+@pytest.mark.parametrize("arrays", [False, True])
+def test_the_warm_up_creates_the_context_and_imports_what_the_run_uses(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch, arrays: bool
+) -> None:
+    from gpu_hpi.backend import warmup
+
+    imported: list[str] = []
+    monkeypatch.setattr(warmup, "_load", imported.append)
+    monkeypatch.setenv("GPU_HPI_CUDF", "1")
+    warmup._warm_up(arrays)
+    assert runtime.calls == ["free"]  # the context, nothing allocated
+    assert imported == (["pylibcudf", "cupy"] if arrays else ["pylibcudf"])
+
+
+def test_the_warm_up_ends_quietly_without_a_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpu_hpi.backend import warmup
+
+    imported: list[str] = []
+    monkeypatch.setattr(cuda, "_runtime", lambda: runtime_stand_in(status=Status.cudaErrorNoDevice))
+    monkeypatch.setattr(warmup, "_load", imported.append)
+    warmup._warm_up(True)
+    assert imported == []
