@@ -1,6 +1,6 @@
 """gpu_hpi: repeat-sales house price indices from hundreds of millions of pairs, on a GPU or a CPU.
 
-The public names load their modules on first use (PEP 562), so that `import gpu_hpi.config` and
+The public names load their modules on first use (PEP 562), so that `import gpu_hpi.options` and
 `python -m gpu_hpi --help` do not pay for numpy, pandas and scipy.
 """
 

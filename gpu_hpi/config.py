@@ -1,5 +1,6 @@
-"""Structured config schemas, registered in Hydra's ConfigStore: the one definition of every option
-and of its allowed values (the library's modules take their lists of names from these enums).
+"""Structured config schemas of the command line, registered in Hydra's ConfigStore, composed from
+the option names and tunings of options.py (the library's own module; only the entry point, app/
+and dask/ import this one).
 
 Each `conf/<group>/<option>.yaml` names its schema in its defaults list, so a bad override
 (`solver=foo`, `data.n_pairs=abc`, `backend.name=tpu`) fails when the config is composed,
@@ -9,68 +10,44 @@ before any data is read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
 
+from .options import (
+    BackendName,
+    ClusterKind,
+    FileFormat,
+    GapFill,
+    IntegerPeriods,
+    MethodName,
+    MethodTuning,
+    Pairing,
+    Periodicity,
+    SeasonalAdjustment,
+    SolverName,
+    SolverOperator,
+    Stage2,
+    option_name,
+)
 
-class SolverName(str, Enum):
-    normal = "normal"
-    lsqr = "lsqr"
-    lsmr = "lsmr"
-
-
-class SolverOperator(str, Enum):
-    auto = "auto"  # implicit on the GPU, matrix on the CPU (the faster there)
-    implicit = "implicit"  # the dummy matrix applied by column arithmetic, never stored
-    matrix = "matrix"  # assembled as CSR, with the CSR of its transpose
-
-
-class BackendName(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    gpu = "gpu"
-
-
-class MethodName(str, Enum):
-    bmn = "bmn"
-    case_shiller = "case_shiller"
-    robust = "robust"
-    arithmetic = "arithmetic"
-
-
-class Stage2(str, Enum):
-    squared = "squared"
-    absolute = "absolute"
-
-
-class Periodicity(str, Enum):
-    week = "week"  # ISO weeks, labelled 2014-W01
-    month = "month"
-    quarter = "quarter"
-    year = "year"
-
-
-class GapFill(str, Enum):
-    linear = "linear"  # interpolate the log index
-    carry = "carry"  # the last estimate
-
-
-class SeasonalAdjustment(str, Enum):
-    stl = "stl"  # statsmodels' robust STL on the log index
-
-
-class FileFormat(str, Enum):
-    auto = "auto"
-    parquet = "parquet"
-    csv = "csv"
-
-
-class IntegerPeriods(Enum):
-    index = "index"  # 0 = data.start
-    yyyymm = "yyyymm"  # 201401 = 2014-01
+__all__ = [  # the option names, re-exported for the command line's modules
+    "BackendName",
+    "ClusterKind",
+    "FileFormat",
+    "GapFill",
+    "IntegerPeriods",
+    "MethodName",
+    "MethodTuning",
+    "Pairing",
+    "Periodicity",
+    "SeasonalAdjustment",
+    "SolverName",
+    "SolverOperator",
+    "Stage2",
+    "option_name",
+]
 
 
 @dataclass
@@ -100,25 +77,29 @@ class SyntheticDataConfig:
 
 
 @dataclass
-class PairsDataConfig:
-    """A parquet or CSV file (or a directory / glob of parquet files) of repeat-sales pairs."""
+class FileDataConfig:
+    """What every input read from files has: the path (a file, a directory or a glob of parquet
+    files), its format, the window, how integer periods read, the reading's batches and memory,
+    whether invalid rows are an error, and stored cell tables to add."""
 
-    kind: str = "pairs"
+    kind: str = MISSING
     path: str = MISSING
     format: FileFormat = FileFormat.auto
-    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     start: str | None = None  # first period of the window; inferred from the data when null
     end: str | None = None  # last period of the window; inferred when null
     integer_periods: IntegerPeriods = IntegerPeriods.index
     batch_rows: int = 1 << 21
     memory_limit: str | None = None  # host memory DuckDB may use on the CPU, e.g. 4GB (beyond: it spills)
-    strict: bool = False  # invalid pairs are an error instead of being dropped and counted
+    strict: bool = False  # invalid rows are an error instead of being dropped and counted
     add_cells: Any = None  # cell table(s) of earlier pairs (file, directory, glob or list) to add
 
 
-class Pairing(str, Enum):
-    consecutive = "consecutive"
-    all = "all"
+@dataclass
+class PairsDataConfig(FileDataConfig):
+    """A parquet or CSV file (or a directory / glob of parquet files) of repeat-sales pairs."""
+
+    kind: str = "pairs"
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
 
 
 @dataclass
@@ -132,26 +113,17 @@ class SaleColumnsConfig:
 
 
 @dataclass
-class TransactionsDataConfig:
+class TransactionsDataConfig(FileDataConfig):
     """Sale records: pairs are made per property (pairing), with optional filters (null: off)."""
 
     kind: str = "transactions"
-    path: str = MISSING
-    format: FileFormat = FileFormat.auto
     columns: SaleColumnsConfig = field(default_factory=SaleColumnsConfig)
-    start: str | None = None
-    end: str | None = None
-    integer_periods: IntegerPeriods = IntegerPeriods.index
     pairing: Pairing = Pairing.consecutive
     min_holding: int | None = None  # periods
     max_holding: int | None = None
     max_annual_return: float | None = None  # |log return| per year
     max_robust_z: float | None = None  # |(y - median) / (1.4826 MAD)| within the group
     save_pairs: str | None = None  # write the pairs here (parquet, seed schema + prices)
-    batch_rows: int = 1 << 21
-    memory_limit: str | None = None  # host memory DuckDB may use on the CPU, e.g. 4GB (beyond: it spills)
-    strict: bool = False
-    add_cells: Any = None  # cell table(s) of earlier pairs to add
 
 
 @dataclass
@@ -184,20 +156,6 @@ class MemoryConfig:
     initial_pool_size: str | None = None
     maximum_pool_size: str | None = None
     managed_memory: bool = False
-
-
-@dataclass(kw_only=True)  # after the name and stage2 in the subclasses' positional arguments
-class MethodTuning:
-    """The methods' numerical options, declared once for the configuration (MethodConfig) and the
-    estimators (estimation.methods.MethodOptions): quadratic: an h^2 term in Case-Shiller's stage 2;
-    interval_weights: the arithmetic index with Case-Shiller weights; huber_c, max_iter, tol: the
-    robust IRLS."""
-
-    quadratic: bool = False
-    interval_weights: bool = False
-    huber_c: float = 1.345
-    max_iter: int = 50
-    tol: float = 1e-10
 
 
 @dataclass
@@ -249,12 +207,6 @@ class OutputConfig:
     ci_level: float = 0.95
 
 
-class ClusterKind(str, Enum):
-    none = "none"
-    local = "local"
-    cuda = "cuda"
-
-
 @dataclass
 class ClusterConfig:
     """Dask execution of data=pairs: none (single process), local (LocalCluster of processes),
@@ -269,7 +221,7 @@ class ClusterConfig:
 
 @dataclass
 class AppConfig:
-    data: Any = MISSING
+    data: Any = MISSING  # one of the data schemas above (SyntheticDataConfig, FileDataConfig's, CellsDataConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
@@ -305,8 +257,3 @@ def config_dir() -> str:
         if (candidate / "config.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(f"gpu_hpi's conf/ directory was not found next to {here}")
-
-
-def option_name(value: Any) -> str:
-    """An option's value as a plain string (an enum member's value, or the value itself)."""
-    return str(value.value if hasattr(value, "value") else value)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..backend.core import Backend, array_namespace, to_host, usable_cores
 from ..backend.memory import device_read_budget
-from ..config import AppConfig, option_name
+from ..config import AppConfig, FileDataConfig, SyntheticDataConfig, option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
 from ..data.cells import CellTable, TableAccumulator
 from ..data.pairs import GroupCodes, Pairs, add_counts, prepare_pairs
@@ -35,11 +35,11 @@ from ..transactions import PairingRules, check_sales, make_pairs
 from .stages import Timings, progress_bar
 
 
-def _window(cfg: AppConfig, periodicity: str) -> tuple[int | None, int | None]:
-    start = None if getattr(cfg.data, "start", None) is None else parse_period(cfg.data.start, periodicity)
-    end = None if getattr(cfg.data, "end", None) is None else parse_period(cfg.data.end, periodicity)
+def _window(data: FileDataConfig, periodicity: str) -> tuple[int | None, int | None]:
+    start = None if data.start is None else parse_period(data.start, periodicity)
+    end = None if data.end is None else parse_period(data.end, periodicity)
     if start is not None and end is not None and end < start:
-        raise ConfigError(f"data.end={cfg.data.end} is before data.start={cfg.data.start}")
+        raise ConfigError(f"data.end={data.end} is before data.start={data.start}")
     return start, end
 
 
@@ -96,7 +96,7 @@ def stream_pairs(
     """Synthetic or file pairs, batch by batch into cell tables (bounded memory unless kept)."""
     market = None
     one_batch = False  # DuckDB read every pair at once (a table then uses every core)
-    if cfg.data.kind == "synthetic":
+    if isinstance(cfg.data, SyntheticDataConfig):
         d = cfg.data
         try:
             market = SyntheticMarket.create(d.n_pairs, d.n_periods, d.n_groups, d.seed, d.noise_sd, d.mean_holding)
@@ -112,7 +112,7 @@ def stream_pairs(
         )
         total_rows: int | None = d.n_pairs
     else:
-        start, end = _window(cfg, periodicity)
+        start, end = _window(cfg.data, periodicity)
         source = pair_source(cfg, periodicity, backend)
         total_rows = source.count_rows()
         if _uses_cluster(cfg):
@@ -134,7 +134,7 @@ def stream_pairs(
     # batches in parallel, one thread each: on the CPU all of the work; on the GPU (pyarrow
     # decoding on the host) the next batches' decoding overlaps this one's copy and table
     workers = usable_cores()
-    if one_batch or (backend.is_gpu and (cfg.data.kind == "synthetic" or source.reads_on_device(True))):
+    if one_batch or (backend.is_gpu and (isinstance(cfg.data, SyntheticDataConfig) or source.reads_on_device(True))):
         workers = 1  # one batch, or device-resident batches: nothing on the host to overlap
 
     def convert_and_reduce(job: Callable[[], PairBatch]) -> tuple[PairBatch, tuple[int, CellTable] | None]:
@@ -169,12 +169,12 @@ def pair_source(cfg: AppConfig, periodicity: str, backend: Backend) -> PairSourc
     return PairSource(
         path=cfg.data.path,
         format=option_name(cfg.data.format),
-        columns={role: getattr(cfg.data.columns, role, None) for role in roles},
+        columns={role: getattr(cfg.data.columns, role) for role in roles},
         periodicity=periodicity,
         integer_periods=option_name(cfg.data.integer_periods),
         start=cfg.data.start,
         batch_rows=int(cfg.data.batch_rows),
-        memory_limit=getattr(cfg.data, "memory_limit", None),
+        memory_limit=cfg.data.memory_limit,
         device_read_bytes=(device_read_budget(backend, cfg.memory.maximum_pool_size) if backend.is_gpu else None),
     )
 
@@ -262,7 +262,7 @@ def load_transactions(
     whole into arrays and paired by make_pairs."""
     d = cfg.data
     source = sale_source(cfg, periodicity)
-    start, end = _window(cfg, periodicity)
+    start, end = _window(cfg.data, periodicity)
     rules = PairingRules(
         pairing=option_name(d.pairing),
         min_holding=d.min_holding,

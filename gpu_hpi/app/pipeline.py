@@ -20,7 +20,15 @@ from omegaconf import DictConfig, OmegaConf
 from ..backend import warmup
 from ..backend.core import resolve_backend
 from ..backend.memory import check_memory_sizes, configure_memory
-from ..config import AppConfig, DiagnosticsConfig, MethodTuning, option_name
+from ..config import (
+    AppConfig,
+    CellsDataConfig,
+    DiagnosticsConfig,
+    FileDataConfig,
+    MethodTuning,
+    TransactionsDataConfig,
+    option_name,
+)
 from ..data.calendar import Calendar, parse_period
 from ..data.pairs import add_counts, check_strict
 from ..diagnostics import Refit
@@ -65,7 +73,8 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     solver = option_name(cfg.solver.name)
     tuning = {f.name: getattr(cfg.method, f.name) for f in dataclasses.fields(MethodTuning)}
     method = MethodOptions(name=option_name(cfg.method.name), stage2=option_name(cfg.method.stage2), **tuning)
-    if cfg.data.kind in ("pairs", "transactions"):
+    files = cfg.data if isinstance(cfg.data, FileDataConfig) else None  # pairs or sale records
+    if files is not None:
         with timings.stage("check_input"):
             check_input(cfg.data)  # what the files' footers refuse, before the device is set up
     with timings.stage("setup"):
@@ -78,7 +87,7 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
             maximum_pool_size=cfg.memory.maximum_pool_size,
             managed_memory=cfg.memory.managed_memory,
         )
-        if backend.is_gpu and cfg.data.kind in ("pairs", "transactions"):
+        if backend.is_gpu and files is not None:
             device.library()  # its import counted here, not in the reading
     if cfg.output.plot:
         # the chart's imports (~0.5 s) while the data are read: on the GPU the host is idle; on the
@@ -88,13 +97,14 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     # the memory note only where it applies (the GPU): no word about options a CPU run ignores
     log.info("backend %s (%s): %s%s", backend.name, backend.device, how, f"; {memory_note}" if backend.is_gpu else "")
 
-    strict = bool(getattr(cfg.data, "strict", False))
+    strict = files is not None and files.strict
+    add_cells = None if files is None else files.add_cells
     keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
-    if getattr(cfg.data, "add_cells", None):
+    if add_cells:
         check_table_only(cfg, method, solver, "data.add_cells")
-    if cfg.data.kind == "transactions":
+    if isinstance(cfg.data, TransactionsDataConfig):
         with timings.stage("read_and_pair", backend):
-            prices = method.name == "arithmetic" or bool(cfg.output.cells or getattr(cfg.data, "add_cells", None))
+            prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)
             loaded = load_transactions(
                 cfg, periodicity, backend, strict, keep_pairs or bool(cfg.data.save_pairs), prices
             )
@@ -102,15 +112,15 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
             with timings.stage("save_pairs"):
                 calendar = Calendar(periodicity, loaded.first_period, loaded.table.n_periods)
                 save_pairs(loaded.pairs, calendar, cfg.data.save_pairs)
-    elif cfg.data.kind == "cells":
+    elif isinstance(cfg.data, CellsDataConfig):
         check_table_only(cfg, method, solver, "data=cells")
         with timings.stage("read_cells"):
             loaded = stored_cells(cell_files(cfg.data.path), periodicity, backend)
     else:
         loaded = stream_pairs(cfg, periodicity, backend, method, strict, keep_pairs, timings, resources)
-    if getattr(cfg.data, "add_cells", None):
+    if add_cells:
         with timings.stage("add_cells"):
-            loaded = add_stored_cells(loaded, cell_files(cfg.data.add_cells), periodicity, backend)
+            loaded = add_stored_cells(loaded, cell_files(add_cells), periodicity, backend)
     table, pairs, market = loaded.table, loaded.pairs, loaded.market
     if table.n_pairs == 0:
         raise DataError(f"none of the input's pairs is usable ({drop_text(add_counts(loaded.dropped, table.dropped))})")
@@ -157,11 +167,7 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     summary.update(loaded.extra)
     summary["diagnostics"] = diag.summary
     # the stored table carries every drop count, the readers' included, for later runs to report
-    cells = (
-        (replace(table, dropped=dropped), calendar)
-        if cfg.output.cells or getattr(cfg.data, "add_cells", None)
-        else None
-    )
+    cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or add_cells else None
     columns = series_columns(cfg.index, result, calendar.periodicity, summary)
     write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns)
     return summary
@@ -171,7 +177,7 @@ def _check_options(cfg: AppConfig) -> None:
     """Refuse impossible option values before any data is read."""
     if not 0 < cfg.output.ci_level < 1:
         raise ConfigError(f"output.ci_level must be between 0 and 1, got {cfg.output.ci_level}")
-    if getattr(cfg.data, "batch_rows", None) is not None and cfg.data.batch_rows < 1:
+    if isinstance(cfg.data, FileDataConfig) and cfg.data.batch_rows < 1:
         raise ConfigError(f"data.batch_rows must be positive, got {cfg.data.batch_rows}")
     if cfg.method.huber_c <= 0 or cfg.method.max_iter < 1 or cfg.method.tol <= 0:
         raise ConfigError("method.huber_c and method.tol must be positive and method.max_iter at least 1")

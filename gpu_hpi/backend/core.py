@@ -14,15 +14,13 @@ import os
 import platform
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import BackendUnavailableError, ConfigError
+from ..options import BackendName, option_values
 from . import cuda
-
-BackendChoice = Literal["auto", "cpu", "gpu"]
-
 
 GPU_EXTRA_HINT = "install the GPU extra: pip install 'gpu_hpi[gpu]' (CUDA 12) or 'gpu_hpi[gpu-cu13]'"
 
@@ -127,8 +125,8 @@ def _gpu_backend() -> Backend:
 @functools.cache
 def resolve_backend(choice: str = "auto") -> Backend:
     """Map `cpu` / `gpu` / `auto` to a Backend; `auto` takes the GPU when it can run, else the CPU."""
-    if choice not in get_args(BackendChoice):
-        raise ConfigError(f"backend must be one of {list(get_args(BackendChoice))}, got {choice!r}")
+    if choice not in option_values(BackendName):
+        raise ConfigError(f"backend must be one of {option_values(BackendName)}, got {choice!r}")
     if choice == "cpu":
         return _cpu_backend()
     if choice == "gpu":

@@ -11,13 +11,12 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..options import Periodicity, option_values
 
-Periodicity = Literal["week", "month", "quarter", "year"]
 PER_YEAR = {"week": 52, "month": 12, "quarter": 4, "year": 1}
 _LABEL = {
     "week": re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE),
@@ -46,7 +45,7 @@ def check_window(first: int, last: int) -> None:
 
 def check_periodicity(periodicity: str) -> None:
     if periodicity not in PER_YEAR:
-        raise ConfigError(f"periodicity must be one of {list(get_args(Periodicity))}, got {periodicity!r}")
+        raise ConfigError(f"periodicity must be one of {option_values(Periodicity)}, got {periodicity!r}")
 
 
 def parse_period(label: str, periodicity: str) -> int:

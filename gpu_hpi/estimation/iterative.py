@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..backend.core import Backend
-from ..config import SolverOperator
 from ..data.design import DummyColumns, design_matrix, dummy_columns
 from ..data.pairs import Pairs
 from ..errors import ConvergenceWarning
+from ..options import SolverOperator
 from .identify import Identification
 
 OPERATORS: tuple[str, ...] = tuple(o.value for o in SolverOperator)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..backend.core import Backend, to_host, usable_cores
-from ..config import SolverName
 from ..data.cells import CellTable
+from ..options import SolverName
 from .identify import Identification
 from .lapack import cholesky_solve, one_blas_thread
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...config import MethodName, MethodTuning, Stage2
 from ...errors import ConfigError
+from ...options import MethodName, MethodTuning, Stage2
 
 METHODS = tuple(m.value for m in MethodName)
 STAGE2 = tuple(s.value for s in Stage2)
