@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.rules import applicable, c_condition
 from .core import array_namespace, to_host
 
 _SOURCE = r"""
@@ -24,10 +25,9 @@ template <typename P, typename Y>
 __global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int* group, const long long n,
                           const int T, const int n_groups, unsigned long long* count, double* sum_y,
                           double* sum_y2, unsigned long long* dropped) {
-    // dropped: [missing_group, period_out_of_range, same_period, prev_not_before_recent, nonfinite_y],
-    // each pair counted under the first reason it fails, as gpu_hpi.data.pairs.invalid_masks does
-    __shared__ unsigned long long block_dropped[5];
-    if (threadIdx.x < 5) block_dropped[threadIdx.x] = 0;
+    // dropped: per reason of REASONS (data.rules), each pair counted under the first it fails
+    __shared__ unsigned long long block_dropped[N_REASONS];
+    if (threadIdx.x < N_REASONS) block_dropped[threadIdx.x] = 0;
     __syncthreads();
     const long long stride = (long long)blockDim.x * gridDim.x;
     for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += stride) {
@@ -36,11 +36,8 @@ __global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int*
         const long long j = (long long)recent[k];
         const double v = (double)y[k];
         int reason = -1;
-        if (g < 0 || g >= n_groups) reason = 0;
-        else if (i < 0 || i >= T || j < 0 || j >= T) reason = 1;
-        else if (i == j) reason = 2;
-        else if (i > j) reason = 3;
-        else if (!(v - v == 0.0)) reason = 4;  // NaN or +-inf (no math header needed under NVRTC)
+REASON_CHAIN
+        if (reason < 0 && g >= n_groups) reason = 0;  // never written past the table (codes are below n_groups)
         if (reason >= 0) {
             atomicAdd(&block_dropped[reason], 1ULL);
             continue;
@@ -51,12 +48,29 @@ __global__ void cell_sums(const P* prev, const P* recent, const Y* y, const int*
         atomicAdd(&sum_y2[cell], v * v);
     }
     __syncthreads();
-    if (threadIdx.x < 5 && block_dropped[threadIdx.x]) atomicAdd(&dropped[threadIdx.x], block_dropped[threadIdx.x]);
+    if (threadIdx.x < N_REASONS && block_dropped[threadIdx.x])
+        atomicAdd(&dropped[threadIdx.x], block_dropped[threadIdx.x]);
 }
 """
 _PERIOD_TYPES = {np.dtype(np.int16): "short", np.dtype(np.int32): "int"}
 _Y_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-REASONS = ("missing_group", "period_out_of_range", "same_period", "prev_not_before_recent", "nonfinite_y")
+# the drop rules of pairs without prices, in data.rules' order, as the kernel's C: g (group code),
+# i, j (periods), v (y as double), T
+_KERNEL_RULES = applicable({"group": 1, "prev": 1, "recent": 1, "y": 1})
+REASONS = tuple(rule.reason for rule in _KERNEL_RULES)
+
+
+def reason_chain() -> str:
+    """The kernel's tests of the drop rules: the first a pair fails sets `reason`."""
+    names = {"group": "g", "prev": "i", "recent": "j", "y": "v", "T": "T"}
+    return "\n".join(
+        f"        {'else ' if k else ''}if ({c_condition(rule, names)}) reason = {k};"
+        for k, rule in enumerate(_KERNEL_RULES)
+    )
+
+
+def kernel_source() -> str:
+    return _SOURCE.replace("REASON_CHAIN", reason_chain()).replace("N_REASONS", str(len(REASONS)))
 
 
 def enabled() -> bool:
@@ -68,7 +82,7 @@ def _module() -> Any:
     import cupy
 
     names = [f"cell_sums<{p}, {y}>" for p in _PERIOD_TYPES.values() for y in _Y_TYPES.values()]
-    return cupy.RawModule(code=_SOURCE, options=("-std=c++14",), name_expressions=names), names
+    return cupy.RawModule(code=kernel_source(), options=("-std=c++14",), name_expressions=names), names
 
 
 def fused_cell_sums(

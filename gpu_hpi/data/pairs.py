@@ -12,18 +12,10 @@ import pandas as pd
 
 from ..backend.core import Backend, array_namespace, as_backend
 from ..errors import DataError
+from .rules import DROP_REASONS, failing
 
-# Reasons a pair is dropped, in the order they are tested: a pair failing several is counted once,
-# under the first. missing_period is the readers' (a null period cannot reach the arrays).
-DROP_REASONS = (
-    "missing_period",
-    "missing_group",
-    "period_out_of_range",
-    "same_period",
-    "prev_not_before_recent",
-    "invalid_price",
-    "nonfinite_y",
-)
+__all__ = ["DROP_REASONS"]  # the reasons, in the order counted (data.rules declares them)
+
 # Integer group ids spanning at most this range are encoded by offset + lookup (no sort or hash).
 _DIRECT_GROUP_RANGE = 1 << 24
 _CHUNK = 1 << 22
@@ -113,33 +105,16 @@ def align_groups(pairs: Pairs, labels: np.ndarray) -> Pairs:
 
 
 def invalid_masks(xp: Any, pairs: Pairs) -> dict[str, Any]:
-    """reason -> (N,) bool mask of the pairs failing it, each mask excluding earlier reasons."""
-    t = pairs.n_periods
-    prev, recent = pairs.prev, pairs.recent
-    tests = {
-        "missing_group": None if pairs.group is None else pairs.group < 0,
-        "period_out_of_range": (prev < 0) | (prev >= t) | (recent < 0) | (recent >= t),
-        "same_period": prev == recent,  # e.g. two sales in one quarter under index.periodicity=quarter
-        "prev_not_before_recent": prev > recent,
-        "nonfinite_y": ~xp.isfinite(pairs.y),
-        "invalid_price": None
-        if pairs.price_prev is None
-        else ~(
-            (pairs.price_prev > 0)
-            & (pairs.price_recent > 0)
-            & xp.isfinite(pairs.price_prev)
-            & xp.isfinite(pairs.price_recent)
-        ),
+    """reason -> (N,) bool mask of the pairs failing it (data.rules), each mask excluding earlier reasons."""
+    columns = {
+        "group": pairs.group,
+        "prev": pairs.prev,
+        "recent": pairs.recent,
+        "y": pairs.y,
+        "price_prev": pairs.price_prev,
+        "price_recent": pairs.price_recent,
     }
-    masks: dict[str, Any] = {}
-    seen = None
-    for reason in DROP_REASONS:
-        bad = tests.get(reason)
-        if bad is None:
-            continue
-        masks[reason] = bad if seen is None else bad & ~seen
-        seen = bad if seen is None else seen | bad
-    return masks
+    return failing(xp, columns, pairs.n_periods)
 
 
 def count_invalid(xp: Any, pairs: Pairs) -> tuple[Any, dict[str, int]]:

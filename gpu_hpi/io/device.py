@@ -10,6 +10,7 @@ pyarrow (tests/fake_pylibcudf.py); the GPU tests run it on pylibcudf against the
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import replace
 from typing import Any
@@ -18,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..data.cells import CellTable, build_cell_table, from_keys
-from ..data.pairs import DROP_REASONS, Pairs, check_strict
+from ..data.pairs import Pairs, check_strict
+from ..data.rules import COLUMNS, applicable
 from ..errors import DataError
 from .periods import (
     TICKS_PER_DAY,
@@ -321,27 +323,14 @@ def columns_cell_table(
 ) -> CellTable:
     """cell_table of libcudf columns: prev, recent int32 periods in [0, t) where valid, y float64,
     group int32 codes (-1: missing) into labels, or None (labels ["ALL"])."""
-    outside = ops.either(
-        ops.either(ops.compare(prev, "LESS", 0), ops.compare(prev, "GREATER_EQUAL", t)),
-        ops.either(ops.compare(recent, "LESS", 0), ops.compare(recent, "GREATER_EQUAL", t)),
-    )
-    tests = {
-        "missing_group": None if group is None else ops.compare(group, "LESS", 0),
-        "period_out_of_range": outside,
-        "same_period": ops.compare(prev, "EQUAL", recent),
-        "prev_not_before_recent": ops.compare(prev, "GREATER", recent),
-        # y - y is 0 for a finite y, NaN for NaN and +-inf
-        "nonfinite_y": ops.negate(ops.compare(ops.binary(y, y, "SUB", ops.float64), "EQUAL", 0.0)),
-    }
+    columns = {"group": group, "prev": prev, "recent": recent, "y": y}
     dropped: dict[str, int] = {}
     bad = None
-    for reason in DROP_REASONS:
-        test = tests.get(reason)
-        if test is None:
-            continue
+    for rule in applicable(columns):
+        test = functools.reduce(ops.either, (_holds(ops, columns, t, *c) for c in rule.any_of))
         count = ops.count(test if bad is None else ops.both(test, ops.negate(bad)))
         if count:
-            dropped[reason] = count
+            dropped[rule.reason] = count
         bad = test if bad is None else ops.either(bad, test)
     if strict:
         check_strict(dropped)
@@ -354,6 +343,18 @@ def columns_cell_table(
     keys, n, sum_y, sum_y2 = ops.sums_by_key(key, y)
     table = from_keys(np, t, labels, keys, n, {"y": sum_y, "y2": sum_y2})
     return replace(table, dropped=dropped)
+
+
+_COMPARISON_OPS = {"<": "LESS", "<=": "LESS_EQUAL", ">": "GREATER", ">=": "GREATER_EQUAL", "==": "EQUAL"}
+
+
+def _holds(ops: Ops, columns: dict[str, Any], t: int, column: str, op: str, operand: Any) -> Any:
+    """A condition of data.rules as a bool column."""
+    a = columns[column]
+    if op == "nonfinite":  # a - a is 0 for a finite value, NaN for NaN and +-inf
+        return ops.negate(ops.compare(ops.binary(a, a, "SUB", ops.float64), "EQUAL", 0.0))
+    b = t if operand == "T" else columns[operand] if operand in COLUMNS else operand
+    return ops.compare(a, _COMPARISON_OPS[op], b)
 
 
 def build_table(pairs: Pairs, backend: Any, strict: bool = False, threads: int | None = None) -> CellTable:

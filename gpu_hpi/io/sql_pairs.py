@@ -21,6 +21,7 @@ import numpy as np
 from ..data.calendar import check_window
 from ..data.cells import PRICE_SUMS, CellTable
 from ..data.pairs import check_strict
+from ..data.rules import failing, rule, sql_condition
 from ..errors import DataError
 from .pairs import PairBatch, group_values
 from .sql import (
@@ -174,13 +175,13 @@ def _cells(con: Any, pairs: str, prices: bool, careful: bool = True, only: Any =
     sums over the other pairs. careful=False: sums over every non-null y without testing each y
     (a cell holding a NaN or an infinite y then has a non-finite sum; null y are counted by
     count(y)). only: a table of (g, i, j) keys to restrict the query to."""
-    price_ok = "coalesce(p0 > 0 AND p1 > 0 AND isfinite(p0) AND isfinite(p1), false)" if prices else "true"
-    y_ok = "coalesce(isfinite(y), false)"
-    ok = f"{price_ok} AND {y_ok}"
+    bad_price = sql_condition(rule("invalid_price"), {"price_prev": "p0", "price_recent": "p1"}) if prices else "false"
+    bad_y = sql_condition(rule("nonfinite_y"), {"y": "y"})
+    ok = f"NOT {bad_price} AND NOT {bad_y}"
     aggregates = ["count(*) AS n"]
     if careful:
-        aggregates += [f"count(*) FILTER (WHERE NOT {price_ok}) AS bad_price"]
-        aggregates += [f"count(*) FILTER (WHERE {price_ok} AND NOT {y_ok}) AS bad_y"]
+        aggregates += [f"count(*) FILTER (WHERE {bad_price}) AS bad_price"]
+        aggregates += [f"count(*) FILTER (WHERE NOT {bad_price} AND {bad_y}) AS bad_y"]
         values = {"y": "y", "y2": "y * y"}
         if prices:
             values.update(p_prev="p0", p_recent="p1", p_prev2="p0 * p0", p_recent2="p1 * p1", p_cross="p0 * p1")
@@ -249,19 +250,14 @@ def grouped_table(
     lo = start if start is not None else (lo_all if end is None else min(lo_all, end - 1))
     hi = end if end is not None else max(hi_all, lo + 1)
     check_window(lo, hi)
-    rules = {
-        "missing_period": ~dated,
-        "missing_group": cells["g_null"] if grouped else None,
-        "period_out_of_range": (i < lo) | (j < lo) | (i > hi) | (j > hi),
-        "same_period": i == j,
-        "prev_not_before_recent": i > j,
-    }
-    failed = np.zeros(n.shape, dtype=bool)
-    dropped: dict[str, int] = {}
-    for reason, mask in rules.items():
-        if mask is not None:
-            dropped[reason] = int(n[mask & ~failed].sum())
-            failed |= mask
+    # the rules on the cell's key (data.rules, periods counted from the window's start), after the
+    # readers' missing_period
+    key = {"group": -cells["g_null"].astype(np.int64) if grouped else None, "prev": i - lo, "recent": j - lo}
+    failed = ~dated
+    dropped = {"missing_period": int(n[failed].sum())}
+    for reason, mask in failing(np, key, hi - lo + 1).items():
+        dropped[reason] = int(n[mask & ~failed].sum())
+        failed |= mask
     ok = ~failed
     dropped["invalid_price"] = int(cells["bad_price"][ok].sum())
     dropped["nonfinite_y"] = int(cells["bad_y"][ok].sum())
