@@ -306,8 +306,8 @@ def sales_parquet(n: int) -> Path:
 def transactions_case(n: int) -> dict[str, Any]:
     """Sale records from parquet to pairs (read + pairing, consecutive), in this process."""
     import gpu_hpi
+    from gpu_hpi.data.pairing import PairingRules, make_pairs
     from gpu_hpi.io.sales import SaleSource
-    from gpu_hpi.transactions import PairingRules, make_pairs
 
     path = sales_parquet(n)
     be = gpu_hpi.resolve_backend("cpu")
@@ -328,9 +328,9 @@ def sales_sql(n: int, keep_pairs: bool = False) -> dict[str, Any]:
     iterative solvers and the accuracy study read them."""
     import duckdb
 
+    from gpu_hpi.data.pairing import PairingRules
     from gpu_hpi.io.sales import SaleSource
     from gpu_hpi.io.sql_sales import sql_sales
-    from gpu_hpi.transactions import PairingRules
 
     path = sales_parquet(n)
     source = SaleSource(str(path), "auto", ["property_id"], "date", "price", "group_id")
@@ -399,24 +399,25 @@ def cells_case(n: int) -> dict[str, Any]:
 def revision_case(n: int, refits: bool) -> dict[str, Any]:
     """The revision study (every vintage of the 17 regional and the pooled index, 123 months) of
     the table of n pairs; refits=True: one fit_index per vintage instead, the way it was done
-    before gpu_hpi/vintages.py (tests/unit/test_vintages.py checks that both agree)."""
+    before gpu_hpi/analysis/vintages.py (tests/unit/test_vintages.py checks that both agree)."""
     import gpu_hpi
-    from gpu_hpi import diagnostics as dg
+    from gpu_hpi.analysis.refit import Refit
+    from gpu_hpi.analysis.revision import revision
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     group, prev, recent, y = market_arrays(n)
     be = gpu_hpi.resolve_backend("cpu")
     table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=123, backend=be), be)
     result = gpu_hpi.fit_index(table, backend=be)
-    refit = dg.Refit()
+    refit = Refit()
 
     def per_vintage() -> None:
         for tab in refit.tables(table):
             for v in range(1, 123):
                 gpu_hpi.fit_index(tab.truncate(v), backend=be, pooled=False)
 
-    dg.revision(table, refit, result)  # warm up
-    _, seconds, extra = timed(per_vintage if refits else lambda: dg.revision(table, refit, result))
+    revision(table, refit, result)  # warm up
+    _, seconds, extra = timed(per_vintage if refits else lambda: revision(table, refit, result))
     case = "revision, refit per vintage" if refits else f"revision ({table.n_cells:,} cells)"
     return row(case, n, seconds, extra, None, be.device)
 
@@ -429,7 +430,7 @@ def diagnostics_case(n: int, repeats: int = 10) -> dict[str, Any]:
     import statistics
 
     import gpu_hpi
-    from gpu_hpi import diagnostics as dg
+    from gpu_hpi.analysis.refit import Refit
     from gpu_hpi.app.report import run_diagnostics
     from gpu_hpi.config import DiagnosticsConfig
 
@@ -438,7 +439,7 @@ def diagnostics_case(n: int, repeats: int = 10) -> dict[str, Any]:
     be = gpu_hpi.resolve_backend("cpu")
     table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=123, backend=be), be)
     result = gpu_hpi.fit_index(table, backend=be)
-    cfg, refit = DiagnosticsConfig(), dg.Refit()
+    cfg, refit = DiagnosticsConfig(), Refit()
     runs = [timed(lambda: run_diagnostics(cfg, result, table, None, refit, be)) for _ in range(repeats)]
     seconds = statistics.median(r[1] for r in runs)
     return row(f"diagnostics (first {runs[0][1]:.3f} s)", n, seconds, max(r[2] for r in runs), None, be.device)

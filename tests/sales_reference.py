@@ -1,4 +1,4 @@
-"""The pandas reference of the sale-record rules (transactions.py's module docstring), written here
+"""The pandas reference of the sale-record rules (data/pairing.py's module docstring), written here
 from the documented rules and not from the package: random sale records, their expected pairs and
 drop counts, and the helpers that compare pairs. Shared by the sale-record tests of every reader
 and backend."""
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from gpu_hpi.data.pairing import Sales
 from gpu_hpi.io.sales import _composite_codes
-from gpu_hpi.transactions import Sales
 
 MAD_TO_SD = 1 / statistics.NormalDist().inv_cdf(0.75)  # computed here, not taken from the package
 START = 2014 * 12  # absolute month of 2014-01

@@ -20,6 +20,7 @@ from ..backend.memory import device_read_budget
 from ..config import AppConfig, FileDataConfig, SyntheticDataConfig, option_name
 from ..data.calendar import PER_YEAR, Calendar, parse_period
 from ..data.cells import CellTable, TableAccumulator
+from ..data.pairing import PairingRules, check_sales, make_pairs
 from ..data.pairs import GroupCodes, Pairs, add_counts, prepare_pairs
 from ..errors import ConfigError, DataError
 from ..estimation.methods import MethodOptions
@@ -31,7 +32,6 @@ from ..io.sql_pairs import sql_batch, sql_cell_table
 from ..io.sql_sales import sql_sales
 from ..io.store import combine_tables, load_cells
 from ..synthetic import SyntheticMarket
-from ..transactions import PairingRules, check_sales, make_pairs
 from .stages import Timings, progress_bar
 
 

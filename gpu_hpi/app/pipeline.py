@@ -17,6 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..analysis.refit import Refit
+from ..analysis.series import SEASONS
 from ..backend import warmup
 from ..backend.core import resolve_backend
 from ..backend.memory import check_memory_sizes, configure_memory
@@ -31,14 +33,12 @@ from ..config import (
 )
 from ..data.calendar import Calendar, parse_period
 from ..data.pairs import add_counts, check_strict
-from ..diagnostics import Refit
 from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
 from ..io import device
 from ..io.pairs import save_pairs
 from ..io.store import cell_files
-from ..series import SEASONS
 from .loaders import (
     add_stored_cells,
     check_table_only,

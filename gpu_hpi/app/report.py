@@ -17,6 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..analysis.accuracy import accuracy, forecast_errors, in_sample_errors
+from ..analysis.refit import Refit
+from ..analysis.revision import revision, vintage_indices, vintages_frame
+from ..analysis.series import diagnostics_frame, fill_gaps, seasonal_adjust, smooth, volatility
 from ..backend.core import Backend, resolve_backend
 from ..backend.memory import peak_device_bytes
 from ..charts import diagnostics_chart, regions_chart
@@ -24,23 +28,10 @@ from ..config import AppConfig, DiagnosticsConfig, IndexConfig, OutputConfig, op
 from ..data.calendar import Calendar
 from ..data.cells import CellTable
 from ..data.pairs import Pairs, align_groups, pooled_pairs
-from ..diagnostics import (
-    Refit,
-    accuracy,
-    diagnostics_frame,
-    forecast_errors,
-    in_sample_errors,
-    revision,
-    smooth,
-    vintage_indices,
-    vintages_frame,
-    volatility,
-)
 from ..errors import DataError, raise_stop
 from ..estimation.result import IndexResult
 from ..io.files import write_csv
 from ..io.store import save_cells
-from ..series import fill_gaps, seasonal_adjust
 from ..synthetic import SyntheticMarket
 from .stages import Timings
 
@@ -247,7 +238,7 @@ def write_outputs(
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = result.to_frame(float(output.ci_level))
-    for name, values in (columns or {}).items():  # index.fill, index.seasonal_adjust (series.py)
+    for name, values in (columns or {}).items():  # index.fill, index.seasonal_adjust (analysis/series.py)
         frame[name] = np.asarray(values).ravel()
     if diagnostics is not None and diagnostics.smoothed is not None:
         frame["index_smoothed"] = diagnostics.smoothed.ravel()

@@ -45,7 +45,7 @@ def partition_fold_tables(
     pooled: bool,
 ) -> list[CellTable]:
     """On a worker: the partition's cell table of each cross-validation fold (host arrays)."""
-    from ..diagnostics import fold_tables
+    from ..analysis.accuracy import fold_tables
 
     be, pairs = _partition_pairs(source, part, first, table, backend, pooled)
     return [t.to_host() for t in fold_tables(pairs, table.to_backend(be), folds, be, position)]
@@ -62,7 +62,7 @@ def partition_fold_errors(
     pooled: bool,
 ) -> tuple[Any, Any, Any]:
     """On a worker: the partition's out-of-fold prediction errors (see diagnostics.fold_errors)."""
-    from ..diagnostics import fold_errors
+    from ..analysis.accuracy import fold_errors
 
     be, pairs = _partition_pairs(source, part, first, table, backend, pooled)
     err, group, in_table = fold_errors(pairs, table.to_backend(be), betas, be, position)
@@ -87,8 +87,8 @@ def dask_accuracy(
     hash a pair's position in the whole dataset, so the result equals the single-process one."""
     import numpy as np
 
+    from ..analysis.accuracy import accuracy_stats, check_folds, fold_betas
     from ..data.cells import merge_tables
-    from ..diagnostics import accuracy_stats, check_folds, fold_betas
 
     check_folds(folds)
     positions = np.concatenate([[0], np.cumsum(kept_rows)[:-1]]).astype(int).tolist()

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import kernels
 from ..backend.core import Backend, array_namespace, to_host, usable_cores
 from ..errors import DataError
+from . import kernels
 from .keys import reduce_by_key
 from .pairs import Pairs, add_counts, check_strict, count_invalid
 

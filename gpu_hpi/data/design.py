@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import kernels
 from ..backend.core import Backend, array_namespace
 from ..errors import ConfigError
+from . import kernels
 from .pairs import Pairs, count_invalid
 
 

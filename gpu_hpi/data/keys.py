@@ -1,8 +1,9 @@
 """Sums over equal integer keys (the cell table's reduction): by dense bincounts over a small key
-space, else by one sort and a sum over each run of equal keys."""
+space, else by one sort and a sum over each run of equal keys; medians of sorted segments."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -62,3 +63,9 @@ def key_order(xp: Any, key: Any) -> tuple[Any, Any]:
     packed |= xp.arange(n, dtype=np.int64)
     packed.sort()
     return packed & ((1 << position_bits) - 1), packed >> position_bits
+
+
+def segment_medians(xp: Any, values: Any, bounds: np.ndarray) -> np.ndarray:
+    """(S,) host medians of values[bounds[s]:bounds[s+1]] (NaN for an empty segment): O(n) in all
+    for values sorted by segment, one selection per segment."""
+    return np.array([float(xp.median(values[a:b])) if b > a else np.nan for a, b in itertools.pairwise(bounds)])

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 
 from ..backend.core import resolve_backend
+from ..data.pairing import MAD_TO_SD, PairingRules, SalePairs
 from ..data.pairs import add_counts, encode_groups
 from ..errors import DataError
-from ..transactions import MAD_TO_SD, PairingRules, SalePairs
 from . import device
 from .files import check_columns, parquet_file
 from .pairs import group_values

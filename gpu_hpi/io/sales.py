@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..data.pairing import Sales
 from ..data.pairs import encode_groups
 from ..errors import ConfigError
-from ..transactions import Sales
 from . import device
 from .device_sales import DeviceSales, read_sales
 from .files import input_files, record_batches

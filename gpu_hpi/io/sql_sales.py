@@ -1,7 +1,7 @@
 """The CPU reader of parquet sale records: DuckDB reads, filters and sorts the sales; the array code
-of transactions.py pairs them, a batch of whole properties at a time, into the cell table.
+of data/pairing.py pairs them, a batch of whole properties at a time, into the cell table.
 
-The rules are transactions.py's (its module docstring), in its order, on the same cases
+The rules are data/pairing.py's (its module docstring), in its order, on the same cases
 (tests/unit/test_sql_sales.py runs both against one pandas reference):
 
 1. a pass over the sales counts those without a date, a property key or a valid price, and finds
@@ -31,9 +31,9 @@ import pyarrow.compute as pc
 from ..backend.core import resolve_backend
 from ..data.calendar import check_window
 from ..data.cells import CellTable, build_cell_table, merge_tables
+from ..data.pairing import PairingRules, SalePairs, check_sales, filter_pairs, pair_sorted_sales, select_pairs
 from ..data.pairs import Pairs, add_counts
 from ..errors import ConfigError, DataError
-from ..transactions import PairingRules, SalePairs, check_sales, filter_pairs, pair_sorted_sales, select_pairs
 from .files import input_files
 from .sales import SaleSource
 from .sql import (

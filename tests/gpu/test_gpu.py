@@ -352,7 +352,7 @@ def test_methods_equal_numpy_backend(gpu: gpu_hpi.Backend, path: str, name: str)
 def test_make_pairs_on_the_device_equals_numpy(backend: gpu_hpi.Backend, pairing: str, rules: str) -> Any:
     from sales_reference import RULES, START, random_sales, sales_from_frame
 
-    from gpu_hpi.transactions import PairingRules, make_pairs
+    from gpu_hpi.data.pairing import PairingRules, make_pairs
 
     sales, _ = sales_from_frame(random_sales(41, n_props=3000), ["a", "b", "c"], START, 48)
     columns = ("key", "period", "order", "price", "group")
@@ -369,7 +369,7 @@ def test_make_pairs_on_the_device_equals_numpy(backend: gpu_hpi.Backend, pairing
 def test_fused_kernel_equals_bincount(
     gpu: gpu_hpi.Backend, monkeypatch: pytest.MonkeyPatch, period_type: Any, y_type: Any, n_groups: int, n_periods: int
 ) -> None:
-    """The fused cell-table kernel (gpu_hpi/backend/kernels.py) gives the bincount path's table: counts and
+    """The fused cell-table kernel (gpu_hpi/data/kernels.py) gives the bincount path's table: counts and
     drop counts exactly, sums to rounding; invalid pairs of every reason included."""
     rng = np.random.default_rng(n_groups * n_periods)
     n = 400_000
@@ -412,7 +412,7 @@ def test_asarray_through_pinned_memory(gpu: gpu_hpi.Backend) -> None:
 
 @pytest.mark.parametrize("n_columns", [37, 2074, 7000])  # 7000: beyond a block's shared memory, bincount
 def test_dummy_matrix_kernels_equal_numpy(gpu: gpu_hpi.Backend, n_columns: int) -> None:
-    from gpu_hpi.backend import kernels
+    from gpu_hpi.data import kernels
 
     rng = np.random.default_rng(20)
     m = 100_003
@@ -449,12 +449,12 @@ def test_device_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: An
     import pyarrow.parquet as pq
     from sales_reference import START, assert_same_pairs, made_frame, random_sales
 
+    from gpu_hpi.data.pairing import PairingRules, make_pairs
     from gpu_hpi.errors import DataError
     from gpu_hpi.io import device
     from gpu_hpi.io.device_sales import pair_sales, read_sales
     from gpu_hpi.io.pairs import PairSource
     from gpu_hpi.io.sales import SaleSource
-    from gpu_hpi.transactions import PairingRules, make_pairs
 
     ops = device.Ops(plc)
     df = random_sales(51)

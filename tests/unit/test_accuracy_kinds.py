@@ -1,4 +1,4 @@
-"""hpiR's in-sample and forecast accuracy and the vintages (gpu_hpi.diagnostics) against references
+"""hpiR's in-sample and forecast accuracy and the vintages (gpu_hpi.analysis) against references
 written here: per-pair errors from the full index, a refit on the data through t - 1 for each pair
 sold in t, and fit_index on each truncated data set."""
 
@@ -13,8 +13,10 @@ import pytest
 from helpers import compose_config
 
 import gpu_hpi
+from gpu_hpi.analysis.accuracy import forecast_errors, in_sample_errors
+from gpu_hpi.analysis.refit import Refit
+from gpu_hpi.analysis.revision import vintage_indices, vintages_frame
 from gpu_hpi.app import pipeline
-from gpu_hpi.diagnostics import Refit, forecast_errors, in_sample_errors, vintage_indices, vintages_frame
 from gpu_hpi.estimation.methods import MethodOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")

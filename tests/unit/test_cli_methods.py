@@ -25,7 +25,10 @@ from helpers import (
 )
 
 import gpu_hpi
-from gpu_hpi import diagnostics as dg
+from gpu_hpi.analysis.accuracy import Accuracy, accuracy
+from gpu_hpi.analysis.refit import Refit
+from gpu_hpi.analysis.revision import revision
+from gpu_hpi.analysis.series import diagnostics_frame, smooth, volatility
 from gpu_hpi.estimation.methods import MethodOptions
 from gpu_hpi.synthetic import SyntheticMarket
 
@@ -67,7 +70,7 @@ class Market:
         table = gpu_hpi.build_cell_table(pairs, CPU)
         options = {"backend": CPU, "method": method, "min_pairs": None, "groups": True, "pooled": True}
         result = gpu_hpi.fit_index(table, period_labels=self.labels, **options)
-        return pairs, table, result, dg.Refit(gpu_hpi.MethodOptions(name=method), None, True, True)
+        return pairs, table, result, Refit(gpu_hpi.MethodOptions(name=method), None, True, True)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +89,7 @@ def assert_close_columns(got: pd.DataFrame, want: pd.DataFrame, columns: list[st
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=col)
 
 
-def assert_accuracy_csv(run: Run, want: dg.Accuracy) -> None:
+def assert_accuracy_csv(run: Run, want: Accuracy) -> None:
     got = pd.read_csv(run.dir / "accuracy.csv", dtype={"group": str})
     frame = want.to_frame()
     assert list(got.columns) == ACC_COLUMNS
@@ -147,12 +150,12 @@ def test_synthetic_market_methods(tmp_path: Path, market: Market, method: str) -
             )
             table = gpu_hpi.build_cell_table(pairs, CPU)
             result = gpu_hpi.fit_index(table, period_labels=market.labels, backend=CPU, method=method)
-            refit = dg.Refit(gpu_hpi.MethodOptions(name=method))
+            refit = Refit(gpu_hpi.MethodOptions(name=method))
         else:
             pairs, table, result, refit = market.fitted(method)
-        assert_accuracy_csv(run, dg.accuracy(pairs, table, refit, result, CPU, 3))
-        rev = dg.revision(table, refit, result)
-        want = dg.diagnostics_frame(result, dg.volatility(result, 3), rev)
+        assert_accuracy_csv(run, accuracy(pairs, table, refit, result, CPU, 3))
+        rev = revision(table, refit, result)
+        want = diagnostics_frame(result, volatility(result, 3), rev)
         got = diagnostics_csv(run)
         assert list(got.columns) == DIAG_COLUMNS
         assert_close_columns(got, want, DIAG_COLUMNS[2:])
@@ -284,9 +287,9 @@ def test_diagnostics_outputs(tmp_path: Path, market: Market) -> None:
     pairs, table, result, refit = market.fitted()
     assert_frames_equal(run.frame.drop(columns="index_smoothed"), result.to_frame())
 
-    vol, rev = dg.volatility(result, 3), dg.revision(table, refit, result)
+    vol, rev = volatility(result, 3), revision(table, refit, result)
     got = diagnostics_csv(run)
-    want = dg.diagnostics_frame(result, vol, rev)
+    want = diagnostics_frame(result, vol, rev)
     assert list(got.columns) == DIAG_COLUMNS and len(got) == (G + 1) * T
     assert got["group"].tolist() == want["group"].tolist()
     assert got["period"].tolist() == want["period"].tolist()
@@ -303,12 +306,12 @@ def test_diagnostics_outputs(tmp_path: Path, market: Market) -> None:
         assert s["revision"]["median"][str(g)] == pytest.approx(rev.overall_median[k], rel=1e-9, abs=1e-12)
     assert s["revision"]["vintages"] == T - 1
 
-    acc = dg.accuracy(pairs, table, refit, result, CPU, 5)
+    acc = accuracy(pairs, table, refit, result, CPU, 5)
     assert_accuracy_csv(run, acc)
     assert acc.overall["n_scored"] == N
     assert "accuracy.csv" in run.summary["outputs"] and "diagnostics.csv" in run.summary["outputs"]
 
-    smoothed = dg.smooth(result, 3).ravel()
+    smoothed = smooth(result, 3).ravel()
     np.testing.assert_allclose(run.frame["index_smoothed"], smoothed, rtol=1e-9, atol=0)
     csv = pd.read_csv(run.dir / "index.csv", dtype={"group": str, "period": str})
     assert csv.columns[-1] == "index_smoothed"
@@ -320,7 +323,7 @@ def test_diagnostics_switches(tmp_path: Path, market: Market) -> None:
     got = diagnostics_csv(run)
     assert list(got.columns) == DIAG_COLUMNS[:4]
     _, _, result, _ = market.fitted()
-    assert_close_columns(got, dg.diagnostics_frame(result, dg.volatility(result, 5), None), ["volatility"])
+    assert_close_columns(got, diagnostics_frame(result, volatility(result, 5), None), ["volatility"])
     assert got.groupby("group")["volatility"].apply(lambda v: v.iloc[:5].isna().all()).all()
     s = run.summary
     assert "revision" not in s["diagnostics"] and "accuracy" not in s["diagnostics"]
@@ -343,7 +346,7 @@ def test_accuracy_of_the_pooled_index(tmp_path: Path) -> None:
     result = gpu_hpi.fit_index(table, backend=CPU, period_labels=month_labels(np.arange(START_MONTH, START_MONTH + 36)))
 
     assert_frames_equal(run.frame, result.to_frame())
-    acc = dg.accuracy(lib, table, dg.Refit(), result, CPU, 4)
+    acc = accuracy(lib, table, Refit(), result, CPU, 4)
     assert_accuracy_csv(run, acc)
     assert pd.read_csv(run.dir / "accuracy.csv")["group"].tolist() == ["ALL"]
     assert acc.overall["n_scored"] == len(pairs)

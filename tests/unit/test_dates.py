@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from gpu_hpi.data.pairing import PairingRules
 from gpu_hpi.errors import DataError
 from gpu_hpi.io.pairs import PairSource
 from gpu_hpi.io.periods import column_periods
 from gpu_hpi.io.sales import SaleSource
 from gpu_hpi.io.sql_pairs import sql_cell_table
 from gpu_hpi.io.sql_sales import sql_sales
-from gpu_hpi.transactions import PairingRules
 
 N = 200_000
 COLUMNS = {"group": "region", "prev": "d0", "recent": "d1", "y": "y"}

@@ -21,6 +21,7 @@ from sales_reference import START, all_counts, assert_same_pairs, made_frame, ra
 
 import gpu_hpi
 from gpu_hpi.data.cells import merge_tables
+from gpu_hpi.data.pairing import PairingRules, make_pairs
 from gpu_hpi.data.pairs import GroupCodes
 from gpu_hpi.errors import DataError
 from gpu_hpi.io import device
@@ -28,7 +29,6 @@ from gpu_hpi.io.device_sales import pair_sales, read_sales
 from gpu_hpi.io.pairs import PairSource
 from gpu_hpi.io.periods import check_footer_dates, column_periods, footer_days
 from gpu_hpi.io.sales import SaleSource
-from gpu_hpi.transactions import PairingRules, make_pairs
 
 CPU = gpu_hpi.resolve_backend("cpu")
 

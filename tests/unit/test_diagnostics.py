@@ -1,4 +1,4 @@
-"""The diagnostics of an index (gpu_hpi.diagnostics) against straightforward references written here:
+"""The diagnostics of an index (gpu_hpi.analysis) against straightforward references written here:
 plain loops for the rolling statistics, and explicit refits (gpu_hpi.estimate_index on explicitly
 selected pairs) for the revision and the k-fold cross-validation."""
 
@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 import gpu_hpi
-from gpu_hpi import diagnostics as dg
+from gpu_hpi.analysis.accuracy import Accuracy, accuracy, fold_of
+from gpu_hpi.analysis.refit import Refit
+from gpu_hpi.analysis.revision import nan_median, revision
+from gpu_hpi.analysis.series import diagnostics_frame, period_changes, smooth, volatility
 from gpu_hpi.data.pairs import pooled_pairs
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
@@ -100,9 +103,9 @@ def data() -> Data:
     return make_data()
 
 
-def fit_cpu(method: str, base: int) -> dg.Refit:
+def fit_cpu(method: str, base: int) -> Refit:
     """The refits of the diagnostics with the default options of fit_index (base: the result's)."""
-    return dg.Refit(gpu_hpi.MethodOptions(name=method))
+    return Refit(gpu_hpi.MethodOptions(name=method))
 
 
 def estimate(data: Data, mask: np.ndarray, n_periods: int, base: int, method: str, group: bool = True) -> Any:
@@ -162,7 +165,7 @@ def ref_volatility(index: np.ndarray, window: int) -> np.ndarray:
 
 @pytest.mark.parametrize("window", [2, 3, 5])
 def test_volatility_matches_a_plain_loop(result: gpu_hpi.IndexResult, window: int) -> None:
-    got = dg.volatility(result, window)
+    got = volatility(result, window)
     want = ref_volatility(result.index, window)
     assert got.shape == result.log_index.shape
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
@@ -171,7 +174,7 @@ def test_volatility_matches_a_plain_loop(result: gpu_hpi.IndexResult, window: in
     # the NaN period of group 30 blanks every window holding the change into or out of it
     assert np.isnan(got[2, EMPTY : EMPTY + window + 1]).all()
     assert np.isfinite(got[2, EMPTY + window + 1 :]).all()
-    changes = dg.period_changes(result)
+    changes = period_changes(result)
     np.testing.assert_allclose(changes[:, 1:], 100 * (result.index[:, 1:] / result.index[:, :-1] - 1), rtol=1e-12)
     assert np.isnan(changes[:, 0]).all()
 
@@ -179,7 +182,7 @@ def test_volatility_matches_a_plain_loop(result: gpu_hpi.IndexResult, window: in
 @pytest.mark.parametrize("window", [1, 0, -3])
 def test_volatility_window_too_small(result: gpu_hpi.IndexResult, window: int) -> None:
     with pytest.raises(gpu_hpi.ConfigError, match="volatility window"):
-        dg.volatility(result, window)
+        volatility(result, window)
 
 
 def ref_smooth(index: np.ndarray, window: int) -> np.ndarray:
@@ -196,7 +199,7 @@ def ref_smooth(index: np.ndarray, window: int) -> np.ndarray:
 
 @pytest.mark.parametrize("window", [3, 5, 25])
 def test_smooth_matches_a_plain_loop(result: gpu_hpi.IndexResult, window: int) -> None:
-    got = dg.smooth(result, window)
+    got = smooth(result, window)
     want = ref_smooth(result.index, window)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
     assert np.isfinite(got).all()  # the NaN period of group 30 is skipped, not propagated
@@ -208,7 +211,7 @@ def test_smooth_matches_a_plain_loop(result: gpu_hpi.IndexResult, window: int) -
 @pytest.mark.parametrize("window", [0, 1, 2, 4, 6])
 def test_smooth_window_must_be_odd_and_at_least_3(result: gpu_hpi.IndexResult, window: int) -> None:
     with pytest.raises(gpu_hpi.ConfigError, match="odd"):
-        dg.smooth(result, window)
+        smooth(result, window)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,7 +266,7 @@ def test_revision_matches_explicit_refits(data: Data, method: str, base: int) ->
     table = gpu_hpi.build_cell_table(pairs, CPU)
     result = gpu_hpi.fit_index(table, base_period=base, backend="cpu", method=method)
     assert result.solver_info["groups"]["method"] == method
-    rev = dg.revision(table, fit_cpu(method, base), result)
+    rev = revision(table, fit_cpu(method, base), result)
     want = ref_revision(data, base, method, result.groups)
 
     assert rev.vintages == want.vintages == list(range(base + 1, T))
@@ -287,7 +290,7 @@ def test_revision_with_the_base_in_the_last_period(data: Data) -> None:
     """No vintage after the base: no revisions, all NaN, counts 0."""
     table = gpu_hpi.build_cell_table(data.pairs(), CPU)
     result = gpu_hpi.fit_index(table, base_period=T - 1, backend="cpu")
-    rev = dg.revision(table, fit_cpu("bmn", T - 1), result)
+    rev = revision(table, fit_cpu("bmn", T - 1), result)
     assert rev.vintages == []
     assert (rev.count == 0).all() and np.isnan(rev.mean).all() and np.isnan(rev.overall_median).all()
 
@@ -321,7 +324,7 @@ def test_default_diagnostics_equal_a_fit_per_vintage(
     """A default run's diagnostics (diagnostics.csv and the summary's revision) on random tables
     against the straightforward computation: fit_index on each truncated table, and plain loops
     over its index levels (batch: the vintages' systems built for that many groups at a time)."""
-    from gpu_hpi import vintages
+    from gpu_hpi.analysis import vintages
     from gpu_hpi.app.report import run_diagnostics
     from gpu_hpi.config import DiagnosticsConfig
 
@@ -330,7 +333,7 @@ def test_default_diagnostics_equal_a_fit_per_vintage(
     if batch:
         monkeypatch.setattr(vintages, "VINTAGE_NUMBERS", 4 * batch * t * t)
     result = gpu_hpi.fit_index(table, base_period=base, backend=CPU)
-    out = run_diagnostics(DiagnosticsConfig(), result, table, None, dg.Refit(), CPU)
+    out = run_diagnostics(DiagnosticsConfig(), result, table, None, Refit(), CPU)
 
     levels = []
     for v in range(base + 1, t):
@@ -371,8 +374,8 @@ def test_nan_median_is_numpys() -> None:
     a[1:, 4, 5] = 2.5
     with pytest.warns(RuntimeWarning):
         want = np.nanmedian(a, axis=0)
-    np.testing.assert_array_equal(dg.nan_median(a), want)
-    assert dg.nan_median(a[:0]).shape == (7, 9) and np.isnan(dg.nan_median(a[:0])).all()
+    np.testing.assert_array_equal(nan_median(a), want)
+    assert nan_median(a[:0]).shape == (7, 9) and np.isnan(nan_median(a[:0])).all()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -381,12 +384,12 @@ def test_nan_median_is_numpys() -> None:
 
 def test_fold_of_is_the_multiplicative_hash_of_the_position() -> None:
     for folds in (2, 5, 10, 100):
-        got = dg.fold_of(1000, folds)
+        got = fold_of(1000, folds)
         assert got.tolist() == [ref_fold(p, folds) for p in range(1000)]
         assert sorted(set(got.tolist())) == list(range(folds))
-        np.testing.assert_array_equal(dg.fold_of(300, folds, start=700), got[700:])
+        np.testing.assert_array_equal(fold_of(300, folds, start=700), got[700:])
     big = 2**33 + 12345
-    assert int(dg.fold_of(1, 7, start=big)[0]) == ref_fold(big, 7)
+    assert int(fold_of(1, 7, start=big)[0]) == ref_fold(big, 7)
 
 
 @dataclass
@@ -444,7 +447,7 @@ def ref_accuracy(data: Data, folds: int, base: int, method: str, group: bool = T
     )
 
 
-def assert_accuracy_equal(got: dg.Accuracy, want: RefAccuracy, folds: int) -> None:
+def assert_accuracy_equal(got: Accuracy, want: RefAccuracy, folds: int) -> None:
     assert [str(g) for g in got.groups] == want.groups
     assert got.folds == folds
     np.testing.assert_array_equal(got.n_scored, want.n_scored)
@@ -476,7 +479,7 @@ def test_accuracy_matches_explicit_refits(data: Data, method: str, base: int) ->
     pairs = data.pairs()
     table = gpu_hpi.build_cell_table(pairs, CPU)
     result = gpu_hpi.fit_index(table, base_period=base, backend="cpu", method=method)
-    acc = dg.accuracy(pairs, table, fit_cpu(method, base), result, CPU, FOLDS)
+    acc = accuracy(pairs, table, fit_cpu(method, base), result, CPU, FOLDS)
     want = ref_accuracy(data, FOLDS, base, method)
     assert_accuracy_equal(acc, want, FOLDS)
 
@@ -490,7 +493,7 @@ def test_accuracy_matches_explicit_refits(data: Data, method: str, base: int) ->
     assert 0 < acc.overall["mean_abs_error"] < acc.overall["rmse"] < 0.1
 
     # reproducible: the folds depend only on the pairs' positions
-    again = dg.accuracy(pairs, table, fit_cpu(method, base), result, CPU, FOLDS)
+    again = accuracy(pairs, table, fit_cpu(method, base), result, CPU, FOLDS)
     np.testing.assert_array_equal(again.rmse, acc.rmse)
     np.testing.assert_array_equal(again.n_unscored, acc.n_unscored)
     assert again.overall == acc.overall
@@ -501,7 +504,7 @@ def test_accuracy_of_the_pooled_index(data: Data) -> None:
     pairs = data.pairs()
     table = gpu_hpi.build_cell_table(pairs, CPU)
     result = gpu_hpi.fit_index(table, backend="cpu")
-    acc = dg.accuracy(pooled_pairs(pairs), table.pooled(), fit_cpu("bmn", 0), result, CPU, 4)
+    acc = accuracy(pooled_pairs(pairs), table.pooled(), fit_cpu("bmn", 0), result, CPU, 4)
     want = ref_accuracy(data, 4, 0, "bmn", group=False)
     assert_accuracy_equal(acc, want, 4)
     assert acc.n_unscored.tolist() == [0]  # the pooled index has RARE from the other groups
@@ -511,9 +514,9 @@ def test_accuracy_other_fold_counts_differ(data: Data) -> None:
     pairs = data.pairs()
     table = gpu_hpi.build_cell_table(pairs, CPU)
     result = gpu_hpi.fit_index(table, backend="cpu")
-    two = dg.accuracy(pairs, table, fit_cpu("bmn", 0), result, CPU, 2)
+    two = accuracy(pairs, table, fit_cpu("bmn", 0), result, CPU, 2)
     assert_accuracy_equal(two, ref_accuracy(data, 2, 0, "bmn"), 2)
-    five = dg.accuracy(pairs, table, fit_cpu("bmn", 0), result, CPU, FOLDS)
+    five = accuracy(pairs, table, fit_cpu("bmn", 0), result, CPU, FOLDS)
     assert not np.allclose(two.rmse, five.rmse, rtol=0, atol=1e-12)
 
 
@@ -523,7 +526,7 @@ def test_accuracy_fold_count_out_of_range(data: Data, folds: int) -> None:
     table = gpu_hpi.build_cell_table(pairs, CPU)
     result = gpu_hpi.fit_index(table, backend="cpu")
     with pytest.raises(gpu_hpi.ConfigError, match="folds"):
-        dg.accuracy(pairs, table, fit_cpu("bmn", 0), result, CPU, folds)
+        accuracy(pairs, table, fit_cpu("bmn", 0), result, CPU, folds)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -532,9 +535,9 @@ def test_accuracy_fold_count_out_of_range(data: Data, folds: int) -> None:
 
 def test_diagnostics_frame(data: Data, result: gpu_hpi.IndexResult) -> None:
     table = gpu_hpi.build_cell_table(data.pairs(), CPU)
-    vol = dg.volatility(result, 3)
-    rev = dg.revision(table, fit_cpu("bmn", 0), result)
-    frame = dg.diagnostics_frame(result, vol, rev)
+    vol = volatility(result, 3)
+    rev = revision(table, fit_cpu("bmn", 0), result)
+    frame = diagnostics_frame(result, vol, rev)
     assert list(frame.columns) == [
         "group",
         "period",
@@ -550,6 +553,6 @@ def test_diagnostics_frame(data: Data, result: gpu_hpi.IndexResult) -> None:
     row = frame[(frame["group"] == "20") & (frame["period"] == "5")].iloc[0]
     assert row["volatility"] == vol[1, 5] and row["revision_median"] == rev.median[1, 5]
     assert row["n_revisions"] == rev.count[1, 5]
-    np.testing.assert_array_equal(frame["change_pct"].to_numpy(), dg.period_changes(result).ravel())
-    without = dg.diagnostics_frame(result, vol, None)
+    np.testing.assert_array_equal(frame["change_pct"].to_numpy(), period_changes(result).ravel())
+    without = diagnostics_frame(result, vol, None)
     assert list(without.columns) == ["group", "period", "change_pct", "volatility"]

@@ -13,8 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from gpu_hpi.backend import kernels
-from gpu_hpi.data import rules
+from gpu_hpi.data import kernels, rules
 from gpu_hpi.io import device
 
 T = 9

@@ -1,4 +1,4 @@
-"""index.fill and index.seasonal_adjust (gpu_hpi/series.py) against references written here: numpy
+"""index.fill and index.seasonal_adjust (gpu_hpi/analysis/series.py) against references written here: numpy
 interpolation and a plain loop for the fills, statsmodels' STL called directly for the adjustment."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from helpers import compose_config
 from statsmodels.tsa.seasonal import STL
 
+from gpu_hpi.analysis.series import fill_gaps, seasonal_adjust
 from gpu_hpi.app import pipeline
 from gpu_hpi.errors import ConfigError
-from gpu_hpi.series import fill_gaps, seasonal_adjust
 
 NAN = np.nan
 

@@ -18,11 +18,11 @@ from sales_reference import RULES, START, all_counts, assert_same_pairs, made_fr
 
 import gpu_hpi
 from gpu_hpi.data.cells import CellTable, build_cell_table
+from gpu_hpi.data.pairing import PairingRules, make_pairs
 from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io import sql_sales as sql_sales_module
 from gpu_hpi.io.sales import SaleSource
 from gpu_hpi.io.sql_sales import sql_sales
-from gpu_hpi.transactions import PairingRules, make_pairs
 
 CPU = gpu_hpi.resolve_backend("cpu")
 

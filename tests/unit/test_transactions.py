@@ -1,4 +1,4 @@
-"""Raw sale records -> repeat-sales pairs (gpu_hpi.transactions, SaleSource, `data=transactions`).
+"""Raw sale records -> repeat-sales pairs (gpu_hpi.data.pairing, SaleSource, `data=transactions`).
 
 The expected pairs come from a plain pandas reference written here from the documented rules (sort by
 property, period, date, row; keep the last sale of a period; shift / self-merge for the pairs; the pair
@@ -33,9 +33,9 @@ from sales_reference import (
 )
 
 from gpu_hpi import resolve_backend
+from gpu_hpi.data.pairing import PairingRules, Sales, make_pairs
 from gpu_hpi.errors import ConfigError
 from gpu_hpi.io.sales import SaleSource, _composite_codes
-from gpu_hpi.transactions import PairingRules, Sales, make_pairs
 
 CPU = resolve_backend("cpu")
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The vintages from one pass over the cells (gpu_hpi.vintages) against the refits it replaces:
+"""The vintages from one pass over the cells (gpu_hpi.analysis.vintages) against the refits it replaces:
 fit_index on each truncated table, one vintage at a time, and scipy's connected components per
 vintage."""
 
@@ -12,9 +12,10 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 import gpu_hpi
-from gpu_hpi import diagnostics as dg
+from gpu_hpi.analysis.refit import Refit
+from gpu_hpi.analysis.revision import revision
+from gpu_hpi.analysis.vintages import first_connected, vintage_identifications, vintage_log_index
 from gpu_hpi.estimation.identify import identify
-from gpu_hpi.vintages import first_connected, vintage_identifications, vintage_log_index
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
 
@@ -119,11 +120,11 @@ def test_no_vintage_after_the_base() -> None:
 def test_refit_tables_are_the_rows_of_the_result(groups: bool, pooled: bool) -> None:
     table = random_table(5)
     result = gpu_hpi.fit_index(table, backend=CPU, groups=groups, pooled=pooled)
-    refit = dg.Refit(groups=groups, pooled=pooled)
+    refit = Refit(groups=groups, pooled=pooled)
     # the last vintage is the full fit, row by row
     last = np.concatenate([vintage_log_index(tab, 0)[-1] for tab in refit.tables(table)])
     np.testing.assert_allclose(last, result.log_index, rtol=0, atol=1e-12)
-    assert dg.revision(table, refit, result).mean.shape == result.log_index.shape
-    other = dg.Refit(groups=True, pooled=not pooled if groups else True)
+    assert revision(table, refit, result).mean.shape == result.log_index.shape
+    other = Refit(groups=True, pooled=not pooled if groups else True)
     with pytest.raises(ValueError, match="rows"):
-        dg.revision(table, other, result)
+        revision(table, other, result)

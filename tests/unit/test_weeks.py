@@ -17,11 +17,11 @@ from test_sql import assert_same
 import gpu_hpi
 from gpu_hpi.app import pipeline
 from gpu_hpi.data.calendar import Calendar, days_to_period, parse_period, period_label
+from gpu_hpi.data.pairing import PairingRules, make_pairs
 from gpu_hpi.errors import ConfigError
 from gpu_hpi.io.pairs import PairSource
 from gpu_hpi.io.sales import SaleSource
 from gpu_hpi.io.sql_sales import sql_sales
-from gpu_hpi.transactions import PairingRules, make_pairs
 
 MONDAY_0 = datetime.date(1969, 12, 29)  # the Monday that starts week 0
 

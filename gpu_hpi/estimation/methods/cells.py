@@ -3,7 +3,6 @@ periods still identified under weights, and passes over the pairs that map each 
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -116,9 +115,3 @@ class CellLookup:
             pos = xp.clip(xp.searchsorted(self.keys, key), 0, max(self.table.n_cells - 1, 0))
             cell = xp.where(self.keys[pos] == key, pos, -1) if self.table.n_cells else xp.full(key.shape, -1)
         return xp.where(valid, cell, -1), valid
-
-
-def segment_medians(xp: Any, values: Any, bounds: np.ndarray) -> np.ndarray:
-    """(S,) host medians of values[bounds[s]:bounds[s+1]] (NaN for an empty segment): O(n) in all
-    for values sorted by segment, one selection per segment."""
-    return np.array([float(xp.median(values[a:b])) if b > a else np.nan for a, b in itertools.pairwise(bounds)])

@@ -9,11 +9,12 @@ import numpy as np
 
 from ...backend.core import Backend
 from ...data.cells import CellTable
+from ...data.keys import segment_medians
 from ...data.pairs import Pairs
 from ...errors import ConvergenceWarning
 from ..identify import Identification
 from ..normal import TableFit, fit_table
-from .cells import CellLookup, cell_ssr, segment_medians
+from .cells import CellLookup, cell_ssr
 from .options import MethodOptions
 
 MAD_NORMAL = 0.6744897501960817  # median |Z| of a standard normal: MAD -> sigma

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.rules import applicable, c_condition
-from .core import array_namespace, to_host
+from ..backend.core import array_namespace, to_host
+from .rules import applicable, c_condition
 
 _SOURCE = r"""
 template <typename P, typename Y>

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from .backend.core import Backend
-from .data.pairs import Pairs, add_counts
-from .errors import ConfigError, DataError
-from .estimation.methods.cells import segment_medians
-from .options import Pairing
+from ..backend.core import Backend
+from ..errors import ConfigError, DataError
+from ..options import Pairing
+from .keys import segment_medians
+from .pairs import Pairs, add_counts
 
 PAIRINGS = tuple(p.value for p in Pairing)
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal

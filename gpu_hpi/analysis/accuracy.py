@@ -1,137 +1,24 @@
-"""Diagnostics of an index: volatility, revision, accuracy (k-fold cross-validation), smoothing.
-
-Revision and accuracy refit the index from cell tables (truncated, or all pairs less a fold)
-rather than re-reading pairs; accuracy needs one pass over the pairs to score held-out pairs.
-"""
+"""Accuracy: the errors of pairs' log price ratios predicted by an index that did not see them
+(k-fold cross-validation: refit from all pairs less a fold, from cell tables; one pass over the
+pairs scores the held-out ones), in sample, and as forecasts from the index through the period
+before the sale."""
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .backend.core import Backend, array_namespace, resolve_backend, to_host
-from .data.cells import CellTable, build_cell_table
-from .data.pairs import Pairs
-from .errors import ConfigError
-from .estimation.api import index_tables
-from .estimation.identify import identify
-from .estimation.methods import MethodOptions, fit_method
-from .estimation.methods.cells import CellLookup, segment_medians
-from .estimation.result import IndexResult
-from .vintages import vintage_log_index
-
-
-@dataclass(frozen=True)
-class Refit:
-    """How the diagnostics re-estimate an index from other cell tables: as the main fit (its
-    method; min_pairs, None for each table's number of periods; which indices, the groups' and
-    the pooled one), always on the host in float64: a table is a few MB, and its (G, T, T) solves
-    gain nothing on a GPU. Only the index is refitted, not its standard errors."""
-
-    method: MethodOptions = field(default_factory=MethodOptions)
-    min_pairs: int | None = None
-    groups: bool = True
-    pooled: bool = True
-
-    def tables(self, table: CellTable) -> list[CellTable]:
-        """The host tables whose groups are the rows of the main fit's IndexResult, in its order."""
-        return [tab for _, tab in index_tables(table.to_host(), self.groups, self.pooled)]
-
-    def group_log_index(self, table: CellTable, base: int) -> np.ndarray:
-        """(G, T) log index of each group of `table` (no pooled index), NaN where not identified."""
-        host = table.to_host()
-        ident = identify(host, base, host.n_periods if self.min_pairs is None else self.min_pairs)
-        fit, _ = fit_method(host, ident, resolve_backend("cpu"), self.method, covariance=False)
-        return fit.log_index
-
-
-def period_changes(result: IndexResult) -> np.ndarray:
-    """(G, T) period-on-period % changes of the index level (NaN in the first period)."""
-    out = np.full(result.log_index.shape, np.nan)
-    out[:, 1:] = 100.0 * np.expm1(np.diff(result.log_index, axis=1))
-    return out
-
-
-def volatility(result: IndexResult, window: int = 3) -> np.ndarray:
-    """(G, T) trailing rolling standard deviation (ddof 1) of the % changes over `window` periods;
-    NaN until `window` changes are available or where one of them is NaN."""
-    if window < 2:
-        raise ConfigError(f"volatility window must be at least 2, got {window}")
-    changes = period_changes(result)
-    out = np.full(changes.shape, np.nan)
-    if changes.shape[1] >= window:  # every window at once (pandas' rolling went region by region)
-        windows = np.lib.stride_tricks.sliding_window_view(changes, window, axis=1)
-        out[:, window - 1 :] = windows.std(axis=2, ddof=1)  # NaN where the window holds a NaN
-    return out
-
-
-def smooth(result: IndexResult, window: int) -> np.ndarray:
-    """(G, T) centred moving average of the index level over `window` (odd) periods; shorter,
-    still centred windows at the ends; NaN values are skipped."""
-    if window < 3 or window % 2 == 0:
-        raise ConfigError(f"smoothing window must be an odd number >= 3, got {window}")
-    frame = pd.DataFrame(result.index.T)
-    return frame.rolling(window, center=True, min_periods=1).mean().to_numpy().T
-
-
-@dataclass(frozen=True)
-class Revision:
-    """per_period: (G, T) mean and median of the changes of each period's index level (index
-    points) between successive vintages, and the number of revisions; overall: per group, the
-    mean and median over all revisions of all periods; vintages: the last periods fitted."""
-
-    mean: np.ndarray
-    median: np.ndarray
-    count: np.ndarray
-    overall_mean: np.ndarray
-    overall_median: np.ndarray
-    vintages: list[int]
-
-
-def vintage_indices(table: CellTable, refit: Refit, result: IndexResult) -> np.ndarray:
-    """(V, G, T) log index of every vintage v = base + 1 .. T - 1 (the data as if v were the last
-    period: cells with recent <= v) for the rows of `result`, from one pass over the cells per
-    table (see vintages.py), not from a refit per vintage."""
-    g = result.log_index.shape[0]
-    log_index = np.concatenate(
-        [vintage_log_index(tab, result.base_period, refit.method, refit.min_pairs) for tab in refit.tables(table)],
-        axis=1,
-    )
-    if log_index.shape[1:] != (g, table.n_periods):
-        raise ValueError(f"the refits give {log_index.shape[1]} rows for the result's {g}: not the same options")
-    return log_index
-
-
-def revision(table: CellTable, refit: Refit, result: IndexResult, log_index: np.ndarray | None = None) -> Revision:
-    """How each period's index moves from one vintage to the next (log_index: the vintage_indices(),
-    where the caller has them already)."""
-    base, t = result.base_period, table.n_periods
-    g = result.log_index.shape[0]
-    if log_index is None:
-        log_index = vintage_indices(table, refit, result)
-    stack = np.diff(100.0 * np.exp(log_index), axis=0)  # (V - 1, G, T), NaN where no revision
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-        mean, median = np.nanmean(stack, axis=0), nan_median(stack)
-        flat = stack.transpose(1, 0, 2).reshape(g, -1)
-        overall_mean, overall_median = np.nanmean(flat, axis=1), np.nanmedian(flat, axis=1)
-    count = np.isfinite(stack).sum(axis=0)
-    return Revision(mean, median, count, overall_mean, overall_median, list(range(base + 1, t)))
-
-
-def nan_median(a: np.ndarray) -> np.ndarray:
-    """np.nanmedian(a, axis=0), the same numbers from one sort along the axis (NaN sorts last):
-    numpy's masked-array path for such short columns took 10x as long."""
-    if not len(a):
-        return np.full(a.shape[1:], np.nan)
-    s = np.sort(a, axis=0)
-    n = (~np.isnan(s)).sum(axis=0, keepdims=True)
-    low, high = (np.take_along_axis(s, np.maximum(k, 0), axis=0) for k in ((n - 1) // 2, n // 2))
-    return np.where(n > 0, (low + high) / 2, np.nan)[0]
+from ..backend.core import Backend, array_namespace, to_host
+from ..data.cells import CellTable, build_cell_table
+from ..data.keys import segment_medians
+from ..data.pairs import Pairs
+from ..errors import ConfigError
+from ..estimation.methods.cells import CellLookup
+from ..estimation.result import IndexResult
+from .refit import Refit
 
 
 @dataclass(frozen=True)
@@ -231,23 +118,6 @@ def _cell_errors(
             )
         offset += groups
     return pd.concat(parts, ignore_index=True)
-
-
-def vintages_frame(result: IndexResult, vintage_index: np.ndarray) -> pd.DataFrame:
-    """vintages.parquet: one row per (vintage, group, period) with an estimate: the index as it
-    stood with data through each period (the vintage's label is its last period)."""
-    k, g, t = np.nonzero(np.isfinite(vintage_index))
-    first = result.base_period + 1
-    log_index = vintage_index[k, g, t]
-    return pd.DataFrame(
-        {
-            "vintage": result.periods[first + k].astype(str),
-            "group": result.groups[g].astype(str),
-            "period": result.periods[t].astype(str),
-            "log_index": log_index,
-            "index": 100.0 * np.exp(log_index),
-        }
-    )
 
 
 def fold_of(n: int, folds: int, start: int = 0) -> np.ndarray:
@@ -364,17 +234,3 @@ def accuracy_stats(err: Any, grp: Any, in_table: Any, labels: np.ndarray, folds:
         overall,
         folds,
     )
-
-
-def diagnostics_frame(result: IndexResult, vol: np.ndarray, rev: Revision | None) -> pd.DataFrame:
-    """Long frame: group, period, change_pct, volatility, revision_mean, revision_median, n_revisions."""
-    g, t = result.log_index.shape
-    cols: dict[str, Any] = {
-        "group": np.repeat(result.groups.astype(str), t),
-        "period": np.tile(result.periods.astype(str), g),
-        "change_pct": period_changes(result).ravel(),
-        "volatility": vol.ravel(),
-    }
-    if rev is not None:
-        cols.update(revision_mean=rev.mean.ravel(), revision_median=rev.median.ravel(), n_revisions=rev.count.ravel())
-    return pd.DataFrame(cols)

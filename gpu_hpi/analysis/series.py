@@ -1,4 +1,5 @@
-"""What index producers publish beside the estimate: gaps filled inside a series, and a seasonally
+"""The index as a series, and what index producers publish beside the estimate: period-on-period
+changes, their volatility, a smoothed index, gaps filled inside a series, and a seasonally
 adjusted series. Functions of (G, T) log indices; they never change the estimate itself.
 
 - fill_gaps: periods with no estimate (NaN) between two estimated ones, filled linearly in the log
@@ -11,9 +12,16 @@ adjusted series. Functions of (G, T) log indices; they never change the estimate
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from ..estimation.result import IndexResult
+
+if TYPE_CHECKING:
+    from .revision import Revision
 
 FILLS = ("linear", "carry")
 SEASONS = {"month": 12, "quarter": 4}  # periods per year that STL can adjust
@@ -66,3 +74,46 @@ def seasonal_adjust(log_index: np.ndarray, periodicity: str, base_period: int) -
             out[row] -= out[row, base_period]
         adjusted[row] = True
     return out, adjusted
+
+
+def period_changes(result: IndexResult) -> np.ndarray:
+    """(G, T) period-on-period % changes of the index level (NaN in the first period)."""
+    out = np.full(result.log_index.shape, np.nan)
+    out[:, 1:] = 100.0 * np.expm1(np.diff(result.log_index, axis=1))
+    return out
+
+
+def volatility(result: IndexResult, window: int = 3) -> np.ndarray:
+    """(G, T) trailing rolling standard deviation (ddof 1) of the % changes over `window` periods;
+    NaN until `window` changes are available or where one of them is NaN."""
+    if window < 2:
+        raise ConfigError(f"volatility window must be at least 2, got {window}")
+    changes = period_changes(result)
+    out = np.full(changes.shape, np.nan)
+    if changes.shape[1] >= window:  # every window at once (pandas' rolling went region by region)
+        windows = np.lib.stride_tricks.sliding_window_view(changes, window, axis=1)
+        out[:, window - 1 :] = windows.std(axis=2, ddof=1)  # NaN where the window holds a NaN
+    return out
+
+
+def smooth(result: IndexResult, window: int) -> np.ndarray:
+    """(G, T) centred moving average of the index level over `window` (odd) periods; shorter,
+    still centred windows at the ends; NaN values are skipped."""
+    if window < 3 or window % 2 == 0:
+        raise ConfigError(f"smoothing window must be an odd number >= 3, got {window}")
+    frame = pd.DataFrame(result.index.T)
+    return frame.rolling(window, center=True, min_periods=1).mean().to_numpy().T
+
+
+def diagnostics_frame(result: IndexResult, vol: np.ndarray, rev: Revision | None) -> pd.DataFrame:
+    """Long frame: group, period, change_pct, volatility, revision_mean, revision_median, n_revisions."""
+    g, t = result.log_index.shape
+    cols: dict[str, Any] = {
+        "group": np.repeat(result.groups.astype(str), t),
+        "period": np.tile(result.periods.astype(str), g),
+        "change_pct": period_changes(result).ravel(),
+        "volatility": vol.ravel(),
+    }
+    if rev is not None:
+        cols.update(revision_mean=rev.mean.ravel(), revision_median=rev.median.ravel(), n_revisions=rev.count.ravel())
+    return pd.DataFrame(cols)
