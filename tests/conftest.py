@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 # One BLAS / OpenMP thread per test process, set before numpy and scipy load their libraries: the
 # tests' matrices are small, and the libraries' waiting threads beside pytest-xdist's other worker
@@ -56,3 +57,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         folder = Path(str(item.path)).resolve().relative_to(_HERE).parts[0]
         if folder in _FOLDER_MARKERS:
             item.add_marker(_FOLDER_MARKERS[folder])
+
+
+# --------------------------------------------------------------------------------------------------
+# fixtures of several folders' tests
+
+
+@pytest.fixture
+def ops(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The device reader's operations on the stand-in of pylibcudf (fake_pylibcudf.py), which the
+    reader itself loads too; device columns viewed as host arrays."""
+    import fake_pylibcudf as fake
+
+    from gpu_hpi.io import device
+
+    monkeypatch.setattr(device, "library", lambda: fake.plc)
+    monkeypatch.setattr(device, "device_array", fake.host_array)
+    return device.Ops(fake.plc)
+
+
+@pytest.fixture
+def stand_in_gpu(ops: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """backend=gpu runs with numpy arrays as the device's and the stand-in as pylibcudf (the fused
+    kernel's bincount reference in place of the kernel; no device memory to size or report)."""
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    from gpu_hpi.app import loaders, pipeline, report
+    from gpu_hpi.backend.core import Backend, resolve_backend
+
+    class StandIn(Backend):
+        def synchronize(self) -> None:
+            pass
+
+    stand_in = StandIn("gpu", np, scipy.sparse, scipy.sparse.linalg, "GPU stand-in (numpy)")
+
+    def resolve(choice: str = "auto") -> Backend:
+        return stand_in if choice == "gpu" else resolve_backend(choice)
+
+    monkeypatch.setattr(pipeline, "resolve_backend", resolve)
+    monkeypatch.setattr(report, "resolve_backend", resolve)
+    monkeypatch.setattr(report, "peak_device_bytes", lambda backend: None)
+    monkeypatch.setattr(loaders, "device_read_budget", lambda backend, maximum=None: 1 << 30)
+    monkeypatch.setenv("GPU_HPI_FUSED_KERNEL", "0")
+
+
+@pytest.fixture(scope="module")
+def split() -> Any:
+    """stored_cells.py's update scenario (a Split)."""
+    from stored_cells import make_split
+
+    return make_split()

@@ -451,3 +451,8 @@ plc = _namespace(
 def host_array(col: Column) -> np.ndarray:
     """io.device.device_array's stand-in: the column's values as numpy (no nulls)."""
     return np.asarray(col.arr.to_numpy(zero_copy_only=False))
+
+
+def no_array(col: Any) -> Any:
+    """In place of gpu_hpi.io.device.device_array where no array may be made of a device column."""
+    raise AssertionError("an array was made of a device column")

@@ -1,9 +1,12 @@
 """Shared test helpers: the app's configuration composed in-process, as `python -m gpu_hpi` would;
-the command line run in-process (or as a subprocess) and its outputs; pairs files to feed it."""
+the command line run in-process (or as a subprocess) and its outputs; pairs files to feed it;
+tests/reference.py's problems through the library; the seed schema, parquet files of pairs and
+timestamps for the readers."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import json
 import logging
@@ -13,17 +16,21 @@ import signal
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from hydra import compose, initialize_config_dir
-from reference import reference_index
+from reference import Problem, reference_index
 
 import gpu_hpi
 from gpu_hpi import config as C
+from gpu_hpi.synthetic import SyntheticMarket
 
 
 def compose_config(*overrides: str) -> Any:
@@ -325,3 +332,117 @@ def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame, atol: float = 1e-
     np.testing.assert_array_equal(got["n_pairs"].to_numpy(), want["n_pairs"].to_numpy())
     for col in FLOATS:
         np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=0, atol=atol, err_msg=col)
+
+
+# --------------------------------------------------------------------------------------------------
+# tests/reference.py's problems through the library and the reference
+
+
+def estimate(p: Problem, group: Any = "float", **options: Any) -> gpu_hpi.IndexResult:
+    """estimate_index on a problem; group "float" (NaN = missing), "str", "int", None or an array."""
+    if isinstance(group, str):
+        group = {"float": p.group_float, "str": p.group_str, "int": p.group_int}[group]()
+    return gpu_hpi.estimate_index(p.prev, p.recent, p.y, group, n_periods=p.n_periods, backend="cpu", **options)
+
+
+def reference(p: Problem, group: Any = "float", **options: Any) -> Any:
+    """reference_index on a problem (group as for `estimate`)."""
+    if isinstance(group, str):
+        group = {"float": p.group_float, "str": p.group_str, "int": p.group_int}[group]()
+    return reference_index(p.prev, p.recent, p.y, group, n_periods=p.n_periods, **options)
+
+
+# --------------------------------------------------------------------------------------------------
+# the seed schema, files and columns for the readers
+
+
+SEED_SCHEMA = pa.schema(
+    [
+        ("group_id", pa.int64()),
+        ("PrevYearMonth", pa.timestamp("ns")),
+        ("RecentYearMonth", pa.timestamp("ns")),
+        ("LogPriceDiff", pa.float64()),
+        ("name", pa.string()),
+        ("code", pa.dictionary(pa.int32(), pa.int16())),
+    ]
+)
+SEED_ROLES = {"group": "group_id", "prev": "PrevYearMonth", "recent": "RecentYearMonth", "y": "LogPriceDiff"}
+
+
+def write(path: Path, table: pa.Table, **kw: Any) -> Path:
+    """The table as a parquet file at path (pq.write_table's options), and the path."""
+    pq.write_table(table, path, **kw)
+    return path
+
+
+def stamps(unit: str, seed: int = 11) -> np.ndarray:
+    """Timestamps over month ends, leap days and before 1970, with times of day."""
+    rng = np.random.default_rng(seed)
+    days = np.concatenate([rng.integers(-30_000, 40_000, 3000), [-1, 0, 31, 59, 60, 10_957, 11_016, 11_017]])
+    seconds = rng.integers(0, 86_400, days.size).astype("timedelta64[s]")
+    return (days.astype("datetime64[D]") + seconds).astype(f"datetime64[{unit}]")
+
+
+def seed_pairs(n: int, seed: int, *, nulls: bool = True, groups: str = "int") -> pa.Table:
+    """n pairs in the seed schema over 2014-01.., integer or string groups, with null periods and y."""
+    rng = np.random.default_rng(seed)
+    prev = rng.integers(0, 40, n)
+    recent = prev + rng.integers(0, 12, n)  # some same-period pairs, dropped and counted
+    months = np.datetime64("2014-01", "M")
+    table = {
+        "group_id": rng.integers(3, 9, n) if groups == "int" else rng.choice(["east", "west", "north"], n),
+        "PrevYearMonth": (months + prev).astype("datetime64[ns]"),
+        "RecentYearMonth": (months + recent).astype("datetime64[ns]"),
+        "LogPriceDiff": rng.normal(0.01, 0.1, n),
+    }
+    out = pa.table(table)
+    if nulls:  # null periods (dropped by the reader) and a null y (a non-finite y: dropped by the table)
+        mask = rng.random(n) < 0.02
+        out = out.set_column(1, "PrevYearMonth", pa.array(table["PrevYearMonth"], mask=mask))
+        out = out.set_column(3, "LogPriceDiff", pa.array(table["LogPriceDiff"], mask=rng.random(n) < 0.01))
+    return out
+
+
+def write_dataset(
+    directory: Path, n: int = 60_000, parts: int = 3, seed: int = 5, edit: Callable[[pd.DataFrame], None] | None = None
+) -> pd.DataFrame:
+    """A dataset of `parts` parquet files with small row groups; windows differ between files;
+    `edit` changes the pairs (in place) before they are written."""
+    group, prev, recent, y = SyntheticMarket.create(n, 48, 4, seed=seed).arrays()
+    month = np.datetime64("2015-01", "M")
+    frame = pd.DataFrame(
+        {
+            "group_id": group.astype(np.int64) + 100,
+            "PrevYearMonth": (month + prev.astype(np.int64)).astype("datetime64[ns]"),
+            "RecentYearMonth": (month + recent.astype(np.int64)).astype("datetime64[ns]"),
+            "LogPriceDiff": y,
+        }
+    ).sort_values("RecentYearMonth", kind="stable")
+    frame.loc[frame.index[::997], "LogPriceDiff"] = np.nan  # some invalid pairs
+    if edit is not None:
+        edit(frame)
+    directory.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, len(frame), parts + 1).astype(int)
+    for k in range(parts):
+        frame.iloc[bounds[k] : bounds[k + 1]].to_parquet(
+            directory / f"part-{k}.parquet", index=False, row_group_size=2_500
+        )
+    return frame
+
+
+MONDAY_0 = datetime.date(1969, 12, 29)  # the Monday that starts week 0
+
+
+def weekly_pairs(seed: int = 0, n: int = 5000) -> pd.DataFrame:
+    """Pairs of dates over 2014-2015 (region, d0, d1, y), some within one ISO week."""
+    rng = np.random.default_rng(seed)
+    d0 = np.datetime64("2014-01-01") + rng.integers(0, 700, n)
+    d1 = d0 + rng.integers(0, 200, n)  # some in the same week: same_period
+    return pd.DataFrame(
+        {
+            "region": rng.integers(0, 3, n),
+            "d0": d0.astype("datetime64[ns]"),
+            "d1": d1.astype("datetime64[ns]"),
+            "y": rng.normal(0, 0.1, n),
+        }
+    )

@@ -1,4 +1,5 @@
-"""An independent float64 reference for the repeat-sales model, and a random-problem generator.
+"""An independent float64 reference for the repeat-sales model, and random-problem generators (also
+hypothesis' strategy of small problems, for the property tests).
 
 Nothing here calls gpu_hpi: the reference validates the pairs, builds the explicit dense dummy matrix
 of each group, finds the base period's connected component with a union-find, and solves with
@@ -15,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from hypothesis import settings
+from hypothesis import strategies as st
 
 REASONS = ("missing_group", "period_out_of_range", "same_period", "prev_not_before_recent", "nonfinite_y")
 
@@ -427,3 +430,36 @@ def assert_tables_equal(a: Any, b: Any, *, rtol: float = 1e-12) -> None:
         scale = max(float(np.abs(y).max(initial=0.0)), 1e-300)
         np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * scale, err_msg=name)
     assert a.dropped == b.dropped
+
+
+# --------------------------------------------------------------------------------------------------
+# small random problems for property tests (hypothesis)
+
+
+SETTINGS = settings(max_examples=30, deadline=None)  # derandomized under CI by hypothesis' "ci" profile
+
+
+@st.composite
+def problems(draw: st.DrawFn, *, invalid: bool | None = None) -> Problem:
+    """Small random problems: 2-10 periods, 1-4 groups, 1-80 pairs, optionally with invalid pairs."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    t = draw(st.integers(2, 10))
+    n_groups = draw(st.integers(1, 4))
+    n = draw(st.integers(1, 80))
+    with_invalid = draw(st.booleans()) if invalid is None else invalid
+    rng = np.random.default_rng(seed)
+    prev = rng.integers(0, t - 1, size=n)
+    recent = prev + 1 + (rng.integers(0, 2**31, size=n) % (t - 1 - prev))
+    gid = rng.choice(np.array([3, 17, 40, 41])[:n_groups], size=n)
+    beta = np.cumsum(rng.normal(0, 0.05, size=t))
+    y = beta[recent] - beta[prev] + rng.normal(0, 0.05, size=n)
+    missing = np.zeros(n, dtype=bool)
+    if with_invalid:
+        bad = rng.random(n) < 0.15
+        kind = rng.integers(0, 4, size=n)
+        missing = bad & (kind == 0)
+        missing[0] = False  # at least one group (no groups at all: unit/estimation/test_api.py)
+        prev = np.where(bad & (kind == 1), -1, prev)
+        recent = np.where(bad & (kind == 2), prev, recent)
+        y = np.where(bad & (kind == 3), np.nan, y)
+    return Problem(prev, recent, y, gid, missing, t, sorted(set(gid.tolist())))

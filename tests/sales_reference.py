@@ -6,11 +6,13 @@ and backend."""
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from gpu_hpi.data.pairing import Sales
 from gpu_hpi.io.sales import _composite_codes
@@ -258,3 +260,11 @@ def all_counts(*parts: dict[str, int]) -> dict[str, int]:
         for k, v in part.items():
             total[k] = total.get(k, 0) + v
     return {k: v for k, v in total.items() if v}
+
+
+def write_sales(tmp_path: Path, df: pd.DataFrame, keys: list[str], name: str = "sales.parquet", **kw: Any) -> Path:
+    """random_sales' frame (its `keys`, date, price and group) as a parquet file in tmp_path."""
+    path = tmp_path / name
+    table = pa.Table.from_pandas(df[[*keys, "date", "price", "group"]], preserve_index=False)
+    pq.write_table(table, path, **kw)
+    return path

@@ -1,5 +1,5 @@
-"""The charts (gpu_hpi/charts.py): year ticks, the regions' small multiples, the diagnostics chart,
-written by the pipeline only when asked."""
+"""The charts (charts.py): year ticks, the regions' small multiples up to the panel limit. Which charts a
+run writes: app/test_pipeline.py."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import compose_config
-from matplotlib.image import imread
 
-from gpu_hpi.app import pipeline
 from gpu_hpi.charts import MAX_PANELS, year_ticks
 
 
@@ -22,23 +19,6 @@ def test_year_ticks_at_the_first_period_of_each_year() -> None:
     positions, labels = year_ticks(quarters, most=10)
     assert len(positions) <= 10 and labels[0] == "1990" and all(quarters[p].endswith("Q1") for p in positions)
     assert year_ticks(np.array(["2001", "2002"]))[1] == ["2001", "2002"]
-
-
-def run(tmp_path: Path, *overrides: str) -> dict:
-    cfg = compose_config("backend=cpu", "data.n_pairs=30000", *overrides)
-    return pipeline.run(cfg, tmp_path)
-
-
-def test_charts_only_when_asked(tmp_path: Path) -> None:
-    summary = run(tmp_path / "default")
-    assert "regions.png" not in summary["outputs"] and "diagnostics.png" not in summary["outputs"]
-    summary = run(tmp_path / "all", "output.plot_regions=true", "output.plot_diagnostics=true")
-    assert {"index.png", "regions.png", "diagnostics.png"} <= set(summary["outputs"])
-    regions = imread(tmp_path / "all" / "regions.png")
-    # 17 regions in rows of 5: 4 rows, taller than wide (3.0 x 2.2 inch panels)
-    assert regions.shape[0] > 0.55 * regions.shape[1]
-    diagnostics = imread(tmp_path / "all" / "diagnostics.png")
-    assert diagnostics.shape[1] == 1100 and diagnostics.shape[0] == round(2 * 3.2 * 110)
 
 
 @pytest.mark.slow  # draws the panel limit's worth of regions

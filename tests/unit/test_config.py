@@ -1,5 +1,5 @@
-"""The Hydra configuration: every option of every group composes and validates against its schema,
-bad overrides fail at compose time, and memory sizes parse."""
+"""The Hydra configuration (config.py): every option of every group composes and validates against its
+schema, and bad overrides fail at compose time."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from gpu_hpi import config as C
-from gpu_hpi.backend.memory import parse_size
-from gpu_hpi.errors import ConfigError
 
 CONF = Path(C.config_dir())
 SCHEMAS: dict[str, Any] = {
@@ -168,55 +166,6 @@ def test_bad_overrides_fail_at_compose_time(overrides: list[str]) -> None:
 def test_synthetic_options_are_rejected_for_pairs() -> None:
     with pytest.raises((HydraException, OmegaConfBaseException)):
         _compose(["data=pairs", "data.path=x.parquet", "data.n_pairs=10"])
-
-
-# --------------------------------------------------------------------------------------------------
-# parse_size
-
-TOTAL = 80 * 2**30 + 12345
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("40GB", 40 * 10**9),
-        ("40 GB", 40 * 10**9),
-        ("40gb", 40 * 10**9),
-        ("16GiB", 16 * 2**30),
-        ("1.5GB", 1_500_000_000),
-        ("512MiB", 512 * 2**20),
-        ("1000000", 1_000_000 // 256 * 256),
-        (1_000_000, 1_000_000 // 256 * 256),
-        ("0.5", (TOTAL // 2) // 256 * 256),
-        ("0.8", int(0.8 * TOTAL) // 256 * 256),
-        ("1.0", TOTAL // 256 * 256),
-    ],
-)
-def test_parse_size(text: str | int, expected: int) -> None:
-    size = parse_size(text, TOTAL)
-    assert size == expected
-    assert size % 256 == 0 and size > 0
-
-
-def test_parse_size_rounds_down_to_256() -> None:
-    assert parse_size("1000", TOTAL) == 768
-    assert parse_size("1kB", TOTAL) == 768
-    assert parse_size("0.5", 1000) == 256
-    assert parse_size("40GB", TOTAL) % 256 == 0
-
-
-@pytest.mark.parametrize("text", ["", "abc", "GB", "40XB", "40 G B B", "-1GB", "0", "0GB", "-0.5", "1e", "0.0"])
-def test_parse_size_rejects_bad_strings(text: str) -> None:
-    with pytest.raises(ConfigError):
-        parse_size(text, TOTAL)
-
-
-def test_parse_size_never_returns_zero() -> None:
-    try:
-        size = parse_size("100", TOTAL)
-    except ConfigError:
-        return
-    assert size > 0
 
 
 def _iter_yaml() -> Iterator[Path]:

@@ -1,0 +1,106 @@
+"""Revision (analysis/revision.py) against explicit refits: estimate_index on the pairs of each
+vintage, the statistics by plain loops; numpy's nanmedian; the vintages' frame against fit_index on
+each truncated data set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from diagnostics_reference import (
+    CPU,
+    EMPTY,
+    PAIRS_T,
+    Data,
+    RefRevision,
+    T,
+    estimate,
+    fit_cpu,
+    fit_pairs,
+    random_pairs,
+    ref_revision_stats,
+    rows_like,
+)
+
+import gpu_hpi
+from gpu_hpi.analysis.refit import Refit
+from gpu_hpi.analysis.revision import nan_median, revision, vintage_indices, vintages_frame
+from gpu_hpi.estimation.methods import MethodOptions
+
+pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
+
+
+def ref_revision(data: Data, base: int, method: str, groups: np.ndarray) -> RefRevision:
+    vintages = list(range(base + 1, T))
+    levels = []
+    for v in vintages:
+        fitted = estimate(data, data.recent <= v, v + 1, base, method)
+        level = np.full((len(groups), T), np.nan)
+        level[:, : v + 1] = 100.0 * np.exp(rows_like(fitted, groups, v + 1))
+        levels.append(level)
+    return ref_revision_stats(levels, vintages)
+
+
+@pytest.mark.parametrize("method, base", [("bmn", 0), ("bmn", 2), ("case_shiller", 1)])
+def test_revision_matches_explicit_refits(data: Data, method: str, base: int) -> None:
+    pairs = data.pairs()
+    table = gpu_hpi.build_cell_table(pairs, CPU)
+    result = gpu_hpi.fit_index(table, base_period=base, backend="cpu", method=method)
+    assert result.solver_info["groups"]["method"] == method
+    rev = revision(table, fit_cpu(method, base), result)
+    want = ref_revision(data, base, method, result.groups)
+
+    assert rev.vintages == want.vintages == list(range(base + 1, T))
+    np.testing.assert_array_equal(rev.count, want.count)
+    for name in ("mean", "median", "overall_mean", "overall_median"):
+        got, exp = getattr(rev, name), getattr(want, name)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(exp), err_msg=name)
+        np.testing.assert_allclose(got, exp, rtol=0, atol=1e-9, err_msg=name)
+
+    # the base period is never revised; a period t is revised between vintages t..T-1 (not before it exists)
+    np.testing.assert_array_equal(rev.mean[:, base], 0.0)
+    for t in range(base + 1, T):
+        assert rev.count[0, t] == T - 1 - t
+    assert rev.count[0, base] == len(rev.vintages) - 1
+    assert (rev.count[:, T - 1] == 0).all() and np.isnan(rev.mean[:, T - 1]).all()
+    assert (rev.count[2, EMPTY] == 0) and np.isnan(rev.median[2, EMPTY])
+    assert np.isfinite(rev.overall_mean).all() and (np.abs(rev.mean[0, base + 1 : T - 1]) > 0).any()
+
+
+def test_revision_with_the_base_in_the_last_period(data: Data) -> None:
+    """No vintage after the base: no revisions, all NaN, counts 0."""
+    table = gpu_hpi.build_cell_table(data.pairs(), CPU)
+    result = gpu_hpi.fit_index(table, base_period=T - 1, backend="cpu")
+    rev = revision(table, fit_cpu("bmn", T - 1), result)
+    assert rev.vintages == []
+    assert (rev.count == 0).all() and np.isnan(rev.mean).all() and np.isnan(rev.overall_median).all()
+
+
+def test_nan_median_is_numpys() -> None:
+    """Bit for bit np.nanmedian over the first axis: odd and even counts, ties, all-NaN columns."""
+    rng = np.random.default_rng(0)
+    a = np.round(rng.normal(size=(31, 7, 9)), 1)
+    a[rng.random(a.shape) < 0.4] = np.nan
+    a[:, 2] = np.nan
+    a[:-1, 3, 4] = np.nan
+    a[1:, 4, 5] = 2.5
+    with pytest.warns(RuntimeWarning):
+        want = np.nanmedian(a, axis=0)
+    np.testing.assert_array_equal(nan_median(a), want)
+    assert nan_median(a[:0]).shape == (7, 9) and np.isnan(nan_median(a[:0])).all()
+
+
+def test_vintages_frame_is_each_truncated_fit() -> None:
+    group, prev, recent, y = random_pairs(3)
+    table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=PAIRS_T, backend=CPU), CPU)
+    result = gpu_hpi.fit_index(table, backend=CPU, min_pairs=1)
+    frame = vintages_frame(result, vintage_indices(table, Refit(MethodOptions(), 1, True, True), result))
+    for v in (3, 9, PAIRS_T - 1):
+        keep = recent <= v
+        want = fit_pairs(group[keep], prev[keep], recent[keep], y[keep])
+        got = frame[frame["vintage"] == str(v)]
+        for g, name in enumerate(want.groups):
+            series = got[got["group"] == str(name)].set_index("period")["log_index"]
+            expected = want.log_index[g, : v + 1]
+            finite = np.isfinite(expected)
+            assert series.index.tolist() == [str(p) for p in np.arange(v + 1)[finite]]
+            np.testing.assert_allclose(series.to_numpy(), expected[finite], rtol=1e-9, atol=1e-12)

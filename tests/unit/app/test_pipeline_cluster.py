@@ -1,0 +1,125 @@
+"""The job on a Dask cluster (cluster=local, or a running one by cluster.address): the same index,
+accuracy and robust fit as a single process, and what a cluster refuses. Dask's tables themselves:
+tests/unit/dask/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import run_app, write_dataset
+
+distributed = pytest.importorskip("distributed")
+
+from gpu_hpi.dask.cluster import cluster_client  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Any:
+    """The address of a running two-worker cluster, for CLI runs with cluster.address (one cluster
+    started for the module instead of one a run; cluster=local itself is tested below)."""
+    config = SimpleNamespace(kind="local", address=None, n_workers=2, threads_per_worker=1, memory_limit="auto")
+    with cluster_client(config, SimpleNamespace()) as c:
+        yield c.scheduler.address
+
+
+@pytest.mark.slow  # starts a cluster of its own
+def test_cli_cluster_local_equals_single_process(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "ds")
+    common = ["data=pairs", f"data.path={tmp_path / 'ds'}", "data.batch_rows=7000", "diagnostics.revision=false"]
+    single = run_app(tmp_path, *common, name="single").ok()
+    dask = run_app(tmp_path, *common, "cluster=local", "cluster.n_workers=2", name="dask").ok()
+    a, b = single.frame, dask.frame
+    pd.testing.assert_frame_equal(a[["group", "period", "n_pairs"]], b[["group", "period", "n_pairs"]])
+    np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)
+    assert dask.summary["dask_workers"] == 2
+    assert dask.summary["dropped"] == single.summary["dropped"]
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["solver=lsqr"], "cluster=none"),
+        (["method=case_shiller", "method.stage2=absolute"], "cluster=none"),
+    ],
+)
+def test_cli_cluster_refuses_what_needs_the_pairs(tmp_path: Path, overrides: list[str], fragment: str) -> None:
+    write_dataset(tmp_path / "ds", n=5_000, parts=1)
+    run = run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'ds'}", "cluster=local", *overrides)
+    run.assert_failed(fragment)
+
+
+def test_cli_cluster_refuses_csv(tmp_path: Path) -> None:
+    frame = write_dataset(tmp_path / "ds", n=3_000, parts=1)
+    frame.to_csv(tmp_path / "pairs.csv", index=False)
+    run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'pairs.csv'}", "cluster=local").assert_failed("parquet")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        pytest.param(["index.groups=false"], marks=pytest.mark.slow),
+        pytest.param(["method=case_shiller"], marks=pytest.mark.slow),
+    ],
+)
+def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, scheduler: str, extra: list[str]) -> None:
+    """k-fold accuracy with the passes over the pairs as Dask tasks: folds hash a pair's position in
+    the whole dataset, so the errors equal the single-process ones."""
+
+    def null_periods(frame: pd.DataFrame) -> None:  # they shift the positions the folds hash
+        frame.iloc[::501, frame.columns.get_loc("PrevYearMonth")] = pd.NaT
+
+    frame = write_dataset(tmp_path / "ds", n=30_000, parts=3, edit=null_periods)
+    common = [
+        "data=pairs",
+        f"data.path={tmp_path / 'ds'}",
+        "data.batch_rows=6000",
+        "diagnostics.revision=false",
+        "diagnostics.accuracy_folds=4",
+        *extra,
+    ]
+    single = run_app(tmp_path, *common, name="single").ok()
+    dask = run_app(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
+    a = pd.read_csv(single.dir / "accuracy.csv")
+    b = pd.read_csv(dask.dir / "accuracy.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+    assert single.summary["diagnostics"]["accuracy"] == pytest.approx(dask.summary["diagnostics"]["accuracy"])
+    assert dask.summary["dropped"]["missing_period"] == len(range(0, len(frame), 501))
+
+
+@pytest.mark.parametrize(
+    "extra", [pytest.param([], marks=pytest.mark.slow), ["index.groups=false"]]
+)  # with groups: the robust fit's many more passes as Dask tasks
+def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str, extra: list[str]) -> None:
+    """The robust fit with its passes over the pairs as Dask tasks (the per-group median |e| by an
+    exact distributed selection) gives the single-process index, se and scale."""
+
+    def outliers(frame: pd.DataFrame) -> None:  # so that the weights matter
+        frame.loc[frame.index[::53], "LogPriceDiff"] += 1.5
+
+    write_dataset(tmp_path / "ds", n=24_000, parts=3, edit=outliers)
+    common = [
+        "data=pairs",
+        f"data.path={tmp_path / 'ds'}",
+        "data.batch_rows=6000",
+        "diagnostics.revision=false",
+        "method=robust",
+        "method.tol=1e-12",
+        "method.max_iter=200",
+        *extra,
+    ]
+    single = run_app(tmp_path, *common, name="single").ok()
+    dask = run_app(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
+    a, b = single.frame, dask.frame
+    np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-8)
+    for name in single.summary["solver_info"]:
+        s, d = single.summary["solver_info"][name], dask.summary["solver_info"][name]
+        assert s["converged"] and d["converged"]
+        np.testing.assert_allclose(s["scale"], d["scale"], rtol=1e-12)

@@ -1,0 +1,328 @@
+"""The job on sale records (data=transactions): the index of a run on the sales equals the index of a
+run on the reference's pairs (tests/sales_reference.py) written as a pair file; DuckDB's pairing
+and the array path give the same run; saved pairs; refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import assert_frames_equal, compose_config, q, run_app
+from sales_reference import (
+    SEED_COLUMNS,
+    START,
+    assert_same_pairs,
+    random_sales,
+    reference_pairs,
+    write_sales,
+)
+
+
+def reference_seed_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Reference pairs in the seed schema plus prices (periods as the month's first day)."""
+
+    def firsts(m: pd.Series) -> pd.Series:
+        m = m.to_numpy(np.int64)
+        return pd.to_datetime(pd.DataFrame({"year": m // 12, "month": m % 12 + 1, "day": 1}))
+
+    return pd.DataFrame(
+        {
+            "group_id": pairs["group"].astype(object),
+            "PrevYearMonth": firsts(pairs["prev"]),
+            "RecentYearMonth": firsts(pairs["recent"]),
+            "LogPriceDiff": pairs["y"].to_numpy(float),
+            "PrevPrice": pairs["price_prev"].to_numpy(float),
+            "RecentPrice": pairs["price_recent"].to_numpy(float),
+        }
+    )
+
+
+def seed_to_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """A seed-schema frame back to the reference's columns (asserting first-of-month periods)."""
+    for col in ("PrevYearMonth", "RecentYearMonth"):
+        assert (frame[col].dt.day == 1).all() and (frame[col].dt.hour == 0).all()
+
+    def months(col: str) -> np.ndarray:
+        return (frame[col].dt.year * 12 + frame[col].dt.month - 1).to_numpy(np.int64)
+
+    return pd.DataFrame(
+        {
+            "group": frame["group_id"].astype(object).to_numpy(),
+            "prev": months("PrevYearMonth"),
+            "recent": months("RecentYearMonth"),
+            "price_prev": frame["PrevPrice"].to_numpy(float),
+            "price_recent": frame["RecentPrice"].to_numpy(float),
+            "y": frame["LogPriceDiff"].to_numpy(float),
+        }
+    )
+
+
+E2E_RULES = {"min_holding": 2, "max_holding": 40, "max_annual_return": 1.5, "max_robust_z": 4.0}
+E2E_WINDOW = ("2014-02", "2017-10")  # months 1..45 of the data
+E2E_FIRST, E2E_N = START + 1, 45
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A transactions parquet (string composite key column, no null groups) and its reference pairs."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    df = random_sales(31, n_props=1500, null_groups=False)
+    sales = df[["a", "b", "date", "price", "group"]].rename(columns={"a": "complex", "b": "unit", "group": "region"})
+    path = tmp / "sales.parquet"
+    sales.to_parquet(path, index=False)
+    out: dict[str, Any] = {"tmp": tmp, "path": path, "df": df}
+    for pairing in ("consecutive", "all"):
+        pairs, dropped = reference_pairs(df, ["a", "b"], E2E_FIRST, E2E_N, {"pairing": pairing, **E2E_RULES})
+        ref = tmp / f"reference_{pairing}.parquet"
+        reference_seed_pairs(pairs).to_parquet(ref, index=False)
+        out[pairing] = (pairs, dropped, ref)
+    return out
+
+
+def tx_args(e2e: dict[str, Any], *more: str) -> list[str]:
+    rules = [f"data.{k}={v}" for k, v in E2E_RULES.items()]
+    return [
+        "data=transactions",
+        f"data.path={q(e2e['path'])}",
+        "data.columns.property=[complex,unit]",
+        "data.columns.group=region",
+        f"data.start={E2E_WINDOW[0]}",
+        f"data.end={E2E_WINDOW[1]}",
+        *rules,
+        *more,
+    ]
+
+
+def pairs_args(path: Path, *more: str, window: tuple[str, str] = E2E_WINDOW) -> list[str]:
+    return [
+        "data=pairs",
+        f"data.path={q(path)}",
+        "data.columns.price_prev=PrevPrice",
+        "data.columns.price_recent=RecentPrice",
+        f"data.start={window[0]}",
+        f"data.end={window[1]}",
+        *more,
+    ]
+
+
+def test_cli_transactions_equal_pairs_of_the_reference(e2e: dict[str, Any]) -> None:
+    tmp = e2e["tmp"]
+    pairs, dropped, ref = e2e["consecutive"]
+    saved = tmp / "out" / "saved_pairs.parquet"
+    tx = run_app(tmp, *tx_args(e2e, f"data.save_pairs={q(saved)}"), name="tx").ok()
+    via_pairs = run_app(tmp, *pairs_args(ref), name="pairs").ok()
+    assert_frames_equal(tx.frame, via_pairs.frame, atol=1e-10)
+    assert np.isfinite(tx.frame["log_index"]).sum() > 100
+
+    got = pd.read_parquet(saved)
+    assert list(got.columns) == SEED_COLUMNS
+    assert_same_pairs(seed_to_pairs(got), pairs)
+
+    s = tx.summary
+    assert s["n_sales_read"] == len(e2e["df"])
+    assert s["n_pairs_made"] == len(pairs)
+    assert s["pairing"] == "consecutive"
+    assert s["dropped"] == dropped
+    for reason in (
+        "sale_missing_date",
+        "sale_missing_property",
+        "sale_invalid_price",
+        "sale_outside_window",
+        "sale_same_period_duplicate",
+        "holding_too_short",
+        "holding_too_long",
+        "extreme_return",
+        "return_outlier",
+    ):
+        assert s["dropped"].get(reason, 0) > 0, reason
+    filtered = sum(v for k, v in dropped.items() if not k.startswith("sale_"))
+    assert s["n_pairs_read"] == len(pairs) + filtered
+    assert s["n_pairs_used"] == via_pairs.summary["n_pairs_used"] == len(pairs)
+    assert (s["first_period"], s["last_period"]) == E2E_WINDOW
+    assert "dropped:" in tx.stdout and "return_outlier" in tx.stdout
+
+
+def test_cli_transactions_all_pairing_and_arithmetic(e2e: dict[str, Any]) -> None:
+    tmp = e2e["tmp"]
+    pairs, dropped, ref = e2e["all"]
+    cons_pairs = e2e["consecutive"][0]
+    assert len(pairs) > len(cons_pairs)
+    tx = run_app(tmp, *tx_args(e2e, "data.pairing=all", "method=arithmetic"), name="tx_all").ok()
+    via_pairs = run_app(tmp, *pairs_args(ref, "method=arithmetic"), name="pairs_all").ok()
+    assert_frames_equal(tx.frame, via_pairs.frame, atol=1e-10)
+    s = tx.summary
+    assert s["pairing"] == "all" and s["method"] == "arithmetic"
+    assert s["n_pairs_made"] == len(pairs) and s["dropped"] == dropped
+
+    cons = run_app(tmp, *tx_args(e2e, "method=arithmetic"), name="tx_cons_arith").ok()
+    assert cons.summary["n_pairs_made"] == len(cons_pairs)
+    a = cons.frame["log_index"].to_numpy(float)
+    b = tx.frame["log_index"].to_numpy(float)
+    both = np.isfinite(a) & np.isfinite(b)
+    assert both.sum() > 100 and np.abs(a[both] - b[both]).max() > 1e-6
+
+
+def test_cli_transactions_csv_single_key_without_groups(tmp_path: Path) -> None:
+    df = random_sales(32, n_props=600, null_groups=False, null_keys=False, null_dates=False, bad_prices=False)
+    df["pid"] = df.groupby(["a", "b", "c"], sort=False).ngroup()
+    path = tmp_path / "sales.csv"
+    frame = pd.DataFrame({"pid": df["pid"], "date": df["date"].dt.strftime("%Y-%m-%d"), "price": df["price"]})
+    frame.to_csv(path, index=False, float_format="%.17g")
+    first = int((df["date"].dt.year * 12 + df["date"].dt.month - 1).min())
+    last = int((df["date"].dt.year * 12 + df["date"].dt.month - 1).max())
+    pairs, dropped = reference_pairs(df, ["pid"], first, last - first + 1, {}, group=None)
+    run = run_app(
+        tmp_path, "data=transactions", f"data.path={q(path)}", "data.columns.property=pid", "data.columns.group=null"
+    ).ok()
+    s = run.summary
+    assert s["n_pairs_made"] == len(pairs) and s["dropped"] == dropped
+    assert list(dropped) == ["sale_same_period_duplicate"]
+    assert sorted(run.frame["group"].unique()) == ["ALL"]
+    # the window is inferred from the sales' dates
+    labels = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in (first, last)]
+    assert [s["first_period"], s["last_period"]] == labels
+    ref = tmp_path / "reference.parquet"
+    reference_seed_pairs(pairs.assign(group="ALL")).drop(columns="group_id").to_parquet(ref, index=False)
+    via_pairs = run_app(
+        tmp_path, *pairs_args(ref, "data.columns.group=null", window=(labels[0], labels[1])), name="pairs"
+    ).ok()
+    assert_frames_equal(run.frame, via_pairs.frame, atol=1e-10)
+
+
+def test_cli_save_pairs_keeps_missing_groups_missing(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "pid": [1, 1, 2, 2],
+            "date": pd.to_datetime(["2014-01-03", "2014-05-03", "2014-01-10", "2014-06-03"]),
+            "price": [100.0, 110.0, 200.0, 190.0],
+            "group_id": ["north", None, "south", "south"],
+        }
+    )
+    path = tmp_path / "sales.parquet"
+    frame.to_parquet(path, index=False)
+    saved = tmp_path / "pairs.parquet"
+    run_app(
+        tmp_path,
+        "data=transactions",
+        f"data.path={q(path)}",
+        "data.columns.property=pid",
+        f"data.save_pairs={q(saved)}",
+        "index.min_pairs=1",
+    ).ok()
+    got = pd.read_parquet(saved).sort_values("RecentYearMonth")
+    assert got["group_id"].isna().tolist() == [True, False]
+
+
+@pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
+def test_dictionary_dates_keep_the_latest_sale_of_a_period(tmp_path: Path) -> None:
+    sales = pd.DataFrame(
+        {
+            "property_id": [1, 1, 1],
+            "date": ["2014-01-20", "2014-01-05", "2014-03-01"],
+            "price": [200.0, 150.0, 400.0],
+        }
+    )
+    plain, categorical = tmp_path / "plain.parquet", tmp_path / "categorical.parquet"
+    sales.to_parquet(plain, index=False)
+    table = pa.table(
+        {
+            "property_id": pa.array([1, 1, 1]),
+            "date": pa.array(sales["date"]).dictionary_encode(),
+            "price": pa.array(sales["price"]),
+        }
+    )
+    pq.write_table(table, categorical)
+    common = ["data=transactions", "data.columns.group=null", "index.min_pairs=1", "diagnostics.revision=false"]
+    for path, name in ((plain, "plain"), (categorical, "categorical")):
+        run = run_app(tmp_path, *common, f"data.path={path}", f"data.save_pairs={tmp_path / name}.pairs", name=name)
+        run.ok()
+        saved = pd.read_parquet(tmp_path / f"{name}.pairs")
+        assert saved[["PrevPrice", "RecentPrice"]].values.tolist() == [[200.0, 400.0]], name
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["method=bmn"],
+        ["method=arithmetic", "output.cells=true"],
+        ["method=robust", "data.max_robust_z=3.0"],
+        ["method=case_shiller", "data.pairing=all", "data.max_holding=30", "data.save_pairs=SAVE"],
+    ],
+    ids=["bmn", "arithmetic", "robust", "case_shiller_all"],
+)
+def test_pipeline_same_run_with_and_without_duckdb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: list[str]
+) -> None:
+    from gpu_hpi.app import loaders, pipeline
+
+    df = random_sales(34, n_props=1500)
+    path = write_sales(tmp_path, df, ["a", "b"])
+    common = [
+        "backend=cpu",
+        "data=transactions",
+        f"data.path={path}",
+        "data.columns.property=[a,b]",
+        "data.columns.group=group",
+        "data.start=2014-01",
+        "data.max_annual_return=2.0",
+        "index.min_pairs=1",
+        "output.plot=false",
+        "diagnostics.revision=false",
+    ]
+    runs = {}
+    for engine in ("duckdb", "arrays"):
+        out = tmp_path / engine
+        extra = [o.replace("SAVE", str(tmp_path / f"{engine}-pairs.parquet")) for o in overrides]
+        cfg = compose_config(*common, *extra)
+        with monkeypatch.context() as patch:
+            if engine == "arrays":
+                patch.setattr(loaders, "sql_sales", lambda *args, **kw: None)
+            runs[engine] = (pipeline.run(cfg, out), pd.read_csv(out / "index.csv"))
+    (got, got_index), (want, want_index) = runs["duckdb"], runs["arrays"]
+    for key in ("dropped", "n_sales_read", "n_pairs_made", "n_pairs_used", "first_period", "n_periods"):
+        assert got[key] == want[key], key
+    assert got["dropped"]["sale_same_period_duplicate"] > 0 and got["dropped"]["extreme_return"] > 0
+    assert list(got_index.columns) == list(want_index.columns)
+    for col in got_index.columns:
+        if got_index[col].dtype.kind == "f":
+            np.testing.assert_allclose(got_index[col], want_index[col], rtol=1e-9, atol=1e-12, err_msg=col)
+        else:
+            assert got_index[col].tolist() == want_index[col].tolist(), col
+    if "data.save_pairs=SAVE" in overrides:
+        saved = [pd.read_parquet(tmp_path / f"{e}-pairs.parquet") for e in ("duckdb", "arrays")]
+        key = list(saved[0].columns)
+        assert_frame_sorted_equal(saved[0], saved[1], key)
+
+
+def assert_frame_sorted_equal(got: pd.DataFrame, want: pd.DataFrame, columns: list[str]) -> None:
+    got = got.sort_values(columns, kind="stable").reset_index(drop=True)
+    want = want.sort_values(columns, kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
+def test_cli_transactions_missing_column_is_one_line_error(e2e: dict[str, Any]) -> None:
+    run = run_app(e2e["tmp"], *tx_args(e2e, "data.columns.price=sale_amount"), name="missing_column")
+    line = run.assert_failed("sale_amount")
+    assert "complex" in line.split("sale_amount", 1)[1]  # the columns found are listed
+
+
+@pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
+def test_transactions_without_any_dated_sale(tmp_path: Path) -> None:
+    path = tmp_path / "sales.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "property_id": pa.array([1, 2]),
+                "date": pa.array([None, None], type=pa.timestamp("ns")),
+                "price": pa.array([1.0, 2.0]),
+            }
+        ),
+        path,
+    )
+    run = run_app(tmp_path, "data=transactions", f"data.path={path}", "data.columns.group=null")
+    run.assert_failed("sales")
