@@ -399,7 +399,7 @@ def cells_case(n: int) -> dict[str, Any]:
 def revision_case(n: int, refits: bool) -> dict[str, Any]:
     """The revision study (every vintage of the 17 regional and the pooled index, 123 months) of
     the table of n pairs; refits=True: one fit_index per vintage instead, the way it was done
-    before gpu_hpi/analysis/vintages.py (tests/unit/test_vintages.py checks that both agree)."""
+    before gpu_hpi/analysis/vintages.py (tests/unit/analysis/test_vintages.py checks that both agree)."""
     import gpu_hpi
     from gpu_hpi.analysis.refit import Refit
     from gpu_hpi.analysis.revision import revision

@@ -2,8 +2,8 @@
 comparisons, selections, gathers), the rules of gpu_hpi.transactions in the same order and with the
 same floating-point operations, so that a fresh machine compiles no kernel for them. The pairs reach
 CuPy without a copy. They are the pairs and counts of make_pairs, ordered as the DuckDB path orders
-them (properties by their key's value; make_pairs, by first appearance). tests/unit/
-test_device_reader.py runs this on a stand-in of pylibcudf against make_pairs; the GPU tests run it
+them (properties by their key's value; make_pairs, by first appearance). tests/unit/io/
+test_device_sales.py runs this on a stand-in of pylibcudf against make_pairs; the GPU tests run it
 on pylibcudf."""
 
 from __future__ import annotations

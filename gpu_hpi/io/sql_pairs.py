@@ -5,8 +5,8 @@ so one `GROUP BY` over (group, prev, recent) gives the cell table at the speed o
 decoding, in bounded memory. The drop rules are those of `pairs.invalid_masks`, in their order,
 with the readers' `missing_period` first: the rules on the cell key (missing period or group,
 outside the window, prev >= recent) are applied to the grouped rows, the rules on each pair
-(invalid price, non-finite y) are counted in the query; tests/unit/test_sql.py runs this reader and the
-streaming pyarrow reader on the same files. Periods: timestamps and dates by calendar arithmetic,
+(invalid price, non-finite y) are counted in the query; tests/unit/io/test_sql_pairs.py runs this reader
+and the streaming pyarrow reader on the same files. Periods: timestamps and dates by calendar arithmetic,
 integers from `data.start` or as YYYYMM, strings through their distinct values parsed once in
 Python. CSV stays with pyarrow (its null tokens and type inference are the documented rules).
 """

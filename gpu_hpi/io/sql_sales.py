@@ -2,7 +2,7 @@
 of data/pairing.py pairs them, a batch of whole properties at a time, into the cell table.
 
 The rules are data/pairing.py's (its module docstring), in its order, on the same cases
-(tests/unit/test_sql_sales.py runs both against one pandas reference):
+(tests/unit/io/test_sql_sales.py runs both against one pandas reference):
 
 1. a pass over the sales counts those without a date, a property key or a valid price, and finds
    the window (data.start / data.end, else the periods of the dated, keyed sales) and the group
