@@ -52,14 +52,15 @@ class PairQuery:
     order: str = ""  # ORDER BY restoring the files' row order where the query joins (string periods)
 
 
-def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None = None) -> PairQuery | None:
-    """The query of the pairs of `source` (a PairSource); None where the pyarrow reader must read
-    them: CSV, or a timestamp with a time zone (its wall-clock months depend on the zone pyarrow
-    keeps). progress: DuckDB's progress bar, on a terminal. rows: [first, stop) rows of a single
-    file (a Dask partition: DuckDB reads only the row groups they fall in)."""
+def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None = None) -> PairQuery:
+    """The query of the pairs of `source` (a PairSource, parquet); Unsupported where the pyarrow
+    reader must read them: a timestamp with a time zone (its wall-clock months depend on the zone
+    pyarrow keeps), a column DuckDB does not convert as pyarrow does. progress: DuckDB's progress
+    bar, on a terminal. rows: [first, stop) rows of a single file (a Dask partition: DuckDB reads
+    only the row groups they fall in)."""
     files, fmt = source.files()
-    if fmt != "parquet":
-        return None  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
+    if fmt != "parquet":  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
+        raise Unsupported(f"{source.path} is {fmt}, not parquet")
     wanted = source.wanted()
     con = connect(progress, source.memory_limit)
     src, in_rows = relation(files), ""
@@ -82,11 +83,8 @@ def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None
             raise DataError(f"column {wanted[role]!r} of {where} must be numeric, got {types[wanted[role]].lower()}")
     dated = f"{quote(wanted['prev'])} IS NOT NULL AND {quote(wanted['recent'])} IS NOT NULL"
     periods = PeriodColumns(con, src, dated, source.periodicity, source.integer_periods, source.start)
-    try:
-        prev = periods.expression(wanted["prev"], types[wanted["prev"]])
-        recent = periods.expression(wanted["recent"], types[wanted["recent"]])
-    except Unsupported:
-        return None
+    prev = periods.expression(wanted["prev"], types[wanted["prev"]])
+    recent = periods.expression(wanted["recent"], types[wanted["recent"]])
     prices = "price_prev" in wanted
     p0 = f"CAST({quote(wanted['price_prev'])} AS DOUBLE)" if prices else "NULL"
     p1 = f"CAST({quote(wanted['price_recent'])} AS DOUBLE)" if prices else "NULL"
@@ -112,13 +110,11 @@ def sql_cell_table(
     strict: bool = False,
     progress: bool = False,
     rows: tuple[int, int] | None = None,
-) -> SqlTable | None:
+) -> SqlTable:
     """The cell table of the pairs of `source` (a PairSource) over the window [start, end] (or
-    the data's own), grouped in DuckDB; None where the pyarrow reader must read them (pair_query).
-    rows: a row range of a single file (pair_query)."""
+    the data's own), grouped in DuckDB; Unsupported where the pyarrow reader must read them
+    (pair_query). rows: a row range of a single file (pair_query)."""
     query = pair_query(source, progress, rows)
-    if query is None:
-        return None
     import duckdb
 
     con, pairs = query.con, query.pairs
@@ -137,13 +133,12 @@ def sql_cell_table(
     return grouped_table(cells, query.grouped, start, end, strict)
 
 
-def sql_batch(source: Any, progress: bool = False) -> PairBatch | None:
+def sql_batch(source: Any, progress: bool = False) -> PairBatch:
     """Every pair of `source` with both periods as one batch of host arrays (the pairs that the
     robust method, lsqr/lsmr and accuracy keep in memory), read by DuckDB and handed over through
-    Arrow; the batch's cell table then applies the rules as for any batch. None: see pair_query."""
+    Arrow; the batch's cell table then applies the rules as for any batch. Unsupported: see
+    pair_query."""
     query = pair_query(source, progress)
-    if query is None:
-        return None
     import duckdb
 
     columns = "g, i, j, y" + (", p0, p1" if query.prices else "")

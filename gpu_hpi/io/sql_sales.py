@@ -94,23 +94,20 @@ def sql_sales(
     strict: bool = False,
     prices: bool = True,
     progress: bool = False,
-) -> SqlSales | None:
+) -> SqlSales:
     """Pairs (when keep_pairs or the robust z filter needs them) and cell table of the sales of
-    `source` over the window [start, end] (or the data's own); None where the pyarrow reader must
-    read them: CSV, or a date column DuckDB does not handle as the array path does. prices: the
+    `source` over the window [start, end] (or the data's own); Unsupported where the pyarrow reader
+    must read them: CSV, or a date column DuckDB does not handle as the array path does. prices: the
     table's price sums (the arithmetic index's) even when the pairs are not kept."""
     files, fmt = input_files(source.path, source.format)
     if fmt != "parquet":
-        return None
+        raise Unsupported(f"{source.path} is {fmt}, not parquet")
     import duckdb
 
     con = connect(progress, source.memory_limit)
     src = relation(files, positions=True)
     where = files[0] if len(files) == 1 else source.path
-    try:
-        cols = _columns(con, source, src, files)
-    except Unsupported:
-        return None
+    cols = _columns(con, source, src, files)
     in_memory = keep_pairs or rules.max_robust_z is not None
     try:
         first, n_periods, labels, counts = _window_and_counts(con, cols, src, start, end)

@@ -384,7 +384,7 @@ def stand_in_gpu(ops: device.Ops, monkeypatch: pytest.MonkeyPatch) -> None:
     import scipy.sparse
     import scipy.sparse.linalg
 
-    from gpu_hpi.app import loaders, pipeline, report
+    from gpu_hpi.app import load_pairs, pipeline, report
     from gpu_hpi.backend.core import Backend, resolve_backend
 
     class StandIn(Backend):
@@ -399,7 +399,7 @@ def stand_in_gpu(ops: device.Ops, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "resolve_backend", resolve)
     monkeypatch.setattr(report, "resolve_backend", resolve)
     monkeypatch.setattr(report, "peak_device_bytes", lambda backend: None)
-    monkeypatch.setattr(loaders, "device_read_budget", lambda backend, maximum=None: 1 << 30)
+    monkeypatch.setattr(load_pairs, "device_read_budget", lambda backend, maximum=None: 1 << 30)
     monkeypatch.setenv("GPU_HPI_FUSED_KERNEL", "0")
 
 
