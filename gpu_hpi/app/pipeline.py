@@ -157,7 +157,7 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     # the stored table carries every drop count, the readers' included, for later runs to report
     cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or add_cells else None
     columns = series_columns(cfg.index, result, calendar.periodicity, summary)
-    write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns)
+    write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns, backend=backend)
     return summary
 
 

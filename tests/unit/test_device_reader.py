@@ -397,7 +397,6 @@ def stand_in_gpu(ops: device.Ops, monkeypatch: pytest.MonkeyPatch) -> None:
         return stand_in if choice == "gpu" else resolve_backend(choice)
 
     monkeypatch.setattr(pipeline, "resolve_backend", resolve)
-    monkeypatch.setattr(report, "resolve_backend", resolve)
     monkeypatch.setattr(report, "peak_device_bytes", lambda backend: None)
     monkeypatch.setattr(load_pairs, "device_read_budget", lambda backend, maximum=None: 1 << 30)
     monkeypatch.setenv("GPU_HPI_FUSED_KERNEL", "0")
