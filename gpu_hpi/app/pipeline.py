@@ -39,13 +39,7 @@ from ..estimation.methods import MethodOptions
 from ..io import device
 from ..io.pairs import save_pairs
 from ..io.store import cell_files
-from .loaders import (
-    add_stored_cells,
-    check_table_only,
-    load_transactions,
-    stored_cells,
-    stream_pairs,
-)
+from .loaders import add_stored_cells, check_table_only, load, read_plan
 from .preflight import check_input
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs
 from .stages import Timings
@@ -102,22 +96,16 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
     if add_cells:
         check_table_only(cfg, method, solver, "data.add_cells")
-    if isinstance(cfg.data, TransactionsDataConfig):
-        with timings.stage("read_and_pair", backend):
-            prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)
-            loaded = load_transactions(
-                cfg, periodicity, backend, strict, keep_pairs or bool(cfg.data.save_pairs), prices
-            )
-        if cfg.data.save_pairs and loaded.pairs is not None:
-            with timings.stage("save_pairs"):
-                calendar = Calendar(periodicity, loaded.first_period, loaded.table.n_periods)
-                save_pairs(loaded.pairs, calendar, cfg.data.save_pairs)
-    elif isinstance(cfg.data, CellsDataConfig):
+    if isinstance(cfg.data, CellsDataConfig):
         check_table_only(cfg, method, solver, "data=cells")
-        with timings.stage("read_cells"):
-            loaded = stored_cells(cell_files(cfg.data.path), periodicity, backend)
-    else:
-        loaded = stream_pairs(cfg, periodicity, backend, method, strict, keep_pairs, timings, resources)
+    saving = isinstance(cfg.data, TransactionsDataConfig) and bool(cfg.data.save_pairs)
+    prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)  # the price sums of sale records
+    plan = read_plan(cfg, backend, keep_pairs)
+    loaded = load(plan, cfg, periodicity, backend, method, strict, keep_pairs or saving, prices, timings, resources)
+    if saving and loaded.pairs is not None:
+        with timings.stage("save_pairs"):
+            calendar = Calendar(periodicity, loaded.first_period, loaded.table.n_periods)
+            save_pairs(loaded.pairs, calendar, cfg.data.save_pairs)
     if add_cells:
         with timings.stage("add_cells"):
             loaded = add_stored_cells(loaded, cell_files(add_cells), periodicity, backend)
@@ -164,12 +152,12 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
         dropped = {**dropped, "zero_weight": int(fit_info["zero_weight_pairs"])}
     check_estimated(result, table.n_pairs, dropped)
     summary = run_summary(cfg, result, table, dropped, backend, calendar, solver, market)
-    summary.update(loaded.extra)
+    summary.update(loaded.extra)  # the reader that read, the sale records' counts, ...
     summary["diagnostics"] = diag.summary
     # the stored table carries every drop count, the readers' included, for later runs to report
     cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or add_cells else None
     columns = series_columns(cfg.index, result, calendar.periodicity, summary)
-    write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns)
+    write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns, backend=backend)
     return summary
 
 

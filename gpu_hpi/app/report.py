@@ -21,7 +21,7 @@ from ..analysis.accuracy import accuracy, forecast_errors, in_sample_errors
 from ..analysis.refit import Refit
 from ..analysis.revision import revision, vintage_indices, vintages_frame
 from ..analysis.series import diagnostics_frame, fill_gaps, seasonal_adjust, smooth, volatility
-from ..backend.core import Backend, resolve_backend
+from ..backend.core import Backend
 from ..backend.memory import peak_device_bytes
 from ..charts import diagnostics_chart, regions_chart
 from ..config import AppConfig, DiagnosticsConfig, IndexConfig, OutputConfig, option_name
@@ -231,6 +231,8 @@ def write_outputs(
     diagnostics: DiagnosticsOutput | None = None,
     cells: tuple[CellTable, Calendar] | None = None,
     columns: dict[str, Any] | None = None,
+    *,
+    backend: Backend,
 ) -> None:
     """Write every output to a temporary name first and rename them all at the end, so that a
     failure leaves no partial output. The "write" stage in summary.json counts everything up to
@@ -272,7 +274,6 @@ def write_outputs(
         timings.stages["write"] = time.perf_counter() - started
         summary["timings_s"] = {k: round(v, 4) for k, v in timings.stages.items()}
         summary["peak_host_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        backend = resolve_backend(summary["backend"])
         summary["peak_device_bytes"] = peak_device_bytes(backend)
         summary["outputs"] = [final.name for _, final in written] + ["summary.json"]
         temp("summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

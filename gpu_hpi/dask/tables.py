@@ -17,6 +17,7 @@ from ..errors import ConfigError, DataError
 from ..io import device
 from ..io.files import parquet_file
 from ..io.pairs import PairSource
+from ..io.sql import Unsupported
 from ..io.sql_pairs import sql_cell_table
 
 
@@ -80,9 +81,12 @@ def partition_table(
         rows = (part.first_row, part.first_row + part.n_rows)
         try:
             reduced = sql_cell_table(replace(source, path=part.path), start, end, strict, rows=rows)
-        except DataError:
-            reduced = None  # e.g. no row with both periods: the batch reader counts it as such
-        if reduced is not None:
+        except (
+            DataError,
+            Unsupported,
+        ):  # no row with both periods (the batch reader counts it), or a column for pyarrow
+            pass
+        else:
             table = reduced.table
             return reduced.first, table, reduced.missing_period, table.n_pairs + sum(table.dropped.values())
     batch = read_partition(source, part, be)

@@ -84,8 +84,7 @@ class CellTable:
         return int(self.count.sum())
 
     def key(self) -> Any:
-        t = self.n_periods
-        return (self.group * t + self.prev) * t + self.recent
+        return cell_key(self.group, self.prev, self.recent, self.n_periods)
 
     def pooled(self, label: str = "ALL") -> CellTable:
         """The table of all groups together, as a single group named `label`."""
@@ -158,8 +157,15 @@ def _dense(n_keys: int) -> int | None:
     return n_keys if n_keys <= DENSE_KEY_LIMIT else None
 
 
+def cell_key(group: Any, prev: Any, recent: Any, t: int) -> Any:
+    """The cell key (group * T + prev) * T + recent as int64 (group None: a single group), the one
+    order of every table's cells; from_keys splits it. (io.device states it in libcudf's operations.)"""
+    key = prev.astype(np.int64) * t + recent.astype(np.int64)
+    return key if group is None else key + group.astype(np.int64) * (t * t)
+
+
 def from_keys(xp: Any, t: int, labels: np.ndarray, key: Any, count: Any, sums: dict[str, Any]) -> CellTable:
-    """The table of cells given by their keys (group * T + prev) * T + recent, ascending."""
+    """The table of cells given by their keys (cell_key), ascending."""
     key = key.astype(np.int64)
     return CellTable(t, labels, key // (t * t), (key // t) % t, key % t, count.astype(np.int64), sums)
 
@@ -171,9 +177,7 @@ def _chunk_values(xp: Any, pairs: Pairs, start: int, stop: int) -> tuple[Any, di
     chunk = pairs.chunk(start, stop)
     valid, dropped = count_invalid(xp, chunk)
     t = pairs.n_periods
-    key = chunk.prev.astype(np.int64) * t + chunk.recent.astype(np.int64)
-    if chunk.group is not None:
-        key += chunk.group.astype(np.int64) * (t * t)
+    key = cell_key(chunk.group, chunk.prev, chunk.recent, t)
     y = xp.where(valid, chunk.y, 0.0).astype(np.float64, copy=False)
     values = {"y": y, "y2": y * y}
     if chunk.price_prev is not None:
@@ -298,7 +302,7 @@ def merge_tables(tables: list[CellTable]) -> CellTable:
     keys = []
     for tb in tables:
         remap = xp.asarray(np.searchsorted(labels, tb.group_labels).astype(np.int64))
-        keys.append((remap[tb.group] * t + tb.prev) * t + tb.recent)
+        keys.append(cell_key(remap[tb.group], tb.prev, tb.recent, t))
     names = [k for k in tables[0].sums if all(k in tb.sums for tb in tables)]  # prices only if all have them
     count = xp.concatenate([tb.count for tb in tables])
     totals = {k: xp.concatenate([tb.sums[k] for tb in tables]) for k in names}

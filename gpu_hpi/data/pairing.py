@@ -288,8 +288,7 @@ def _robust_z(xp: Any, y: Any, group: Any, ok: Any, n_groups: int) -> Any:
     g = xp.zeros(y.shape, dtype=np.int64) if group is None else group.astype(np.int64)
     n = max(n_groups, 1)
     kept = ok & (g >= 0)
-    # sorted by group as int16 where the groups fit: numpy's stable sort of 16-bit keys is a radix
-    # sort, where 64-bit keys take a comparison sort (BENCHMARKS.md, sales_sql_kept)
+    # int16 group keys where they fit: numpy sorts 16-bit keys by radix, 64-bit ones by comparison
     gk, yk = g[kept].astype(np.int16 if n < 2**15 else np.int32), y[kept]
     order = xp.argsort(gk, kind="stable")
     gk, yk = gk[order], yk[order]

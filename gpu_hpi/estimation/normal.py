@@ -27,7 +27,7 @@ GROUP_CELLS = 1 << 26
 HOST_GROUP_CELLS = 1 << 21
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TableFit:
     """A fitted index per group, with statistics from the cell table (host arrays).
 
@@ -48,6 +48,30 @@ class TableFit:
     sigma2: np.ndarray
     r2: np.ndarray
     cov_diag: np.ndarray
+
+
+def table_fit(
+    ident: Identification, *, log_index: np.ndarray, se: np.ndarray, cov_diag: np.ndarray, **stats: Any
+) -> TableFit:
+    """A TableFit with the conventions every method shares: NaN where a period is not identified,
+    se 0 at the base period, a skipped group's ssr, sigma2 and r2 NaN. stats: period_pairs, n_used,
+    n_params, ssr, sigma2, r2."""
+    nan = ~ident.identified
+    se = np.where(nan, np.nan, se)
+    se[ident.identified[:, ident.base], ident.base] = 0.0
+    fit_stats = {name: np.array(stats[name], dtype=np.float64) for name in ("ssr", "sigma2", "r2")}
+    for values in fit_stats.values():
+        values[ident.skipped] = np.nan
+    return TableFit(
+        log_index=np.where(nan, np.nan, log_index),
+        se=se,
+        cov_diag=np.where(nan, np.nan, cov_diag),
+        n_pairs=ident.n_pairs,
+        period_pairs=stats["period_pairs"],
+        n_used=stats["n_used"],
+        n_params=stats["n_params"],
+        **fit_stats,
+    )
 
 
 def cell_matrix(
@@ -198,15 +222,18 @@ def fit_table(
         ssr = np.maximum(ssr, 0.0)  # rounding can leave a tiny negative SSR for an exact fit
         sigma2 = np.where(dof > 0, ssr / np.maximum(dof, 1), np.nan)
         r2 = np.where(tss > 0, 1.0 - ssr / tss, np.nan)
-    se = np.sqrt(sigma2[:, None] * out_var)
-    nan = ~ident.identified
-    log_index = np.where(nan, np.nan, out_beta)
-    se = np.where(nan, np.nan, se)
-    cov_diag = np.where(nan, np.nan, out_var)
-    se[ident.identified[:, ident.base], ident.base] = 0.0
-    skipped = ident.skipped
-    sigma2[skipped] = r2[skipped] = ssr[skipped] = np.nan
-    return TableFit(log_index, se, period_pairs, ident.n_pairs, n_used, n_params, ssr, sigma2, r2, cov_diag)
+    return table_fit(
+        ident,
+        log_index=out_beta,
+        se=np.sqrt(sigma2[:, None] * out_var),
+        cov_diag=out_var,
+        period_pairs=period_pairs,
+        n_used=n_used,
+        n_params=n_params,
+        ssr=ssr,
+        sigma2=sigma2,
+        r2=r2,
+    )
 
 
 def solve_spd(xp: Any, lap: Any, rhs: Any, covariance: bool) -> tuple[Any, Any]:

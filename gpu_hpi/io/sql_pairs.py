@@ -18,11 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data.calendar import check_window
-from ..data.cells import PRICE_SUMS, CellTable
-from ..data.pairs import check_strict
-from ..data.rules import failing, rule, sql_condition
+from ..data.rules import rule, sql_condition
 from ..errors import DataError
+from ._sql_cells import grouped_table
 from .pairs import PairBatch, group_values
 from .sql import (
     FLOAT_TYPES,
@@ -52,14 +50,15 @@ class PairQuery:
     order: str = ""  # ORDER BY restoring the files' row order where the query joins (string periods)
 
 
-def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None = None) -> PairQuery | None:
-    """The query of the pairs of `source` (a PairSource); None where the pyarrow reader must read
-    them: CSV, or a timestamp with a time zone (its wall-clock months depend on the zone pyarrow
-    keeps). progress: DuckDB's progress bar, on a terminal. rows: [first, stop) rows of a single
-    file (a Dask partition: DuckDB reads only the row groups they fall in)."""
+def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None = None) -> PairQuery:
+    """The query of the pairs of `source` (a PairSource, parquet); Unsupported where the pyarrow
+    reader must read them: a timestamp with a time zone (its wall-clock months depend on the zone
+    pyarrow keeps), a column DuckDB does not convert as pyarrow does. progress: DuckDB's progress
+    bar, on a terminal. rows: [first, stop) rows of a single file (a Dask partition: DuckDB reads
+    only the row groups they fall in)."""
     files, fmt = source.files()
-    if fmt != "parquet":
-        return None  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
+    if fmt != "parquet":  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
+        raise Unsupported(f"{source.path} is {fmt}, not parquet")
     wanted = source.wanted()
     con = connect(progress, source.memory_limit)
     src, in_rows = relation(files), ""
@@ -82,11 +81,8 @@ def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None
             raise DataError(f"column {wanted[role]!r} of {where} must be numeric, got {types[wanted[role]].lower()}")
     dated = f"{quote(wanted['prev'])} IS NOT NULL AND {quote(wanted['recent'])} IS NOT NULL"
     periods = PeriodColumns(con, src, dated, source.periodicity, source.integer_periods, source.start)
-    try:
-        prev = periods.expression(wanted["prev"], types[wanted["prev"]])
-        recent = periods.expression(wanted["recent"], types[wanted["recent"]])
-    except Unsupported:
-        return None
+    prev = periods.expression(wanted["prev"], types[wanted["prev"]])
+    recent = periods.expression(wanted["recent"], types[wanted["recent"]])
     prices = "price_prev" in wanted
     p0 = f"CAST({quote(wanted['price_prev'])} AS DOUBLE)" if prices else "NULL"
     p1 = f"CAST({quote(wanted['price_recent'])} AS DOUBLE)" if prices else "NULL"
@@ -112,13 +108,11 @@ def sql_cell_table(
     strict: bool = False,
     progress: bool = False,
     rows: tuple[int, int] | None = None,
-) -> SqlTable | None:
+) -> SqlTable:
     """The cell table of the pairs of `source` (a PairSource) over the window [start, end] (or
-    the data's own), grouped in DuckDB; None where the pyarrow reader must read them (pair_query).
-    rows: a row range of a single file (pair_query)."""
+    the data's own), grouped in DuckDB; Unsupported where the pyarrow reader must read them
+    (pair_query). rows: a row range of a single file (pair_query)."""
     query = pair_query(source, progress, rows)
-    if query is None:
-        return None
     import duckdb
 
     con, pairs = query.con, query.pairs
@@ -137,13 +131,12 @@ def sql_cell_table(
     return grouped_table(cells, query.grouped, start, end, strict)
 
 
-def sql_batch(source: Any, progress: bool = False) -> PairBatch | None:
+def sql_batch(source: Any, progress: bool = False) -> PairBatch:
     """Every pair of `source` with both periods as one batch of host arrays (the pairs that the
     robust method, lsqr/lsmr and accuracy keep in memory), read by DuckDB and handed over through
-    Arrow; the batch's cell table then applies the rules as for any batch. None: see pair_query."""
+    Arrow; the batch's cell table then applies the rules as for any batch. Unsupported: see
+    pair_query."""
     query = pair_query(source, progress)
-    if query is None:
-        return None
     import duckdb
 
     columns = "g, i, j, y" + (", p0, p1" if query.prices else "")
@@ -227,82 +220,3 @@ def _merge(cells: dict[str, Any], rows: np.ndarray, redone: dict[str, Any]) -> d
     merged = {k: np.concatenate([v[keep], redone[k].astype(v.dtype, copy=False)]) for k, v in cells.items() if k != "g"}
     merged["g"] = pa.concat_arrays([cells["g"].filter(keep), redone["g"].cast(cells["g"].type)])
     return merged
-
-
-def grouped_table(
-    cells: dict[str, Any],
-    grouped: bool,
-    start: int | None,
-    end: int | None,
-    strict: bool,
-    labels: np.ndarray | None = None,
-) -> SqlTable:
-    """The cell table from the grouped pairs: the rules on the cell key (DROP_REASONS' order, as
-    pairs.invalid_masks) drop whole cells; the per-pair rules were counted by the query. labels:
-    the groups to list (default: those of every dated pair)."""
-    n = cells["n"]
-    i, j = cells["i"], cells["j"]
-    dated = ~(cells["i_null"] | cells["j_null"])
-    if not dated.any():
-        raise DataError("the input holds no pairs")
-    # as the streaming reader: the window given, else the periods of every pair with both dates
-    lo_all, hi_all = int(np.minimum(i, j)[dated].min()), int(np.maximum(i, j)[dated].max())
-    lo = start if start is not None else (lo_all if end is None else min(lo_all, end - 1))
-    hi = end if end is not None else max(hi_all, lo + 1)
-    check_window(lo, hi)
-    # the rules on the cell's key (data.rules, periods counted from the window's start), after the
-    # readers' missing_period
-    key = {"group": -cells["g_null"].astype(np.int64) if grouped else None, "prev": i - lo, "recent": j - lo}
-    failed = ~dated
-    dropped = {"missing_period": int(n[failed].sum())}
-    for reason, mask in failing(np, key, hi - lo + 1).items():
-        dropped[reason] = int(n[mask & ~failed].sum())
-        failed |= mask
-    ok = ~failed
-    dropped["invalid_price"] = int(cells["bad_price"][ok].sum())
-    dropped["nonfinite_y"] = int(cells["bad_y"][ok].sum())
-    missing_period = dropped.pop("missing_period")
-    dropped = {k: v for k, v in dropped.items() if v}
-    if strict:
-        check_strict(dropped)
-    count = n - cells["bad_price"] - cells["bad_y"]
-    ok &= count > 0
-    t = max(hi - lo + 1, 2)
-    if not grouped:
-        labels, codes = _no_groups(ok)
-    elif labels is None:
-        labels, codes = _group_codes(cells["g"], dated & ~cells["g_null"], ok)
-    else:
-        codes = group_codes(labels, cells["g"].filter(ok))
-    prev, recent = i[ok] - lo, j[ok] - lo
-    order = np.argsort((codes * t + prev) * t + recent, kind="stable")
-    names = [k for k in ("y", "y2", *PRICE_SUMS) if k in cells]
-    sums = {k: cells[k][ok][order] for k in names}
-    table = CellTable(t, labels, codes[order], prev[order], recent[order], count[ok][order], sums, dropped)
-    return SqlTable(lo, table, missing_period)
-
-
-def _group_codes(groups: Any, present: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted labels, int64 code per kept cell): the labels are the groups of every pair with both
-    periods, valid or not, as the streaming reader encodes them (a region whose pairs are all
-    dropped is still listed, and skipped)."""
-    labels = group_labels(groups.filter(present))
-    return labels, group_codes(labels, groups.filter(ok))
-
-
-def group_labels(groups: Any) -> np.ndarray:
-    """Sorted distinct ids of an Arrow array of group ids without nulls, typed as
-    pairs.encode_groups gives them (int64, float, else object)."""
-    labels = np.unique(groups.to_numpy(zero_copy_only=False))
-    if labels.dtype.kind in "iu" and not (labels.dtype.kind == "u" and labels.size and labels[-1] > 2**63 - 1):
-        return labels.astype(np.int64)  # as encode_groups gives them (uint64 ids past 2^63 stay uint64)
-    return labels if labels.dtype.kind == "f" else labels.astype(object)
-
-
-def group_codes(labels: np.ndarray, groups: Any) -> np.ndarray:
-    """int64 codes into `labels` of an Arrow array of group ids (each one of the labels, no nulls)."""
-    return np.searchsorted(labels, groups.to_numpy(zero_copy_only=False)).astype(np.int64)
-
-
-def _no_groups(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(["ALL"], dtype=object), np.zeros(int(ok.sum()), dtype=np.int64)

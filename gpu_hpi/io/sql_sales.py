@@ -19,21 +19,19 @@ The rules are data/pairing.py's (its module docstring), in its order, on the sam
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ..backend.core import resolve_backend
 from ..data.calendar import check_window
-from ..data.cells import CellTable, build_cell_table, merge_tables
-from ..data.pairing import PairingRules, SalePairs, check_sales, filter_pairs, pair_sorted_sales, select_pairs
+from ..data.cells import CellTable
+from ..data.pairing import PairingRules, check_sales
 from ..data.pairs import Pairs, add_counts
 from ..errors import ConfigError, DataError
+from ._sale_batches import collect_pairs, paired_batches
+from ._sql_cells import group_labels
 from .files import input_files
 from .sales import SaleSource
 from .sql import (
@@ -47,7 +45,6 @@ from .sql import (
     read_error,
     relation,
 )
-from .sql_pairs import group_labels
 
 
 @dataclass(frozen=True)
@@ -94,30 +91,27 @@ def sql_sales(
     strict: bool = False,
     prices: bool = True,
     progress: bool = False,
-) -> SqlSales | None:
+) -> SqlSales:
     """Pairs (when keep_pairs or the robust z filter needs them) and cell table of the sales of
-    `source` over the window [start, end] (or the data's own); None where the pyarrow reader must
-    read them: CSV, or a date column DuckDB does not handle as the array path does. prices: the
+    `source` over the window [start, end] (or the data's own); Unsupported where the pyarrow reader
+    must read them: CSV, or a date column DuckDB does not handle as the array path does. prices: the
     table's price sums (the arithmetic index's) even when the pairs are not kept."""
     files, fmt = input_files(source.path, source.format)
     if fmt != "parquet":
-        return None
+        raise Unsupported(f"{source.path} is {fmt}, not parquet")
     import duckdb
 
     con = connect(progress, source.memory_limit)
     src = relation(files, positions=True)
     where = files[0] if len(files) == 1 else source.path
-    try:
-        cols = _columns(con, source, src, files)
-    except Unsupported:
-        return None
+    cols = _columns(con, source, src, files)
     in_memory = keep_pairs or rules.max_robust_z is not None
     try:
         first, n_periods, labels, counts = _window_and_counts(con, cols, src, start, end)
         reader = con.sql(_sorted_sales_sql(cols, src, first, n_periods)).to_arrow_reader(SORTED_BATCH)
         grouped = cols.group != "NULL"
-        batches = _paired_batches(reader, con, len(cols.keys), rules, labels, n_periods, grouped, prices or in_memory)
-        paired = _collect(batches, rules, labels, n_periods, grouped, in_memory, strict)
+        batches = paired_batches(reader, con, len(cols.keys), rules, labels, n_periods, grouped, prices or in_memory)
+        paired = collect_pairs(batches, rules, labels, n_periods, grouped, in_memory, strict, TABLE_FOLD)
     except (duckdb.Error, pa.ArrowException) as exc:  # DuckDB's errors in the stream come through Arrow
         raise read_error(where, exc) from exc
     finally:  # also where a batch raised (strict): DuckDB's memory is not held by the traceback
@@ -232,123 +226,3 @@ def _sorted_sales_sql(cols: _Columns, src: str, first: int, n_periods: int) -> s
         f"SELECT {keys}, (__t - {first})::INTEGER AS __t, __p, __g FROM ({sales}) "
         f"WHERE __t BETWEEN {first} AND {first + n_periods - 1} ORDER BY {keys}, __t, __o, __r"
     )
-
-
-def _paired_batches(
-    reader: Any,
-    con: Any,
-    n_keys: int,
-    rules: PairingRules,
-    labels: np.ndarray,
-    n_periods: int,
-    grouped: bool,
-    prices: bool,
-) -> Iterator[SalePairs]:
-    """Per batch of whole properties of the sorted sales: their pairs after the holding and return
-    filters (the robust z filter needs every pair: `_collect` applies it), with both the same-period
-    duplicates and the filtered pairs counted in `dropped`; prices: the pairs keep their prices."""
-    bounded = replace(rules, max_robust_z=None)
-    value_set = None
-    for ids, batch in _whole_properties(reader, con, n_keys):
-        period = batch.column(n_keys).to_numpy()
-        price = batch.column(n_keys + 1).to_numpy()
-        group = None
-        if grouped:
-            column = batch.column(n_keys + 2)
-            if value_set is None:  # the labels as the column's type, for a hashed lookup
-                value_set = pa.array(labels.tolist(), type=column.type)
-            group = pc.index_in(column, value_set=value_set).fill_null(-1).to_numpy()
-        made = pair_sorted_sales(np, ids, period, price, group, rules.pairing, labels, n_periods)
-        if not prices:
-            made = replace(made, price_prev=None, price_recent=None)
-        ok, filtered = filter_pairs(np, made.prev, made.recent, made.y, made.group, bounded, len(labels))
-        yield select_pairs(made, ok, add_counts(made.dropped, filtered))
-
-
-def _whole_properties(reader: Any, con: Any, n_keys: int) -> Iterator[tuple[np.ndarray, Any]]:
-    """(property ids, rows) of the sorted stream a batch at a time: ids equal exactly within a
-    property (numbered from 1 in each batch); a batch's last property is held back and prepended to
-    the next batch, as it may go on there. At the end of the stream the reader and the connection
-    are closed, which frees DuckDB's sorted sales (4.5 GB of 100M) before the pairs are joined."""
-    carry = None
-    for batch in reader:
-        if carry is not None:
-            batch = pa.concat_batches([carry, batch])
-        if batch.num_rows == 0:
-            continue
-        new = ~_same_key_as_previous(batch, n_keys)
-        cut = int(np.flatnonzero(new)[-1])  # where the last property starts
-        carry = batch.slice(cut)
-        if cut:
-            yield np.cumsum(new[:cut]), batch.slice(0, cut)
-    reader.close()
-    con.close()
-    if carry is not None:
-        yield np.cumsum(~_same_key_as_previous(carry, n_keys)), carry
-
-
-def _same_key_as_previous(batch: Any, n_keys: int) -> np.ndarray:
-    """Per row of a batch sorted by key: True where its key columns (no nulls) all equal the row
-    before's; False on the first row."""
-    n = batch.num_rows
-    same = np.zeros(n, dtype=bool)
-    if n > 1:
-        equal = [pc.equal(c.slice(1), c.slice(0, n - 1)) for c in (batch.column(k) for k in range(n_keys))]
-        same[1:] = functools.reduce(pc.and_, equal).to_numpy(zero_copy_only=False)
-    return same
-
-
-def _collect(
-    batches: Iterator[SalePairs],
-    rules: PairingRules,
-    labels: np.ndarray,
-    n_periods: int,
-    grouped: bool,
-    keep: bool,
-    strict: bool,
-) -> tuple[Pairs | None, CellTable, dict[str, int], int]:
-    """(the pairs if kept, their cell table, drop counts of the pairs, number of pairs kept): the
-    batches' pairs gathered (and filtered by robust z) where kept, else reduced TABLE_FOLD pairs at
-    a time into cell tables that are summed."""
-    cpu = resolve_backend("cpu")
-    pending: list[dict[str, Any]] = []  # the batches' pair columns, not yet joined
-    tables: list[CellTable] = []
-    dropped: dict[str, int] = {}
-    n_pairs = n_pending = 0
-    types = {"group": np.int32, "prev": np.int32, "recent": np.int32, "price_prev": float, "price_recent": float}
-
-    def joined() -> SalePairs:
-        """The pending pairs as one set of columns, each batch's parts freed column by column (the
-        pairs are held once, plus one column, at the peak)."""
-        columns: dict[str, Any] = {}
-        for name, dtype in (*types.items(), ("y", float)):
-            parts = [p.pop(name) for p in pending]
-            if parts and parts[0] is None:  # no groups, or prices not kept
-                columns[name] = None
-            else:
-                columns[name] = np.concatenate(parts) if parts else np.zeros(0, dtype)
-            del parts
-        pending.clear()
-        if not grouped:
-            columns["group"] = None
-        return SalePairs(**columns, group_labels=labels, n_periods=n_periods)
-
-    def table_of(made: SalePairs) -> CellTable:
-        return build_cell_table(made.as_pairs(), cpu, strict=strict)
-
-    for made in batches:
-        dropped = add_counts(dropped, made.dropped)
-        pending.append({name: getattr(made, name) for name in (*types, "y")})
-        n_pairs, n_pending = n_pairs + made.n_pairs, n_pending + made.n_pairs
-        if not keep and n_pending >= TABLE_FOLD:
-            tables.append(table_of(joined()))
-            n_pending = 0
-    made = joined()
-    if not keep:
-        tables.append(table_of(made))
-        return None, tables[0] if len(tables) == 1 else merge_tables(tables), dropped, n_pairs
-    if rules.max_robust_z is not None:
-        ok, filtered = filter_pairs(np, made.prev, made.recent, made.y, made.group, rules, len(labels))
-        dropped = add_counts(dropped, filtered)
-        made = select_pairs(made, ok, {})
-    return made.as_pairs(), table_of(made), dropped, made.n_pairs

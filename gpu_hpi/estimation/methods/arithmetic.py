@@ -10,7 +10,7 @@ from ...backend.core import Backend
 from ...data.cells import CellTable
 from ...errors import DataError
 from ..identify import Identification
-from ..normal import TableFit, cell_matrix, decouple, group_batches
+from ..normal import TableFit, cell_matrix, decouple, group_batches, table_fit
 from .cells import interval_weights, weighted_identification
 from .options import MethodOptions
 
@@ -92,25 +92,18 @@ def _arithmetic_fit(
         n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=xp.where(used, count, 0.0), minlength=nb)).round()
         ssr[g0:g1] = backend.to_host(xp.bincount(grp, weights=xp.where(used, u2[sl], 0.0), minlength=nb))
     bh = backend.to_host(b)
-    nan = ~ident.identified
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_index = np.where(nan, np.nan, -np.log(bh))
-        se = np.where(nan, np.nan, np.sqrt(var_b) / np.abs(bh))
-    se[ident.identified[:, ident.base], ident.base] = 0.0
     n_params = est.sum(axis=1)
     dof = n_used - n_params
     with np.errstate(divide="ignore", invalid="ignore"):
-        sigma2 = np.where(dof > 0, ssr / np.maximum(dof, 1), np.nan)
-    sigma2[ident.skipped] = ssr[ident.skipped] = np.nan
-    return TableFit(
-        log_index,
-        se,
-        period_pairs,
-        ident.n_pairs,
-        n_used,
-        n_params,
-        ssr,
-        sigma2,
-        np.full(g_all, np.nan),
-        np.where(nan, np.nan, var_b),
-    )
+        return table_fit(
+            ident,
+            log_index=-np.log(bh),
+            se=np.sqrt(var_b) / np.abs(bh),
+            cov_diag=var_b,
+            period_pairs=period_pairs,
+            n_used=n_used,
+            n_params=n_params,
+            ssr=ssr,
+            sigma2=np.where(dof > 0, ssr / np.maximum(dof, 1), np.nan),
+            r2=np.full(g_all, np.nan),
+        )

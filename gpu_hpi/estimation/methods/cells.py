@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...backend.core import Backend, array_namespace
-from ...data.cells import CellTable
+from ...data.cells import CellTable, cell_key
 from ...data.pairs import Pairs, count_invalid
 from ..identify import Identification, identify
 
@@ -104,11 +104,8 @@ class CellLookup:
         """(cell index per pair, -1 where invalid or not in the table; valid mask)."""
         xp, t = self.xp, self.table.n_periods
         valid, _ = count_invalid(xp, pairs)
-        prev = xp.clip(pairs.prev, 0, t - 1).astype(np.int64)
-        recent = xp.clip(pairs.recent, 0, t - 1).astype(np.int64)
-        key = prev * t + recent
-        if pairs.group is not None:
-            key += xp.maximum(pairs.group, 0).astype(np.int64) * (t * t)
+        group = None if pairs.group is None else xp.maximum(pairs.group, 0)
+        key = cell_key(group, xp.clip(pairs.prev, 0, t - 1), xp.clip(pairs.recent, 0, t - 1), t)
         if self.dense is not None:
             cell = self.dense[key]
         else:

@@ -13,7 +13,7 @@ from ...data.keys import segment_medians
 from ...data.pairs import Pairs
 from ...errors import ConvergenceWarning
 from ..identify import Identification
-from ..normal import TableFit, fit_table
+from ..normal import TableFit, fit_table, table_fit
 from .cells import CellLookup, cell_ssr
 from .options import MethodOptions
 
@@ -144,18 +144,16 @@ def robust_irls(
         k = 1.0 + p / n * (m - m * m) / (m * m)  # RLM: (df_model + 1) / n, df_model = rank - 1
         factor = np.where(dof > 0, k * k * (psi2 / dof) * s * s / (m * m), np.nan)
         sigma2 = np.where(dof > 0, s * s, np.nan)
-    se = np.sqrt(factor[:, None] * ols.cov_diag)
-    se[ident.identified[:, ident.base], ident.base] = 0.0
-    fit = TableFit(
-        fit.log_index,
-        se,
-        fit.period_pairs,
-        fit.n_pairs,
-        fit.n_used,
-        fit.n_params,
-        fit.ssr,
-        sigma2,
-        np.full_like(fit.r2, np.nan),
-        ols.cov_diag,
+    fit = table_fit(
+        ident,
+        log_index=fit.log_index,
+        se=np.sqrt(factor[:, None] * ols.cov_diag),
+        cov_diag=ols.cov_diag,
+        period_pairs=fit.period_pairs,
+        n_used=fit.n_used,
+        n_params=fit.n_params,
+        ssr=fit.ssr,
+        sigma2=sigma2,
+        r2=np.full_like(fit.r2, np.nan),
     )
     return fit, {"iterations": iteration, "converged": converged, "huber_c": c, "scale": s.tolist()}

@@ -48,7 +48,7 @@ class Market:
 
     def __init__(self) -> None:
         market = SyntheticMarket.create(N, T, G, SEED, 0.1, 30.0)
-        assert market.n_pairs < 1 << 22  # a single chunk: prices(y, 0), as app.loaders._synthetic_batches
+        assert market.n_pairs < 1 << 22  # a single chunk: prices(y, 0), as app.load_pairs._synthetic_batches
         self.group, self.prev, self.recent, self.y = market.arrays()
         self.p0, self.p1 = market.prices(self.y, 0)
         self.labels = month_labels(np.arange(START_MONTH, START_MONTH + T))

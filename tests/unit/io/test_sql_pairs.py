@@ -19,6 +19,7 @@ from gpu_hpi.data.calendar import parse_period
 from gpu_hpi.data.cells import TableAccumulator
 from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io.pairs import PairSource
+from gpu_hpi.io.sql import Unsupported
 from gpu_hpi.io.sql_pairs import sql_cell_table
 
 CPU = gpu_hpi.resolve_backend("cpu")
@@ -27,7 +28,7 @@ N = 6000
 
 
 def stream_table(source: PairSource, start: int | None, end: int | None) -> tuple[int, gpu_hpi.CellTable, int]:
-    """(first period, table, missing_period) as the streaming reader builds them (app.loaders.stream_pairs)."""
+    """(first period, table, missing_period) as the streaming reader builds them (app.load_pairs.load_pairs)."""
     acc = TableAccumulator()
     for batch in source.batches():
         acc.missing_period += batch.missing_period
@@ -179,7 +180,8 @@ def test_several_parquet_files_by_column_name_not_folder_name(tmp_path: Path) ->
 
 def test_csv_is_left_to_the_pyarrow_reader(tmp_path: Path) -> None:
     """CSV null tokens ('NA', 'null') and type inference stay pyarrow's: the SQL reader declines."""
-    assert sql_cell_table(PairSource(write(tmp_path, frame(7), "pairs.csv"), "auto", COLUMNS), None, None) is None
+    with pytest.raises(Unsupported, match="not parquet"):
+        sql_cell_table(PairSource(write(tmp_path, frame(7), "pairs.csv"), "auto", COLUMNS), None, None)
 
 
 def test_group_rules_as_the_streaming_reader(tmp_path: Path) -> None:
@@ -243,7 +245,8 @@ def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="strict"):
         sql_cell_table(PairSource(write(tmp_path, data, "s.parquet"), "auto", COLUMNS), None, None, strict=True)
     zoned = write(tmp_path, data, "tz.parquet", d0=pa.timestamp("ns", tz="Asia/Seoul"))
-    assert sql_cell_table(PairSource(zoned, "auto", COLUMNS), None, None) is None  # the pyarrow reader's
+    with pytest.raises(Unsupported, match="time zone"):  # the pyarrow reader's
+        sql_cell_table(PairSource(zoned, "auto", COLUMNS), None, None)
 
 
 def assert_same_batch(source: PairSource) -> None:

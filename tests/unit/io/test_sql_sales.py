@@ -31,6 +31,7 @@ from gpu_hpi.data.pairing import PairingRules, make_pairs
 from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io import sql_sales as sql_sales_module
 from gpu_hpi.io.sales import SaleSource
+from gpu_hpi.io.sql import Unsupported
 from gpu_hpi.io.sql_sales import sql_sales
 
 CPU = gpu_hpi.resolve_backend("cpu")
@@ -43,7 +44,7 @@ def source(path: Path, keys: list[str], group: str | None = "group", **kw: Any) 
 def array_path(
     src: SaleSource, rules: PairingRules, start: int | None, end: int | None
 ) -> tuple[int, Any, CellTable, dict[str, int]]:
-    """(first, pairs, table, dropped) as app.loaders.load_transactions makes them without DuckDB."""
+    """(first, pairs, table, dropped) as app.load_sales.load_sales makes them without DuckDB."""
     raw = src.read()
     first = start if start is not None else int(raw.period.min())
     last = end if end is not None else int(raw.period.max())
@@ -174,7 +175,8 @@ def test_float_and_integer_keys_and_groups(tmp_path: Path) -> None:
 def test_csv_and_refusals(tmp_path: Path) -> None:
     csv = tmp_path / "sales.csv"
     csv.write_text("p,date,price\n1,2014-01-05,100\n1,2014-03-01,120\n")
-    assert sql_sales(SaleSource(str(csv), "auto", ["p"], "date", "price"), PairingRules(), None, None, False) is None
+    with pytest.raises(Unsupported, match="not parquet"):
+        sql_sales(SaleSource(str(csv), "auto", ["p"], "date", "price"), PairingRules(), None, None, False)
     empty = tmp_path / "empty.parquet"
     pq.write_table(
         pa.table(

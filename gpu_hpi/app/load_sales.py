@@ -1,0 +1,84 @@
+"""Reading sale records: sorted by DuckDB, read by libcudf or by pyarrow (app/plan.py picks the
+reader), then paired by the rules of data/pairing.py into pairs and their cell table."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..backend.core import Backend
+from ..config import AppConfig, option_name
+from ..data.calendar import PER_YEAR
+from ..data.pairing import PairingRules, check_sales, make_pairs
+from ..data.pairs import add_counts
+from ..io import device
+from ..io.device_sales import pair_sales
+from ..io.sales import SaleSource
+from ..io.sql_sales import sql_sales
+from .loaded import Loaded, input_window
+from .plan import Reader
+
+
+def load_sales(
+    reader: Reader, cfg: AppConfig, periodicity: str, backend: Backend, strict: bool, keep_pairs: bool, prices: bool
+) -> Loaded:
+    """Sale records -> pairs -> cell table by this reader: sorted by DuckDB and paired batch by
+    batch (sql_sales.py; io.sql.Unsupported for a column it leaves to pyarrow), read and paired by
+    libcudf (io/device_sales.py), or read whole into arrays and paired by make_pairs."""
+    d = cfg.data
+    source = sale_source(cfg, periodicity)
+    start, end = input_window(cfg.data, periodicity)
+    rules = PairingRules(
+        pairing=option_name(d.pairing),
+        min_holding=d.min_holding,
+        max_holding=d.max_holding,
+        max_annual_return=d.max_annual_return,
+        max_robust_z=d.max_robust_z,
+        periods_per_year=PER_YEAR[periodicity],
+    )
+    if reader is Reader.DUCKDB_SALES:
+        paired = sql_sales(source, rules, start, end, keep_pairs, strict, prices, progress=bool(cfg.progress))
+        extra = {"n_sales_read": paired.n_sales, "pairing": rules.pairing, "n_pairs_made": paired.n_pairs}
+        return Loaded(paired.table, paired.first, paired.pairs, paired.dropped, extra=extra)
+    if reader is Reader.DEVICE_SALES:  # read and paired by libcudf: no kernel to compile
+        read = source.read_device()
+        check_sales(read.n_sales, read.n_usable)
+        ops = device.Ops(device.library())
+        extremes = ops.minmax(read.period) or (0, 0)
+        first = start if start is not None else extremes[0]
+        last = end if end is not None else extremes[1]
+        made = pair_sales(ops, read, rules, first, max(last - first + 1, 2))
+        n_missing_date, read_dropped, n_sales = read.n_missing_date, read.dropped, read.n_sales
+    else:
+        raw = source.read()
+        check_sales(raw.n_sales, int(raw.period.size))
+        first = start if start is not None else int(raw.period.min())
+        last = end if end is not None else int(raw.period.max())
+        made = make_pairs(raw.to_sales(backend, first, max(last - first + 1, 2)), rules, backend)
+        n_missing_date, read_dropped, n_sales = raw.n_missing_date, raw.dropped, raw.n_sales
+    pairs = made.as_pairs()
+    # the prices' sums only where used (as sql_sales): without them libcudf builds the table on a GPU
+    priced = pairs if prices else replace(pairs, price_prev=None, price_recent=None)
+    table = device.build_table(priced, backend, strict=strict)
+    dropped = add_counts({"sale_missing_date": n_missing_date, **read_dropped}, made.dropped)
+    extra = {"n_sales_read": n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
+    # the table on the pairs' device where they are kept (their passes index it), else on the host
+    return Loaded(table.to_backend(backend) if keep_pairs else table.to_host(), first, pairs, dropped, extra=extra)
+
+
+def sale_source(cfg: AppConfig, periodicity: str) -> SaleSource:
+    """The sale-record files, their columns (one property column or a composite key) and options."""
+    d = cfg.data
+    prop = d.columns.property
+    return SaleSource(
+        path=d.path,
+        format=option_name(d.format),
+        property=[prop] if isinstance(prop, str) else [str(p) for p in prop],
+        date=d.columns.date,
+        price=d.columns.price,
+        group=d.columns.group,
+        periodicity=periodicity,
+        integer_periods=option_name(d.integer_periods),
+        start=d.start,
+        batch_rows=int(d.batch_rows),
+        memory_limit=d.memory_limit,
+    )
