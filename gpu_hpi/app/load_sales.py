@@ -10,7 +10,7 @@ from ..config import AppConfig, option_name
 from ..data.calendar import PER_YEAR
 from ..data.pairing import PairingRules, check_sales, make_pairs
 from ..data.pairs import add_counts
-from ..io import device
+from ..io import device, device_columns
 from ..io.device_sales import pair_sales
 from ..io.sales import SaleSource
 from ..io.sql_sales import sql_sales
@@ -58,7 +58,7 @@ def load_sales(
     pairs = made.as_pairs()
     # the prices' sums only where used (as sql_sales): without them libcudf builds the table on a GPU
     priced = pairs if prices else replace(pairs, price_prev=None, price_recent=None)
-    table = device.build_table(priced, backend, strict=strict)
+    table = device_columns.build_table(priced, backend, strict=strict)
     dropped = add_counts({"sale_missing_date": n_missing_date, **read_dropped}, made.dropped)
     extra = {"n_sales_read": n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
     # the table on the pairs' device where they are kept (their passes index it), else on the host

@@ -159,7 +159,7 @@ def _dense(n_keys: int) -> int | None:
 
 def cell_key(group: Any, prev: Any, recent: Any, t: int) -> Any:
     """The cell key (group * T + prev) * T + recent as int64 (group None: a single group), the one
-    order of every table's cells; from_keys splits it. (io.device states it in libcudf's operations.)"""
+    order of every table's cells; from_keys splits it. (io.device_columns states it in libcudf's operations.)"""
     key = prev.astype(np.int64) * t + recent.astype(np.int64)
     return key if group is None else key + group.astype(np.int64) * (t * t)
 

@@ -1,7 +1,7 @@
 """The drop rules of a pair, declared once: each reason and the conditions under which a pair fails
 it. Every engine states them from this declaration: the arrays (numpy or CuPy, `failing`), the
 CUDA kernel's C (`c_condition`), DuckDB's SQL (`sql_condition`) and libcudf's columns
-(io.device). A pair is counted under the first reason it fails, in the declared order.
+(io.device_columns). A pair is counted under the first reason it fails, in the declared order.
 
 A condition is (column, op, operand): column and operand name a pair column ("group", "prev",
 "recent", "y", "price_prev", "price_recent") or "T", the number of periods, or give a number; op

@@ -18,7 +18,7 @@ from ..backend.core import resolve_backend
 from ..data.pairing import MAD_TO_SD, PairingRules, SalePairs
 from ..data.pairs import add_counts, encode_groups
 from ..errors import DataError
-from . import device
+from . import device, device_columns
 from .files import check_columns, parquet_file
 from .pairs import group_values
 
@@ -63,13 +63,13 @@ def read_sales(ops: device.Ops, files: list[str], source: Any) -> DeviceSales:
         cols = dict(zip(cols, ops.select(list(cols.values()), ops.negate(ops.is_null(cols[source.date]))), strict=True))
     n_dated = cols[source.date].size()
     price_type = schema.field(source.price).type
-    if not device.numeric(price_type, cols[source.price]):
+    if not device_columns.numeric(price_type, cols[source.price]):
         raise DataError(f"column {source.price!r} of {source.path} must be numeric, got {price_type}")
     date_type = schema.field(source.date).type
-    period = device.periods(
+    period = device_columns.periods(
         ops, cols[source.date], source.date, source.periodicity, source.integer_periods, source.start, date_type
     )
-    order = device.order_in_period(ops, cols[source.date], period, date_type)
+    order = device_columns.order_in_period(ops, cols[source.date], period, date_type)
     missing = None
     for name in source.property:  # a missing key part: null, or NaN as in pandas' factorize
         part = ops.is_null(cols[name])
@@ -104,7 +104,7 @@ def _group_codes(ops: device.Ops, col: Any) -> tuple[Any, np.ndarray]:
     (strings, floats, nulls) by the host's rules (data.pairs.encode_groups)."""
     if col is None:
         return None, np.asarray(["ALL"], dtype=object)
-    encoded = device.group_codes(ops, col)
+    encoded = device_columns.group_codes(ops, col)
     if encoded is not None:
         return encoded
     codes, labels = encode_groups(resolve_backend("cpu"), group_values(col.to_arrow()))

@@ -19,7 +19,7 @@ from ..data.calendar import Calendar, check_window, parse_period
 from ..data.cells import CellTable
 from ..data.pairs import GroupCodes, Pairs, prepare_pairs
 from ..errors import ConfigError, DataError
-from . import device
+from . import device, device_columns
 from .files import (
     check_columns,
     decoded_row_bytes,
@@ -99,7 +99,9 @@ class PairBatch:
             codes, labels = (None, np.asarray(["ALL"], dtype=object))
             if self.group is not None:
                 codes, labels = self.group.codes, self.group.labels
-            return lo, device.columns_cell_table(self.ops, prev, recent, self.y, codes, labels, n_periods, strict)
+            return lo, device_columns.columns_cell_table(
+                self.ops, prev, recent, self.y, codes, labels, n_periods, strict
+            )
         if self.ops is not None:
             return self.arrays().cell_table(start, end, backend, strict, threads)
         pairs = prepare_pairs(
@@ -112,7 +114,7 @@ class PairBatch:
             price_prev=self.price_prev,
             price_recent=self.price_recent,
         )
-        return lo, device.build_table(pairs, backend, strict=strict, threads=threads)
+        return lo, device_columns.build_table(pairs, backend, strict=strict, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ class PairSource:
         numbers = {}
         for role in ("y", "price_prev", "price_recent"):
             if role in cols:
-                if not device.numeric(file_type(role), cols[role]):
+                if not device_columns.numeric(file_type(role), cols[role]):
                     raise DataError(
                         f"column {wanted[role]!r} of {self.path} must be numeric, got {cols[role].type().to_arrow()}"
                     )
@@ -227,10 +229,10 @@ class PairSource:
         group: Any = None
         if "group" in cols:
             ids = cols.pop("group")
-            encoded = device.group_codes(ops, ids)
+            encoded = device_columns.group_codes(ops, ids)
             group = group_values(ids.to_arrow()) if encoded is None else GroupCodes(*encoded)
         prev, recent = (
-            device.periods(
+            device_columns.periods(
                 ops, cols.pop(r), wanted[r], self.periodicity, self.integer_periods, self.start, file_type(r)
             )
             for r in ("prev", "recent")

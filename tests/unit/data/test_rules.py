@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from gpu_hpi.data import kernels, rules
-from gpu_hpi.io import device
+from gpu_hpi.io import device, device_columns
 
 T = 9
 
@@ -105,7 +105,7 @@ def test_the_libcudf_form_equals_the_arrays() -> None:
     ops = device.Ops(fake.plc)
     columns = {k: ops.from_host(v) for k, v in pairs.items()}
     for rule in rules.DROP_RULES:
-        test = functools.reduce(ops.either, (device._holds(ops, columns, T, *c) for c in rule.any_of))
+        test = functools.reduce(ops.either, (device_columns._holds(ops, columns, T, *c) for c in rule.any_of))
         want = rules.violates(np, rule, pairs, T)
         np.testing.assert_array_equal(ops.to_host(test), want, err_msg=rule.reason)
 

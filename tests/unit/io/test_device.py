@@ -22,7 +22,7 @@ import gpu_hpi
 from gpu_hpi.data.cells import merge_tables
 from gpu_hpi.data.pairs import GroupCodes
 from gpu_hpi.errors import DataError
-from gpu_hpi.io import device
+from gpu_hpi.io import device, device_columns
 from gpu_hpi.io.pairs import PairSource
 from gpu_hpi.io.periods import column_periods
 
@@ -38,7 +38,7 @@ def test_periods_of_timestamps_and_dates_equal_the_host(ops: device.Ops, unit: s
         if unit == "date"
         else pa.array(values.astype(f"datetime64[{unit}]"))
     )
-    got = ops.to_host(device.periods(ops, fake.Column(arr), "d", periodicity))
+    got = ops.to_host(device_columns.periods(ops, fake.Column(arr), "d", periodicity))
     np.testing.assert_array_equal(got, column_periods(arr, "d", periodicity))
 
 
@@ -50,7 +50,7 @@ def test_other_period_types_take_the_host_conversion(ops: device.Ops, kind: str)
         "yyyymm": (pa.array((2014 + months // 12) * 100 + months % 12 + 1), "yyyymm"),
         "positions": (pa.array(months), "index"),
     }[kind]
-    got = ops.to_host(device.periods(ops, fake.Column(arr), "d", "month", integer_periods, "2014-01"))
+    got = ops.to_host(device_columns.periods(ops, fake.Column(arr), "d", "month", integer_periods, "2014-01"))
     np.testing.assert_array_equal(got, START + months)
 
 
@@ -62,17 +62,17 @@ def test_zoned_timestamps_take_the_host_conversion_in_their_zone(ops: device.Ops
     utc = np.array(["2014-01-31T23:30", "2014-02-15T12:00", "2014-06-30T16:00"], dtype="datetime64[us]")
     zoned = pa.array(utc.astype(np.int64), pa.int64()).cast(zoned_type)
     as_read = fake.Column(zoned)  # the stand-in drops the zone as libcudf does
-    got = ops.to_host(device.periods(ops, as_read, "d", "month", file_type=zoned_type))
+    got = ops.to_host(device_columns.periods(ops, as_read, "d", "month", file_type=zoned_type))
     np.testing.assert_array_equal(got, column_periods(zoned, "d", "month"))
     assert (got - START).tolist() == [1, 1, 6]
-    assert (ops.to_host(device.periods(ops, as_read, "d", "month")) - START).tolist() == [0, 1, 5]  # UTC months
+    assert (ops.to_host(device_columns.periods(ops, as_read, "d", "month")) - START).tolist() == [0, 1, 5]  # UTC months
 
 
 def test_implausible_dates_are_refused_on_the_device_as_on_the_host(ops: device.Ops) -> None:
     ns = stamps("ns").astype(np.int64)
     bad = pa.array(ns, pa.int64()).cast(pa.timestamp("ms"))  # nanoseconds stored as milliseconds
     with pytest.raises(DataError, match=r"column 'd'.*finer.*nanoseconds stored as milliseconds"):
-        device.periods(ops, fake.Column(bad), "d", "month")
+        device_columns.periods(ops, fake.Column(bad), "d", "month")
     with pytest.raises(DataError, match=r"column 'd'.*finer.*nanoseconds stored as milliseconds"):
         column_periods(bad, "d", "month")
 
@@ -151,7 +151,7 @@ def test_pair_reader_prices_and_periods_from_the_window_start(ops: device.Ops, t
 
 @pytest.mark.parametrize("groups", [True, False])
 def test_device_cell_table_equals_build_cell_table(ops: device.Ops, groups: bool) -> None:
-    """The libcudf table (io.device.cell_table) states the drop rules as data.pairs.invalid_masks
+    """The libcudf table (io.device_columns.cell_table) states the drop rules as data.pairs.invalid_masks
     does: the same cells, sums and drop counts on pairs failing every rule, several at once."""
     from reference import random_problem
 
@@ -159,8 +159,8 @@ def test_device_cell_table_equals_build_cell_table(ops: device.Ops, groups: bool
     group = p.group_float() if groups else None
     pairs = gpu_hpi.prepare_pairs(p.prev, p.recent, p.y, group, n_periods=p.n_periods, backend=CPU)
     want = gpu_hpi.build_cell_table(pairs, CPU)
-    got = device.cell_table(ops, pairs)
+    got = device_columns.cell_table(ops, pairs)
     assert got.dropped == want.dropped and len(want.dropped) >= 4
     assert_tables_equal(got, want)
     with pytest.raises(DataError, match="strict"):
-        device.cell_table(ops, pairs, strict=True)
+        device_columns.cell_table(ops, pairs, strict=True)
