@@ -37,8 +37,7 @@ from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
 from ..io import device
-from ..io.pairs import save_pairs
-from ..io.store import cell_files
+from ..io.store import cell_files, save_pairs
 from .loaders import add_stored_cells, check_table_only, load, read_plan
 from .preflight import check_input
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs

@@ -19,8 +19,8 @@ from ..data.pairing import MAD_TO_SD, PairingRules, SalePairs
 from ..data.pairs import add_counts, encode_groups
 from ..errors import DataError
 from . import device, device_columns
+from .columns import group_values
 from .files import check_columns, parquet_file
-from .pairs import group_values
 
 
 @dataclass(frozen=True)

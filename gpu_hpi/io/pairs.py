@@ -1,6 +1,6 @@
 """Pair files: readers of repeat-sales pairs from parquet (a file, a directory or a glob of parts) or
 CSV, streamed in batches by pyarrow on the host or decoded on the GPU (io.device), each batch with
-its cell table; and the writer of `data.save_pairs`."""
+its cell table."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..backend.core import to_host
-from ..data.calendar import Calendar, check_window, parse_period
+from ..data.calendar import check_window, parse_period
 from ..data.cells import CellTable
-from ..data.pairs import GroupCodes, Pairs, prepare_pairs
+from ..data.pairs import GroupCodes, prepare_pairs
 from ..errors import ConfigError, DataError
 from . import device, device_columns
+from .columns import float_values, group_values
 from .files import (
     check_columns,
     decoded_row_bytes,
@@ -27,7 +26,6 @@ from .files import (
     parquet_file,
     plan_reads,
     record_batches,
-    write_atomically,
 )
 from .periods import column_periods
 
@@ -287,53 +285,3 @@ class PairSource:
 def ready(batch: PairBatch) -> PairBatch:
     """A batch job for a batch already converted."""
     return batch
-
-
-def float_values(arr: pa.Array, name: str, where: str) -> np.ndarray:
-    """A numeric column as float64 (NaN where null); DataError naming the input for other types."""
-    if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type) or pa.types.is_decimal(arr.type)):
-        raise DataError(f"column {name!r} of {where} must be numeric, got {arr.type}")
-    return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
-
-
-def group_values(arr: pa.Array) -> Any:
-    """Group ids: numpy integers, else a pandas Series (strings, categories; nulls become missing)."""
-    if pa.types.is_integer(arr.type):
-        # nullable integers stay integers (plain to_pandas would turn them into floats)
-        return arr.to_numpy() if arr.null_count == 0 else arr.to_pandas(types_mapper=lambda _: pd.Int64Dtype())
-    return arr.to_pandas()
-
-
-def concat_groups(groups: list[Any]) -> Any:
-    if all(isinstance(g, np.ndarray) for g in groups):
-        return np.concatenate(groups)
-    return pd.concat([pd.Series(g) for g in groups], ignore_index=True)
-
-
-def chunked(parts: list[Any]) -> pa.ChunkedArray:
-    chunks: list[pa.Array] = []
-    for part in parts:
-        chunks.extend(part.chunks if isinstance(part, pa.ChunkedArray) else [part])
-    return pa.chunked_array(chunks) if chunks else pa.chunked_array([], type=pa.int64())
-
-
-def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
-    """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
-    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic. Pairs on the
-    GPU are copied to the host first."""
-    firsts = calendar.first_days()
-    group: Any = "ALL"
-    if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
-        codes = to_host(pairs.group)
-        group = pd.Series(pairs.group_labels[np.maximum(codes, 0)], dtype=object).where(codes >= 0, None)
-    frame = pd.DataFrame(
-        {
-            "group_id": group,
-            "PrevYearMonth": firsts[to_host(pairs.prev)],
-            "RecentYearMonth": firsts[to_host(pairs.recent)],
-            "LogPriceDiff": to_host(pairs.y),
-            "PrevPrice": to_host(pairs.price_prev),
-            "RecentPrice": to_host(pairs.price_recent),
-        }
-    )
-    write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))

@@ -14,9 +14,9 @@ from ..data.pairing import Sales
 from ..data.pairs import encode_groups
 from ..errors import ConfigError
 from . import device
+from .columns import chunked, concat_groups, float_values, group_values
 from .device_sales import DeviceSales, read_sales
 from .files import input_files, record_batches
-from .pairs import chunked, concat_groups, float_values, group_values
 from .periods import column_periods, order_within_period
 
 

@@ -21,7 +21,8 @@ import numpy as np
 from ..data.rules import rule, sql_condition
 from ..errors import DataError
 from ._sql_cells import grouped_table
-from .pairs import PairBatch, group_values
+from .columns import group_values
+from .pairs import PairBatch
 from .sql import (
     FLOAT_TYPES,
     INTEGER_TYPES,

@@ -1,4 +1,5 @@
-"""Cell tables on disk: `cells.parquet`, the reusable summary of a set of pairs.
+"""What a run keeps for later runs: cell tables on disk (`cells.parquet`, the reusable summary of a
+set of pairs), and the pairs made from sale records (`data.save_pairs`).
 
 One row per non-empty (group, prev, recent) cell with every per-cell sum the methods need; the
 file's metadata holds a format version, the period calendar (periodicity, first period) and what
@@ -17,8 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..backend.core import to_host
 from ..data.calendar import Calendar, parse_period, period_label
 from ..data.cells import Y_SUMS, CellTable, merge_tables
+from ..data.pairs import Pairs
 from ..errors import DataError, GpuHpiError
 from .files import expand_path, write_atomically
 
@@ -157,3 +160,25 @@ def combine_tables(tables: list[tuple[CellTable, Calendar]]) -> tuple[CellTable,
 
 def _label_kind(labels: np.ndarray) -> str:
     return "int" if labels.dtype.kind in "iu" else "str"
+
+
+def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
+    """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
+    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic. Pairs on the
+    GPU are copied to the host first."""
+    firsts = calendar.first_days()
+    group: Any = "ALL"
+    if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
+        codes = to_host(pairs.group)
+        group = pd.Series(pairs.group_labels[np.maximum(codes, 0)], dtype=object).where(codes >= 0, None)
+    frame = pd.DataFrame(
+        {
+            "group_id": group,
+            "PrevYearMonth": firsts[to_host(pairs.prev)],
+            "RecentYearMonth": firsts[to_host(pairs.recent)],
+            "LogPriceDiff": to_host(pairs.y),
+            "PrevPrice": to_host(pairs.price_prev),
+            "RecentPrice": to_host(pairs.price_recent),
+        }
+    )
+    write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
