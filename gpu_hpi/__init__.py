@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backend.core import Backend, resolve_backend
-    from .data.cells import CellTable, build_cell_table, merge_tables
+    from .data.cells import CellTable, merge_tables
     from .data.pairs import Pairs, prepare_pairs
+    from .data.tabulate import build_cell_table
     from .errors import (
         BackendUnavailableError,
         ConfigError,
@@ -31,7 +32,7 @@ _HOMES = {
     "Backend": "backend.core",
     "resolve_backend": "backend.core",
     "CellTable": "data.cells",
-    "build_cell_table": "data.cells",
+    "build_cell_table": "data.tabulate",
     "merge_tables": "data.cells",
     "BackendUnavailableError": "errors",
     "ConfigError": "errors",

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from ..backend.core import Backend, array_namespace, to_host
-from ..data.cells import CellTable, build_cell_table
+from ..data.cells import CellTable
 from ..data.keys import segment_medians
 from ..data.pairs import Pairs
+from ..data.tabulate import build_cell_table
 from ..errors import ConfigError
 from ..estimation.methods.cells import CellLookup
 from ..estimation.result import IndexResult

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from ..backend.core import Backend, as_backend
-from ..data.cells import CellTable, build_cell_table
+from ..data.cells import CellTable
 from ..data.pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
+from ..data.tabulate import build_cell_table
 from ..errors import ConfigError, IdentificationWarning
 from .identify import Identification, identify
 from .iterative import DEFAULT_TOL, OPERATORS, iterative_beta

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..data.cells import CellTable, build_cell_table, from_keys
+from ..data.cells import CellTable, from_keys
 from ..data.pairs import Pairs, check_strict
 from ..data.rules import COLUMNS, applicable
+from ..data.tabulate import build_cell_table
 from .device import Ops, library
 from .periods import (
     TICKS_PER_DAY,
@@ -108,7 +109,7 @@ def group_codes(ops: Ops, col: Any) -> tuple[Any, np.ndarray] | None:
 
 
 def cell_table(ops: Ops, pairs: Pairs, strict: bool = False) -> CellTable:
-    """data.cells.build_cell_table of pairs on the device without prices, by libcudf: the drop
+    """data.tabulate.build_cell_table of pairs on the device without prices, by libcudf: the drop
     reasons of data.pairs.invalid_masks (each pair counted under the first it fails), the cell key,
     a group-by of the valid pairs' key with their count and sums of y and y^2; the table on the host
     (the solve runs there). No kernel is compiled for it."""
@@ -159,7 +160,7 @@ def _holds(ops: Ops, columns: dict[str, Any], t: int, column: str, op: str, oper
 def build_table(pairs: Pairs, backend: Any, strict: bool = False, threads: int | None = None) -> CellTable:
     """The cell table of pairs: by libcudf where they are on the GPU without prices and pylibcudf is
     installed (cell_table: no kernel compiled; the table on the host), else by
-    data.cells.build_cell_table (the table on the pairs' backend)."""
+    data.tabulate.build_cell_table (the table on the pairs' backend)."""
     plc = library() if backend.is_gpu and pairs.price_prev is None else None
     if plc is not None:
         return cell_table(Ops(plc), pairs, strict)

@@ -76,7 +76,7 @@ class _Columns:
 
 
 # sorted sales per batch from DuckDB: enough that the per-batch calls are few, few enough that the
-# temporaries are recycled by the allocator instead of page-faulted in afresh (as cells.CPU_CHUNK)
+# temporaries are recycled by the allocator instead of page-faulted in afresh (as data.tabulate.CPU_CHUNK)
 SORTED_BATCH = 1 << 20
 # pairs gathered before they are reduced into a cell table, where the pairs are not kept
 TABLE_FOLD = 1 << 22
