@@ -6,7 +6,7 @@ before the sale."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -128,16 +128,48 @@ def fold_of(n: int, folds: int, start: int = 0) -> np.ndarray:
     return ((position * np.uint64(2654435761)) % np.uint64(2**32) % np.uint64(folds)).astype(np.int8)
 
 
+class FoldPasses(Protocol):
+    """Cross-validation's two passes over the pairs, wherever they are kept: in this process
+    (`KeptPairs`) or on Dask workers (dask.passes.DaskFolds)."""
+
+    def fold_tables(self, table: CellTable, folds: int) -> list[CellTable]:
+        """The cell table of each fold's pairs."""
+        ...
+
+    def fold_errors(self, table: CellTable, betas: np.ndarray) -> tuple[Any, Any, Any]:
+        """fold_errors' arrays over all the pairs."""
+        ...
+
+
+@dataclass(frozen=True)
+class KeptPairs:
+    """Pairs of this process (numpy or CuPy), coded by the scored table's groups."""
+
+    pairs: Pairs
+    backend: Backend
+
+    def fold_tables(self, table: CellTable, folds: int) -> list[CellTable]:
+        return fold_tables(self.pairs, table, folds, self.backend)
+
+    def fold_errors(self, table: CellTable, betas: np.ndarray) -> tuple[Any, Any, Any]:
+        return fold_errors(self.pairs, table, betas, self.backend)
+
+
+def cross_validate(passes: FoldPasses, table: CellTable, refit: Refit, base: int, folds: int = 10) -> Accuracy:
+    """k-fold cross-validation: fit on the table of all pairs less the fold's table, predict each
+    held-out pair's y as index_j - index_i of its group (the table's groups), wherever the pairs
+    are kept (one process, or the partitions of a Dask cluster: the same steps)."""
+    check_folds(folds)
+    betas = fold_betas(table, passes.fold_tables(table, folds), refit, base)
+    err, grp, in_table = passes.fold_errors(table, betas)
+    return accuracy_stats(err, grp, in_table, table.group_labels, folds)
+
+
 def accuracy(
     pairs: Pairs, table: CellTable, refit: Refit, result: IndexResult, backend: Backend, folds: int = 10
 ) -> Accuracy:
-    """k-fold cross-validation over the pairs: fit on the table of all pairs less the fold's table,
-    predict each held-out pair's y as index_j - index_i of its group (the table's groups).
-    The same three steps run per partition on a Dask cluster (distributed.dask_accuracy)."""
-    check_folds(folds)
-    betas = fold_betas(table, fold_tables(pairs, table, folds, backend), refit, result.base_period)
-    err, grp, in_table = fold_errors(pairs, table, betas, backend)
-    return accuracy_stats(err, grp, in_table, table.group_labels, folds)
+    """cross_validate of pairs in this process (coded by the table's groups)."""
+    return cross_validate(KeptPairs(pairs, backend), table, refit, result.base_period, folds)
 
 
 def check_folds(folds: int) -> None:

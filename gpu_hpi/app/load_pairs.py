@@ -143,7 +143,7 @@ def _dask_pairs(
     """The cell table of a parquet dataset computed on a Dask cluster (see gpu_hpi/dask/tables.py); the
     cluster stays up (in `resources`) for the accuracy passes."""
     from ..dask.cluster import cluster_client
-    from ..dask.passes import DaskPasses, dask_accuracy, partition_pairs
+    from ..dask.passes import DaskPairs
     from ..dask.tables import dask_cell_table, partitions
 
     if (method.needs_pairs and method.name != "robust") or option_name(cfg.solver.name) != "normal":
@@ -158,25 +158,9 @@ def _dask_pairs(
             client, source, parts, start, end, worker_backend, strict, advance
         )
     workers = len(client.scheduler_info().get("workers", {}))
-
-    def cross_validate(tab: CellTable, refit: Any, base: int, folds: int, pooled: bool) -> Any:
-        return dask_accuracy(
-            client, source, parts, kept_rows, first, tab.to_host(), refit, base, folds, worker_backend, pooled
-        )
-
-    def robust_passes(tab: CellTable, ident: Any, pooled: bool) -> Any:
-        host = tab.to_host()
-        futures = [client.submit(partition_pairs, source, p, first, host, worker_backend, pooled) for p in parts]
-        return DaskPasses(client, futures, host, ident.identified, method.huber_c, worker_backend, backend.xp)
-
+    kept = DaskPairs(client, source, parts, kept_rows, first, worker_backend, backend.xp, method.huber_c)
     return Loaded(
-        table.to_backend(backend),
-        first,
-        None,
-        {"missing_period": missing},
-        extra={"dask_workers": workers},
-        cross_validate=cross_validate,
-        pair_passes=robust_passes,
+        table.to_backend(backend), first, None, {"missing_period": missing}, extra={"dask_workers": workers}, kept=kept
     )
 
 

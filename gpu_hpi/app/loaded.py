@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import FileDataConfig
 from ..data.calendar import parse_period
@@ -14,11 +13,20 @@ from ..errors import ConfigError
 from ..synthetic import SyntheticMarket
 
 
+class KeptElsewhere(Protocol):
+    """Pairs kept out of this process (dask.passes.DaskPairs): the passes of the robust fit and of
+    cross-validation run where they are."""
+
+    def robust_passes(self, table: CellTable, ident: Any, pooled: bool) -> Any: ...
+
+    def folds(self, pooled: bool) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Loaded:
     """What the input gave: the cell table (periods from the absolute period first_period), the
-    pairs when kept (else None), drop counts of the reading stage, the synthetic market (if
-    any) and extra summary entries."""
+    pairs when kept in this process (else None; `kept`: on a cluster's workers), drop counts of the
+    reading stage, the synthetic market (if any) and extra summary entries."""
 
     table: CellTable
     first_period: int
@@ -26,10 +34,7 @@ class Loaded:
     dropped: dict[str, int]
     market: SyntheticMarket | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    # accuracy without the pairs in this process (Dask): (table, refit, base, folds, pooled) -> Accuracy
-    cross_validate: Callable[..., Any] | None = None
-    # the robust fit's passes over pairs kept elsewhere (Dask): (table, identification, pooled) -> passes
-    pair_passes: Callable[..., Any] | None = None
+    kept: KeptElsewhere | None = None  # the pairs on a Dask cluster's workers (pairs is then None)
 
 
 def input_window(data: FileDataConfig, periodicity: str) -> tuple[int | None, int | None]:

@@ -135,11 +135,11 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
             tol=cfg.solver.tol,
             iter_lim=cfg.solver.iter_lim,
             operator=cfg.solver.operator.value,
-            pair_passes=loaded.pair_passes,
+            pair_passes=None if loaded.kept is None else loaded.kept.robust_passes,
             **fit_options,
         )
     with timings.stage("diagnostics", backend):
-        diag = run_diagnostics(cfg.diagnostics, result, table, pairs, refit, backend, loaded.cross_validate)
+        diag = run_diagnostics(cfg.diagnostics, result, table, pairs, refit, backend, loaded.kept)
 
     dropped = add_counts(loaded.dropped, table.dropped)
     if strict:

@@ -9,7 +9,6 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis.accuracy import accuracy, forecast_errors, in_sample_errors
+from ..analysis.accuracy import KeptPairs, cross_validate, forecast_errors, in_sample_errors
 from ..analysis.refit import Refit
 from ..analysis.revision import revision, vintage_indices, vintages_frame
 from ..analysis.series import diagnostics_frame, fill_gaps, seasonal_adjust, smooth, volatility
@@ -33,6 +32,7 @@ from ..estimation.result import IndexResult
 from ..io.files import write_csv
 from ..io.store import save_cells
 from ..synthetic import SyntheticMarket
+from .loaded import KeptElsewhere
 from .stages import Timings
 
 OUTPUT_FILES = (
@@ -87,7 +87,7 @@ def run_diagnostics(
     pairs: Pairs | None,
     refit: Refit,
     backend: Backend,
-    cross_validate: Callable[..., Any] | None = None,
+    kept: KeptElsewhere | None = None,
 ) -> DiagnosticsOutput:
     """Volatility, revision, accuracy and smoothing as configured. Revision and accuracy refit the
     index from cell tables (on the host), so they need a table-based method (not robust)."""
@@ -136,16 +136,16 @@ def run_diagnostics(
     if cfg.accuracy_folds:
         if not table_based:
             summary["accuracy"] = f"not available for method={method.name} (it needs the pairs, not a cell table)"
-        elif pairs is not None or cross_validate is not None:
+        elif pairs is not None or kept is not None:
             folds = int(cfg.accuracy_folds)
             pooled = not refit.groups or table.group_labels.tolist() == ["ALL"]
             scored = table.pooled() if pooled else table  # cross-validate the group indices, else the pooled
             if pairs is not None:
-                mine = pooled_pairs(pairs) if pooled else align_groups(pairs, table.group_labels)
-                acc = accuracy(mine, scored, refit, result, backend, folds)
+                passes = KeptPairs(pooled_pairs(pairs) if pooled else align_groups(pairs, table.group_labels), backend)
             else:
-                assert cross_validate is not None
-                acc = cross_validate(scored, refit, result.base_period, folds, pooled)
+                assert kept is not None
+                passes = kept.folds(pooled)
+            acc = cross_validate(passes, scored, refit, result.base_period, folds)
             accuracy_frame = acc.to_frame()
             summary["accuracy"] = {"folds": acc.folds, **acc.overall}
     if errors:

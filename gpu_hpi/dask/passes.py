@@ -1,15 +1,19 @@
-"""Passes over pairs kept on the Dask workers: the robust fit's (`DaskPasses`, the protocol
-`estimation.methods.robust.PairPasses`) and the accuracy study's folds; only per-cell and per-group
-sums cross the network."""
+"""Pairs kept on the Dask workers (`DaskPairs`) and the passes over them: the robust fit's
+(`DaskPasses`, estimation.methods.robust.PairPasses) and cross-validation's (`DaskFolds`,
+analysis.accuracy.FoldPasses), the same steps as in one process; only per-cell and per-group sums
+cross the network."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..backend.core import resolve_backend
-from ..data.cells import CellTable
+from ..data.cells import CellTable, merge_tables
 from ..io.pairs import PairSource
-from .tables import Partition, read_partition
+from .tables import Partition, read_partition, tree_sum
 
 
 def _partition_pairs(
@@ -69,49 +73,61 @@ def partition_fold_errors(
     return be.to_host(err), be.to_host(group), be.to_host(in_table)  # to the client
 
 
-def dask_accuracy(
-    client: Any,
-    source: PairSource,
-    parts: list[Partition],
-    kept_rows: list[int],
-    first: int,
-    table: CellTable,
-    refit: Any,
-    base: int,
-    folds: int,
-    backend: str,
-    pooled: bool,
-) -> Any:
-    """k-fold cross-validation with the passes over the pairs as tasks: each partition builds its
-    folds' tables, the client fits each fold's complement, each partition scores its pairs. Folds
-    hash a pair's position in the whole dataset, so the result equals the single-process one."""
-    import numpy as np
+class DaskFolds:
+    """Cross-validation's passes over the pairs kept on the workers (analysis.accuracy.FoldPasses):
+    each partition builds its folds' tables and scores its pairs; folds hash a pair's position in
+    the whole dataset, so analysis.accuracy.cross_validate gives the single-process result."""
 
-    from ..analysis.accuracy import accuracy_stats, check_folds, fold_betas
-    from ..data.cells import merge_tables
+    def __init__(self, store: DaskPairs, pooled: bool) -> None:
+        self.store, self.pooled = store, pooled
 
-    check_folds(folds)
-    positions = np.concatenate([[0], np.cumsum(kept_rows)[:-1]]).astype(int).tolist()
-    shared = client.scatter(table, broadcast=True)
-    per_part = client.gather(
-        [
-            client.submit(partition_fold_tables, source, p, pos, first, shared, folds, backend, pooled, pure=True)
-            for p, pos in zip(parts, positions, strict=True)
+    def _each(self, fn: Any, table: CellTable, *args: Any) -> list[Any]:
+        store = self.store
+        positions = np.concatenate([[0], np.cumsum(store.kept_rows)[:-1]]).astype(int).tolist()
+        shared = store.client.scatter(table.to_host(), broadcast=True)
+        return store.client.gather(
+            [
+                store.client.submit(
+                    fn, store.source, p, pos, store.first, shared, *args, store.backend, self.pooled, pure=True
+                )
+                for p, pos in zip(store.parts, positions, strict=True)
+            ]
+        )
+
+    def fold_tables(self, table: CellTable, folds: int) -> list[CellTable]:
+        per_part = self._each(partition_fold_tables, table, folds)
+        return [merge_tables([tabs[f] for tabs in per_part]) for f in range(folds)]
+
+    def fold_errors(self, table: CellTable, betas: Any) -> tuple[Any, Any, Any]:
+        errors = self._each(partition_fold_errors, table, self.store.client.scatter(betas, broadcast=True))
+        return tuple(np.concatenate([e[k] for e in errors]) for k in range(3))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class DaskPairs:
+    """The pairs kept on a Dask cluster's workers, partition by partition (read again there when a
+    pass needs them): the passes of the robust fit and of cross-validation run as tasks, only
+    per-cell and per-group sums travel."""
+
+    client: Any
+    source: PairSource
+    parts: list[Partition]
+    kept_rows: list[int]  # pairs with both periods, per partition (cross-validation's positions)
+    first: int
+    backend: str  # the workers'
+    client_xp: Any  # the namespace the client fits with
+    huber_c: float
+
+    def robust_passes(self, table: CellTable, ident: Any, pooled: bool) -> DaskPasses:
+        host = table.to_host()
+        futures = [
+            self.client.submit(partition_pairs, self.source, p, self.first, host, self.backend, pooled)
+            for p in self.parts
         ]
-    )
-    tables = [merge_tables([tabs[f] for tabs in per_part]) for f in range(folds)]
-    betas = fold_betas(table, tables, refit, base)
-    shared_betas = client.scatter(betas, broadcast=True)
-    errors = client.gather(
-        [
-            client.submit(
-                partition_fold_errors, source, p, pos, first, shared, shared_betas, backend, pooled, pure=True
-            )
-            for p, pos in zip(parts, positions, strict=True)
-        ]
-    )
-    err, grp, in_table = (np.concatenate([e[k] for e in errors]) for k in range(3))
-    return accuracy_stats(err, grp, in_table, table.group_labels, folds)
+        return DaskPasses(self.client, futures, host, ident.identified, self.huber_c, self.backend, self.client_xp)
+
+    def folds(self, pooled: bool) -> DaskFolds:
+        return DaskFolds(self, pooled)
 
 
 def partition_pairs(
@@ -148,7 +164,6 @@ def _abs_histogram(pairs: Any, table: CellTable, identified: Any, log_index: Any
 
 def _abs_in_bins(pairs: Any, table: CellTable, identified: Any, log_index: Any, wanted: Any, backend: str) -> Any:
     """(group, |e|) of the pairs whose |e| falls in a wanted bin of its group ((G, 2) bins)."""
-    import numpy as np
 
     be, _, grp, _, e = _partition_residuals(pairs, table, identified, log_index, backend)
     xp = be.xp
@@ -203,16 +218,12 @@ class DaskPasses:
         self.n_groups, self.n_cells = table.n_groups, table.n_cells
 
     def _tree(self, fn: Any, *args: Any) -> Any:
-        level = [
+        futures = [
             self.client.submit(fn, p, self.table, self.identified, *args, self.backend, pure=False) for p in self.pairs
         ]
-        while len(level) > 1:
-            nxt = [self.client.submit(_add, a, b, pure=False) for a, b in zip(level[::2], level[1::2], strict=False)]
-            level = nxt + ([level[-1]] if len(level) % 2 else [])
-        return level[0].result()
+        return tree_sum(self.client, futures, _add, pure=False)
 
     def scale(self, log_index: Any) -> Any:
-        import numpy as np
 
         from ..estimation.methods.robust import scale_from_mad
 

@@ -130,11 +130,7 @@ def dask_cell_table(
         if progress is not None:
             progress(rows[future.key])
     kept_rows = [int(r[3]) for r in client.gather([client.submit(_head, f, pure=True) for f in futures])]
-    level = futures
-    while len(level) > 1:  # tree reduction on the workers: log2(partitions) rounds
-        nxt = [client.submit(add_partial, a, b, pure=True) for a, b in zip(level[::2], level[1::2], strict=False)]
-        level = nxt + ([level[-1]] if len(level) % 2 else [])
-    offset, table, missing, _ = level[0].result()
+    offset, table, missing, _ = tree_sum(client, futures, add_partial, pure=True)
     if table is None:
         raise DataError("the input holds no pairs")
     if start is not None or end is not None:
@@ -142,6 +138,15 @@ def dask_cell_table(
         acc.add(offset, table)
         offset, table = acc.total(start, end)
     return offset, table, missing, kept_rows
+
+
+def tree_sum(client: Any, futures: list[Any], combine: Any, pure: bool) -> Any:
+    """The results of futures combined pairwise on the workers, log2(len) rounds; the total to the client."""
+    level = futures
+    while len(level) > 1:
+        nxt = [client.submit(combine, a, b, pure=pure) for a, b in zip(level[::2], level[1::2], strict=False)]
+        level = nxt + ([level[-1]] if len(level) % 2 else [])
+    return level[0].result()
 
 
 def _head(partial: PartialTable) -> PartialTable:
