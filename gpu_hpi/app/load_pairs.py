@@ -63,7 +63,7 @@ def load_pairs(
         total_rows: int | None = d.n_pairs
     else:
         start, end = input_window(cfg.data, periodicity)
-        source = pair_source(cfg, periodicity, backend)
+        source = pair_source(cfg, periodicity, backend if reader is Reader.DEVICE_PAIRS else None)
         total_rows = source.count_rows()
         if reader is Reader.DASK:
             return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
@@ -83,8 +83,10 @@ def load_pairs(
     # batches in parallel, one thread each: on the CPU all of the work; on the GPU (pyarrow
     # decoding on the host) the next batches' decoding overlaps this one's copy and table
     workers = usable_cores()
-    if one_batch or (backend.is_gpu and reader in (Reader.SYNTHETIC, Reader.DEVICE_PAIRS)):
+    if one_batch or reader is Reader.DEVICE_PAIRS:
         workers = 1  # one batch, or device-resident batches: nothing on the host to overlap
+    elif reader is not Reader.ARROW_BATCHES:
+        workers = backend.workers(workers)  # synthetic batches: made on the device where there is one
 
     def convert_and_reduce(job: Callable[[], PairBatch]) -> tuple[PairBatch, tuple[int, CellTable] | None]:
         batch = job()
@@ -112,8 +114,8 @@ def load_pairs(
     return Loaded(table, first_period, pairs, {"missing_period": acc.missing_period}, market)
 
 
-def pair_source(cfg: AppConfig, periodicity: str, backend: Backend) -> PairSource:
-    """The pair files and their options (device reads sized by the backend's device, if a GPU)."""
+def pair_source(cfg: AppConfig, periodicity: str, device: Backend | None = None) -> PairSource:
+    """The pair files and their options (the device reader's reads sized by `device`'s memory)."""
     roles = ("group", "prev", "recent", "y", "price_prev", "price_recent")
     return PairSource(
         path=cfg.data.path,
@@ -124,7 +126,7 @@ def pair_source(cfg: AppConfig, periodicity: str, backend: Backend) -> PairSourc
         start=cfg.data.start,
         batch_rows=int(cfg.data.batch_rows),
         memory_limit=cfg.data.memory_limit,
-        device_read_bytes=(device_read_budget(backend, cfg.memory.maximum_pool_size) if backend.is_gpu else None),
+        device_read_bytes=None if device is None else device_read_budget(device, cfg.memory.maximum_pool_size),
     )
 
 

@@ -36,7 +36,6 @@ from ..data.pairs import add_counts, check_strict
 from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
-from ..io import device
 from ..io.store import cell_files, save_pairs
 from .loaders import add_stored_cells, check_table_only, load, read_plan
 from .preflight import check_input
@@ -80,26 +79,24 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
             maximum_pool_size=cfg.memory.maximum_pool_size,
             managed_memory=cfg.memory.managed_memory,
         )
-        if backend.is_gpu and files is not None:
-            device.library()  # its import counted here, not in the reading
+        keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
+        plan = read_plan(cfg, backend, keep_pairs)  # on a GPU pylibcudf's import counts here, not in the reading
     if cfg.output.plot:
         # the chart's imports (~0.5 s) while the data are read: on the GPU the host is idle; on the
         # CPU DuckDB's query and numpy release the GIL
         threading.Thread(target=importlib.import_module, args=("matplotlib.figure",), daemon=True).start()
     how = "requested" if option_name(cfg.backend.name) != "auto" else "chosen by backend=auto"
     # the memory note only where it applies (the GPU): no word about options a CPU run ignores
-    log.info("backend %s (%s): %s%s", backend.name, backend.device, how, f"; {memory_note}" if backend.is_gpu else "")
+    log.info("backend %s (%s): %s%s", backend.name, backend.device, how, f"; {memory_note}" if memory_note else "")
 
     strict = files is not None and files.strict
     add_cells = None if files is None else files.add_cells
-    keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
     if add_cells:
         check_table_only(cfg, method, solver, "data.add_cells")
     if isinstance(cfg.data, CellsDataConfig):
         check_table_only(cfg, method, solver, "data=cells")
     saving = isinstance(cfg.data, TransactionsDataConfig) and bool(cfg.data.save_pairs)
     prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)  # the price sums of sale records
-    plan = read_plan(cfg, backend, keep_pairs)
     loaded = load(plan, cfg, periodicity, backend, method, strict, keep_pairs or saving, prices, timings, resources)
     if saving and loaded.pairs is not None:
         with timings.stage("save_pairs"):

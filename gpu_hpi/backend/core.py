@@ -67,6 +67,11 @@ class Backend:
             return _through_pinned(self.xp, a if dtype is None else a.astype(dtype, copy=False))
         return self.xp.asarray(a, dtype=dtype)
 
+    def workers(self, n_items: int, threads: int | None = None) -> int:
+        """Threads to share n_items among: one on the GPU (the device does the parallel work), else
+        `threads` or a thread per usable core, at most one per item."""
+        return 1 if self.is_gpu else max(1, min(threads or usable_cores(), n_items))
+
     def to_host(self, a: Any) -> np.ndarray:
         """A numpy copy (or view, on the CPU) of an array of this backend."""
         return to_host(a)

@@ -93,9 +93,9 @@ def configure_memory(
 ) -> str:
     """Set up RMM's pool (or managed memory) before any device allocation, libcudf's and, once it is
     in use, CuPy's, with statistics on so the peak can be reported. Returns a one-line note of what
-    was done."""
+    was done ("" on the CPU)."""
     if not backend.is_gpu:
-        return "memory settings apply to the GPU only; ignored on the CPU"
+        return ""  # the memory settings are the GPU's: nothing to say on the CPU
     if not (pool or managed_memory):
         return "RMM off: CuPy's default memory pool"
     try:

@@ -77,6 +77,12 @@ def enabled() -> bool:
     return os.environ.get("GPU_HPI_FUSED_KERNEL", "1") != "0"
 
 
+def applies(backend: Any, pairs: Any, dense: bool) -> bool:
+    """Whether the fused kernel builds this table: pairs on the GPU without prices, a dense key
+    space, and GPU_HPI_FUSED_KERNEL not 0."""
+    return dense and backend.is_gpu and pairs.price_prev is None and enabled()
+
+
 @functools.cache
 def _module() -> Any:
     import cupy

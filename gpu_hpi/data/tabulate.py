@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.core import Backend, usable_cores
+from ..backend.core import Backend
 from . import kernels
 from .cells import PRICE_SUMS, Y_SUMS, CellTable, cell_key, dense_keys, from_keys
 from .keys import reduce_by_key
@@ -19,7 +19,7 @@ from .pairs import Pairs, add_counts, check_strict, count_invalid
 # pairs per chunk on the CPU: temporaries of a few MB are recycled by the allocator, where 4M-pair
 # chunks (32 MB arrays) went back to the OS each time and cost more in page faults than in arithmetic
 CPU_CHUNK = 1 << 19
-GPU_CHUNK = 1 << 28
+CHUNK_ROWS = {"cpu": CPU_CHUNK, "gpu": 1 << 28}  # by backend
 # pairs gathered (key and sums: ~32 bytes each) before the sparse table sorts them into cells
 SPARSE_FOLD_ROWS = 1 << 24
 
@@ -55,12 +55,12 @@ def build_cell_table(
     xp = backend.xp
     t, n = pairs.n_periods, pairs.n_pairs
     n_keys = pairs.n_groups * t * t
-    chunk = chunk_size or (GPU_CHUNK if backend.is_gpu else CPU_CHUNK)
+    chunk = chunk_size or CHUNK_ROWS[backend.name]
     starts = list(range(0, n, chunk))
-    workers = 1 if backend.is_gpu else max(1, min(threads or usable_cores(), len(starts)))
+    workers = backend.workers(len(starts), threads)
     names = Y_SUMS + (PRICE_SUMS if pairs.price_prev is not None else ())
 
-    if dense_keys(n_keys) is not None and backend.is_gpu and pairs.price_prev is None and kernels.enabled():
+    if kernels.applies(backend, pairs, dense_keys(n_keys) is not None):
         cnt, s1, s2, dropped = kernels.fused_cell_sums(
             pairs.prev, pairs.recent, pairs.y, pairs.group, t, pairs.n_groups
         )

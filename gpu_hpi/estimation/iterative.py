@@ -27,6 +27,8 @@ from ..options import SolverOperator
 from .identify import Identification
 
 OPERATORS: tuple[str, ...] = tuple(o.value for o in SolverOperator)
+# operator=auto by backend: implicit on the device (no matrix in its memory), the matrix on the host
+AUTO_OPERATOR = {"gpu": "implicit", "cpu": "matrix"}
 # atol = btol: the index then equals the exact solve's to ~1e-13 at 150M pairs, where 1e-12 left
 # 2.9e-11 at 10M and 1e-10 left 3e-9 (BENCHMARKS.md)
 DEFAULT_TOL = 1e-13
@@ -72,7 +74,7 @@ def pair_operator(
     scaled to unit norm."""
     xp = backend.xp
     if operator == "auto":
-        operator = "implicit" if backend.is_gpu else "matrix"
+        operator = AUTO_OPERATOR[backend.name]
     counts = columns.column_counts().astype(np.float64)
     d = 1.0 / xp.sqrt(xp.maximum(counts, 1.0)) if scale else xp.ones(columns.n_columns)
     if operator == "implicit":

@@ -6,7 +6,6 @@ All functions take arrays of one backend (numpy or cupy) and use only the shared
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,17 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.core import Backend, to_host, usable_cores
+from ..backend.core import Backend, to_host
 from ..data.cells import CellTable
 from ..options import SolverName
 from .identify import Identification
 from .lapack import cholesky_solve, one_blas_thread
 
 SOLVERS: tuple[str, ...] = tuple(s.value for s in SolverName)
-# groups per batched dense solve: a few (batch, T, T) float64 temporaries of <= 512 MB each
-GROUP_CELLS = 1 << 26
-# on the host, batches small enough for the cache and for malloc to reuse their memory (no page faults)
-HOST_GROUP_CELLS = 1 << 21
+# numbers per batched dense solve, by backend: on the device a few (batch, T, T) float64 temporaries
+# of <= 512 MB each; on the host batches small enough for the cache and for malloc to reuse their
+# memory (no page faults)
+SOLVE_CELLS = {"gpu": 1 << 26, "cpu": 1 << 21}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +121,7 @@ def decouple(xp: Any, a: Any, m: Any, identity: bool = True) -> Any:
     return a
 
 
-def group_batches(table: CellTable, numbers: int = GROUP_CELLS) -> Iterator[tuple[int, int, slice]]:
+def group_batches(table: CellTable, numbers: int = SOLVE_CELLS["gpu"]) -> Iterator[tuple[int, int, slice]]:
     """(g0, g1, cell slice) for batches of groups whose (batch, T, T) matrices hold at most
     `numbers` numbers (cells are sorted by group)."""
     bounds = _group_bounds(table)
@@ -204,11 +203,11 @@ def fit_table(
     # on the CPU a thread per core, each solving its batches with a single-threaded BLAS: the
     # batched (T, T) inverses ran 1.65x faster so than with OpenBLAS threading each call; a single
     # batch (one region, the pooled index) too, as BLAS threads cost more than they save on such
-    # systems. The batches in flight together hold at most GROUP_CELLS numbers, as one batch did before.
-    workers = 1 if backend.is_gpu else max(1, min(usable_cores(), table.n_groups))
-    per_batch = GROUP_CELLS if backend.is_gpu else HOST_GROUP_CELLS
+    # systems. The batches in flight together hold at most SOLVE_CELLS numbers, as one batch did before.
+    workers = backend.workers(table.n_groups)
+    per_batch = SOLVE_CELLS[backend.name]
     batches = list(group_batches(table, min(per_batch, -(-table.n_groups // workers) * t * t)))
-    with contextlib.nullcontext() if backend.is_gpu else one_blas_thread():
+    with one_blas_thread():  # the host's BLAS (the device's solves do not use it)
         if workers > 1 and len(batches) > 1:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(lambda batch: fit_batch(*batch), batches))

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
 
 def test_group_batches_give_the_same_fit(problem: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = estimate(problem)
-    for name in ("GROUP_CELLS", "HOST_GROUP_CELLS"):  # two groups a batch, on the device and the host
-        monkeypatch.setattr(normal, name, 2 * problem.n_periods**2)
+    for name in ("gpu", "cpu"):  # two groups a batch, on the device and the host
+        monkeypatch.setitem(normal.SOLVE_CELLS, name, 2 * problem.n_periods**2)
     batched = estimate(problem)
     np.testing.assert_allclose(batched.log_index, whole.log_index, atol=1e-12, rtol=0)
     np.testing.assert_allclose(batched.se, whole.se, rtol=1e-10, atol=0)
