@@ -9,7 +9,7 @@ from ..backend.core import Backend
 from ..config import AppConfig, option_name
 from ..data.calendar import PER_YEAR
 from ..data.pairing import PairingRules, check_sales, make_pairs
-from ..data.pairs import add_counts
+from ..data.rules import add_counts
 from ..io import device, device_columns
 from ..io.device_sales import pair_sales
 from ..io.sales import SaleSource

@@ -32,7 +32,7 @@ from ..config import (
     option_name,
 )
 from ..data.calendar import Calendar, parse_period
-from ..data.pairs import add_counts, check_strict
+from ..data.rules import add_counts, check_strict
 from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions

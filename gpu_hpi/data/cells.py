@@ -16,7 +16,7 @@ import numpy as np
 from ..backend.core import Backend, array_namespace, to_host
 from ..errors import DataError
 from .keys import reduce_by_key
-from .pairs import add_counts
+from .rules import add_counts
 
 # At most this many (group, prev, recent) keys: bincount into a dense key space per chunk
 # (~100 MB of accumulators). Beyond it (thousands of groups), reduce by sorting the keys.

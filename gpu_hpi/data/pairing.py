@@ -27,7 +27,8 @@ from ..backend.core import Backend
 from ..errors import ConfigError, DataError
 from ..options import Pairing
 from .keys import segment_medians
-from .pairs import Pairs, add_counts
+from .pairs import Pairs
+from .rules import add_counts
 
 PAIRINGS = tuple(p.value for p in Pairing)
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal

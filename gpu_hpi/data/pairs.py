@@ -124,19 +124,6 @@ def count_invalid(xp: Any, pairs: Pairs) -> tuple[Any, dict[str, int]]:
     return valid, {k: int(xp.count_nonzero(m)) for k, m in masks.items()}
 
 
-def add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
-    """Sum two reason -> count maps, keeping only non-zero counts; the readers' and pair makers'
-    reasons first (as given), then DROP_REASONS in order."""
-    keys = [k for k in {**total, **more} if k not in DROP_REASONS] + list(DROP_REASONS)
-    return {k: total.get(k, 0) + more.get(k, 0) for k in keys if total.get(k, 0) + more.get(k, 0)}
-
-
-def check_strict(dropped: dict[str, int]) -> None:
-    if dropped:
-        detail = ", ".join(f"{k}={v}" for k, v in dropped.items())
-        raise DataError(f"invalid pairs (strict mode): {detail}")
-
-
 def encode_groups(backend: Backend, group: Any) -> tuple[Any, np.ndarray]:
     """Group ids -> (int16/int32 codes on the backend, sorted host labels); missing ids get code -1."""
     xp = backend.xp

@@ -1,7 +1,8 @@
-"""The drop rules of a pair, declared once: each reason and the conditions under which a pair fails
-it. Every engine states them from this declaration: the arrays (numpy or CuPy, `failing`), the
-CUDA kernel's C (`c_condition`), DuckDB's SQL (`sql_condition`) and libcudf's columns
-(io.device_columns). A pair is counted under the first reason it fails, in the declared order.
+"""The drop rules of a pair, declared once, and the counting of what they drop (`add_counts`,
+`check_strict`). Each rule is a reason and the conditions under which a pair fails it; every engine
+states them from this declaration: the arrays (numpy or CuPy, `failing`), the CUDA kernel's C
+(`c_condition`), DuckDB's SQL (`sql_condition`) and libcudf's columns (io.device_columns). A pair
+is counted under the first reason it fails, in the declared order.
 
 A condition is (column, op, operand): column and operand name a pair column ("group", "prev",
 "recent", "y", "price_prev", "price_recent") or "T", the number of periods, or give a number; op
@@ -15,6 +16,8 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ..errors import DataError
 
 Condition = tuple[str, str, Any]
 
@@ -119,6 +122,20 @@ def sql_condition(rule: DropRule, names: Mapping[str, str]) -> str:
         return f"{names[column]} {'=' if op == '==' else op} {names.get(operand, operand)}"
 
     return f"coalesce({' OR '.join(term(*c) for c in rule.any_of)}, true)"
+
+
+def add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    """Sum two reason -> count maps, keeping only non-zero counts; the readers' and pair makers'
+    reasons first (as given), then DROP_REASONS in order."""
+    keys = [k for k in {**total, **more} if k not in DROP_REASONS] + list(DROP_REASONS)
+    return {k: total.get(k, 0) + more.get(k, 0) for k in keys if total.get(k, 0) + more.get(k, 0)}
+
+
+def check_strict(dropped: dict[str, int]) -> None:
+    """DataError naming every drop count, where data.strict=true refuses invalid pairs."""
+    if dropped:
+        detail = ", ".join(f"{k}={v}" for k, v in dropped.items())
+        raise DataError(f"invalid pairs (strict mode): {detail}")
 
 
 def rule(reason: str) -> DropRule:

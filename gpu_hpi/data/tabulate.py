@@ -14,7 +14,8 @@ from ..backend.core import Backend
 from . import kernels
 from .cells import PRICE_SUMS, Y_SUMS, CellTable, cell_key, dense_keys, from_keys
 from .keys import reduce_by_key
-from .pairs import Pairs, add_counts, check_strict, count_invalid
+from .pairs import Pairs, count_invalid
+from .rules import add_counts, check_strict
 
 # pairs per chunk on the CPU: temporaries of a few MB are recycled by the allocator, where 4M-pair
 # chunks (32 MB arrays) went back to the OS each time and cost more in page faults than in arithmetic

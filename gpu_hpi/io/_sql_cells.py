@@ -10,8 +10,7 @@ import numpy as np
 
 from ..data.calendar import check_window
 from ..data.cells import PRICE_SUMS, CellTable
-from ..data.pairs import check_strict
-from ..data.rules import failing
+from ..data.rules import check_strict, failing
 from ..errors import DataError
 from .sql import SqlTable
 

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..data.cells import CellTable, from_keys
-from ..data.pairs import Pairs, check_strict
-from ..data.rules import COLUMNS, applicable
+from ..data.pairs import Pairs
+from ..data.rules import COLUMNS, applicable, check_strict
 from ..data.tabulate import build_cell_table
 from .device import Ops, library
 from .periods import (

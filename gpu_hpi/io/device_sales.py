@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from ..backend.core import resolve_backend
 from ..data.pairing import MAD_TO_SD, PairingRules, SalePairs
-from ..data.pairs import add_counts, encode_groups
+from ..data.pairs import encode_groups
+from ..data.rules import add_counts
 from ..errors import DataError
 from . import device, device_columns
 from .columns import group_values

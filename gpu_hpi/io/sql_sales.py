@@ -28,7 +28,8 @@ import pyarrow as pa
 from ..data.calendar import check_window
 from ..data.cells import CellTable
 from ..data.pairing import PairingRules, check_sales
-from ..data.pairs import Pairs, add_counts
+from ..data.pairs import Pairs
+from ..data.rules import add_counts
 from ..errors import ConfigError, DataError
 from ._sale_batches import collect_pairs, paired_batches
 from ._sql_cells import group_labels
