@@ -65,7 +65,7 @@ def partition_fold_errors(
     backend: str,
     pooled: bool,
 ) -> tuple[Any, Any, Any]:
-    """On a worker: the partition's out-of-fold prediction errors (see diagnostics.fold_errors)."""
+    """On a worker: the partition's out-of-fold prediction errors (see analysis.accuracy.fold_errors)."""
     from ..analysis.accuracy import fold_errors
 
     be, pairs = _partition_pairs(source, part, first, table, backend, pooled)

@@ -1,5 +1,5 @@
 """Sale records on the device: read by libcudf and paired by its operations (sort, neighbour
-comparisons, selections, gathers), the rules of gpu_hpi.transactions in the same order and with the
+comparisons, selections, gathers), the rules of data/pairing.py in the same order and with the
 same floating-point operations, so that a fresh machine compiles no kernel for them. The pairs reach
 CuPy without a copy. They are the pairs and counts of make_pairs, ordered as the DuckDB path orders
 them (properties by their key's value; make_pairs, by first appearance). tests/unit/io/
@@ -113,7 +113,7 @@ def _group_codes(ops: device.Ops, col: Any) -> tuple[Any, np.ndarray]:
 
 
 def pair_sales(ops: device.Ops, sales: DeviceSales, rules: PairingRules, first: int, n_periods: int) -> SalePairs:
-    """transactions.make_pairs of the sales, periods counted from the absolute period `first` in a
+    """data.pairing.make_pairs of the sales, periods counted from the absolute period `first` in a
     window of n_periods: the same rules, counts and pairs (properties in their key's order)."""
     dropped: dict[str, int] = {}
 
@@ -159,7 +159,7 @@ def pair_sales(ops: device.Ops, sales: DeviceSales, rules: PairingRules, first: 
 
 def _pair_rows(ops: device.Ops, key: Any, pairing: str) -> tuple[Any, Any]:
     """(earlier, later) rows of the pairs of sales sorted by property then time, ordered by the
-    earlier sale, then the later (transactions._pair_indices)."""
+    earlier sale, then the later (data.pairing._pair_indices)."""
     n = key.size()
     rows = ops.sequence(n)
     firsts, seconds = [], []

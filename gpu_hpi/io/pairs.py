@@ -126,7 +126,7 @@ class PairSource:
     integer_periods: str = "index"
     start: str | None = None
     batch_rows: int = 1 << 22
-    # GPU reads: bytes of decoded columns per read (backend.device_read_budget); None: batch_rows
+    # GPU reads: bytes of decoded columns per read (backend.memory.device_read_budget); None: batch_rows
     device_read_bytes: int | None = None
     memory_limit: str | None = None  # of DuckDB's reads on the CPU (sql.connect); None: its default
 

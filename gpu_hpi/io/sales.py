@@ -1,4 +1,4 @@
-"""Readers of raw sale records (one row per sale), for pairing in arrays (gpu_hpi.transactions)."""
+"""Readers of raw sale records (one row per sale), for pairing in arrays (data/pairing.py)."""
 
 from __future__ import annotations
 

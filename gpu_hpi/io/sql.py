@@ -154,7 +154,7 @@ class PeriodColumns:
         return "0"
 
     def _check_dates(self, name: str, col: str) -> None:
-        """The column's dates are plausible (io.check_plausible_days), from its extremes (parquet
+        """The column's dates are plausible (io.periods.check_plausible_days), from its extremes (parquet
         statistics: no scan); a column DuckDB cannot convert (nanoseconds stored as milliseconds
         overflow) goes to the pyarrow reader, whose message names the column and the unit."""
         import duckdb
