@@ -142,8 +142,9 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
         warnings.formatwarning = _one_line_warning
     try:
         if command_line:
-            from .app.preflight import check_input, uses_device_arrays
+            from .app.preflight import check_input, check_outputs, uses_device_arrays
 
+            check_outputs(cfg, out_dir)
             check_input(cfg.data)
             if option_name(cfg.backend.name) != "cpu":
                 warmup.start(arrays=uses_device_arrays(cfg))

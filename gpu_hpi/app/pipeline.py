@@ -36,9 +36,9 @@ from ..data.rules import add_counts, check_strict
 from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
-from ..io.store import cell_files, save_pairs
+from ..io.store import cell_files
 from .loaders import add_stored_cells, check_table_only, load, read_plan
-from .preflight import check_input
+from .preflight import check_input, check_outputs
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs
 from .stages import Timings
 
@@ -66,9 +66,9 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     tuning = {f.name: getattr(cfg.method, f.name) for f in dataclasses.fields(MethodTuning)}
     method = MethodOptions(name=option_name(cfg.method.name), stage2=option_name(cfg.method.stage2), **tuning)
     files = cfg.data if isinstance(cfg.data, FileDataConfig) else None  # pairs or sale records
-    if files is not None:
-        with timings.stage("check_input"):
-            check_input(cfg.data)  # what the files' footers refuse, before the device is set up
+    with timings.stage("check_input"):
+        check_outputs(cfg, out_dir)  # no output written over an input
+        check_input(cfg.data)  # what the files' footers refuse, before the device is set up
     with timings.stage("setup"):
         warmup.wait()  # started by the command line (backend/warmup.py); its remaining time counts here
         backend = resolve_backend(option_name(cfg.backend.name))
@@ -98,10 +98,6 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     saving = isinstance(cfg.data, TransactionsDataConfig) and bool(cfg.data.save_pairs)
     prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)  # the price sums of sale records
     loaded = load(plan, cfg, periodicity, backend, method, strict, keep_pairs or saving, prices, timings, resources)
-    if saving and loaded.pairs is not None:
-        with timings.stage("save_pairs"):
-            calendar = Calendar(periodicity, loaded.first_period, loaded.table.n_periods)
-            save_pairs(loaded.pairs, calendar, cfg.data.save_pairs)
     if add_cells:
         with timings.stage("add_cells"):
             loaded = add_stored_cells(loaded, cell_files(add_cells), periodicity, backend)
@@ -153,7 +149,11 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     # the stored table carries every drop count, the readers' included, for later runs to report
     cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or add_cells else None
     columns = series_columns(cfg.index, result, calendar.periodicity, summary)
-    write_outputs(result, out_dir, cfg.output, summary, timings, diag, cells, columns, backend=backend)
+    # the pairs of data.save_pairs are written with the run's other outputs: only by a run that succeeds
+    saved = (loaded.pairs, calendar, str(cfg.data.save_pairs)) if saving and loaded.pairs is not None else None
+    write_outputs(
+        result, out_dir, cfg.output, summary, timings, diag, cells, columns, backend=backend, saved_pairs=saved
+    )
     return summary
 
 

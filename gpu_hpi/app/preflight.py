@@ -1,15 +1,19 @@
-"""What the input's footers refuse before the run's imports and the device: dates of an implausible
-year in the parquet statistics (e.g. nanoseconds stored as milliseconds). Light on purpose (pyarrow
-and the period rules only): the command line checks this before importing the run's modules or
-starting the GPU's warm-up, so that such a refusal costs the interpreter and Hydra, not the run's
-start-up (pipeline.run checks it again for callers in a process of their own: a footer read, ms)."""
+"""What is refused before the run's imports and the device: an output that would be written over
+an input (the run's files, data.save_pairs), and dates of an implausible year in the parquet
+statistics (e.g. nanoseconds stored as milliseconds). Light on purpose (pyarrow and the period
+rules only): the command line checks these before importing the run's modules or starting the
+GPU's warm-up, so that a refusal costs the interpreter and Hydra, not the run's start-up
+(pipeline.run checks them again for callers in a process of their own: a footer read, ms)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from ..config import option_name
-from ..io.files import input_files
+from ..errors import ConfigError
+from ..io.files import expand_path, input_files
 from ..io.periods import check_footer_dates
 
 
@@ -25,6 +29,62 @@ def check_input(data: Any) -> None:
     files, fmt = input_files(str(data.path), option_name(data.format))
     if fmt == "parquet":
         check_footer_dates(files, [str(name) for name in names])
+
+
+def run_outputs(cfg: Any) -> list[str]:
+    """The names of the files a run of this configuration writes into its directory."""
+    out, diag, data = cfg.output, cfg.diagnostics, cfg.data
+    flags = {
+        "index.csv": out.csv,
+        "index.parquet": out.parquet,
+        "diagnostics.csv": True,
+        "accuracy.csv": diag.accuracy_folds or diag.in_sample_error or diag.forecast_error,
+        "vintages.parquet": diag.vintages,
+        "cells.parquet": out.cells or bool(getattr(data, "add_cells", None)),
+        "index.png": out.plot,
+        "regions.png": out.plot_regions,
+        "diagnostics.png": out.plot_diagnostics,
+        "summary.json": True,
+    }
+    return [name for name, written in flags.items() if written]
+
+
+def input_paths(data: Any) -> list[str]:
+    """Every file the data group reads: the pairs or sale records, and stored cell tables."""
+    paths: list[str] = []
+    if data.kind in ("pairs", "transactions"):
+        paths += input_files(str(data.path), option_name(data.format))[0]
+    stored = data.path if data.kind == "cells" else getattr(data, "add_cells", None)
+    if stored:
+        items = [stored] if isinstance(stored, str) else list(stored)
+        paths += [f for item in items for f in expand_path(str(item), recursive=False)]
+    return paths
+
+
+def check_outputs(cfg: Any, out_dir: Path) -> None:
+    """ConfigError, before anything is read, where an output of the run would be written over one
+    of its input files (the same file under any name: symlinks, hard links, globs resolved), or
+    data.save_pairs does not name a parquet file."""
+    save_pairs = getattr(cfg.data, "save_pairs", None)
+    if save_pairs and not str(save_pairs).lower().endswith(".parquet"):
+        raise ConfigError(f"data.save_pairs={save_pairs} must name a .parquet file (the pairs are written as parquet)")
+    outputs = {str(out_dir / name): f"the output {name} of hydra.run.dir={out_dir}" for name in run_outputs(cfg)}
+    if save_pairs:
+        outputs[os.path.expanduser(str(save_pairs))] = f"data.save_pairs={save_pairs}"
+    inputs = input_paths(cfg.data) if cfg.data.kind != "synthetic" else []
+    for path, what in outputs.items():
+        for read in inputs:
+            if _same_file(path, read):
+                raise ConfigError(f"{what} would overwrite the input {read}; write it elsewhere")
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:  # the output does not exist yet
+        return False
 
 
 def uses_device_arrays(cfg: Any) -> bool:

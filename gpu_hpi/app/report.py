@@ -30,20 +30,10 @@ from ..data.pairs import Pairs, align_groups, pooled_pairs
 from ..errors import DataError, raise_stop
 from ..estimation.result import IndexResult
 from ..io.files import write_csv
-from ..io.store import save_cells
+from ..io.store import save_cells, save_pairs
 from ..synthetic import SyntheticMarket
 from .loaded import KeptElsewhere
 from .stages import Timings
-
-OUTPUT_FILES = (
-    "index.csv",
-    "index.parquet",
-    "summary.json",
-    "index.png",
-    "diagnostics.csv",
-    "accuracy.csv",
-    "cells.parquet",
-)
 
 
 def series_columns(
@@ -233,10 +223,11 @@ def write_outputs(
     columns: dict[str, Any] | None = None,
     *,
     backend: Backend,
+    saved_pairs: tuple[Pairs, Calendar, str] | None = None,
 ) -> None:
     """Write every output to a temporary name first and rename them all at the end, so that a
-    failure leaves no partial output. The "write" stage in summary.json counts everything up to
-    summary.json itself."""
+    failure leaves no partial output; saved_pairs: (pairs, calendar, path) of data.save_pairs, one
+    of them. The "write" stage in summary.json counts everything up to summary.json itself."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = result.to_frame(float(output.ci_level))
@@ -246,9 +237,8 @@ def write_outputs(
         frame["index_smoothed"] = diagnostics.smoothed.ravel()
     written: list[tuple[Path, Path]] = []
 
-    def temp(name: str) -> Path:
-        final = out_dir / name
-        tmp = out_dir / f".{name}.tmp"
+    def temp(name: str, folder: Path = out_dir) -> Path:
+        final, tmp = folder / name, folder / f".{name}.tmp"
         written.append((tmp, final))
         return tmp
 
@@ -276,6 +266,12 @@ def write_outputs(
         summary["peak_host_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         summary["peak_device_bytes"] = peak_device_bytes(backend)
         summary["outputs"] = [final.name for _, final in written] + ["summary.json"]
+        if saved_pairs is not None:
+            pairs, calendar, path = saved_pairs
+            final = Path(os.path.expanduser(path)).absolute()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            save_pairs(pairs, calendar, temp(final.name, final.parent))
+            summary["saved_pairs"] = str(final)
         temp("summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     except BaseException:
         for tmp, _ in written:

@@ -10,6 +10,7 @@ update reads only the new pairs and adds the stored table of the history.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +163,11 @@ def _label_kind(labels: np.ndarray) -> str:
     return "int" if labels.dtype.kind in "iu" else "str"
 
 
-def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
+def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -> None:
     """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
-    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day; atomic. Pairs on the
-    GPU are copied to the host first."""
+    LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day (the run writes them
+    to a temporary name and renames them with its other outputs). Pairs on the GPU are copied to
+    the host first."""
     firsts = calendar.first_days()
     group: Any = "ALL"
     if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
@@ -181,4 +183,4 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str) -> None:
             "RecentPrice": to_host(pairs.price_recent),
         }
     )
-    write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    frame.to_parquet(path, index=False)

@@ -239,9 +239,11 @@ def test_dictionary_dates_keep_the_latest_sale_of_a_period(tmp_path: Path) -> No
     pq.write_table(table, categorical)
     common = ["data=transactions", "data.columns.group=null", "index.min_pairs=1", "diagnostics.revision=false"]
     for path, name in ((plain, "plain"), (categorical, "categorical")):
-        run = run_app(tmp_path, *common, f"data.path={path}", f"data.save_pairs={tmp_path / name}.pairs", name=name)
+        run = run_app(
+            tmp_path, *common, f"data.path={path}", f"data.save_pairs={tmp_path / name}-pairs.parquet", name=name
+        )
         run.ok()
-        saved = pd.read_parquet(tmp_path / f"{name}.pairs")
+        saved = pd.read_parquet(tmp_path / f"{name}-pairs.parquet")
         assert saved[["PrevPrice", "RecentPrice"]].values.tolist() == [[200.0, 400.0]], name
 
 

@@ -74,3 +74,85 @@ def test_implausible_dates_are_refused_before_the_run_is_imported(
 )
 def test_the_warm_up_imports_cupy_only_for_runs_that_use_it(overrides: list[str], arrays: bool) -> None:
     assert uses_device_arrays(compose_config(*overrides)) == arrays
+
+
+# --------------------------------------------------------------------------------------------------
+# no output written over an input
+
+
+def digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sales_file(tmp_path: Path) -> Path:
+    from sales_reference import random_sales, write_sales
+
+    return write_sales(tmp_path, random_sales(21, n_props=300), ["a", "b"])
+
+
+SALES = ["data=transactions", "data.columns.property=[a,b]", "data.columns.group=group"]
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_save_pairs_over_the_input_is_refused_and_the_input_kept(tmp_path: Path, link: str) -> None:
+    """data.save_pairs naming the sale records themselves (or a link to them) is one line, exit 2,
+    before anything is read; the file is unchanged."""
+    import os
+
+    from helpers import run_app
+
+    sales = sales_file(tmp_path)
+    before = digest(sales)
+    target = {"same": sales, "symlink": tmp_path / "link.parquet", "hardlink": tmp_path / "hard.parquet"}[link]
+    if link == "symlink":
+        os.symlink(sales, target)
+    elif link == "hardlink":
+        os.link(sales, target)
+    run = run_app(tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={target}")
+    assert run.rc == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "data.save_pairs=" in run.stderr and "would overwrite the input" in run.stderr
+    assert digest(sales) == before and not (run.dir / "summary.json").exists()
+
+
+def test_run_outputs_over_inputs_are_refused(tmp_path: Path) -> None:
+    """A stored cell table read from the run directory that the run would write again, and a pair
+    file named as one of the run's outputs: refused in one line, the inputs unchanged."""
+    import pyarrow.parquet as pq
+    from helpers import run_app, seed_pairs
+
+    first = run_app(tmp_path, "data.n_pairs=20000", "output.cells=true", name="history").ok()
+    cells = first.dir / "cells.parquet"
+    before = digest(cells)
+    again = run_app(tmp_path, "data=cells", f"data.path={cells}", "output.cells=true", name="history")
+    assert again.rc == 2 and "the output cells.parquet" in again.stderr and "would overwrite the input" in again.stderr
+    assert digest(cells) == before
+    # without output.cells the stored table is only read: the run goes ahead
+    run_app(tmp_path, "data=cells", f"data.path={cells}", name="history").ok()
+    assert digest(cells) == before
+
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    pq.write_table(seed_pairs(3000, 4), inside / "index.parquet")
+    pairs_before = digest(inside / "index.parquet")
+    run = run_app(tmp_path, "data=pairs", f"data.path={inside / 'index.parquet'}", name="inside")
+    assert run.rc == 2 and "the output index.parquet" in run.stderr
+    assert digest(inside / "index.parquet") == pairs_before
+
+
+def test_save_pairs_must_be_parquet_and_is_written_only_by_a_run_that_succeeds(tmp_path: Path) -> None:
+    from helpers import run_app
+
+    sales = sales_file(tmp_path)
+    csv = run_app(tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={tmp_path / 'pairs.csv'}", name="csv")
+    assert csv.rc == 2 and "must name a .parquet file" in csv.stderr and not (tmp_path / "pairs.csv").exists()
+    saved = tmp_path / "out" / "pairs.parquet"
+    # a run refused after the pairing (a base period outside the window) leaves no pairs file
+    failed = run_app(
+        tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={saved}", "index.base_period=1999-01", name="bad"
+    )
+    assert failed.rc == 2 and not saved.exists() and not list(saved.parent.glob(".*.tmp"))
+    good = run_app(tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={saved}", name="good").ok()
+    assert saved.exists() and good.summary["saved_pairs"] == str(saved)
+    assert "pairs.parquet" not in good.summary["outputs"]  # the run directory's files only
