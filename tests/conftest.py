@@ -83,7 +83,7 @@ def stand_in_gpu(ops: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import scipy.sparse
     import scipy.sparse.linalg
 
-    from gpu_hpi.app import load_pairs, pipeline, report
+    from gpu_hpi.app import load_pairs, outputs, pipeline
     from gpu_hpi.backend.core import Backend, resolve_backend
 
     class StandIn(Backend):
@@ -96,7 +96,7 @@ def stand_in_gpu(ops: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         return stand_in if choice == "gpu" else resolve_backend(choice)
 
     monkeypatch.setattr(pipeline, "resolve_backend", resolve)
-    monkeypatch.setattr(report, "peak_device_bytes", lambda backend: None)
+    monkeypatch.setattr(outputs, "peak_device_bytes", lambda backend: None)
     monkeypatch.setattr(load_pairs, "device_read_budget", lambda backend, maximum=None: 1 << 30)
     monkeypatch.setenv("GPU_HPI_FUSED_KERNEL", "0")
 

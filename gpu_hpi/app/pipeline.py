@@ -38,8 +38,9 @@ from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
 from ..io.store import cell_files
 from .loaders import add_stored_cells, check_table_only, load, read_plan
-from .preflight import check_input, check_outputs
-from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns, write_outputs
+from .outputs import write_outputs
+from .preflight import check_input, check_outputs, input_paths
+from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns
 from .stages import Timings
 
 log = logging.getLogger("gpu_hpi")
@@ -68,6 +69,7 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     files = cfg.data if isinstance(cfg.data, FileDataConfig) else None  # pairs or sale records
     with timings.stage("check_input"):
         check_outputs(cfg, out_dir)  # no output written over an input
+        inputs = [] if cfg.data.kind == "synthetic" else input_paths(cfg.data)
         check_input(cfg.data)  # what the files' footers refuse, before the device is set up
     with timings.stage("setup"):
         warmup.wait()  # started by the command line (backend/warmup.py); its remaining time counts here
@@ -152,7 +154,17 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     # the pairs of data.save_pairs are written with the run's other outputs: only by a run that succeeds
     saved = (loaded.pairs, calendar, str(cfg.data.save_pairs)) if saving and loaded.pairs is not None else None
     write_outputs(
-        result, out_dir, cfg.output, summary, timings, diag, cells, columns, backend=backend, saved_pairs=saved
+        result,
+        out_dir,
+        cfg.output,
+        summary,
+        timings,
+        diag,
+        cells,
+        columns,
+        backend=backend,
+        saved_pairs=saved,
+        inputs=inputs,
     )
     return summary
 

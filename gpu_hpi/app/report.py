@@ -1,16 +1,9 @@
-"""What a run reports: the diagnostics it was asked for, the summary, and the output files
-(written as one set: summary.json last)."""
+"""What a run reports: the diagnostics it was asked for and the summary (app/outputs.py writes
+them)."""
 
 from __future__ import annotations
 
-import json
-import os
-import resource
-import signal
-import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,19 +14,14 @@ from ..analysis.refit import Refit
 from ..analysis.revision import revision, vintage_indices, vintages_frame
 from ..analysis.series import diagnostics_frame, fill_gaps, seasonal_adjust, smooth, volatility
 from ..backend.core import Backend
-from ..backend.memory import peak_device_bytes
-from ..charts import diagnostics_chart, regions_chart
-from ..config import AppConfig, DiagnosticsConfig, IndexConfig, OutputConfig, option_name
+from ..config import AppConfig, DiagnosticsConfig, IndexConfig, option_name
 from ..data.calendar import Calendar
 from ..data.cells import CellTable
 from ..data.pairs import Pairs, align_groups, pooled_pairs
-from ..errors import DataError, raise_stop
+from ..errors import DataError
 from ..estimation.result import IndexResult
-from ..io.files import write_csv
-from ..io.store import save_cells, save_pairs
 from ..synthetic import SyntheticMarket
 from .loaded import KeptElsewhere
-from .stages import Timings
 
 
 def series_columns(
@@ -210,87 +198,3 @@ def run_summary(
         if np.isfinite(error).any():  # regions all skipped: no error to report
             summary["max_abs_error_vs_true_log_index"] = float(np.nanmax(error))
     return summary
-
-
-def write_outputs(
-    result: IndexResult,
-    out_dir: Path,
-    output: OutputConfig,
-    summary: dict[str, Any],
-    timings: Timings,
-    diagnostics: DiagnosticsOutput | None = None,
-    cells: tuple[CellTable, Calendar] | None = None,
-    columns: dict[str, Any] | None = None,
-    *,
-    backend: Backend,
-    saved_pairs: tuple[Pairs, Calendar, str] | None = None,
-) -> None:
-    """Write every output to a temporary name first and rename them all at the end, so that a
-    failure leaves no partial output; saved_pairs: (pairs, calendar, path) of data.save_pairs, one
-    of them. The "write" stage in summary.json counts everything up to summary.json itself."""
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = result.to_frame(float(output.ci_level))
-    for name, values in (columns or {}).items():  # index.fill, index.seasonal_adjust (analysis/series.py)
-        frame[name] = np.asarray(values).ravel()
-    if diagnostics is not None and diagnostics.smoothed is not None:
-        frame["index_smoothed"] = diagnostics.smoothed.ravel()
-    written: list[tuple[Path, Path]] = []
-
-    def temp(name: str, folder: Path = out_dir) -> Path:
-        final, tmp = folder / name, folder / f".{name}.tmp"
-        written.append((tmp, final))
-        return tmp
-
-    try:
-        if output.csv:
-            write_csv(frame, temp("index.csv"))
-        if output.parquet:
-            frame.to_parquet(temp("index.parquet"), index=False)
-        if diagnostics is not None:
-            write_csv(diagnostics.frame, temp("diagnostics.csv"))
-            if diagnostics.accuracy is not None:
-                write_csv(diagnostics.accuracy, temp("accuracy.csv"))
-            if diagnostics.vintages is not None:
-                diagnostics.vintages.to_parquet(temp("vintages.parquet"), index=False)
-        if cells is not None:
-            save_cells(*cells, temp("cells.parquet"))
-        if output.plot:
-            result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
-        if output.plot_regions and (result.groups != "ALL").any():
-            regions_chart(result, str(temp("regions.png")), float(output.ci_level))
-        if output.plot_diagnostics and diagnostics is not None:
-            diagnostics_chart(diagnostics.frame, result.periods, str(temp("diagnostics.png")))
-        timings.stages["write"] = time.perf_counter() - started
-        summary["timings_s"] = {k: round(v, 4) for k, v in timings.stages.items()}
-        summary["peak_host_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        summary["peak_device_bytes"] = peak_device_bytes(backend)
-        summary["outputs"] = [final.name for _, final in written] + ["summary.json"]
-        if saved_pairs is not None:
-            pairs, calendar, path = saved_pairs
-            final = Path(os.path.expanduser(path)).absolute()
-            final.parent.mkdir(parents=True, exist_ok=True)
-            save_pairs(pairs, calendar, temp(final.name, final.parent))
-            summary["saved_pairs"] = str(final)
-        temp("summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    except BaseException:
-        for tmp, _ in written:
-            tmp.unlink(missing_ok=True)
-        raise
-    # the renames as one step: a SIGINT / SIGTERM waits until they are done, so that the outputs
-    # are all of one run or none; summary.json, renamed last, marks a complete set
-    signals = {signal.SIGINT, signal.SIGTERM}
-    blocked = threading.current_thread() is threading.main_thread()
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if blocked else None
-    try:
-        try:
-            raise_stop()  # a signal whose exception a finaliser swallowed: still no commit
-        except BaseException:
-            for tmp, _ in written:
-                tmp.unlink(missing_ok=True)
-            raise
-        for tmp, final in written:
-            os.replace(tmp, final)
-    finally:
-        if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -1,0 +1,145 @@
+"""The output files of a run, written as one set: each to a temporary name, then all renamed in
+one step that a signal waits for, the earlier run's set replaced as a whole, summary.json last."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backend.core import Backend
+from ..backend.memory import peak_device_bytes
+from ..charts import diagnostics_chart, regions_chart
+from ..config import OutputConfig
+from ..data.calendar import Calendar
+from ..data.cells import CellTable
+from ..data.pairs import Pairs
+from ..errors import raise_stop
+from ..estimation.result import IndexResult
+from ..io.files import write_csv
+from ..io.store import save_cells, save_pairs
+from .report import DiagnosticsOutput
+from .stages import Timings
+
+
+def write_outputs(
+    result: IndexResult,
+    out_dir: Path,
+    output: OutputConfig,
+    summary: dict[str, Any],
+    timings: Timings,
+    diagnostics: DiagnosticsOutput | None = None,
+    cells: tuple[CellTable, Calendar] | None = None,
+    columns: dict[str, Any] | None = None,
+    *,
+    backend: Backend,
+    saved_pairs: tuple[Pairs, Calendar, str] | None = None,
+    inputs: list[str] | None = None,
+) -> None:
+    """Write every output to a temporary name first and rename them all at the end, so that a
+    failure leaves no partial output; saved_pairs: (pairs, calendar, path) of data.save_pairs, one
+    of them. The "write" stage in summary.json counts everything up to summary.json itself."""
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = result.to_frame(float(output.ci_level))
+    for name, values in (columns or {}).items():  # index.fill, index.seasonal_adjust (analysis/series.py)
+        frame[name] = np.asarray(values).ravel()
+    if diagnostics is not None and diagnostics.smoothed is not None:
+        frame["index_smoothed"] = diagnostics.smoothed.ravel()
+    written: list[tuple[Path, Path]] = []
+
+    def temp(name: str, folder: Path = out_dir) -> Path:
+        final, tmp = folder / name, folder / f".{name}.tmp"
+        written.append((tmp, final))
+        return tmp
+
+    try:
+        if output.csv:
+            write_csv(frame, temp("index.csv"))
+        if output.parquet:
+            frame.to_parquet(temp("index.parquet"), index=False)
+        if diagnostics is not None:
+            write_csv(diagnostics.frame, temp("diagnostics.csv"))
+            if diagnostics.accuracy is not None:
+                write_csv(diagnostics.accuracy, temp("accuracy.csv"))
+            if diagnostics.vintages is not None:
+                diagnostics.vintages.to_parquet(temp("vintages.parquet"), index=False)
+        if cells is not None:
+            save_cells(*cells, temp("cells.parquet"))
+        if output.plot:
+            result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
+        if output.plot_regions and (result.groups != "ALL").any():
+            regions_chart(result, str(temp("regions.png")), float(output.ci_level))
+        if output.plot_diagnostics and diagnostics is not None:
+            diagnostics_chart(diagnostics.frame, result.periods, str(temp("diagnostics.png")))
+        timings.stages["write"] = time.perf_counter() - started
+        summary["timings_s"] = {k: round(v, 4) for k, v in timings.stages.items()}
+        summary["peak_host_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        summary["peak_device_bytes"] = peak_device_bytes(backend)
+        summary["outputs"] = [final.name for _, final in written] + ["summary.json"]
+        if saved_pairs is not None:
+            pairs, calendar, path = saved_pairs
+            final = Path(os.path.expanduser(path)).absolute()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            save_pairs(pairs, calendar, temp(final.name, final.parent))
+            summary["saved_pairs"] = str(final)
+        temp("summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    except BaseException:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        raise
+    # the renames as one step: a SIGINT / SIGTERM waits until they are done, so that the outputs
+    # are all of one run or none; summary.json, renamed last, marks a complete set
+    signals = {signal.SIGINT, signal.SIGTERM}
+    blocked = threading.current_thread() is threading.main_thread()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if blocked else None
+    try:
+        try:
+            raise_stop()  # a signal whose exception a finaliser swallowed: still no commit
+        except BaseException:
+            for tmp, _ in written:
+                tmp.unlink(missing_ok=True)
+            raise
+        replace_run_set(out_dir, written, inputs or [])
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def replace_run_set(out_dir: Path, written: list[tuple[Path, Path]], inputs: list[str]) -> None:
+    """The new outputs in place of the earlier run's whole set: its files this run did not write go
+    (those listed in its summary.json, and no other file; never one this run read), the
+    configuration staged by the command line becomes .hydra/, and summary.json, renamed last, marks
+    the complete set."""
+    earlier = out_dir / "summary.json"
+    try:
+        listed = json.loads(earlier.read_text()).get("outputs", []) if earlier.exists() else []
+    except (OSError, ValueError):  # an unreadable summary: it is replaced, nothing else is touched
+        listed = []
+    fresh = {final.name for _, final in written if final.parent == out_dir}
+    summary = [(tmp, final) for tmp, final in written if final == earlier]
+    for tmp, final in [pair for pair in written if pair not in summary]:
+        os.replace(tmp, final)
+    read = {os.path.realpath(path) for path in inputs}
+    for name in map(str, listed):
+        stale = out_dir / name
+        ours = name not in fresh and "/" not in name and not name.startswith(".")
+        if ours and os.path.realpath(stale) not in read:
+            stale.unlink(missing_ok=True)
+    staged = out_dir / STAGED_CONFIG
+    if staged.is_dir():
+        shutil.rmtree(out_dir / ".hydra", ignore_errors=True)
+        os.replace(staged, out_dir / ".hydra")
+    for tmp, final in summary:
+        os.replace(tmp, final)
+
+
+STAGED_CONFIG = ".hydra.next"  # conf/config.yaml's hydra.output_subdir
