@@ -150,7 +150,8 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
                 warmup.start(arrays=uses_device_arrays(cfg))
         from .app.pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
 
-        summary = run(cfg, out_dir, startup_s=process_age() if command_line else startup_s)
+        overrides = list(HydraConfig.get().overrides.task) if command_line else None
+        summary = run(cfg, out_dir, startup_s=process_age() if command_line else startup_s, command_line=overrides)
     except GpuHpiError as exc:
         if cfg.debug:
             raise

@@ -40,24 +40,37 @@ from ..io.store import cell_files
 from .loaders import add_stored_cells, check_table_only, load, read_plan
 from .outputs import write_outputs
 from .preflight import check_input, check_outputs, input_paths
+from .record import run_record
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns
 from .stages import Timings
 
 log = logging.getLogger("gpu_hpi")
 
 
-def run(cfg: DictConfig | AppConfig, out_dir: Path, startup_s: float | None = None) -> dict[str, Any]:
+def run(
+    cfg: DictConfig | AppConfig,
+    out_dir: Path,
+    startup_s: float | None = None,
+    command_line: list[str] | None = None,
+) -> dict[str, Any]:
     """Run the configured job (Hydra's composed configuration, or the schema's objects) and write
     its outputs into out_dir; returns the summary. startup_s: the seconds the process took to get
-    here (reported as the "startup" stage)."""
+    here (reported as the "startup" stage); command_line: the overrides it was composed from (the
+    run record's)."""
     app = cfg if isinstance(cfg, AppConfig) else OmegaConf.to_object(cfg)
     if not isinstance(app, AppConfig):
         raise ConfigError(f"not gpu_hpi's configuration: {type(app).__name__}")
     with contextlib.ExitStack() as resources:  # e.g. a Dask cluster, kept until the diagnostics are done
-        return _run(app, out_dir, resources, startup_s)
+        return _run(app, out_dir, resources, startup_s, command_line)
 
 
-def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup_s: float | None) -> dict[str, Any]:
+def _run(
+    cfg: AppConfig,
+    out_dir: Path,
+    resources: contextlib.ExitStack,
+    startup_s: float | None,
+    command_line: list[str] | None,
+) -> dict[str, Any]:
     timings = Timings()
     if startup_s is not None:
         timings.stages["startup"] = startup_s
@@ -147,6 +160,7 @@ def _run(cfg: AppConfig, out_dir: Path, resources: contextlib.ExitStack, startup
     check_estimated(result, table.n_pairs, dropped)
     summary = run_summary(cfg, result, table, dropped, backend, calendar, solver, market)
     summary.update(loaded.extra)  # the reader that read, the sale records' counts, ...
+    summary["run"] = run_record(cfg, inputs, backend, command_line)
     summary["diagnostics"] = diag.summary
     # the stored table carries every drop count, the readers' included, for later runs to report
     cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or add_cells else None

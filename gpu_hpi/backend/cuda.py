@@ -84,6 +84,25 @@ def memory_info() -> tuple[int, int]:
     return int(free), int(total)
 
 
+def versions() -> dict[str, Any]:
+    """The CUDA driver's and runtime's versions (e.g. 13000 for 13.0), None where not known."""
+    runtime = _runtime()
+    calls = {
+        "cuda_driver": ("cudaDriverGetVersion", "driverGetVersion"),
+        "cuda_runtime": ("cudaRuntimeGetVersion", "runtimeGetVersion"),
+    }
+    found: dict[str, Any] = {}
+    for key, (bindings_call, cupy_call) in calls.items():
+        try:
+            if runtime is None:
+                found[key] = int(getattr(cupy_module().cuda.runtime, cupy_call)())
+            else:
+                found[key] = int(_call(runtime, bindings_call)[0])
+        except Exception:  # a record only: never fails a run
+            found[key] = None
+    return found
+
+
 def create_context() -> None:
     """The CUDA context of the current device, created now (the driver's work, 0.6 s on an H200,
     done without the interpreter's lock); nothing allocated."""

@@ -1,0 +1,74 @@
+"""The run record in summary.json ("run"): what reproducing and auditing a published index needs,
+the inputs' fingerprints, the software's versions, the device, the command line and the composed
+configuration. `python -m gpu_hpi $(the record's command_line)` runs the same job again."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import sys
+from typing import Any
+
+import pyarrow.parquet as pq
+from omegaconf import OmegaConf
+
+from ..backend import cuda
+from ..backend.core import Backend
+from ..config import AppConfig
+
+PACKAGES = ("gpu_hpi", "numpy", "scipy", "pandas", "pyarrow", "duckdb", "hydra-core", "omegaconf")
+DEVICE_PACKAGES = ("cupy", "pylibcudf", "rmm")  # recorded where the run imported them
+
+
+def fingerprint(path: str) -> dict[str, Any]:
+    """A file's identity: its resolved path, size, rows and a SHA-256 of its parquet footer (the
+    schema, row groups and their statistics: what was read, without reading the data again) or,
+    for other files, of its whole content."""
+    size = os.path.getsize(path)
+    digest = hashlib.sha256(str(size).encode())
+    rows = None
+    with open(path, "rb") as f:
+        f.seek(max(size - 8, 0))
+        tail = f.read(8)
+        if size >= 12 and tail[4:] == b"PAR1":
+            footer = int.from_bytes(tail[:4], "little")
+            f.seek(max(size - 8 - footer, 0))
+            digest.update(f.read(footer))
+            hashed, rows = "parquet footer", int(pq.ParquetFile(path).metadata.num_rows)
+        else:
+            f.seek(0)
+            for block in iter(lambda: f.read(1 << 24), b""):
+                digest.update(block)
+            hashed = "whole file"
+    return {"path": os.path.realpath(path), "bytes": size, "rows": rows, "sha256": digest.hexdigest(), "of": hashed}
+
+
+def versions(backend: Backend) -> dict[str, Any]:
+    """Python's and the packages' versions; on a GPU also CuPy's, pylibcudf's and RMM's (where the
+    run imported them) and the CUDA driver's and runtime's."""
+    found: dict[str, Any] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    if backend.is_gpu:
+        for name in DEVICE_PACKAGES:
+            if name in sys.modules:
+                found[name] = getattr(sys.modules[name], "__version__", None)
+        found.update(cuda.versions())
+    return found
+
+
+def run_record(cfg: AppConfig, inputs: list[str], backend: Backend, command_line: list[str] | None) -> dict[str, Any]:
+    """summary.json's "run": inputs, versions, device, command line (None for a library call) and
+    the composed configuration."""
+    return {
+        "inputs": [fingerprint(path) for path in inputs],
+        "versions": versions(backend),
+        "device": backend.device,
+        "command_line": command_line,
+        "config": OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True),
+    }
