@@ -92,6 +92,7 @@ class FileDataConfig:
     memory_limit: str | None = None  # host memory DuckDB may use on the CPU, e.g. 4GB (beyond: it spills)
     strict: bool = False  # invalid rows are an error instead of being dropped and counted
     add_cells: Any = None  # cell table(s) of earlier pairs (file, directory, glob or list) to add
+    allow_double_count: bool = False  # add pairs or tables from files a stored table already counts
 
 
 @dataclass
@@ -132,6 +133,7 @@ class CellsDataConfig:
 
     kind: str = "cells"
     path: Any = MISSING
+    allow_double_count: bool = False  # add tables that count pairs of the same input file
 
 
 @dataclass

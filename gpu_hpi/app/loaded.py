@@ -35,6 +35,8 @@ class Loaded:
     market: SyntheticMarket | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     kept: KeptElsewhere | None = None  # the pairs on a Dask cluster's workers (pairs is then None)
+    # the fingerprints of the input files the table's pairs came from (stored tables: as recorded)
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
 
 def input_window(data: FileDataConfig, periodicity: str) -> tuple[int | None, int | None]:

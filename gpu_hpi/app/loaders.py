@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import replace
+from typing import Any
 
 from ..backend.core import Backend
 from ..config import AppConfig, CellsDataConfig, FileDataConfig, option_name
@@ -16,7 +17,7 @@ from ..estimation.methods import MethodOptions
 from ..io import device
 from ..io.files import input_files
 from ..io.sql import Unsupported
-from ..io.store import cell_files, combine_tables, load_cells
+from ..io.store import cell_files, combine_tables, load_cells, same_input, stored_inputs
 from .load_pairs import load_pairs
 from .load_sales import load_sales
 from .loaded import Loaded
@@ -58,7 +59,7 @@ def load(
         if reader is Reader.STORED_CELLS:
             assert isinstance(cfg.data, CellsDataConfig)
             with timings.stage("read_cells"):
-                return stored_cells(cell_files(cfg.data.path), periodicity, backend)
+                return stored_cells(cell_files(cfg.data.path), periodicity, backend, cfg.data.allow_double_count)
         if reader in (Reader.DUCKDB_SALES, Reader.DEVICE_SALES, Reader.ARRAY_SALES):
             with timings.stage("read_and_pair", backend):
                 return load_sales(reader, cfg, periodicity, backend, strict, keep_pairs, prices)
@@ -85,18 +86,48 @@ def check_table_only(cfg: AppConfig, method: MethodOptions, solver: str, source:
         raise ConfigError(f"diagnostics.accuracy_folds needs the pairs; with {source} set it to 0")
 
 
-def stored_cells(files: list[str], periodicity: str, backend: Backend) -> Loaded:
+def stored_cells(files: list[str], periodicity: str, backend: Backend, recount: bool = False) -> Loaded:
+    """The stored tables added up; DataError where two of them count pairs of the same input file
+    (unless recount: data.allow_double_count)."""
+    lineage: list[dict[str, Any]] = []
+    for path in files:
+        mine = stored_inputs(path)
+        if not recount:
+            check_counted_once(mine, lineage, f"the cell table {path}")
+        lineage += mine
     table, calendar = combine_tables([load_cells(f) for f in files])
     if calendar.periodicity != periodicity:
         raise DataError(f"the cell tables are by {calendar.periodicity}; set index.periodicity={calendar.periodicity}")
-    return Loaded(table.to_backend(backend), calendar.start, None, {}, extra={"cell_tables": files})
+    return Loaded(table.to_backend(backend), calendar.start, None, {}, extra={"cell_tables": files}, lineage=lineage)
 
 
-def add_stored_cells(loaded: Loaded, files: list[str], periodicity: str, backend: Backend) -> Loaded:
-    """The new pairs' table plus the stored tables of earlier pairs (calendars aligned)."""
+def add_stored_cells(loaded: Loaded, files: list[str], periodicity: str, backend: Backend, recount: bool) -> Loaded:
+    """The new pairs' table plus the stored tables of earlier pairs (calendars aligned); DataError
+    where a stored table already counts the new pairs' input files (unless recount)."""
     new = (loaded.table.to_host(), Calendar(periodicity, loaded.first_period, loaded.table.n_periods))
-    stored = stored_cells(files, periodicity, backend)
+    stored = stored_cells(files, periodicity, backend, recount)
+    if not recount:
+        check_counted_once(loaded.lineage, stored.lineage, "the input")
     old = (stored.table.to_host(), Calendar(periodicity, stored.first_period, stored.table.n_periods))
     table, calendar = combine_tables([old, new])
     extra = {**loaded.extra, "added_cell_tables": files, "n_pairs_added_from_cells": old[0].n_pairs}
-    return Loaded(table.to_backend(backend), calendar.start, None, loaded.dropped, loaded.market, extra)
+    return Loaded(
+        table.to_backend(backend),
+        calendar.start,
+        None,
+        loaded.dropped,
+        loaded.market,
+        extra,
+        lineage=[*stored.lineage, *loaded.lineage],
+    )
+
+
+def check_counted_once(new: list[dict[str, Any]], counted: list[dict[str, Any]], what: str) -> None:
+    """DataError where a file of `new` is among the files already counted."""
+    for fingerprint in new:
+        for earlier in counted:
+            if same_input(fingerprint, earlier):
+                raise DataError(
+                    f"{what} counts pairs of {fingerprint.get('path')} again (a table already holds those of "
+                    f"{earlier.get('path')}, the same content); data.allow_double_count=true adds them anyway"
+                )

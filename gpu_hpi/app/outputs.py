@@ -37,7 +37,7 @@ def write_outputs(
     summary: dict[str, Any],
     timings: Timings,
     diagnostics: DiagnosticsOutput | None = None,
-    cells: tuple[CellTable, Calendar] | None = None,
+    cells: tuple[CellTable, Calendar, list[dict[str, Any]]] | None = None,
     columns: dict[str, Any] | None = None,
     *,
     backend: Backend,
@@ -73,7 +73,8 @@ def write_outputs(
             if diagnostics.vintages is not None:
                 diagnostics.vintages.to_parquet(temp("vintages.parquet"), index=False)
         if cells is not None:
-            save_cells(*cells, temp("cells.parquet"))
+            table, calendar, lineage = cells
+            save_cells(table, calendar, temp("cells.parquet"), lineage)
         if output.plot:
             result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
         if output.plot_regions and (result.groups != "ALL").any():

@@ -36,11 +36,12 @@ from ..data.rules import add_counts, check_strict
 from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
+from ..io.files import input_files
 from ..io.store import cell_files
 from .loaders import add_stored_cells, check_table_only, load, read_plan
 from .outputs import write_outputs
 from .preflight import check_input, check_outputs, input_paths
-from .record import run_record
+from .record import fingerprint, run_record
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns
 from .stages import Timings
 
@@ -83,6 +84,7 @@ def _run(
     with timings.stage("check_input"):
         check_outputs(cfg, out_dir)  # no output written over an input
         inputs = [] if cfg.data.kind == "synthetic" else input_paths(cfg.data)
+        fingerprints = {path: fingerprint(path) for path in inputs}  # the run record's, the tables' lineage
         check_input(cfg.data)  # what the files' footers refuse, before the device is set up
     with timings.stage("setup"):
         warmup.wait()  # started by the command line (backend/warmup.py); its remaining time counts here
@@ -113,9 +115,13 @@ def _run(
     saving = isinstance(cfg.data, TransactionsDataConfig) and bool(cfg.data.save_pairs)
     prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)  # the price sums of sale records
     loaded = load(plan, cfg, periodicity, backend, method, strict, keep_pairs or saving, prices, timings, resources)
+    if files is not None:  # the pairs came from these files (a stored table's lineage is its own)
+        data_files = input_files(str(files.path), option_name(files.format))[0]
+        loaded = replace(loaded, lineage=[fingerprints[path] for path in data_files])
     if add_cells:
         with timings.stage("add_cells"):
-            loaded = add_stored_cells(loaded, cell_files(add_cells), periodicity, backend)
+            recount = bool(getattr(cfg.data, "allow_double_count", False))
+            loaded = add_stored_cells(loaded, cell_files(add_cells), periodicity, backend, recount)
     table, pairs, market = loaded.table, loaded.pairs, loaded.market
     if table.n_pairs == 0:
         raise DataError(f"none of the input's pairs is usable ({drop_text(add_counts(loaded.dropped, table.dropped))})")
@@ -160,10 +166,10 @@ def _run(
     check_estimated(result, table.n_pairs, dropped)
     summary = run_summary(cfg, result, table, dropped, backend, calendar, solver, market)
     summary.update(loaded.extra)  # the reader that read, the sale records' counts, ...
-    summary["run"] = run_record(cfg, inputs, backend, command_line)
+    summary["run"] = run_record(cfg, [fingerprints[path] for path in inputs], backend, command_line)
     summary["diagnostics"] = diag.summary
     # the stored table carries every drop count, the readers' included, for later runs to report
-    cells = (replace(table, dropped=dropped), calendar) if cfg.output.cells or add_cells else None
+    cells = (replace(table, dropped=dropped), calendar, loaded.lineage) if cfg.output.cells or add_cells else None
     columns = series_columns(cfg.index, result, calendar.periodicity, summary)
     # the pairs of data.save_pairs are written with the run's other outputs: only by a run that succeeds
     saved = (loaded.pairs, calendar, str(cfg.data.save_pairs)) if saving and loaded.pairs is not None else None

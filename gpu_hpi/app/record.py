@@ -62,11 +62,13 @@ def versions(backend: Backend) -> dict[str, Any]:
     return found
 
 
-def run_record(cfg: AppConfig, inputs: list[str], backend: Backend, command_line: list[str] | None) -> dict[str, Any]:
-    """summary.json's "run": inputs, versions, device, command line (None for a library call) and
-    the composed configuration."""
+def run_record(
+    cfg: AppConfig, inputs: list[dict[str, Any]], backend: Backend, command_line: list[str] | None
+) -> dict[str, Any]:
+    """summary.json's "run": the inputs' fingerprints, versions, device, command line (None for a
+    library call) and the composed configuration."""
     return {
-        "inputs": [fingerprint(path) for path in inputs],
+        "inputs": inputs,
         "versions": versions(backend),
         "device": backend.device,
         "command_line": command_line,

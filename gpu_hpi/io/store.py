@@ -40,8 +40,11 @@ MEANING = {
 }
 
 
-def save_cells(table: CellTable, calendar: Calendar, path: str | Path) -> None:
-    """Write the table (any backend) as parquet with its calendar in the metadata; atomic."""
+def save_cells(
+    table: CellTable, calendar: Calendar, path: str | Path, inputs: list[dict[str, Any]] | None = None
+) -> None:
+    """Write the table (any backend) as parquet with its calendar and the fingerprints of the input
+    files its pairs came from (app.record.fingerprint) in the metadata; atomic."""
     host = table.to_host()
     labels = host.group_labels
     label_type = "int" if labels.dtype.kind in "iu" or all(isinstance(v, (int, np.integer)) for v in labels) else "str"
@@ -62,9 +65,26 @@ def save_cells(table: CellTable, calendar: Calendar, path: str | Path) -> None:
         "groups": [str(v) for v in labels],
         "sums": {k: MEANING[k] for k in host.sums},
         "dropped": host.dropped,
+        "inputs": list(inputs or []),
     }
     arrow = pa.table(columns).replace_schema_metadata({"gpu_hpi": json.dumps(meta)})
     write_atomically(path, lambda tmp: pq.write_table(arrow, tmp))
+
+
+def stored_inputs(path: str) -> list[dict[str, Any]]:
+    """The fingerprints of the input files a stored table's pairs came from (its metadata; none for
+    a table written before they were recorded)."""
+    try:
+        meta = json.loads((pq.read_schema(path).metadata or {}).get(b"gpu_hpi", b"{}"))
+    except (pa.ArrowInvalid, OSError, ValueError) as exc:
+        raise DataError(f"cannot read cell table {path}: {exc}") from exc
+    inputs = meta.get("inputs", []) if isinstance(meta, dict) else []
+    return [i for i in inputs if isinstance(i, dict) and "sha256" in i]
+
+
+def same_input(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two fingerprints of one file's content (wherever it was read from)."""
+    return bool(a.get("sha256") == b.get("sha256") and a.get("bytes") == b.get("bytes"))
 
 
 def cell_files(paths: str | list[str]) -> list[str]:
@@ -127,6 +147,12 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
     t = calendar.n_periods
     if count.size and not ((prev >= 0).all() and (prev < recent).all() and (recent < t).all() and (count > 0).all()):
         raise DataError(f"{path} is a damaged cell table (cells outside its {t} periods or empty)")
+    if not all(np.isfinite(v).all() for v in values.values()):
+        raise DataError(f"{path} is a damaged cell table (a sum that is not a finite number)")
+    # n * sum(y^2) >= sum(y)^2 for any numbers (Cauchy-Schwarz): a cell below it was altered
+    spread = count * values["y2"] - values["y"] ** 2
+    if (spread < -1e-9 * (count * np.abs(values["y2"]) + values["y"] ** 2 + 1.0)).any():
+        raise DataError(f"{path} is a damaged cell table (a cell's sum of y^2 below its sum of y squared over n)")
     key = (group * t + prev) * t + recent
     order = np.argsort(key, kind="stable")
     if (np.diff(key[order]) == 0).any():  # a table holds each (group, prev, recent) once

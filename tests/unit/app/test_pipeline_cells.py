@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
-from helpers import START_MONTH, Run, q, run_app
+from helpers import START_MONTH, Run, q, run_app, seed_pairs
 from stored_cells import (
     BASE,
     CPU,
@@ -143,7 +144,13 @@ def test_cli_add_cells_equals_all_pairs(runs: UpdateRuns) -> None:
     full, cal_full = load_cells(str(runs.a.dir / "cells.parquet"))
     assert cal == cal_full == Calendar("month", START_MONTH, T_ALL)
     assert_tables_equal(merged, full)
-    assert metadata(runs.c.dir / "cells.parquet") == metadata(runs.a.dir / "cells.parquet")
+    assert without_inputs(metadata(runs.c.dir / "cells.parquet")) == without_inputs(
+        metadata(runs.a.dir / "cells.parquet")
+    )
+    # the merged table records the files of both parts: the old pairs' (from the stored table) and the new
+    assert [i["rows"] for i in metadata(runs.c.dir / "cells.parquet")["inputs"]] == [
+        i["rows"] for i in (*metadata(runs.b.dir / "cells.parquet")["inputs"], *runs.c.summary["run"]["inputs"][:1])
+    ]
     sa, sc = runs.a.summary, runs.c.summary
     for key in ("n_pairs_read", "n_pairs_used", "dropped", "first_period", "last_period", "n_periods", "n_groups"):
         assert sc[key] == sa[key], key
@@ -181,7 +188,9 @@ def test_cli_data_cells_equals_all_pairs(runs: UpdateRuns, tmp_path: Path, sourc
         assert s[key] == runs.a.summary[key], key
     assert len(s["cell_tables"]) == (1 if source == "chained" else 2)
     if source == "list":  # the sum of the stored tables, written on request: the table of all the pairs
-        assert metadata(run.dir / "cells.parquet") == metadata(runs.a.dir / "cells.parquet")
+        assert without_inputs(metadata(run.dir / "cells.parquet")) == without_inputs(
+            metadata(runs.a.dir / "cells.parquet")
+        )
         assert_tables_equal(
             load_cells(str(run.dir / "cells.parquet"))[0], load_cells(str(runs.a.dir / "cells.parquet"))[0]
         )
@@ -333,3 +342,47 @@ def test_size_of_a_million_pairs(tmp_path: Path) -> None:
     again = run_app(tmp_path, "data=cells", f"data.path={q(written)}", "diagnostics.revision=false", name="again").ok()
     assert_index_equal(again.frame, run.frame)
     assert again.summary["n_pairs_read"] == n
+
+
+def without_inputs(meta: dict) -> dict:
+    """A stored table's metadata less the fingerprints of its input files (tables of the same pairs
+    from other files)."""
+    return {k: v for k, v in meta.items() if k != "inputs"}
+
+
+def test_pairs_or_tables_counted_twice_are_refused(tmp_path: Path) -> None:
+    """The monthly workflow's natural mistakes: the same stored table added twice (under another
+    name), and pairs added to a history that already holds them. One line each, unless
+    data.allow_double_count=true says it is meant."""
+    pairs = tmp_path / "pairs.parquet"
+    pq.write_table(seed_pairs(4000, 7), pairs)
+    history = run_app(tmp_path, "data=pairs", f"data.path={pairs}", "output.cells=true", name="history").ok()
+    table = history.dir / "cells.parquet"
+    copy = tmp_path / "copy.parquet"
+    shutil.copy(table, copy)
+    twice = run_app(tmp_path, "data=cells", f"data.path=[{q(table)},{q(copy)}]", name="twice")
+    assert twice.rc == 2 and "counts pairs of" in twice.stderr and str(pairs) in twice.stderr
+    again = run_app(tmp_path, "data=pairs", f"data.path={pairs}", f"data.add_cells={q(table)}", name="again")
+    assert again.rc == 2 and "data.allow_double_count=true" in again.stderr and again.stderr.count("\n") == 1
+    meant = run_app(
+        tmp_path, "data=cells", f"data.path=[{q(table)},{q(copy)}]", "data.allow_double_count=true", name="meant"
+    ).ok()
+    assert meant.summary["n_pairs_read"] == 2 * history.summary["n_pairs_read"]
+
+
+@pytest.mark.parametrize("damage", ["nan", "y2"])
+def test_a_damaged_stored_table_is_refused(tmp_path: Path, damage: str) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    pairs = tmp_path / "pairs.parquet"
+    pq.write_table(seed_pairs(4000, 8), pairs)
+    table = run_app(tmp_path, "data=pairs", f"data.path={pairs}", "output.cells=true", name="t").ok().dir
+    stored = pq.read_table(table / "cells.parquet")
+    column = "sum_y" if damage == "nan" else "sum_y2"
+    values = stored.column(column).to_numpy().copy()
+    values[3] = np.nan if damage == "nan" else 0.0
+    damaged = tmp_path / "damaged.parquet"
+    pq.write_table(stored.set_column(stored.schema.get_field_index(column), column, pa.array(values)), damaged)
+    run = run_app(tmp_path, "data=cells", f"data.path={damaged}", name="d")
+    assert run.rc == 2 and "damaged cell table" in run.stderr

@@ -37,7 +37,18 @@ from gpu_hpi.io.store import cell_files, combine_tables, load_cells, save_cells
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
 
 PRICE_SUMS = ("p_prev", "p_recent", "p_prev2", "p_recent2", "p_cross")
-META_KEYS = {"format", "version", "periodicity", "start", "n_periods", "group_label_type", "groups", "sums", "dropped"}
+META_KEYS = {
+    "format",
+    "version",
+    "periodicity",
+    "start",
+    "n_periods",
+    "group_label_type",
+    "groups",
+    "sums",
+    "dropped",
+    "inputs",
+}
 
 
 # --------------------------------------------------------------------------------------------------
