@@ -55,12 +55,12 @@ def parse_period(label: str, periodicity: str) -> int:
     check_periodicity(periodicity)
     text = str(label).strip()
     m = re.match(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?$", text)
-    if m and 1 <= int(m.group(2)) <= 12:
+    if m:  # a month or a date: a real one (month 00 or 13 is a typing slip, never a period)
+        try:
+            day = datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3) or 1))
+        except ValueError as exc:
+            raise ConfigError(f"cannot read period {label!r}: {exc}") from exc
         if periodicity == "week":
-            try:
-                day = datetime.date(int(m.group(1)), int(m.group(2)), int(m.group(3) or 1))
-            except ValueError as exc:
-                raise ConfigError(f"cannot read period {label!r} as a date: {exc}") from exc
             return days_to_period(np.asarray([(day - _EPOCH).days]), "week")[0].item()
         month = int(m.group(1)) * 12 + int(m.group(2)) - 1
         return month_to_period(np.asarray([month]), periodicity)[0].item()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,3 +34,22 @@ def test_calendar_weeks_are_iso_weeks() -> None:
     firsts = Calendar("week", parse_period("2014-W01", "week"), 5).first_days()
     assert [pd.Timestamp(d).day_name() for d in firsts] == ["Monday"] * 5
     assert str(firsts[0])[:10] == "2013-12-30"
+
+
+@pytest.mark.parametrize("label", ["2015-13", "2015-00", "2015-02-30"])
+@pytest.mark.parametrize("periodicity", ["week", "month", "quarter", "year"])
+def test_a_month_or_date_that_does_not_exist_is_refused(label: str, periodicity: str) -> None:
+    """Month 00 or 13 (a typing slip) was read as the year's number; now it names the label."""
+    with pytest.raises(ConfigError, match=f"cannot read period '{label}'"):
+        parse_period(label, periodicity)
+
+
+def test_pair_files_with_such_periods_are_refused(tmp_path: Path) -> None:
+    from helpers import run_app
+
+    path = tmp_path / "pairs.csv"
+    path.write_text(
+        "group_id,PrevYearMonth,RecentYearMonth,LogPriceDiff\n1,2015-01,2015-13,0.1\n1,2015-02,2015-05,0.1\n"
+    )
+    run = run_app(tmp_path, "data=pairs", f"data.path={path}")
+    assert run.rc == 2 and "column 'RecentYearMonth': cannot read period '2015-13'" in run.stderr
