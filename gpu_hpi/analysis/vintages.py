@@ -14,11 +14,14 @@ from the OLS index; the arithmetic index is refitted vintage by vintage.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from ..backend.core import resolve_backend
+from ..backend.core import resolve_backend, usable_cores
 from ..data.cells import CellTable
 from ..estimation.identify import Identification
 from ..estimation.lapack import one_blas_thread
@@ -80,15 +83,37 @@ def ols_vintages(table: CellTable, idents: list[Identification]) -> np.ndarray:
     for the GIL (BENCHMARKS.md)."""
     g, t = table.n_groups, table.n_periods
     out = np.full((len(idents), g, t), np.nan)
-    base = idents[0].base if idents else 0
-    with one_blas_thread():
-        for g0, g1, cells in group_batches(table, VINTAGE_NUMBERS // 4):
-            lap, degree, rhs = vintage_systems(table, g0, g1, cells)
-            for k, ident in enumerate(idents):
-                v = base + 1 + k
-                est, identified = ident.estimated[g0:g1], ident.identified[g0:g1]
-                out[k, g0:g1, : v + 1] = solve_vintage(lap, degree[v], rhs[v], est, identified)
+    if not idents:
+        return out
+    base = idents[0].base
+    # only the groups the last vintage estimates: a group skipped there (too few pairs) is skipped
+    # in every vintage, and its systems would cost as much as an estimated group's
+    (alive,) = np.nonzero(~idents[-1].skipped)
+    if alive.size == 0:
+        return out
+    live = live_groups(table, alive)
+
+    def batch(g0: int, g1: int, cells: slice) -> None:
+        lap, degree, rhs = vintage_systems(live, g0, g1, cells)
+        rows = alive[g0:g1]
+        for k, ident in enumerate(idents):
+            v = base + 1 + k
+            est, identified = ident.estimated[rows], ident.identified[rows]
+            out[k, rows, : v + 1] = solve_vintage(lap, degree[v], rhs[v], est, identified)
+
+    # a thread per core over the group batches: the factorisations release the interpreter's lock
+    batches = list(group_batches(live, VINTAGE_NUMBERS // 4))
+    with one_blas_thread(), ThreadPoolExecutor(max(1, min(usable_cores(), len(batches)))) as pool:
+        list(pool.map(lambda b: batch(*b), batches))
     return out
+
+
+def live_groups(table: CellTable, groups: np.ndarray) -> CellTable:
+    """The table of these groups only (sorted codes), coded 0..len(groups) - 1."""
+    remap = np.full(table.n_groups, -1, dtype=np.int64)
+    remap[groups] = np.arange(groups.size)
+    part = table.select(remap[table.group] >= 0)
+    return replace(part, group=remap[part.group], group_labels=table.group_labels[groups])
 
 
 def vintage_systems(table: CellTable, g0: int, g1: int, cells: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
