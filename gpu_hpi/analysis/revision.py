@@ -51,12 +51,16 @@ def revision(table: CellTable, refit: Refit, result: IndexResult, log_index: np.
     if log_index is None:
         log_index = vintage_indices(table, refit, result)
     stack = np.diff(100.0 * np.exp(log_index), axis=0)  # (V - 1, G, T), NaN where no revision
+    count = np.isfinite(stack).sum(axis=0)
+    mean, median = np.full((g, t), np.nan), np.full((g, t), np.nan)
+    overall_mean, overall_median = np.full(g, np.nan), np.full(g, np.nan)
+    (revised,) = np.nonzero(count.any(axis=1))  # the groups with a revision (not the skipped ones)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-        mean, median = np.nanmean(stack, axis=0), nan_median(stack)
-        flat = stack.transpose(1, 0, 2).reshape(g, -1)
-        overall_mean, overall_median = np.nanmean(flat, axis=1), np.nanmedian(flat, axis=1)
-    count = np.isfinite(stack).sum(axis=0)
+        part = stack[:, revised]
+        mean[revised], median[revised] = np.nanmean(part, axis=0), nan_median(part)
+        flat = part.transpose(1, 0, 2).reshape(revised.size, part.shape[0] * t)
+        overall_mean[revised], overall_median[revised] = np.nanmean(flat, axis=1), np.nanmedian(flat, axis=1)
     return Revision(mean, median, count, overall_mean, overall_median, list(range(base + 1, t)))
 
 
