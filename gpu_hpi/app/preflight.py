@@ -7,12 +7,13 @@ GPU's warm-up, so that a refusal costs the interpreter and Hydra, not the run's 
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Any
 
 from ..config import option_name
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io.files import expand_path, input_files
 from ..io.periods import check_footer_dates
 
@@ -27,8 +28,36 @@ def check_input(data: Any) -> None:
     else:
         return
     files, fmt = input_files(str(data.path), option_name(data.format))
+    check_unique_columns(files, fmt, wanted_columns(data))
     if fmt == "parquet":
         check_footer_dates(files, [str(name) for name in names])
+
+
+def wanted_columns(data: Any) -> list[str]:
+    """The columns the data group reads by name."""
+    columns = data.columns
+    if data.kind == "pairs":
+        names = [columns.group, columns.prev, columns.recent, columns.y, columns.price_prev, columns.price_recent]
+    else:
+        prop = columns.property
+        names = [*([prop] if isinstance(prop, str) else list(prop)), columns.date, columns.price, columns.group]
+    return [str(name) for name in names if name is not None]
+
+
+def check_unique_columns(files: list[str], fmt: str, wanted: list[str]) -> None:
+    """DataError naming a column the run reads that a file holds more than once (which one would be
+    read is a guess: a parquet reader takes the first, a CSV reader refuses)."""
+    import pyarrow.parquet as pq
+
+    for path in files:
+        if fmt == "parquet":
+            names = pq.read_schema(path).names
+        else:
+            with open(path, newline="", encoding="utf-8", errors="replace") as f:
+                names = next(csv.reader(f), [])
+        for name in wanted:
+            if names.count(name) > 1:
+                raise DataError(f"column {name!r} appears {names.count(name)} times in {path}; rename all but one")
 
 
 def run_outputs(cfg: Any) -> list[str]:

@@ -156,3 +156,24 @@ def test_save_pairs_must_be_parquet_and_is_written_only_by_a_run_that_succeeds(t
     good = run_app(tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={saved}", name="good").ok()
     assert saved.exists() and good.summary["saved_pairs"] == str(saved)
     assert "pairs.parquet" not in good.summary["outputs"]  # the run directory's files only
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_column_read_twice_in_a_file_is_refused_naming_it(tmp_path: Path, fmt: str) -> None:
+    """A parquet reader took the first of two same-named columns silently, the CSV reader failed
+    with a traceback; now one line names the column, before anything is read."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from helpers import run_app
+
+    names = ["group_id", "PrevYearMonth", "RecentYearMonth", "LogPriceDiff", "LogPriceDiff"]
+    values = [[1, 1], ["2015-01", "2015-02"], ["2015-03", "2015-05"], [0.1, 0.1], [0.5, 0.5]]
+    table = pa.Table.from_arrays([pa.array(v) for v in values], names=names)
+    path = tmp_path / f"pairs.{fmt}"
+    (pq.write_table if fmt == "parquet" else pacsv.write_csv)(table, path)
+    run = run_app(tmp_path, "data=pairs", f"data.path={path}")
+    assert (
+        run.rc == 2
+        and run.stderr == f"gpu_hpi: error: column 'LogPriceDiff' appears 2 times in {path}; rename all but one\n"
+    )
