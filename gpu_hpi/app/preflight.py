@@ -50,11 +50,14 @@ def check_unique_columns(files: list[str], fmt: str, wanted: list[str]) -> None:
     import pyarrow.parquet as pq
 
     for path in files:
-        if fmt == "parquet":
-            names = pq.read_schema(path).names
-        else:
-            with open(path, newline="", encoding="utf-8", errors="replace") as f:
-                names = next(csv.reader(f), [])
+        try:
+            if fmt == "parquet":
+                names = pq.read_schema(path).names
+            else:
+                with open(path, newline="", encoding="utf-8", errors="replace") as f:
+                    names = next(csv.reader(f), [])
+        except (OSError, ValueError):  # pyarrow's ArrowInvalid too: the reader says why, in its words
+            continue
         for name in wanted:
             if names.count(name) > 1:
                 raise DataError(f"column {name!r} appears {names.count(name)} times in {path}; rename all but one")
