@@ -36,6 +36,8 @@ class DropRule:
 
 
 COLUMNS = ("group", "prev", "recent", "y", "price_prev", "price_recent")
+FLOATS = ("y", "price_prev", "price_recent")
+MAX_ABS_Y = 20.72326583694641  # log(1e9)
 
 DROP_RULES = (
     DropRule("missing_group", (("group", "<", 0),)),
@@ -55,6 +57,9 @@ DROP_RULES = (
         ),
     ),
     DropRule("nonfinite_y", (("y", "nonfinite", None),)),
+    # a finite log ratio no market has (a price ratio beyond a billion: units or typing, not a market);
+    # kept, it overflows the sums of y^2 and makes an infinite index
+    DropRule("absurd_y", (("y", ">", MAX_ABS_Y), ("y", "<", -MAX_ABS_Y))),
 )
 
 # every reason a pair can be dropped for, in the order counted: null periods (a reader's) first
@@ -119,7 +124,9 @@ def sql_condition(rule: DropRule, names: Mapping[str, str]) -> str:
     def term(column: str, op: str, operand: Any) -> str:
         if op == "nonfinite":
             return f"NOT isfinite({names[column]})"
-        return f"{names[column]} {'=' if op == '==' else op} {names.get(operand, operand)}"
+        compared = f"{names[column]} {'=' if op == '==' else op} {names.get(operand, operand)}"
+        # DuckDB orders NaN above every number; a comparison with NaN is false elsewhere (IEEE)
+        return f"({compared} AND NOT isnan({names[column]}))" if column in FLOATS else compared
 
     return f"coalesce({' OR '.join(term(*c) for c in rule.any_of)}, true)"
 

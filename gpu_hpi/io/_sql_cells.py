@@ -47,11 +47,12 @@ def grouped_table(
     ok = ~failed
     dropped["invalid_price"] = int(cells["bad_price"][ok].sum())
     dropped["nonfinite_y"] = int(cells["bad_y"][ok].sum())
+    dropped["absurd_y"] = int(cells["absurd_y"][ok].sum())
     missing_period = dropped.pop("missing_period")
     dropped = {k: v for k, v in dropped.items() if v}
     if strict:
         check_strict(dropped)
-    count = n - cells["bad_price"] - cells["bad_y"]
+    count = n - cells["bad_price"] - cells["bad_y"] - cells["absurd_y"]
     ok &= count > 0
     t = max(hi - lo + 1, 2)
     if not grouped:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.rules import rule, sql_condition
+from ..data.rules import MAX_ABS_Y, rule, sql_condition
 from ..errors import DataError
 from ._sql_cells import grouped_table
 from .columns import group_values
@@ -123,7 +123,8 @@ def sql_cell_table(
         else:  # a fast query, redone carefully for the few cells holding a NaN or infinite y
             cells = _cells(con, pairs, prices=False, careful=False)
             keyed = ~(cells["i_null"] | cells["j_null"] | (cells["g_null"] if query.grouped else False))
-            suspect = ~np.isfinite(cells["y"]) & keyed
+            suspect = ~(np.isfinite(cells["y"]) & np.isfinite(cells["y2"]) & (cells["y_abs"] <= MAX_ABS_Y)) & keyed
+            cells.pop("y_abs")
             if suspect.any():
                 keys = _keys(cells, suspect, query.grouped)
                 cells = _merge(cells, suspect, _cells(con, pairs, prices=False, only=keys))
@@ -165,23 +166,32 @@ def sql_batch(source: Any, progress: bool = False) -> PairBatch:
 
 def _cells(con: Any, pairs: str, prices: bool, careful: bool = True, only: Any = None) -> dict[str, Any]:
     """The pairs grouped by their cell key (g, i, j), nulls included, as host arrays: n pairs,
-    bad_price / bad_y pairs failing the per-pair rules (invalid_price, then nonfinite_y), and the
+    bad_price / bad_y / absurd_y pairs failing the per-pair rules (invalid_price, nonfinite_y, absurd_y), the
     sums over the other pairs. careful=False: sums over every non-null y without testing each y
     (a cell holding a NaN or an infinite y then has a non-finite sum; null y are counted by
     count(y)). only: a table of (g, i, j) keys to restrict the query to."""
     bad_price = sql_condition(rule("invalid_price"), {"price_prev": "p0", "price_recent": "p1"}) if prices else "false"
     bad_y = sql_condition(rule("nonfinite_y"), {"y": "y"})
-    ok = f"NOT {bad_price} AND NOT {bad_y}"
+    absurd_y = sql_condition(rule("absurd_y"), {"y": "y"})
+    ok = f"NOT {bad_price} AND NOT {bad_y} AND NOT {absurd_y}"
     aggregates = ["count(*) AS n"]
     if careful:
         aggregates += [f"count(*) FILTER (WHERE {bad_price}) AS bad_price"]
         aggregates += [f"count(*) FILTER (WHERE NOT {bad_price} AND {bad_y}) AS bad_y"]
+        aggregates += [f"count(*) FILTER (WHERE NOT {bad_price} AND NOT {bad_y} AND {absurd_y}) AS absurd_y"]
         values = {"y": "y", "y2": "y * y"}
         if prices:
             values.update(p_prev="p0", p_recent="p1", p_prev2="p0 * p0", p_recent2="p1 * p1", p_cross="p0 * p1")
         aggregates += [f"sum({v}) FILTER (WHERE {ok}) AS {k}" for k, v in values.items()]
     else:
-        aggregates += ["0 AS bad_price", "count(*) - count(y) AS bad_y", "sum(y) AS y", "sum(y * y) AS y2"]
+        aggregates += [
+            "0 AS bad_price",
+            "count(*) - count(y) AS bad_y",
+            "0 AS absurd_y",
+            "sum(y) AS y",
+            "sum(y * y) AS y2",
+        ]
+        aggregates += ["max(abs(y)) AS y_abs"]  # a cell with an absurd y is summed again, carefully
     source = f"({pairs})"
     if only is not None:
         con.register("only_cells", only)
@@ -202,7 +212,7 @@ def _cells(con: Any, pairs: str, prices: bool, careful: bool = True, only: Any =
     return out
 
 
-_COUNTS = ("n", "bad_price", "bad_y")
+_COUNTS = ("n", "bad_price", "bad_y", "absurd_y")
 
 
 def _keys(cells: dict[str, Any], rows: np.ndarray, grouped: bool) -> Any:

@@ -499,3 +499,25 @@ def test_categorical_group_ids_out_of_alphabetical_order(tmp_path: Path, overrid
     b = run_app(tmp_path, *common, f"data.path={categorical}", name="categorical").ok()
     pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=False, rtol=1e-10, atol=1e-12)
     assert list(a.frame["group"].unique()) == ["alpha", "mid", "zeta", "ALL"]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_an_absurd_log_ratio_is_dropped_and_counted_never_an_infinite_index(tmp_path: Path, fmt: str) -> None:
+    """One finite log ratio of 1e300 made its region and ALL infinite (exit 0); now it is dropped
+    and counted as absurd_y, by DuckDB's query and by the pyarrow reader alike."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from helpers import run_app, seed_pairs
+
+    table = seed_pairs(3000, 6, nulls=False)
+    y = table.column("LogPriceDiff").to_numpy().copy()
+    y[[5, 17]] = [1e300, -40.0]
+    table = table.set_column(3, "LogPriceDiff", pa.array(y))
+    path = tmp_path / f"pairs.{fmt}"
+    (pq.write_table if fmt == "parquet" else pacsv.write_csv)(table, path)
+    run = run_app(tmp_path, "data=pairs", f"data.path={path}").ok()
+    assert run.summary["dropped"].get("absurd_y") == 2
+    assert not np.isinf(run.frame[["log_index", "index", "se"]].to_numpy()).any()
+    assert np.isfinite(run.frame.loc[run.frame["group"] == "ALL", "index"]).all()
