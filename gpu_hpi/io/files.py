@@ -36,20 +36,35 @@ def expand_path(path: str, recursive: bool = True) -> list[str]:
 
 
 def input_files(path: str, fmt: str = "auto") -> tuple[list[str], str]:
-    """The files of an input path and their format (parquet or csv; "auto": by the extension);
-    DataError where there are none, or several CSV files."""
+    """The files of an input path and their format (parquet or csv), told by their content (a
+    parquet file starts with PAR1) rather than their names; DataError where there are none, where the
+    files are of both formats or not of the one `fmt` names, or for several CSV files."""
     files = expand_path(path)
-    if fmt == "auto":
-        exts = {os.path.splitext(f)[1].lower() for f in files}
-        if exts <= {".parquet", ".pq"}:
-            fmt = "parquet"
-        elif exts <= {".csv", ".txt", ".gz"}:
-            fmt = "csv"
-        else:
-            raise DataError(f"cannot tell the format of {path} from its extension; set data.format=parquet|csv")
-    if fmt == "csv" and len(files) != 1:
+    # a parquet name on other content: a damaged parquet file, which its reader names as such
+    parquet = [_is_parquet(f) or os.path.splitext(f)[1].lower() in (".parquet", ".pq") for f in files]
+    found = "parquet" if all(parquet) else "csv" if not any(parquet) else None
+    if found is None:
+        mixed = files[parquet.index(False)]
+        raise DataError(f"{path} mixes parquet files and other files (e.g. {mixed}); give one format")
+    if fmt not in ("auto", found):
+        what = "a parquet file" if found == "parquet" else "not a parquet file"
+        raise DataError(f"{files[0]} is {what}: data.format={fmt} does not fit it (data.format=auto tells by content)")
+    exts = {os.path.splitext(f)[1].lower() for f in files}
+    if found == "csv" and fmt == "auto" and not exts <= {".csv", ".txt", ".gz"}:
+        raise DataError(
+            f"cannot tell the format of {path}: not parquet, nor named .csv; set data.format=csv to read it as CSV"
+        )
+    if found == "csv" and len(files) != 1:
         raise DataError(f"CSV input must be a single file, {path} matches {len(files)}")
-    return files, fmt
+    return files, found
+
+
+def _is_parquet(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PAR1"
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def parquet_file(path: str) -> pq.ParquetFile:

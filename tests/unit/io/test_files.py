@@ -4,6 +4,7 @@ the CPU), and the decoded size of a row."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,3 +43,31 @@ def test_decoded_row_bytes_of_the_seed_schema() -> None:
     assert decoded_row_bytes(SEED_SCHEMA, SEED_ROLES) == 4 * 8 + DERIVED_ROW_BYTES
     assert decoded_row_bytes(SEED_SCHEMA, {"group": "name", "y": "LogPriceDiff"}) == 32 + 8 + DERIVED_ROW_BYTES
     assert decoded_row_bytes(SEED_SCHEMA, {"group": "code"}) == 2 + DERIVED_ROW_BYTES
+
+
+def test_the_format_is_told_by_content_not_by_name(tmp_path: Path) -> None:
+    """A parquet file named .txt was read as CSV (binary bytes in the message); the content tells."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gpu_hpi.errors import DataError
+    from gpu_hpi.io.files import input_files
+
+    table = pa.table({"a": [1, 2]})
+    named_txt = tmp_path / "pairs.txt"
+    pq.write_table(table, named_txt)
+    assert input_files(str(named_txt)) == ([str(named_txt)], "parquet")
+    with pytest.raises(DataError, match=r"is a parquet file: data\.format=csv does not fit it"):
+        input_files(str(named_txt), "csv")
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("a\n1\n")
+    assert input_files(str(csv)) == ([str(csv)], "csv")
+    other = tmp_path / "pairs.xlsx"
+    other.write_bytes(b"PK\x03\x04 not a table")
+    with pytest.raises(DataError, match=r"not parquet, nor named \.csv; set data\.format=csv"):
+        input_files(str(other))
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pq.write_table(table, folder / "a.parquet")
+    (folder / "b.parquet").write_text("a\n1\n")  # a damaged parquet file: left to its reader
+    assert input_files(str(folder))[1] == "parquet"
