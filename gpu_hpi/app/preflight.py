@@ -30,7 +30,7 @@ def check_input(data: Any) -> None:
     files, fmt = input_files(str(data.path), option_name(data.format))
     check_unique_columns(files, fmt, wanted_columns(data))
     if fmt == "parquet":
-        check_footer_dates(files, [str(name) for name in names])
+        check_footer_dates(files, [str(name) for name in names], data.start is not None)
 
 
 def wanted_columns(data: Any) -> list[str]:

@@ -39,14 +39,14 @@ def _unit(col: Any) -> str | None:
     return TIMESTAMP_UNITS.get(col.type().id().name)
 
 
-def check_dates(ops: Ops, col: Any, name: str) -> None:
+def check_dates(ops: Ops, col: Any, name: str, start_given: bool = False) -> None:
     """DataError unless the dates of a timestamp column lie in PLAUSIBLE_YEARS (from its extreme
     ticks, before any calendar arithmetic that would wrap them)."""
     unit = _unit(col)
     extremes = None if unit is None else ops.minmax(ops.ticks(col))
     if unit is not None and extremes is not None:
         per_day = 1 if unit == "D" else TICKS_PER_DAY[unit]
-        check_plausible_days(name, extremes[0] // per_day, extremes[1] // per_day)
+        check_plausible_days(name, extremes[0] // per_day, extremes[1] // per_day, start_given)
 
 
 def periods(
@@ -66,7 +66,7 @@ def periods(
     if unit is None or zoned(file_type):
         host = host_dates(col.to_arrow(), file_type)
         return ops.from_host(column_periods(host, name, periodicity, integer_periods, start))
-    check_dates(ops, col, name)
+    check_dates(ops, col, name, start is not None)
     if periodicity == "week":  # calendar.days_to_period: floor((days + 3) / 7), Monday 1969-12-29 is week 0
         days = ops.binary(ops.ticks(col), 1 if unit == "D" else TICKS_PER_DAY[unit], "FLOOR_DIV", ops.int64)
         return ops.binary(ops.binary(days, 3, "ADD", ops.int64), 7, "FLOOR_DIV", ops.int32)

@@ -18,6 +18,9 @@ _EPOCH_MONTH = 1970 * 12  # absolute month of 1970-01
 # Dates are believed between these years; outside them a column's unit is likely wrong (e.g.
 # nanosecond counts stored under a millisecond unit), and no lookup table is built for them.
 PLAUSIBLE_YEARS = (1800, 2200)
+# dates that all fall before this day of 1970 (March 1st) are likely a coarser unit stored as a finer
+# one (seconds as milliseconds: 1.7e9 s read as ms is 20 days), unless a window start is given
+EARLY_1970_DAYS = 59
 
 
 _PLAUSIBLE_DAYS = (
@@ -48,7 +51,7 @@ def column_periods(
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_timestamp(kind) and kind.tz is not None:
             arr = pc.local_timestamp(arr)
-        days = _days(arr, name)
+        days = _days(arr, name, start is not None)
         if periodicity == "week":
             return days_to_period(days, "week").astype(np.int32)
         return month_to_period(_days_to_months(days), periodicity).astype(np.int32)
@@ -109,7 +112,7 @@ def unsupported_period_type(name: str, kind: str) -> DataError:
     )
 
 
-def _days(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
+def _days(arr: pa.Array | pa.ChunkedArray, name: str, start_given: bool = False) -> np.ndarray:
     """Days since 1970-01-01 (int32) of a timestamp or date column without nulls; DataError for
     dates outside PLAUSIBLE_YEARS, found from the column's extreme ticks before any conversion
     (the cast to date32 would wrap them silently, and the lookup table span all of int32)."""
@@ -117,12 +120,20 @@ def _days(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
     per_day = TICKS_PER_DAY[kind.unit if pa.types.is_timestamp(kind) else "ms"] if not pa.types.is_date32(kind) else 1
     extremes = pc.min_max(arr.cast(pa.int32() if pa.types.is_date32(kind) else pa.int64()))
     if extremes["min"].is_valid:
-        check_plausible_days(name, extremes["min"].as_py() // per_day, extremes["max"].as_py() // per_day)
+        check_plausible_days(name, extremes["min"].as_py() // per_day, extremes["max"].as_py() // per_day, start_given)
     return arr.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
 
 
-def check_plausible_days(name: str, lo: int, hi: int) -> None:
-    """DataError unless the days since 1970-01-01 lo..hi of column `name` lie in PLAUSIBLE_YEARS."""
+def check_plausible_days(name: str, lo: int, hi: int, start_given: bool = False) -> None:
+    """DataError unless the days since 1970-01-01 lo..hi of column `name` lie in PLAUSIBLE_YEARS,
+    and, where no window start is given, unless they reach past the first weeks of 1970 (where
+    seconds stored as milliseconds land)."""
+    if not start_given and lo >= 0 and hi < EARLY_1970_DAYS:
+        raise DataError(
+            f"column {name!r} holds dates from {_day_label(lo)} to {_day_label(hi)} only, the first weeks of 1970: "
+            "are its values in a coarser unit than its type says (e.g. seconds stored as milliseconds)? If the "
+            "dates are right, give the window's start (data.start)"
+        )
     if lo < _PLAUSIBLE_DAYS[0] or hi > _PLAUSIBLE_DAYS[1]:
         unit = "finer" if hi > _PLAUSIBLE_DAYS[1] else "coarser"
         example = "nanoseconds stored as milliseconds" if unit == "finer" else "seconds stored as milliseconds"
@@ -185,14 +196,14 @@ def _footer_ticks_per_day(kind: pa.DataType) -> int | None:
     return None
 
 
-def check_footer_dates(files: list[str], names: list[str]) -> None:
+def check_footer_dates(files: list[str], names: list[str], start_given: bool = False) -> None:
     """DataError for a date column of parquet files whose statistics show implausible dates (see
     check_plausible_days), before any column is read; columns without statistics are checked by
     the readers from their values."""
     for name in names:
         days = footer_days(files, name)
         if days is not None:
-            check_plausible_days(name, *days)
+            check_plausible_days(name, *days, start_given)
 
 
 def _day_label(day: int) -> str:

@@ -165,7 +165,7 @@ class PeriodColumns:
         except duckdb.Error as exc:
             raise Unsupported(f"column {name!r}: {_first_line(exc)}") from exc
         if lo is not None:
-            check_plausible_days(name, int(lo), int(hi))
+            check_plausible_days(name, int(lo), int(hi), self.start is not None)
 
     def _integers(self, name: str, col: str) -> str:
         """YYYYMM numbers, or positions from data.start; checked by the streaming reader's rules."""

@@ -109,3 +109,29 @@ def test_footer_statistics_refuse_before_reading(tmp_path: Path) -> None:
     nulls = pa.table({"d": pa.array([None, None], pa.timestamp("ms"))})
     assert footer_days([str(write(tmp_path / "nulls.parquet", nulls))], "d") is None
     assert footer_days([str(good), str(tmp_path / "nulls.parquet")], "d") == footer_days([str(good)], "d")
+
+
+@pytest.mark.parametrize("stored", ["parquet", "csv-dates"])
+def test_seconds_stored_as_milliseconds_are_refused_unless_the_window_is_given(tmp_path: Path, stored: str) -> None:
+    """Dates that all land in the first weeks of 1970 (1.7e9 seconds read as milliseconds: 20
+    days) built a 1970 index without a word; now one line asks, and data.start says they are meant."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from helpers import run_app
+
+    rng = np.random.default_rng(4)
+    seconds = np.sort(rng.integers(1_400_000_000, 1_700_000_000, 400))
+    stamps = pa.array(seconds, pa.int64()).cast(pa.timestamp("ms"))  # seconds under a milliseconds type
+    prop = rng.integers(0, 60, 400)
+    table = pa.table({"property_id": prop, "date": stamps, "price": rng.uniform(1, 2, 400)})
+    path = tmp_path / "sales.parquet"
+    pq.write_table(table, path)
+    if stored == "csv-dates":
+        path = tmp_path / "sales.csv"
+        table.to_pandas().to_csv(path, index=False)
+    common = ["data=transactions", f"data.path={path}", "data.columns.group=null", "index.min_pairs=1"]
+    run = run_app(tmp_path, *common, name="refused")
+    assert run.rc == 2 and "first weeks of 1970" in run.stderr and run.stderr.count("\n") == 1
+    meant = run_app(tmp_path, *common, "data.start=1970-01", "index.periodicity=week", name="meant")
+    assert "first weeks of 1970" not in meant.stderr
