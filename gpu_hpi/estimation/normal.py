@@ -6,6 +6,7 @@ All functions take arrays of one backend (numpy or cupy) and use only the shared
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -207,7 +208,8 @@ def fit_table(
     workers = backend.workers(table.n_groups)
     per_batch = SOLVE_CELLS[backend.name]
     batches = list(group_batches(table, min(per_batch, -(-table.n_groups // workers) * t * t)))
-    with one_blas_thread():  # the host's BLAS (the device's solves do not use it)
+    # the host's BLAS single-threaded (a device fit uses none: no need to load SciPy's for it)
+    with one_blas_thread() if xp is np else contextlib.nullcontext():
         if workers > 1 and len(batches) > 1:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(lambda batch: fit_batch(*batch), batches))
