@@ -186,8 +186,8 @@ def decoded_row_bytes(schema: pa.Schema, wanted: dict[str, str]) -> int:
 
 
 def write_csv(frame: Any, path: str | os.PathLike[str]) -> None:
-    """A pandas frame as CSV by Arrow's writer (C++: pandas' per-value float formatting took 20 s for
-    the 1.2M rows of 10,000 regions on 2 cores, Arrow 0.6 s). Numbers at full precision (the
+    """A pandas frame as CSV by Arrow's writer (C++: pandas formats each number in Python; the write
+    stage of 10,000 regions went from 11.3 s to 1.6-2.3 s on 2 cores, BENCHMARKS.md). Numbers at full precision (the
     shortest text that reads back as the same double, so the CSV holds what the parquet holds),
     NaN and None as empty fields, text quoted."""
     table = pa.table({str(name): pa.array(frame[name], from_pandas=True) for name in frame.columns})
