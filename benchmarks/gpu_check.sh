@@ -57,7 +57,7 @@ for path in ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
 import time
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
-from gpu_hpi.estimation.lapack import cholesky_solve, one_blas_thread
+from gpu_hpi.backend.lapack import cholesky_solve, one_blas_thread
 systems = np.tile(np.eye(123) * 4 + 0.1, (1600, 1, 1))
 with one_blas_thread():
     for workers in (1, len(os.sched_getaffinity(0))):

@@ -22,12 +22,13 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from ..backend.core import resolve_backend, usable_cores
+from ..backend.lapack import one_blas_thread
+from ..backend.ops import solve_spd
 from ..data.cells import CellTable
 from ..estimation.identify import Identification
-from ..estimation.lapack import one_blas_thread
 from ..estimation.methods import MethodOptions, fit_method
 from ..estimation.methods.case_shiller import case_shiller
-from ..estimation.normal import group_batches, solve_spd
+from ..estimation.normal import group_batches
 
 # numbers in one group batch's vintage systems (vintage_systems' three arrays and the copy being
 # solved, (batch, T, T) each): 64 MB

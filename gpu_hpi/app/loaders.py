@@ -35,8 +35,8 @@ def read_plan(cfg: AppConfig, backend: Backend, keep_pairs: bool) -> ReadPlan:
         else None
     )
     clustered = option_name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
-    device_reader = backend.is_gpu and file_format == "parquet" and device.library() is not None
-    return plan_reading(str(cfg.data.kind), file_format, backend.is_gpu, device_reader, clustered, keep_pairs)
+    device_reader = file_format == "parquet" and device.serves(backend)
+    return plan_reading(str(cfg.data.kind), file_format, backend.name, device_reader, clustered, keep_pairs)
 
 
 def load(

@@ -36,29 +36,31 @@ class ReadPlan:
 
 
 def plan_reading(
-    kind: str, file_format: str | None, gpu: bool, device_reader: bool, clustered: bool, keep_pairs: bool
+    kind: str, file_format: str | None, backend: str, device_reader: bool, clustered: bool, keep_pairs: bool
 ) -> ReadPlan:
     """The reader of an input: kind (synthetic, pairs, transactions, cells), its files' format
-    (parquet or csv; None for synthetic and cells), on a GPU or not, pylibcudf importable or not,
+    (parquet or csv; None for synthetic and cells), the backend's name (DuckDB's readers give host
+    arrays, for the CPU), whether libcudf's reader serves it (a GPU with pylibcudf),
     on a Dask cluster or not, and whether the fit keeps the pairs (robust, lsqr/lsmr, accuracy)."""
     parquet = file_format == "parquet"
+    host = backend == "cpu"
     if kind == "synthetic":
         return ReadPlan(Reader.SYNTHETIC, None, "the embedded synthetic market")
     if kind == "cells":
         return ReadPlan(Reader.STORED_CELLS, None, "stored cell tables")
     if kind == "transactions":
-        if gpu and parquet and device_reader:
+        if parquet and device_reader:
             return ReadPlan(Reader.DEVICE_SALES, None, "parquet sale records on a GPU with pylibcudf")
-        if not gpu and parquet:
+        if host and parquet:
             return ReadPlan(Reader.DUCKDB_SALES, Reader.ARRAY_SALES, "parquet sale records on the CPU")
         return ReadPlan(Reader.ARRAY_SALES, None, "CSV sale records, or a GPU without pylibcudf")
     if kind != "pairs":
         raise ValueError(f"no reader for data of kind {kind!r}")
     if clustered:
         return ReadPlan(Reader.DASK, None, "a Dask cluster")
-    if gpu and parquet and device_reader:
+    if parquet and device_reader:
         return ReadPlan(Reader.DEVICE_PAIRS, None, "parquet pairs on a GPU with pylibcudf")
-    if not gpu and parquet:
+    if host and parquet:
         if keep_pairs:
             return ReadPlan(Reader.DUCKDB_PAIRS, Reader.ARROW_BATCHES, "parquet pairs kept in memory on the CPU")
         return ReadPlan(Reader.DUCKDB_TABLE, Reader.ARROW_BATCHES, "parquet pairs reduced to their table on the CPU")

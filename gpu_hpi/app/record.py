@@ -8,18 +8,15 @@ import hashlib
 import importlib.metadata
 import os
 import platform
-import sys
 from typing import Any
 
 import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
-from ..backend import cuda
 from ..backend.core import Backend
 from ..config import AppConfig
 
 PACKAGES = ("gpu_hpi", "numpy", "scipy", "pandas", "pyarrow", "duckdb", "hydra-core", "omegaconf")
-DEVICE_PACKAGES = ("cupy", "pylibcudf", "rmm")  # recorded where the run imported them
 
 
 def fingerprint(path: str) -> dict[str, Any]:
@@ -54,12 +51,7 @@ def versions(backend: Backend) -> dict[str, Any]:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             found[name] = None
-    if backend.is_gpu:
-        for name in DEVICE_PACKAGES:
-            if name in sys.modules:
-                found[name] = getattr(sys.modules[name], "__version__", None)
-        found.update(cuda.versions())
-    return found
+    return found | backend.versions()
 
 
 def run_record(

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import os
 import platform
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from ..errors import BackendUnavailableError, ConfigError
 from ..options import BackendName, option_values
 from . import cuda
 
+DEVICE_PACKAGES = ("cupy", "pylibcudf", "rmm")
 GPU_EXTRA_HINT = "install the GPU extra: pip install 'gpu_hpi[gpu]' (CUDA 12) or 'gpu_hpi[gpu-cu13]'"
 
 
@@ -75,6 +77,16 @@ class Backend:
     def to_host(self, a: Any) -> np.ndarray:
         """A numpy copy (or view, on the CPU) of an array of this backend."""
         return to_host(a)
+
+    def versions(self) -> dict[str, Any]:
+        """The device software's versions for the run record: on a GPU CuPy's, pylibcudf's and RMM's
+        (where the run imported them) and the CUDA driver's and runtime's; on the CPU none."""
+        if not self.is_gpu:
+            return {}
+        found: dict[str, Any] = {
+            name: getattr(sys.modules[name], "__version__", None) for name in DEVICE_PACKAGES if name in sys.modules
+        }
+        return found | cuda.versions()
 
     def synchronize(self) -> None:
         """Wait for queued device work (for honest timings); a no-op on the CPU."""

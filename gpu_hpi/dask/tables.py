@@ -61,7 +61,7 @@ def read_partition(source: PairSource, part: Partition, backend: Any) -> Any:
     installed (the columns then never touch the host), else by pyarrow."""
     columns = list(source.wanted().values())
     schema = parquet_file(part.path).schema_arrow
-    if backend.is_gpu and device.library() is not None:
+    if device.serves(backend):
         ops = device.Ops(device.library())
         read = ops.read_parquet(part.path, columns, list(part.row_groups))
         return source.convert_device(ops, read, source.wanted(), schema)
@@ -74,10 +74,11 @@ def partition_table(
     source: PairSource, part: Partition, start: int | None, end: int | None, backend: str, strict: bool
 ) -> PartialTable:
     """On a worker: read the partition, convert its periods, build its cell table (host arrays):
-    on the CPU the DuckDB query of the single-process reader over the partition's rows (io/sql_pairs.py),
-    on the GPU (or where that query leaves the file to pyarrow) the batch reader."""
+    libcudf's reader on GPU workers with pylibcudf, else the DuckDB query of the single-process reader
+    over the partition's rows (io/sql_pairs.py: its table is host arrays either way), or the batch
+    reader where that query leaves the file to pyarrow."""
     be = resolve_backend(backend)
-    if not be.is_gpu:
+    if not device.serves(be):
         rows = (part.first_row, part.first_row + part.n_rows)
         try:
             reduced = sql_cell_table(replace(source, path=part.path), start, end, strict, rows=rows)

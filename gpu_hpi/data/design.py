@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..backend.core import Backend, array_namespace
+from ..backend.ops import product_transpose, sparse_entries_limit
 from ..errors import ConfigError
 from . import kernels
 from .pairs import Pairs, count_invalid
@@ -96,9 +97,10 @@ def design_matrix(backend: Backend, columns: DummyColumns) -> DesignMatrix:
     gathers at random."""
     xp = backend.xp
     m, k = columns.shape
-    if backend.is_gpu and 2 * m >= 2**31:  # cupyx keeps int32 indices whatever it is given
+    limit = sparse_entries_limit(xp)
+    if limit is not None and 2 * m > limit:
         raise ConfigError(
-            f"solver.operator=matrix holds at most 2^31 entries on the GPU ({m:,} pairs make {2 * m:,}); "
+            f"solver.operator=matrix holds at most {limit:,} entries on the GPU ({m:,} pairs make {2 * m:,}); "
             "use solver.operator=implicit"
         )
     # interleave the earlier / later column of each row, then drop the padding ones
@@ -116,7 +118,7 @@ def design_matrix(backend: Backend, columns: DummyColumns) -> DesignMatrix:
     matrix = backend.sparse.csr_matrix(
         (values[present], entries[present].astype(index_type), indptr.astype(index_type)), shape=(m, k)
     )
-    return DesignMatrix(matrix, matrix.T.tocsr() if backend.is_gpu else matrix.T, columns.y, columns.rows)
+    return DesignMatrix(matrix, product_transpose(xp, matrix), columns.y, columns.rows)
 
 
 def dummy_matrix(backend: Backend, pairs: Pairs, column: np.ndarray, identified: np.ndarray) -> DesignMatrix:

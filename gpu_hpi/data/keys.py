@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.ops import run_sums
+
 
 def reduce_by_key(
     xp: Any, key: Any, count: Any, sums: dict[str, Any], n_keys: int | None = None
@@ -29,18 +31,8 @@ def reduce_by_key(
     starts[1:] = sorted_key[1:] != sorted_key[:-1]
     (first,) = xp.nonzero(starts)
     uniq = sorted_key[first]
-    if xp is np:  # a sequential sum per run (numpy's reduceat; CuPy has none)
-
-        def run_sums(v: Any) -> Any:
-            return np.add.reduceat(v[order], first) if first.size else np.zeros(0, dtype=v.dtype)
-
-        counts = np.diff(first, append=key.shape[0]) if count is None else run_sums(count)
-        totals = {k: run_sums(v) for k, v in sums.items()}
-    else:
-        index = xp.cumsum(starts) - 1
-        weights = None if count is None else count[order]
-        counts = xp.bincount(index, weights=weights, minlength=uniq.shape[0])
-        totals = {k: xp.bincount(index, weights=v[order], minlength=uniq.shape[0]) for k, v in sums.items()}
+    counts = xp.diff(first, append=key.shape[0]) if count is None else run_sums(xp, count[order], starts, first)
+    totals = {k: run_sums(xp, v[order], starts, first) for k, v in sums.items()}
     counts = xp.rint(counts).astype(np.int64)
     if count is None or bool(counts.all()):  # the usual case: no cell cancelled out
         return uniq, counts, totals

@@ -6,7 +6,6 @@ All functions take arrays of one backend (numpy or cupy) and use only the shared
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..backend.core import Backend, to_host
+from ..backend.ops import single_thread_blas, solve_spd
 from ..data.cells import CellTable
 from ..options import SolverName
 from .identify import Identification
-from .lapack import cholesky_solve, one_blas_thread
 
 SOLVERS: tuple[str, ...] = tuple(s.value for s in SolverName)
 # numbers per batched dense solve, by backend: on the device a few (batch, T, T) float64 temporaries
@@ -209,7 +208,7 @@ def fit_table(
     per_batch = SOLVE_CELLS[backend.name]
     batches = list(group_batches(table, min(per_batch, -(-table.n_groups // workers) * t * t)))
     # the host's BLAS single-threaded (a device fit uses none: no need to load SciPy's for it)
-    with one_blas_thread() if xp is np else contextlib.nullcontext():
+    with single_thread_blas(xp):
         if workers > 1 and len(batches) > 1:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(lambda batch: fit_batch(*batch), batches))
@@ -235,16 +234,3 @@ def fit_table(
         sigma2=sigma2,
         r2=r2,
     )
-
-
-def solve_spd(xp: Any, lap: Any, rhs: Any, covariance: bool) -> tuple[Any, Any]:
-    """(solutions of lap x = rhs or None without rhs, diagonals of lap^-1 or None) for a (B, T, T)
-    stack of symmetric positive definite systems, overwritten. The index by a solve: an inverse
-    times the right-hand side lost digits on the nearly singular systems that extreme Case-Shiller
-    weights make. On the host one Cholesky factor per system serves both, a third of the flops of
-    an LU inverse, with the GIL released (`estimation.lapack`); on the device CuPy's batched solve
-    and inverse."""
-    if xp is not np:
-        solved = None if rhs is None else xp.linalg.solve(lap, rhs[:, :, None])[:, :, 0]
-        return solved, (xp.diagonal(xp.linalg.inv(lap), axis1=1, axis2=2) if covariance else None)
-    return cholesky_solve(np.ascontiguousarray(lap, dtype=np.float64), rhs, covariance)

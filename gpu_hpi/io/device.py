@@ -31,6 +31,11 @@ def library() -> Any:
     return pylibcudf
 
 
+def serves(backend: Any) -> bool:
+    """Whether the device reader reads for this backend: a GPU, with pylibcudf importable."""
+    return bool(backend.is_gpu) and library() is not None
+
+
 def device_array(col: Any) -> Any:
     """A fixed-width column without nulls as a CuPy array over its device buffer (no copy; the
     array keeps the column alive)."""

@@ -47,7 +47,7 @@ def test_one_reader_for_each_case(
     reader: Reader,
     fallback: Reader | None,
 ) -> None:
-    plan = plan_reading(kind, fmt, gpu, device, clustered, keep)
+    plan = plan_reading(kind, fmt, "gpu" if gpu else "cpu", device, clustered, keep)
     assert (plan.reader, plan.fallback) == (reader, fallback) and plan.why
 
 

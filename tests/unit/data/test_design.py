@@ -14,14 +14,16 @@ pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
 CPU = gpu_hpi.resolve_backend("cpu")
 
 
-def test_the_device_matrix_refuses_more_entries_than_int32_indices_hold() -> None:
-    """cupyx keeps int32 indices whatever it is given: past 2^31 entries the CSR would wrap."""
-    import dataclasses
-
+def test_a_matrix_past_the_namespaces_entry_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cupyx keeps int32 indices whatever it is given (backend.ops.sparse_entries_limit): past its
+    limit the CSR would wrap, so the explicit matrix is refused for the implicit operator."""
+    from gpu_hpi.data import design
     from gpu_hpi.data.design import DummyColumns
 
-    device = dataclasses.replace(CPU, name="gpu")  # only its name is read before the refusal
-    huge = np.broadcast_to(np.float64(0.0), (2**30,))  # 2^31 entries, no memory
-    cols = DummyColumns(huge, huge, huge, huge, 10)
+    n = 6
+    cols = DummyColumns(np.zeros(n, np.int64), np.ones(n, np.int64), np.zeros(n), np.arange(n), 3)
+    monkeypatch.setattr(design, "sparse_entries_limit", lambda xp: 2 * n - 1)
     with pytest.raises(gpu_hpi.ConfigError, match="operator=implicit"):
-        design_matrix(device, cols)
+        design_matrix(CPU, cols)
+    monkeypatch.setattr(design, "sparse_entries_limit", lambda xp: 2 * n)
+    assert design_matrix(CPU, cols).matrix.shape == (n, 3)

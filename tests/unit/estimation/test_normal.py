@@ -33,7 +33,7 @@ def test_solver_info_of_normal(problem: Problem) -> None:
 
 def test_solve_spd_equals_numpy_and_takes_lu_where_cholesky_fails() -> None:
     """The host's Cholesky route against numpy's LU solve and inverse, with one indefinite system."""
-    from gpu_hpi.estimation.normal import solve_spd
+    from gpu_hpi.backend.ops import solve_spd
 
     rng = np.random.default_rng(12)
     a = rng.normal(size=(5, 9, 9))
