@@ -160,7 +160,7 @@ def _dask_pairs(
             client, source, parts, start, end, worker_backend, strict, advance
         )
     workers = len(client.scheduler_info().get("workers", {}))
-    kept = DaskPairs(client, source, parts, kept_rows, first, worker_backend, backend.xp, method.huber_c)
+    kept = DaskPairs(client, source, parts, kept_rows, first, worker_backend, backend.xp)
     return Loaded(
         table.to_backend(backend), first, None, {"missing_period": missing}, extra={"dask_workers": workers}, kept=kept
     )

@@ -142,14 +142,15 @@ def _run(
     with timings.stage("solve", backend):
         result = fit_index(
             table.to_host() if on_host else table,
-            pairs=None if on_host else pairs,  # a table-only fit never reads them
+            pairs=loaded.kept
+            if loaded.kept is not None
+            else (None if on_host else pairs),  # a table-only fit never reads them
             solver=solver,
             base_period=base,
             period_labels=calendar.labels(),
             tol=cfg.solver.tol,
             iter_lim=cfg.solver.iter_lim,
             operator=cfg.solver.operator.value,
-            pair_passes=None if loaded.kept is None else loaded.kept.robust_passes,
             **fit_options,
         )
     with timings.stage("diagnostics", backend):

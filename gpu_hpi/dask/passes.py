@@ -116,15 +116,18 @@ class DaskPairs:
     first: int
     backend: str  # the workers'
     client_xp: Any  # the namespace the client fits with
-    huber_c: float
 
-    def robust_passes(self, table: CellTable, ident: Any, pooled: bool) -> DaskPasses:
+    def arrays(self, pooled: bool) -> None:
+        """None: the pairs are on the workers, not in this process."""
+        return None
+
+    def robust_passes(self, table: CellTable, ident: Any, pooled: bool, c: float) -> DaskPasses:
         host = table.to_host()
         futures = [
             self.client.submit(partition_pairs, self.source, p, self.first, host, self.backend, pooled)
             for p in self.parts
         ]
-        return DaskPasses(self.client, futures, host, ident.identified, self.huber_c, self.backend, self.client_xp)
+        return DaskPasses(self.client, futures, host, ident.identified, c, self.backend, self.client_xp)
 
     def folds(self, pooled: bool) -> DaskFolds:
         return DaskFolds(self, pooled)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..backend.core import Backend, as_backend
 from ..data.cells import CellTable
-from ..data.pairs import Pairs, align_groups, pooled_pairs, prepare_pairs
+from ..data.pairs import Pairs, align_groups, prepare_pairs
 from ..data.tabulate import build_cell_table
 from ..errors import ConfigError, IdentificationWarning
-from .identify import Identification, identify
+from .identify import identify
 from .iterative import DEFAULT_TOL, OPERATORS, iterative_beta
-from .methods import MethodOptions, fit_method, robust_irls
-from .methods.robust import PairPasses
+from .methods import MemoryPairs, MethodOptions, PairStore, fit_method
 from .normal import SOLVERS, TableFit, fit_table
 from .result import IndexResult
 
@@ -24,7 +22,7 @@ from .result import IndexResult
 def fit_index(
     table: CellTable,
     *,
-    pairs: Pairs | None = None,
+    pairs: Pairs | PairStore | None = None,
     backend: Backend | str = "auto",
     solver: str = "normal",
     base_period: int = 0,
@@ -36,19 +34,18 @@ def fit_index(
     iter_lim: int | None = None,
     operator: str = "auto",
     method: MethodOptions | str = "bmn",
-    pair_passes: Callable[[CellTable, Identification, bool], PairPasses] | None = None,
 ) -> IndexResult:
     """Estimate per-group and/or pooled indices from a cell table.
 
     `solver="normal"` solves the exact normal equations from the table; "lsqr" / "lsmr" solve the
-    sparse dummy-matrix least squares of `pairs` (required then), with the same statistics, applying
+    sparse dummy-matrix least squares of `pairs` (required then, as arrays), with the same statistics, applying
     the matrix by column arithmetic (`operator="implicit"`), as an assembled sparse matrix ("matrix")
     or "auto": implicit on the GPU, the matrix on the CPU.
     `method`: "bmn" (ordinary least squares), "case_shiller", "robust" (needs `pairs`) or
     "arithmetic" (needs a table with prices), or MethodOptions for their options.
     A table with a single unnamed group ("ALL") yields just that index.
-    pair_passes: for method="robust" without `pairs` in this process (Dask): a call
-    (table, identification, pooled) -> the passes object of estimation.methods.robust.robust_irls.
+    pairs: the pairs as arrays (`Pairs`), or a store that keeps them elsewhere and makes the passes
+    of the fits there (a Dask cluster's workers: `estimation.methods.PairStore`).
     """
     be = as_backend(backend)
     t = table.n_periods
@@ -59,8 +56,11 @@ def fit_index(
         raise ConfigError(f"operator must be one of {list(OPERATORS)}, got {operator!r}")
     if solver != "normal" and options.name != "bmn":
         raise ConfigError(f"solver={solver} applies to method=bmn; method={options.name} solves from the table")
-    passes_elsewhere = pair_passes is not None and options.name == "robust"
-    if (solver != "normal" or options.needs_pairs) and pairs is None and not passes_elsewhere:
+    store = MemoryPairs(align_groups(pairs, table.group_labels), be) if isinstance(pairs, Pairs) else pairs
+    in_process = store if isinstance(store, MemoryPairs) else None
+    # the robust fit's passes run wherever the pairs are kept; the rest needs them in this process
+    needs_arrays = solver != "normal" or (options.needs_pairs and options.name != "robust")
+    if (needs_arrays and in_process is None) or (options.needs_pairs and store is None):
         what = f"solver={solver}" if solver != "normal" else f"method={options.name} ({options.stage2} stage 2)"
         raise ConfigError(f"{what} needs the pairs themselves, not only their cell table")
     if not 0 <= base_period < t:
@@ -72,26 +72,21 @@ def fit_index(
     if periods.shape != (t,):
         raise ConfigError(f"{periods.shape[0]} period labels given for {t} periods")
 
-    if pairs is not None:
-        pairs = align_groups(pairs, table.group_labels)
     solves = index_tables(table, groups, pooled)
     fits: list[tuple[np.ndarray, TableFit]] = []
     info: dict[str, dict[str, Any]] = {}
     for name, tab in solves:
         ident = identify(tab, base_period, min_pairs)
         info[name] = {"method": options.name, "solver": solver}
-        solve_pairs = None if pairs is None else (pooled_pairs(pairs) if name == "pooled" else pairs)
-        if solve_pairs is not None and solver != "normal":
+        if solver != "normal":
+            arrays = in_process.arrays(pooled=name == "pooled")  # type: ignore[union-attr]  # checked above
             beta, iterations, reason = iterative_beta(
-                solve_pairs, ident, be, solver, tol=tol, iter_lim=iter_lim, operator=operator
+                arrays, ident, be, solver, tol=tol, iter_lim=iter_lim, operator=operator
             )
             info[name].update(iterations=iterations, stop_reason=reason)
             fit = fit_table(tab, ident, be, beta)
-        elif solve_pairs is None and pair_passes is not None and passes_elsewhere:
-            fit, details = robust_irls(tab, ident, be, options, pair_passes(tab, ident, name == "pooled"))
-            info[name].update(details)
         else:
-            fit, details = fit_method(tab, ident, be, options, solve_pairs)
+            fit, details = fit_method(tab, ident, be, options, store, pooled=name == "pooled")
             info[name].update(details)
             if details.get("zero_weight_pairs"):
                 warnings.warn(

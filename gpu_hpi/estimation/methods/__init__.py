@@ -13,16 +13,15 @@ from typing import Any
 
 from ...backend.core import Backend
 from ...data.cells import CellTable
-from ...data.pairs import Pairs
 from ...errors import ConfigError
 from ..identify import Identification
 from ..normal import TableFit, fit_table
 from .arithmetic import arithmetic
 from .case_shiller import case_shiller
 from .options import METHODS, PAIR_METHODS, MethodOptions
-from .robust import robust, robust_irls
+from .robust import MemoryPairs, PairStore, robust_irls
 
-__all__ = ["METHODS", "PAIR_METHODS", "MethodOptions", "fit_method", "robust_irls"]
+__all__ = ["METHODS", "PAIR_METHODS", "MemoryPairs", "MethodOptions", "PairStore", "fit_method", "robust_irls"]
 
 
 def fit_method(
@@ -30,17 +29,19 @@ def fit_method(
     ident: Identification,
     backend: Backend,
     options: MethodOptions,
-    pairs: Pairs | None = None,
+    pairs: PairStore | None = None,
+    pooled: bool = False,
     covariance: bool = True,
 ) -> tuple[TableFit, dict[str, Any]]:
-    """The fit of one table (all groups, or the pooled table with `pairs` read as one group).
-    covariance=False: the index without its standard errors, where a method can skip them."""
+    """The fit of one table (all groups, or the pooled table: `pooled`, the pairs then read as one
+    group). covariance=False: the index without its standard errors, where a method can skip them."""
     if options.name == "bmn":
         return fit_table(table, ident, backend, covariance=covariance), {}
     if options.name == "case_shiller":
-        return case_shiller(table, ident, backend, options, pairs, covariance=covariance)
+        arrays = None if pairs is None else pairs.arrays(pooled)
+        return case_shiller(table, ident, backend, options, arrays, covariance=covariance)
     if options.name == "robust":
         if pairs is None:
             raise ConfigError("method=robust needs the pairs themselves, not only their cell table")
-        return robust(table, ident, backend, pairs, options)
+        return robust_irls(table, ident, backend, options, pairs.robust_passes(table, ident, pooled, options.huber_c))
     return arithmetic(table, ident, backend, options)

@@ -3,6 +3,7 @@ over the pairs in memory here and on Dask workers (gpu_hpi.dask.passes)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from ...backend.core import Backend
 from ...data.cells import CellTable
 from ...data.keys import segment_medians
-from ...data.pairs import Pairs
+from ...data.pairs import Pairs, pooled_pairs
 from ...errors import ConvergenceWarning
 from ..identify import Identification
 from ..normal import TableFit, fit_table, table_fit
@@ -37,12 +38,34 @@ class PairPasses(Protocol):
         ...
 
 
-def robust(
-    table: CellTable, ident: Identification, backend: Backend, pairs: Pairs, options: MethodOptions
-) -> tuple[TableFit, dict[str, Any]]:
-    """Huber M-estimator by iteratively reweighted least squares over pairs in memory (see
-    robust_irls); the pairs are sorted by group once, so that the per-group medians are O(n)."""
-    return robust_irls(table, ident, backend, options, InMemoryPasses(table, ident, backend, pairs, options.huber_c))
+class PairStore(Protocol):
+    """Where the pairs are kept, coded by the fitted table's groups: in this process (`MemoryPairs`)
+    or on a Dask cluster's workers (`gpu_hpi.dask.passes.DaskPairs`). The fits ask it for the same
+    things either way."""
+
+    def arrays(self, pooled: bool) -> Pairs | None:
+        """The pairs as arrays of this process (as one group where pooled); None where kept elsewhere."""
+        ...
+
+    def robust_passes(self, table: CellTable, ident: Identification, pooled: bool, c: float) -> PairPasses:
+        """The robust fit's passes over the pairs of `table` (the pooled table where pooled)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MemoryPairs:
+    """Pairs of this process (numpy or CuPy), coded by the fitted table's groups."""
+
+    pairs: Pairs
+    backend: Backend
+
+    def arrays(self, pooled: bool) -> Pairs:
+        return pooled_pairs(self.pairs) if pooled else self.pairs
+
+    def robust_passes(self, table: CellTable, ident: Identification, pooled: bool, c: float) -> InMemoryPasses:
+        """The passes over pairs in memory; they are sorted by group once, so that the per-group
+        medians are O(n)."""
+        return InMemoryPasses(table, ident, self.backend, self.arrays(pooled), c)
 
 
 class InMemoryPasses:
