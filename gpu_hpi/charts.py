@@ -34,10 +34,20 @@ def year_ticks(periods: np.ndarray, most: int = 16) -> tuple[np.ndarray, list[st
 
 
 def _figure(width: float, height: float, layout: Literal["constrained"] | None = None) -> Figure:
+    import io
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=110, layout=layout)
+    class ChartFigure(Figure):
+        """A Figure that a notebook shows as PNG without pyplot or an inline backend."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png")
+            return buffer.getvalue()
+
+    fig = ChartFigure(figsize=(width, height), dpi=110, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 

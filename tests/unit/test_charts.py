@@ -219,6 +219,7 @@ def test_plot_returns_the_figure_and_saves_it_where_asked(twenty: Any, tmp_path:
     monkeypatch.chdir(tmp_path)
     fig = twenty.plot()
     assert isinstance(fig, Figure) and list(tmp_path.iterdir()) == []
+    assert fig._repr_png_()[:4] == b"\x89PNG"  # what a notebook shows, without pyplot
     saved = twenty.plot(str(tmp_path / "index.png"), 3)
     assert isinstance(saved, Figure) and (tmp_path / "index.png").read_bytes()[:4] == b"\x89PNG"
     assert twenty.plot(tmp_path / "as_path.png").axes[0].get_ylabel() and (tmp_path / "as_path.png").exists()
