@@ -1,15 +1,26 @@
 """PNG charts: the index (index.png), a grid of small multiples with one panel per region
 (regions.png) and the diagnostics (diagnostics.png). matplotlib's object-oriented API without
-pyplot: no global figure state, and 0.3 s less import. Period axes are labelled by year."""
+pyplot: no global figure state, and 0.3 s less import. Period axes are labelled by year. Each
+chart is built as a Figure (what a notebook shows) and saved where a path is given."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 MAX_PANELS = 50  # regions.png: the regions with the most pairs, beyond this many
+MAX_COLUMNS = 8  # regions.png: columns of the grid (50 panels: 8 x 7)
+MAIN_WIDTH = 2.0  # index.png: the main index's line, in points
+X_LABEL = "year"  # the period axes are ticked at each year's first period
 
 
 def year_ticks(periods: np.ndarray, most: int = 16) -> tuple[np.ndarray, list[str]]:
@@ -22,13 +33,28 @@ def year_ticks(periods: np.ndarray, most: int = 16) -> tuple[np.ndarray, list[st
     return chosen, [years[k] for k in chosen]
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, layout: Literal["constrained"] | None = None) -> Figure:
+    import io
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=110)
+    class ChartFigure(Figure):
+        """A Figure that a notebook shows as PNG without pyplot or an inline backend."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png")
+            return buffer.getvalue()
+
+    fig = ChartFigure(figsize=(width, height), dpi=110, layout=layout)
     FigureCanvasAgg(fig)
     return fig
+
+
+def _save(fig: Figure, path: str | os.PathLike[str] | None) -> None:
+    if path is not None:
+        fig.savefig(path, format="png")
 
 
 def _main_row(result: Any) -> int:
@@ -36,65 +62,184 @@ def _main_row(result: Any) -> int:
     return int(pooled[0]) if pooled.size else 0
 
 
-def index_chart(result: Any, path: str, max_groups: int = 6, level: float = 0.95) -> None:
-    """The pooled (or first) index with its confidence band, and up to `max_groups` group indices
-    (those with the most pairs) as thin lines."""
+def _index_label(result: Any) -> str:
+    return f"index ({result.periods[result.base_period]} = 100)"
+
+
+def shown_groups(result: Any, max_groups: int) -> tuple[int, list[int]]:
+    """index.png's rows: the main one (the pooled index, else the first group) and up to
+    `max_groups` others, those with the most pairs that were estimated."""
     main = _main_row(result)
+    others = [int(g) for g in np.argsort(-result.n_pairs, kind="stable") if g != main and not result.skipped[g]]
+    return main, others[:max_groups]
+
+
+def regions_shown_text(result: Any, rows: list[int]) -> str | None:
+    """What index.png's legend says of the regions it draws, e.g. "6 of 20 regions shown (most
+    pairs)"; None where the result has no regions (the pooled index alone)."""
+    regions = result.groups != "ALL"
+    total = int(regions.sum())
+    if total == 0:
+        return None
+    shown = sum(1 for g in rows if regions[g])
+    text = f"{shown} of {total} region{'s' if total != 1 else ''} shown"
+    if shown < total:
+        text += " (most pairs)"
+    skipped = int((result.skipped & regions).sum())
+    if skipped:
+        text += f"; {skipped} not estimated (too few pairs)"
+    return text
+
+
+def band_pixels(ax: Axes, x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Height in display pixels of a band at each of its estimated periods (the axes' limits and
+    position as they stand)."""
+    known = np.isfinite(low) & np.isfinite(high)
+    bottom = ax.transData.transform(np.column_stack([x[known], low[known]]))[:, 1]
+    top = ax.transData.transform(np.column_stack([x[known], high[known]]))[:, 1]
+    return np.asarray(top - bottom)
+
+
+def index_chart(
+    result: Any, path: str | os.PathLike[str] | None = None, max_groups: int = 6, level: float = 0.95
+) -> Figure:
+    """The pooled (or first) index with its confidence band, and up to `max_groups` group indices
+    (those with the most pairs) as thin lines; the legend says how many regions are drawn out of
+    how many. A band that the main line covers in most periods (a large sample) is not widened:
+    its legend entry says it is narrower than the line, and by how much at most."""
+    main, others = shown_groups(result, max_groups)
     low, high = result.conf_int(level)
     x = np.arange(result.periods.shape[0])
     fig = _figure(10, 5.5)
     ax = fig.subplots()
-    others = [g for g in np.argsort(-result.n_pairs, kind="stable") if g != main and not result.skipped[g]]
-    for g in others[:max_groups]:
+    for g in others:
         ax.plot(x, result.index[g], lw=0.9, alpha=0.8, label=str(result.groups[g]))
-    ax.fill_between(x, low[main], high[main], color="black", alpha=0.2, lw=0, label=f"{level:.0%} CI")
-    ax.plot(x, result.index[main], color="black", lw=2.0, label=str(result.groups[main]))
+    band = ax.fill_between(x, low[main], high[main], color="black", alpha=0.2, lw=0, label=f"{level:.0%} CI")
+    ax.plot(x, result.index[main], color="black", lw=MAIN_WIDTH, label=str(result.groups[main]))
     ticks, labels = year_ticks(result.periods)
     ax.set_xticks(ticks, labels)
     ax.axhline(100.0, color="grey", lw=0.6, ls=":")
-    ax.set_ylabel(f"index ({result.periods[result.base_period]} = 100)")
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel(_index_label(result))
     ax.set_title("Repeat-sales price index")
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    fig.tight_layout()  # the axes' final place and limits, so that the band's height in pixels holds
+    # the band shows where it reaches 2 px beyond the line on either side; at the base period it is
+    # 0 by definition
+    line_px = MAIN_WIDTH * fig.dpi / 72.0
+    estimated = np.isfinite(low[main]) & (x != result.base_period)
+    heights = band_pixels(ax, x[estimated], low[main][estimated], high[main][estimated])
+    if heights.size and np.mean(heights < line_px + 4.0) > 0.5:
+        half = np.nanmax(high[main] - low[main]) / 2.0
+        band.set_label(f"{level:.0%} CI: within the line's width in most periods (at most ±{half:.2g} points)")
+    ax.legend(fontsize=8, ncol=2, loc="upper left", title=regions_shown_text(result, [main, *others]), title_fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    _save(fig, path)
+    return fig
 
 
-def regions_chart(result: Any, path: str, level: float = 0.95) -> list[str]:
-    """One panel per region (the MAX_PANELS with the most pairs), each with its confidence band
-    and the pooled index faint behind; returns the regions drawn."""
+def grid_shape(n: int) -> tuple[int, int]:
+    """(rows, columns) of regions.png for n panels: a row of up to 3, else about square
+    (ceil(sqrt(n)) columns, at most MAX_COLUMNS)."""
+    cols = max(1, n) if n <= 3 else min(MAX_COLUMNS, math.ceil(math.sqrt(n)))
+    return max(1, -(-n // cols)), cols
+
+
+def _filled_segments(values: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """The filled periods with the estimated ones that bound them (NaN elsewhere), so that a dashed
+    line joins the solid one across each gap."""
+    near = filled.copy()
+    near[1:] |= filled[:-1]
+    near[:-1] |= filled[1:]
+    return np.where(near & np.isfinite(values), values, np.nan)
+
+
+def regions_figure(
+    result: Any, level: float = 0.95, columns: Mapping[str, Any] | None = None
+) -> tuple[Figure, list[str]]:
+    """regions.png as a Figure, and the regions drawn (see regions_chart)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    columns = columns or {}
     main = _main_row(result)
     pooled = result.groups[main] == "ALL"
     regions = [g for g in np.argsort(-result.n_pairs, kind="stable") if result.groups[g] != "ALL"]
     regions = [g for g in regions if np.isfinite(result.log_index[g]).sum() > 1][:MAX_PANELS]
-    cols = max(1, min(5, len(regions)))
-    rows = max(1, -(-len(regions) // cols))
-    fig = _figure(3.0 * cols, 2.2 * rows + 0.6)
-    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    rows, cols = grid_shape(len(regions))
+    width = min(6.0, max(2.6, 12.0 / cols))  # inches per panel: one region is not a stamp
+    fig = _figure(width * cols, 0.72 * width * rows + 1.0, layout="constrained")
+    grid = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
     low, high = result.conf_int(level)
     x = np.arange(result.periods.shape[0])
     ticks, labels = year_ticks(result.periods, most=4)
-    for ax, g in zip(axes, regions, strict=False):
+    filled = columns.get("filled")
+    sa = columns.get("index_sa")
+    drew_filled = drew_sa = False
+    for k, g in enumerate(regions):
+        ax = grid[k // cols, k % cols]
         if pooled:
             ax.plot(x, result.index[main], color="grey", lw=0.8, alpha=0.5)
         ax.fill_between(x, low[g], high[g], color="C0", alpha=0.25, lw=0)
         ax.plot(x, result.index[g], color="C0", lw=1.2)
+        if filled is not None and np.asarray(filled[g]).any():
+            dashed = _filled_segments(np.asarray(columns["index"][g], dtype=float), np.asarray(filled[g], dtype=bool))
+            ax.plot(x, dashed, color="C0", lw=1.2, ls="--", gid="filled", zorder=3)
+            drew_filled = True
+        if sa is not None and np.isfinite(sa[g]).any():
+            ax.plot(x, sa[g], color="C1", lw=0.9, alpha=0.9, gid="seasonally_adjusted")
+            drew_sa = True
         ax.set_title(f"{result.groups[g]} ({int(result.n_pairs[g]):,} pairs)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xticks(ticks, labels)
-    for ax in axes[len(regions) :]:
-        ax.set_visible(False)
-    note = " (grey: the pooled index)" if pooled else ""
-    fig.suptitle(f"Index by region, {level:.0%} confidence band{note}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    return [str(result.groups[g]) for g in regions]
+    index_label = _index_label(result)
+    for r in range(rows):
+        grid[r, 0].set_ylabel(index_label, fontsize=7)
+    for c in range(cols):  # the lowest panel of each column, which may stand above an empty slot
+        drawn = [r for r in range(rows) if r * cols + c < len(regions)]
+        if drawn:
+            bottom = grid[drawn[-1], c]
+            bottom.xaxis.set_tick_params(labelbottom=True)
+            bottom.set_xlabel(X_LABEL, fontsize=7)
+    for k in range(len(regions), rows * cols):
+        grid[k // cols, k % cols].set_visible(False)
+    handles: list[Any] = [
+        Line2D([], [], color="C0", lw=1.2, label="estimate"),
+        Patch(color="C0", alpha=0.25, lw=0, label=f"{level:.0%} confidence band"),
+    ]
+    if pooled:
+        handles.append(Line2D([], [], color="grey", lw=0.8, alpha=0.5, label="pooled index (ALL)"))
+    if drew_filled:
+        handles.append(Line2D([], [], color="C0", lw=1.2, ls="--", label="filled periods (index.fill)"))
+    if drew_sa:
+        handles.append(Line2D([], [], color="C1", lw=0.9, alpha=0.9, label="seasonally adjusted"))
+    # below the grid, clear of the title; one row where the figure is wide enough
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if cols > 1 else 2, fontsize=8)
+    total = int((result.groups != "ALL").sum())
+    shown = f": {len(regions)} of {total} regions shown (most pairs)" if len(regions) < total else ""
+    fig.suptitle(f"Index by region{shown}", fontsize=10)
+    return fig, [str(result.groups[g]) for g in regions]
 
 
-def diagnostics_chart(frame: pd.DataFrame, periods: np.ndarray, path: str, groups: int = 6) -> None:
-    """Volatility (rolling s.d. of % changes) and, where computed, the mean revision per period of
-    the pooled index (or the first groups), from diagnostics.csv's frame."""
+def regions_chart(
+    result: Any,
+    path: str | os.PathLike[str] | None,
+    level: float = 0.95,
+    columns: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """One panel per region (the MAX_PANELS with the most pairs) in a grid of about square shape,
+    each with its confidence band and the pooled index faint behind; `columns` (the run's
+    index.fill / index.seasonal_adjust columns: filled, index, index_sa) adds the filled periods
+    as a dashed line and the seasonally adjusted series. Returns the regions drawn."""
+    fig, drawn = regions_figure(result, level, columns)
+    _save(fig, path)
+    return drawn
+
+
+def diagnostics_figure(frame: pd.DataFrame, periods: np.ndarray, groups: int = 6) -> Figure:
+    """diagnostics.png as a Figure (see diagnostics_chart)."""
     panels = ["volatility"] + (["revision_mean"] if "revision_mean" in frame else [])
     titles = {"volatility": "volatility (s.d. of % changes)", "revision_mean": "mean revision (index points)"}
+    units = {"volatility": "s.d. of % changes", "revision_mean": "index points"}
     names = list(dict.fromkeys(frame["group"]))
     shown = ["ALL"] if "ALL" in names else names[:groups]
     fig = _figure(10, 3.2 * len(panels))
@@ -107,6 +252,19 @@ def diagnostics_chart(frame: pd.DataFrame, periods: np.ndarray, path: str, group
             ax.plot(x, values, lw=1.2, label=name)
         ax.set_title(titles[column], fontsize=9)
         ax.set_xticks(ticks, labels)
+        ax.xaxis.set_tick_params(labelbottom=True)  # each panel read on its own
+        ax.set_xlabel(X_LABEL, fontsize=8)
+        ax.set_ylabel(units[column], fontsize=8)
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    return fig
+
+
+def diagnostics_chart(
+    frame: pd.DataFrame, periods: np.ndarray, path: str | os.PathLike[str] | None, groups: int = 6
+) -> Figure:
+    """Volatility (rolling s.d. of % changes) and, where computed, the mean revision per period of
+    the pooled index (or the first groups), from diagnostics.csv's frame."""
+    fig = diagnostics_figure(frame, periods, groups)
+    _save(fig, path)
+    return fig

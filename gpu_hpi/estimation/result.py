@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import os
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .normal import TableFit
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 INDEX_COLUMNS = ["group", "period", "log_index", "index", "se", "ci_low", "ci_high", "n_pairs"]
 
@@ -118,9 +123,76 @@ class IndexResult:
             }
         )
 
-    def plot(self, path: str, max_groups: int = 6, level: float = 0.95) -> None:
-        """PNG: the pooled (or first) index with its confidence band, and up to `max_groups` group
-        indices (those with the most pairs) as thin lines (charts.index_chart)."""
+    def plot(self, path: str | os.PathLike[str] | None = None, max_groups: int = 6, level: float = 0.95) -> Figure:
+        """The pooled (or first) index with its confidence band, and up to `max_groups` group
+        indices (those with the most pairs) as thin lines (charts.index_chart): returned as a
+        matplotlib Figure (a notebook shows it), and saved as PNG where `path` is given."""
         from ..charts import index_chart
 
-        index_chart(self, path, max_groups, level)
+        return index_chart(self, path, max_groups, level)
+
+    def _repr_html_(self, rows: int = 8, ends: int = 2) -> str:
+        """A notebook's summary: method, periods, regions, pairs used and left out by reason, the
+        base period, and the first / last `ends` index values of up to `rows` series (the pooled
+        one first, then the regions with the most pairs)."""
+        esc = html.escape
+        pooled = self.groups == "ALL"
+        n_regions = int((~pooled).sum())
+        info = next(iter(self.solver_info.values()), {})
+        method = str(info.get("method", "not recorded")) + (f" ({info['solver']} solver)" if "solver" in info else "")
+        skipped = int((self.skipped & ~pooled).sum())
+        regions = f"{n_regions}" + (f" ({skipped} not estimated: too few pairs)" if skipped else "")
+        if pooled.any():
+            regions += ", and the pooled index (ALL)" if n_regions else " (the pooled index ALL alone)"
+        t = self.periods.shape[0]
+        items = [
+            ("method", method),
+            ("periods", f"{t}: {self.periods[0]} to {self.periods[-1]}" if t else "0"),
+            ("base period (= 100)", str(self.periods[self.base_period]) if t else "none"),
+            ("regions", regions),
+        ]
+        # the pooled row is the "pooled" solve's, or the only one of a table without regions
+        pooled_solve = "pooled" if "pooled" in self.solver_info else "groups"
+        for name, rows_of, solve in (("regions", ~pooled, "groups"), ("pooled index", pooled, pooled_solve)):
+            if rows_of.any():
+                items.append((f"pairs, {name}", self._pairs_text(rows_of, solve)))
+        head = "".join(f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in items)
+        order = [*np.flatnonzero(pooled), *(g for g in np.argsort(-self.n_pairs, kind="stable") if not pooled[g])]
+        cols = list(range(min(ends, t))) + list(range(max(ends, t - ends), t))
+        cells = ["<th>group</th>"] + [f"<th>{esc(str(self.periods[c]))}</th>" for c in cols]
+        if t > 2 * ends:
+            cells.insert(1 + ends, "<th>&hellip;</th>")
+        table = ["<tr>" + "".join(cells) + "</tr>"]
+        index = self.index
+        for g in order[:rows]:
+            values = [f"{index[g, c]:.1f}" if np.isfinite(index[g, c]) else "&ndash;" for c in cols]
+            if t > 2 * ends:
+                values.insert(ends, "&hellip;")
+            table.append(
+                f"<tr><th style='text-align:left'>{esc(str(self.groups[g]))}</th>"
+                + "".join(f"<td>{v}</td>" for v in values)
+                + "</tr>"
+            )
+        more = f"<p>{len(order) - rows} more series: to_frame()</p>" if len(order) > rows else ""
+        return (
+            "<div><strong>IndexResult</strong>"
+            f"<table>{head}</table>"
+            "<p>pairs dropped before the estimate (by the reader's filters) are not part of the result</p>"
+            f"<p>index values, first and last periods:</p><table>{''.join(table)}</table>{more}</div>"
+        )
+
+    def _pairs_text(self, rows: np.ndarray, solve: str) -> str:
+        """Pairs of these rows, used by the fit, and left out by reason (those an estimate of the
+        result knows: a group below min_pairs, not connected to the base period, weight 0)."""
+        total = int(self.n_pairs[rows].sum())
+        used = int(self.n_used[rows].sum())
+        skipped = int(self.n_pairs[rows & self.skipped].sum())
+        zero = int(self.solver_info.get(solve, {}).get("zero_weight_pairs", 0) or 0)
+        apart = int((self.n_pairs - self.n_used)[rows & ~self.skipped].sum()) - zero
+        reasons = [
+            (skipped, "in groups with too few pairs"),
+            (apart, "not connected to the base period"),
+            (zero, "weight 0 (Case-Shiller stage 2)"),
+        ]
+        left = "; ".join(f"{n:,} {why}" for n, why in reasons if n) or "none"
+        return f"{total:,} in, {used:,} used; left out: {left}"

@@ -147,8 +147,9 @@ def test_charts_only_when_asked(tmp_path: Path) -> None:
     summary = run(tmp_path / "all", "output.plot_regions=true", "output.plot_diagnostics=true")
     assert {"index.png", "regions.png", "diagnostics.png"} <= set(summary["outputs"])
     regions = imread(tmp_path / "all" / "regions.png")
-    # 17 regions in rows of 5: 4 rows, taller than wide (3.0 x 2.2 inch panels)
-    assert regions.shape[0] > 0.55 * regions.shape[1]
+    # 17 regions: ceil(sqrt(17)) = 5 columns, 4 rows of 2.6 x 1.9 inch panels with the title and the
+    # legend (13 x 8.5 inches): neither a strip nor a tower
+    assert 0.55 * regions.shape[1] < regions.shape[0] < 0.8 * regions.shape[1]
     diagnostics = imread(tmp_path / "all" / "diagnostics.png")
     assert diagnostics.shape[1] == 1100 and diagnostics.shape[0] == round(2 * 3.2 * 110)
 
