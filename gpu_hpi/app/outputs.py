@@ -78,7 +78,7 @@ def write_outputs(
         if output.plot:
             result.plot(str(temp("index.png")), int(output.plot_groups), float(output.ci_level))
         if output.plot_regions and (result.groups != "ALL").any():
-            regions_chart(result, str(temp("regions.png")), float(output.ci_level))
+            regions_chart(result, str(temp("regions.png")), float(output.ci_level), columns)
         if output.plot_diagnostics and diagnostics is not None:
             diagnostics_chart(diagnostics.frame, result.periods, str(temp("diagnostics.png")))
         timings.stages["write"] = time.perf_counter() - started

@@ -426,10 +426,23 @@ def run(tmp_path: Path, *overrides: str) -> tuple[dict[str, Any], pd.DataFrame]:
     return summary, pd.read_csv(out / "index.csv")
 
 
-def test_pipeline_fill_and_adjust(tmp_path: Path) -> None:
+def test_pipeline_fill_and_adjust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpu_hpi.app import outputs
+
     _, plain = run(tmp_path / "plain")
     assert "filled" not in plain and "index_sa" not in plain
-    summary, frame = run(tmp_path / "both", "index.fill=linear", "index.seasonal_adjust=stl")
+    drawn: dict[str, Any] = {}
+    chart = outputs.regions_chart
+
+    def regions_chart(result: Any, path: str, level: float, columns: dict[str, Any]) -> list[str]:
+        drawn.update(columns)
+        return chart(result, path, level, columns)
+
+    monkeypatch.setattr(outputs, "regions_chart", regions_chart)
+    summary, frame = run(
+        tmp_path / "both", "index.fill=linear", "index.seasonal_adjust=stl", "output.plot_regions=true"
+    )
+    assert {"filled", "index_sa"} <= set(drawn)  # regions.png draws the filled periods and the SA series
     gap = frame["period"] == "2016-06"
     assert plain.loc[gap, "log_index"].isna().all()
     assert frame.loc[gap, "filled"].all() and not frame.loc[~gap, "filled"].any()
