@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .app.library import RunResult, index_from_pairs, run
     from .backend.core import Backend, resolve_backend
     from .data.cells import CellTable, merge_tables
     from .data.pairs import Pairs, prepare_pairs
@@ -46,6 +47,9 @@ _HOMES = {
     "Pairs": "data.pairs",
     "prepare_pairs": "data.pairs",
     "IndexResult": "estimation.result",
+    "RunResult": "app.library",
+    "index_from_pairs": "app.library",
+    "run": "app.library",
 }
 __all__ = [
     "Backend",
@@ -59,12 +63,15 @@ __all__ = [
     "IndexResult",
     "MethodOptions",
     "Pairs",
+    "RunResult",
     "build_cell_table",
     "estimate_index",
     "fit_index",
+    "index_from_pairs",
     "merge_tables",
     "prepare_pairs",
     "resolve_backend",
+    "run",
 ]
 
 

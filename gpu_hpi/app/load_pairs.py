@@ -9,6 +9,7 @@ import functools
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ def load_pairs(
     keep_pairs: bool,
     timings: Timings,
     resources: contextlib.ExitStack,
+    frame: Any = None,
 ) -> Loaded:
     """Pairs by this reader (synthetic, DuckDB, pyarrow batches, libcudf, Dask) into their cell
     table, batch by batch (bounded memory unless kept); DuckDB's readers raise io.sql.Unsupported
@@ -64,6 +66,7 @@ def load_pairs(
     else:
         start, end = input_window(cfg.data, periodicity)
         source = pair_source(cfg, periodicity, backend if reader is Reader.DEVICE_PAIRS else None)
+        source = replace(source, frame=frame)
         total_rows = source.count_rows()
         if reader is Reader.DASK:
             return _dask_pairs(cfg, source, start, end, backend, strict, method, total_rows, timings, resources)
@@ -85,7 +88,7 @@ def load_pairs(
     workers = usable_cores()
     if one_batch or reader is Reader.DEVICE_PAIRS:
         workers = 1  # one batch, or device-resident batches: nothing on the host to overlap
-    elif reader is not Reader.ARROW_BATCHES:
+    elif reader not in (Reader.ARROW_BATCHES, Reader.FRAME_BATCHES):
         workers = backend.workers(workers)  # synthetic batches: made on the device where there is one
 
     def convert_and_reduce(job: Callable[[], PairBatch]) -> tuple[PairBatch, tuple[int, CellTable] | None]:

@@ -27,10 +27,12 @@ from .stages import Timings
 log = logging.getLogger("gpu_hpi")
 
 
-def read_plan(cfg: AppConfig, backend: Backend, keep_pairs: bool) -> ReadPlan:
-    """The plan of this configuration's input on this backend."""
+def read_plan(cfg: AppConfig, backend: Backend, keep_pairs: bool, frame: Any = None) -> ReadPlan:
+    """The plan of this configuration's input on this backend (`frame`: the pairs in memory)."""
     file_format = (
-        input_files(str(cfg.data.path), option_name(cfg.data.format))[1]
+        "frame"
+        if frame is not None
+        else input_files(str(cfg.data.path), option_name(cfg.data.format))[1]
         if isinstance(cfg.data, FileDataConfig)
         else None
     )
@@ -50,9 +52,11 @@ def load(
     prices: bool,
     timings: Timings,
     resources: contextlib.ExitStack,
+    frame: Any = None,
 ) -> Loaded:
     """The input read by the plan's reader, each kind in its stage, or by the plan's fallback where
-    the reader declines it (io.sql.Unsupported); summary.json's "reader" names the one that read."""
+    the reader declines it (io.sql.Unsupported); summary.json's "reader" names the one that read.
+    frame: the pairs as a pyarrow Table in memory, in place of data.path's files."""
     log.info("reader %s: %s", plan.reader.value, plan.why)
 
     def read(reader: Reader) -> Loaded:
@@ -63,7 +67,7 @@ def load(
         if reader in (Reader.DUCKDB_SALES, Reader.DEVICE_SALES, Reader.ARRAY_SALES):
             with timings.stage("read_and_pair", backend):
                 return load_sales(reader, cfg, periodicity, backend, strict, keep_pairs, prices)
-        return load_pairs(reader, cfg, periodicity, backend, method, strict, keep_pairs, timings, resources)
+        return load_pairs(reader, cfg, periodicity, backend, method, strict, keep_pairs, timings, resources, frame)
 
     try:
         loaded, used = read(plan.reader), plan.reader

@@ -36,7 +36,9 @@ from ..data.rules import add_counts, check_strict
 from ..errors import ConfigError, DataError
 from ..estimation.api import fit_index
 from ..estimation.methods import MethodOptions
+from ..estimation.result import IndexResult
 from ..io.files import input_files
+from ..io.frames import frame_fingerprint
 from ..io.store import cell_files
 from .loaders import add_stored_cells, check_table_only, load, read_plan
 from .outputs import write_outputs
@@ -58,11 +60,25 @@ def run(
     its outputs into out_dir; returns the summary. startup_s: the seconds the process took to get
     here (reported as the "startup" stage); command_line: the overrides it was composed from (the
     run record's)."""
+    return run_job(cfg, out_dir, startup_s, command_line)[1]
+
+
+def run_job(
+    cfg: DictConfig | AppConfig,
+    out_dir: Path,
+    startup_s: float | None = None,
+    command_line: list[str] | None = None,
+    frame: Any = None,
+) -> tuple[IndexResult, dict[str, Any]]:
+    """run, returning the IndexResult too; frame: the pairs as a pyarrow Table in memory, read in
+    place of data.path's files by the same rules (app/library.py)."""
     app = cfg if isinstance(cfg, AppConfig) else OmegaConf.to_object(cfg)
     if not isinstance(app, AppConfig):
         raise ConfigError(f"not gpu_hpi's configuration: {type(app).__name__}")
+    if frame is not None and app.data.kind != "pairs":
+        raise ConfigError(f"a frame in memory is read as pairs (data=pairs), not data={app.data.kind}")
     with contextlib.ExitStack() as resources:  # e.g. a Dask cluster, kept until the diagnostics are done
-        return _run(app, out_dir, resources, startup_s, command_line)
+        return _run(app, out_dir, resources, startup_s, command_line, frame)
 
 
 def _run(
@@ -71,7 +87,8 @@ def _run(
     resources: contextlib.ExitStack,
     startup_s: float | None,
     command_line: list[str] | None,
-) -> dict[str, Any]:
+    frame: Any,
+) -> tuple[IndexResult, dict[str, Any]]:
     timings = Timings()
     if startup_s is not None:
         timings.stages["startup"] = startup_s
@@ -82,10 +99,11 @@ def _run(
     method = MethodOptions(name=option_name(cfg.method.name), stage2=option_name(cfg.method.stage2), **tuning)
     files = cfg.data if isinstance(cfg.data, FileDataConfig) else None  # pairs or sale records
     with timings.stage("check_input"):
-        check_outputs(cfg, out_dir)  # no output written over an input
-        inputs = [] if cfg.data.kind == "synthetic" else input_paths(cfg.data)
+        check_outputs(cfg, out_dir, frame is not None)  # no output written over an input
+        inputs = [] if cfg.data.kind == "synthetic" else input_paths(cfg.data, frame is not None)
         fingerprints = {path: fingerprint(path) for path in inputs}  # the run record's, the tables' lineage
-        check_input(cfg.data)  # what the files' footers refuse, before the device is set up
+        if frame is None:
+            check_input(cfg.data)  # what the files' footers refuse, before the device is set up
     with timings.stage("setup"):
         warmup.wait()  # started by the command line (backend/warmup.py); its remaining time counts here
         backend = resolve_backend(option_name(cfg.backend.name))
@@ -97,7 +115,7 @@ def _run(
             managed_memory=cfg.memory.managed_memory,
         )
         keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
-        plan = read_plan(cfg, backend, keep_pairs)  # on a GPU pylibcudf's import counts here, not in the reading
+        plan = read_plan(cfg, backend, keep_pairs, frame)  # on a GPU pylibcudf's import counts here, not in the reading
     if cfg.output.plot:
         # the chart's imports (~0.5 s) while the data are read: on the GPU the host is idle; on the
         # CPU DuckDB's query and numpy release the GIL
@@ -114,8 +132,12 @@ def _run(
         check_table_only(cfg, method, solver, "data=cells")
     saving = isinstance(cfg.data, TransactionsDataConfig) and bool(cfg.data.save_pairs)
     prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)  # the price sums of sale records
-    loaded = load(plan, cfg, periodicity, backend, method, strict, keep_pairs or saving, prices, timings, resources)
-    if files is not None:  # the pairs came from these files (a stored table's lineage is its own)
+    loaded = load(
+        plan, cfg, periodicity, backend, method, strict, keep_pairs or saving, prices, timings, resources, frame
+    )
+    if frame is not None:
+        loaded = replace(loaded, lineage=[frame_fingerprint(frame)])
+    elif files is not None:  # the pairs came from these files (a stored table's lineage is its own)
         data_files = input_files(str(files.path), option_name(files.format))[0]
         loaded = replace(loaded, lineage=[fingerprints[path] for path in data_files])
     if add_cells:
@@ -167,7 +189,8 @@ def _run(
     check_estimated(result, table.n_pairs, dropped)
     summary = run_summary(cfg, result, table, dropped, backend, calendar, solver, market)
     summary.update(loaded.extra)  # the reader that read, the sale records' counts, ...
-    summary["run"] = run_record(cfg, [fingerprints[path] for path in inputs], backend, command_line)
+    read = [fingerprints[path] for path in inputs] + ([frame_fingerprint(frame)] if frame is not None else [])
+    summary["run"] = run_record(cfg, read, backend, command_line)
     summary["diagnostics"] = diag.summary
     # the stored table carries every drop count, the readers' included, for later runs to report
     cells = (replace(table, dropped=dropped), calendar, loaded.lineage) if cfg.output.cells or add_cells else None
@@ -187,7 +210,7 @@ def _run(
         saved_pairs=saved,
         inputs=inputs,
     )
-    return summary
+    return result, summary
 
 
 def _check_options(cfg: AppConfig) -> None:

@@ -17,6 +17,7 @@ class Reader(str, Enum):
     DUCKDB_TABLE = "duckdb_table"  # CPU, parquet pairs: one GROUP BY query gives the table
     DUCKDB_PAIRS = "duckdb_pairs"  # CPU, parquet pairs kept: every pair in one Arrow batch
     ARROW_BATCHES = "arrow_batches"  # pyarrow batches on the host (CSV, zoned timestamps, a GPU without pylibcudf)
+    FRAME_BATCHES = "frame_batches"  # a frame in memory (Python callers): its Arrow batches, converted as files' are
     DEVICE_PAIRS = "device_pairs"  # GPU with pylibcudf: libcudf reads, makes periods and the table
     DASK = "dask"  # a table per partition on the workers, summed
     DUCKDB_SALES = "duckdb_sales"  # CPU, parquet sale records: sorted by DuckDB, paired in arrays
@@ -39,8 +40,9 @@ def plan_reading(
     kind: str, file_format: str | None, backend: str, device_reader: bool, clustered: bool, keep_pairs: bool
 ) -> ReadPlan:
     """The reader of an input: kind (synthetic, pairs, transactions, cells), its files' format
-    (parquet or csv; None for synthetic and cells), the backend's name (DuckDB's readers give host
-    arrays, for the CPU), whether libcudf's reader serves it (a GPU with pylibcudf),
+    (parquet, csv, or "frame" for a frame in memory; None for synthetic and cells), the backend's
+    name (DuckDB's readers give host arrays, for the CPU), whether libcudf's reader serves it (a
+    GPU with pylibcudf),
     on a Dask cluster or not, and whether the fit keeps the pairs (robust, lsqr/lsmr, accuracy)."""
     parquet = file_format == "parquet"
     host = backend == "cpu"
@@ -56,6 +58,8 @@ def plan_reading(
         return ReadPlan(Reader.ARRAY_SALES, None, "CSV sale records, or a GPU without pylibcudf")
     if kind != "pairs":
         raise ValueError(f"no reader for data of kind {kind!r}")
+    if file_format == "frame":
+        return ReadPlan(Reader.FRAME_BATCHES, None, "pairs in a frame in memory")
     if clustered:
         return ReadPlan(Reader.DASK, None, "a Dask cluster")
     if parquet and device_reader:

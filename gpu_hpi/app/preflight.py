@@ -81,10 +81,11 @@ def run_outputs(cfg: Any) -> list[str]:
     return [name for name, written in flags.items() if written]
 
 
-def input_paths(data: Any) -> list[str]:
-    """Every file the data group reads: the pairs or sale records, and stored cell tables."""
+def input_paths(data: Any, frame: bool = False) -> list[str]:
+    """Every file the data group reads: the pairs or sale records (unless a frame in memory holds
+    them), and stored cell tables."""
     paths: list[str] = []
-    if data.kind in ("pairs", "transactions"):
+    if data.kind in ("pairs", "transactions") and not frame:
         paths += input_files(str(data.path), option_name(data.format))[0]
     stored = data.path if data.kind == "cells" else getattr(data, "add_cells", None)
     if stored:
@@ -93,7 +94,7 @@ def input_paths(data: Any) -> list[str]:
     return paths
 
 
-def check_outputs(cfg: Any, out_dir: Path) -> None:
+def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
     """ConfigError, before anything is read, where an output of the run would be written over one
     of its input files (the same file under any name: symlinks, hard links, globs resolved), or
     data.save_pairs does not name a parquet file."""
@@ -103,7 +104,7 @@ def check_outputs(cfg: Any, out_dir: Path) -> None:
     outputs = {str(out_dir / name): f"the output {name} of hydra.run.dir={out_dir}" for name in run_outputs(cfg)}
     if save_pairs:
         outputs[os.path.expanduser(str(save_pairs))] = f"data.save_pairs={save_pairs}"
-    inputs = input_paths(cfg.data) if cfg.data.kind != "synthetic" else []
+    inputs = input_paths(cfg.data, frame) if cfg.data.kind != "synthetic" else []
     for path, what in outputs.items():
         for read in inputs:
             if _same_file(path, read):

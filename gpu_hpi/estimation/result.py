@@ -28,6 +28,7 @@ class IndexResult:
     each period; n_pairs, n_used, n_params: (G,) int; sigma2, r2: (G,) float64;
     skipped: (G,) bool, groups with fewer than min_pairs pairs (all NaN).
     solver_info: per solve ("groups", "pooled") its solver, iterations and stop reason.
+    summary: a run's summary.json (drop counts by reason under "dropped"), where a run made it.
     """
 
     groups: np.ndarray
@@ -43,6 +44,12 @@ class IndexResult:
     r2: np.ndarray
     skipped: np.ndarray
     solver_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Pairs dropped by reason, as the run that made this result counted them ({} without a run)."""
+        return dict(self.summary.get("dropped", {}))
 
     @classmethod
     def from_fits(

@@ -27,6 +27,7 @@ from .files import (
     plan_reads,
     record_batches,
 )
+from .frames import frame_batches
 from .periods import column_periods
 
 
@@ -129,6 +130,7 @@ class PairSource:
     # GPU reads: bytes of decoded columns per read (backend.memory.device_read_budget); None: batch_rows
     device_read_bytes: int | None = None
     memory_limit: str | None = None  # of DuckDB's reads on the CPU (sql.connect); None: its default
+    frame: pa.Table | None = None  # pairs in memory (io/frames.py) in place of files
 
     def files(self) -> tuple[list[str], str]:
         """The files to read and their format (parquet or csv); DataError if there are none."""
@@ -136,6 +138,8 @@ class PairSource:
 
     def count_rows(self) -> int | None:
         """Rows in the input when the format tells it cheaply (parquet metadata), else None."""
+        if self.frame is not None:
+            return int(self.frame.num_rows)
         files, fmt = self.files()
         if fmt != "parquet":
             return None
@@ -161,8 +165,12 @@ class PairSource:
         the conversions of several batches in parallel while the reader decodes the next ones.
         arrays=False: batches decoded on the GPU may keep libcudf's columns (PairBatch.ops), for a
         caller that needs only their cell tables."""
-        files, fmt = self.files()
         wanted = self.wanted()
+        if self.frame is not None:
+            for record_batch in frame_batches(self.frame, list(wanted.values()), self.batch_rows):
+                yield functools.partial(self.convert, record_batch, wanted)
+            return
+        files, fmt = self.files()
         if self.reads_on_device(gpu):
             for batch in self._device_batches(files, wanted, arrays):
                 yield functools.partial(ready, batch)

@@ -1,0 +1,147 @@
+"""The command line's job from Python: `run(overrides)` runs a configured job as `python -m gpu_hpi`
+does; `index_from_pairs(frame, ...)` runs it on pairs in a frame that speaks Arrow (pandas, polars,
+pyarrow, a DuckDB relation), with the options named as on the command line. Both compose the same
+configuration (conf/ and config.py): one declaration of the options, so a keyword here is checked,
+typed and defaulted as its override is."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ..config import AppConfig, PairsDataConfig, config_dir, register_configs
+from ..errors import ConfigError
+from ..estimation.result import IndexResult
+from ..io.frames import arrow_table
+from .pipeline import run_job
+
+GROUP_CHOICES = ("method", "solver", "backend", "memory", "cluster")  # conf/ groups chosen by name
+PAIR_ROLES = ("group", "prev", "recent", "y", "price_prev", "price_recent")
+FRAME_PATH = "<frame>"  # data.path of a frame's run: no file is read
+# a frame's run returns its result: the files it would write go with its temporary directory
+FRAME_OUTPUTS = {"output.csv": False, "output.parquet": False, "output.plot": False, "progress": False}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A job's index, its summary (summary.json's content) and the directory holding its outputs."""
+
+    index: IndexResult
+    summary: dict[str, Any]
+    run_dir: Path
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The configuration of these command-line overrides (ConfigError for one that does not compose):
+    a copy of the one composed before for the same overrides (Hydra's composition is ~0.1 s)."""
+    cfg = copy.deepcopy(_composed(tuple(overrides)))
+    OmegaConf.set_readonly(cfg, None)  # None: the flag cleared, as composed
+    return cfg
+
+
+@functools.lru_cache(maxsize=32)
+def _composed(overrides: tuple[str, ...]) -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base=None, job_name="gpu_hpi"):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+    OmegaConf.set_readonly(cfg, True)  # the cached one: callers get copies
+    return cfg
+
+
+def run(overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None = None) -> RunResult:
+    """Run the job of these overrides (as `python -m gpu_hpi OVERRIDE...`) in this process, writing
+    its outputs into run_dir (None: a new temporary directory, kept)."""
+    out = Path(tempfile.mkdtemp(prefix="gpu_hpi-")) if run_dir is None else Path(run_dir)
+    result, summary = run_job(compose(list(overrides)), out, command_line=list(overrides))
+    return RunResult(dataclasses.replace(result, summary=summary), summary, out)
+
+
+def option_paths() -> dict[str, list[str]]:
+    """Each option's keyword -> its dotted paths in the configuration (several where the name is
+    not unique: e.g. tol, of method and of solver)."""
+    sections = {f.name: f.type for f in dataclasses.fields(AppConfig)}
+    paths: dict[str, list[str]] = {}
+    for section, kind in sections.items():
+        schema = PairsDataConfig if section == "data" else _dataclass(kind)
+        if schema is None:
+            paths.setdefault(section, []).append(section)
+            continue
+        for f in dataclasses.fields(schema):
+            if section in GROUP_CHOICES and f.name == "name":
+                continue  # the group's choice: its own keyword
+            if section == "data" and f.name in ("columns", "kind", "path"):
+                continue  # the frame's column roles are keywords of their own; it has no path
+            paths.setdefault(f.name, []).append(f"{section}.{f.name}")
+    for group in GROUP_CHOICES:
+        paths[group] = [group]
+    return paths
+
+
+def _dataclass(kind: Any) -> Any:
+    import gpu_hpi.config as schema
+
+    found = getattr(schema, kind, None) if isinstance(kind, str) else kind
+    return found if dataclasses.is_dataclass(found) else None
+
+
+def index_from_pairs(frame: Any, **options: Any) -> IndexResult:
+    """The index of the pairs in `frame` (pandas, polars, pyarrow, a DuckDB relation: anything that
+    speaks Arrow), by the command line's readers' rules, drop counts and refusals.
+
+    Column roles are keywords named as data.columns' (group, prev, recent, y, price_prev,
+    price_recent; defaults: the command line's), every other option its command-line name
+    (method="case_shiller", base_period="2017-11", min_pairs=20, backend="cpu", ...; a name two
+    groups share by its dotted path, e.g. **{"solver.tol": 1e-10}). Returns the IndexResult with
+    the run's summary (`.summary`, drop counts in `.dropped`)."""
+    table = arrow_table(frame)
+    columns = {role: options.pop(role) for role in PAIR_ROLES if role in options}
+    choices = [f"{g}={options.pop(g)}" for g in GROUP_CHOICES if g in options and not isinstance(options[g], dict)]
+    cfg = compose(["data=pairs", *choices])
+    values = {f"data.columns.{role}": name for role, name in columns.items()}
+    values.update({"data.path": FRAME_PATH, **FRAME_OUTPUTS})
+    values.update(_option_values(options))
+    for path, value in values.items():
+        try:
+            OmegaConf.update(cfg, path, value, merge=False)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{path}={value!r}: {str(exc).splitlines()[0]}") from exc
+    with tempfile.TemporaryDirectory(prefix="gpu_hpi-") as out:
+        result, summary = run_job(cfg, Path(out), frame=table)
+    summary.pop("outputs", None)  # they went with the temporary directory
+    return dataclasses.replace(result, summary=summary)
+
+
+def _option_values(options: dict[str, Any]) -> dict[str, Any]:
+    """Dotted paths and values of keyword options; ConfigError for an unknown or ambiguous name."""
+    known = option_paths()
+    values: dict[str, Any] = {}
+    for name, value in options.items():
+        if "." in name:
+            values[name] = value
+            continue
+        paths = known.get(name)
+        if not paths:
+            close = sorted(k for k in known if name in k or k in name)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"unknown option {name!r}{hint}")
+        if len(paths) > 1:
+            raise ConfigError(
+                f"{name!r} is an option of {' and '.join(paths)}: give its path, e.g. **{{{paths[0]!r}: ...}}"
+            )
+        values[paths[0]] = value
+    return values

@@ -1,0 +1,52 @@
+"""Frames in memory as input: any frame that speaks Arrow (pandas, polars, pyarrow, a DuckDB
+relation) as a pyarrow Table, read in record batches by the same conversion as pair files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import ConfigError, DataError
+
+FRAME = "the frame"  # how messages name the input
+
+
+def arrow_table(frame: Any) -> pa.Table:
+    """A pyarrow Table of `frame`: a Table or RecordBatch as it is, else through the Arrow PyCapsule
+    stream (polars, DuckDB relations, pandas >= 2.2), pandas' own conversion, or `to_arrow()`."""
+    if isinstance(frame, pa.Table):
+        return frame
+    if isinstance(frame, pa.RecordBatch):
+        return pa.Table.from_batches([frame])
+    if hasattr(frame, "__arrow_c_stream__"):
+        return pa.table(frame)
+    if type(frame).__module__.split(".")[0] == "pandas":
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    for method in ("to_arrow", "arrow"):  # cudf (a copy to the host), older DuckDB relations
+        if callable(getattr(frame, method, None)):
+            table = getattr(frame, method)()
+            return table if isinstance(table, pa.Table) else pa.table(table)
+    raise ConfigError(f"cannot read a {type(frame).__name__} as a frame: give a table that speaks Arrow")
+
+
+def frame_batches(table: pa.Table, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of the wanted columns, with the file readers' refusals: a missing column, or
+    one the frame holds twice."""
+    names = table.column_names
+    twice = [name for name, n in Counter(names).items() if n > 1 and name in columns]
+    if twice:
+        raise DataError(f"column {twice[0]!r} appears {names.count(twice[0])} times in {FRAME}; rename all but one")
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataError(
+            f"column(s) {', '.join(map(repr, missing))} not found in {FRAME}; columns found: {', '.join(names)}"
+        )
+    yield from table.select(columns).to_batches(max_chunksize=batch_rows)
+
+
+def frame_fingerprint(table: pa.Table) -> dict[str, Any]:
+    """The run record's entry for a frame: its rows and schema (a frame has no file to hash)."""
+    return {"path": None, "frame": True, "rows": table.num_rows, "schema": str(table.schema)}

@@ -1,0 +1,114 @@
+"""app/library.py: the command line's job from Python. A frame of pairs (pyarrow, pandas, polars, a
+DuckDB relation) gives the index, standard errors and drop counts the command line gives for the
+same pairs in a file; options are the command line's, by name; run(overrides) is the command line
+in-process."""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import seed_pairs
+
+import gpu_hpi
+from gpu_hpi.app.library import option_paths
+
+pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
+
+
+@pytest.fixture(scope="module")
+def pairs() -> pa.Table:
+    return seed_pairs(20_000, seed=5)
+
+
+@pytest.fixture(scope="module")
+def cli(pairs: pa.Table, tmp_path_factory: pytest.TempPathFactory) -> gpu_hpi.RunResult:
+    path = tmp_path_factory.mktemp("cli") / "pairs.parquet"
+    pq.write_table(pairs, path)
+    return gpu_hpi.run(
+        ["data=pairs", f"data.path={path}", "backend=cpu", "output.plot=false"], tmp_path_factory.mktemp("run")
+    )
+
+
+@pytest.mark.parametrize("kind", ["pyarrow", "pandas", "polars", "duckdb", "record_batch"], ids=lambda k: str(k))
+def test_a_frame_gives_the_command_lines_index(pairs: pa.Table, cli: gpu_hpi.RunResult, kind: str) -> None:
+    frame = {
+        "pyarrow": lambda: pairs,
+        "pandas": pairs.to_pandas,
+        "polars": lambda: pl.from_arrow(pairs),
+        "duckdb": lambda: duckdb.from_arrow(pairs),
+        "record_batch": lambda: pairs.combine_chunks().to_batches()[0],
+    }[kind]()
+    result = gpu_hpi.index_from_pairs(frame, backend="cpu")
+    want = cli.index
+    assert list(result.groups) == list(want.groups) and list(result.periods) == list(want.periods)
+    np.testing.assert_allclose(result.log_index, want.log_index, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.se, want.se, rtol=1e-9, atol=0)
+    assert result.dropped == cli.summary["dropped"] and result.dropped  # null periods and a null y
+    for key in ("n_pairs_read", "n_pairs_used", "skipped_groups", "n_unidentified"):
+        assert result.summary[key] == cli.summary[key], key
+    assert result.summary["reader"] == "frame_batches"
+    (read,) = result.summary["run"]["inputs"]
+    assert read["frame"] is True and read["rows"] == pairs.num_rows and read["path"] is None
+
+
+def test_run_is_the_command_line_in_process(cli: gpu_hpi.RunResult) -> None:
+    assert (cli.run_dir / "summary.json").is_file() and (cli.run_dir / "index.parquet").is_file()
+    assert cli.summary["reader"] == "duckdb_table" and cli.index.summary is cli.summary
+    written = pd.read_parquet(cli.run_dir / "index.parquet")
+    np.testing.assert_allclose(written["log_index"], cli.index.log_index.ravel(), rtol=0, atol=0, equal_nan=True)
+
+
+def test_options_by_their_command_line_names(pairs: pa.Table) -> None:
+    result = gpu_hpi.index_from_pairs(
+        pairs, method="case_shiller", base_period="2015-06", min_pairs=50, pooled=False, backend="cpu"
+    )
+    assert result.summary["method"] == "case_shiller" and result.periods[result.base_period] == "2015-06"
+    assert "ALL" not in set(result.groups)
+    renamed = pairs.rename_columns(["region", "sold_before", "sold_after", "dy"])
+    same = gpu_hpi.index_from_pairs(
+        renamed, group="region", prev="sold_before", recent="sold_after", y="dy", backend="cpu", **{"solver.tol": 1e-9}
+    )
+    np.testing.assert_allclose(same.log_index, gpu_hpi.index_from_pairs(pairs, backend="cpu").log_index, atol=1e-12)
+
+
+def test_every_keyword_is_an_option_of_the_configuration() -> None:
+    paths = option_paths()
+    assert paths["base_period"] == ["index.base_period"] and paths["min_pairs"] == ["index.min_pairs"]
+    assert paths["method"] == ["method"] and paths["accuracy_folds"] == ["diagnostics.accuracy_folds"]
+    assert sorted(paths["tol"]) == ["method.tol", "solver.tol"]
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"tol": 1e-9}, gpu_hpi.ConfigError, "'tol' is an option of"),
+        ({"nope": 1}, gpu_hpi.ConfigError, "unknown option 'nope'"),
+        ({"min_pairs": "many"}, gpu_hpi.ConfigError, "index.min_pairs='many'"),
+        ({"method": "nope"}, gpu_hpi.ConfigError, "nope"),
+        ({"y": "zz"}, gpu_hpi.DataError, "column(s) 'zz' not found in the frame"),
+        ({"base_period": "2015-13"}, gpu_hpi.ConfigError, "month"),
+    ],
+)
+def test_bad_options_are_the_command_lines_refusals(
+    pairs: pa.Table, options: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        gpu_hpi.index_from_pairs(pairs, backend="cpu", **options)
+
+
+def test_a_column_the_frame_holds_twice_is_refused(pairs: pa.Table) -> None:
+    twice = pa.Table.from_arrays([*pairs.columns, pairs.column(3)], names=[*pairs.column_names, "LogPriceDiff"])
+    with pytest.raises(gpu_hpi.DataError, match="column 'LogPriceDiff' appears 2 times in the frame"):
+        gpu_hpi.index_from_pairs(twice, backend="cpu")
+
+
+def test_what_is_no_frame_is_refused() -> None:
+    with pytest.raises(gpu_hpi.ConfigError, match="cannot read a list as a frame"):
+        gpu_hpi.index_from_pairs([1, 2, 3])
