@@ -244,20 +244,22 @@ def register_configs() -> None:
     # choices are its yaml files alone (`method=schema` is refused as an unknown option), and each
     # yaml file extends its schema from its defaults list (`- /schema/method@_here_`)
     cs.store(name="app_schema", node=AppConfig)
-    for kind, node in (
-        ("synthetic", SyntheticDataConfig),
-        ("pairs", PairsDataConfig),
-        ("transactions", TransactionsDataConfig),
-        ("cells", CellsDataConfig),
-    ):
+    data: dict[str, type] = {
+        "synthetic": SyntheticDataConfig,
+        "pairs": PairsDataConfig,
+        "transactions": TransactionsDataConfig,
+        "cells": CellsDataConfig,
+    }
+    for kind, node in data.items():
         cs.store(group="schema/data", name=kind, node=node)
-    for group, node in (
-        ("solver", SolverConfig),
-        ("backend", BackendConfig),
-        ("memory", MemoryConfig),
-        ("method", MethodConfig),
-        ("cluster", ClusterConfig),
-    ):
+    groups: dict[str, type] = {
+        "solver": SolverConfig,
+        "backend": BackendConfig,
+        "memory": MemoryConfig,
+        "method": MethodConfig,
+        "cluster": ClusterConfig,
+    }
+    for group, node in groups.items():
         cs.store(group="schema", name=group, node=node)
 
 
