@@ -45,7 +45,7 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, MissingConfigException):
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         head = lines[0].split(": ", 1)[-1]
-        options = [ln for ln in lines[2:] if not ln.startswith(("Config search path", "provider=")) and ln != "schema"]
+        options = [ln for ln in lines[2:] if not ln.startswith(("Config search path", "provider="))]
         available = [ln for ln in options if "Available" not in ln]
         return f"{head} (available: {', '.join(available)})" if available else head
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
@@ -207,7 +207,10 @@ def main() -> None:
     sys.unraisablehook = _unraisable
     lock = None
     try:
-        if not any(a.startswith("-") for a in args):  # Hydra's own flags (--help, --cfg job, -m) pass through
+        if "--help" in args or "-h" in args:  # every choice and data kind, not Hydra's composed config alone
+            _help([a for a in args if not a.startswith("-")])
+            return
+        if not any(a.startswith("-") for a in args):  # Hydra's own flags (--cfg job, -m) pass through
             problem, cfg = _compose(args)
             if problem or cfg is None:
                 _fail(problem or "the configuration does not compose")
@@ -230,6 +233,19 @@ def main() -> None:
         if lock is not None:  # the directory is free again: the lock file goes, then the lock
             Path(lock.name).unlink(missing_ok=True)
             lock.close()
+
+
+def _help(overrides: list[str]) -> None:
+    from .usage import usage
+
+    try:  # the overrides compose (a data.path may still be missing) or are refused in one line
+        text = usage(config_dir(), overrides)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        _fail(_one_line(exc))
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `gpu-hpi --help | head`: the rest goes nowhere, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _quoted(text: str) -> str:

@@ -240,16 +240,27 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore  # here: the library imports this module's enums
 
     cs = ConfigStore.instance()
+    # the schemas live in a group of their own (schema/...), which no override names: a group's
+    # choices are its yaml files alone (`method=schema` is refused as an unknown option), and each
+    # yaml file extends its schema from its defaults list (`- /schema/method@_here_`)
     cs.store(name="app_schema", node=AppConfig)
-    cs.store(group="data", name="synthetic_schema", node=SyntheticDataConfig)
-    cs.store(group="data", name="pairs_schema", node=PairsDataConfig)
-    cs.store(group="data", name="transactions_schema", node=TransactionsDataConfig)
-    cs.store(group="data", name="cells_schema", node=CellsDataConfig)
-    cs.store(group="solver", name="schema", node=SolverConfig)
-    cs.store(group="backend", name="schema", node=BackendConfig)
-    cs.store(group="memory", name="schema", node=MemoryConfig)
-    cs.store(group="method", name="schema", node=MethodConfig)
-    cs.store(group="cluster", name="schema", node=ClusterConfig)
+    data: dict[str, type] = {
+        "synthetic": SyntheticDataConfig,
+        "pairs": PairsDataConfig,
+        "transactions": TransactionsDataConfig,
+        "cells": CellsDataConfig,
+    }
+    for kind, node in data.items():
+        cs.store(group="schema/data", name=kind, node=node)
+    groups: dict[str, type] = {
+        "solver": SolverConfig,
+        "backend": BackendConfig,
+        "memory": MemoryConfig,
+        "method": MethodConfig,
+        "cluster": ClusterConfig,
+    }
+    for group, node in groups.items():
+        cs.store(group="schema", name=group, node=node)
 
 
 def config_dir() -> str:

@@ -4,6 +4,7 @@ reader), then paired by the rules of data/pairing.py into pairs and their cell t
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from ..backend.core import Backend
 from ..config import AppConfig, option_name
@@ -37,7 +38,7 @@ def load_sales(
     )
     if reader is Reader.DUCKDB_SALES:
         paired = sql_sales(source, rules, start, end, keep_pairs, strict, prices, progress=bool(cfg.progress))
-        extra = {"n_sales_read": paired.n_sales, "pairing": rules.pairing, "n_pairs_made": paired.n_pairs}
+        extra = {"n_sales_read": paired.n_sales, "pairing": rules.pairing, "n_pairs_made": made_count(paired, rules)}
         return Loaded(paired.table, paired.first, paired.pairs, paired.dropped, extra=extra)
     if reader is Reader.DEVICE_SALES:  # read and paired by libcudf: no kernel to compile
         read = source.read_device()
@@ -60,9 +61,16 @@ def load_sales(
     priced = pairs if prices else replace(pairs, price_prev=None, price_recent=None)
     table = device_columns.build_table(priced, backend, strict=strict)
     dropped = add_counts({"sale_missing_date": n_missing_date, **read_dropped}, made.dropped)
-    extra = {"n_sales_read": n_sales, "pairing": rules.pairing, "n_pairs_made": made.n_pairs}
+    extra = {"n_sales_read": n_sales, "pairing": rules.pairing, "n_pairs_made": made_count(made, rules)}
     # the table on the pairs' device where they are kept (their passes index it), else on the host
     return Loaded(table.to_backend(backend) if keep_pairs else table.to_host(), first, pairs, dropped, extra=extra)
+
+
+def made_count(made: Any, rules: PairingRules) -> int:
+    """The pairs the pairing made, before the holding and return filters dropped some (their drops
+    are counted by reason beside it, so that made = kept + dropped)."""
+    filters = [*rules.bounded_filters(), "return_outlier"]
+    return int(made.n_pairs) + sum(made.dropped.get(reason, 0) for reason in filters)
 
 
 def sale_source(cfg: AppConfig, periodicity: str) -> SaleSource:

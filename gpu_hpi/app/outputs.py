@@ -66,6 +66,9 @@ def write_outputs(
             write_csv(frame, temp("index.csv"))
         if output.parquet:
             frame.to_parquet(temp("index.parquet"), index=False)
+        missing = result.unidentified
+        if len(missing):  # what the command line's warning names: the empty values of index.csv, and why
+            write_csv(missing.astype({"group": str, "period": str}), temp(UNIDENTIFIED_CSV))
         if diagnostics is not None:
             write_csv(diagnostics.frame, temp("diagnostics.csv"))
             if diagnostics.accuracy is not None:
@@ -144,3 +147,4 @@ def replace_run_set(out_dir: Path, written: list[tuple[Path, Path]], inputs: lis
 
 
 STAGED_CONFIG = ".hydra.next"  # conf/config.yaml's hydra.output_subdir
+UNIDENTIFIED_CSV = "unidentified.csv"  # group, period, reason of each index value left empty

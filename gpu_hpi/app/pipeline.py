@@ -10,7 +10,9 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import re
 import threading
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,15 +35,15 @@ from ..config import (
 )
 from ..data.calendar import Calendar, parse_period
 from ..data.rules import add_counts, check_strict
-from ..errors import ConfigError, DataError
-from ..estimation.api import fit_index
+from ..errors import ConfigError, DataError, IdentificationWarning
+from ..estimation.api import UNIDENTIFIED, fit_index
 from ..estimation.methods import MethodOptions
 from ..estimation.result import IndexResult
 from ..io.files import input_files
 from ..io.frames import frame_fingerprint
 from ..io.store import cell_files
 from .loaders import add_stored_cells, check_table_only, load, read_plan
-from .outputs import write_outputs
+from .outputs import UNIDENTIFIED_CSV, write_outputs
 from .preflight import check_input, check_outputs, input_paths
 from .record import fingerprint, run_record
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns
@@ -161,7 +163,12 @@ def _run(
         groups=cfg.index.groups,
         pooled=cfg.index.pooled,
     )
-    with timings.stage("solve", backend):
+    with timings.stage("solve", backend), warnings.catch_warnings():
+        # the library's warning of unidentified values points at IndexResult.unidentified; the
+        # command line's, once the outputs are written, at unidentified.csv (_warn_unidentified); a
+        # frame's caller gets the IndexResult, so the library's words
+        if frame is None:
+            warnings.filterwarnings("ignore", message=f".*{re.escape(UNIDENTIFIED)}", category=IdentificationWarning)
         result = fit_index(
             table.to_host() if on_host else table,
             pairs=loaded.kept
@@ -210,7 +217,23 @@ def _run(
         saved_pairs=saved,
         inputs=inputs,
     )
+    if frame is None:
+        _warn_unidentified(result, out_dir)
     return result, summary
+
+
+def _warn_unidentified(result: IndexResult, out_dir: Path) -> None:
+    """The index values left empty, in words a command-line user can follow: the file that lists
+    them (written with the outputs) and the summary's count."""
+    missing = result.unidentified
+    if len(missing):
+        warnings.warn(
+            f"{len(missing):,} {UNIDENTIFIED} and left empty (NaN) in the index (in {missing['group'].nunique()} "
+            f"group(s)): their group, period and reason are in {out_dir / UNIDENTIFIED_CSV} "
+            "(summary.json: n_unidentified)",
+            IdentificationWarning,
+            stacklevel=3,
+        )
 
 
 def _check_options(cfg: AppConfig) -> None:

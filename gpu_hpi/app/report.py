@@ -108,7 +108,8 @@ def run_diagnostics(
         summary[f"accuracy_{kind}"] = {
             "rmse": {g: _num(v) for g, v in zip(frame["group"], frame["rmse"], strict=True)},
             "mean_error": {g: _num(v) for g, v in zip(frame["group"], frame["mean_error"], strict=True)},
-            "n_scored": int(frame["n_scored"].sum()),
+            # per row as the errors: a pair is scored by its region's index and again by the pooled one
+            "n_scored": {g: int(v) for g, v in zip(frame["group"], frame["n_scored"], strict=True)},
         }
     accuracy_frame = None
     if cfg.accuracy_folds:

@@ -115,6 +115,10 @@ def index_tables(table: CellTable, groups: bool = True, pooled: bool = True) -> 
     return solves
 
 
+# the warning's words, which the command line replaces by its own (naming unidentified.csv)
+UNIDENTIFIED = "(group, period) index values are not identified"
+
+
 def _warn_unidentified(result: IndexResult, min_pairs: int) -> None:
     if result.skipped.any():
         names = ", ".join(map(str, result.groups[result.skipped][:10]))
@@ -126,7 +130,7 @@ def _warn_unidentified(result: IndexResult, min_pairs: int) -> None:
     missing = result.unidentified
     if len(missing):
         warnings.warn(
-            f"{len(missing)} (group, period) index values are not identified and set to NaN "
+            f"{len(missing)} {UNIDENTIFIED} and set to NaN "
             f"(in {missing['group'].nunique()} group(s)); see IndexResult.unidentified",
             IdentificationWarning,
             stacklevel=3,

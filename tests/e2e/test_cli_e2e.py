@@ -27,7 +27,9 @@ def test_default_run_in_a_real_process(tmp_path: Path) -> None:
     run = run_cli(tmp_path, "data.n_pairs=20000", plot=True, subprocess_run=True).ok()
     for name in OUTPUTS:
         assert (run.dir / name).is_file() and (run.dir / name).stat().st_size > 0, name
-    assert "\ngpu_hpi: 20,000 of 20,000 pairs, 17 group(s), 123 periods" in run.stdout
+    # the summary is the first line: the INFO lines are in the run's log file only
+    assert run.stdout.startswith("gpu_hpi: 20,000 of 20,000 pairs, 17 group(s), 123 periods"), run.stdout
+    assert "][gpu_hpi][INFO]" in (run.dir / "gpu_hpi.log").read_text()
     run_cli(tmp_path, "solver=foo", name="bad", subprocess_run=True).assert_failed("solver")
 
     path = tmp_path / "pairs.parquet"
@@ -37,7 +39,7 @@ def test_default_run_in_a_real_process(tmp_path: Path) -> None:
     files = run_cli(
         tmp_path, "data=pairs", f"data.path={q(path)}", name="file", subprocess_run=True, env={"TMPDIR": str(scratch)}
     )
-    assert "\ngpu_hpi: 2,000 of 2,000 pairs" in files.ok().stdout
+    assert files.ok().stdout.startswith("gpu_hpi: 2,000 of 2,000 pairs"), files.stdout
     assert (files.dir / "summary.json").is_file() and not list(scratch.iterdir())
 
 

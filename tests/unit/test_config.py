@@ -178,5 +178,35 @@ def test_every_option_names_its_schema() -> None:
         raw = OmegaConf.load(path)
         assert isinstance(raw, DictConfig)
         assert "defaults" in raw, path
-        schema = f"{path.stem}_schema" if path.parent.name == "data" else "schema"
+        group = path.parent.name
+        schema = f"/schema/data/{path.stem}@_here_" if group == "data" else f"/schema/{group}@_here_"
         assert schema in list(raw.defaults), (path, list(raw.defaults))
+
+
+@pytest.mark.parametrize("group, name", [(g, "schema") for g in SCHEMAS] + [("data", "pairs_schema")])
+def test_a_schema_is_no_choice(group: str, name: str, tmp_path: Path) -> None:
+    """The schemas live in a group of their own: `method=schema` is an unknown option, refused in one
+    line (exit 2) that lists the real choices, and the schema group itself is no override."""
+    from helpers import main_in_process
+
+    rc, out, err = main_in_process([f"{group}={name}", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    options = sorted(o for g, o in OPTIONS if g == group)
+    assert (rc, out) == (2, ""), err
+    assert err == f"gpu_hpi: error: Could not find '{group}/{name}' (available: {', '.join(options)})\n"
+    rc, out, err = main_in_process(["schema/data=pairs", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert rc == 2 and err.startswith("gpu_hpi: error: Could not override 'schema/data'") and err.count("\n") == 1
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_info_lines_go_to_the_log_file_only(tmp_path: Path) -> None:
+    """The job's INFO lines (backend, reader) are in the run's gpu_hpi.log, not on the terminal."""
+    from helpers import main_in_process
+
+    run = tmp_path / "run"
+    args = ["data.n_pairs=3000", "index.min_pairs=1", "output.plot=false", "diagnostics.revision=false"]
+    rc, out, err = main_in_process([*args, f"hydra.run.dir={run}"], tmp_path)
+    assert rc == 0, err
+    assert "[INFO]" not in out + err and "[HYDRA]" not in out + err, out + err
+    assert out.startswith("gpu_hpi: ") and "of 3,000 pairs" in out.splitlines()[0]
+    log = (run / "gpu_hpi.log").read_text()
+    assert "][gpu_hpi][INFO] - backend cpu" in log and "reader synthetic" in log

@@ -385,7 +385,12 @@ def test_pipeline_writes_the_kinds_and_vintages(tmp_path: Path) -> None:
     assert accuracy["kind"].unique().tolist() == ["kfold", "in_sample", "forecast"]
     assert (accuracy.loc[accuracy["kind"] != "kfold", "rmse"] > 0).all()
     diagnostics = summary["diagnostics"]
-    assert diagnostics["accuracy_in_sample"]["n_scored"] > 0 and diagnostics["accuracy_forecast"]["n_scored"] > 0
+    for kind in ("in_sample", "forecast"):  # per index, as accuracy.csv: a pair is in its region's and the pooled
+        rows = accuracy[accuracy["kind"] == kind]
+        per_row = dict(zip(rows["group"].astype(str), rows["n_scored"], strict=True))
+        assert diagnostics[f"accuracy_{kind}"]["n_scored"] == per_row
+        pooled = rows[rows["group"] == "ALL"]
+        assert int(pooled["n_scored"].iloc[0] + pooled["n_unscored"].iloc[0]) == summary["n_pairs_used_pooled"] == 30000
     stored = pd.read_parquet(tmp_path / "vintages.parquet")
     assert list(stored.columns) == ["vintage", "group", "period", "log_index", "index"]
     assert stored["vintage"].nunique() == 122

@@ -124,8 +124,10 @@ def test_cli_transactions_equal_pairs_of_the_reference(e2e: dict[str, Any]) -> N
     assert_same_pairs(seed_to_pairs(got), pairs)
 
     s = tx.summary
+    filtered = sum(v for k, v in dropped.items() if not k.startswith("sale_"))
     assert s["n_sales_read"] == len(e2e["df"])
-    assert s["n_pairs_made"] == len(pairs)
+    # made by the pairing = kept + dropped by the pair filters; every pair read is one made
+    assert s["n_pairs_made"] == len(pairs) + filtered == s["n_pairs_read"]
     assert s["pairing"] == "consecutive"
     assert s["dropped"] == dropped
     for reason in (
@@ -140,8 +142,6 @@ def test_cli_transactions_equal_pairs_of_the_reference(e2e: dict[str, Any]) -> N
         "return_outlier",
     ):
         assert s["dropped"].get(reason, 0) > 0, reason
-    filtered = sum(v for k, v in dropped.items() if not k.startswith("sale_"))
-    assert s["n_pairs_read"] == len(pairs) + filtered
     assert s["n_pairs_used"] == via_pairs.summary["n_pairs_used"] == len(pairs)
     assert (s["first_period"], s["last_period"]) == E2E_WINDOW
     assert "dropped:" in tx.stdout and "return_outlier" in tx.stdout
@@ -157,10 +157,12 @@ def test_cli_transactions_all_pairing_and_arithmetic(e2e: dict[str, Any]) -> Non
     assert_frames_equal(tx.frame, via_pairs.frame, atol=1e-10)
     s = tx.summary
     assert s["pairing"] == "all" and s["method"] == "arithmetic"
-    assert s["n_pairs_made"] == len(pairs) and s["dropped"] == dropped
+    assert s["n_pairs_made"] == len(pairs) + sum(v for k, v in dropped.items() if not k.startswith("sale_"))
+    assert s["dropped"] == dropped and s["n_pairs_read"] == s["n_pairs_made"]
 
     cons = run_app(tmp, *tx_args(e2e, "method=arithmetic"), name="tx_cons_arith").ok()
-    assert cons.summary["n_pairs_made"] == len(cons_pairs)
+    cons_filtered = sum(v for k, v in e2e["consecutive"][1].items() if not k.startswith("sale_"))
+    assert cons.summary["n_pairs_made"] == len(cons_pairs) + cons_filtered
     a = cons.frame["log_index"].to_numpy(float)
     b = tx.frame["log_index"].to_numpy(float)
     both = np.isfinite(a) & np.isfinite(b)
