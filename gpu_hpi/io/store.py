@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from ..backend.core import to_host
 from ..data.calendar import Calendar, parse_period, period_label
 from ..data.cells import Y_SUMS, CellTable, merge_tables
+from ..data.pairing import TracedPairs
 from ..data.pairs import Pairs
 from ..errors import DataError, GpuHpiError
 from .files import expand_path, write_atomically
@@ -192,8 +193,10 @@ def _label_kind(labels: np.ndarray) -> str:
 def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -> None:
     """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
     LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day (the run writes them
-    to a temporary name and renames them with its other outputs). Pairs on the GPU are copied to
-    the host first."""
+    to a temporary name and renames them with its other outputs). Pairs made from sale records
+    (TracedPairs) also keep their trace: the property key's columns, both sales' dates as read
+    and their source files and 0-based rows (a key column named as one of the pair columns gets the
+    prefix `property_`). Pairs on the GPU are copied to the host first."""
     firsts = calendar.first_days()
     group: Any = "ALL"
     if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
@@ -209,4 +212,13 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -
             "RecentPrice": to_host(pairs.price_recent),
         }
     )
-    frame.to_parquet(path, index=False)
+    trace = pairs.trace if isinstance(pairs, TracedPairs) else None
+    if trace is None:
+        frame.to_parquet(path, index=False)
+        return
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for name, column in zip(trace.column_names, trace.columns, strict=True):
+        while name in table.column_names:  # a key column called e.g. group_id
+            name = f"property_{name}"
+        table = table.append_column(name, column)
+    pq.write_table(table, path)
