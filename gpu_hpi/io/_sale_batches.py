@@ -65,7 +65,8 @@ def trace_table(
 ) -> pa.Table:
     """One row per pair: the property key's columns under their names, both sales' dates
     (`<date>_prev`, `<date>_recent`, the column's type) and both sales' (file, row): the file as
-    the run resolved it, the row 0-based within it."""
+    the run resolved it (dictionary-encoded: 4 bytes a pair in memory, not the path), the row
+    0-based within it."""
     paths = pa.array(files, pa.string())
 
     def typed(name: str, values: Any) -> Any:
@@ -81,7 +82,7 @@ def trace_table(
     columns[f"{date_name}_prev"] = typed(date_name, dates[0])
     columns[f"{date_name}_recent"] = typed(date_name, dates[1])
     for names, (file, row) in zip((SOURCE_COLUMNS[:2], SOURCE_COLUMNS[2:]), (prev, recent), strict=True):
-        columns[names[0]] = paths.take(pa.array(np.asarray(file, dtype=np.int32)))
+        columns[names[0]] = pa.DictionaryArray.from_arrays(pa.array(np.asarray(file, dtype=np.int32)), paths)
         columns[names[1]] = pa.array(np.asarray(row, dtype=np.int64))
     return pa.table(columns)
 

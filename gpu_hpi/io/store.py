@@ -27,6 +27,8 @@ from ..data.pairs import Pairs
 from ..errors import DataError, GpuHpiError
 from .files import expand_path, write_atomically
 
+# rows of data.save_pairs per row group (and per slice written)
+SAVED_ROW_GROUP = 1 << 20
 FORMAT = "gpu_hpi.cells"  # the file format's name, not a module path: kept across layouts
 VERSION = 1
 # what the sums are sums of: a table made with other meanings must not be added to these
@@ -221,4 +223,12 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -
         while name in table.column_names:  # a key column called e.g. group_id
             name = f"property_{name}"
         table = table.append_column(name, column)
-    pq.write_table(table, path)
+    # the source files are held dictionary-encoded; written as plain text a slice at a time, so the
+    # paths are never all spelt out in memory
+    schema = pa.schema(
+        [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in table.schema],
+        metadata=table.schema.metadata,
+    )
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, max(table.num_rows, 1), SAVED_ROW_GROUP):
+            writer.write_table(table.slice(start, SAVED_ROW_GROUP).cast(schema))

@@ -425,6 +425,8 @@ def assert_traced(saved_path: Path, parts: dict[str, pd.DataFrame], fmt: str) ->
     assert list(saved.columns) == [*SEED_COLUMNS, *KOREAN_KEY, "date_prev", "date_recent", *SOURCE_COLUMNS]
     date_type = pq.read_schema(saved_path).field("date_prev").type
     assert date_type == (pa.timestamp("ms") if fmt == "parquet" else pa.date32())  # the type as read
+    schema = pq.read_schema(saved_path)
+    assert [schema.field(c).type for c in SOURCE_COLUMNS] == [pa.string(), pa.int64()] * 2  # plain text
     sales = pd.concat(
         [part.assign(source_file=name, source_row=np.arange(len(part))) for name, part in parts.items()]
     ).set_index(["source_file", "source_row"])
