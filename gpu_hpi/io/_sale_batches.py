@@ -78,13 +78,13 @@ def trace_table(
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # kept as the reader gave it
             return values
 
-    columns = {name: typed(name, col) for name, col in keys.items()}
-    columns[f"{date_name}_prev"] = typed(date_name, dates[0])
-    columns[f"{date_name}_recent"] = typed(date_name, dates[1])
+    # a list, not a dict: a key column may bear the name of another (save_pairs renames it)
+    columns = [(name, typed(name, col)) for name, col in keys.items()]
+    columns += [(f"{date_name}_prev", typed(date_name, dates[0])), (f"{date_name}_recent", typed(date_name, dates[1]))]
     for names, (file, row) in zip((SOURCE_COLUMNS[:2], SOURCE_COLUMNS[2:]), (prev, recent), strict=True):
-        columns[names[0]] = pa.DictionaryArray.from_arrays(pa.array(np.asarray(file, dtype=np.int32)), paths)
-        columns[names[1]] = pa.array(np.asarray(row, dtype=np.int64))
-    return pa.table(columns)
+        columns.append((names[0], pa.DictionaryArray.from_arrays(pa.array(np.asarray(file, dtype=np.int32)), paths)))
+        columns.append((names[1], pa.array(np.asarray(row, dtype=np.int64))))
+    return pa.Table.from_arrays([col for _, col in columns], names=[name for name, _ in columns])
 
 
 def paired_batches(

@@ -23,6 +23,7 @@ across row groups), and each batch's pairs keep those of their two sales (_sale_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,7 +141,7 @@ def sql_sales(
     )
 
 
-def _batch_trace(source: SaleSource, files: list[str]) -> Any:
+def _batch_trace(source: SaleSource, files: list[str]) -> Callable[[Any], SaleTrace]:
     """The SaleTrace of a sorted batch (_sorted_sales_sql's columns, traced): its key columns, the
     date and the packed (file, row) after the group; DuckDB's types cast back to the first file's."""
     n_keys = len(source.property)

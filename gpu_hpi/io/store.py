@@ -25,6 +25,7 @@ from ..data.cells import Y_SUMS, CellTable, merge_tables
 from ..data.pairing import TracedPairs
 from ..data.pairs import Pairs
 from ..errors import DataError, GpuHpiError
+from ._sale_batches import SOURCE_COLUMNS
 from .files import expand_path, write_atomically
 
 # rows of data.save_pairs per row group (and per slice written)
@@ -219,14 +220,17 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -
         frame.to_parquet(path, index=False)
         return
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    for name, column in zip(trace.column_names, trace.columns, strict=True):
-        while name in table.column_names:  # a key column called e.g. group_id
+    n_keys = trace.num_columns - 2 - len(SOURCE_COLUMNS)  # the key's columns, then the dates and sources
+    taken = {*table.column_names, *trace.column_names[n_keys:]}
+    for k, (name, column) in enumerate(zip(trace.column_names, trace.columns, strict=True)):
+        while k < n_keys and name in taken:  # a key column called e.g. group_id
             name = f"property_{name}"
+        taken.add(name)
         table = table.append_column(name, column)
     # the source files are held dictionary-encoded; written as plain text a slice at a time, so the
     # paths are never all spelt out in memory
     schema = pa.schema(
-        [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in table.schema],
+        [f.with_type(pa.string()) if f.name in SOURCE_COLUMNS[::2] else f for f in table.schema],
         metadata=table.schema.metadata,
     )
     with pq.ParquetWriter(path, schema) as writer:

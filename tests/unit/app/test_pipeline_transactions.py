@@ -224,11 +224,11 @@ def test_cli_save_pairs_keeps_missing_groups_missing(tmp_path: Path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
-def test_a_key_column_named_as_a_pair_column_is_saved_with_a_prefix(tmp_path: Path) -> None:
+def test_a_key_column_named_as_a_saved_column_gets_a_prefix(tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {
             "group_id": ["11110", "11110", "26110", "26110"],
-            "dong": [7, 7, 7, 7],
+            "date_prev": [7, 7, 7, 7],  # as the saved pairs name their earlier date
             "date": pd.to_datetime(["2014-01-03", "2014-05-03", "2014-01-10", "2014-06-03"]),
             "price": [100.0, 110.0, 200.0, 190.0],
         }
@@ -240,21 +240,17 @@ def test_a_key_column_named_as_a_pair_column_is_saved_with_a_prefix(tmp_path: Pa
         tmp_path,
         "data=transactions",
         f"data.path={q(path)}",
-        "data.columns.property=[group_id,dong]",
+        "data.columns.property=[group_id,date_prev]",
         f"data.save_pairs={q(saved)}",
         "index.min_pairs=1",
     ).ok()
     got = pd.read_parquet(saved).sort_values("source_row_prev")
-    assert list(got.columns) == [
-        *SEED_COLUMNS,
-        "property_group_id",
-        "dong",
-        "date_prev",
-        "date_recent",
-        *SOURCE_COLUMNS,
-    ]
+    traced = ["property_group_id", "property_date_prev", "date_prev", "date_recent", *SOURCE_COLUMNS]
+    assert list(got.columns) == [*SEED_COLUMNS, *traced]
     assert got["property_group_id"].tolist() == got["group_id"].tolist() == ["11110", "26110"]
     assert got["date_recent"].tolist() == list(pd.to_datetime(["2014-05-03", "2014-06-03"]))
+    assert got["date_prev"].tolist() == list(pd.to_datetime(["2014-01-03", "2014-01-10"]))
+    assert got["property_date_prev"].tolist() == [7, 7]
     assert run.summary["n_pairs_made"] == 2
 
 
