@@ -124,7 +124,7 @@ class TransactionsDataConfig(FileDataConfig):
     max_holding: int | None = None
     max_annual_return: float | None = None  # |log return| per year
     max_robust_z: float | None = None  # |(y - median) / (1.4826 MAD)| within the group
-    save_pairs: str | None = None  # write the pairs here (parquet, seed schema + prices)
+    save_pairs: str | None = None  # write the pairs here (parquet: seed schema, prices, key, dates, source rows)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..backend.core import Backend
+from ..backend.core import Backend, to_host
 from ..config import AppConfig, option_name
 from ..data.calendar import PER_YEAR
 from ..data.pairing import PairingRules, check_sales, make_pairs
@@ -54,7 +54,11 @@ def load_sales(
         check_sales(raw.n_sales, int(raw.period.size))
         first = start if start is not None else int(raw.period.min())
         last = end if end is not None else int(raw.period.max())
-        made = make_pairs(raw.to_sales(backend, first, max(last - first + 1, 2)), rules, backend)
+        traced = raw.trace is not None
+        made = make_pairs(raw.to_sales(backend, first, max(last - first + 1, 2)), rules, backend, traced)
+        if raw.trace is not None:  # the pairs' two sales, by their positions among the sales read
+            trace = raw.trace.of_pairs(to_host(made.sale_prev), to_host(made.sale_recent))
+            made = replace(made, sale_prev=None, sale_recent=None, trace=trace)
         n_missing_date, read_dropped, n_sales = raw.n_missing_date, raw.dropped, raw.n_sales
     pairs = made.as_pairs()
     # the prices' sums only where used (as sql_sales): without them libcudf builds the table on a GPU
@@ -89,4 +93,5 @@ def sale_source(cfg: AppConfig, periodicity: str) -> SaleSource:
         start=d.start,
         batch_rows=int(d.batch_rows),
         memory_limit=d.memory_limit,
+        trace=bool(getattr(d, "save_pairs", None)),  # only where the pairs are saved: no cost otherwise
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.core import Backend
+from ..backend.core import Backend, to_host
 from ..errors import ConfigError, DataError
 from ..options import Pairing
 from .keys import segment_medians
@@ -82,9 +82,19 @@ class Sales:
 
 
 @dataclass(frozen=True)
+class TracedPairs(Pairs):
+    """Pairs made from sale records with their two sales' trace: a host table (pyarrow), one row per
+    pair, of the property key, both sales' dates and source files and rows (data.save_pairs)."""
+
+    trace: Any = None
+
+
+@dataclass(frozen=True)
 class SalePairs:
     """Pairs made from sales (backend arrays): group codes (or None), prev, recent periods,
-    price_prev, price_recent, y = log(price_recent / price_prev); dropped: reason -> count."""
+    price_prev, price_recent, y = log(price_recent / price_prev); dropped: reason -> count.
+    Where traced: sale_prev, sale_recent, the positions of each pair's two sales in the sales
+    paired, or trace, the readers' table of those sales (one row per pair; data.save_pairs)."""
 
     group: Any
     prev: Any
@@ -95,14 +105,18 @@ class SalePairs:
     group_labels: np.ndarray
     n_periods: int
     dropped: dict[str, int] = field(default_factory=dict)
+    sale_prev: Any = None
+    sale_recent: Any = None
+    trace: Any = None
 
     @property
     def n_pairs(self) -> int:
         return int(self.y.shape[0])
 
     def as_pairs(self) -> Pairs:
-        """The pairs as the estimators take them (periods, y, groups and prices)."""
-        return Pairs(
+        """The pairs as the estimators take them (periods, y, groups and prices), with their trace
+        where they have one."""
+        columns = (
             self.prev,
             self.recent,
             self.y,
@@ -112,6 +126,7 @@ class SalePairs:
             self.price_prev,
             self.price_recent,
         )
+        return Pairs(*columns) if self.trace is None else TracedPairs(*columns, trace=self.trace)
 
 
 def check_sales(n_sales: int, n_usable: int) -> None:
@@ -122,8 +137,9 @@ def check_sales(n_sales: int, n_usable: int) -> None:
         raise DataError(f"none of the {n_sales} sales has both a date and a property key")
 
 
-def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs:
-    """Pairs of the sales under the rules (see the module docstring)."""
+def make_pairs(sales: Sales, rules: PairingRules, backend: Backend, trace: bool = False) -> SalePairs:
+    """Pairs of the sales under the rules (see the module docstring); trace: with the positions of
+    each pair's two sales in `sales` (sale_prev, sale_recent)."""
     xp = backend.xp
     dropped: dict[str, int] = {}
 
@@ -138,10 +154,12 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs
     drop("sale_invalid_price", bad_price)
     drop("sale_outside_window", outside)
     prop, period, order, group = sales.key, sales.period, sales.order, sales.group
+    rows = xp.arange(prop.shape[0]) if trace else None
     if bool((bad_price | outside).any()):  # copies only when something is dropped
         keep = ~(bad_price | outside)
         prop, period, order, price = prop[keep], period[keep], order[keep], price[keep]
         group = None if group is None else group[keep]
+        rows = None if rows is None else rows[keep]
 
     perm = _time_order(xp, prop, period, order)
     del order
@@ -152,25 +170,37 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend) -> SalePairs
     index = perm[~dup]
     del perm, dup
     group = None if group is None else group[index]
+    rows = None if rows is None else rows[index]
     kept = (prop[index], period[index], price[index], group)
-    pairs = _pair_kept(xp, *kept, rules.pairing, sales.group_labels, sales.n_periods)
+    pairs = _pair_kept(xp, *kept, rules.pairing, sales.group_labels, sales.n_periods, rows)
     ok, filtered = filter_pairs(xp, pairs.prev, pairs.recent, pairs.y, pairs.group, rules, len(sales.group_labels))
     return select_pairs(pairs, ok, add_counts(dropped, filtered))
 
 
 def pair_sorted_sales(
-    xp: Any, prop: Any, period: Any, price: Any, group: Any, pairing: str, group_labels: np.ndarray, n_periods: int
+    xp: Any,
+    prop: Any,
+    period: Any,
+    price: Any,
+    group: Any,
+    pairing: str,
+    group_labels: np.ndarray,
+    n_periods: int,
+    trace: bool = False,
 ) -> SalePairs:
     """Rules 2 and 3 on valid sales already sorted by (property, period, order, row), e.g. by a
     database: prop any integers equal exactly for the sales of one property. The pairs before the
-    pair filters, with the same-period duplicates counted in `dropped`."""
+    pair filters, with the same-period duplicates counted in `dropped`; trace: with the positions
+    of each pair's two sales (sale_prev, sale_recent)."""
     dup = same_period_duplicates(xp, prop, period)
     n_dup = int(xp.count_nonzero(dup))
+    rows = xp.arange(prop.shape[0]) if trace else None
     if n_dup:
         keep = ~dup
         prop, period, price = prop[keep], period[keep], price[keep]
         group = None if group is None else group[keep]
-    pairs = _pair_kept(xp, prop, period, price, group, pairing, group_labels, n_periods)
+        rows = None if rows is None else rows[keep]
+    pairs = _pair_kept(xp, prop, period, price, group, pairing, group_labels, n_periods, rows)
     return replace(pairs, dropped={"sale_same_period_duplicate": n_dup} if n_dup else {})
 
 
@@ -183,13 +213,23 @@ def same_period_duplicates(xp: Any, prop: Any, period: Any) -> Any:
 
 
 def _pair_kept(
-    xp: Any, prop: Any, period: Any, price: Any, group: Any, pairing: str, labels: np.ndarray, n_periods: int
+    xp: Any,
+    prop: Any,
+    period: Any,
+    price: Any,
+    group: Any,
+    pairing: str,
+    labels: np.ndarray,
+    n_periods: int,
+    rows: Any = None,
 ) -> SalePairs:
-    """Rule 3 on the kept sales, sorted by property then period."""
+    """Rule 3 on the kept sales, sorted by property then period; rows: their positions among the
+    sales given (None: not traced)."""
     first, second = _pair_indices(xp, prop, pairing)
     p0, p1 = price[first], price[second]
     pair_group = None if group is None else group[second]
-    return SalePairs(pair_group, period[first], period[second], p0, p1, xp.log(p1 / p0), labels, n_periods)
+    traced = (None, None) if rows is None else (rows[first], rows[second])
+    return SalePairs(pair_group, period[first], period[second], p0, p1, xp.log(p1 / p0), labels, n_periods, {}, *traced)
 
 
 def select_pairs(pairs: SalePairs, ok: Any, dropped: dict[str, int]) -> SalePairs:
@@ -200,6 +240,8 @@ def select_pairs(pairs: SalePairs, ok: Any, dropped: dict[str, int]) -> SalePair
     def part(values: Any) -> Any:
         return None if values is None else values[ok]
 
+    # the trace is a host table: its rows taken by position (no pyarrow import in data/)
+    trace = None if pairs.trace is None else pairs.trace.take(np.flatnonzero(np.asarray(to_host(ok))))
     return SalePairs(
         part(pairs.group),
         pairs.prev[ok],
@@ -210,6 +252,9 @@ def select_pairs(pairs: SalePairs, ok: Any, dropped: dict[str, int]) -> SalePair
         pairs.group_labels,
         pairs.n_periods,
         dropped,
+        part(pairs.sale_prev),
+        part(pairs.sale_recent),
+        trace,
     )
 
 

@@ -8,7 +8,7 @@ on pylibcudf."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from ..data.pairs import encode_groups
 from ..data.rules import add_counts
 from ..errors import DataError
 from . import device, device_columns
+from ._sale_batches import trace_table
 from .columns import group_values
 from .files import check_columns, parquet_file
 
@@ -40,10 +41,43 @@ class DeviceSales:
     n_sales: int
     n_missing_date: int
     dropped: dict[str, int]
+    trace: DeviceTrace | None = None
 
     @property
     def n_usable(self) -> int:
         return int(self.key.size())
+
+
+@dataclass(frozen=True)
+class DeviceTrace:
+    """Where each sale came from (SaleSource.trace), device columns aligned with DeviceSales':
+    keys, the property key's columns as read; date, the date column as read; file: int32 indices
+    into files; row: int64 rows within the file (0-based, across row groups); types: the files'
+    types (name -> pyarrow type), which the host table keeps."""
+
+    keys: list[Any]
+    names: list[str]
+    date_name: str
+    date: Any
+    file: Any
+    row: Any
+    files: list[str]
+    types: dict[str, pa.DataType] = field(default_factory=dict)
+
+    def of_pairs(self, ops: device.Ops, prev: Any, recent: Any) -> pa.Table:
+        """The host trace table (_sale_batches.trace_table) of the pairs whose sales are at the
+        rows prev and recent (int32 columns)."""
+        *keys, date_recent, file_recent, row_recent = ops.gather([*self.keys, self.date, self.file, self.row], recent)
+        date_prev, file_prev, row_prev = ops.gather([self.date, self.file, self.row], prev)
+        return trace_table(
+            {name: col.to_arrow() for name, col in zip(self.names, keys, strict=True)},
+            self.date_name,
+            (date_prev.to_arrow(), date_recent.to_arrow()),
+            (ops.to_host(file_prev), ops.to_host(row_prev)),
+            (ops.to_host(file_recent), ops.to_host(row_recent)),
+            self.files,
+            self.types,
+        )
 
 
 def read_sales(ops: device.Ops, files: list[str], source: Any) -> DeviceSales:
@@ -59,9 +93,12 @@ def read_sales(ops: device.Ops, files: list[str], source: Any) -> DeviceSales:
         parts.append(ops.read_parquet(path, names))
     assert schema is not None
     cols = {name: ops.concatenate([p[name] for p in parts]) for name in names}
+    # traced: each sale's file and row within it (the rows of a file as read, in order)
+    sources = _sources(ops, [p[source.date].size() for p in parts]) if source.trace else []
     n_sales = cols[source.date].size()
     if cols[source.date].null_count():
-        cols = dict(zip(cols, ops.select(list(cols.values()), ops.negate(ops.is_null(cols[source.date]))), strict=True))
+        dated = ops.select([*cols.values(), *sources], ops.negate(ops.is_null(cols[source.date])))
+        cols, sources = dict(zip(cols, dated[: len(cols)], strict=True)), dated[len(cols) :]
     n_dated = cols[source.date].size()
     price_type = schema.field(source.price).type
     if not device_columns.numeric(price_type, cols[source.price]):
@@ -81,12 +118,20 @@ def read_sales(ops: device.Ops, files: list[str], source: Any) -> DeviceSales:
     n_unkeyed = ops.count(missing)
     rest = [*(cols[name] for name in source.property), period, order, cols[source.price]]
     group_col = cols[source.group] if source.group else None
+    traced = [cols[source.date], *sources] if sources else []
     if n_unkeyed:
-        rest = ops.select([*rest, *([group_col] if group_col is not None else [])], ops.negate(missing))
-        group_col = rest.pop() if group_col is not None else None
+        kept = ops.select([*rest, *traced, *([group_col] if group_col is not None else [])], ops.negate(missing))
+        group_col = kept.pop() if group_col is not None else None
+        rest, traced = kept[: len(rest)], kept[len(rest) :]
     *keys, period, order, price = rest
     key = ops.encode_rows(keys)
     group, labels = _group_codes(ops, group_col)
+    trace = None
+    if sources:
+        named = [*source.property, source.date]
+        types = {name: schema.field(name).type for name in named}
+        date_col, file_col, row_col = traced
+        trace = DeviceTrace(keys, list(source.property), source.date, date_col, file_col, row_col, files, types)
     return DeviceSales(
         key,
         period,
@@ -97,7 +142,16 @@ def read_sales(ops: device.Ops, files: list[str], source: Any) -> DeviceSales:
         n_sales,
         n_sales - n_dated,
         {"sale_missing_property": n_unkeyed} if n_unkeyed else {},
+        trace,
     )
+
+
+def _sources(ops: device.Ops, sizes: list[int]) -> list[Any]:
+    """[file, row] columns of files of these sizes read one after the other: int32 file indices,
+    int64 rows within each file."""
+    files = ops.concatenate([ops.full(n, k, pa.int32()) for k, n in enumerate(sizes)])
+    rows = ops.concatenate([ops.cast(ops.sequence(n), ops.int64) for n in sizes])
+    return [files, rows]
 
 
 def _group_codes(ops: device.Ops, col: Any) -> tuple[Any, np.ndarray]:
@@ -129,31 +183,40 @@ def pair_sales(ops: device.Ops, sales: DeviceSales, rules: PairingRules, first: 
     inside = ops.both(ops.compare(period, "GREATER_EQUAL", 0), ops.compare(period, "LESS", n_periods))
     drop("sale_invalid_price", ops.negate(good_price))
     drop("sale_outside_window", ops.both(good_price, ops.negate(inside)))
-    columns = [sales.key, period, sales.order, price, *([sales.group] if sales.group is not None else [])]
+    # traced: each sale's position in `sales`, carried through the selections and the sort
+    # (after the group: the group is the last of the optional columns)
+    rows = [ops.sequence(sales.key.size())] if sales.trace is not None else []
+    columns = [sales.key, period, sales.order, price, *rows, *([sales.group] if sales.group is not None else [])]
     if dropped:
         columns = ops.select(columns, ops.both(good_price, inside))
     # rule 2 in time order: sorted by (property, period, order), ties in row order
-    key, period, _, price, *group = ops.gather(columns, ops.stable_order(columns[:3]))
+    key, period, _, price, *rest = ops.gather(columns, ops.stable_order(columns[:3]))
     same_period = ops.both(
         ops.compare(key, "EQUAL", ops.next_value(key)), ops.compare(period, "EQUAL", ops.next_value(period))
     )
     drop("sale_same_period_duplicate", same_period)
     if "sale_same_period_duplicate" in dropped:
-        key, period, price, *group = ops.select([key, period, price, *group], ops.negate(same_period))
+        key, period, price, *rest = ops.select([key, period, price, *rest], ops.negate(same_period))
+    rows, group = rest[: len(rows)], rest[len(rows) :]
     # rule 3: each sale with the next one of its property, or with every later one
     first_sale, second_sale = _pair_rows(ops, key, rules.pairing)
-    prev, p0 = ops.gather([period, price], first_sale)
-    recent, p1, *pair_group = ops.gather([period, price, *group], second_sale)
+    prev, p0, *sale_prev = ops.gather([period, price, *rows], first_sale)
+    recent, p1, *more = ops.gather([period, price, *rows, *group], second_sale)
+    sale_recent, pair_group = more[: len(rows)], more[len(rows) :]
     y = ops.unary(ops.binary(p1, p0, "TRUE_DIV", ops.float64), "LOG")
     ok, filtered = _filter_pairs(ops, prev, recent, y, pair_group[0] if pair_group else None, rules, sales.group_labels)
-    pairs = [pair_group[0] if pair_group else None, prev, recent, p0, p1, y]
+    pairs = [pair_group[0] if pair_group else None, prev, recent, p0, p1, y, *sale_prev, *sale_recent]
     if ok is not None:
         kept = ops.select([c for c in pairs if c is not None], ok)
         pairs = [kept.pop(0) if pair_group else None, *kept]
-    group_codes, *arrays = [None if c is None else device.device_array(c) for c in pairs]
+    trace = None
+    if sales.trace is not None:  # the pairs' two sales, gathered on the device, to the host
+        trace = sales.trace.of_pairs(ops, pairs[6], pairs[7])
+    group_codes, *arrays = [None if c is None else device.device_array(c) for c in pairs[:6]]
     prev_a, recent_a, p0_a, p1_a, y_a = arrays
+    dropped = add_counts(dropped, filtered)
     return SalePairs(
-        group_codes, prev_a, recent_a, p0_a, p1_a, y_a, sales.group_labels, n_periods, add_counts(dropped, filtered)
+        group_codes, prev_a, recent_a, p0_a, p1_a, y_a, sales.group_labels, n_periods, dropped, trace=trace
     )
 
 

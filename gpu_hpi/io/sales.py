@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,9 +14,10 @@ from ..data.pairing import Sales
 from ..data.pairs import encode_groups
 from ..errors import ConfigError
 from . import device
+from ._sale_batches import SaleTrace
 from .columns import chunked, concat_groups, float_values, group_values
 from .device_sales import DeviceSales, read_sales
-from .files import input_files, record_batches
+from .files import input_files, parquet_file, record_batches
 from .periods import column_periods, order_within_period
 
 
@@ -25,7 +26,8 @@ class RawSales:
     """Sale records read on the host: key: (S,) int64 codes of the (composite) property key;
     period: (S,) int32 absolute periods; order: (S,) int64 days (or periods) to order sales within a
     period; price: (S,) float64 (NaN where null); group: ids or None. Sales with a missing date or
-    property key are already dropped and counted (n_missing_date, dropped)."""
+    property key are already dropped and counted (n_missing_date, dropped). trace: where each sale
+    came from (SaleSource.trace), else None."""
 
     key: np.ndarray
     period: np.ndarray
@@ -34,6 +36,7 @@ class RawSales:
     group: Any
     n_missing_date: int
     dropped: dict[str, int]
+    trace: SaleTrace | None = None
 
     @property
     def n_sales(self) -> int:
@@ -72,6 +75,7 @@ class SaleSource:
     start: str | None = None
     batch_rows: int = 1 << 21
     memory_limit: str | None = None  # of DuckDB's pairing on the CPU (sql.connect); None: its default
+    trace: bool = False  # keep each sale's key, date, file and row for the pairs (data.save_pairs)
 
     def read(self) -> RawSales:
         """Every sale (pairing needs all sales of a property together), read batch by batch."""
@@ -79,16 +83,23 @@ class SaleSource:
         names = self.columns()
         keys: list[list[pa.ChunkedArray | pa.Array]] = [[] for _ in self.property]
         periods, orders, prices, groups = [], [], [], []
-        missing_date = 0
+        dates, positions = [], []  # traced: the dates as read, each sale's row among all files' rows
+        missing_date = n_read = 0
         for batch in record_batches(files, fmt, names, self.batch_rows):
             date = batch.column(self.date)
             null = pc.is_null(date)
             n_null = int(pc.sum(null).as_py() or 0)
+            rows = np.arange(n_read, n_read + batch.num_rows) if self.trace else None
+            n_read += batch.num_rows
             if n_null:
                 keep = pc.invert(null)
                 batch = batch.filter(keep)
                 date = batch.column(self.date)
                 missing_date += n_null
+                rows = None if rows is None else rows[keep.to_numpy(zero_copy_only=False)]
+            if rows is not None:
+                dates.append(date)
+                positions.append(rows)
             periods.append(column_periods(date, self.date, self.periodicity, self.integer_periods, self.start))
             orders.append(order_within_period(date, periods[-1]))
             prices.append(float_values(batch.column(self.price), self.price, self.path))
@@ -96,11 +107,13 @@ class SaleSource:
                 groups.append(group_values(batch.column(self.group)))
             for k, name in enumerate(self.property):
                 keys[k].append(batch.column(name))
-        prop = _composite_codes([chunked(parts) for parts in keys])
+        key_columns = [chunked(parts) for parts in keys]
+        prop = _composite_codes(key_columns)
         period = np.concatenate(periods) if periods else np.zeros(0, np.int32)
         order = np.concatenate(orders) if orders else np.zeros(0, np.int64)
         price = np.concatenate(prices) if prices else np.zeros(0)
         group = concat_groups(groups) if self.group else None
+        trace = self._trace(files, fmt, key_columns, dates, positions, n_read) if self.trace else None
         missing_key = prop < 0
         dropped = {}
         if missing_key.any():
@@ -112,7 +125,24 @@ class SaleSource:
                 if group is None
                 else (group[ok] if isinstance(group, np.ndarray) else group[ok].reset_index(drop=True))
             )
-        return RawSales(prop, period, order, price, group, missing_date, dropped)
+            trace = None if trace is None else _kept(trace, ok)
+        return RawSales(prop, period, order, price, group, missing_date, dropped, trace)
+
+    def _trace(
+        self, files: list[str], fmt: str, keys: list[pa.ChunkedArray], dates: list[Any], positions: list[Any], n: int
+    ) -> SaleTrace:
+        """The dated sales' SaleTrace: their positions among the rows of all files (the batches
+        come file after file, in order, every row) turned into (file, row within the file)."""
+        rows = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+        if fmt == "parquet":
+            bounds = np.cumsum([0, *(parquet_file(path).metadata.num_rows for path in files)])
+            assert bounds[-1] == n, "the batches cover every row of the files"
+            file = np.searchsorted(bounds, rows, side="right") - 1
+            rows = rows - bounds[file]
+        else:  # one CSV file
+            file = np.zeros(rows.shape, dtype=np.int32)
+        date = chunked(dates) if dates else pa.chunked_array([], pa.null())
+        return SaleTrace(dict(zip(self.property, keys, strict=True)), self.date, date, file, rows, files)
 
     def reads_on_device(self, gpu: bool) -> bool:
         """True where the sales are read and paired on the GPU (parquet, pylibcudf importable)."""
@@ -124,10 +154,34 @@ class SaleSource:
         return read_sales(device.Ops(device.library()), files, self)
 
     def columns(self) -> list[str]:
-        names = [*self.property, self.date, self.price, *([self.group] if self.group else [])]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"the transaction columns must be distinct, got {names}")
-        return names
+        """The columns read, each once. The group may also be a part of the property key (a
+        region code that tells properties of different regions apart); other roles that share a
+        column contradict each other and are refused."""
+        roles: dict[str, list[str]] = {}
+        for role, names in (
+            ("property", self.property),
+            ("date", [self.date]),
+            ("price", [self.price]),
+            ("group", [self.group] if self.group else []),
+        ):
+            for name in names:
+                roles.setdefault(name, []).append(role)
+        for name, held in roles.items():
+            if held.count("property") > 1:
+                raise ConfigError(f"the transaction columns: {name!r} appears twice in the property key")
+            if len(held) > 1 and sorted(held) != ["group", "property"]:
+                raise ConfigError(
+                    f"the transaction columns must be distinct: {name!r} is both the {' and the '.join(held)} "
+                    "(only the group may also be part of the property key)"
+                )
+        return list(roles)
+
+
+def _kept(trace: SaleTrace, ok: np.ndarray) -> SaleTrace:
+    """The trace of the sales where ok."""
+    mask = pa.array(ok)
+    keys = {name: col.filter(mask) for name, col in trace.keys.items()}
+    return replace(trace, keys=keys, date=trace.date.filter(mask), file=trace.file[ok], row=trace.row[ok])
 
 
 def _composite_codes(columns: list[pa.ChunkedArray]) -> np.ndarray:

@@ -15,10 +15,15 @@ The rules are data/pairing.py's (its module docstring), in its order, on the sam
    (the last sale of a property in a period, then the pairs: the array path's own rules) and
    `transactions.filter_pairs`; the pairs become cell tables in large folds, or are kept in memory
    where a method needs them (robust z, robust fits, iterative solvers, accuracy, save_pairs).
+
+Where the pairs are saved (SaleSource.trace), the sorted sales also carry their date as read and
+their file and row (read_parquet's `file_index` and `file_row_number`: the row within its file,
+across row groups), and each batch's pairs keep those of their two sales (_sale_batches.SaleTrace).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +35,10 @@ from ..data.cells import CellTable
 from ..data.pairing import PairingRules, check_sales
 from ..data.pairs import Pairs
 from ..data.rules import add_counts
-from ..errors import ConfigError, DataError
-from ._sale_batches import collect_pairs, paired_batches
+from ..errors import DataError
+from ._sale_batches import SaleTrace, collect_pairs, paired_batches
 from ._sql_cells import group_labels
-from .files import input_files
+from .files import input_files, parquet_file
 from .sales import SaleSource
 from .sql import (
     FLOAT_TYPES,
@@ -81,6 +86,8 @@ class _Columns:
 SORTED_BATCH = 1 << 20
 # pairs gathered before they are reduced into a cell table, where the pairs are not kept
 TABLE_FOLD = 1 << 22
+# the sort's tie-breaker packs (file index, row within the file) into one BIGINT: rows below 2^40
+ROW_BITS = 40
 
 
 def sql_sales(
@@ -109,9 +116,13 @@ def sql_sales(
     in_memory = keep_pairs or rules.max_robust_z is not None
     try:
         first, n_periods, labels, counts = _window_and_counts(con, cols, src, start, end)
-        reader = con.sql(_sorted_sales_sql(cols, src, first, n_periods)).to_arrow_reader(SORTED_BATCH)
+        sql = _sorted_sales_sql(cols, src, first, n_periods, quote(source.date) if source.trace else None)
+        reader = con.sql(sql).to_arrow_reader(SORTED_BATCH)
         grouped = cols.group != "NULL"
-        batches = paired_batches(reader, con, len(cols.keys), rules, labels, n_periods, grouped, prices or in_memory)
+        trace = _batch_trace(source, files) if source.trace else None
+        batches = paired_batches(
+            reader, con, len(cols.keys), rules, labels, n_periods, grouped, prices or in_memory, trace
+        )
         paired = collect_pairs(batches, rules, labels, n_periods, grouped, in_memory, strict, TABLE_FOLD)
     except (duckdb.Error, pa.ArrowException) as exc:  # DuckDB's errors in the stream come through Arrow
         raise read_error(where, exc) from exc
@@ -130,10 +141,31 @@ def sql_sales(
     )
 
 
+def _batch_trace(source: SaleSource, files: list[str]) -> Callable[[Any], SaleTrace]:
+    """The SaleTrace of a sorted batch (_sorted_sales_sql's columns, traced): its key columns, the
+    date and the packed (file, row) after the group; DuckDB's types cast back to the first file's."""
+    n_keys = len(source.property)
+    schema = parquet_file(files[0]).schema_arrow
+    names = [*source.property, source.date]
+    types = {name: schema.field(name).type for name in names if schema.get_field_index(name) >= 0}
+
+    def trace(batch: Any) -> SaleTrace:
+        packed = batch.column(n_keys + 4).to_numpy()
+        return SaleTrace(
+            {name: batch.column(k) for k, name in enumerate(source.property)},
+            source.date,
+            batch.column(n_keys + 3),
+            (packed >> ROW_BITS).astype(np.int32),
+            packed & ((1 << ROW_BITS) - 1),
+            files,
+            types,
+        )
+
+    return trace
+
+
 def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Columns:
-    names = [*source.property, source.date, source.price, *([source.group] if source.group else [])]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"the transaction columns must be distinct, got {names}")
+    names = source.columns()
     types = column_types(con, src, files)
     missing = [c for c in names if c not in types]
     if missing:
@@ -213,17 +245,20 @@ def _window_and_counts(
     return first, n_periods, labels, counts
 
 
-def _sorted_sales_sql(cols: _Columns, src: str, first: int, n_periods: int) -> str:
-    """The valid sales in the window as rows (key columns..., period from `first`, price, group),
-    sorted by key, period, order within the period, then file and row (files of up to 2^40 rows)."""
+def _sorted_sales_sql(cols: _Columns, src: str, first: int, n_periods: int, date: str | None = None) -> str:
+    """The valid sales in the window as rows (key columns..., period from `first`, price, group;
+    date: also that column as read and the packed (file, row)), sorted by key, period, order
+    within the period, then file and row (files of up to 2^40 rows)."""
     keys = ", ".join(cols.keys)
     # the sales' own columns keep their names (a key column may be called t, g or price); the
     # others are prefixed
     sales = (
-        f"SELECT {keys}, {cols.period} AS __t, {cols.order} AS __o, (file_index::BIGINT << 40) | file_row_number "
-        f"AS __r, {cols.price} AS __p, {cols.group} AS __g FROM {src} WHERE {cols.keyed} AND {cols.priced}"
+        f"SELECT {keys}, {cols.period} AS __t, {cols.order} AS __o, (file_index::BIGINT << {ROW_BITS}) | "
+        f"file_row_number AS __r, {cols.price} AS __p, {cols.group} AS __g{'' if date is None else f', {date} AS __d'} "
+        f"FROM {src} WHERE {cols.keyed} AND {cols.priced}"
     )
+    traced = "" if date is None else ", __d, __r"
     return (
-        f"SELECT {keys}, (__t - {first})::INTEGER AS __t, __p, __g FROM ({sales}) "
+        f"SELECT {keys}, (__t - {first})::INTEGER AS __t, __p, __g{traced} FROM ({sales}) "
         f"WHERE __t BETWEEN {first} AND {first + n_periods - 1} ORDER BY {keys}, __t, __o, __r"
     )

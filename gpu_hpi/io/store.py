@@ -22,10 +22,14 @@ import pyarrow.parquet as pq
 from ..backend.core import to_host
 from ..data.calendar import Calendar, parse_period, period_label
 from ..data.cells import Y_SUMS, CellTable, merge_tables
+from ..data.pairing import TracedPairs
 from ..data.pairs import Pairs
 from ..errors import DataError, GpuHpiError
+from ._sale_batches import SOURCE_COLUMNS
 from .files import expand_path, write_atomically
 
+# rows of data.save_pairs per row group (and per slice written)
+SAVED_ROW_GROUP = 1 << 20
 FORMAT = "gpu_hpi.cells"  # the file format's name, not a module path: kept across layouts
 VERSION = 1
 # what the sums are sums of: a table made with other meanings must not be added to these
@@ -192,8 +196,10 @@ def _label_kind(labels: np.ndarray) -> str:
 def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -> None:
     """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
     LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day (the run writes them
-    to a temporary name and renames them with its other outputs). Pairs on the GPU are copied to
-    the host first."""
+    to a temporary name and renames them with its other outputs). Pairs made from sale records
+    (TracedPairs) also keep their trace: the property key's columns, both sales' dates as read
+    and their source files and 0-based rows (a key column named as one of the pair columns gets the
+    prefix `property_`). Pairs on the GPU are copied to the host first."""
     firsts = calendar.first_days()
     group: Any = "ALL"
     if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
@@ -209,4 +215,24 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -
             "RecentPrice": to_host(pairs.price_recent),
         }
     )
-    frame.to_parquet(path, index=False)
+    trace = pairs.trace if isinstance(pairs, TracedPairs) else None
+    if trace is None:
+        frame.to_parquet(path, index=False)
+        return
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    n_keys = trace.num_columns - 2 - len(SOURCE_COLUMNS)  # the key's columns, then the dates and sources
+    taken = {*table.column_names, *trace.column_names[n_keys:]}
+    for k, (name, column) in enumerate(zip(trace.column_names, trace.columns, strict=True)):
+        while k < n_keys and name in taken:  # a key column called e.g. group_id
+            name = f"property_{name}"
+        taken.add(name)
+        table = table.append_column(name, column)
+    # the source files are held dictionary-encoded; written as plain text a slice at a time, so the
+    # paths are never all spelt out in memory
+    schema = pa.schema(
+        [f.with_type(pa.string()) if f.name in SOURCE_COLUMNS[::2] else f for f in table.schema],
+        metadata=table.schema.metadata,
+    )
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, max(table.num_rows, 1), SAVED_ROW_GROUP):
+            writer.write_table(table.slice(start, SAVED_ROW_GROUP).cast(schema))

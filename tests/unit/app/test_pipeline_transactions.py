@@ -1,9 +1,11 @@
 """The job on sale records (data=transactions): the index of a run on the sales equals the index of a
 run on the reference's pairs (tests/sales_reference.py) written as a pair file; DuckDB's pairing
-and the array path give the same run; saved pairs; refusals."""
+and the array path give the same run; saved pairs, traced back to their sales on every reader; a
+region code inside the property key; refusals."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from sales_reference import (
     reference_pairs,
     write_sales,
 )
+
+from gpu_hpi.io._sale_batches import SOURCE_COLUMNS
 
 
 def reference_seed_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -120,7 +124,7 @@ def test_cli_transactions_equal_pairs_of_the_reference(e2e: dict[str, Any]) -> N
     assert np.isfinite(tx.frame["log_index"]).sum() > 100
 
     got = pd.read_parquet(saved)
-    assert list(got.columns) == SEED_COLUMNS
+    assert list(got.columns) == [*SEED_COLUMNS, "complex", "unit", "date_prev", "date_recent", *SOURCE_COLUMNS]
     assert_same_pairs(seed_to_pairs(got), pairs)
 
     s = tx.summary
@@ -218,6 +222,38 @@ def test_cli_save_pairs_keeps_missing_groups_missing(tmp_path: Path) -> None:
     ).ok()
     got = pd.read_parquet(saved).sort_values("RecentYearMonth")
     assert got["group_id"].isna().tolist() == [True, False]
+    assert got["pid"].tolist() == [1, 2] and got["source_row_prev"].tolist() == [0, 2]
+
+
+@pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
+def test_a_key_column_named_as_a_saved_column_gets_a_prefix(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "group_id": ["11110", "11110", "26110", "26110"],
+            "date_prev": [7, 7, 7, 7],  # as the saved pairs name their earlier date
+            "date": pd.to_datetime(["2014-01-03", "2014-05-03", "2014-01-10", "2014-06-03"]),
+            "price": [100.0, 110.0, 200.0, 190.0],
+        }
+    )
+    path = tmp_path / "sales.parquet"
+    frame.to_parquet(path, index=False)
+    saved = tmp_path / "pairs.parquet"
+    run = run_app(
+        tmp_path,
+        "data=transactions",
+        f"data.path={q(path)}",
+        "data.columns.property=[group_id,date_prev]",
+        f"data.save_pairs={q(saved)}",
+        "index.min_pairs=1",
+    ).ok()
+    got = pd.read_parquet(saved).sort_values("source_row_prev")
+    traced = ["property_group_id", "property_date_prev", "date_prev", "date_recent", *SOURCE_COLUMNS]
+    assert list(got.columns) == [*SEED_COLUMNS, *traced]
+    assert got["property_group_id"].tolist() == got["group_id"].tolist() == ["11110", "26110"]
+    assert got["date_recent"].tolist() == list(pd.to_datetime(["2014-05-03", "2014-06-03"]))
+    assert got["date_prev"].tolist() == list(pd.to_datetime(["2014-01-03", "2014-01-10"]))
+    assert got["property_date_prev"].tolist() == [7, 7]
+    assert run.summary["n_pairs_made"] == 2
 
 
 @pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
@@ -337,3 +373,127 @@ def declined(*args: Any, **kwargs: Any) -> Any:
     from gpu_hpi.io.sql import Unsupported
 
     raise Unsupported("left to the array path")
+
+
+# --------------------------------------------------------------------------------------------------
+# data.save_pairs traced back to the sales; the region code inside the property key
+
+KOREAN_KEY = ["district", "dong", "b", "c"]
+
+
+def korean_sales(seed: int, **kw: Any) -> pd.DataFrame:
+    """random_sales with its key `a` as (district, dong): district codes as text, dong numbers that
+    repeat across districts (a = 3 dong + district), and a copy of the district column."""
+    df = random_sales(seed, n_props=600, **kw)
+    codes = np.asarray(["11110", "11140", "26110"], dtype=object)
+    a = df["a"]
+    df["district"] = pd.Series(codes[a.fillna(0).to_numpy(np.int64) % 3], dtype=object).where(a.notna(), None)
+    df["dong"] = a // 3
+    df["district_copy"] = df["district"]
+    return df
+
+
+def write_korean(tmp_path: Path, df: pd.DataFrame, fmt: str) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The sales as three parquet files of several row groups each (dates in milliseconds), in a
+    folder, or as one CSV file: (data.path, the rows of each file as the run names it)."""
+    columns = [*KOREAN_KEY, "district_copy", "date", "price"]
+    if fmt == "csv":
+        path = tmp_path / "sales.csv"
+        frame = df[columns].assign(date=df["date"].dt.strftime("%Y-%m-%d"))
+        frame.to_csv(path, index=False, float_format="%.17g")
+        return str(path), {str(path): frame}
+    folder = tmp_path / "sales"
+    folder.mkdir()
+    parts = {}
+    for k, rows in enumerate(np.array_split(np.arange(len(df)), 3)):
+        part = df.iloc[rows][columns].reset_index(drop=True)
+        table = pa.Table.from_pandas(part, preserve_index=False)
+        table = table.set_column(table.schema.get_field_index("date"), "date", table["date"].cast(pa.timestamp("ms")))
+        path = folder / f"part-{k}.parquet"
+        pq.write_table(table, path, row_group_size=97)
+        parts[os.path.join(str(folder), path.name)] = part
+    return str(folder), parts
+
+
+def assert_traced(saved_path: Path, parts: dict[str, pd.DataFrame], fmt: str) -> pd.DataFrame:
+    """Every saved pair joined back to its two sales by (source file, source row): both are found,
+    their prices give the pair's prices and y, their dates its periods and its saved dates, and
+    they share the pair's property key."""
+    saved = pd.read_parquet(saved_path)
+    assert list(saved.columns) == [*SEED_COLUMNS, *KOREAN_KEY, "date_prev", "date_recent", *SOURCE_COLUMNS]
+    date_type = pq.read_schema(saved_path).field("date_prev").type
+    assert date_type == (pa.timestamp("ms") if fmt == "parquet" else pa.date32())  # the type as read
+    schema = pq.read_schema(saved_path)
+    assert [schema.field(c).type for c in SOURCE_COLUMNS] == [pa.string(), pa.int64()] * 2  # plain text
+    sales = pd.concat(
+        [part.assign(source_file=name, source_row=np.arange(len(part))) for name, part in parts.items()]
+    ).set_index(["source_file", "source_row"])
+    sales["date"] = pd.to_datetime(sales["date"])
+    sold = {}
+    for side in ("prev", "recent"):
+        at = pd.MultiIndex.from_arrays([saved[f"source_file_{side}"], saved[f"source_row_{side}"]])
+        assert at.isin(sales.index).all(), side  # every pair finds its sale
+        sold[side] = sales.loc[at].reset_index(drop=True)
+        saved_date = pd.to_datetime(saved[f"date_{side}"])
+        assert (sold[side]["date"] == saved_date).all(), side
+        month = sold[side]["date"].dt.to_period("M").dt.to_timestamp()
+        assert (month == saved["PrevYearMonth" if side == "prev" else "RecentYearMonth"]).all(), side
+        for key in KOREAN_KEY:
+            assert sold[side][key].astype(str).tolist() == saved[key].astype(str).tolist(), (side, key)
+    np.testing.assert_array_equal(sold["prev"]["price"], saved["PrevPrice"])
+    np.testing.assert_array_equal(sold["recent"]["price"], saved["RecentPrice"])
+    y = np.log(sold["recent"]["price"].to_numpy(float) / sold["prev"]["price"].to_numpy(float))
+    np.testing.assert_allclose(y, saved["LogPriceDiff"], rtol=0, atol=1e-12)
+    # the region of a pair is its later sale's (CSV reads the codes as integers)
+    assert sold["recent"]["district"].astype(str).tolist() == saved["group_id"].astype(str).tolist()
+    return saved
+
+
+@pytest.mark.parametrize(
+    ("reader", "fmt"),
+    [("duckdb_sales", "parquet"), ("array_sales", "parquet"), ("device_sales", "parquet"), ("array_sales", "csv")],
+)
+def test_saved_pairs_join_back_to_their_sales_with_the_region_inside_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, reader: str, fmt: str
+) -> None:
+    """On every reader: the region code (district) is also part of the property key, and the index
+    equals the one with a copy of that column as the region; each saved pair traces back to its two
+    sales (several files of several row groups read in small batches, or CSV)."""
+    from gpu_hpi.app import load_sales, pipeline
+
+    df = korean_sales(61, bad_prices=fmt == "parquet")
+    path, parts = write_korean(tmp_path, df, fmt)
+    if reader == "device_sales":
+        request.getfixturevalue("stand_in_gpu")
+    elif reader == "array_sales":
+        monkeypatch.setattr(load_sales, "sql_sales", declined)
+    common = [
+        f"backend={'gpu' if reader == 'device_sales' else 'cpu'}",
+        "data=transactions",
+        f"data.path={q(path)}",
+        f"data.columns.property=[{','.join(KOREAN_KEY)}]",
+        "data.start=2014-01",
+        "data.pairing=all",
+        "data.max_annual_return=2.0",
+        "data.max_robust_z=4.0",
+        "data.batch_rows=250",
+        "index.min_pairs=1",
+        "output.plot=false",
+        "diagnostics.revision=false",
+    ]
+    runs = {}
+    for group in ("district", "district_copy"):
+        saved = tmp_path / f"{group}-pairs.parquet"
+        cfg = compose_config(*common, f"data.columns.group={group}", f"data.save_pairs={q(saved)}")
+        summary = pipeline.run(cfg, tmp_path / group)
+        assert summary["reader"] == reader
+        runs[group] = (summary, pd.read_csv(tmp_path / group / "index.csv"), saved)
+    (summary, index, saved), (_, copied, saved_copy) = runs["district"], runs["district_copy"]
+    pd.testing.assert_frame_equal(index, copied)
+    assert sorted(index["group"].astype(str).unique()) == ["11110", "11140", "26110", "ALL"]
+    assert summary["dropped"]["return_outlier"] > 0 and summary["dropped"]["sale_missing_property"] > 0
+    pairs = assert_traced(saved, parts, fmt)
+    assert len(pairs) == summary["n_pairs_made"] > 500
+    assert set(pairs["source_file_prev"]) == set(parts)  # pairs from every file
+    assert pairs["source_row_prev"].max() > 97  # rows counted past the first row group
+    pd.testing.assert_frame_equal(pairs, pd.read_parquet(saved_copy))

@@ -8,6 +8,7 @@ robust z within the later sale's group); and hand-made cases.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from sales_reference import (
 )
 
 from gpu_hpi import resolve_backend
-from gpu_hpi.data.pairing import PairingRules, Sales, make_pairs
+from gpu_hpi.data.pairing import PairingRules, Sales, make_pairs, pair_sorted_sales, select_pairs
 from gpu_hpi.errors import ConfigError
 
 CPU = resolve_backend("cpu")
@@ -197,3 +198,39 @@ def test_empty_and_single_sales() -> None:
 def test_rules_are_validated(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         PairingRules(**kwargs)
+
+
+@pytest.mark.parametrize("pairing", ["consecutive", "all"])
+def test_traced_pairs_name_their_two_sales(pairing: str) -> None:
+    """trace=True: the same pairs, with the positions of their two sales, which give each pair's
+    property, periods, prices and group (the later sale's)."""
+    sales, _ = sales_from_frame(random_sales(17), ["a", "b", "c"], START, 48)
+    rules = PairingRules(pairing=pairing, max_holding=30, max_annual_return=1.0, max_robust_z=2.5)
+    plain = make_pairs(sales, rules, CPU)
+    made = make_pairs(sales, rules, CPU, trace=True)
+    assert plain.sale_prev is None and made.dropped == plain.dropped
+    for name in ("group", "prev", "recent", "price_prev", "price_recent", "y"):
+        np.testing.assert_array_equal(getattr(made, name), getattr(plain, name), err_msg=name)
+    first, second = made.sale_prev, made.sale_recent
+    assert made.n_pairs > 300 and first.shape == second.shape == (made.n_pairs,)
+    np.testing.assert_array_equal(sales.key[first], sales.key[second])
+    np.testing.assert_array_equal(sales.period[first], made.prev)
+    np.testing.assert_array_equal(sales.period[second], made.recent)
+    np.testing.assert_array_equal(sales.price[first], made.price_prev)
+    np.testing.assert_array_equal(sales.price[second], made.price_recent)
+    np.testing.assert_array_equal(sales.group[second], made.group)
+
+
+def test_sorted_sales_traced_and_selected() -> None:
+    """pair_sorted_sales' positions skip the same-period sale replaced; select_pairs keeps the
+    positions and the rows of a trace table of the pairs kept."""
+    import pyarrow as pa
+
+    key, period = np.array([1, 1, 1, 2, 2]), np.array([0, 0, 3, 1, 5])
+    price = np.array([10.0, 11.0, 12.0, 20.0, 40.0])
+    made = pair_sorted_sales(np, key, period, price, None, "consecutive", np.asarray(["ALL"], dtype=object), 6, True)
+    assert made.sale_prev.tolist() == [1, 3] and made.sale_recent.tolist() == [2, 4]
+    made = select_pairs(made, np.array([True, True]), {})
+    traced = select_pairs(replace(made, trace=pa.table({"row": [1, 3]})), np.array([False, True]), {})
+    assert traced.sale_prev.tolist() == [3] and traced.trace.column("row").to_pylist() == [3]
+    assert traced.as_pairs().trace.num_rows == 1 and not hasattr(made.as_pairs(), "trace")

@@ -164,3 +164,42 @@ def test_the_window_drops_sales_outside_and_counts_them(ops: device.Ops, tmp_pat
     want = make_pairs(replace(host).to_sales(CPU, START + 5, 20), rules, CPU)
     assert made.dropped == want.dropped and made.dropped["sale_outside_window"] > 0
     assert_same_pairs(made_frame(made, START + 5), made_frame(want, START + 5))
+
+
+@pytest.mark.parametrize("pairing", ["consecutive", "all"])
+def test_traced_pairs_and_the_group_inside_the_key_equal_the_host(
+    ops: device.Ops, tmp_path: Path, pairing: str
+) -> None:
+    """The region (a, also a part of the key) as with a copy of it; traced pairs (several files of
+    several row groups, sales without a date or a key among them) carry the host path's trace: the
+    same sales by file and row, the key and the dates in the files' types."""
+    df = random_sales(48).assign(a_copy=lambda d: d["a"])
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k, rows in enumerate(np.array_split(np.arange(len(df)), 3)):
+        table = pa.Table.from_pandas(df.iloc[rows][["a", "a_copy", "b", "date", "price"]], preserve_index=False)
+        write(folder / f"part-{k}.parquet", table, row_group_size=80)
+    options = {"pairing": pairing, "max_annual_return": 1.5, "max_robust_z": 3.0}
+    inside = SaleSource(str(folder), "parquet", ["a", "b"], "date", "price", "a")
+    read, made = assert_same_sales(ops, inside, options)
+    assert read.trace is None and made.trace is None  # only where asked for
+    _, copied = device_pairs(ops, replace(inside, group="a_copy"), options)
+    assert made.dropped == copied.dropped and made.dropped["return_outlier"] > 0
+    assert_same_pairs(made_frame(made, START), made_frame(copied, START))
+
+    traced = replace(inside, trace=True)
+    read, made = assert_same_sales(ops, traced, options)
+    assert read.dropped["sale_missing_property"] > 0 and read.n_missing_date > 0
+    raw = traced.read()
+    assert raw.trace is not None
+    host = make_pairs(raw.to_sales(CPU, START, 48), PairingRules(**options), CPU, trace=True)
+    want = raw.trace.of_pairs(host.sale_prev, host.sale_recent)
+    assert made.trace.schema == want.schema and made.trace.num_rows == made.n_pairs > 300
+    order = ["source_file_prev", "source_row_prev", "source_file_recent", "source_row_recent"]
+
+    def traced_frame(pairs: Any, trace: pa.Table) -> pd.DataFrame:
+        frame = pd.concat([made_frame(pairs, START), trace.to_pandas()], axis=1)
+        return frame.sort_values(order, kind="stable").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(traced_frame(made, made.trace), traced_frame(host, want))
+    assert made.trace.column("source_row_recent").to_numpy().max() > 80

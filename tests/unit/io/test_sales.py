@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from sales_reference import (
@@ -23,6 +24,7 @@ from sales_reference import (
 
 from gpu_hpi import resolve_backend
 from gpu_hpi.data.pairing import PairingRules, make_pairs
+from gpu_hpi.errors import ConfigError
 from gpu_hpi.io.sales import SaleSource, _composite_codes
 
 CPU = resolve_backend("cpu")
@@ -166,3 +168,54 @@ def test_sale_source_integer_periods(tmp_path: Path) -> None:
     made = make_pairs(raw.to_sales(CPU, START, 10), PairingRules(), CPU)
     assert sorted(zip(made.prev.tolist(), made.recent.tolist(), strict=True)) == [(0, 5), (5, 9)]
     assert made.dropped == {"sale_same_period_duplicate": 1}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_traced_sales_name_their_file_and_row(tmp_path: Path, fmt: str) -> None:
+    """Each sale read (dated, keyed) names its file and 0-based row: parquet files of several row
+    groups read in batches that cut them, or a CSV file (rows after the header, empty dates
+    among them); its key, date and price are those of that row."""
+    df = random_sales(25, bad_prices=False)
+    keys = ["a", "b"]
+    frame = df[[*keys, "date", "price"]]
+    if fmt == "csv":
+        path = tmp_path / "sales.csv"
+        frame.assign(date=df["date"].dt.strftime("%Y-%m-%d")).to_csv(path, index=False, float_format="%.17g")
+        parts = {str(path): pacsv.read_csv(path).to_pandas(types_mapper=pd.ArrowDtype)}
+        where = str(path)
+    else:
+        (tmp_path / "parts").mkdir()
+        parts = {}
+        for k, rows in enumerate(np.array_split(np.arange(len(df)), 3)):
+            path = tmp_path / "parts" / f"part-{k}.parquet"
+            pq.write_table(pa.Table.from_pandas(frame.iloc[rows], preserve_index=False), path, row_group_size=120)
+            parts[str(path)] = pq.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
+        where = str(tmp_path / "parts")
+    source = SaleSource(where, "auto", keys, "date", "price", batch_rows=100, trace=True)
+    raw = source.read()
+    assert raw.trace is not None and SaleSource(where, "auto", keys, "date", "price").read().trace is None
+    trace = raw.trace
+    assert trace.files == list(parts) and len(trace.row) == raw.price.size > 1000
+    rows = pd.concat([parts[trace.files[f]].iloc[[r]] for f, r in zip(trace.file, trace.row, strict=True)])
+    np.testing.assert_array_equal(rows["price"].to_numpy(float), raw.price)
+    assert (pd.to_datetime(rows["date"]).to_numpy() == pd.to_datetime(trace.date.to_pandas()).to_numpy()).all()
+    for key in keys:
+        assert rows[key].tolist() == trace.keys[key].to_pylist(), key
+    assert len(set(trace.file.tolist())) == len(parts) and trace.row.max() > 120
+
+
+def test_the_group_may_be_part_of_the_key(tmp_path: Path) -> None:
+    """The region inside the property key: read once, the same pairs as with a copy of it."""
+    df = random_sales(26).assign(a_copy=lambda d: d["a"])
+    path = tmp_path / "sales.parquet"
+    pq.write_table(pa.Table.from_pandas(df[["a", "a_copy", "b", "date", "price"]], preserve_index=False), path)
+    inside = SaleSource(str(path), "auto", ["a", "b"], "date", "price", "a")
+    assert inside.columns() == ["a", "b", "date", "price"]
+    made = {}
+    for group in ("a", "a_copy"):
+        raw = SaleSource(str(path), "auto", ["a", "b"], "date", "price", group).read()
+        made[group] = make_pairs(raw.to_sales(CPU, START, 48), PairingRules(max_robust_z=2.5), CPU)
+    assert made["a"].dropped == made["a_copy"].dropped and made["a"].n_pairs > 300
+    assert_same_pairs(made_frame(made["a"], START), made_frame(made["a_copy"], START))
+    with pytest.raises(ConfigError, match="'date' is both the date and the price"):
+        SaleSource(str(path), "auto", ["a"], "date", "date").read()

@@ -322,3 +322,68 @@ def test_sales_paired_by_weeks(tmp_path: Path) -> None:
     assert got.dropped["sale_same_period_duplicate"] == made.dropped["sale_same_period_duplicate"] > 0
     key = lambda a, b: sorted(zip(np.asarray(a).tolist(), np.asarray(b).tolist(), strict=True))  # noqa: E731
     assert key(got.pairs.prev, got.pairs.recent) == key(made.prev, made.recent)
+
+
+def traced_frame(pairs: Any, first: int) -> pd.DataFrame:
+    """Pairs with their trace (data.save_pairs' columns), one row per pair, sorted by their sales."""
+    frame = pd.concat([made_frame(pairs, first), pairs.trace.to_pandas()], axis=1)
+    columns = ["source_file_prev", "source_row_prev", "source_file_recent", "source_row_recent"]
+    return frame.sort_values(columns, kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("batch", [None, 7])
+def test_traced_pairs_with_the_group_inside_the_key_equal_the_array_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int | None
+) -> None:
+    """The region (a, also a part of the key) as with a copy of it; traced pairs (files of several
+    row groups, the sorted sales in batches of 7 where given) carry the array path's trace: the
+    same sales by file and row, the dates in the files' type (DuckDB reads milliseconds as
+    microseconds)."""
+    if batch is not None:
+        monkeypatch.setattr(sql_sales_module, "SORTED_BATCH", batch)
+    df = random_sales(71).assign(a_copy=lambda d: d["a"])
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k, rows in enumerate(np.array_split(np.arange(len(df)), 2)):
+        table = pa.Table.from_pandas(df.iloc[rows][["a", "a_copy", "b", "date", "price"]], preserve_index=False)
+        table = table.set_column(table.schema.get_field_index("date"), "date", table["date"].cast(pa.timestamp("ms")))
+        pq.write_table(table, folder / f"part-{k}.parquet", row_group_size=90)
+    rules = PairingRules(pairing="all", max_annual_return=1.5, max_robust_z=3.0)
+    inside = SaleSource(str(folder), "parquet", ["a", "b"], "date", "price", "a")
+    copied = replace(inside, group="a_copy")
+    got = sql_sales(inside, rules, START, START + 47, keep_pairs=True)
+    want = sql_sales(copied, rules, START, START + 47, keep_pairs=True)
+    assert got.pairs is not None and want.pairs is not None and got.dropped == want.dropped
+    assert_same_pairs(made_frame(got.pairs, START), made_frame(want.pairs, START))
+    assert_same_table(got.table, want.table)
+    assert got.pairs.group_labels.size > 100  # a region per value of a
+
+    traced = sql_sales(replace(inside, trace=True), rules, START, START + 47, keep_pairs=True)
+    assert traced.pairs is not None and got.pairs is not None
+    assert traced.dropped == got.dropped and traced.dropped["return_outlier"] > 0
+    assert_same_table(traced.table, got.table)
+    assert getattr(got.pairs, "trace", None) is None  # only where asked for
+    sql = traced_frame(traced.pairs, START)
+    raw = replace(inside, trace=True).read()
+    made = make_pairs(raw.to_sales(CPU, START, 48), rules, CPU, trace=True)
+    assert raw.trace is not None
+    host = raw.trace.of_pairs(made.sale_prev, made.sale_recent)
+    arrays = traced_frame(replace(made, trace=host), START)
+    assert traced.pairs.trace.schema == host.schema
+    assert host.schema.field("date_prev").type == pa.timestamp("ms")
+    pd.testing.assert_frame_equal(sql, arrays, check_exact=False, rtol=1e-12)
+    assert set(sql["source_file_prev"]) == {str(folder / "part-0.parquet"), str(folder / "part-1.parquet")}
+    assert sql["source_row_prev"].max() > 90 and len(sql) > 500
+
+
+def test_transaction_columns_share_only_the_group_and_the_key(tmp_path: Path) -> None:
+    path = write_sales(tmp_path, random_sales(72), ["a", "b"])
+    for prop, date, price, group, said in (
+        (["a"], "date", "date", None, "'date' is both the date and the price"),
+        (["a", "date"], "date", "price", None, "'date' is both the property and the date"),
+        (["a"], "date", "price", "price", "'price' is both the price and the group"),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            sql_sales(SaleSource(str(path), "auto", prop, date, price, group), PairingRules(), None, None, False)
+    with pytest.raises(ConfigError, match="'a' appears twice in the property key"):
+        sql_sales(SaleSource(str(path), "auto", ["a", "a"], "date", "price"), PairingRules(), None, None, False)
