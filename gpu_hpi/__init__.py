@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app.library import RunResult, index_from_pairs, run
+    from .app.library import RunResult, index_from_pairs, index_from_sales, run
     from .backend.core import Backend, resolve_backend
     from .data.cells import CellTable, merge_tables
     from .data.pairs import Pairs, prepare_pairs
@@ -49,6 +49,7 @@ _HOMES = {
     "IndexResult": "estimation.result",
     "RunResult": "app.library",
     "index_from_pairs": "app.library",
+    "index_from_sales": "app.library",
     "run": "app.library",
 }
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "estimate_index",
     "fit_index",
     "index_from_pairs",
+    "index_from_sales",
     "merge_tables",
     "prepare_pairs",
     "resolve_backend",

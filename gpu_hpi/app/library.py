@@ -1,6 +1,7 @@
 """The command line's job from Python: `run(overrides)` runs a configured job as `python -m gpu_hpi`
-does; `index_from_pairs(frame, ...)` runs it on pairs in a frame that speaks Arrow (pandas, polars,
-pyarrow, a DuckDB relation), with the options named as on the command line. Both compose the same
+does; `index_from_pairs(frame, ...)` and `index_from_sales(frame, ...)` run it on pairs or sale
+records in a frame that speaks Arrow (pandas, polars, pyarrow, a DuckDB relation), with the
+options named as on the command line. Both compose the same
 configuration (conf/ and config.py): one declaration of the options, so a keyword here is checked,
 typed and defaulted as its override is."""
 
@@ -17,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..config import AppConfig, PairsDataConfig, config_dir, register_configs
+from ..config import AppConfig, PairsDataConfig, TransactionsDataConfig, config_dir, register_configs
 from ..errors import ConfigError
 from ..estimation.result import IndexResult
 from ..io.frames import arrow_table
@@ -25,6 +26,7 @@ from .pipeline import run_job
 
 GROUP_CHOICES = ("method", "solver", "backend", "memory", "cluster")  # conf/ groups chosen by name
 PAIR_ROLES = ("group", "prev", "recent", "y", "price_prev", "price_recent")
+SALE_ROLES = ("property", "date", "price", "group")
 FRAME_PATH = "<frame>"  # data.path of a frame's run: no file is read
 # a frame's run returns its result: the files it would write go with its temporary directory
 FRAME_OUTPUTS = {"output.csv": False, "output.parquet": False, "output.plot": False, "progress": False}
@@ -71,13 +73,14 @@ def run(overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None 
     return RunResult(dataclasses.replace(result, summary=summary), summary, out)
 
 
-def option_paths() -> dict[str, list[str]]:
-    """Each option's keyword -> its dotted paths in the configuration (several where the name is
-    not unique: e.g. tol, of method and of solver)."""
+def option_paths(kind: str = "pairs") -> dict[str, list[str]]:
+    """Each option's keyword -> its dotted paths in the configuration of data=kind (several where
+    the name is not unique: e.g. tol, of method and of solver)."""
     sections = {f.name: f.type for f in dataclasses.fields(AppConfig)}
     paths: dict[str, list[str]] = {}
-    for section, kind in sections.items():
-        schema = PairsDataConfig if section == "data" else _dataclass(kind)
+    for section, type_ in sections.items():
+        data = TransactionsDataConfig if kind == "transactions" else PairsDataConfig
+        schema = data if section == "data" else _dataclass(type_)
         if schema is None:
             paths.setdefault(section, []).append(section)
             continue
@@ -108,13 +111,26 @@ def index_from_pairs(frame: Any, **options: Any) -> IndexResult:
     (method="case_shiller", base_period="2017-11", min_pairs=20, backend="cpu", ...; a name two
     groups share by its dotted path, e.g. **{"solver.tol": 1e-10}). Returns the IndexResult with
     the run's summary (`.summary`, drop counts in `.dropped`)."""
+    return _index_from_frame("pairs", PAIR_ROLES, frame, options)
+
+
+def index_from_sales(frame: Any, **options: Any) -> IndexResult:
+    """The index of the sale records in `frame`, paired per property by the command line's rules
+    (data=transactions): column roles property (a name, or a list of names forming the key), date,
+    price and group, every other option its command-line name (pairing="all", max_holding=60,
+    method="case_shiller", ...). Returns the IndexResult with the run's summary, as index_from_pairs."""
+    return _index_from_frame("transactions", SALE_ROLES, frame, options)
+
+
+def _index_from_frame(kind: str, roles: tuple[str, ...], frame: Any, options: dict[str, Any]) -> IndexResult:
     table = arrow_table(frame)
-    columns = {role: options.pop(role) for role in PAIR_ROLES if role in options}
-    choices = [f"{g}={options.pop(g)}" for g in GROUP_CHOICES if g in options and not isinstance(options[g], dict)]
-    cfg = compose(["data=pairs", *choices])
-    values = {f"data.columns.{role}": name for role, name in columns.items()}
+    options = dict(options)
+    columns = {role: options.pop(role) for role in roles if role in options}
+    choices = [f"{g}={options.pop(g)}" for g in GROUP_CHOICES if g in options]
+    cfg = compose([f"data={kind}", *choices])
+    values: dict[str, Any] = {f"data.columns.{role}": name for role, name in columns.items()}
     values.update({"data.path": FRAME_PATH, **FRAME_OUTPUTS})
-    values.update(_option_values(options))
+    values.update(_option_values(options, kind))
     for path, value in values.items():
         try:
             OmegaConf.update(cfg, path, value, merge=False)
@@ -126,9 +142,9 @@ def index_from_pairs(frame: Any, **options: Any) -> IndexResult:
     return dataclasses.replace(result, summary=summary)
 
 
-def _option_values(options: dict[str, Any]) -> dict[str, Any]:
+def _option_values(options: dict[str, Any], kind: str) -> dict[str, Any]:
     """Dotted paths and values of keyword options; ConfigError for an unknown or ambiguous name."""
-    known = option_paths()
+    known = option_paths(kind)
     values: dict[str, Any] = {}
     for name, value in options.items():
         if "." in name:

@@ -20,13 +20,21 @@ from .plan import Reader
 
 
 def load_sales(
-    reader: Reader, cfg: AppConfig, periodicity: str, backend: Backend, strict: bool, keep_pairs: bool, prices: bool
+    reader: Reader,
+    cfg: AppConfig,
+    periodicity: str,
+    backend: Backend,
+    strict: bool,
+    keep_pairs: bool,
+    prices: bool,
+    frame: Any = None,
 ) -> Loaded:
     """Sale records -> pairs -> cell table by this reader: sorted by DuckDB and paired batch by
     batch (sql_sales.py; io.sql.Unsupported for a column it leaves to pyarrow), read and paired by
-    libcudf (io/device_sales.py), or read whole into arrays and paired by make_pairs."""
+    libcudf (io/device_sales.py), or read whole into arrays and paired by make_pairs (`frame`: the
+    sale records as a pyarrow Table in memory, in place of data.path's files)."""
     d = cfg.data
-    source = sale_source(cfg, periodicity)
+    source = replace(sale_source(cfg, periodicity), frame=frame)
     start, end = input_window(cfg.data, periodicity)
     rules = PairingRules(
         pairing=option_name(d.pairing),

@@ -66,7 +66,7 @@ def load(
                 return stored_cells(cell_files(cfg.data.path), periodicity, backend, cfg.data.allow_double_count)
         if reader in (Reader.DUCKDB_SALES, Reader.DEVICE_SALES, Reader.ARRAY_SALES):
             with timings.stage("read_and_pair", backend):
-                return load_sales(reader, cfg, periodicity, backend, strict, keep_pairs, prices)
+                return load_sales(reader, cfg, periodicity, backend, strict, keep_pairs, prices, frame)
         return load_pairs(reader, cfg, periodicity, backend, method, strict, keep_pairs, timings, resources, frame)
 
     try:

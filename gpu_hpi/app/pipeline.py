@@ -72,13 +72,13 @@ def run_job(
     command_line: list[str] | None = None,
     frame: Any = None,
 ) -> tuple[IndexResult, dict[str, Any]]:
-    """run, returning the IndexResult too; frame: the pairs as a pyarrow Table in memory, read in
-    place of data.path's files by the same rules (app/library.py)."""
+    """run, returning the IndexResult too; frame: the pairs or sale records as a pyarrow Table in
+    memory, read in place of data.path's files by the same rules (app/library.py)."""
     app = cfg if isinstance(cfg, AppConfig) else OmegaConf.to_object(cfg)
     if not isinstance(app, AppConfig):
         raise ConfigError(f"not gpu_hpi's configuration: {type(app).__name__}")
-    if frame is not None and app.data.kind != "pairs":
-        raise ConfigError(f"a frame in memory is read as pairs (data=pairs), not data={app.data.kind}")
+    if frame is not None and app.data.kind not in ("pairs", "transactions"):
+        raise ConfigError(f"a frame in memory holds pairs or sale records, not data={app.data.kind}")
     with contextlib.ExitStack() as resources:  # e.g. a Dask cluster, kept until the diagnostics are done
         return _run(app, out_dir, resources, startup_s, command_line, frame)
 

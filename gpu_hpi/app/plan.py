@@ -51,6 +51,8 @@ def plan_reading(
     if kind == "cells":
         return ReadPlan(Reader.STORED_CELLS, None, "stored cell tables")
     if kind == "transactions":
+        if file_format == "frame":
+            return ReadPlan(Reader.ARRAY_SALES, None, "sale records in a frame in memory")
         if parquet and device_reader:
             return ReadPlan(Reader.DEVICE_SALES, None, "parquet sale records on a GPU with pylibcudf")
         if host and parquet:

@@ -16,7 +16,16 @@ FRAME = "the frame"  # how messages name the input
 
 def arrow_table(frame: Any) -> pa.Table:
     """A pyarrow Table of `frame`: a Table or RecordBatch as it is, else through the Arrow PyCapsule
-    stream (polars, DuckDB relations, pandas >= 2.2), pandas' own conversion, or `to_arrow()`."""
+    stream (polars, DuckDB relations, pandas >= 2.2), pandas' own conversion, or `to_arrow()`;
+    string and binary views (polars') as the large types every pyarrow kernel takes."""
+    table = _arrow_table(frame)
+    views = {pa.string_view(): pa.large_string(), pa.binary_view(): pa.large_binary()}
+    if not any(f.type in views for f in table.schema):
+        return table
+    return table.cast(pa.schema([f.with_type(views.get(f.type, f.type)) for f in table.schema]))
+
+
+def _arrow_table(frame: Any) -> pa.Table:
     if isinstance(frame, pa.Table):
         return frame
     if isinstance(frame, pa.RecordBatch):

@@ -18,6 +18,7 @@ from ._sale_batches import SaleTrace
 from .columns import chunked, concat_groups, float_values, group_values
 from .device_sales import DeviceSales, read_sales
 from .files import input_files, parquet_file, record_batches
+from .frames import FRAME, frame_batches
 from .periods import column_periods, order_within_period
 
 
@@ -76,16 +77,22 @@ class SaleSource:
     batch_rows: int = 1 << 21
     memory_limit: str | None = None  # of DuckDB's pairing on the CPU (sql.connect); None: its default
     trace: bool = False  # keep each sale's key, date, file and row for the pairs (data.save_pairs)
+    frame: pa.Table | None = None  # sale records in memory (io/frames.py) in place of files
 
     def read(self) -> RawSales:
         """Every sale (pairing needs all sales of a property together), read batch by batch."""
-        files, fmt = input_files(self.path, self.format)
         names = self.columns()
+        if self.frame is not None:
+            files, fmt = [FRAME], "frame"
+            batches = frame_batches(self.frame, names, self.batch_rows)
+        else:
+            files, fmt = input_files(self.path, self.format)
+            batches = record_batches(files, fmt, names, self.batch_rows)
         keys: list[list[pa.ChunkedArray | pa.Array]] = [[] for _ in self.property]
         periods, orders, prices, groups = [], [], [], []
         dates, positions = [], []  # traced: the dates as read, each sale's row among all files' rows
         missing_date = n_read = 0
-        for batch in record_batches(files, fmt, names, self.batch_rows):
+        for batch in batches:
             date = batch.column(self.date)
             null = pc.is_null(date)
             n_null = int(pc.sum(null).as_py() or 0)
@@ -139,13 +146,15 @@ class SaleSource:
             assert bounds[-1] == n, "the batches cover every row of the files"
             file = np.searchsorted(bounds, rows, side="right") - 1
             rows = rows - bounds[file]
-        else:  # one CSV file
+        else:  # one CSV file, or the frame (its rows' positions)
             file = np.zeros(rows.shape, dtype=np.int32)
         date = chunked(dates) if dates else pa.chunked_array([], pa.null())
         return SaleTrace(dict(zip(self.property, keys, strict=True)), self.date, date, file, rows, files)
 
     def reads_on_device(self, gpu: bool) -> bool:
         """True where the sales are read and paired on the GPU (parquet, pylibcudf importable)."""
+        if self.frame is not None:
+            return False
         return gpu and input_files(self.path, self.format)[1] == "parquet" and device.library() is not None
 
     def read_device(self) -> DeviceSales:

@@ -6,6 +6,7 @@ in-process."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import seed_pairs
+from sales_reference import random_sales, write_sales
 
 import gpu_hpi
 from gpu_hpi.app.library import option_paths
@@ -112,3 +114,34 @@ def test_a_column_the_frame_holds_twice_is_refused(pairs: pa.Table) -> None:
 def test_what_is_no_frame_is_refused() -> None:
     with pytest.raises(gpu_hpi.ConfigError, match="cannot read a list as a frame"):
         gpu_hpi.index_from_pairs([1, 2, 3])
+
+
+@pytest.mark.parametrize("kind", ["pyarrow", "pandas", "polars"])
+def test_sale_records_in_a_frame_give_the_command_lines_index(tmp_path: Path, kind: str) -> None:
+    """Sale records with null keys, dates and bad prices: the frame's pairs, index and drop counts
+    are the command line's on the same records in a file (which DuckDB pairs)."""
+    sales = random_sales(7, n_props=800)
+    path = write_sales(tmp_path, sales, ["a", "b", "c"])
+    options = ["backend=cpu", "output.plot=false", "data.pairing=all", "data.max_holding=40", "index.min_pairs=5"]
+    columns = ["data.columns.property=[a,b,c]", "data.columns.date=date", "data.columns.price=price"]
+    cli = gpu_hpi.run(["data=transactions", f"data.path={path}", *columns, "data.columns.group=group", *options])
+    table = pq.read_table(path)
+    frame = {"pyarrow": lambda: table, "pandas": table.to_pandas, "polars": lambda: pl.from_arrow(table)}[kind]()
+    got = gpu_hpi.index_from_sales(
+        frame,
+        property=["a", "b", "c"],
+        date="date",
+        price="price",
+        group="group",
+        pairing="all",
+        max_holding=40,
+        min_pairs=5,
+        backend="cpu",
+    )
+    assert cli.summary["reader"] == "duckdb_sales" and got.summary["reader"] == "array_sales"
+    assert list(got.groups) == list(cli.index.groups)
+    np.testing.assert_allclose(got.log_index, cli.index.log_index, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.se, cli.index.se, rtol=1e-9)
+    assert got.dropped == cli.summary["dropped"] and got.dropped
+    for key in ("n_sales_read", "n_pairs_made", "n_pairs_used"):
+        assert got.summary[key] == cli.summary[key], key
