@@ -45,6 +45,8 @@ CASES = (
     "sales_sql",
     "sales_sql_kept",
     "duckdb_sales",
+    "frame_pairs",
+    "sweep",
 )
 # lsqr / lsmr with the default operator (auto), and with each operator named
 ITERATIVE = {
@@ -136,6 +138,10 @@ def run_case(case: str, n: int, backend: str, parts: int = 1, tol: float | None 
         return sales_sql(n, keep_pairs=case == "sales_sql_kept")
     if case == "duckdb_sales":
         return duckdb_sales(n)
+    if case == "frame_pairs":
+        return frame_pairs(n)
+    if case == "sweep":
+        return sweep_case(n)
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
     solver, operator = ITERATIVE.get(case, ("normal", "auto"))
@@ -270,6 +276,68 @@ def cli_parquet(n: int, parts: int) -> dict[str, Any]:
         "device": summary["device"],
         "stages": summary["timings_s"],
     }
+
+
+def frame_pairs(n: int, repeats: int = 3) -> dict[str, Any]:
+    """gpu_hpi.index_from_pairs on cli_parquet's pairs already in memory (a pyarrow Table) against
+    the command line's stages (all but its start-up) on the same pairs in the file, in one process
+    after a warm-up: best of `repeats` each."""
+    import warnings
+
+    import pyarrow.parquet as pq
+
+    import gpu_hpi
+
+    warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
+    path = seed_parquet(n, 1)
+    table = pq.read_table(path)
+    gpu_hpi.index_from_pairs(table.slice(0, 20_000), backend="cpu")  # warm-up: imports, Hydra
+    overrides = ["data=pairs", f"data.path={path}", "backend=cpu", "output.plot=false", "progress=false"]
+    frame_s, cli_s = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        gpu_hpi.index_from_pairs(table, backend="cpu")
+        frame_s.append(time.perf_counter() - start)
+        cli_s.append(sum(v for k, v in gpu_hpi.run(overrides).summary["timings_s"].items() if k != "startup"))
+    seconds = min(frame_s)
+    return {
+        **row(
+            f"frame_pairs ({seconds / min(cli_s):.2f}x the CLI's stages, {min(cli_s):.2f} s)",
+            n,
+            seconds,
+            None,
+            None,
+            "",
+        ),
+        "device": gpu_hpi.resolve_backend("cpu").device,
+    }
+
+
+def sweep_case(n: int) -> dict[str, Any]:
+    """`python -m gpu_hpi -m` over 2 methods x 3 base periods (6 jobs, one read shared) against one
+    job alone, both end to end on cli_parquet's pairs."""
+    import tempfile
+
+    path = seed_parquet(n, 1)
+    common = ["data=pairs", f"data.path={path}", "output.plot=false", "progress=false"]
+    walls = []
+    with tempfile.TemporaryDirectory() as out:
+        for flags, extra in (
+            ([], [f"hydra.run.dir={out}/one"]),
+            (
+                ["-m"],
+                ["method=bmn,case_shiller", "index.base_period=2014-01,2017-11,2020-01", f"hydra.sweep.dir={out}/sw"],
+            ),
+        ):
+            start = time.perf_counter()
+            cmd = [sys.executable, "-m", "gpu_hpi", *flags, *common, *extra]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            walls.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                raise SystemExit(proc.stderr[-2000:])
+        reused = sum(bool(json.loads(p.read_text()).get("reused_read")) for p in Path(out, "sw").glob("*/summary.json"))
+    case = f"sweep (6 jobs, {reused} reused the read: {walls[1] / walls[0]:.2f}x one job's {walls[0]:.1f} s)"
+    return row(case, n, walls[1], None, path_size(path), "")
 
 
 def sales_parquet(n: int) -> Path:

@@ -126,6 +126,9 @@ def _unraisable(unraisable: Any) -> None:
         sys.__unraisablehook__(unraisable)
 
 
+_reads: Any = None  # the reads a sweep's jobs share (-m: Hydra runs them one after another here)
+
+
 @hydra.main(config_path=None, config_name="config", version_base=None)
 def _app(cfg: DictConfig) -> None:
     run_job(cfg, Path(HydraConfig.get().runtime.output_dir), command_line=True)
@@ -151,7 +154,19 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
         from .app.pipeline import run  # imported here so that config errors never pay for numpy/pyarrow
 
         overrides = list(HydraConfig.get().overrides.task) if command_line else None
-        summary = run(cfg, out_dir, startup_s=process_age() if command_line else startup_s, command_line=overrides)
+        global _reads
+        first_job = _reads is None  # a sweep's later jobs start at once: no start-up of their own
+        if command_line and _reads is None:
+            from .app.loaders import SharedReads
+
+            _reads = SharedReads()
+        summary = run(
+            cfg,
+            out_dir,
+            startup_s=(process_age() if first_job else None) if command_line else startup_s,
+            command_line=overrides,
+            reads=_reads if command_line else None,
+        )
     except GpuHpiError as exc:
         if cfg.debug:
             raise

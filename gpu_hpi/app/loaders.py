@@ -5,9 +5,12 @@ the pairs where a method needs them)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import replace
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from ..backend.core import Backend
 from ..config import AppConfig, CellsDataConfig, FileDataConfig, option_name
@@ -135,3 +138,35 @@ def check_counted_once(new: list[dict[str, Any]], counted: list[dict[str, Any]],
                     f"{what} counts pairs of {fingerprint.get('path')} again (a table already holds those of "
                     f"{earlier.get('path')}, the same content); data.allow_double_count=true adds them anyway"
                 )
+
+
+class SharedReads:
+    """What the last job of this process read, for a later job whose read is the same: a sweep's
+    jobs (`python -m gpu_hpi -m method=bmn,case_shiller index.base_period=...`) differ in what they
+    fit, not in what they read. Keyed by the data options, the periodicity, the backend, whether
+    price sums are read and the input files' fingerprints (a file changed between jobs is read
+    again); a read that kept the pairs serves a job that needs only the table, not the reverse.
+    One read is held: a job that reads other data drops it first, so a sweep holds one at a time."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.loaded: Loaded | None = None
+        self.kept_pairs = False
+
+    def take(self, key: str, keep_pairs: bool) -> Loaded | None:
+        """The read of this key (marked as reused in the summary), or None after dropping the held one."""
+        if self.loaded is not None and key == self.key and (self.kept_pairs or not keep_pairs):
+            return replace(self.loaded, extra={**self.loaded.extra, "reused_read": True})
+        self.key, self.loaded = None, None  # its memory free before the next read
+        return None
+
+    def hold(self, key: str, loaded: Loaded, kept_pairs: bool) -> None:
+        self.key, self.loaded, self.kept_pairs = key, loaded, kept_pairs
+
+
+def read_key(cfg: AppConfig, periodicity: str, backend: Backend, prices: bool, inputs: list[dict[str, Any]]) -> str:
+    """SharedReads' key of a job's read: everything the read depends on."""
+    data = OmegaConf.to_container(OmegaConf.structured(cfg.data), enum_to_str=True)
+    arithmetic = option_name(cfg.method.name) == "arithmetic"  # the synthetic market's prices
+    what = {"data": data, "periodicity": periodicity, "backend": backend.name, "prices": prices or arithmetic}
+    return json.dumps({**what, "inputs": inputs}, sort_keys=True, default=str)

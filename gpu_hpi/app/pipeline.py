@@ -42,7 +42,7 @@ from ..estimation.result import IndexResult
 from ..io.files import input_files
 from ..io.frames import frame_fingerprint
 from ..io.store import cell_files
-from .loaders import add_stored_cells, check_table_only, load, read_plan
+from .loaders import SharedReads, add_stored_cells, check_table_only, load, read_key, read_plan
 from .outputs import UNIDENTIFIED_CSV, write_outputs
 from .preflight import check_input, check_outputs, input_paths
 from .record import fingerprint, run_record
@@ -57,12 +57,13 @@ def run(
     out_dir: Path,
     startup_s: float | None = None,
     command_line: list[str] | None = None,
+    reads: SharedReads | None = None,
 ) -> dict[str, Any]:
     """Run the configured job (Hydra's composed configuration, or the schema's objects) and write
     its outputs into out_dir; returns the summary. startup_s: the seconds the process took to get
     here (reported as the "startup" stage); command_line: the overrides it was composed from (the
-    run record's)."""
-    return run_job(cfg, out_dir, startup_s, command_line)[1]
+    run record's); reads: the reads an earlier job of this process may share (a sweep's)."""
+    return run_job(cfg, out_dir, startup_s, command_line, reads=reads)[1]
 
 
 def run_job(
@@ -71,6 +72,7 @@ def run_job(
     startup_s: float | None = None,
     command_line: list[str] | None = None,
     frame: Any = None,
+    reads: SharedReads | None = None,
 ) -> tuple[IndexResult, dict[str, Any]]:
     """run, returning the IndexResult too; frame: the pairs or sale records as a pyarrow Table in
     memory, read in place of data.path's files by the same rules (app/library.py)."""
@@ -80,7 +82,7 @@ def run_job(
     if frame is not None and app.data.kind not in ("pairs", "transactions"):
         raise ConfigError(f"a frame in memory holds pairs or sale records, not data={app.data.kind}")
     with contextlib.ExitStack() as resources:  # e.g. a Dask cluster, kept until the diagnostics are done
-        return _run(app, out_dir, resources, startup_s, command_line, frame)
+        return _run(app, out_dir, resources, startup_s, command_line, frame, reads)
 
 
 def _run(
@@ -90,6 +92,7 @@ def _run(
     startup_s: float | None,
     command_line: list[str] | None,
     frame: Any,
+    reads: SharedReads | None,
 ) -> tuple[IndexResult, dict[str, Any]]:
     timings = Timings()
     if startup_s is not None:
@@ -134,9 +137,17 @@ def _run(
         check_table_only(cfg, method, solver, "data=cells")
     saving = isinstance(cfg.data, TransactionsDataConfig) and bool(cfg.data.save_pairs)
     prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)  # the price sums of sale records
-    loaded = load(
-        plan, cfg, periodicity, backend, method, strict, keep_pairs or saving, prices, timings, resources, frame
-    )
+    clustered = option_name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
+    # a sweep's jobs share a read (not a frame's, which its caller may change, nor a cluster's)
+    shared = reads if frame is None and not clustered else None
+    key = read_key(cfg, periodicity, backend, prices, [fingerprints[p] for p in inputs]) if shared else ""
+    loaded = shared.take(key, keep_pairs or saving) if shared else None
+    if loaded is None:
+        loaded = load(
+            plan, cfg, periodicity, backend, method, strict, keep_pairs or saving, prices, timings, resources, frame
+        )
+        if shared:
+            shared.hold(key, loaded, keep_pairs or saving)
     if frame is not None:
         loaded = replace(loaded, lineage=[frame_fingerprint(frame)])
     elif files is not None:  # the pairs came from these files (a stored table's lineage is its own)
