@@ -38,6 +38,9 @@ class DropRule:
 COLUMNS = ("group", "prev", "recent", "y", "price_prev", "price_recent")
 FLOATS = ("y", "price_prev", "price_recent")
 MAX_ABS_Y = 20.72326583694641  # log(1e9)
+# a price no house has in any currency (10^15); below it a cell's sums of squared prices stay finite
+# (10^30 a pair) for any count of pairs
+MAX_PRICE = 1e15
 
 DROP_RULES = (
     DropRule("missing_group", (("group", "<", 0),)),
@@ -56,11 +59,16 @@ DROP_RULES = (
             ("price_recent", "<=", 0),
         ),
     ),
+    DropRule("absurd_price", (("price_prev", ">", MAX_PRICE), ("price_recent", ">", MAX_PRICE))),
     DropRule("nonfinite_y", (("y", "nonfinite", None),)),
     # a finite log ratio no market has (a price ratio beyond a billion: units or typing, not a market);
     # kept, it overflows the sums of y^2 and makes an infinite index
     DropRule("absurd_y", (("y", ">", MAX_ABS_Y), ("y", "<", -MAX_ABS_Y))),
 )
+
+# the rules on a pair's values (y, prices), not on its cell's key: a query grouped by cell counts
+# them pair by pair (io/sql_pairs.py)
+VALUE_RULES = tuple(rule for rule in DROP_RULES if rule.needs & set(FLOATS))
 
 # every reason a pair can be dropped for, in the order counted: null periods (a reader's) first
 DROP_REASONS = ("missing_period", *(rule.reason for rule in DROP_RULES))

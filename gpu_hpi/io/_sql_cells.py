@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data.calendar import check_window
 from ..data.cells import PRICE_SUMS, CellTable
-from ..data.rules import check_strict, failing
+from ..data.rules import VALUE_RULES, check_strict, failing
 from ..errors import DataError
 from .sql import SqlTable
 
@@ -45,14 +45,14 @@ def grouped_table(
         dropped[reason] = int(n[mask & ~failed].sum())
         failed |= mask
     ok = ~failed
-    dropped["invalid_price"] = int(cells["bad_price"][ok].sum())
-    dropped["nonfinite_y"] = int(cells["bad_y"][ok].sum())
-    dropped["absurd_y"] = int(cells["absurd_y"][ok].sum())
+    counted = [r.reason for r in VALUE_RULES if r.reason in cells]  # pair by pair, in the query
+    for reason in counted:
+        dropped[reason] = int(cells[reason][ok].sum())
     missing_period = dropped.pop("missing_period")
     dropped = {k: v for k, v in dropped.items() if v}
     if strict:
         check_strict(dropped)
-    count = n - cells["bad_price"] - cells["bad_y"] - cells["absurd_y"]
+    count = n - sum(cells[reason] for reason in counted)
     ok &= count > 0
     t = max(hi - lo + 1, 2)
     if not grouped:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.rules import MAX_ABS_Y, rule, sql_condition
+from ..data.rules import MAX_ABS_Y, VALUE_RULES, sql_condition
 from ..errors import DataError
 from ._sql_cells import grouped_table
 from .columns import group_values
@@ -166,31 +166,28 @@ def sql_batch(source: Any, progress: bool = False) -> PairBatch:
 
 def _cells(con: Any, pairs: str, prices: bool, careful: bool = True, only: Any = None) -> dict[str, Any]:
     """The pairs grouped by their cell key (g, i, j), nulls included, as host arrays: n pairs,
-    bad_price / bad_y / absurd_y pairs failing the per-pair rules (invalid_price, nonfinite_y, absurd_y), the
-    sums over the other pairs. careful=False: sums over every non-null y without testing each y
-    (a cell holding a NaN or an infinite y then has a non-finite sum; null y are counted by
-    count(y)). only: a table of (g, i, j) keys to restrict the query to."""
-    bad_price = sql_condition(rule("invalid_price"), {"price_prev": "p0", "price_recent": "p1"}) if prices else "false"
-    bad_y = sql_condition(rule("nonfinite_y"), {"y": "y"})
-    absurd_y = sql_condition(rule("absurd_y"), {"y": "y"})
-    ok = f"NOT {bad_price} AND NOT {bad_y} AND NOT {absurd_y}"
+    the pairs failing each rule on a pair's values (data.rules.VALUE_RULES: invalid_price, absurd_price,
+    nonfinite_y, absurd_y; each counted under the first it fails), the sums over the other pairs.
+    careful=False: sums over every non-null y without testing each y (a cell holding a NaN or an
+    infinite y then has a non-finite sum; null y are counted by count(y)). only: a table of
+    (g, i, j) keys to restrict the query to."""
+    names = {"price_prev": "p0", "price_recent": "p1", "y": "y"}
+    rules = [r for r in VALUE_RULES if prices or not r.needs & {"price_prev", "price_recent"}]
+    fails = [sql_condition(r, names) for r in rules]
+    ok = " AND ".join(f"NOT {f}" for f in fails)
     aggregates = ["count(*) AS n"]
     if careful:
-        aggregates += [f"count(*) FILTER (WHERE {bad_price}) AS bad_price"]
-        aggregates += [f"count(*) FILTER (WHERE NOT {bad_price} AND {bad_y}) AS bad_y"]
-        aggregates += [f"count(*) FILTER (WHERE NOT {bad_price} AND NOT {bad_y} AND {absurd_y}) AS absurd_y"]
+        for k, r in enumerate(rules):
+            earlier = "".join(f"NOT {f} AND " for f in fails[:k])
+            aggregates += [f"count(*) FILTER (WHERE {earlier}{fails[k]}) AS {r.reason}"]
         values = {"y": "y", "y2": "y * y"}
         if prices:
             values.update(p_prev="p0", p_recent="p1", p_prev2="p0 * p0", p_recent2="p1 * p1", p_cross="p0 * p1")
         aggregates += [f"sum({v}) FILTER (WHERE {ok}) AS {k}" for k, v in values.items()]
-    else:
-        aggregates += [
-            "0 AS bad_price",
-            "count(*) - count(y) AS bad_y",
-            "0 AS absurd_y",
-            "sum(y) AS y",
-            "sum(y * y) AS y2",
-        ]
+    else:  # only without prices
+        counts = {r.reason: "count(*) - count(y)" if r.reason == "nonfinite_y" else "0" for r in rules}
+        aggregates += [f"{v} AS {k}" for k, v in counts.items()]
+        aggregates += ["sum(y) AS y", "sum(y * y) AS y2"]
         aggregates += ["max(abs(y)) AS y_abs"]  # a cell with an absurd y is summed again, carefully
     source = f"({pairs})"
     if only is not None:
@@ -212,7 +209,7 @@ def _cells(con: Any, pairs: str, prices: bool, careful: bool = True, only: Any =
     return out
 
 
-_COUNTS = ("n", "bad_price", "bad_y", "absurd_y")
+_COUNTS = ("n", *(r.reason for r in VALUE_RULES))
 
 
 def _keys(cells: dict[str, Any], rows: np.ndarray, grouped: bool) -> Any:

@@ -51,6 +51,7 @@ def reference(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             & np.isfinite(p["price_prev"])
             & np.isfinite(p["price_recent"])
         ),
+        "absurd_price": (p["price_prev"] > 1e15) | (p["price_recent"] > 1e15),  # no house costs more
         "nonfinite_y": ~np.isfinite(p["y"]),
         "absurd_y": np.abs(p["y"]) > np.log(1e9),  # NaN compares False: nonfinite_y's
     }
@@ -70,6 +71,7 @@ def test_the_declared_order_is_the_counted_order() -> None:
         "same_period",
         "prev_not_before_recent",
         "invalid_price",
+        "absurd_price",
         "nonfinite_y",
         "absurd_y",
     )

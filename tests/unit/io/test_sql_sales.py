@@ -249,23 +249,24 @@ def test_out_of_memory_is_one_line_naming_the_option(tmp_path: Path) -> None:
 
 
 def test_absurd_prices_give_nonfinite_ratios_counted_alike(tmp_path: Path) -> None:
-    """A price ratio that overflows (1e-300 then 1e300): y is infinite, dropped as nonfinite_y by
-    the table in both paths (the grouped query then sums again with each y tested)."""
+    """A price ratio that overflows (1e-300 then 1e14): y is infinite, dropped as nonfinite_y by
+    the table in both paths (the grouped query then sums again with each y tested); a price no
+    house has (1e300, whose square would overflow the price sums) is dropped as absurd_price."""
     df = random_sales(35, null_dates=False)
     absurd = pd.DataFrame(
         {
-            "a": pd.array([9999, 9999], dtype="Int64"),
-            "b": ["x", "x"],
-            "c": [1, 1],
-            "date": pd.to_datetime(["2014-03-05", "2015-03-05"]),
-            "price": [1e-300, 1e300],
-            "group": ["north", "north"],
+            "a": pd.array([9999, 9999, 9998, 9998], dtype="Int64"),
+            "b": ["x", "x", "y", "y"],
+            "c": [1, 1, 2, 2],
+            "date": pd.to_datetime(["2014-03-05", "2015-03-05", "2014-04-05", "2015-04-05"]),
+            "price": [1e-300, 1e14, 1e5, 1e300],
+            "group": ["north", "north", "north", "north"],
         }
     )
     path = write_sales(tmp_path, pd.concat([df, absurd], ignore_index=True), ["a"])
     src = source(path, ["a"])
     _, _, table, dropped = array_path(src, PairingRules(), START, START + 47)
-    assert table.dropped.get("nonfinite_y") == 1
+    assert table.dropped.get("nonfinite_y") == 1 and table.dropped.get("absurd_price") == 1
     for keep in (False, True):
         got = sql_sales(src, PairingRules(), START, START + 47, keep_pairs=keep)
         assert got is not None and got.dropped == dropped
