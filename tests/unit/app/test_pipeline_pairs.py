@@ -521,3 +521,29 @@ def test_an_absurd_log_ratio_is_dropped_and_counted_never_an_infinite_index(tmp_
     assert run.summary["dropped"].get("absurd_y") == 2
     assert not np.isinf(run.frame[["log_index", "index", "se"]].to_numpy()).any()
     assert np.isfinite(run.frame.loc[run.frame["group"] == "ALL", "index"]).all()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_price_no_house_has_is_dropped_never_an_overflowing_price_sum(tmp_path: Path, fmt: str) -> None:
+    """Prices of 1e200 (finite, a sensible ratio) made the arithmetic index's price sums overflow
+    (their squares: inf); they are dropped and counted as absurd_price by every reader."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from helpers import run_app, seed_pairs
+
+    table = seed_pairs(3000, 7, nulls=False)
+    y = table.column("LogPriceDiff").to_numpy()
+    p0 = np.full(len(y), 3e8)
+    p0[[3, 9, 11]] = 1e200
+    table = table.append_column("p0", pa.array(p0)).append_column("p1", pa.array(p0 * np.exp(y)))
+    path = tmp_path / f"pairs.{fmt}"
+    (pq.write_table if fmt == "parquet" else pacsv.write_csv)(table, path)
+    prices = ("data.columns.price_prev=p0", "data.columns.price_recent=p1")
+    run = run_app(tmp_path, "data=pairs", f"data.path={path}", "method=arithmetic", *prices).ok()
+    assert run.summary["dropped"]["absurd_price"] == 3 and set(run.summary["dropped"]) == {
+        "same_period",
+        "absurd_price",
+    }
+    assert np.isfinite(run.frame.loc[run.frame["group"] == "ALL", "index"]).all()
