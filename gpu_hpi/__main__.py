@@ -214,6 +214,8 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
 
 
 def main() -> None:
+    global _reads
+    _reads = None  # a command line's jobs share reads, never two command lines' (in one process: tests)
     register_configs()
     args = sys.argv[1:]
     clear_stops()

@@ -25,19 +25,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hydra import compose, initialize_config_dir
 from reference import Problem, reference_index
 
 import gpu_hpi
-from gpu_hpi import config as C
 from gpu_hpi.synthetic import SyntheticMarket
 
 
 def compose_config(*overrides: str) -> Any:
-    """The composed configuration (DictConfig) for these overrides, for pipeline.run in-process."""
-    C.register_configs()
-    with initialize_config_dir(config_dir=C.config_dir(), version_base=None, job_name="test"):
-        return compose(config_name="config", overrides=list(overrides))
+    """The composed configuration (DictConfig) for these overrides, for pipeline.run in-process, as
+    the library composes it (app.library.compose: Hydra's composition of the choices kept per
+    process; tests/unit/app/test_library.py holds it equal to Hydra's compose)."""
+    from gpu_hpi.app.library import compose as library_compose
+
+    return library_compose(list(overrides))
 
 
 def noisy_short_precise_long(seed: int = 21, n: int = 4000, t: int = 40) -> tuple[Any, Any, Any]:

@@ -145,3 +145,47 @@ def test_sale_records_in_a_frame_give_the_command_lines_index(tmp_path: Path, ki
     assert got.dropped == cli.summary["dropped"] and got.dropped
     for key in ("n_sales_read", "n_pairs_made", "n_pairs_used"):
         assert got.summary[key] == cli.summary[key], key
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["data=pairs", "data.path=x.parquet", "method=case_shiller", "method.stage2=absolute"],
+        ["data=transactions", "data.path=s.csv", "data.columns.property=[a,b]", "index.base_period=2017-11"],
+        ["backend=cpu", "solver=lsqr", "solver.tol=1e-9", "index.min_pairs=null", "+hydra.job.chdir=false"],
+        ["data=cells", "data.path=[a.parquet,b.parquet]", "output.plot=false", "diagnostics.accuracy_folds=0"],
+    ],
+    ids=lambda o: " ".join(o) or "default",
+)
+def test_the_library_composes_as_hydra_does(overrides: list[str]) -> None:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from gpu_hpi.app.library import compose as library_compose
+    from gpu_hpi.config import config_dir, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=config_dir(), version_base=None, job_name="test"):
+        want = compose(config_name="config", overrides=overrides)
+    for _ in range(2):  # composed, then from the kept composition
+        got = library_compose(overrides)
+        assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(want)
+        assert OmegaConf.is_struct(got) and not OmegaConf.is_readonly(got)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.nope=1"], "Could not override 'data.nope'"),
+        (["index.min_pairs=many"], "index.min_pairs"),
+        (["method=nope"], "nope"),
+        (["data=pairs", "data.path"], "data.path"),
+    ],
+)
+def test_overrides_that_do_not_compose_are_one_line(overrides: list[str], message: str) -> None:
+    from gpu_hpi.app.library import compose as library_compose
+
+    with pytest.raises(gpu_hpi.ConfigError, match=re.escape(message)) as refused:
+        library_compose(overrides)
+    assert "\n" not in str(refused.value)
