@@ -411,7 +411,7 @@ def sales_sql(n: int, keep_pairs: bool = False) -> dict[str, Any]:
 
 
 def duckdb_sales(n: int) -> dict[str, Any]:
-    """Issue 12's DuckDB pairing query on sales_parquet (the last sale of a property in a month by
+    """The plain DuckDB pairing query on sales_parquet (the last sale of a property in a month by
     date, lag over the property, grouped into cells): the bar sales_sql is held to."""
     import duckdb
 
@@ -514,7 +514,7 @@ def diagnostics_case(n: int, repeats: int = 10) -> dict[str, Any]:
 
 
 def duckdb_pairs(n: int, parts: int = 1) -> dict[str, Any]:
-    """The ten-line DuckDB query of issue 12 on the seed-schema parquet of cli_parquet: the bar
+    """A ten-line DuckDB query on the seed-schema parquet of cli_parquet: the bar
     the CPU reader is held to (compare the cli_parquet case's read_and_table stage)."""
     import duckdb
 

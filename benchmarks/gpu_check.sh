@@ -8,7 +8,7 @@
 #   2. the GPU tests (`pytest -m gpu`), and beside them the data and kernel warm-ups
 #      (`python -m benchmarks.gpu_targets --prepare`: files generated on the device, once; the
 #      1B-pair input is 8 hard links of the 150M-pair file);
-#   3. issue 23's target rows, the GPU against this machine's CPU (benchmarks/gpu_targets.py);
+#   3. the GPU target rows, the GPU against this machine's CPU (benchmarks/gpu_targets.py);
 #   4. the table, its last row this script's own total.
 # OUT gets 8 files, no folder: check.log (all that is printed), targets.md, targets.json,
 # importtime.txt, profile.txt, kernels.txt, pytest-gpu.txt and runs.tar.gz (every run's log and

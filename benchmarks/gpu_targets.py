@@ -1,4 +1,4 @@
-"""Issue 23's GPU target rows, measured in one go, the GPU against the same machine's CPU, with PASS/FAIL.
+"""The GPU target rows, measured in one go, the GPU against the same machine's CPU, with PASS/FAIL.
 
     bash benchmarks/gpu_check.sh OUT                         # on the GPU machine: tests, data, rows, table
     python -m benchmarks.gpu_targets OUT --plan              # the steps and their estimated seconds
@@ -164,7 +164,7 @@ def seed_parquet(path: Path, n: int, seed: int, groups: int = GROUPS) -> Path:
 def sales_parquet(path: Path, n: int, seed: int, unit: str = "ms") -> Path:
     """n sale records in benchmarks.sales_parquet's schema (property_id, date, price, group_id: ~3
     sales a property over 123 months from 2014-01), dates as timestamps; unit="ns-as-ms": their
-    nanosecond counts stored under a millisecond unit (issue 13's bad file). On the GPU where
+    nanosecond counts stored under a millisecond unit (a real file's mix-up). On the GPU where
     CuPy and cudf import, else numpy/pandas."""
     if path.exists():
         return path

@@ -1,4 +1,4 @@
-"""Runs that cannot corrupt each other (issue 15): the run directory's lock, its check before any
+"""Runs that cannot corrupt each other: the run directory's lock, its check before any
 work, SIGINT / SIGTERM stopping with one line and no temporary file, outputs committed as a set."""
 
 from __future__ import annotations
