@@ -9,13 +9,14 @@ cancelled, workers ended mid-task: the stop's own consequences)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import signal
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..config import ClusterConfig, MemoryConfig, option_name
@@ -59,7 +60,7 @@ def _client(
 ) -> Any:
     """The client of cluster_client, what it connects to entered into `stack`."""
     if cluster.address:
-        return stack.enter_context(connect(client_class, cluster))
+        return stack.enter_context(connect(cluster))
     if cluster.kind == "cuda":
         try:
             from dask_cuda import LocalCUDACluster
@@ -89,24 +90,72 @@ def _client(
     return stack.enter_context(client_class(local))
 
 
-def connect(client_class: Callable[..., Any], cluster: ClusterConfig) -> Any:
+def connect(cluster: ClusterConfig) -> Any:
     """A client of the scheduler at cluster.address; ConfigError for an address that does not read,
     TLS files that are missing or unreadable (before connecting), or no answer within
     cluster.timeout seconds."""
+    from distributed import Client
+
     address = str(cluster.address)
     timeout = float(cluster.timeout)
     if not timeout > 0:
         raise ConfigError(f"cluster.timeout must be a positive number of seconds, got {cluster.timeout}")
     security = scheduler_security(cluster)
     try:
-        return client_class(address, timeout=timeout, security=security)
+        _handshake(address, security.get_connection_args("client") if security else {}, timeout)
+        return Client(address, timeout=timeout, security=security)
     except ValueError as exc:  # distributed's parse of the address
         raise ConfigError(f"cluster.address={address}: {_first_line(exc)}") from exc
-    except OSError as exc:  # a timeout, refused connections or a failed handshake, retried until the timeout
+    except OSError as exc:  # refused connections and timeouts are retried until cluster.timeout
+        rejected = _rejection(exc)
+        if rejected is not None:  # something answered, and refused this client (TLS, or TLS expected)
+            raise ConfigError(
+                f"cannot connect to the Dask scheduler at {address}: {_first_line(rejected)}; check the address "
+                "(tls:// for a scheduler that requires TLS) and the TLS files"
+            ) from exc
         raise ConfigError(
-            f"no Dask scheduler answered at {address} within cluster.timeout={timeout:g} s "
-            f"({_first_line(exc)}); check the address and that the scheduler runs, or raise cluster.timeout"
+            f"no Dask scheduler answered at {address} within cluster.timeout={timeout:g} s; check the address "
+            "and that the scheduler runs, or raise cluster.timeout"
         ) from exc
+
+
+def _rejection(exc: BaseException) -> BaseException | None:
+    """The TLS error or reset connection behind a failed connection (distributed wraps it), if any."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        if isinstance(seen, ssl.SSLError | ConnectionResetError):
+            return seen
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _handshake(address: str, connection_args: dict[str, Any], timeout: float) -> None:
+    """Wait at most `timeout` seconds for the scheduler at `address` to answer Dask's handshake;
+    OSError (or ValueError for an address that does not read) otherwise. distributed retries the
+    connection until its timeout but then waits for the handshake without one: a port that accepts
+    and says nothing held the run forever. In a thread of its own, with its own event loop, so that
+    none of the caller's is in the way."""
+    from distributed.comm import connect as open_comm
+
+    async def shake() -> None:
+        comm = await asyncio.wait_for(open_comm(address, timeout=timeout, **connection_args), timeout)
+        await comm.close()
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(shake())
+        except BaseException as exc:  # raised again in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="gpu_hpi scheduler handshake", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
 
 
 def scheduler_security(cluster: ClusterConfig) -> Any:
