@@ -180,3 +180,13 @@ def test_every_option_names_its_schema() -> None:
         assert "defaults" in raw, path
         schema = f"{path.stem}_schema" if path.parent.name == "data" else "schema"
         assert schema in list(raw.defaults), (path, list(raw.defaults))
+
+
+def test_cluster_options_are_typed() -> None:
+    app = _validated(_compose([]))
+    assert app.cluster.timeout == 10.0 and app.cluster.tls_ca_file is None
+    overrides = ["cluster.address=tls://scheduler:8786", "cluster.timeout=2.5", "cluster.tls_ca_file=ca.pem"]
+    app = _validated(_compose([*overrides, "cluster.tls_cert=client.pem", "cluster.tls_key=client-key.pem"]))
+    assert (app.cluster.timeout, app.cluster.tls_cert, app.cluster.tls_key) == (2.5, "client.pem", "client-key.pem")
+    with pytest.raises((HydraException, OmegaConfBaseException)):
+        _compose(["cluster.timeout=soon"])

@@ -135,10 +135,16 @@ def test_a_tls_scheduler_gives_the_single_process_index(
     np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)
     assert tls.summary["dask_workers"] == 2 and tls.summary["dropped"] == single.summary["dropped"]
-    # the same scheduler without TLS: refused in one line (it requires encryption)
+    # the same scheduler without TLS (it requires encryption), or with a CA that did not sign its
+    # certificate: refused in one line
     plain = tls_scheduler.replace("tls://", "tcp://")
     run = run_app(tmp_path, *common, f"cluster.address={plain}", "cluster.timeout=5", name="plain")
-    run.assert_failed(f"cannot connect to the Dask scheduler at {plain}: ", "tls://")
+    run.assert_failed(f"cannot connect to the Dask scheduler at {plain}: ", "Connection reset by peer", "tls://")
+    other_ca = [f"cluster.tls_ca_file={tls_files['cert']}", f"cluster.tls_cert={tls_files['cert']}"]
+    run = run_app(
+        tmp_path, *common, f"cluster.address={tls_scheduler}", *other_ca, f"cluster.tls_key={tls_files['key']}"
+    )
+    run.assert_failed(f"cannot connect to the Dask scheduler at {tls_scheduler}: ", "CERTIFICATE_VERIFY_FAILED")
 
 
 def test_tls_files_are_checked_before_connecting(tmp_path: Path, tls_files: dict[str, Path]) -> None:
@@ -192,6 +198,15 @@ def test_tls_files_are_checked_before_connecting(tmp_path: Path, tls_files: dict
                 f"cluster.tls_ca_file={ca}",
                 f"cluster.tls_cert={cert}",
                 f"cluster.tls_key={ca}",
+            ],
+            "do not form a TLS identity",
+        ),
+        (  # a key, but not the certificate's
+            [
+                f"cluster.address={nowhere}",
+                f"cluster.tls_ca_file={ca}",
+                f"cluster.tls_cert={cert}",
+                f"cluster.tls_key={ca.with_suffix('.key')}",
             ],
             "do not form a TLS identity",
         ),
