@@ -140,16 +140,20 @@ def _interrupting_queries() -> Iterator[None]:
         yield
     finally:
         signal.set_wakeup_fd(previous)
-        os.close(write)  # the watcher reads the end of the pipe and returns
+        os.write(write, b"\0")  # no signal's number: the watcher returns
         watcher.join()
+        os.close(write)
         os.close(read)
 
 
 def _interrupt_on_signal(fd: int) -> None:
-    while received := os.read(fd, 64):
+    while True:
+        received = set(os.read(fd, 64))
         sql = sys.modules.get(f"{__package__}.io.sql")  # nothing to interrupt before DuckDB is imported
-        if sql is not None and {signal.SIGINT, signal.SIGTERM} & set(received):
+        if sql is not None and {signal.SIGINT, signal.SIGTERM} & received:
             sql.interrupt_queries()
+        if not received or 0 in received:
+            return
 
 
 def _unraisable(unraisable: Any) -> None:

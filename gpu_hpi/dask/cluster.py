@@ -35,7 +35,7 @@ def cluster_client(cluster: ClusterConfig, memory: MemoryConfig) -> Iterator[Any
     workers' CuPy arrays use too; with neither, dask-cuda's defaults and CuPy's own pool). A bad
     address, timeout or TLS file is a ConfigError before anything connects."""
     try:
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401 (here: a missing extra is a one-line refusal)
     except ImportError as exc:
         kind = option_name(cluster.kind)
         raise ConfigError(f"cluster={kind} needs dask.distributed ({exc}); {DASK_EXTRA_HINT}") from exc
@@ -45,7 +45,7 @@ def cluster_client(cluster: ClusterConfig, memory: MemoryConfig) -> Iterator[Any
         stack.callback(_set_levels, levels)  # last on the way out: once the cluster is closed
         client = None
         try:
-            client = _client(stack, Client, LocalCluster, cluster, memory)
+            client = _client(stack, cluster, memory)
             yield client
         except (KeyboardInterrupt, Stopped):  # silent while the stack closes the cluster
             _quiet()
@@ -55,10 +55,10 @@ def cluster_client(cluster: ClusterConfig, memory: MemoryConfig) -> Iterator[Any
             raise
 
 
-def _client(
-    stack: contextlib.ExitStack, client_class: Any, local_class: Any, cluster: ClusterConfig, memory: MemoryConfig
-) -> Any:
+def _client(stack: contextlib.ExitStack, cluster: ClusterConfig, memory: MemoryConfig) -> Any:
     """The client of cluster_client, what it connects to entered into `stack`."""
+    from distributed import Client, LocalCluster
+
     if cluster.address:
         return stack.enter_context(connect(cluster))
     if cluster.kind == "cuda":
@@ -71,7 +71,7 @@ def _client(
             kwargs["rmm_managed_memory"] = True
         with _signals_held():
             local = stack.enter_context(LocalCUDACluster(n_workers=cluster.n_workers, **kwargs))
-        client = stack.enter_context(client_class(local))
+        client = stack.enter_context(Client(local))
         if kwargs.get("rmm_pool_size") or memory.managed_memory:  # CuPy's arrays in that pool too
             from .plugins import CupyThroughRmm
 
@@ -79,7 +79,7 @@ def _client(
         return client
     with _signals_held():
         local = stack.enter_context(
-            local_class(
+            LocalCluster(
                 n_workers=cluster.n_workers,
                 threads_per_worker=cluster.threads_per_worker,
                 processes=True,
@@ -87,7 +87,7 @@ def _client(
                 dashboard_address=":0",  # any free port: never collide with another cluster's dashboard
             )
         )
-    return stack.enter_context(client_class(local))
+    return stack.enter_context(Client(local))
 
 
 def connect(cluster: ClusterConfig) -> Any:
@@ -228,9 +228,12 @@ def _signals_held() -> Iterator[None]:
 
     resource_tracker.ensure_running()  # now: starting it unblocks SIGINT in the thread that does
     held: list[int] = []
-    handlers = {
-        sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+
+    def hold(signum: int, frame: Any) -> None:
+        held.append(signum)
+
+    stops = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not None]  # None: not Python's
+    handlers = {sig: signal.signal(sig, hold) for sig in stops}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
