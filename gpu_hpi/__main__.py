@@ -147,6 +147,9 @@ def _interrupting_queries() -> Iterator[None]:
 
 
 def _interrupt_on_signal(fd: int) -> None:
+    # not a thread for the kernel to deliver the signals to: where the main thread blocks them
+    # (outputs.py's commit), they must wait
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     while True:
         received = set(os.read(fd, 64))
         sql = sys.modules.get(f"{__package__}.io.sql")  # nothing to interrupt before DuckDB is imported
