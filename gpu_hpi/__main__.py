@@ -5,7 +5,7 @@ exit code 2 before Hydra starts a run; errors in the data likewise exit 2 withou
 (`debug=true` shows it). The run directory is resolved then too: checked writable, and owned by
 this run through an exclusive lock (a second run into it exits 2 naming the first one's pid)
 before Hydra writes anything there. SIGINT / SIGTERM stop the run with one line, exit 130 / 143,
-and leave no temporary file.
+and leave no temporary file; a running DuckDB query is interrupted at once.
 """
 
 from __future__ import annotations
