@@ -5,17 +5,20 @@ exit code 2 before Hydra starts a run; errors in the data likewise exit 2 withou
 (`debug=true` shows it). The run directory is resolved then too: checked writable, and owned by
 this run through an exclusive lock (a second run into it exits 2 naming the first one's pid)
 before Hydra writes anything there. SIGINT / SIGTERM stop the run with one line, exit 130 / 143,
-and leave no temporary file.
+and leave no temporary file; a running DuckDB query is interrupted at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -34,7 +37,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .backend import warmup
 from .config import config_dir, option_name, register_configs
-from .errors import GpuHpiError, Stopped, clear_stops, request_stop
+from .errors import GpuHpiError, Stopped, clear_stops, raise_stop, request_stop
 
 EXIT_BAD_INPUT = 2
 log = logging.getLogger("gpu_hpi")
@@ -119,6 +122,43 @@ def _on_signal(signum: int, frame: Any) -> None:
     request_stop(signum)
 
 
+@contextlib.contextmanager
+def _interrupting_queries() -> Iterator[None]:
+    """A SIGINT / SIGTERM interrupts DuckDB's running queries at once. Python runs _on_signal only
+    when DuckDB looks for signals, seconds apart on a large scan; the interpreter writes the
+    signal's number to its wakeup fd as the signal arrives, which wakes a thread that interrupts
+    them (the query raises, and run_job turns that into the stop)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=_interrupt_on_signal, args=(read,), name="gpu_hpi signals", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.write(write, b"\0")  # no signal's number: the watcher returns
+        watcher.join()
+        os.close(write)
+        os.close(read)
+
+
+def _interrupt_on_signal(fd: int) -> None:
+    # not a thread for the kernel to deliver the signals to: where the main thread blocks them
+    # (outputs.py's commit), they must wait
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    while True:
+        received = set(os.read(fd, 64))
+        sql = sys.modules.get(f"{__package__}.io.sql")  # nothing to interrupt before DuckDB is imported
+        if sql is not None and {signal.SIGINT, signal.SIGTERM} & received:
+            sql.interrupt_queries()
+        if not received or 0 in received:
+            return
+
+
 def _unraisable(unraisable: Any) -> None:
     """A stop raised inside a finaliser or callback, where Python prints and drops it: silent, as
     it was recorded and is raised again at the next stage or before the commit."""
@@ -167,8 +207,11 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
             command_line=overrides,
             reads=_reads if command_line else None,
         )
-    except GpuHpiError as exc:
-        if cfg.debug:
+    except Exception as exc:
+        # a library's own error for the signal that interrupted it (DuckDB's "Query interrupted",
+        # Dask's cancelled tasks) is the stop itself
+        raise_stop()
+        if cfg.debug or not isinstance(exc, GpuHpiError):
             raise
         print(f"gpu_hpi: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
@@ -239,7 +282,8 @@ def main() -> None:
             # Hydra resolves its run directory again (a ${now:...} may have moved on): pin it
             args = [*args, f"hydra.run.dir='{_quoted(str(run_dir))}'"]
         sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
-        _app()
+        with _interrupting_queries():
+            _app()
     except KeyboardInterrupt:
         print("gpu_hpi: interrupted; no output was committed unless summary.json is there", file=sys.stderr)
         sys.exit(130)

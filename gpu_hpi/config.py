@@ -212,13 +212,18 @@ class OutputConfig:
 @dataclass
 class ClusterConfig:
     """Dask execution of data=pairs: none (single process), local (LocalCluster of processes),
-    cuda (dask-cuda, one worker per GPU); address: a running scheduler (tcp://HOST:PORT)."""
+    cuda (dask-cuda, one worker per GPU); address: a running scheduler (tcp://HOST:PORT, or
+    tls://HOST:PORT with the CA, certificate and key files), which must answer within timeout."""
 
     kind: ClusterKind = ClusterKind.none
     address: str | None = None
     n_workers: int | None = None  # null: Dask's default (local) or one per GPU (cuda)
     threads_per_worker: int = 1
     memory_limit: str = "auto"
+    timeout: float = 10.0  # seconds the scheduler at `address` has to answer
+    tls_ca_file: str | None = None  # PEM files of a tls:// address: the CA that signed the scheduler's
+    tls_cert: str | None = None  # certificate, this client's certificate and its private key
+    tls_key: str | None = None
 
 
 @dataclass

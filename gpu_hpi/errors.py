@@ -32,6 +32,11 @@ class Stopped(BaseException):  # a signal, like KeyboardInterrupt: past every `e
 _STOPS: list[int] = []  # the signals received by this process's run, in order
 
 
+def record_stop(signum: int) -> None:
+    """Record a SIGINT / SIGTERM without raising (while the outputs are committed)."""
+    _STOPS.append(signum)
+
+
 def request_stop(signum: int) -> None:
     """Record a SIGINT / SIGTERM, then raise where the run is. An exception raised while Python runs a
     finaliser or a callback is printed and dropped, so the record is checked again before outputs

@@ -22,7 +22,7 @@ from ..config import OutputConfig
 from ..data.calendar import Calendar
 from ..data.cells import CellTable
 from ..data.pairs import Pairs
-from ..errors import raise_stop
+from ..errors import raise_stop, record_stop
 from ..estimation.result import IndexResult
 from ..io.files import write_csv
 from ..io.store import save_cells, save_pairs
@@ -101,10 +101,13 @@ def write_outputs(
             tmp.unlink(missing_ok=True)
         raise
     # the renames as one step: a SIGINT / SIGTERM waits until they are done, so that the outputs
-    # are all of one run or none; summary.json, renamed last, marks a complete set
+    # are all of one run or none; summary.json, renamed last, marks a complete set. Blocking the
+    # signals in this thread is not enough: the kernel may hand one to another thread (BLAS's,
+    # DuckDB's) and Python then runs the handler here, so the handlers only record it meanwhile
     signals = {signal.SIGINT, signal.SIGTERM}
     blocked = threading.current_thread() is threading.main_thread()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if blocked else None
+    handlers = {sig: signal.signal(sig, _record_stop) for sig in signals} if blocked else {}
     try:
         try:
             raise_stop()  # a signal whose exception a finaliser swallowed: still no commit
@@ -114,8 +117,16 @@ def write_outputs(
             raise
         replace_run_set(out_dir, written, inputs or [])
     finally:
+        for sig, handler in handlers.items():
+            if handler is not None:  # None: a handler not set from Python, which is left alone
+                signal.signal(sig, handler)
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    raise_stop()  # a signal that came during the renames: the run stops now, its set complete
+
+
+def _record_stop(signum: int, frame: Any) -> None:
+    record_stop(signum)
 
 
 def replace_run_set(out_dir: Path, written: list[tuple[Path, Path]], inputs: list[str]) -> None:

@@ -1,15 +1,19 @@
-"""DuckDB on the CPU: the connection (every core, a private spill directory, a memory limit), the
-parquet relation, column types, one-line read errors, and period columns as SQL expressions
-(timestamps and dates by calendar arithmetic, integers from `data.start` or as YYYYMM, strings
-through their distinct values parsed once in Python)."""
+"""DuckDB on the CPU: the connection (every core, a private spill directory, a memory limit, its
+query interruptible from another thread), the parquet relation, column types, one-line read
+errors, and period columns as SQL expressions (timestamps and dates by calendar arithmetic,
+integers from `data.start` or as YYYYMM, strings through their distinct values parsed once in
+Python)."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import shutil
 import sys
 import tempfile
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +77,26 @@ def connect(progress: bool = False, memory_limit: str | None = None) -> Any:
             con.execute(f"SET memory_limit = {_literal(str(memory_limit))}")
         except duckdb.Error as exc:
             raise ConfigError(f"data.memory_limit={memory_limit!r}: {_first_line(exc)}") from exc
+    with _OPEN_LOCK:
+        _OPEN.add(con)
     return con
+
+
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()  # this process's connections, for interrupt_queries
+_OPEN_LOCK = threading.Lock()
+
+
+def interrupt_queries() -> None:
+    """Interrupt the queries running on this process's connections, from any thread: DuckDB looks
+    for a signal only now and then (seconds apart on a large scan), an interrupt stops it at once.
+    The interrupted query raises; a connection without one is unaffected."""
+    import duckdb
+
+    with _OPEN_LOCK:
+        connections = list(_OPEN)
+    for con in connections:
+        with contextlib.suppress(duckdb.Error):  # closed since
+            con.interrupt()
 
 
 @functools.cache

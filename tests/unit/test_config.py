@@ -210,3 +210,13 @@ def test_info_lines_go_to_the_log_file_only(tmp_path: Path) -> None:
     assert out.startswith("gpu_hpi: ") and "of 3,000 pairs" in out.splitlines()[0]
     log = (run / "gpu_hpi.log").read_text()
     assert "][gpu_hpi][INFO] - backend cpu" in log and "reader synthetic" in log
+
+
+def test_cluster_options_are_typed() -> None:
+    app = _validated(_compose([]))
+    assert app.cluster.timeout == 10.0 and app.cluster.tls_ca_file is None
+    overrides = ["cluster.address=tls://scheduler:8786", "cluster.timeout=2.5", "cluster.tls_ca_file=ca.pem"]
+    app = _validated(_compose([*overrides, "cluster.tls_cert=client.pem", "cluster.tls_key=client-key.pem"]))
+    assert (app.cluster.timeout, app.cluster.tls_cert, app.cluster.tls_key) == (2.5, "client.pem", "client-key.pem")
+    with pytest.raises((HydraException, OmegaConfBaseException)):
+        _compose(["cluster.timeout=soon"])

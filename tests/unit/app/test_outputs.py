@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import run_app, run_cli
+import pytest
+from helpers import compose_config, run_app, run_cli
 
 
 def test_a_rerun_replaces_the_whole_earlier_set(tmp_path: Path) -> None:
@@ -56,3 +57,42 @@ def test_unidentified_values_are_listed_in_a_file_the_warning_names(tmp_path: Pa
     full = run_app(tmp_path, "data.n_pairs=60000", "diagnostics.revision=false").ok()
     assert full.summary["n_unidentified"] == 0 and not (full.dir / "unidentified.csv").exists()
     assert "not identified" not in full.stderr
+
+
+def test_a_signal_handed_to_another_thread_during_the_commit_waits_for_the_whole_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel may hand a SIGTERM to any thread (BLAS's, DuckDB's); Python then runs the handler
+    in the main thread, whose own mask does not stop it. Sent from another thread in the middle of
+    the renames, it stops the run only once the set is complete."""
+    import os
+    import signal
+    import threading
+
+    from gpu_hpi.app import outputs, pipeline
+    from gpu_hpi.errors import Stopped, clear_stops, request_stop
+
+    rename = outputs.os.replace
+    renamed: list[str] = []
+
+    def replace(src: object, dst: object) -> None:
+        rename(src, dst)
+        renamed.append(str(dst))
+        if len(renamed) == 1:  # after the first rename: a SIGTERM from another thread, handled now
+            thread = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM))
+            thread.start()
+            thread.join()
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())  # as in a thread the kernel chose
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+    monkeypatch.setattr(outputs.os, "replace", replace)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: request_stop(signum))
+    try:
+        with pytest.raises(Stopped):
+            pipeline.run(compose_config("data.n_pairs=3000", "index.min_pairs=1", "output.plot=false"), tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        clear_stops()
+    assert len(renamed) > 1 and renamed[-1].endswith("summary.json")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert all((tmp_path / name).exists() for name in summary["outputs"])
