@@ -250,10 +250,11 @@ def copy_solve(lap: np.ndarray, systems: np.ndarray, size: int, rhs: np.ndarray)
     n, ld, one, info = ctypes.c_int(size), ctypes.c_int(lap.shape[2]), ctypes.c_int(1), ctypes.c_int(0)
     n_ref, ld_ref, one_ref, info_ref = (ctypes.byref(x) for x in (n, ld, one, info))
     lap_at, work_at, rhs_at = lap.ctypes.data, work.ctypes.data, rhs.ctypes.data
+    lap_step, rhs_step = lap.strides[0], rhs.strides[0]
     for i, g in enumerate(systems.tolist()):
         # the C-ordered block read as Fortran's transpose: a symmetric system, the same copy
-        dlacpy(b"A", n_ref, n_ref, lap_at + g * lap.strides[0], ld_ref, work_at, n_ref)
-        dposv(b"L", n_ref, one_ref, work_at, n_ref, rhs_at + i * rhs.strides[0], n_ref, info_ref)
+        dlacpy(b"A", n_ref, n_ref, lap_at + g * lap_step, ld_ref, work_at, n_ref)
+        dposv(b"L", n_ref, one_ref, work_at, n_ref, rhs_at + i * rhs_step, n_ref, info_ref)
         if info.value != 0:  # the right-hand side is untouched where the factorisation failed
             rhs[i] = np.linalg.solve(lap[g, :size, :size], rhs[i])
 
