@@ -106,13 +106,15 @@ class VintageReach:
 
 
 def vintage_reach(table: CellTable, base: int, min_pairs: int | None) -> VintageReach:
-    """The vintages' identification (host table), from one tree over the groups that the last
-    vintage does not skip: a group skipped there (too few pairs) is skipped in every vintage."""
+    """The vintages' identification (host table), from one tree over the groups that some vintage
+    does not skip (too few pairs): the others cost nothing."""
     g, t = table.n_groups, table.n_periods
     per_period = np.bincount(table.group * t + table.recent, weights=table.count, minlength=g * t)
     n_pairs = np.rint(np.cumsum(per_period.reshape(g, t), axis=1)).astype(np.int64)
     first = np.full((g, t), t, dtype=np.int64)
-    (alive,) = np.nonzero(n_pairs[:, -1] >= (t if min_pairs is None else min_pairs))
+    # min_pairs None asks v + 1 pairs of vintage v: a group can pass early and fail at the end
+    needed = np.arange(base + 2, t + 1) if min_pairs is None else min_pairs
+    (alive,) = np.nonzero((n_pairs[:, base + 1 :] >= needed).any(axis=1))
     if alive.size == g:
         first = first_connected(table, base)
     elif alive.size:

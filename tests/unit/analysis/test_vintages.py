@@ -172,3 +172,21 @@ def test_copy_solve_solves_each_system_in_place_and_by_lu_where_not_positive_def
     copy_solve(lap, systems, size, rhs)
     np.testing.assert_allclose(rhs, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(lap, before)
+
+
+def test_a_group_estimated_early_and_skipped_at_the_end() -> None:
+    """With min_pairs None vintage v asks for v + 1 pairs: 8 pairs sold again by period 5 pass
+    at vintages 3 to 7 (the tree must still cover them) and fail from vintage 8 on; the OLS
+    vintages, as before, solve only the groups the last vintage estimates."""
+    table = random_table(2)
+    prev, recent = np.array([0, 1, 2, 0, 3, 1, 4, 2]), np.array([1, 3, 4, 5, 5, 2, 5, 3])
+    extra = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(prev, recent, np.zeros(8), np.full(8, 4), n_periods=T, backend=CPU), CPU
+    )
+    both = table + extra
+    for k, ident in enumerate(vintage_identifications(both, 0, None)):
+        want = identify(both.truncate(k + 1), 0, k + 2)
+        np.testing.assert_array_equal(ident.identified[:, : k + 2], want.identified, err_msg=f"vintage {k + 1}")
+        np.testing.assert_array_equal(ident.skipped, want.skipped)
+    assert not vintage_identifications(both, 0, None)[6].skipped[4]
+    assert np.isnan(vintage_log_index(both, 0)[:, 4]).all()
