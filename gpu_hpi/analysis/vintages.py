@@ -254,8 +254,8 @@ def copy_solve(lap: np.ndarray, systems: np.ndarray, size: int, rhs: np.ndarray)
     lap_at, work_at, rhs_at = lap.ctypes.data, work.ctypes.data, rhs.ctypes.data
     lap_step, rhs_step = lap.strides[0], rhs.strides[0]
     for i, g in enumerate(systems.tolist()):
-        # the C-ordered block read as Fortran's transpose: a symmetric system, the same copy
-        dlacpy(b"A", n_ref, n_ref, lap_at + g * lap_step, ld_ref, work_at, n_ref)
+        # only the triangle dposv reads (Fortran's lower, the C-ordered upper): half the copy
+        dlacpy(b"L", n_ref, n_ref, lap_at + g * lap_step, ld_ref, work_at, n_ref)
         dposv(b"L", n_ref, one_ref, work_at, n_ref, rhs_at + i * rhs_step, n_ref, info_ref)
         if info.value != 0:  # the right-hand side is untouched where the factorisation failed
             rhs[i] = np.linalg.solve(lap[g, :size, :size], rhs[i])
