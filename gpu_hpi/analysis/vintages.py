@@ -6,16 +6,32 @@ one by one, that is T fits. Here one pass over the cells builds every vintage's 
 diagonal and the right-hand side are cumulative sums over `recent`), and one minimum spanning
 tree of the period graph, weighted by `recent`, tells from which vintage on each period is
 connected to the base (the largest weight on the tree path between them). Each vintage is then
-one Cholesky solve batched over the groups, on the host in float64: the tables are a few MB, and
-(G, v, v) solves gain nothing on a GPU.
+one Cholesky solve per group, on the host in float64: the tables are a few MB, and (G, v, v)
+solves gain nothing on a GPU. The groups go a batch at a time, each batch's vintages handed on
+as a (b, V, T) block (the revision's statistics are taken from it and it is dropped), so that
+the memory is a batch's, not the (V, G, T) stack's, and only the groups that the last vintage
+estimates are solved.
+
+The cost is that of the factorisations, sum over v of v^3 / 3 per group (19M flops for 123
+periods). Vintage v's normal matrix is not the leading block of the full one (its diagonal
+counts only the pairs sold again by v: leading blocks of the full matrix would put the later
+pairs' weight on it), so one factor cannot serve every vintage. Vintage v differs from v - 1 only
+from the earliest first sale of the pairs sold again in v on, so the factor's columns before it
+carry over; refactoring only the rest (a rank update by dsyrk, then dpotrf) cut the flops by a
+third on 10,000 regions but not the time: on systems of 20 to 120 periods LAPACK's calls cost
+what they cost, not their flops.
 Case-Shiller adds its stage 2 and weighted solve per vintage on that vintage's cells, starting
 from the OLS index; the arithmetic index is refitted vintage by vintage.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -30,8 +46,8 @@ from ..estimation.methods import MethodOptions, fit_method
 from ..estimation.methods.case_shiller import case_shiller
 from ..estimation.normal import group_batches
 
-# numbers in one group batch's vintage systems (vintage_systems' three arrays and the copy being
-# solved, (batch, T, T) each): 64 MB
+# numbers in one group batch's vintage systems (vintage_systems' three arrays, (batch, T, T) each,
+# and the block of results): 64 MB
 VINTAGE_NUMBERS = 1 << 23
 
 
@@ -60,53 +76,99 @@ def first_connected(table: CellTable, base: int) -> np.ndarray:
     return first[:root].reshape(g, t)
 
 
+@dataclass(frozen=True)
+class VintageReach:
+    """Each vintage's identification in two (G, T) arrays instead of V Identifications of (G, T)
+    each (1.5 GB at 100,000 groups of 123 periods): first, first_connected(); n_pairs[:, v], the
+    pairs of vintage v (host arrays). min_pairs None: each vintage's number of periods, v + 1."""
+
+    first: np.ndarray
+    n_pairs: np.ndarray
+    base: int
+    min_pairs: int | None
+
+    @property
+    def n_vintages(self) -> int:
+        return max(0, self.first.shape[1] - self.base - 1)
+
+    def skipped(self, k: int) -> np.ndarray:
+        """(G,) bool: the groups vintage base + 1 + k skips (too few pairs)."""
+        v = self.base + 1 + k
+        return self.n_pairs[:, v] < (v + 1 if self.min_pairs is None else self.min_pairs)
+
+    def identified(self, k: int, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """(b, v + 1) bool: the periods vintage v = base + 1 + k identifies in these groups."""
+        v = self.base + 1 + k
+        return (self.first[rows, : v + 1] <= v) & ~self.skipped(k)[rows, None]
+
+    def identification(self, k: int) -> Identification:
+        v = self.base + 1 + k
+        return Identification(self.identified(k), self.skipped(k), self.n_pairs[:, v], self.base)
+
+
+def vintage_reach(table: CellTable, base: int, min_pairs: int | None) -> VintageReach:
+    """The vintages' identification (host table), from one tree over the groups that some vintage
+    does not skip (too few pairs): the others cost nothing."""
+    g, t = table.n_groups, table.n_periods
+    per_period = np.bincount(table.group * t + table.recent, weights=table.count, minlength=g * t)
+    n_pairs = np.rint(np.cumsum(per_period.reshape(g, t), axis=1)).astype(np.int64)
+    first = np.full((g, t), t, dtype=np.int64)
+    # min_pairs None asks v + 1 pairs of vintage v: a group can pass early and fail at the end
+    needed = np.arange(base + 2, t + 1) if min_pairs is None else min_pairs
+    (alive,) = np.nonzero((n_pairs[:, base + 1 :] >= needed).any(axis=1))
+    if alive.size == g:
+        first = first_connected(table, base)
+    elif alive.size:
+        first[alive] = first_connected(live_groups(table, alive), base)
+    return VintageReach(first, n_pairs, base, min_pairs)
+
+
 def vintage_identifications(table: CellTable, base: int, min_pairs: int | None) -> list[Identification]:
     """identify(table.truncate(v), base, min_pairs) for v = base + 1 .. T - 1, from one tree (host
     table); min_pairs None: each vintage's number of periods, v + 1, as fit_index's default."""
-    g, t = table.n_groups, table.n_periods
-    first = first_connected(table, base)
-    per_period = np.bincount(table.group * t + table.recent, weights=table.count, minlength=g * t)
-    n_pairs = np.rint(np.cumsum(per_period.reshape(g, t), axis=1)).astype(np.int64)
-    idents = []
-    for v in range(base + 1, t):
-        skipped = n_pairs[:, v] < (v + 1 if min_pairs is None else min_pairs)
-        identified = (first[:, : v + 1] <= v) & ~skipped[:, None]
-        idents.append(Identification(identified, skipped, n_pairs[:, v], base))
-    return idents
+    reach = vintage_reach(table, base, min_pairs)
+    return [reach.identification(k) for k in range(reach.n_vintages)]
 
 
-def ols_vintages(table: CellTable, idents: list[Identification]) -> np.ndarray:
+def ols_vintages(table: CellTable, reach: VintageReach) -> np.ndarray:
     """(V, G, T) OLS log index of each vintage v = base + 1 + k (NaN past v and where not
-    identified), host table: every vintage's normal equations of a batch of groups at once, then
-    one solve per vintage. In this thread, with a single-threaded BLAS: on these small systems
-    OpenBLAS's threads saved nothing on 2 idle cores and cost 1.4x with one busy (minutes with
-    more threads than cores); a thread per core was no faster, its small numpy steps contending
-    for the GIL (BENCHMARKS.md)."""
-    g, t = table.n_groups, table.n_periods
-    out = np.full((len(idents), g, t), np.nan)
-    if not idents:
-        return out
-    base = idents[0].base
-    # only the groups the last vintage estimates: a group skipped there (too few pairs) is skipped
-    # in every vintage, and its systems would cost as much as an estimated group's
-    (alive,) = np.nonzero(~idents[-1].skipped)
+    identified), host table: ols_vintage_blocks gathered."""
+    out = np.full((reach.n_vintages, table.n_groups, table.n_periods), np.nan)
+
+    def gather(rows: np.ndarray, block: np.ndarray) -> None:
+        out[:, rows] = block.transpose(1, 0, 2)
+
+    ols_vintage_blocks(table, reach, gather)
+    return out
+
+
+def ols_vintage_blocks(
+    table: CellTable, reach: VintageReach, consume: Callable[[np.ndarray, np.ndarray], None]
+) -> None:
+    """The OLS log index of every vintage, a batch of groups at a time: consume(rows, block) with
+    block (b, V, T), row k the vintage v = base + 1 + k (NaN past v and where not identified) of
+    the groups `rows`, called from a worker thread once per batch (disjoint rows). Only the groups
+    the last vintage estimates are solved (the others are NaN throughout and never passed): a
+    skipped group would cost as much as an estimated one. Each batch builds every vintage's
+    normal equations at once, then solves one vintage after another. In threads, with a
+    single-threaded BLAS: on these small systems OpenBLAS's threads saved nothing on 2 idle cores
+    and cost 1.4x with one busy (minutes with more threads than cores); a thread per core was no
+    faster, its small numpy steps contending for the GIL (BENCHMARKS.md)."""
+    if reach.n_vintages == 0:
+        return
+    (alive,) = np.nonzero(~reach.skipped(reach.n_vintages - 1))
     if alive.size == 0:
-        return out
+        return
     live = live_groups(table, alive)
 
     def batch(g0: int, g1: int, cells: slice) -> None:
-        lap, degree, rhs = vintage_systems(live, g0, g1, cells)
         rows = alive[g0:g1]
-        for k, ident in enumerate(idents):
-            v = base + 1 + k
-            est, identified = ident.estimated[rows], ident.identified[rows]
-            out[k, rows, : v + 1] = solve_vintage(lap, degree[v], rhs[v], est, identified)
+        consume(rows, solve_batch(live, reach, rows, g0, g1, cells))
 
     # a thread per core over the group batches: the factorisations release the interpreter's lock
     batches = list(group_batches(live, VINTAGE_NUMBERS // 4))
     with one_blas_thread(), ThreadPoolExecutor(max(1, min(usable_cores(), len(batches)))) as pool:
         list(pool.map(lambda b: batch(*b), batches))
-    return out
 
 
 def live_groups(table: CellTable, groups: np.ndarray) -> CellTable:
@@ -136,23 +198,93 @@ def vintage_systems(table: CellTable, g0: int, g1: int, cells: slice) -> tuple[n
     return lap, degree, rhs
 
 
-def solve_vintage(
-    lap: np.ndarray, degree: np.ndarray, rhs: np.ndarray, estimated: np.ndarray, identified: np.ndarray
-) -> np.ndarray:
-    """(b, v + 1) log index of one vintage (estimated, identified: (b, v + 1), its periods so;
-    degree, rhs: (b, T), its row of vintage_systems), NaN where not identified. As fit_table: only
-    the estimated periods enter, the others (the base and the periods not yet connected, few) get
-    identity rows and columns, set one by one rather than by decouple()'s passes over the stack,
-    and solve to 0."""
-    m, size = estimated, estimated.shape[1]
-    a = lap[:, :size, :size].copy()
-    gu, pu = np.nonzero(~m)
-    a[gu, pu, :] = 0.0
-    a[gu, :, pu] = 0.0
-    diagonal = np.arange(size)
-    a[:, diagonal, diagonal] = np.where(m, degree[:, :size], 1.0)
-    beta, _ = solve_spd(np, a, np.where(m, rhs[:, :size], 0.0), covariance=False)
-    return np.where(identified, beta, np.nan)
+def solve_batch(table: CellTable, reach: VintageReach, rows: np.ndarray, g0: int, g1: int, cells: slice) -> np.ndarray:
+    """(b, V, T) log index of every vintage of the groups g0..g1 - 1 of `table` (their cells:
+    `cells`; rows: their rows in `reach`), NaN past each vintage and where not identified. As
+    fit_table: only the estimated periods enter, the others get identity rows and columns and
+    solve to 0: the base's set once in the batch's systems (vintage_systems' off-diagonal
+    entries, whose diagonal each vintage then sets), those of the periods not yet connected (few)
+    only in the systems that have them; a system with nothing to estimate (a skipped group, or
+    only the base reached) is not solved."""
+    base, t, b = reach.base, table.n_periods, g1 - g0
+    lap, degree, rhs = vintage_systems(table, g0, g1, cells)
+    lap[:, base, :] = 0.0
+    lap[:, :, base] = 0.0
+    block = np.full((b, reach.n_vintages, t), np.nan)
+    for k in range(reach.n_vintages):
+        v = base + 1 + k
+        size = v + 1
+        identified = reach.identified(k, rows)
+        block[:, k, :size] = np.where(identified, 0.0, np.nan)
+        est = identified.copy()
+        est[:, base] = False
+        (sel,) = np.nonzero(est.any(axis=1))
+        if sel.size == 0:
+            continue
+        m = est[sel]
+        diagonal = np.arange(size)
+        lap[sel[:, None], diagonal, diagonal] = np.where(m, degree[v][sel, :size], 1.0)
+        beta = np.where(m, rhs[v][sel, :size], 0.0)
+        gaps = ~m
+        gaps[:, base] = False
+        odd = gaps.any(axis=1)
+        if odd.any():  # periods not yet connected to the base: identity rows and columns
+            a = lap[sel[odd], :size, :size]
+            a = np.where(m[odd, :, None] & m[odd, None, :], a, 0.0)
+            a[:, diagonal, diagonal] = np.where(m[odd], degree[v][sel[odd], :size], 1.0)
+            beta[odd], _ = solve_spd(np, a, beta[odd], covariance=False)
+        (plain,) = np.nonzero(~odd)
+        solved = np.ascontiguousarray(beta[plain])
+        copy_solve(lap, sel[plain], size, solved)
+        beta[plain] = solved
+        block[sel, k, :size] = np.where(identified[sel], beta, np.nan)
+    return block
+
+
+def copy_solve(lap: np.ndarray, systems: np.ndarray, size: int, rhs: np.ndarray) -> None:
+    """Solve each system lap[systems[i], :size, :size] x = rhs[i] in place in rhs (C-contiguous),
+    lap untouched: each system copied into one small buffer (LAPACK's dlacpy) and solved there by
+    Cholesky (dposv), as estimation.lapack.cholesky_solve does on a stack of copies. One system at
+    a time, so that the copy and the factorisation stay in the core's cache: copying all the
+    batch's systems for each vintage first moved 16 MB through memory per vintage and batch,
+    15-20% of the time. A system that is not numerically positive definite is solved by LU."""
+    dlacpy, dposv = _lapack()
+    work = np.empty((size, size))
+    n, ld, one, info = ctypes.c_int(size), ctypes.c_int(lap.shape[2]), ctypes.c_int(1), ctypes.c_int(0)
+    n_ref, ld_ref, one_ref, info_ref = (ctypes.byref(x) for x in (n, ld, one, info))
+    lap_at, work_at, rhs_at = lap.ctypes.data, work.ctypes.data, rhs.ctypes.data
+    lap_step, rhs_step = lap.strides[0], rhs.strides[0]
+    for i, g in enumerate(systems.tolist()):
+        # only the triangle dposv reads (Fortran's lower, the C-ordered upper): half the copy
+        dlacpy(b"L", n_ref, n_ref, lap_at + g * lap_step, ld_ref, work_at, n_ref)
+        dposv(b"L", n_ref, one_ref, work_at, n_ref, rhs_at + i * rhs_step, n_ref, info_ref)
+        if info.value != 0:  # the right-hand side is untouched where the factorisation failed
+            rhs[i] = np.linalg.solve(lap[g, :size, :size], rhs[i])
+
+
+_INT = ctypes.POINTER(ctypes.c_int)
+_SIGNATURES = {  # Fortran calling convention: every argument by pointer
+    "dlacpy": (ctypes.c_char_p, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p, _INT),
+    "dposv": (ctypes.c_char_p, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p, _INT, _INT),
+}
+
+
+@functools.cache
+def _lapack() -> tuple[Any, Any]:
+    """dlacpy and dposv from SciPy's Cython LAPACK, called by ctypes, which releases the GIL for
+    each call (see estimation/lapack.py)."""
+    from scipy.linalg import cython_lapack
+
+    capsules = cython_lapack.__pyx_capi__
+    name = ctypes.pythonapi.PyCapsule_GetName
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    dlacpy, dposv = (
+        ctypes.CFUNCTYPE(None, *args)(pointer(capsules[routine], name(capsules[routine])))
+        for routine, args in _SIGNATURES.items()
+    )
+    return dlacpy, dposv
 
 
 def vintage_log_index(
@@ -163,18 +295,42 @@ def vintage_log_index(
     of the table's groups; NaN past v and where not identified. Table-based methods only."""
     method = method or MethodOptions()
     host = table.to_host()
-    idents = vintage_identifications(host, base, min_pairs)
-    ols = ols_vintages(host, idents)
+    reach = vintage_reach(host, base, min_pairs)
+    ols = ols_vintages(host, reach)
     if method.name == "bmn":
         return ols
     cpu = resolve_backend("cpu")
     out = np.full_like(ols, np.nan)
-    for k, ident in enumerate(idents):
+    for k in range(reach.n_vintages):
         v = base + 1 + k
-        part = host.truncate(v)
+        part, ident = host.truncate(v), reach.identification(k)
         if method.name == "case_shiller":
             fit, _ = case_shiller(part, ident, cpu, method, ols_log_index=ols[k, :, : v + 1], covariance=False)
         else:
             fit, _ = fit_method(part, ident, cpu, method, covariance=False)
         out[k, :, : v + 1] = fit.log_index
     return out
+
+
+def vintage_blocks(
+    table: CellTable,
+    base: int,
+    consume: Callable[[np.ndarray, np.ndarray], None],
+    method: MethodOptions | None = None,
+    min_pairs: int | None = None,
+) -> None:
+    """vintage_log_index() a batch of groups at a time: consume(rows, block), block (b, V, T) the
+    vintages of the groups `rows` (disjoint; groups never passed have no estimate in any vintage),
+    possibly from worker threads. The OLS index (bmn) never holds more than the batches in flight,
+    so that the memory does not grow with the groups; the other methods refit the whole table
+    vintage by vintage, and their (V, G, T) stack is passed on in slices."""
+    method = method or MethodOptions()
+    if method.name == "bmn":
+        host = table.to_host()
+        ols_vintage_blocks(host, vintage_reach(host, base, min_pairs), consume)
+        return
+    stack = vintage_log_index(table, base, method, min_pairs)
+    step = max(1, VINTAGE_NUMBERS // max(1, stack.shape[0] * stack.shape[2]))
+    for g0 in range(0, stack.shape[1], step):
+        rows = np.arange(g0, min(g0 + step, stack.shape[1]))
+        consume(rows, stack[:, rows].transpose(1, 0, 2))

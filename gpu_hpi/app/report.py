@@ -80,7 +80,7 @@ def run_diagnostics(
     }
     table_based = not method.needs_pairs
     rev = None
-    stack = None  # the vintages' indices, for the revision, the forecast error and vintages.parquet
+    stack = None  # the vintages' indices, for the forecast error and vintages.parquet
     wants_vintages = cfg.revision or cfg.forecast_error or cfg.vintages
     if wants_vintages and not table_based:  # the vintages are refits from cell tables
         unavailable = f"not available for method={method.name} (it needs the pairs, not a cell table)"
@@ -89,9 +89,9 @@ def run_diagnostics(
                 summary[name] = unavailable
         if cfg.vintages:
             summary["vintages"] = unavailable
-    elif wants_vintages:
+    elif cfg.forecast_error or cfg.vintages:  # the whole (vintage, group, period) stack
         stack = vintage_indices(table, refit, result)
-    if cfg.revision and stack is not None:
+    if cfg.revision and table_based:  # from the stack, else a batch of groups at a time
         rev = revision(table, refit, result, stack)
         summary["revision"] = {
             "vintages": len(rev.vintages),

@@ -104,3 +104,49 @@ def test_vintages_frame_is_each_truncated_fit() -> None:
             finite = np.isfinite(expected)
             assert series.index.tolist() == [str(p) for p in np.arange(v + 1)[finite]]
             np.testing.assert_allclose(series.to_numpy(), expected[finite], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 1000])
+def test_revision_a_batch_at_a_time_is_the_revision_of_the_stack(
+    data: Data, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taken as the vintages are solved, a batch of groups at a time, the statistics are those of
+    the whole (vintage, group, period) stack, bit for bit."""
+    from gpu_hpi.analysis import vintages
+
+    monkeypatch.setattr(vintages, "VINTAGE_NUMBERS", 4 * batch * T * T)
+    table = gpu_hpi.build_cell_table(data.pairs(), CPU)
+    result = gpu_hpi.fit_index(table, base_period=1, backend="cpu")
+    refit = fit_cpu("bmn", 1)
+    streamed = revision(table, refit, result)
+    whole = revision(table, refit, result, vintage_indices(table, refit, result))
+    for name in ("mean", "median", "count", "overall_mean", "overall_median"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(whole, name), err_msg=name)
+    assert streamed.vintages == whole.vintages
+
+
+def test_revision_does_not_hold_the_vintages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over many groups the revision's memory is that of a batch, not of the (vintage, group,
+    period) stack that vintage_indices() holds."""
+    import tracemalloc
+
+    from gpu_hpi.analysis import vintages
+
+    t, groups, n = 80, 150, 9_000  # 60 pairs a group over 80 periods: the stack outweighs the table
+    rng = np.random.default_rng(5)
+    prev = rng.integers(0, t - 1, n)
+    recent = np.minimum(prev + 1 + rng.geometric(0.1, n), t - 1)
+    group, y = np.arange(n) % groups, rng.normal(0.01 * (recent - prev), 0.05)
+    table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=t, backend=CPU), CPU)
+    result = gpu_hpi.fit_index(table, backend=CPU, min_pairs=1, pooled=False)
+    refit = Refit(MethodOptions(), 1, True, False)
+    monkeypatch.setattr(vintages, "VINTAGE_NUMBERS", 4 * 4 * t * t)  # four groups a batch
+    stack_bytes = (t - 1) * groups * t * 8
+    tracemalloc.start()
+    try:
+        rev = revision(table, refit, result)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(rev.overall_mean).all()
+    assert peak < stack_bytes / 2, (peak, stack_bytes)  # 4x the stack before

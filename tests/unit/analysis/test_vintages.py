@@ -12,9 +12,16 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 import gpu_hpi
+from gpu_hpi.analysis import vintages
 from gpu_hpi.analysis.refit import Refit
 from gpu_hpi.analysis.revision import revision
-from gpu_hpi.analysis.vintages import first_connected, vintage_identifications, vintage_log_index
+from gpu_hpi.analysis.vintages import (
+    copy_solve,
+    first_connected,
+    vintage_blocks,
+    vintage_identifications,
+    vintage_log_index,
+)
 from gpu_hpi.estimation.identify import identify
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpu_hpi.IdentificationWarning")
@@ -128,3 +135,58 @@ def test_refit_tables_are_the_rows_of_the_result(groups: bool, pooled: bool) -> 
     other = Refit(groups=True, pooled=not pooled if groups else True)
     with pytest.raises(ValueError, match="rows"):
         revision(table, other, result)
+
+
+@pytest.mark.parametrize("method, min_pairs", [("bmn", None), ("bmn", 150), ("case_shiller", None)])
+def test_vintage_blocks_are_the_stack_a_batch_at_a_time(
+    method: str, min_pairs: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocks, a group or two at a time, are vintage_log_index's stack bit for bit; a group
+    the last vintage skips is never passed (min_pairs 150 skips the thin group 3)."""
+    monkeypatch.setattr(vintages, "VINTAGE_NUMBERS", 4 * 2 * T * T)  # two groups a batch
+    table = random_table(7)
+    want = vintage_log_index(table, 2, gpu_hpi.MethodOptions(name=method), min_pairs)
+    got = np.full_like(want, np.nan)
+    passed: list[int] = []
+
+    def gather(rows: np.ndarray, block: np.ndarray) -> None:
+        assert block.shape == (len(rows), T - 3, T)
+        got[:, rows] = block.transpose(1, 0, 2)
+        passed.extend(rows.tolist())
+
+    vintage_blocks(table, 2, gather, gpu_hpi.MethodOptions(name=method), min_pairs)
+    np.testing.assert_array_equal(got, want)
+    assert sorted(passed) == ([0, 1, 2] if min_pairs == 150 else [0, 1, 2, 3])
+    assert len(passed) == len(set(passed))
+
+
+def test_copy_solve_solves_each_system_in_place_and_by_lu_where_not_positive_definite() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 9, 12))
+    lap = x @ x.transpose(0, 2, 1)
+    lap[2, 1, 1] = -5.0  # not positive definite: solved by LU
+    before = lap.copy()
+    systems, size = np.array([3, 2, 0]), 6
+    rhs = rng.normal(size=(3, size))
+    want = [np.linalg.solve(lap[g, :size, :size], r) for g, r in zip(systems, rhs, strict=True)]
+    copy_solve(lap, systems, size, rhs)
+    np.testing.assert_allclose(rhs, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(lap, before)
+
+
+def test_a_group_estimated_early_and_skipped_at_the_end() -> None:
+    """With min_pairs None vintage v asks for v + 1 pairs: 8 pairs sold again by period 5 pass
+    at vintages 3 to 7 (the tree must still cover them) and fail from vintage 8 on; the OLS
+    vintages, as before, solve only the groups the last vintage estimates."""
+    table = random_table(2)
+    prev, recent = np.array([0, 1, 2, 0, 3, 1, 4, 2]), np.array([1, 3, 4, 5, 5, 2, 5, 3])
+    extra = gpu_hpi.build_cell_table(
+        gpu_hpi.prepare_pairs(prev, recent, np.zeros(8), np.full(8, 4), n_periods=T, backend=CPU), CPU
+    )
+    both = table + extra
+    for k, ident in enumerate(vintage_identifications(both, 0, None)):
+        want = identify(both.truncate(k + 1), 0, k + 2)
+        np.testing.assert_array_equal(ident.identified[:, : k + 2], want.identified, err_msg=f"vintage {k + 1}")
+        np.testing.assert_array_equal(ident.skipped, want.skipped)
+    assert not vintage_identifications(both, 0, None)[6].skipped[4]
+    assert np.isnan(vintage_log_index(both, 0)[:, 4]).all()
