@@ -26,19 +26,16 @@ from the OLS index; the arithmetic index is refitted vintage by vintage.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
 from ..backend.core import resolve_backend, usable_cores
-from ..backend.lapack import one_blas_thread
+from ..backend.lapack import copy_solve, one_blas_thread
 from ..backend.ops import solve_spd
 from ..data.cells import CellTable
 from ..estimation.identify import Identification
@@ -239,52 +236,6 @@ def solve_batch(table: CellTable, reach: VintageReach, rows: np.ndarray, g0: int
         beta[plain] = solved
         block[sel, k, :size] = np.where(identified[sel], beta, np.nan)
     return block
-
-
-def copy_solve(lap: np.ndarray, systems: np.ndarray, size: int, rhs: np.ndarray) -> None:
-    """Solve each system lap[systems[i], :size, :size] x = rhs[i] in place in rhs (C-contiguous),
-    lap untouched: each system copied into one small buffer (LAPACK's dlacpy) and solved there by
-    Cholesky (dposv), as estimation.lapack.cholesky_solve does on a stack of copies. One system at
-    a time, so that the copy and the factorisation stay in the core's cache: copying all the
-    batch's systems for each vintage first moved 16 MB through memory per vintage and batch,
-    15-20% of the time. A system that is not numerically positive definite is solved by LU."""
-    dlacpy, dposv = _lapack()
-    work = np.empty((size, size))
-    n, ld, one, info = ctypes.c_int(size), ctypes.c_int(lap.shape[2]), ctypes.c_int(1), ctypes.c_int(0)
-    n_ref, ld_ref, one_ref, info_ref = (ctypes.byref(x) for x in (n, ld, one, info))
-    lap_at, work_at, rhs_at = lap.ctypes.data, work.ctypes.data, rhs.ctypes.data
-    lap_step, rhs_step = lap.strides[0], rhs.strides[0]
-    for i, g in enumerate(systems.tolist()):
-        # only the triangle dposv reads (Fortran's lower, the C-ordered upper): half the copy
-        dlacpy(b"L", n_ref, n_ref, lap_at + g * lap_step, ld_ref, work_at, n_ref)
-        dposv(b"L", n_ref, one_ref, work_at, n_ref, rhs_at + i * rhs_step, n_ref, info_ref)
-        if info.value != 0:  # the right-hand side is untouched where the factorisation failed
-            rhs[i] = np.linalg.solve(lap[g, :size, :size], rhs[i])
-
-
-_INT = ctypes.POINTER(ctypes.c_int)
-_SIGNATURES = {  # Fortran calling convention: every argument by pointer
-    "dlacpy": (ctypes.c_char_p, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p, _INT),
-    "dposv": (ctypes.c_char_p, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p, _INT, _INT),
-}
-
-
-@functools.cache
-def _lapack() -> tuple[Any, Any]:
-    """dlacpy and dposv from SciPy's Cython LAPACK, called by ctypes, which releases the GIL for
-    each call (see estimation/lapack.py)."""
-    from scipy.linalg import cython_lapack
-
-    capsules = cython_lapack.__pyx_capi__
-    name = ctypes.pythonapi.PyCapsule_GetName
-    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-    pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    dlacpy, dposv = (
-        ctypes.CFUNCTYPE(None, *args)(pointer(capsules[routine], name(capsules[routine])))
-        for routine, args in _SIGNATURES.items()
-    )
-    return dlacpy, dposv
 
 
 def vintage_log_index(

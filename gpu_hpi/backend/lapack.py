@@ -18,6 +18,7 @@ import numpy as np
 
 _INT = ctypes.POINTER(ctypes.c_int)
 _SIGNATURES = {  # Fortran calling convention: every argument by pointer
+    "dlacpy": (ctypes.c_char_p, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p, _INT),
     "dpotrf": (ctypes.c_char_p, _INT, ctypes.c_void_p, _INT, _INT),
     "dposv": (ctypes.c_char_p, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p, _INT, _INT),
     "dpotri": (ctypes.c_char_p, _INT, ctypes.c_void_p, _INT, _INT),
@@ -93,3 +94,24 @@ def cholesky_solve(lap: np.ndarray, rhs: np.ndarray | None, covariance: bool) ->
             routines["dpotri"](b"L", n_ref, a, n_ref, info_ref)
             diag[k] = np.diagonal(lap[k])
     return solved, diag
+
+
+def copy_solve(lap: np.ndarray, systems: np.ndarray, size: int, rhs: np.ndarray) -> None:
+    """Solve each system lap[systems[i], :size, :size] x = rhs[i] in place in rhs (C-contiguous),
+    lap untouched: each system copied into one small buffer (LAPACK's dlacpy) and solved there by
+    Cholesky (dposv), as cholesky_solve does on a stack of copies. One system at
+    a time, so that the copy and the factorisation stay in the core's cache: copying all the
+    batch's systems for each vintage first moved 16 MB through memory per vintage and batch,
+    15-20% of the time. A system that is not numerically positive definite is solved by LU."""
+    dlacpy, dposv = _routines()["dlacpy"], _routines()["dposv"]
+    work = np.empty((size, size))
+    n, ld, one, info = ctypes.c_int(size), ctypes.c_int(lap.shape[2]), ctypes.c_int(1), ctypes.c_int(0)
+    n_ref, ld_ref, one_ref, info_ref = (ctypes.byref(x) for x in (n, ld, one, info))
+    lap_at, work_at, rhs_at = lap.ctypes.data, work.ctypes.data, rhs.ctypes.data
+    lap_step, rhs_step = lap.strides[0], rhs.strides[0]
+    for i, g in enumerate(systems.tolist()):
+        # only the triangle dposv reads (Fortran's lower, the C-ordered upper): half the copy
+        dlacpy(b"L", n_ref, n_ref, lap_at + g * lap_step, ld_ref, work_at, n_ref)
+        dposv(b"L", n_ref, one_ref, work_at, n_ref, rhs_at + i * rhs_step, n_ref, info_ref)
+        if info.value != 0:  # the right-hand side is untouched where the factorisation failed
+            rhs[i] = np.linalg.solve(lap[g, :size, :size], rhs[i])

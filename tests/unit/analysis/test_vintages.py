@@ -16,7 +16,6 @@ from gpu_hpi.analysis import vintages
 from gpu_hpi.analysis.refit import Refit
 from gpu_hpi.analysis.revision import revision
 from gpu_hpi.analysis.vintages import (
-    copy_solve,
     first_connected,
     vintage_blocks,
     vintage_identifications,
@@ -158,20 +157,6 @@ def test_vintage_blocks_are_the_stack_a_batch_at_a_time(
     np.testing.assert_array_equal(got, want)
     assert sorted(passed) == ([0, 1, 2] if min_pairs == 150 else [0, 1, 2, 3])
     assert len(passed) == len(set(passed))
-
-
-def test_copy_solve_solves_each_system_in_place_and_by_lu_where_not_positive_definite() -> None:
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(4, 9, 12))
-    lap = x @ x.transpose(0, 2, 1)
-    lap[2, 1, 1] = -5.0  # not positive definite: solved by LU
-    before = lap.copy()
-    systems, size = np.array([3, 2, 0]), 6
-    rhs = rng.normal(size=(3, size))
-    want = [np.linalg.solve(lap[g, :size, :size], r) for g, r in zip(systems, rhs, strict=True)]
-    copy_solve(lap, systems, size, rhs)
-    np.testing.assert_allclose(rhs, want, rtol=1e-10, atol=1e-12)
-    np.testing.assert_array_equal(lap, before)
 
 
 def test_a_group_estimated_early_and_skipped_at_the_end() -> None:
