@@ -172,13 +172,17 @@ class MethodConfig(MethodTuning):
 @dataclass
 class DiagnosticsConfig:
     """volatility: trailing window of the rolling s.d. of % changes; revision: refit as if each
-    later period were the last; accuracy_folds: k-fold cross-validation (0: off; keeps the pairs
+    later period were the last (revision_regions: of the pooled index and the regions with the most
+    pairs, at most that many); accuracy_folds: k-fold cross-validation (0: off; keeps the pairs
     in memory); in_sample_error / forecast_error: hpiR's accuracies, from the cell table;
     vintages: write every vintage's index; smooth_window: centred moving average as an extra index
     column (0: off)."""
 
     volatility_window: int = 3
     revision: bool = True
+    # the revision study's regions: the pooled index and at most this many regions, those with the
+    # most pairs (each region's study costs ~120 small refits; null: every region)
+    revision_regions: int | None = 1000
     accuracy_folds: int = 0
     in_sample_error: bool = False  # each pair predicted by the full index (accuracy.csv, kind in_sample)
     forecast_error: bool = False  # each pair predicted by the index through the period before its sale

@@ -36,10 +36,16 @@ class Revision:
 
 
 def for_each_vintage_block(
-    table: CellTable, refit: Refit, result: IndexResult, consume: Callable[[np.ndarray, np.ndarray], None]
+    table: CellTable,
+    refit: Refit,
+    result: IndexResult,
+    consume: Callable[[np.ndarray, np.ndarray], None],
+    regions: int | None = None,
 ) -> None:
-    """vintages.vintage_blocks over the refit's tables, rows numbered as the rows of `result`."""
-    tables = refit.tables(table)
+    """vintages.vintage_blocks over the refit's tables, rows numbered as the rows of `result`;
+    regions: of a table of more regions, only the cells of the `regions` with the most pairs (the
+    others have none left: skipped, never solved)."""
+    tables = [largest_regions(tab, regions) for tab in refit.tables(table)]
     g = result.log_index.shape[0]
     rows = sum(tab.n_groups for tab in tables)
     if rows != g:
@@ -52,6 +58,17 @@ def for_each_vintage_block(
 
         vintage_blocks(tab, result.base_period, shifted, refit.method, refit.min_pairs)
         offset += tab.n_groups
+
+
+def largest_regions(table: CellTable, regions: int | None) -> CellTable:
+    """The table's cells of its `regions` regions with the most pairs (ties: the first), all of
+    them where it has no more (None: every region); the regions' codes and labels kept."""
+    if regions is None or table.n_groups <= regions:
+        return table
+    pairs = np.bincount(table.group, weights=table.count, minlength=table.n_groups)
+    kept = np.zeros(table.n_groups, dtype=bool)
+    kept[np.argsort(-pairs, kind="stable")[:regions]] = True
+    return table.select(kept[table.group])
 
 
 def vintage_indices(table: CellTable, refit: Refit, result: IndexResult) -> np.ndarray:
@@ -68,10 +85,17 @@ def vintage_indices(table: CellTable, refit: Refit, result: IndexResult) -> np.n
     return out
 
 
-def revision(table: CellTable, refit: Refit, result: IndexResult, log_index: np.ndarray | None = None) -> Revision:
+def revision(
+    table: CellTable,
+    refit: Refit,
+    result: IndexResult,
+    log_index: np.ndarray | None = None,
+    regions: int | None = None,
+) -> Revision:
     """How each period's index moves from one vintage to the next (log_index: the vintage_indices(),
     where the caller has them already; else the vintages are solved here a batch of groups at a
-    time and dropped once counted)."""
+    time and dropped once counted, of at most `regions` regions, those with the most pairs, and
+    the pooled index)."""
     base = result.base_period
     g, t = result.log_index.shape
     mean, median = np.full((g, t), np.nan), np.full((g, t), np.nan)
@@ -87,7 +111,7 @@ def revision(table: CellTable, refit: Refit, result: IndexResult, log_index: np.
         overall_mean[at], overall_median[at] = part.overall_mean[revised], part.overall_median[revised]
 
     if log_index is None:
-        for_each_vintage_block(table, refit, result, add)
+        for_each_vintage_block(table, refit, result, add, regions)
     else:
         step = max(1, VINTAGE_NUMBERS // max(1, log_index.shape[0] * t))
         for g0 in range(0, g, step):

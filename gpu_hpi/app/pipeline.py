@@ -275,5 +275,9 @@ def _check_diagnostics(cfg: DiagnosticsConfig) -> None:
         raise ConfigError(f"diagnostics.volatility_window must be at least 2, got {cfg.volatility_window}")
     if cfg.smooth_window and (cfg.smooth_window < 3 or cfg.smooth_window % 2 == 0):
         raise ConfigError(f"diagnostics.smooth_window must be 0 (off) or an odd number >= 3, got {cfg.smooth_window}")
+    if cfg.revision_regions is not None and cfg.revision_regions < 0:
+        raise ConfigError(
+            f"diagnostics.revision_regions must be 0 or more (or null: every region), got {cfg.revision_regions}"
+        )
     if cfg.accuracy_folds and not 2 <= cfg.accuracy_folds <= 100:
         raise ConfigError(f"diagnostics.accuracy_folds must be 0 (off) or 2..100, got {cfg.accuracy_folds}")

@@ -92,9 +92,13 @@ def run_diagnostics(
     elif cfg.forecast_error or cfg.vintages:  # the whole (vintage, group, period) stack
         stack = vintage_indices(table, refit, result)
     if cfg.revision and table_based:  # from the stack, else a batch of groups at a time
-        rev = revision(table, refit, result, stack)
+        limit = None if stack is not None else cfg.revision_regions  # the stack has every region
+        rev = revision(table, refit, result, stack, limit)
+        n_regions = table.n_groups if refit.groups and table.group_labels.tolist() != ["ALL"] else 0
         summary["revision"] = {
             "vintages": len(rev.vintages),
+            # the regions studied (with the most pairs), of all; the pooled index always
+            "regions": {"studied": min(n_regions, limit) if limit is not None else n_regions, "of": n_regions},
             "mean": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_mean, strict=True)},
             "median": {str(g): _num(v) for g, v in zip(result.groups, rev.overall_median, strict=True)},
         }

@@ -150,3 +150,23 @@ def test_revision_does_not_hold_the_vintages(monkeypatch: pytest.MonkeyPatch) ->
         tracemalloc.stop()
     assert np.isfinite(rev.overall_mean).all()
     assert peak < stack_bytes / 2, (peak, stack_bytes)  # 4x the stack before
+
+
+def test_revision_of_the_regions_with_the_most_pairs(data: Data) -> None:
+    """regions=k: the k regions with the most pairs and the pooled index are studied, each exactly
+    as in the study of every region; the others are left empty."""
+    table = gpu_hpi.build_cell_table(data.pairs(), CPU)
+    result = gpu_hpi.fit_index(table, base_period=1, backend="cpu")
+    refit = fit_cpu("bmn", 1)
+    every = revision(table, refit, result)
+    pairs = np.bincount(table.group, weights=table.count, minlength=table.n_groups)
+    largest = np.argsort(-pairs, kind="stable")[:2]
+    some = revision(table, refit, result, regions=2)
+    studied = np.zeros(len(result.groups), dtype=bool)
+    studied[largest] = True
+    studied[list(result.groups).index("ALL")] = True  # the pooled index: always
+    assert table.n_groups > 2 and np.isfinite(every.overall_mean[~studied]).any()
+    for name in ("mean", "median", "overall_mean", "overall_median"):
+        np.testing.assert_array_equal(getattr(some, name)[studied], getattr(every, name)[studied], err_msg=name)
+        assert np.isnan(getattr(some, name)[~studied]).all(), name
+    assert (some.count[~studied] == 0).all()

@@ -4,6 +4,8 @@ levels."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from diagnostics_reference import (
@@ -85,3 +87,23 @@ def test_default_diagnostics_equal_a_fit_per_vintage(
     # region only once it has enough pairs, the late one from vintage 25 on
     assert np.isfinite(want.mean[:, base + 1 : t - 2]).any(axis=1).all() and want.count[3, 7] == 0
     assert want.count[5, base + 1] < want.count[0, base + 1] and 0 < want.count[6, 12] < want.count[0, 12]
+
+
+def test_the_revision_study_covers_the_regions_asked_for(tmp_path: Path) -> None:
+    """diagnostics.revision_regions: the regions with the most pairs and ALL are studied, the
+    summary says how many of how many; a negative count is refused."""
+    from helpers import compose_config
+
+    from gpu_hpi.app import pipeline
+
+    cfg = compose_config("backend=cpu", "data.n_pairs=60000", "output.plot=false", "diagnostics.revision_regions=3")
+    summary = pipeline.run(cfg, tmp_path / "three")
+    revision = summary["diagnostics"]["revision"]
+    assert revision["regions"] == {"studied": 3, "of": 17}
+    studied = [g for g, v in revision["mean"].items() if v is not None]
+    assert "ALL" in studied and len(studied) == 4
+    every = pipeline.run(compose_config("backend=cpu", "data.n_pairs=60000", "output.plot=false"), tmp_path / "all")
+    assert every["diagnostics"]["revision"]["regions"] == {"studied": 17, "of": 17}
+    assert all(every["diagnostics"]["revision"]["mean"][g] == revision["mean"][g] for g in studied)
+    with pytest.raises(gpu_hpi.ConfigError, match=r"diagnostics\.revision_regions must be 0 or more"):
+        pipeline.run(compose_config("diagnostics.revision_regions=-1"), tmp_path / "bad")
