@@ -9,7 +9,9 @@ before any data is read.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +281,18 @@ def config_dir() -> str:
         if (candidate / "config.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(f"gpu_hpi's conf/ directory was not found next to {here}")
+
+
+def plain(value: Any) -> Any:
+    """A configuration (the schema's dataclasses) as plain JSON-ready values, enums by name: what
+    OmegaConf.to_container(OmegaConf.structured(value), enum_to_str=True) gives, at a fraction of
+    its cost (the run record and the shared reads' key take it every run)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.name
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

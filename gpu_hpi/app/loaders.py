@@ -10,10 +10,8 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from ..backend.core import Backend
-from ..config import AppConfig, CellsDataConfig, FileDataConfig, option_name
+from ..config import AppConfig, CellsDataConfig, FileDataConfig, option_name, plain
 from ..data.calendar import Calendar
 from ..errors import ConfigError, DataError
 from ..estimation.methods import MethodOptions
@@ -166,7 +164,7 @@ class SharedReads:
 
 def read_key(cfg: AppConfig, periodicity: str, backend: Backend, prices: bool, inputs: list[dict[str, Any]]) -> str:
     """SharedReads' key of a job's read: everything the read depends on."""
-    data = OmegaConf.to_container(OmegaConf.structured(cfg.data), enum_to_str=True)
+    data = plain(cfg.data)
     arithmetic = option_name(cfg.method.name) == "arithmetic"  # the synthetic market's prices
     what = {"data": data, "periodicity": periodicity, "backend": backend.name, "prices": prices or arithmetic}
     return json.dumps({**what, "inputs": inputs}, sort_keys=True, default=str)

@@ -11,10 +11,9 @@ import platform
 from typing import Any
 
 import pyarrow.parquet as pq
-from omegaconf import OmegaConf
 
 from ..backend.core import Backend
-from ..config import AppConfig
+from ..config import AppConfig, plain
 
 PACKAGES = ("gpu_hpi", "numpy", "scipy", "pandas", "pyarrow", "duckdb", "hydra-core", "omegaconf")
 
@@ -64,5 +63,5 @@ def run_record(
         "versions": versions(backend),
         "device": backend.device,
         "command_line": command_line,
-        "config": OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True),
+        "config": plain(cfg),
     }

@@ -220,3 +220,17 @@ def test_cluster_options_are_typed() -> None:
     assert (app.cluster.timeout, app.cluster.tls_cert, app.cluster.tls_key) == (2.5, "client.pem", "client-key.pem")
     with pytest.raises((HydraException, OmegaConfBaseException)):
         _compose(["cluster.timeout=soon"])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["data=transactions", "data.path=s.csv", "data.columns.property=[a,b]", "method=case_shiller"]],
+)
+def test_the_plain_record_of_a_config_is_omegaconfs(overrides: list[str]) -> None:
+    """config.plain, the run record's form of the configuration, is OmegaConf's own conversion."""
+    from omegaconf import OmegaConf
+
+    from gpu_hpi.config import plain
+
+    app = OmegaConf.to_object(_compose(overrides))
+    assert plain(app) == OmegaConf.to_container(OmegaConf.structured(app), enum_to_str=True)
