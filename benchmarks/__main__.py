@@ -542,11 +542,7 @@ def regions_case(n: int, n_groups: int = 10_000) -> dict[str, Any]:
     import gpu_hpi
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
-    rng = np.random.default_rng(0)
-    group = rng.integers(0, n_groups, n).astype(np.int32)
-    prev = rng.integers(0, 122, n)
-    recent = np.minimum(prev + rng.geometric(1 / 30, n), 122)
-    y = rng.normal(0, 0.1, n)
+    group, prev, recent, y = region_pairs(n, n_groups)
     prev, recent = prev.astype(np.int16), recent.astype(np.int16)
     inputs = group.nbytes + prev.nbytes + recent.nbytes + y.nbytes
     be = gpu_hpi.resolve_backend("cpu")
@@ -562,6 +558,16 @@ def regions_case(n: int, n_groups: int = 10_000) -> dict[str, Any]:
     return row(f"{n_groups:,} regions (table {built[0]:.2f} s)", n, seconds, extra, inputs, be.device)
 
 
+def region_pairs(n: int, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(group, prev, recent, y) of n pairs over n_groups regions and 123 months: uniform regions and
+    first sales, geometric holding."""
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, n_groups, n).astype(np.int32)
+    prev = rng.integers(0, 122, n)
+    recent = np.minimum(prev + rng.geometric(1 / 30, n), 122)
+    return group, prev, recent, rng.normal(0, 0.1, n)
+
+
 def revision_regions_case(n: int, n_groups: int = 10_000) -> dict[str, Any]:
     """The "diagnostics" stage of a default run (volatility and the revision study: every vintage
     of each region and of the pooled index) over n pairs in 10,000 regions and 123 months, as
@@ -572,11 +578,7 @@ def revision_regions_case(n: int, n_groups: int = 10_000) -> dict[str, Any]:
     from gpu_hpi.config import DiagnosticsConfig
 
     warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
-    rng = np.random.default_rng(0)
-    group = rng.integers(0, n_groups, n).astype(np.int32)
-    prev = rng.integers(0, 122, n)
-    recent = np.minimum(prev + rng.geometric(1 / 30, n), 122)
-    y = rng.normal(0, 0.1, n)
+    group, prev, recent, y = region_pairs(n, n_groups)
     be = gpu_hpi.resolve_backend("cpu")
     table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=123, backend=be), be)
     del group, prev, recent, y
