@@ -24,6 +24,7 @@ SOLVERS: tuple[str, ...] = tuple(s.value for s in SolverName)
 # of <= 512 MB each; on the host batches small enough for the cache and for malloc to reuse their
 # memory (no page faults)
 SOLVE_CELLS = {"gpu": 1 << 26, "cpu": 1 << 21}
+THREADED_CELLS = 1 << 20  # numbers of a table's (G, T, T) systems below which one thread solves them
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,7 +205,10 @@ def fit_table(
     # batched (T, T) inverses ran 1.65x faster so than with OpenBLAS threading each call; a single
     # batch (one region, the pooled index) too, as BLAS threads cost more than they save on such
     # systems. The batches in flight together hold at most SOLVE_CELLS numbers, as one batch did before.
-    workers = backend.workers(table.n_groups)
+    # a small table in one thread: starting threads cost more than its solves (the revision
+    # study's thousands of small refits: Case-Shiller's 1.3 s over 20 regions went to 0.6 s)
+    small = table.n_groups * t * t < THREADED_CELLS
+    workers = 1 if small else backend.workers(table.n_groups)
     per_batch = SOLVE_CELLS[backend.name]
     batches = list(group_batches(table, min(per_batch, -(-table.n_groups // workers) * t * t)))
     # the host's BLAS single-threaded (a device fit uses none: no need to load SciPy's for it)
