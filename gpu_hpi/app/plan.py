@@ -61,7 +61,10 @@ def plan_reading(
     if kind != "pairs":
         raise ValueError(f"no reader for data of kind {kind!r}")
     if file_format == "frame":
-        return ReadPlan(Reader.FRAME_BATCHES, None, "pairs in a frame in memory")
+        if host:  # DuckDB queries the frame in place, as it queries files
+            reader = Reader.DUCKDB_PAIRS if keep_pairs else Reader.DUCKDB_TABLE
+            return ReadPlan(reader, Reader.FRAME_BATCHES, "pairs in a frame in memory on the CPU")
+        return ReadPlan(Reader.FRAME_BATCHES, None, "pairs in a frame in memory, on a GPU")
     if clustered:
         return ReadPlan(Reader.DASK, None, "a Dask cluster")
     if parquet and device_reader:

@@ -42,8 +42,13 @@ def _arrow_table(frame: Any) -> pa.Table:
 
 
 def frame_batches(table: pa.Table, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of the wanted columns, with the file readers' refusals: a missing column, or
-    one the frame holds twice."""
+    """Record batches of the wanted columns, with the file readers' refusals (check_frame_columns)."""
+    check_frame_columns(table, columns)
+    yield from table.select(columns).to_batches(max_chunksize=batch_rows)
+
+
+def check_frame_columns(table: pa.Table, columns: list[str]) -> None:
+    """DataError, as the file readers', for a wanted column the frame lacks or holds twice."""
     names = table.column_names
     twice = [name for name, n in Counter(names).items() if n > 1 and name in columns]
     if twice:
@@ -53,7 +58,6 @@ def frame_batches(table: pa.Table, columns: list[str], batch_rows: int) -> Itera
         raise DataError(
             f"column(s) {', '.join(map(repr, missing))} not found in {FRAME}; columns found: {', '.join(names)}"
         )
-    yield from table.select(columns).to_batches(max_chunksize=batch_rows)
 
 
 def frame_fingerprint(table: pa.Table) -> dict[str, Any]:

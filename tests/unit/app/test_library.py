@@ -55,9 +55,23 @@ def test_a_frame_gives_the_command_lines_index(pairs: pa.Table, cli: gpu_hpi.Run
     assert result.dropped == cli.summary["dropped"] and result.dropped  # null periods and a null y
     for key in ("n_pairs_read", "n_pairs_used", "skipped_groups", "n_unidentified"):
         assert result.summary[key] == cli.summary[key], key
-    assert result.summary["reader"] == "frame_batches"
+    assert result.summary["reader"] == "duckdb_table"  # DuckDB queries the frame in place, as files
     (read,) = result.summary["run"]["inputs"]
     assert read["frame"] is True and read["rows"] == pairs.num_rows and read["path"] is None
+
+
+def test_a_frame_duckdb_declines_is_read_by_its_arrow_batches(tmp_path: Path) -> None:
+    """Periods as strings (DuckDB would join a lookup table, which needs the rows' positions): the
+    frame's Arrow batches are converted as files' are, and give the command line's index."""
+    table = seed_pairs(8_000, seed=9)
+    as_text = table.set_column(1, "PrevYearMonth", pa.array(table.column(1).to_pandas().dt.strftime("%Y-%m")))
+    as_text = as_text.set_column(2, "RecentYearMonth", pa.array(table.column(2).to_pandas().dt.strftime("%Y-%m")))
+    path = tmp_path / "text.parquet"
+    pq.write_table(as_text, path)
+    cli = gpu_hpi.run(["data=pairs", f"data.path={path}", "backend=cpu", "output.plot=false"], tmp_path / "run")
+    got = gpu_hpi.index_from_pairs(as_text, backend="cpu")
+    assert got.summary["reader"] == "frame_batches" and got.dropped == cli.summary["dropped"]
+    np.testing.assert_allclose(got.log_index, cli.index.log_index, rtol=0, atol=1e-12)
 
 
 def test_run_is_the_command_line_in_process(cli: gpu_hpi.RunResult) -> None:

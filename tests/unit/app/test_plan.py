@@ -35,6 +35,10 @@ DOCS = Path(gpu_hpi.__file__).resolve().parent.parent / "docs" / "architecture.m
         ("transactions", "parquet", True, False, False, False, Reader.ARRAY_SALES, None),
         ("transactions", "csv", False, False, False, True, Reader.ARRAY_SALES, None),
         ("cells", None, True, True, False, False, Reader.STORED_CELLS, None),
+        ("pairs", "frame", False, False, False, False, Reader.DUCKDB_TABLE, Reader.FRAME_BATCHES),
+        ("pairs", "frame", False, False, False, True, Reader.DUCKDB_PAIRS, Reader.FRAME_BATCHES),
+        ("pairs", "frame", True, True, False, False, Reader.FRAME_BATCHES, None),
+        ("transactions", "frame", False, False, False, False, Reader.ARRAY_SALES, None),
     ],
 )
 def test_one_reader_for_each_case(
