@@ -509,3 +509,32 @@ def test_device_sale_reader_zoned_dates_and_decimal_prices(gpu: gpu_hpi.Backend,
     ops = device.Ops(plc)
     np.testing.assert_array_equal(ops.to_host(read.period), host.period)
     np.testing.assert_array_equal(ops.to_host(read.price), host.price)
+
+
+def test_frames_on_the_gpu_give_the_cpus_index(gpu: gpu_hpi.Backend) -> None:
+    """index_from_pairs / index_from_sales with backend=gpu (a cudf frame, where cudf is installed,
+    else the same pyarrow table): the CPU's index, standard errors and drop counts."""
+    from helpers import seed_pairs
+    from sales_reference import random_sales
+
+    pairs = seed_pairs(50_000, seed=12)
+    sales = random_sales(4, n_props=2000)
+    try:
+        import cudf
+
+        pair_frame: Any = cudf.DataFrame.from_arrow(pairs)
+        sale_frame: Any = cudf.from_pandas(sales)
+    except ImportError:
+        pair_frame, sale_frame = pairs, sales
+    for make, frame, host in (
+        (gpu_hpi.index_from_pairs, pair_frame, pairs),
+        (gpu_hpi.index_from_sales, sale_frame, sales),
+    ):
+        options: dict[str, Any] = {}
+        if make is gpu_hpi.index_from_sales:
+            options = {"property": ["a", "b", "c"], "date": "date", "price": "price", "group": "group"}
+        got = make(frame, backend="gpu", **options)
+        want = make(host, backend="cpu", **options)
+        np.testing.assert_allclose(got.log_index, want.log_index, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got.se, want.se, rtol=1e-7)
+        assert got.dropped == want.dropped and got.summary["backend"] == "gpu"
