@@ -10,15 +10,12 @@ and leave no temporary file; a running DuckDB query is interrupted at once.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
 import signal
 import sys
-import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -35,9 +32,10 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from . import stops
 from .backend import warmup
 from .config import config_dir, option_name, register_configs
-from .errors import GpuHpiError, Stopped, clear_stops, raise_stop, request_stop
+from .errors import GpuHpiError, Stopped, clear_stops, raise_stop
 
 EXIT_BAD_INPUT = 2
 log = logging.getLogger("gpu_hpi")
@@ -116,54 +114,6 @@ def own_run_dir(run_dir: Path) -> IO[str]:
     lock.write(str(os.getpid()))
     lock.flush()
     return lock
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    request_stop(signum)
-
-
-@contextlib.contextmanager
-def _interrupting_queries() -> Iterator[None]:
-    """A SIGINT / SIGTERM interrupts DuckDB's running queries at once. Python runs _on_signal only
-    when DuckDB looks for signals, seconds apart on a large scan; the interpreter writes the
-    signal's number to its wakeup fd as the signal arrives, which wakes a thread that interrupts
-    them (the query raises, and run_job turns that into the stop)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    read, write = os.pipe()
-    os.set_blocking(write, False)
-    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    watcher = threading.Thread(target=_interrupt_on_signal, args=(read,), name="gpu_hpi signals", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        signal.set_wakeup_fd(previous)
-        os.write(write, b"\0")  # no signal's number: the watcher returns
-        watcher.join()
-        os.close(write)
-        os.close(read)
-
-
-def _interrupt_on_signal(fd: int) -> None:
-    # not a thread for the kernel to deliver the signals to: where the main thread blocks them
-    # (outputs.py's commit), they must wait
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    while True:
-        received = set(os.read(fd, 64))
-        sql = sys.modules.get(f"{__package__}.io.sql")  # nothing to interrupt before DuckDB is imported
-        if sql is not None and {signal.SIGINT, signal.SIGTERM} & received:
-            sql.interrupt_queries()
-        if not received or 0 in received:
-            return
-
-
-def _unraisable(unraisable: Any) -> None:
-    """A stop raised inside a finaliser or callback, where Python prints and drops it: silent, as
-    it was recorded and is raised again at the next stage or before the commit."""
-    if not isinstance(unraisable.exc_value, KeyboardInterrupt | Stopped):
-        sys.__unraisablehook__(unraisable)
 
 
 _reads: Any = None  # the reads a sweep's jobs share (-m: Hydra runs them one after another here)
@@ -263,8 +213,8 @@ def main() -> None:
     args = sys.argv[1:]
     clear_stops()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_signal)
-    sys.unraisablehook = _unraisable
+        signal.signal(sig, stops.on_signal)
+    sys.unraisablehook = stops.unraisable
     lock = None
     try:
         if "--help" in args or "-h" in args:  # every choice and data kind, not Hydra's composed config alone
@@ -282,7 +232,7 @@ def main() -> None:
             # Hydra resolves its run directory again (a ${now:...} may have moved on): pin it
             args = [*args, f"hydra.run.dir='{_quoted(str(run_dir))}'"]
         sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
-        with _interrupting_queries():
+        with stops.interrupting_queries():
             _app()
     except KeyboardInterrupt:
         print("gpu_hpi: interrupted; no output was committed unless summary.json is there", file=sys.stderr)

@@ -15,6 +15,7 @@ import pytest
 from helpers import main_in_process
 
 from gpu_hpi import __main__ as cli
+from gpu_hpi import stops
 from gpu_hpi.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,5 +146,5 @@ def test_a_stop_dropped_inside_a_finaliser_is_not_printed(capsys: pytest.Capture
     from gpu_hpi.errors import Stopped
 
     for stop in (KeyboardInterrupt(), Stopped()):
-        cli._unraisable(types.SimpleNamespace(exc_value=stop))
+        stops.unraisable(types.SimpleNamespace(exc_value=stop))
     assert capsys.readouterr().err == ""

@@ -191,7 +191,7 @@ def test_a_signal_interrupts_a_running_duckdb_query_at_once() -> None:
     query of tens of seconds ends at once."""
     import duckdb
 
-    from gpu_hpi import __main__ as cli
+    from gpu_hpi import stops
     from gpu_hpi.io.sql import connect
 
     received: list[int] = []
@@ -205,7 +205,7 @@ def test_a_signal_interrupts_a_running_duckdb_query_at_once() -> None:
     sender = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
     fallback = threading.Timer(60, con.interrupt)  # never hang the suite
     try:
-        with cli._interrupting_queries():
+        with stops.interrupting_queries():
             sender.start()
             fallback.start()
             started = time.monotonic()
