@@ -1,9 +1,8 @@
 """The command line's job from Python: `run(overrides)` runs a configured job as `python -m gpu_hpi`
 does; `index_from_pairs(frame, ...)` and `index_from_sales(frame, ...)` run it on pairs or sale
-records in a frame that speaks Arrow (pandas, polars, pyarrow, a DuckDB relation), with the
-options named as on the command line. Both compose the same
-configuration (conf/ and config.py): one declaration of the options, so a keyword here is checked,
-typed and defaulted as its override is."""
+records in a frame that speaks Arrow (pandas, polars, pyarrow, a DuckDB relation), with the options
+named as on the command line. All compose the same configuration (conf/ and config.py): one
+declaration of the options, so a keyword here is checked, typed and defaulted as its override is."""
 
 from __future__ import annotations
 
