@@ -37,9 +37,14 @@ def read_plan(cfg: AppConfig, backend: Backend, keep_pairs: bool, frame: Any = N
         if isinstance(cfg.data, FileDataConfig)
         else None
     )
-    clustered = option_name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
+    clustered = on_cluster(cfg)
     device_reader = file_format == "parquet" and device.serves(backend)
     return plan_reading(str(cfg.data.kind), file_format, backend.name, device_reader, clustered, keep_pairs)
+
+
+def on_cluster(cfg: AppConfig) -> bool:
+    """Whether the run reads on a Dask cluster (a local one, or a scheduler's address)."""
+    return option_name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
 
 
 def load(
@@ -165,6 +170,5 @@ class SharedReads:
 def read_key(cfg: AppConfig, periodicity: str, backend: Backend, prices: bool, inputs: list[dict[str, Any]]) -> str:
     """SharedReads' key of a job's read: everything the read depends on."""
     data = plain(cfg.data)
-    arithmetic = option_name(cfg.method.name) == "arithmetic"  # the synthetic market's prices
-    what = {"data": data, "periodicity": periodicity, "backend": backend.name, "prices": prices or arithmetic}
+    what = {"data": data, "periodicity": periodicity, "backend": backend.name, "prices": prices}
     return json.dumps({**what, "inputs": inputs}, sort_keys=True, default=str)

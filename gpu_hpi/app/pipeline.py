@@ -42,7 +42,7 @@ from ..estimation.result import IndexResult
 from ..io.files import input_files
 from ..io.frames import frame_fingerprint
 from ..io.store import cell_files
-from .loaders import SharedReads, add_stored_cells, check_table_only, load, read_key, read_plan
+from .loaders import SharedReads, add_stored_cells, check_table_only, load, on_cluster, read_key, read_plan
 from .outputs import UNIDENTIFIED_CSV, write_outputs
 from .preflight import check_input, check_outputs, input_paths
 from .record import fingerprint, run_record
@@ -137,7 +137,7 @@ def _run(
         check_table_only(cfg, method, solver, "data=cells")
     saving = isinstance(cfg.data, TransactionsDataConfig) and bool(cfg.data.save_pairs)
     prices = method.name == "arithmetic" or bool(cfg.output.cells or add_cells)  # the price sums of sale records
-    clustered = option_name(cfg.cluster.kind) != "none" or bool(cfg.cluster.address)
+    clustered = on_cluster(cfg)
     # a sweep's jobs share a read (not a frame's, which its caller may change, nor a cluster's)
     shared = reads if frame is None and not clustered else None
     key = read_key(cfg, periodicity, backend, prices, [fingerprints[p] for p in inputs]) if shared else ""
