@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import io
 import json
 import logging
@@ -209,6 +210,7 @@ def in_process(job: Any, cwd: Path) -> tuple[int, str, str]:
     handlers, level, formatwarning = root.handlers[:], root.level, warnings.formatwarning
     unraisablehook = sys.unraisablehook
     rc = 0
+    gc.collect()  # earlier tests' garbage finalised now, so its warnings are not read as this job's stderr
     try:
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():

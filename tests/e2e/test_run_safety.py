@@ -32,15 +32,14 @@ def test_a_second_run_into_a_held_directory_exits_2_naming_the_first(
 ) -> None:
     run_dir = tmp_path / "run"
     # the first run: another process holding the directory
-    holder = subprocess.Popen(
+    with subprocess.Popen(  # the context closes its pipe: no unclosed file for a later test to see
         [sys.executable, "-c", HOLD, str(run_dir)], env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
-        code, err = run_main(f"hydra.run.dir={run_dir}", "data.n_pairs=2000")
-    finally:
-        holder.kill()
-        holder.wait()
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+            code, err = run_main(f"hydra.run.dir={run_dir}", "data.n_pairs=2000")
+        finally:
+            holder.kill()
     assert code == 2
     assert err.strip() == (
         f"gpu_hpi: error: the output directory {run_dir} is in use by another run (pid {holder.pid}); "

@@ -107,8 +107,8 @@ class Run:
 
 
 def _collect(stream: Any, lines: list[str]) -> None:
-    for line in stream:
-        lines.append(line)
+    with stream:  # closed at its end: no unclosed pipe for a later test to see
+        lines.extend(stream)
 
 
 def _group_alive(pgid: int) -> bool:
