@@ -84,7 +84,9 @@ class DaskFolds:
     def _each(self, fn: Any, table: CellTable, *args: Any) -> list[Any]:
         store = self.store
         positions = np.concatenate([[0], np.cumsum(store.kept_rows)[:-1]]).astype(int).tolist()
-        shared = store.client.scatter(table.to_host(), broadcast=True)
+        # a key of its own (hash=False): equal data scattered twice would share one key, and the
+        # release of the first copy can lose it while the second is replicated
+        shared = store.client.scatter(table.to_host(), broadcast=True, hash=False)
         return store.client.gather(
             [
                 store.client.submit(
@@ -99,7 +101,7 @@ class DaskFolds:
         return [merge_tables([tabs[f] for tabs in per_part]) for f in range(folds)]
 
     def fold_errors(self, table: CellTable, betas: Any) -> tuple[Any, Any, Any]:
-        errors = self._each(partition_fold_errors, table, self.store.client.scatter(betas, broadcast=True))
+        errors = self._each(partition_fold_errors, table, self.store.client.scatter(betas, broadcast=True, hash=False))
         return tuple(np.concatenate([e[k] for e in errors]) for k in range(3))  # type: ignore[return-value]
 
 
@@ -216,7 +218,7 @@ class DaskPasses:
     ) -> None:
         # backend: the workers'; client_xp: the namespace the client fits with
         self.client, self.pairs, self.c, self.backend, self.xp = client, pair_futures, c, backend, client_xp
-        self.table = client.scatter(table, broadcast=True)
+        self.table = client.scatter(table, broadcast=True, hash=False)  # as in DaskFolds._each
         self.identified = identified
         self.n_groups, self.n_cells = table.n_groups, table.n_cells
 
