@@ -21,7 +21,8 @@ carry over; refactoring only the rest (a rank update by dsyrk, then dpotrf) cut 
 third on 10,000 regions but not the time: on systems of 20 to 120 periods LAPACK's calls cost
 what they cost, not their flops.
 Case-Shiller adds its stage 2 and weighted solve per vintage on that vintage's cells, starting
-from the OLS index; the arithmetic index is refitted vintage by vintage.
+from the batch's OLS vintages (weighted_vintages.py); the arithmetic index is refitted vintage by
+vintage.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from ..backend.ops import solve_spd
 from ..data.cells import CellTable
 from ..estimation.identify import Identification
 from ..estimation.methods import MethodOptions, fit_method
-from ..estimation.methods.case_shiller import case_shiller
 from ..estimation.normal import group_batches
+from .weighted_vintages import case_shiller_block
 
 # numbers in one group batch's vintage systems (vintage_systems' three arrays, (batch, T, T) each,
 # and the block of results): 64 MB
@@ -127,20 +128,23 @@ def vintage_identifications(table: CellTable, base: int, min_pairs: int | None) 
     return [reach.identification(k) for k in range(reach.n_vintages)]
 
 
-def ols_vintages(table: CellTable, reach: VintageReach) -> np.ndarray:
+def ols_vintages(table: CellTable, reach: VintageReach, method: MethodOptions | None = None) -> np.ndarray:
     """(V, G, T) OLS log index of each vintage v = base + 1 + k (NaN past v and where not
-    identified), host table: ols_vintage_blocks gathered."""
+    identified), host table: ols_vintage_blocks gathered (with `method`, as they go on)."""
     out = np.full((reach.n_vintages, table.n_groups, table.n_periods), np.nan)
 
     def gather(rows: np.ndarray, block: np.ndarray) -> None:
         out[:, rows] = block.transpose(1, 0, 2)
 
-    ols_vintage_blocks(table, reach, gather)
+    ols_vintage_blocks(table, reach, gather, method)
     return out
 
 
 def ols_vintage_blocks(
-    table: CellTable, reach: VintageReach, consume: Callable[[np.ndarray, np.ndarray], None]
+    table: CellTable,
+    reach: VintageReach,
+    consume: Callable[[np.ndarray, np.ndarray], None],
+    method: MethodOptions | None = None,
 ) -> None:
     """The OLS log index of every vintage, a batch of groups at a time: consume(rows, block) with
     block (b, V, T), row k the vintage v = base + 1 + k (NaN past v and where not identified) of
@@ -150,7 +154,9 @@ def ols_vintage_blocks(
     normal equations at once, then solves one vintage after another. In threads, with a
     single-threaded BLAS: on these small systems OpenBLAS's threads saved nothing on 2 idle cores
     and cost 1.4x with one busy (minutes with more threads than cores); a thread per core was no
-    faster, its small numpy steps contending for the GIL (BENCHMARKS.md)."""
+    faster, its small numpy steps contending for the GIL (BENCHMARKS.md). method: Case-Shiller
+    (stage 2 on squared residuals) goes on from each batch's OLS vintages
+    (weighted_vintages.case_shiller_block), its vintages shared by the threads a batch leaves."""
     if reach.n_vintages == 0:
         return
     (alive,) = np.nonzero(~reach.skipped(reach.n_vintages - 1))
@@ -158,14 +164,25 @@ def ols_vintage_blocks(
         return
     live = live_groups(table, alive)
 
-    def batch(g0: int, g1: int, cells: slice) -> None:
-        rows = alive[g0:g1]
-        consume(rows, solve_batch(live, reach, rows, g0, g1, cells))
-
     # a thread per core over the group batches: the factorisations release the interpreter's lock
     batches = list(group_batches(live, VINTAGE_NUMBERS // 4))
-    with one_blas_thread(), ThreadPoolExecutor(max(1, min(usable_cores(), len(batches)))) as pool:
+    workers = max(1, min(usable_cores(), len(batches)))
+
+    def batch(g0: int, g1: int, cells: slice) -> None:
+        rows = alive[g0:g1]
+        block = solve_batch(live, reach, rows, g0, g1, cells)
+        if method is not None and weighted(method):
+            block = case_shiller_block(live, reach, rows, g0, cells, block, method, usable_cores() // workers)
+        consume(rows, block)
+
+    with one_blas_thread(), ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda b: batch(*b), batches))
+
+
+def weighted(method: MethodOptions) -> bool:
+    """Whether the method's vintages go on from the OLS ones by weighted_vintages: Case-Shiller with
+    its stage 2 on squared residuals (from the cells; the |e| stage 2 needs the pairs)."""
+    return method.name == "case_shiller" and method.stage2 == "squared"
 
 
 def live_groups(table: CellTable, groups: np.ndarray) -> CellTable:
@@ -247,18 +264,13 @@ def vintage_log_index(
     method = method or MethodOptions()
     host = table.to_host()
     reach = vintage_reach(host, base, min_pairs)
-    ols = ols_vintages(host, reach)
-    if method.name == "bmn":
-        return ols
+    if method.name == "bmn" or weighted(method):
+        return ols_vintages(host, reach, method)
     cpu = resolve_backend("cpu")
-    out = np.full_like(ols, np.nan)
-    for k in range(reach.n_vintages):
+    out = np.full((reach.n_vintages, host.n_groups, host.n_periods), np.nan)
+    for k in range(reach.n_vintages):  # the other methods: refitted vintage by vintage
         v = base + 1 + k
-        part, ident = host.truncate(v), reach.identification(k)
-        if method.name == "case_shiller":
-            fit, _ = case_shiller(part, ident, cpu, method, ols_log_index=ols[k, :, : v + 1], covariance=False)
-        else:
-            fit, _ = fit_method(part, ident, cpu, method, covariance=False)
+        fit, _ = fit_method(host.truncate(v), reach.identification(k), cpu, method, covariance=False)
         out[k, :, : v + 1] = fit.log_index
     return out
 
@@ -276,9 +288,9 @@ def vintage_blocks(
     so that the memory does not grow with the groups; the other methods refit the whole table
     vintage by vintage, and their (V, G, T) stack is passed on in slices."""
     method = method or MethodOptions()
-    if method.name == "bmn":
+    if method.name == "bmn" or weighted(method):
         host = table.to_host()
-        ols_vintage_blocks(host, vintage_reach(host, base, min_pairs), consume)
+        ols_vintage_blocks(host, vintage_reach(host, base, min_pairs), consume, method)
         return
     stack = vintage_log_index(table, base, method, min_pairs)
     step = max(1, VINTAGE_NUMBERS // max(1, stack.shape[0] * stack.shape[2]))

@@ -31,16 +31,22 @@ def interval_weights(
     xp = backend.xp
     h = (table.recent - table.prev).astype(np.float64)
     k = 3 if quadratic else 2
-    terms = [xp.ones_like(h), h, h * h][:k]
-    n = table.count.astype(np.float64)
     used = xp.asarray(ident.identified)[table.group, table.prev]
     g = table.n_groups
-    xtx = xp.zeros((g, k, k))
-    xty = xp.zeros((g, k))
-    for a in range(k):
-        xty[:, a] = xp.bincount(table.group, weights=xp.where(used, resid * terms[a], 0.0), minlength=g)
-        for b in range(k):
-            xtx[:, a, b] = xp.bincount(table.group, weights=xp.where(used, n * terms[a] * terms[b], 0.0), minlength=g)
+
+    def per_group(values: Any) -> Any:
+        return xp.bincount(table.group, weights=values, minlength=g)
+
+    # X'X's entry (a, b) is the sum of n h^(a + b): 2k - 1 sums, not k^2 (the products are
+    # integers, exact in float64, so any order of the factors gives the same numbers)
+    moments = []
+    term = xp.where(used, table.count.astype(np.float64), 0.0)
+    for _ in range(2 * k - 1):
+        moments.append(per_group(term))
+        term = term * h
+    xtx = xp.stack([xp.stack([moments[a + b] for b in range(k)], axis=1) for a in range(k)], axis=1)
+    e = xp.where(used, resid, 0.0)
+    xty = xp.stack([per_group(e * term) for term in (1.0, h, h * h)[:k]], axis=1)
     # a group with too few distinct intervals for the h (and h^2) terms: intercept only, i.e. the
     # mean residual, so that its weights are constant and stage 3 is OLS
     singular = xp.abs(xp.linalg.det(xtx)) < 1e-12 * xp.maximum(xtx[:, 0, 0], 1.0) ** k
@@ -49,7 +55,9 @@ def interval_weights(
     xtx = xp.where(singular[:, None, None], mean_only, xtx)
     xty = xp.where(singular[:, None], xty * (xp.arange(k) == 0), xty)
     coef = xp.linalg.solve(xtx, xty[:, :, None])[:, :, 0]
-    fitted = sum(coef[table.group, a] * terms[a] for a in range(k))
+    fitted = coef[:, 0][table.group] + coef[:, 1][table.group] * h
+    if quadratic:
+        fitted = fitted + coef[:, 2][table.group] * (h * h)
     positive = used & (fitted > 0)
     safe = xp.where(positive, fitted, 1.0)
     weight = xp.where(positive, 1.0 / (safe * safe if absolute else safe), 0.0)

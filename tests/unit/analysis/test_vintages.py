@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
+from helpers import noisy_short_precise_long
 
 import gpu_hpi
 from gpu_hpi.analysis import vintages
@@ -55,9 +56,12 @@ def random_table(seed: int, prices: bool = False) -> gpu_hpi.CellTable:
     return gpu_hpi.build_cell_table(pairs, CPU)
 
 
-def refit_vintages(table: gpu_hpi.CellTable, base: int, method: str, min_pairs: int | None) -> np.ndarray:
-    out = np.full((T - base - 1, table.n_groups, T), np.nan)
-    for k, v in enumerate(range(base + 1, T)):
+def refit_vintages(
+    table: gpu_hpi.CellTable, base: int, method: str | gpu_hpi.MethodOptions, min_pairs: int | None
+) -> np.ndarray:
+    t = table.n_periods
+    out = np.full((t - base - 1, table.n_groups, t), np.nan)
+    for k, v in enumerate(range(base + 1, t)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
             fitted = gpu_hpi.fit_index(
@@ -116,6 +120,25 @@ def test_vintages_equal_one_refit_per_vintage(method: str, base: int, min_pairs:
     if min_pairs is None:
         assert np.isnan(got[0, 3]).all() and np.isfinite(got[-1, 3, base])
     assert np.isfinite(got).sum() > 0.5 * got.size * (T - base) / (2 * T)
+
+
+@pytest.mark.parametrize("quadratic", [False, True])
+def test_case_shiller_vintages_with_weight_zero_cells_equal_refits(quadratic: bool) -> None:
+    """Noisy short holdings, precise long ones: stage 2 gives long holdings weight 0, and period 25,
+    sold only with long holdings, is not identified under the linear stage 2's weights; each
+    vintage as its refit, with the linear and the quadratic stage 2."""
+    prev, recent, y = noisy_short_precise_long(t=30)
+    keep = ~(((prev == 25) | (recent == 25)) & (recent - prev < 20))
+    prev, recent, y = prev[keep], recent[keep], y[keep]
+    group = np.arange(prev.size) % 2
+    table = gpu_hpi.build_cell_table(gpu_hpi.prepare_pairs(prev, recent, y, group, n_periods=30, backend=CPU), CPU)
+    method = gpu_hpi.MethodOptions(name="case_shiller", quadratic=quadratic)
+    got = vintage_log_index(table, 3, method)
+    want = refit_vintages(table, 3, method, None)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    assert np.isfinite(got[-1]).sum() > 40
+    assert np.isnan(got[-1, :, 25]).any() != quadratic  # the period the weights leave out
 
 
 def test_no_vintage_after_the_base() -> None:
