@@ -1,0 +1,58 @@
+"""gpu_hpi's Hydra sweeper: Hydra's basic sweeper, each job's configuration composed once.
+
+Hydra's sweeper composes every job of a batch to refuse a bad one before any runs, then its
+launcher composes each job again as it starts it (~0.1 s a job): the second composition serves
+launchers that run jobs in other processes. The jobs of `python -m gpu_hpi -m` run in this
+process, one after another, so the launcher here takes the configuration the sweeper composed.
+"""
+
+# no `from __future__ import annotations`: Hydra runs this module without registering it in
+# sys.modules, where a dataclass looks its string annotations up
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+@dataclass
+class ComposeOnceSweeperConf:
+    _target_: str = "hydra_plugins.gpu_hpi_sweeper.ComposeOnceSweeper"
+    max_batch_size: int | None = None
+    params: dict[str, str] | None = None
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="compose_once", node=ComposeOnceSweeperConf)
+
+
+class ComposeOnceSweeper(BasicSweeper):
+    """BasicSweeper whose launcher gets the configurations its validation composed."""
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        loader: Any = ComposedOnce(hydra_context.config_loader)  # a ConfigLoader by delegation
+        context = replace(hydra_context, config_loader=loader)
+        super().setup(hydra_context=context, task_function=task_function, config=config)
+
+
+class ComposedOnce:
+    """A config loader that keeps each job's composed configuration from its first composition
+    (the sweeper's check of the batch) for its second (the launcher's), which takes it: each
+    configuration goes to one job, which then sets its own job number in it."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+        self._kept: dict[tuple[str, ...], DictConfig] = {}
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        key = tuple(sweep_overrides)
+        kept = self._kept.pop(key, None)
+        if kept is not None:
+            return kept
+        composed = self._loader.load_sweep_config(master_config, sweep_overrides)
+        self._kept[key] = composed
+        return composed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)

@@ -1,0 +1,50 @@
+"""hydra_plugins/gpu_hpi_sweeper: `python -m gpu_hpi -m ...` composes each job once, and each job
+gets the configuration Hydra's own sweeper would give it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import main_in_process
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from omegaconf import OmegaConf
+
+
+def test_a_sweep_composes_each_job_once_as_hydra_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    composed: list[tuple[list[str], dict[str, Any]]] = []
+    compose = ConfigLoaderImpl.load_sweep_config
+
+    def counted(self: Any, master_config: Any, sweep_overrides: list[str]) -> Any:
+        cfg = compose(self, master_config, sweep_overrides)
+        composed.append((list(sweep_overrides), OmegaConf.to_container(cfg, resolve=False)))  # as composed
+        return cfg
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", counted)
+    sweep = ["method=bmn,case_shiller", "index.base_period=2014-01,2015-06"]
+    code, _, err = main_in_process(
+        ["-m", "data.n_pairs=3000", "output.plot=false", *sweep, f"hydra.sweep.dir={tmp_path / 'sw'}"], tmp_path
+    )
+    assert code == 0, err
+    assert len(composed) == 4  # once a job (Hydra's sweeper and launcher composed each twice)
+    saved = [OmegaConf.load(tmp_path / "sw" / str(k) / ".hydra" / "config.yaml") for k in range(4)]
+    for (overrides, as_composed), job in zip(composed, saved, strict=True):
+        del as_composed["hydra"]  # the job's own numbering and directories
+        assert OmegaConf.to_container(job, resolve=False) == as_composed
+        assert f"method={job.method.name}" in overrides
+    assert [(c.method.name, c.index.base_period) for c in saved] == [
+        ("bmn", "2014-01"),
+        ("bmn", "2015-06"),
+        ("case_shiller", "2014-01"),
+        ("case_shiller", "2015-06"),
+    ]
+
+
+def test_a_job_that_does_not_compose_stops_the_sweep_before_any_job(tmp_path: Path) -> None:
+    code, _, err = main_in_process(
+        ["-m", "data.n_pairs=3000", "output.plot=false", "method=bmn,nosuch", f"hydra.sweep.dir={tmp_path / 'sw'}"],
+        tmp_path,
+    )
+    assert code != 0 and "nosuch" in err
+    assert not (tmp_path / "sw" / "0").exists()
