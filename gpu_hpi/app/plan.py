@@ -60,11 +60,8 @@ def plan_reading(
         return ReadPlan(Reader.ARRAY_SALES, None, "CSV sale records, or a GPU without pylibcudf")
     if kind != "pairs":
         raise ValueError(f"no reader for data of kind {kind!r}")
-    if file_format == "frame":
-        if host:  # DuckDB queries the frame in place, as it queries files
-            reader = Reader.DUCKDB_PAIRS if keep_pairs else Reader.DUCKDB_TABLE
-            return ReadPlan(reader, Reader.FRAME_BATCHES, "pairs in a frame in memory on the CPU")
-        return ReadPlan(Reader.FRAME_BATCHES, None, "pairs in a frame in memory, on a GPU")
+    if file_format == "frame":  # already in memory: its batches converted as files' are
+        return ReadPlan(Reader.FRAME_BATCHES, None, "pairs in a frame in memory")
     if clustered:
         return ReadPlan(Reader.DASK, None, "a Dask cluster")
     if parquet and device_reader:

@@ -44,7 +44,11 @@ def _arrow_table(frame: Any) -> pa.Table:
 def frame_batches(table: pa.Table, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Record batches of the wanted columns, with the file readers' refusals (check_frame_columns)."""
     check_frame_columns(table, columns)
-    yield from table.select(columns).to_batches(max_chunksize=batch_rows)
+    wanted = table.select(columns)
+    # batches of batch_rows rows, as the file readers': a frame's own chunks can be small (a parquet
+    # file's row groups, 130k rows), and each batch is a cell table to merge
+    for start in range(0, wanted.num_rows, batch_rows):
+        yield from wanted.slice(start, batch_rows).combine_chunks().to_batches()
 
 
 def check_frame_columns(table: pa.Table, columns: list[str]) -> None:

@@ -22,7 +22,6 @@ from ..data.rules import MAX_ABS_Y, VALUE_RULES, sql_condition
 from ..errors import DataError
 from ._sql_cells import grouped_table
 from .columns import group_values
-from .frames import FRAME, check_frame_columns
 from .pairs import PairBatch
 from .sql import (
     FLOAT_TYPES,
@@ -57,19 +56,13 @@ def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None
     reader must read them: a timestamp with a time zone (its wall-clock months depend on the zone
     pyarrow keeps), a column DuckDB does not convert as pyarrow does. progress: DuckDB's progress
     bar, on a terminal. rows: [first, stop) rows of a single file (a Dask partition: DuckDB reads
-    only the row groups they fall in). A frame in memory (source.frame) is queried in place."""
-    frame = source.frame
-    files, fmt = ([FRAME], "frame") if frame is not None else source.files()
-    if fmt not in ("parquet", "frame"):  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
+    only the row groups they fall in)."""
+    files, fmt = source.files()
+    if fmt != "parquet":  # CSV: pyarrow's parser (its null tokens and type inference) stays the one rule
         raise Unsupported(f"{source.path} is {fmt}, not parquet")
     wanted = source.wanted()
     con = connect(progress, source.memory_limit)
-    src, in_rows = relation(files) if frame is None else "pairs_frame", ""
-    if frame is not None:
-        check_frame_columns(frame, list(wanted.values()))
-        con.register("pairs_frame", frame.select(list(dict.fromkeys(wanted.values()))))
-        if rows is not None:
-            raise ValueError("a row range reads one file")
+    src, in_rows = relation(files), ""
     if rows is not None:
         if len(files) != 1:
             raise ValueError("a row range reads one file")
@@ -104,8 +97,6 @@ def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None
     where = files[0] if len(files) == 1 else source.path
     if not periods.labels:
         return PairQuery(con, f"{select} FROM {src}", "group" in wanted, prices, where)
-    if frame is not None:  # the join would need the frame's row positions: its Arrow batches instead
-        raise Unsupported("string periods in a frame")
     # string periods are looked up by a join, which does not keep the rows' order
     pairs = f"{select}, file_index AS file, file_row_number AS row FROM {relation(files, positions=True)}{in_rows}"
     return PairQuery(con, pairs, "group" in wanted, prices, where, " ORDER BY file, row")

@@ -55,14 +55,14 @@ def test_a_frame_gives_the_command_lines_index(pairs: pa.Table, cli: gpu_hpi.Run
     assert result.dropped == cli.summary["dropped"] and result.dropped  # null periods and a null y
     for key in ("n_pairs_read", "n_pairs_used", "skipped_groups", "n_unidentified"):
         assert result.summary[key] == cli.summary[key], key
-    assert result.summary["reader"] == "duckdb_table"  # DuckDB queries the frame in place, as files
+    assert result.summary["reader"] == "frame_batches"  # in memory already: its batches, as a file's
     (read,) = result.summary["run"]["inputs"]
     assert read["frame"] is True and read["rows"] == pairs.num_rows and read["path"] is None
 
 
-def test_a_frame_duckdb_declines_is_read_by_its_arrow_batches(tmp_path: Path) -> None:
-    """Periods as strings (DuckDB would join a lookup table, which needs the rows' positions): the
-    frame's Arrow batches are converted as files' are, and give the command line's index."""
+def test_a_frame_of_string_periods_gives_the_command_lines_index(tmp_path: Path) -> None:
+    """Periods as strings (DuckDB joins them to a lookup table for the file): the frame's batches
+    are converted as files' are, and give the command line's index."""
     table = seed_pairs(8_000, seed=9)
     as_text = table.set_column(1, "PrevYearMonth", pa.array(table.column(1).to_pandas().dt.strftime("%Y-%m")))
     as_text = as_text.set_column(2, "RecentYearMonth", pa.array(table.column(2).to_pandas().dt.strftime("%Y-%m")))
