@@ -399,6 +399,12 @@ def _read_parquet(options: _Options) -> _Read:
     return _Read(f.read(columns=options.names))
 
 
+def _slice(table: Table, bounds: list[int]) -> list[Table]:
+    """copying.slice of a table: a table of the rows [bounds[2k], bounds[2k + 1]) for each k."""
+    pairs = zip(bounds[::2], bounds[1::2], strict=True)
+    return [Table([Column(c.arr.slice(a, b - a)) for c in table.columns()]) for a, b in pairs]
+
+
 def _namespace(**members: Any) -> types.SimpleNamespace:
     return types.SimpleNamespace(**members)
 
@@ -428,6 +434,7 @@ plc = _namespace(
         gather=_gather,
         shift=_shift,
         copy_if_else=_copy_if_else,
+        slice=_slice,
     ),
     sorting=_namespace(stable_sorted_order=_stable_sorted_order),
     types=_namespace(

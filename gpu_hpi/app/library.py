@@ -20,7 +20,6 @@ from omegaconf.errors import OmegaConfBaseException
 from ..config import AppConfig, PairsDataConfig, TransactionsDataConfig, config_dir, register_configs
 from ..errors import ConfigError
 from ..estimation.result import IndexResult
-from ..io.frames import arrow_table
 from .pipeline import run_job
 
 GROUP_CHOICES = ("method", "solver", "backend", "memory", "cluster")  # conf/ groups chosen by name
@@ -161,7 +160,6 @@ def index_from_sales(frame: Any, **options: Any) -> IndexResult:
 
 
 def _index_from_frame(kind: str, roles: tuple[str, ...], frame: Any, options: dict[str, Any]) -> IndexResult:
-    table = arrow_table(frame)
     options = dict(options)
     columns = {role: options.pop(role) for role in roles if role in options}
     choices = [f"{g}={options.pop(g)}" for g in GROUP_CHOICES if g in options]
@@ -175,7 +173,7 @@ def _index_from_frame(kind: str, roles: tuple[str, ...], frame: Any, options: di
         except OmegaConfBaseException as exc:
             raise ConfigError(f"{path}={value!r}: {str(exc).splitlines()[0]}") from exc
     with tempfile.TemporaryDirectory(prefix="gpu_hpi-") as out:
-        result, summary = run_job(cfg, Path(out), frame=table)
+        result, summary = run_job(cfg, Path(out), frame=frame)  # as Arrow, or a cudf frame on the device
     summary.pop("outputs", None)  # they went with the temporary directory
     return dataclasses.replace(result, summary=summary)
 

@@ -39,6 +39,7 @@ from ..errors import ConfigError, DataError, IdentificationWarning
 from ..estimation.api import UNIDENTIFIED, fit_index
 from ..estimation.methods import MethodOptions
 from ..estimation.result import IndexResult
+from ..io import device
 from ..io.files import input_files
 from ..io.frames import frame_fingerprint
 from ..io.store import cell_files
@@ -74,8 +75,9 @@ def run_job(
     frame: Any = None,
     reads: SharedReads | None = None,
 ) -> tuple[IndexResult, dict[str, Any]]:
-    """run, returning the IndexResult too; frame: the pairs or sale records as a pyarrow Table in
-    memory, read in place of data.path's files by the same rules (app/library.py)."""
+    """run, returning the IndexResult too; frame: the pairs or sale records in a frame in memory
+    (anything that speaks Arrow; a cudf frame of pairs stays on the device where libcudf reads for
+    the backend), read in place of data.path's files by the same rules (app/library.py)."""
     app = cfg if isinstance(cfg, AppConfig) else OmegaConf.to_object(cfg)
     if not isinstance(app, AppConfig):
         raise ConfigError(f"not gpu_hpi's configuration: {type(app).__name__}")
@@ -120,6 +122,8 @@ def _run(
             managed_memory=cfg.memory.managed_memory,
         )
         keep_pairs = solver != "normal" or method.needs_pairs or cfg.diagnostics.accuracy_folds > 0
+        if frame is not None:  # a cudf frame stays on the device where libcudf reads for the backend
+            frame = device.frame_for(frame, backend, str(cfg.data.kind))
         plan = read_plan(cfg, backend, keep_pairs, frame)  # on a GPU pylibcudf's import counts here, not in the reading
     if cfg.output.plot:
         # the chart's imports (~0.5 s) while the data are read: on the GPU the host is idle; on the

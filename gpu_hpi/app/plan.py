@@ -40,7 +40,8 @@ def plan_reading(
     kind: str, file_format: str | None, backend: str, device_reader: bool, clustered: bool, keep_pairs: bool
 ) -> ReadPlan:
     """The reader of an input: kind (synthetic, pairs, transactions, cells), its files' format
-    (parquet, csv, or "frame" for a frame in memory; None for synthetic and cells), the backend's
+    (parquet, csv, "frame" for a frame in memory, "device_frame" for a cudf frame on the device;
+    None for synthetic and cells), the backend's
     name (DuckDB's readers give host arrays, for the CPU), whether libcudf's reader serves it (a
     GPU with pylibcudf),
     on a Dask cluster or not, and whether the fit keeps the pairs (robust, lsqr/lsmr, accuracy)."""
@@ -62,6 +63,8 @@ def plan_reading(
         raise ValueError(f"no reader for data of kind {kind!r}")
     if file_format == "frame":  # already in memory: its batches converted as files' are
         return ReadPlan(Reader.FRAME_BATCHES, None, "pairs in a frame in memory")
+    if file_format == "device_frame":  # a cudf frame, read where it is: on the device
+        return ReadPlan(Reader.DEVICE_PAIRS, None, "pairs in a cudf frame on the GPU, read by libcudf")
     if clustered:
         return ReadPlan(Reader.DASK, None, "a Dask cluster")
     if parquet and device_reader:

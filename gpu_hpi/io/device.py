@@ -11,12 +11,14 @@ pyarrow (tests/fake_pylibcudf.py); the GPU tests run it on pylibcudf against the
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError
+from .frames import arrow_table
 
 
 def library() -> Any:
@@ -34,6 +36,30 @@ def library() -> Any:
 def serves(backend: Any) -> bool:
     """Whether the device reader reads for this backend: a GPU, with pylibcudf importable."""
     return bool(backend.is_gpu) and library() is not None
+
+
+@dataclass(frozen=True)
+class DeviceFrame:
+    """A cudf DataFrame's columns as pylibcudf columns, views of its device memory (cudf's
+    Series.to_pylibcudf: no copy), read in row ranges as the device reader reads a parquet file's
+    row groups."""
+
+    columns: dict[str, Any]
+    num_rows: int
+    schema: pa.Schema  # the frame's Arrow types (a timestamp's zone, which libcudf's column lacks)
+    owner: Any  # the cudf frame, alive while its columns are read
+
+
+def frame_for(frame: Any, backend: Any, kind: str) -> DeviceFrame | pa.Table:
+    """How a run reads a frame in memory: a cudf frame of pairs as a DeviceFrame where the device
+    reader serves the backend (the frame stays on the device); any other frame, or a cudf one
+    elsewhere (through its to_arrow: a copy to the host), as a pyarrow Table."""
+    if isinstance(frame, (DeviceFrame, pa.Table)):
+        return frame
+    if type(frame).__module__.split(".")[0] == "cudf" and kind == "pairs" and serves(backend):
+        columns = {str(name): frame[name].to_pylibcudf()[0] for name in frame.columns}
+        return DeviceFrame(columns, len(frame), frame.head(0).to_arrow().schema, frame)
+    return arrow_table(frame)
 
 
 def device_array(col: Any) -> Any:
@@ -75,6 +101,11 @@ class Ops:
         except Exception as exc:  # libcudf raises RuntimeError / OSError / ValueError variants
             raise DataError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
         return dict(zip(read.column_names(), read.columns, strict=True))
+
+    def slice(self, cols: list[Any], start: int, stop: int) -> list[Any]:
+        """Rows [start, stop) of the columns: views of them, no copy."""
+        (part,) = self.plc.copying.slice(self.plc.Table(cols), [start, stop])
+        return part.columns()
 
     def from_host(self, values: np.ndarray | pa.Array) -> Any:
         return self.plc.Column.from_arrow(values if isinstance(values, pa.Array) else pa.array(values))

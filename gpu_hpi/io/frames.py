@@ -43,7 +43,7 @@ def _arrow_table(frame: Any) -> pa.Table:
 
 def frame_batches(table: pa.Table, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Record batches of the wanted columns, with the file readers' refusals (check_frame_columns)."""
-    check_frame_columns(table, columns)
+    check_frame_columns(table.column_names, columns)
     wanted = table.select(columns)
     # batches of batch_rows rows, as the file readers': a frame's own chunks can be small (a parquet
     # file's row groups, 130k rows), and each batch is a cell table to merge
@@ -51,9 +51,9 @@ def frame_batches(table: pa.Table, columns: list[str], batch_rows: int) -> Itera
         yield from wanted.slice(start, batch_rows).combine_chunks().to_batches()
 
 
-def check_frame_columns(table: pa.Table, columns: list[str]) -> None:
-    """DataError, as the file readers', for a wanted column the frame lacks or holds twice."""
-    names = table.column_names
+def check_frame_columns(names: list[str], columns: list[str]) -> None:
+    """DataError, as the file readers', for a wanted column the frame (its column names) lacks or
+    holds twice."""
     twice = [name for name, n in Counter(names).items() if n > 1 and name in columns]
     if twice:
         raise DataError(f"column {twice[0]!r} appears {names.count(twice[0])} times in {FRAME}; rename all but one")
@@ -64,6 +64,7 @@ def check_frame_columns(table: pa.Table, columns: list[str]) -> None:
         )
 
 
-def frame_fingerprint(table: pa.Table) -> dict[str, Any]:
-    """The run record's entry for a frame: its rows and schema (a frame has no file to hash)."""
+def frame_fingerprint(table: Any) -> dict[str, Any]:
+    """The run record's entry for a frame (a pyarrow Table, or io.device.DeviceFrame): its rows and
+    schema (a frame has no file to hash)."""
     return {"path": None, "frame": True, "rows": table.num_rows, "schema": str(table.schema)}

@@ -27,7 +27,7 @@ from .files import (
     plan_reads,
     record_batches,
 )
-from .frames import frame_batches
+from .frames import check_frame_columns, frame_batches
 from .periods import column_periods
 
 
@@ -130,7 +130,9 @@ class PairSource:
     # GPU reads: bytes of decoded columns per read (backend.memory.device_read_budget); None: batch_rows
     device_read_bytes: int | None = None
     memory_limit: str | None = None  # of DuckDB's reads on the CPU (sql.connect); None: its default
-    frame: pa.Table | None = None  # pairs in memory (io/frames.py) in place of files
+    # pairs in memory in place of files: a pyarrow Table (io/frames.py), or a cudf frame's columns
+    # on the device (io/device.DeviceFrame)
+    frame: pa.Table | device.DeviceFrame | None = None
 
     def files(self) -> tuple[list[str], str]:
         """The files to read and their format (parquet or csv); DataError if there are none."""
@@ -166,6 +168,10 @@ class PairSource:
         arrays=False: batches decoded on the GPU may keep libcudf's columns (PairBatch.ops), for a
         caller that needs only their cell tables."""
         wanted = self.wanted()
+        if isinstance(self.frame, device.DeviceFrame):
+            for batch in self._device_frame_batches(self.frame, wanted, arrays):
+                yield functools.partial(ready, batch)
+            return
         if self.frame is not None:
             for record_batch in frame_batches(self.frame, list(wanted.values()), self.batch_rows):
                 yield functools.partial(self.convert, record_batch, wanted)
@@ -196,6 +202,21 @@ class PairSource:
             for groups in plan_reads(rows, max_rows) or [[]]:
                 read = ops.read_parquet(path, list(wanted.values()), groups if groups else None)
                 yield self.convert_device(ops, read, wanted, meta.schema_arrow, arrays)
+
+    def _device_frame_batches(
+        self, frame: device.DeviceFrame, wanted: dict[str, str], arrays: bool
+    ) -> Iterator[PairBatch]:
+        """A frame's columns on the device in row ranges (views), as large as the device budget
+        allows (the whole frame where it fits), each converted as a parquet read's columns."""
+        names = list(dict.fromkeys(wanted.values()))
+        check_frame_columns(list(frame.columns), names)
+        max_rows = self.batch_rows
+        if self.device_read_bytes is not None:
+            max_rows = max(1, self.device_read_bytes // decoded_row_bytes(frame.schema, wanted))
+        ops = device.Ops(device.library())
+        for start in range(0, frame.num_rows, max_rows):
+            part = ops.slice([frame.columns[n] for n in names], start, min(start + max_rows, frame.num_rows))
+            yield self.convert_device(ops, dict(zip(names, part, strict=True)), wanted, frame.schema, arrays)
 
     def convert_device(
         self,

@@ -71,3 +71,66 @@ def test_a_table_only_gpu_job_makes_no_array(
     got = run_app(tmp_path, "data=pairs", f"data.path={pairs}", "backend=gpu", name="gpu").ok()
     np.testing.assert_allclose(got.frame["log_index"], want.frame["log_index"], rtol=0, atol=1e-10)
     assert got.summary["dropped"] == want.summary["dropped"] and got.summary["backend"] == "gpu"
+
+
+class CudfFrame:
+    """What gpu_hpi asks of a cudf DataFrame, over a pyarrow Table and the stand-in's columns: its
+    columns, length, Series.to_pylibcudf (a view on the device), head(0).to_arrow() (the Arrow
+    types) and to_arrow() (cudf's copy to the host, for a CPU run)."""
+
+    __module__ = "cudf.core.dataframe"
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.copied_to_host = False
+
+    @property
+    def columns(self) -> list[str]:
+        return self.table.column_names
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, name: str) -> Any:
+        import fake_pylibcudf as fake
+
+        column = fake.Column(self.table.column(name).combine_chunks())
+        return type("Series", (), {"to_pylibcudf": lambda self: (column, {})})()
+
+    def head(self, n: int) -> CudfFrame:
+        return CudfFrame(self.table.slice(0, n))
+
+    def to_arrow(self) -> pa.Table:
+        self.copied_to_host = True
+        return self.table
+
+
+@pytest.mark.parametrize("method", ["bmn", "robust"])
+def test_a_cudf_frame_is_read_on_the_device(stand_in_gpu: None, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """index_from_pairs of a cudf frame with backend=gpu: its columns read by the device reader in
+    row ranges (views; a budget of ~1,000 rows a read here), never copied to the host whole; the
+    index and drop counts of the same pairs read on the CPU, where a cudf frame goes through Arrow."""
+    import gpu_hpi
+    from gpu_hpi.app import load_pairs
+
+    pairs = seed_pairs(6000, 5)
+    # the earlier sales at 05:00 in Seoul on their month's first day: the month before in UTC, which
+    # the device's column holds (libcudf's timestamps have no zone): the frame's Arrow types tell
+    instants = pairs.column(1).to_numpy() - np.timedelta64(9 - 5, "h")
+    seoul = pa.array(instants, pa.timestamp("ns", tz="Asia/Seoul"), from_pandas=True)
+    zoned = pairs.set_column(1, "PrevYearMonth", seoul)
+    monkeypatch.setattr(load_pairs, "device_read_budget", lambda backend, maximum=None: 1000 * 60)
+    reads: list[int] = []
+    slice_rows = device.Ops.slice
+    monkeypatch.setattr(device.Ops, "slice", lambda ops, cols, a, b: reads.append(b - a) or slice_rows(ops, cols, a, b))
+    frame = CudfFrame(zoned)
+    got = gpu_hpi.index_from_pairs(frame, backend="gpu", method=method)
+    assert got.summary["reader"] == "device_pairs" and not frame.copied_to_host
+    assert sum(reads) == 6000 and len(reads) > 4
+    host = CudfFrame(zoned)
+    want = gpu_hpi.index_from_pairs(host, backend="cpu", method=method)
+    assert want.summary["reader"] == "frame_batches" and host.copied_to_host
+    np.testing.assert_allclose(got.log_index, want.log_index, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.se, want.se, rtol=1e-8)
+    assert got.dropped == want.dropped and got.dropped  # seed_pairs' null periods and y
+    np.testing.assert_allclose(got.log_index, gpu_hpi.index_from_pairs(pairs, method=method).log_index, atol=1e-10)
