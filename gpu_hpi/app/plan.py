@@ -54,6 +54,8 @@ def plan_reading(
     if kind == "transactions":
         if file_format == "frame":
             return ReadPlan(Reader.ARRAY_SALES, None, "sale records in a frame in memory")
+        if file_format == "device_frame":  # a cudf frame, read where it is: on the device
+            return ReadPlan(Reader.DEVICE_SALES, None, "sale records in a cudf frame on the GPU, paired by libcudf")
         if parquet and device_reader:
             return ReadPlan(Reader.DEVICE_SALES, None, "parquet sale records on a GPU with pylibcudf")
         if host and parquet:

@@ -51,12 +51,13 @@ class DeviceFrame:
 
 
 def frame_for(frame: Any, backend: Any, kind: str) -> DeviceFrame | pa.Table:
-    """How a run reads a frame in memory: a cudf frame of pairs as a DeviceFrame where the device
-    reader serves the backend (the frame stays on the device); any other frame, or a cudf one
-    elsewhere (through its to_arrow: a copy to the host), as a pyarrow Table."""
+    """How a run reads a frame in memory (kind: pairs or transactions): a cudf frame as a
+    DeviceFrame where the device readers serve the backend (the frame stays on the device); any
+    other frame, or a cudf one elsewhere (through its to_arrow: a copy to the host), as a pyarrow
+    Table."""
     if isinstance(frame, (DeviceFrame, pa.Table)):
         return frame
-    if type(frame).__module__.split(".")[0] == "cudf" and kind == "pairs" and serves(backend):
+    if type(frame).__module__.split(".")[0] == "cudf" and kind in ("pairs", "transactions") and serves(backend):
         columns = {str(name): frame[name].to_pylibcudf()[0] for name in frame.columns}
         return DeviceFrame(columns, len(frame), frame.head(0).to_arrow().schema, frame)
     return arrow_table(frame)

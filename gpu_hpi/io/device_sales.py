@@ -24,6 +24,7 @@ from ._sale_batches import trace_table
 from .columns import group_values
 from .device_filters import filter_pairs
 from .files import check_columns, parquet_file
+from .frames import FRAME, check_frame_columns
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,21 @@ def read_sales(ops: device.Ops, files: list[str], source: Any) -> DeviceSales:
         check_columns(schema.names, names, [path])
         parts.append(ops.read_parquet(path, names))
     assert schema is not None
+    return sales_of_columns(ops, parts, schema, files, source)
+
+
+def frame_sales(ops: device.Ops, frame: device.DeviceFrame, source: Any) -> DeviceSales:
+    """Every sale of a cudf frame's columns on the device, as read_sales reads a file's."""
+    names = source.columns()
+    check_frame_columns(list(frame.columns), names)
+    return sales_of_columns(ops, [{name: frame.columns[name] for name in names}], frame.schema, [FRAME], source)
+
+
+def sales_of_columns(
+    ops: device.Ops, parts: list[dict[str, Any]], schema: pa.Schema, files: list[str], source: Any
+) -> DeviceSales:
+    """read_sales from the device columns of each file (parts, their Arrow types in schema)."""
+    names = source.columns()
     cols = {name: ops.concatenate([p[name] for p in parts]) for name in names}
     # traced: each sale's file and row within it (the rows of a file as read, in order)
     sources = _sources(ops, [p[source.date].size() for p in parts]) if source.trace else []

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from . import device
 from ._sale_batches import SaleTrace
 from .columns import chunked, concat_groups, float_values, group_values
-from .device_sales import DeviceSales, read_sales
+from .device_sales import DeviceSales, frame_sales, read_sales
 from .files import input_files, parquet_file, record_batches
 from .frames import FRAME, frame_batches
 from .periods import column_periods, order_within_period
@@ -77,11 +77,15 @@ class SaleSource:
     batch_rows: int = 1 << 21
     memory_limit: str | None = None  # of DuckDB's pairing on the CPU (sql.connect); None: its default
     trace: bool = False  # keep each sale's key, date, file and row for the pairs (data.save_pairs)
-    frame: pa.Table | None = None  # sale records in memory (io/frames.py) in place of files
+    # sale records in memory in place of files: a pyarrow Table (io/frames.py), or a cudf frame's
+    # columns on the device (io/device.DeviceFrame)
+    frame: pa.Table | device.DeviceFrame | None = None
 
     def read(self) -> RawSales:
         """Every sale (pairing needs all sales of a property together), read batch by batch."""
         names = self.columns()
+        if isinstance(self.frame, device.DeviceFrame):
+            raise ValueError("a frame on the device is read by read_device")
         if self.frame is not None:
             files, fmt = [FRAME], "frame"
             batches = frame_batches(self.frame, names, self.batch_rows)
@@ -152,15 +156,19 @@ class SaleSource:
         return SaleTrace(dict(zip(self.property, keys, strict=True)), self.date, date, file, rows, files)
 
     def reads_on_device(self, gpu: bool) -> bool:
-        """True where the sales are read and paired on the GPU (parquet, pylibcudf importable)."""
+        """True where the sales are read and paired on the GPU (parquet, pylibcudf importable; a
+        cudf frame on the device)."""
         if self.frame is not None:
-            return False
+            return isinstance(self.frame, device.DeviceFrame)
         return gpu and input_files(self.path, self.format)[1] == "parquet" and device.library() is not None
 
     def read_device(self) -> DeviceSales:
-        """Every sale of the parquet files as device columns (io.device_sales)."""
+        """Every sale of the parquet files, or of a cudf frame, as device columns (io.device_sales)."""
+        ops = device.Ops(device.library())
+        if isinstance(self.frame, device.DeviceFrame):
+            return frame_sales(ops, self.frame, self)
         files, _fmt = input_files(self.path, self.format)
-        return read_sales(device.Ops(device.library()), files, self)
+        return read_sales(ops, files, self)
 
     def columns(self) -> list[str]:
         """The columns read, each once. The group may also be a part of the property key (a

@@ -134,3 +134,21 @@ def test_a_cudf_frame_is_read_on_the_device(stand_in_gpu: None, monkeypatch: pyt
     np.testing.assert_allclose(got.se, want.se, rtol=1e-8)
     assert got.dropped == want.dropped and got.dropped  # seed_pairs' null periods and y
     np.testing.assert_allclose(got.log_index, gpu_hpi.index_from_pairs(pairs, method=method).log_index, atol=1e-10)
+
+
+def test_a_cudf_frame_of_sale_records_is_paired_on_the_device(stand_in_gpu: None) -> None:
+    """index_from_sales of a cudf frame with backend=gpu: read and paired by the device reader where
+    the frame is, never copied to the host; the index and drop counts of the same sales on the CPU."""
+    import gpu_hpi
+
+    sales = pa.Table.from_pandas(random_sales(61)[["a", "b", "date", "price", "group"]], preserve_index=False)
+    options = {"property": ["a", "b"], "date": "date", "price": "price", "group": "group", "max_holding": 40}
+    frame = CudfFrame(sales)
+    got = gpu_hpi.index_from_sales(frame, backend="gpu", **options)
+    assert got.summary["reader"] == "device_sales" and not frame.copied_to_host
+    want = gpu_hpi.index_from_sales(sales, backend="cpu", **options)
+    assert want.summary["reader"] == "array_sales"
+    np.testing.assert_allclose(got.log_index, want.log_index, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.se, want.se, rtol=1e-8)
+    assert got.dropped == want.dropped and got.dropped.get("holding_too_long")
+    assert got.summary["n_pairs_made"] == want.summary["n_pairs_made"]

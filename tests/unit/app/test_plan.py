@@ -39,6 +39,8 @@ DOCS = Path(gpu_hpi.__file__).resolve().parent.parent / "docs" / "architecture.m
         ("pairs", "frame", False, False, False, True, Reader.FRAME_BATCHES, None),
         ("pairs", "frame", True, True, False, False, Reader.FRAME_BATCHES, None),
         ("transactions", "frame", False, False, False, False, Reader.ARRAY_SALES, None),
+        ("transactions", "device_frame", True, True, False, False, Reader.DEVICE_SALES, None),
+        ("pairs", "device_frame", True, True, False, True, Reader.DEVICE_PAIRS, None),
     ],
 )
 def test_one_reader_for_each_case(
