@@ -513,8 +513,8 @@ def test_device_sale_reader_zoned_dates_and_decimal_prices(gpu: gpu_hpi.Backend,
 
 def test_frames_on_the_gpu_give_the_cpus_index(gpu: gpu_hpi.Backend) -> None:
     """index_from_pairs / index_from_sales with backend=gpu (a cudf frame, where cudf is installed,
-    else the same pyarrow table; a cudf frame of pairs read by the device reader in place): the
-    CPU's index, standard errors and drop counts."""
+    else the same pyarrow table; a cudf frame read by the device readers in place): the CPU's
+    index, standard errors and drop counts."""
     from helpers import seed_pairs
     from sales_reference import random_sales
 
@@ -536,8 +536,8 @@ def test_frames_on_the_gpu_give_the_cpus_index(gpu: gpu_hpi.Backend) -> None:
             options = {"property": ["a", "b", "c"], "date": "date", "price": "price", "group": "group"}
         got = make(frame, backend="gpu", **options)
         want = make(host, backend="cpu", **options)
-        if frame is not host and make is gpu_hpi.index_from_pairs:  # cudf's pairs stay on the device
-            assert got.summary["reader"] == "device_pairs"
+        if frame is not host:  # a cudf frame stays on the device
+            assert got.summary["reader"] == ("device_pairs" if make is gpu_hpi.index_from_pairs else "device_sales")
         np.testing.assert_allclose(got.log_index, want.log_index, rtol=0, atol=1e-9)
         np.testing.assert_allclose(got.se, want.se, rtol=1e-7)
         assert got.dropped == want.dropped and got.summary["backend"] == "gpu"
