@@ -23,7 +23,8 @@ from ..data.cells import CellTable, TableAccumulator
 from ..data.pairs import GroupCodes, Pairs, prepare_pairs
 from ..errors import ConfigError, DataError
 from ..estimation.methods import MethodOptions
-from ..io.pairs import PairBatch, PairSource, ready
+from ..io.pair_batch import PairBatch, ready
+from ..io.pairs import PairSource
 from ..io.sql_pairs import sql_batch, sql_cell_table
 from ..synthetic import SyntheticMarket
 from .loaded import Loaded, input_window

@@ -14,7 +14,7 @@ from typing import Any
 from ..backend.core import resolve_backend
 from ..data.cells import CellTable, TableAccumulator
 from ..errors import ConfigError, DataError
-from ..io import device
+from ..io import device, device_pairs
 from ..io.files import parquet_file
 from ..io.pairs import PairSource
 from ..io.sql import Unsupported
@@ -64,7 +64,7 @@ def read_partition(source: PairSource, part: Partition, backend: Any) -> Any:
     if device.serves(backend):
         ops = device.Ops(device.library())
         read = ops.read_parquet(part.path, columns, list(part.row_groups))
-        return source.convert_device(ops, read, source.wanted(), schema)
+        return device_pairs.convert(source, ops, read, source.wanted(), schema)
     return source.convert(
         parquet_file(part.path).read_row_groups(list(part.row_groups), columns=columns), source.wanted()
     )

@@ -22,7 +22,7 @@ from ..data.rules import MAX_ABS_Y, VALUE_RULES, sql_condition
 from ..errors import DataError
 from ._sql_cells import grouped_table
 from .columns import group_values
-from .pairs import PairBatch
+from .pair_batch import PairBatch
 from .sql import (
     FLOAT_TYPES,
     INTEGER_TYPES,
