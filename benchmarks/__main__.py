@@ -377,7 +377,8 @@ def sales_parquet(n: int) -> Path:
 def transactions_case(n: int) -> dict[str, Any]:
     """Sale records from parquet to pairs (read + pairing, consecutive), in this process."""
     import gpu_hpi
-    from gpu_hpi.data.pairing import PairingRules, make_pairs
+    from gpu_hpi.data.pair_filters import PairingRules
+    from gpu_hpi.data.pairing import make_pairs
     from gpu_hpi.io.sales import SaleSource
 
     path = sales_parquet(n)
@@ -399,7 +400,7 @@ def sales_sql(n: int, keep_pairs: bool = False) -> dict[str, Any]:
     iterative solvers and the accuracy study read them."""
     import duckdb
 
-    from gpu_hpi.data.pairing import PairingRules
+    from gpu_hpi.data.pair_filters import PairingRules
     from gpu_hpi.io.sales import SaleSource
     from gpu_hpi.io.sql_sales import sql_sales
 

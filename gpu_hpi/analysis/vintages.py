@@ -27,6 +27,7 @@ vintage.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -99,9 +100,10 @@ class VintageReach:
         v = self.base + 1 + k
         return (self.first[rows, : v + 1] <= v) & ~self.skipped(k)[rows, None]
 
-    def identification(self, k: int) -> Identification:
+    def identification(self, k: int, rows: np.ndarray | slice = slice(None)) -> Identification:
+        """Vintage base + 1 + k's Identification of these groups."""
         v = self.base + 1 + k
-        return Identification(self.identified(k), self.skipped(k), self.n_pairs[:, v], self.base)
+        return Identification(self.identified(k, rows), self.skipped(k)[rows], self.n_pairs[rows, v], self.base)
 
 
 def vintage_reach(table: CellTable, base: int, min_pairs: int | None) -> VintageReach:
@@ -154,9 +156,8 @@ def ols_vintage_blocks(
     normal equations at once, then solves one vintage after another. In threads, with a
     single-threaded BLAS: on these small systems OpenBLAS's threads saved nothing on 2 idle cores
     and cost 1.4x with one busy (minutes with more threads than cores); a thread per core was no
-    faster, its small numpy steps contending for the GIL (BENCHMARKS.md). method: Case-Shiller
-    (stage 2 on squared residuals) goes on from each batch's OLS vintages
-    (weighted_vintages.case_shiller_block), its vintages shared by the threads a batch leaves."""
+    faster, its small numpy steps contending for the GIL (BENCHMARKS.md). A `weighted` method goes
+    on from each batch's OLS vintages (case_shiller_block), in the threads a batch leaves."""
     if reach.n_vintages == 0:
         return
     (alive,) = np.nonzero(~reach.skipped(reach.n_vintages - 1))
@@ -172,7 +173,8 @@ def ols_vintage_blocks(
         rows = alive[g0:g1]
         block = solve_batch(live, reach, rows, g0, g1, cells)
         if method is not None and weighted(method):
-            block = case_shiller_block(live, reach, rows, g0, cells, block, method, usable_cores() // workers)
+            vintage = functools.partial(reach.identification, rows=rows)
+            block = case_shiller_block(live, vintage, g0, cells, block, method, usable_cores() // workers)
         consume(rows, block)
 
     with one_blas_thread(), ThreadPoolExecutor(workers) as pool:
@@ -180,8 +182,7 @@ def ols_vintage_blocks(
 
 
 def weighted(method: MethodOptions) -> bool:
-    """Whether the method's vintages go on from the OLS ones by weighted_vintages: Case-Shiller with
-    its stage 2 on squared residuals (from the cells; the |e| stage 2 needs the pairs)."""
+    """Case-Shiller with its stage 2 on squared residuals (the |e| one needs the pairs)."""
     return method.name == "case_shiller" and method.stage2 == "squared"
 
 

@@ -11,9 +11,9 @@ share the cores' threads (the solves and numpy's larger steps release the interp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,14 +25,10 @@ from ..estimation.methods import MethodOptions
 from ..estimation.methods.cells import cell_ssr, interval_weights, weighted_identification
 from ..estimation.normal import laplacian
 
-if TYPE_CHECKING:
-    from .vintages import VintageReach
-
 
 def case_shiller_block(
     table: CellTable,
-    reach: VintageReach,
-    rows: np.ndarray,
+    identification: Callable[[int], Identification],
     g0: int,
     cells: slice,
     ols: np.ndarray,
@@ -40,10 +36,10 @@ def case_shiller_block(
     workers: int = 1,
 ) -> np.ndarray:
     """(b, V, T) Case-Shiller log index of every vintage v = base + 1 + k of the groups
-    g0..g0 + b - 1 of `table` (their cells: `cells`; their rows in `reach`: rows), from their OLS
-    vintages `ols` (b, V, T), NaN past v and where not identified. Each vintage is
-    case_shiller(the vintage's cells, its identification, ...).log_index up to rounding (its sums
-    are taken in another order of the cells)."""
+    g0..g0 + b - 1 of `table` (their cells: `cells`; vintage k's Identification of them:
+    identification(k)), from their OLS vintages `ols` (b, V, T), NaN past v and where not
+    identified. Each vintage is case_shiller(the vintage's cells, its identification,
+    ...).log_index up to rounding (its sums are taken in another order of the cells)."""
     b, n_vintages, t = ols.shape
     recent = table.recent[cells]
     order = np.argsort(recent, kind="stable")
@@ -57,10 +53,9 @@ def case_shiller_block(
     block = np.full_like(ols, np.nan)
 
     def one(k: int) -> None:
-        v = reach.base + 1 + k
+        v = t - n_vintages + k  # base + 1 + k
         view = _prefix(part, int(ends[v]), v + 1)
-        ident = Identification(reach.identified(k, rows), reach.skipped(k)[rows], reach.n_pairs[rows, v], reach.base)
-        block[:, k, : v + 1] = weighted_index(view, ident, ols[:, k, : v + 1], method)
+        block[:, k, : v + 1] = weighted_index(view, identification(k), ols[:, k, : v + 1], method)
 
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:

@@ -9,7 +9,8 @@ from typing import Any
 from ..backend.core import Backend, to_host
 from ..config import AppConfig, option_name
 from ..data.calendar import PER_YEAR
-from ..data.pairing import PairingRules, check_sales, make_pairs
+from ..data.pair_filters import PairingRules
+from ..data.pairing import check_sales, make_pairs
 from ..data.rules import add_counts
 from ..io import device, device_columns
 from ..io.device_sales import pair_sales

@@ -1,20 +1,52 @@
-"""Rule 4 of the pairing (data/pairing.py): the pair filters, each pair counted under the first it
-fails: holding period below `min_holding` / above `max_holding` periods; |annualised log return|
-above `max_annual_return`; |robust z-score| of the log return within the group above
-`max_robust_z` (z = (y - median) / (1.4826 MAD))."""
+"""The pairing's rules (PairingRules), and rule 4 of the pairing (data/pairing.py): the pair
+filters, each pair counted under the first it fails: holding period below `min_holding` / above
+`max_holding` periods; |annualised log return| above `max_annual_return`; |robust z-score| of the
+log return within the group above `max_robust_z` (z = (y - median) / (1.4826 MAD))."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..options import Pairing
 from .keys import segment_medians
 
-if TYPE_CHECKING:
-    from .pairing import PairingRules
-
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a normal
+PAIRINGS = tuple(p.value for p in Pairing)
+
+
+@dataclass(frozen=True)
+class PairingRules:
+    """pairing: consecutive | all; min_holding / max_holding: periods (None: no bound);
+    max_annual_return: bound on |y| / years held (None: off); max_robust_z: bound on the robust
+    z-score of y within the group (None: off); periods_per_year: 12 months, 4 quarters, 1 year."""
+
+    pairing: str = "consecutive"
+    min_holding: int | None = None
+    max_holding: int | None = None
+    max_annual_return: float | None = None
+    max_robust_z: float | None = None
+    periods_per_year: int = 12
+
+    def __post_init__(self) -> None:
+        if self.pairing not in PAIRINGS:
+            raise ConfigError(f"pairing must be one of {list(PAIRINGS)}, got {self.pairing!r}")
+        for name in ("min_holding", "max_holding", "max_annual_return", "max_robust_z"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive (or null for no bound), got {value}")
+
+    def bounded_filters(self) -> list[str]:
+        """The drop reasons of the holding and return filters turned on, in the order pairs are tested."""
+        named = [
+            ("holding_too_short", self.min_holding),
+            ("holding_too_long", self.max_holding),
+            ("extreme_return", self.max_annual_return),
+        ]
+        return [reason for reason, bound in named if bound is not None]
 
 
 def filter_pairs(

@@ -22,44 +22,10 @@ from typing import Any
 import numpy as np
 
 from ..backend.core import Backend, to_host
-from ..errors import ConfigError, DataError
-from ..options import Pairing
-from .pair_filters import filter_pairs
+from ..errors import DataError
+from .pair_filters import PairingRules, filter_pairs
 from .pairs import Pairs
 from .rules import add_counts
-
-PAIRINGS = tuple(p.value for p in Pairing)
-
-
-@dataclass(frozen=True)
-class PairingRules:
-    """pairing: consecutive | all; min_holding / max_holding: periods (None: no bound);
-    max_annual_return: bound on |y| / years held (None: off); max_robust_z: bound on the robust
-    z-score of y within the group (None: off); periods_per_year: 12 months, 4 quarters, 1 year."""
-
-    pairing: str = "consecutive"
-    min_holding: int | None = None
-    max_holding: int | None = None
-    max_annual_return: float | None = None
-    max_robust_z: float | None = None
-    periods_per_year: int = 12
-
-    def __post_init__(self) -> None:
-        if self.pairing not in PAIRINGS:
-            raise ConfigError(f"pairing must be one of {list(PAIRINGS)}, got {self.pairing!r}")
-        for name in ("min_holding", "max_holding", "max_annual_return", "max_robust_z"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{name} must be positive (or null for no bound), got {value}")
-
-    def bounded_filters(self) -> list[str]:
-        """The drop reasons of the holding and return filters turned on, in the order pairs are tested."""
-        named = [
-            ("holding_too_short", self.min_holding),
-            ("holding_too_long", self.max_holding),
-            ("extreme_return", self.max_annual_return),
-        ]
-        return [reason for reason, bound in named if bound is not None]
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 
 from ..backend.core import resolve_backend
 from ..data.cells import CellTable, merge_tables
-from ..data.pair_filters import filter_pairs
-from ..data.pairing import PairingRules, SalePairs, pair_sorted_sales, select_pairs
+from ..data.pair_filters import PairingRules, filter_pairs
+from ..data.pairing import SalePairs, pair_sorted_sales, select_pairs
 from ..data.pairs import Pairs
 from ..data.rules import add_counts
 from ..data.tabulate import build_cell_table

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..data.pair_filters import MAD_TO_SD
-from ..data.pairing import PairingRules
+from ..data.pair_filters import MAD_TO_SD, PairingRules
 from . import device
 
 

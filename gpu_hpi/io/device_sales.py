@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..backend.core import resolve_backend
-from ..data.pairing import PairingRules, SalePairs
+from ..data.pair_filters import PairingRules
+from ..data.pairing import SalePairs
 from ..data.pairs import encode_groups
 from ..data.rules import add_counts
 from ..errors import DataError

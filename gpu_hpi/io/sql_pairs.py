@@ -13,6 +13,7 @@ Python. CSV stays with pyarrow (its null tokens and type inference are the docum
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,8 @@ from .sql import (
     read_error,
     relation,
 )
+
+log = logging.getLogger("gpu_hpi")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ def sql_cell_table(
     import duckdb
 
     con, pairs = query.con, query.pairs
+    log.info("duckdb: the cell table's query")  # in the run's log: a stop from here on interrupts it
     try:
         if query.prices:
             cells = _cells(con, pairs, prices=True)

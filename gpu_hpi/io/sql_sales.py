@@ -32,7 +32,8 @@ import pyarrow as pa
 
 from ..data.calendar import check_window
 from ..data.cells import CellTable
-from ..data.pairing import PairingRules, check_sales
+from ..data.pair_filters import PairingRules
+from ..data.pairing import check_sales
 from ..data.pairs import Pairs
 from ..data.rules import add_counts
 from ..errors import DataError

@@ -51,8 +51,9 @@ class Run:
     """`python -m gpu_hpi` in a session of its own (its process group, as a terminal's job), its
     output read as it comes."""
 
-    def __init__(self, run_dir: Path, *overrides: str) -> None:
+    def __init__(self, run_dir: Path, *overrides: str, cores: int | None = None) -> None:
         self.dir = run_dir
+        mine = sorted(os.sched_getaffinity(0))[: cores or None]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gpu_hpi", f"hydra.run.dir={run_dir}", "output.plot=false", *overrides],
             cwd=run_dir.parent,
@@ -62,6 +63,7 @@ class Run:
             text=True,
             start_new_session=True,
         )
+        os.sched_setaffinity(self.proc.pid, mine)  # before the interpreter starts any thread
         self.out: list[str] = []
         self.err: list[str] = []
         self.readers = [
@@ -125,9 +127,10 @@ def test_a_stop_during_a_duckdb_query_is_one_line(
 ) -> None:
     """The query is interrupted, and the error DuckDB raises for it is the stop (that it is
     interrupted as the signal comes: test_a_signal_interrupts_a_running_duckdb_query_at_once)."""
-    run = Run(tmp_path / "run", "data=pairs", f"data.path={pairs_file}", "diagnostics.revision=false")
-    run.wait_for("reader duckdb_table")
-    time.sleep(0.3)  # inside the query
+    # one core: DuckDB's query of the 8M pairs takes ~0.5 s on one thread, the signal comes 0.05 s in
+    run = Run(tmp_path / "run", "data=pairs", f"data.path={pairs_file}", "diagnostics.revision=false", cores=1)
+    run.wait_for("the cell table's query")
+    time.sleep(0.05)
     run.stop(sig)
     run.assert_stopped(code, word)
 

@@ -352,7 +352,8 @@ def test_methods_equal_numpy_backend(gpu: gpu_hpi.Backend, path: str, name: str)
 def test_make_pairs_on_the_device_equals_numpy(backend: gpu_hpi.Backend, pairing: str, rules: str) -> Any:
     from sales_reference import RULES, START, random_sales, sales_from_frame
 
-    from gpu_hpi.data.pairing import PairingRules, make_pairs
+    from gpu_hpi.data.pair_filters import PairingRules
+    from gpu_hpi.data.pairing import make_pairs
 
     sales, _ = sales_from_frame(random_sales(41, n_props=3000), ["a", "b", "c"], START, 48)
     columns = ("key", "period", "order", "price", "group")
@@ -449,7 +450,8 @@ def test_device_sale_reader_pairs_as_the_host(gpu: gpu_hpi.Backend, tmp_path: An
     import pyarrow.parquet as pq
     from sales_reference import START, assert_same_pairs, made_frame, random_sales
 
-    from gpu_hpi.data.pairing import PairingRules, make_pairs
+    from gpu_hpi.data.pair_filters import PairingRules
+    from gpu_hpi.data.pairing import make_pairs
     from gpu_hpi.errors import DataError
     from gpu_hpi.io import device
     from gpu_hpi.io.device_sales import pair_sales, read_sales

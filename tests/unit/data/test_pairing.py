@@ -28,7 +28,8 @@ from sales_reference import (
 )
 
 from gpu_hpi import resolve_backend
-from gpu_hpi.data.pairing import PairingRules, Sales, make_pairs, pair_sorted_sales, select_pairs
+from gpu_hpi.data.pair_filters import PairingRules
+from gpu_hpi.data.pairing import Sales, make_pairs, pair_sorted_sales, select_pairs
 from gpu_hpi.errors import ConfigError
 
 CPU = resolve_backend("cpu")

@@ -18,7 +18,8 @@ from helpers import write
 from sales_reference import START, all_counts, assert_same_pairs, made_frame, random_sales, reference_pairs
 
 import gpu_hpi
-from gpu_hpi.data.pairing import PairingRules, make_pairs
+from gpu_hpi.data.pair_filters import PairingRules
+from gpu_hpi.data.pairing import make_pairs
 from gpu_hpi.errors import DataError
 from gpu_hpi.io import device
 from gpu_hpi.io.device_sales import pair_sales, read_sales

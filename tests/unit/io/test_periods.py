@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import stamps, write
 
-from gpu_hpi.data.pairing import PairingRules
+from gpu_hpi.data.pair_filters import PairingRules
 from gpu_hpi.errors import DataError
 from gpu_hpi.io.pairs import PairSource
 from gpu_hpi.io.periods import check_footer_dates, column_periods, footer_days

@@ -23,7 +23,8 @@ from sales_reference import (
 )
 
 from gpu_hpi import resolve_backend
-from gpu_hpi.data.pairing import PairingRules, make_pairs
+from gpu_hpi.data.pair_filters import PairingRules
+from gpu_hpi.data.pairing import make_pairs
 from gpu_hpi.errors import ConfigError
 from gpu_hpi.io.sales import SaleSource, _composite_codes
 

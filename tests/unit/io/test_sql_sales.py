@@ -27,7 +27,8 @@ from sales_reference import (
 
 import gpu_hpi
 from gpu_hpi.data.cells import CellTable
-from gpu_hpi.data.pairing import PairingRules, make_pairs
+from gpu_hpi.data.pair_filters import PairingRules
+from gpu_hpi.data.pairing import make_pairs
 from gpu_hpi.data.tabulate import build_cell_table
 from gpu_hpi.errors import ConfigError, DataError
 from gpu_hpi.io import sql_sales as sql_sales_module
