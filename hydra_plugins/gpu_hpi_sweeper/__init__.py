@@ -55,4 +55,6 @@ class ComposedOnce:
         return composed
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_loader", "_kept"):  # unpickling (a launcher's workers)
+            raise AttributeError(name)
         return getattr(self._loader, name)

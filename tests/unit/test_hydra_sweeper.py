@@ -47,3 +47,27 @@ def test_a_job_that_does_not_compose_stops_the_sweep_before_any_job(tmp_path: Pa
     )
     assert code != 0 and "nosuch" in err
     assert not (tmp_path / "sw" / "0").exists()
+
+
+def test_the_loader_travels_to_a_launchers_worker_processes() -> None:
+    """Launchers that run jobs in other processes (joblib's, submitit's) pickle the context: the
+    loader comes back whole, with the configurations kept for its jobs."""
+    import pickle
+
+    from hydra_plugins.gpu_hpi_sweeper import ComposedOnce
+
+    loader = ComposedOnce(Loader())
+    checked = loader.load_sweep_config(OmegaConf.create({}), ["method=bmn"])  # the sweeper's check
+    there = pickle.loads(pickle.dumps(loader))
+    assert there.get_search_path() == "the search path"
+    assert there.load_sweep_config(OmegaConf.create({}), ["method=bmn"]) == checked
+
+
+class Loader:
+    """A config loader's two methods, picklable."""
+
+    def load_sweep_config(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+        return OmegaConf.create({"job": list(sweep_overrides)})
+
+    def get_search_path(self) -> str:
+        return "the search path"
