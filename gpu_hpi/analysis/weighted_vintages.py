@@ -23,7 +23,7 @@ from ..data.cells import CellTable
 from ..estimation.identify import Identification
 from ..estimation.methods import MethodOptions
 from ..estimation.methods.cells import cell_ssr, interval_weights, weighted_identification
-from ..estimation.normal import laplacian
+from ..estimation.normal import normal_system
 
 
 def case_shiller_block(
@@ -92,8 +92,5 @@ def weighted_index(table: CellTable, ident: Identification, ols: np.ndarray, met
     n = table.count * weight
     used = ident.identified[table.group, table.prev] & (n > 0)
     grp, i, j, n, s1 = (a[used] for a in (table.group, table.prev, table.recent, n, table.sum_y * weight))
-    estimated = ident.estimated
-    lap = laplacian(np, g, t, grp, i, j, n, estimated)
-    rhs = np.bincount(np.concatenate([grp * t + j, grp * t + i]), weights=np.concatenate([s1, -s1]), minlength=g * t)
-    beta, _ = solve_spd(np, lap, np.where(estimated, rhs.reshape(g, t), 0.0), covariance=False)
+    beta, _ = solve_spd(np, *normal_system(np, g, t, grp, i, j, n, s1, ident.estimated), covariance=False)
     return np.where(ident.identified, beta, np.nan)

@@ -109,6 +109,17 @@ def laplacian(xp: Any, b: int, t: int, grp: Any, i: Any, j: Any, w: Any, estimat
     return lap.reshape(b, t, t)
 
 
+def normal_system(
+    xp: Any, b: int, t: int, grp: Any, i: Any, j: Any, w: Any, s1: Any, estimated: Any
+) -> tuple[Any, Any]:
+    """(lap, rhs): the reduced normal equations Z'WZ beta = Z'Wy of cells (group grp in [0, b),
+    periods i < j, weight w, weighted sum of y s1), the periods not estimated decoupled (laplacian)
+    and their right-hand side 0."""
+    lap = laplacian(xp, b, t, grp, i, j, w, estimated)
+    rhs = xp.bincount(xp.concatenate([grp * t + j, grp * t + i]), weights=xp.concatenate([s1, -s1]), minlength=b * t)
+    return lap, xp.where(estimated, rhs.reshape(b, t), 0.0)
+
+
 def decouple(xp: Any, a: Any, m: Any, identity: bool = True) -> Any:
     """In place on (B, T, T) matrices: zero the rows and columns of the periods not estimated (m
     False, (B, T)) and, with identity, put 1 on their diagonal, so that they decouple and solve to
@@ -184,14 +195,10 @@ def fit_table(
         )
         # only cells in the base period's component enter the fit (both ends are then identified)
         used = xp.asarray(ident.identified[g0:g1])[grp, i] & (nf > 0)
-        grp, i, j, ti, tj, nf, s1, s2, count = (a[used] for a in (grp, i, j, ti, tj, nf, s1, s2, count))
+        grp, i, j, nf, s1, s2, count = (a[used] for a in (grp, i, j, nf, s1, s2, count))
         m = xp.asarray(est[g0:g1])
-        lap = laplacian(xp, b, t, grp, i, j, nf, m)
-        rhs = None
-        if beta is None:
-            rhs = xp.bincount(xp.concatenate([tj, ti]), weights=xp.concatenate([s1, -s1]), minlength=b * t)
-            rhs = xp.where(m, rhs.reshape(b, t), 0.0)
-        solved, inv_diag = solve_spd(xp, lap, rhs, covariance)
+        lap, rhs = normal_system(xp, b, t, grp, i, j, nf, s1, m)
+        solved, inv_diag = solve_spd(xp, lap, rhs if beta is None else None, covariance)
         bet = solved if beta is None else xp.where(m, xp.asarray(beta[g0:g1]), 0.0)
         d = bet[grp, j] - bet[grp, i]
         cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
