@@ -76,8 +76,8 @@ def run_job(
     reads: SharedReads | None = None,
 ) -> tuple[IndexResult, dict[str, Any]]:
     """run, returning the IndexResult too; frame: the pairs or sale records in a frame in memory
-    (anything that speaks Arrow; a cudf frame of pairs stays on the device where libcudf reads for
-    the backend), read in place of data.path's files by the same rules (app/library.py)."""
+    (anything that speaks Arrow; a cudf frame stays on the device where libcudf reads for the
+    backend), read in place of data.path's files by the same rules (app/library.py)."""
     app = cfg if isinstance(cfg, AppConfig) else OmegaConf.to_object(cfg)
     if not isinstance(app, AppConfig):
         raise ConfigError(f"not gpu_hpi's configuration: {type(app).__name__}")
