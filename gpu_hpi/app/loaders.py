@@ -29,7 +29,7 @@ log = logging.getLogger("gpu_hpi")
 
 
 def read_plan(cfg: AppConfig, backend: Backend, keep_pairs: bool, frame: Any = None) -> ReadPlan:
-    """The plan of this configuration's input on this backend (`frame`: the pairs in memory)."""
+    """The plan of this configuration's input on this backend (`frame`: the data in memory)."""
     file_format = (
         ("device_frame" if isinstance(frame, device.DeviceFrame) else "frame")
         if frame is not None
@@ -62,7 +62,8 @@ def load(
 ) -> Loaded:
     """The input read by the plan's reader, each kind in its stage, or by the plan's fallback where
     the reader declines it (io.sql.Unsupported); summary.json's "reader" names the one that read.
-    frame: the pairs in memory (a pyarrow Table, or io.device.DeviceFrame), in place of data.path's files."""
+    frame: the pairs or sale records in memory (a pyarrow Table, or io.device.DeviceFrame), in
+    place of data.path's files."""
     log.info("reader %s: %s", plan.reader.value, plan.why)
 
     def read(reader: Reader) -> Loaded:

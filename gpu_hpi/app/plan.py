@@ -41,10 +41,9 @@ def plan_reading(
 ) -> ReadPlan:
     """The reader of an input: kind (synthetic, pairs, transactions, cells), its files' format
     (parquet, csv, "frame" for a frame in memory, "device_frame" for a cudf frame on the device;
-    None for synthetic and cells), the backend's
-    name (DuckDB's readers give host arrays, for the CPU), whether libcudf's reader serves it (a
-    GPU with pylibcudf),
-    on a Dask cluster or not, and whether the fit keeps the pairs (robust, lsqr/lsmr, accuracy)."""
+    None for synthetic and cells), the backend's name (DuckDB's readers give host arrays, for the
+    CPU), whether libcudf's reader serves it (a GPU with pylibcudf), on a Dask cluster or not, and
+    whether the fit keeps the pairs (robust, lsqr/lsmr, accuracy)."""
     parquet = file_format == "parquet"
     host = backend == "cpu"
     if kind == "synthetic":
