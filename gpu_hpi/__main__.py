@@ -1,7 +1,9 @@
 """`python -m gpu_hpi [overrides]`: the Hydra application.
 
-The overrides are composed once up front so that a bad one fails with a one-line message and
-exit code 2 before Hydra starts a run; errors in the data likewise exit 2 without a traceback
+The overrides are composed once, up front, so that a bad one fails with a one-line message and
+exit code 2 before Hydra starts a run; Hydra's run then takes that composition rather than
+composing twice more (its check of the mode and its run: ~0.08 s each). Errors in the data likewise
+exit 2 without a traceback
 (`debug=true` shows it). The run directory is resolved then too: checked writable, and owned by
 this run through an exclusive lock (a second run into it exits 2 naming the first one's pid)
 before Hydra writes anything there. SIGINT / SIGTERM stop the run with one line, exit 130 / 143,
@@ -26,10 +28,10 @@ from typing import IO, Any, NoReturn
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 import hydra
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from . import stops
@@ -56,22 +58,56 @@ def _one_line(exc: BaseException) -> str:
     return f"{first}: {str(cause).splitlines()[0]}" if cause else first
 
 
-def _compose(overrides: list[str]) -> tuple[str | None, DictConfig | None]:
+def _compose(application: Any, overrides: list[str]) -> tuple[str | None, DictConfig | None]:
     """(the one-line error, None) for overrides that do not compose, else (None, the config with
-    Hydra's own, so that the run directory can be resolved)."""
+    Hydra's own, so that the run directory can be resolved), composed by Hydra's application
+    object as its run would compose it."""
     try:
-        with initialize_config_dir(config_dir=config_dir(), version_base=None, job_name="gpu_hpi"):
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
-            body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
-            OmegaConf.to_container(body, throw_on_missing=True)
+        cfg = application.compose_config(config_name="config", overrides=overrides, run_mode=RunMode.RUN)
+        body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+        OmegaConf.to_container(body, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         return _one_line(exc), None
     return None, cfg
 
 
-def _check_overrides(overrides: list[str]) -> str | None:
-    """Compose the config with these overrides; the one-line error, or None if it is valid."""
-    return _compose(overrides)[0]
+def _application() -> Any:
+    """Hydra's application object as `@hydra.main` makes it for this entry point with conf/ as
+    its --config-dir: the same search path and job name, so the same composition."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import (
+        create_automatic_config_search_path,
+        detect_calling_file_or_module_from_task_function,
+        detect_task_name,
+    )
+    from hydra.core.config_search_path import SearchPathQuery
+
+    calling_file, calling_module = detect_calling_file_or_module_from_task_function(_task)
+    search_path = create_automatic_config_search_path(calling_file, calling_module, None)
+    conf = f"file://{os.path.abspath(config_dir())}"
+    search_path.prepend(provider="command-line", path=conf, anchor=SearchPathQuery(provider="schema"))
+    task_name = detect_task_name(calling_file, calling_module)
+    return Hydra.create_main_hydra2(task_name=task_name, config_search_path=search_path)
+
+
+class _Composed:
+    """Hydra's config loader, but for the run's composition, which is the one main() made (and
+    pinned the run directory in): Hydra's run takes it as its own."""
+
+    def __init__(self, loader: Any, overrides: list[str], cfg: DictConfig) -> None:
+        self._loader, self._overrides = loader, overrides
+        self._cfg: DictConfig | None = cfg
+
+    def load_configuration(self, config_name: str | None, overrides: list[str], run_mode: RunMode, **kw: Any) -> Any:
+        cfg, self._cfg = self._cfg, None
+        if cfg is not None and run_mode == RunMode.RUN and list(overrides) == self._overrides:
+            return cfg
+        return self._loader.load_configuration(config_name, overrides, run_mode, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_loader", "_overrides", "_cfg"):
+            raise AttributeError(name)
+        return getattr(self._loader, name)
 
 
 def _writable_problem(run_dir: Path) -> str | None:
@@ -119,9 +155,12 @@ def own_run_dir(run_dir: Path) -> IO[str]:
 _reads: Any = None  # the reads a sweep's jobs share (-m: Hydra runs them one after another here)
 
 
-@hydra.main(config_path=None, config_name="config", version_base=None)
-def _app(cfg: DictConfig) -> None:
+def _task(cfg: DictConfig) -> None:
     run_job(cfg, Path(HydraConfig.get().runtime.output_dir), command_line=True)
+
+
+# Hydra's flags (-m, --cfg job, --info) go through Hydra's own entry point
+_app = hydra.main(config_path=None, config_name="config", version_base=None)(_task)
 
 
 def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, command_line: bool = False) -> None:
@@ -215,35 +254,53 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stops.on_signal)
     sys.unraisablehook = stops.unraisable
-    lock = None
     try:
         if "--help" in args or "-h" in args:  # every choice and data kind, not Hydra's composed config alone
             _help([a for a in args if not a.startswith("-")])
             return
-        if not any(a.startswith("-") for a in args):  # Hydra's own flags (--cfg job, -m) pass through
-            problem, cfg = _compose(args)
-            if problem or cfg is None:
-                _fail(problem or "the configuration does not compose")
-            run_dir = Path(str(cfg.hydra.run.dir)).absolute()
-            try:
-                lock = own_run_dir(run_dir)  # held until the run ends
-            except GpuHpiError as exc:
-                _fail(str(exc))
-            # Hydra resolves its run directory again (a ${now:...} may have moved on): pin it
-            args = [*args, f"hydra.run.dir='{_quoted(str(run_dir))}'"]
-        sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
-        with stops.interrupting_queries():
-            _app()
+        if any(a.startswith("-") or a.lstrip("+~").startswith("hydra.mode") for a in args):
+            # Hydra's own flags (--cfg job, -m) and a mode of one's own: Hydra's entry point
+            sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
+            with stops.interrupting_queries():
+                _app()
+            return
+        _run(args)
     except KeyboardInterrupt:
         print("gpu_hpi: interrupted; no output was committed unless summary.json is there", file=sys.stderr)
         sys.exit(130)
     except Stopped:
         print("gpu_hpi: stopped (SIGTERM); no output was committed unless summary.json is there", file=sys.stderr)
         sys.exit(143)
-    finally:
-        if lock is not None:  # the directory is free again: the lock file goes, then the lock
+
+
+def _run(args: list[str]) -> None:
+    """Run the job of these overrides as Hydra's entry point runs it, from one composition, in its
+    run directory, owned (locked) by this process until the run ends."""
+    from hydra._internal.utils import run_and_report
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = [*args, "hydra.mode=RUN"]  # as Hydra's entry point adds it to a run's overrides
+    application = _application()
+    try:
+        problem, cfg = _compose(application, overrides)
+        if problem or cfg is None:
+            _fail(problem or "the configuration does not compose")
+        run_dir = Path(str(cfg.hydra.run.dir)).absolute()
+        try:
+            lock = own_run_dir(run_dir)
+        except GpuHpiError as exc:
+            _fail(str(exc))
+        with read_write(cfg.hydra.run):  # resolved once: a ${now:...} would move on
+            cfg.hydra.run.dir = str(run_dir).replace("${", "\\${")
+        application.config_loader = _Composed(application.config_loader, overrides, cfg)
+        try:
+            with stops.interrupting_queries():
+                run_and_report(lambda: application.run(config_name="config", task_function=_task, overrides=overrides))
+        finally:  # the directory is free again: the lock file goes, then the lock
             Path(lock.name).unlink(missing_ok=True)
             lock.close()
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def _help(overrides: list[str]) -> None:
@@ -257,11 +314,6 @@ def _help(overrides: list[str]) -> None:
         print(text, flush=True)
     except BrokenPipeError:  # `gpu-hpi --help | head`: the rest goes nowhere, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _quoted(text: str) -> str:
-    """A value inside Hydra's single-quoted override string."""
-    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _fail(message: str) -> NoReturn:
