@@ -40,6 +40,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -408,11 +409,51 @@ runpy.run_module("gpu_hpi", run_name="__main__", alter_sys=True)
 """
 
 
+def forked_cli(cmd: list[str], env: dict[str, str], timeout: float | None) -> subprocess.CompletedProcess[str]:
+    """`python -m gpu_hpi ARGS` (cmd) as its entry point, cli(), runs it, in a child forked from this
+    process, which imported gpu_hpi's modules once: a run without the interpreter's start-up and
+    imports (0.7 s a run), for a dry run's speed. The GPU check itself starts each run afresh."""
+    import tempfile
+
+    from gpu_hpi import __main__ as entry
+    from gpu_hpi.app import pipeline, preflight  # noqa: F401 (imported once, for every child)
+
+    def text(file: Any) -> str:
+        file.seek(0)
+        return file.read().decode(errors="replace")
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: the command line's exit code is the process's
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (the child's own streams)
+                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+                os.environ.clear()
+                os.environ.update(env)
+                sys.argv = ["gpu_hpi", *cmd[3:]]
+                entry.cli()
+            finally:
+                os._exit(70)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (status := os.waitpid(pid, os.WNOHANG))[0]:
+            if deadline is not None and time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise subprocess.TimeoutExpired(cmd, timeout or 0.0, output=text(out), stderr=text(err))
+            time.sleep(0.005)
+        return subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status[1]), text(out), text(err))
+
+
 class Check:
     """The measurement runs and the rows, in the order of their value to the issue."""
 
-    def __init__(self, out: Path, work: Path, data: Data, backend: str, budget: float) -> None:
+    def __init__(self, out: Path, work: Path, data: Data, backend: str, budget: float, fork: bool = False) -> None:
         self.out, self.work, self.data, self.backend, self.budget = out, work, data, backend, budget
+        self.fork = fork  # `python -m gpu_hpi` runs forked from this process (forked_cli)
         self.sizes = data.sizes
         self.runs_dir = work / "runs"
         self.warm = work / "cupy-warm"  # the warm kernel cache: warm-ups, the GPU tests, copies of the cold ones
@@ -454,7 +495,10 @@ class Check:
         try:
             if timeout is not None and timeout < 1.0:
                 raise subprocess.TimeoutExpired(cmd, 0.0)
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=timeout)
+            if self.fork and prefix == ("-m", "gpu_hpi"):
+                proc = forked_cli(cmd, env, timeout)
+            else:
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=timeout)
         except subprocess.TimeoutExpired as exc:  # stopped at the end of the budget: its rows are not run
             wall = time.perf_counter() - start
             output = "".join(x.decode() if isinstance(x, bytes) else x or "" for x in (exc.stdout, exc.stderr))
@@ -1003,6 +1047,9 @@ def main() -> None:
     parser.add_argument("--prepare", action="store_true", help="make the data, then the kernel warm-ups")
     parser.add_argument("--finish", type=float, default=None, metavar="SECONDS", help="add gpu_check.sh's row")
     parser.add_argument("--steps", default="", help="with --finish: the steps' seconds, for the row")
+    parser.add_argument(
+        "--fork", action="store_true", help="dry runs: each run forked from this process (no start-up, no imports)"
+    )
     args = parser.parse_args()
     sizes = Sizes(args.scale)
     if args.plan:
@@ -1016,7 +1063,7 @@ def main() -> None:
     data = Data(args.data or args.work / "data", sizes)
     full = args.scale == 1.0 and args.backend == "gpu"
     budget = args.budget if args.budget is not None else (BUDGET_S - FINISH_S if full else 0.0)
-    check = Check(args.out, args.work, data, args.backend, budget)
+    check = Check(args.out, args.work, data, args.backend, budget, fork=args.fork)
     start = time.perf_counter()
     if args.prepare:  # the warm-ups run beside the large files' generation
         data.make("small")

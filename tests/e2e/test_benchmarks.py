@@ -78,16 +78,17 @@ GPU_CHECK_FILES = [
 
 @pytest.mark.slow  # every row of the GPU check, each run in its own process
 def test_gpu_check_dry_run(tmp_path: Path) -> None:
-    """benchmarks/gpu_check.sh as on the GPU machine, on the CPU at 1/1000 of the sizes and without
-    the GPU tests: every row is measured, the table is printed last, and OUT holds the 8 files the
-    machine sends back (at most 8, 16 MiB each, no folder)."""
+    """benchmarks/gpu_check.sh as on the GPU machine, on the CPU at 1/1000 of the sizes, without
+    the GPU tests and with its plain runs forked from one process (--fork: 23 s, not 34): every row
+    is measured, the table is printed last, and OUT holds the 8 files the machine sends back (at
+    most 8, 16 MiB each, no folder)."""
     out = tmp_path / "out"
     env = {
         **os.environ,
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         "GPU_CHECK_WORK": str(tmp_path / "work"),
-        "GPU_CHECK_ARGS": "--scale 0.001 --backend cpu",
+        "GPU_CHECK_ARGS": "--scale 0.001 --backend cpu --fork",
         "GPU_CHECK_TESTS": "0",
     }
     cmd = ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(out)]
@@ -144,6 +145,13 @@ def test_gpu_targets_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     cubin = tmp_path / "0123.cubin"
     cubin.write_bytes(b"0" * 40 + b"\x7fELF\0.text.cupy_add__float64\0.text._Z4foldPdi\0.nv.info\0")
     assert gt.kernel_names(cubin) == ["_Z4foldPdi", "cupy_add__float64"]
+
+    # a forked run is the command line's: its exit code and its one line on stderr
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    refused = gt.forked_cli([sys.executable, "-m", "gpu_hpi", "method=nosuch"], env, 60.0)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("gpu_hpi: error: ") and "nosuch" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
 
     info = {"groups": {"method": "robust", "iterations": 10}, "pooled": {"iterations": 11}}
     assert gt.solver_steps(gt.Run("r", 1.0, {"solver_info": info}, tmp_path)) == 23  # and the OLS fits
