@@ -4,7 +4,8 @@ Each case runs in a fresh subprocess (with NUMPY_MADVISE_HUGEPAGE=0 unless set, 
 sets it) on the same synthetic market (T = 123, 17 groups) and
 reports wall time of the timed region and the peak resident memory the region added on top of
 its inputs (sampled from /proc every 5 ms). The seed's lil_matrix loop runs at a small size and is
-extrapolated linearly (labelled so).
+extrapolated linearly (labelled so). `--fork` (smoke runs, as the test suite's) forks each case
+from this process instead, its imports done once: no figure of such a run is recorded.
 """
 
 from __future__ import annotations
@@ -649,6 +650,11 @@ def main() -> None:
         "--blas-threads", type=int, help="BLAS threads of each case's process (threadpoolctl), e.g. a many-core host's"
     )
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--fork",
+        action="store_true",
+        help="smoke runs: each case in a child forked from this process, its imports done once (no start-up)",
+    )
     parser.add_argument("--one", nargs=4, metavar=("CASE", "N", "BACKEND", "PARTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one measurement, printed as JSON
@@ -669,16 +675,21 @@ def main() -> None:
         else:
             jobs.extend((case, parse_size(s)) for s in args.sizes.split(","))
     rows = []
+    if args.fork:
+        import gpu_hpi.app.pipeline  # noqa: F401 (imported once, for every child)
+        from benchmarks.forked import run_forked
     for case, n in jobs:
-        out = subprocess.run(
-            [sys.executable, "-m", "benchmarks", "--one", case, str(n), args.backend, str(args.parts)]
-            + ([] if args.tol is None else ["--tol", str(args.tol)])
-            + ([] if args.blas_threads is None else ["--blas-threads", str(args.blas_threads)]),
-            env={"NUMPY_MADVISE_HUGEPAGE": "0", **os.environ},  # as `python -m gpu_hpi` runs
-            capture_output=True,
-            text=True,
-            check=False,
+        one = ["--one", case, str(n), args.backend, str(args.parts)]
+        one += ([] if args.tol is None else ["--tol", str(args.tol)]) + (
+            [] if args.blas_threads is None else ["--blas-threads", str(args.blas_threads)]
         )
+        env = {"NUMPY_MADVISE_HUGEPAGE": "0", **os.environ}  # as `python -m gpu_hpi` runs
+        if args.fork:
+            out = run_forked(["benchmarks", *one], main, env)
+        else:
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks", *one], env=env, capture_output=True, text=True, check=False
+            )
         if out.returncode != 0:
             print(f"{case} at {n:,} pairs failed:\n{out.stderr[-2000:]}", file=sys.stderr)
             continue

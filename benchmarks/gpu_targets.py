@@ -40,7 +40,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -411,41 +410,14 @@ runpy.run_module("gpu_hpi", run_name="__main__", alter_sys=True)
 
 def forked_cli(cmd: list[str], env: dict[str, str], timeout: float | None) -> subprocess.CompletedProcess[str]:
     """`python -m gpu_hpi ARGS` (cmd) as its entry point, cli(), runs it, in a child forked from this
-    process, which imported gpu_hpi's modules once: a run without the interpreter's start-up and
-    imports (0.7 s a run), for a dry run's speed. The GPU check itself starts each run afresh."""
-    import tempfile
-
+    process, which imports gpu_hpi's modules once: a dry run's speed (no run pays the start-up). The
+    GPU check itself starts each run afresh."""
+    from benchmarks.forked import run_forked
     from gpu_hpi import __main__ as entry
     from gpu_hpi.app import pipeline, preflight  # noqa: F401 (imported once, for every child)
 
-    def text(file: Any) -> str:
-        file.seek(0)
-        return file.read().decode(errors="replace")
-
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: the command line's exit code is the process's
-            try:
-                os.dup2(out.fileno(), 1)
-                os.dup2(err.fileno(), 2)
-                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (the child's own streams)
-                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-                os.environ.clear()
-                os.environ.update(env)
-                sys.argv = ["gpu_hpi", *cmd[3:]]
-                entry.cli()
-            finally:
-                os._exit(70)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not (status := os.waitpid(pid, os.WNOHANG))[0]:
-            if deadline is not None and time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise subprocess.TimeoutExpired(cmd, timeout or 0.0, output=text(out), stderr=text(err))
-            time.sleep(0.005)
-        return subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status[1]), text(out), text(err))
+    run = run_forked(["gpu_hpi", *cmd[3:]], entry.cli, env, timeout)
+    return subprocess.CompletedProcess(cmd, run.returncode, run.stdout, run.stderr)
 
 
 class Check:
