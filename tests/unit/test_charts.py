@@ -226,7 +226,7 @@ def test_plot_returns_the_figure_and_saves_it_where_asked(twenty: Any, tmp_path:
 
 
 @pytest.mark.slow  # draws the panel limit's worth of regions
-def test_regions_chart_draws_at_most_the_panel_limit(tmp_path: Path) -> None:
+def test_regions_chart_draws_at_most_the_panel_limit() -> None:
     from gpu_hpi.charts import regions_chart
 
     rng = np.random.default_rng(0)
@@ -236,7 +236,7 @@ def test_regions_chart_draws_at_most_the_panel_limit(tmp_path: Path) -> None:
     group = rng.integers(0, groups, n)
     y = rng.normal(0, 0.05, n)
     result = gpu_hpi.estimate_index(prev, recent, y, group, n_periods=t, backend="cpu")
-    drawn = regions_chart(result, str(tmp_path / "r.png"))
+    drawn = regions_chart(result, None)  # not rendered: the panels' count is the figure's (1.8 s less)
     assert len(drawn) == MAX_PANELS and "ALL" not in drawn
     order = np.argsort(-result.n_pairs[result.groups != "ALL"], kind="stable")
     assert drawn == [str(g) for g in result.groups[result.groups != "ALL"][order][:MAX_PANELS]]
