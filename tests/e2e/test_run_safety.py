@@ -55,7 +55,7 @@ def test_a_second_run_into_a_held_directory_exits_2_naming_the_first(
 HOLD = """
 import sys, time
 from pathlib import Path
-from gpu_hpi.__main__ import own_run_dir
+from gpu_hpi.app.command import own_run_dir
 lock = own_run_dir(Path(sys.argv[1]))
 print("held", flush=True)
 time.sleep(60)

@@ -1,0 +1,157 @@
+"""The command line's run (`python -m gpu_hpi overrides`), composed once: Hydra's application object
+as `@hydra.main` builds it composes the overrides, a bad one refused in one line; the run directory
+they name is resolved, checked writable and owned by this process through an exclusive lock before
+Hydra writes anything there; then Hydra's run takes that composition rather than composing twice
+more (its check of the mode and its run: ~0.08 s each). Light: the run's own modules are imported
+by the task, after all this."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf.errors import OmegaConfBaseException
+
+from ..config import config_dir
+from ..errors import ConfigError, DataError, GpuHpiError
+
+
+def one_line(exc: BaseException) -> str:
+    """A single line out of Hydra's / OmegaConf's multi-line messages."""
+    if isinstance(exc, MissingConfigException):
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        head = lines[0].split(": ", 1)[-1]
+        options = [ln for ln in lines[2:] if not ln.startswith(("Config search path", "provider="))]
+        available = [ln for ln in options if "Available" not in ln]
+        return f"{head} (available: {', '.join(available)})" if available else head
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
+    first = str(exc).splitlines()[0].rstrip(".")
+    if isinstance(exc, OmegaConfBaseException) and getattr(exc, "full_key", None):
+        first = f"{first.split(':')[0]}: {exc.full_key}"
+    return f"{first}: {str(cause).splitlines()[0]}" if cause else first
+
+
+def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callable[[str], NoReturn]) -> None:
+    """Hydra's run of `task` on these overrides, as its entry point runs it, from one composition,
+    in a run directory this process owns until the run ends. Overrides that do not compose, and a
+    run directory that cannot be written or is another run's, are refused (`refuse(one line)`)
+    before anything is written."""
+    from hydra._internal.utils import run_and_report
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = [*args, "hydra.mode=RUN"]  # as Hydra's entry point adds it to a run's overrides
+    application = _application(task)
+    try:
+        try:
+            cfg = _compose(application, overrides)
+            run_dir = Path(str(cfg.hydra.run.dir)).absolute()
+            lock = own_run_dir(run_dir)
+        except GpuHpiError as exc:
+            refuse(str(exc))
+        try:
+            with read_write(cfg.hydra.run):  # resolved once: a ${now:...} would move on
+                cfg.hydra.run.dir = str(run_dir).replace("${", "\\${")
+            application.config_loader = _Composed(application.config_loader, overrides, cfg)
+            run_and_report(lambda: application.run(config_name="config", task_function=task, overrides=overrides))
+        finally:  # the directory is free again: the lock file goes, then the lock
+            Path(lock.name).unlink(missing_ok=True)
+            lock.close()
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _compose(application: Any, overrides: list[str]) -> DictConfig:
+    """The configuration of these overrides with Hydra's own, composed by Hydra's application object
+    as its run would compose it, every value present; ConfigError (one line) if they do not compose."""
+    try:
+        cfg = application.compose_config(config_name="config", overrides=overrides, run_mode=RunMode.RUN)
+        body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+        OmegaConf.to_container(body, throw_on_missing=True)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(one_line(exc)) from exc
+    return cfg
+
+
+def _application(task: Callable[[DictConfig], None]) -> Any:
+    """Hydra's application object as `@hydra.main` makes it for this task with conf/ as its
+    --config-dir: the same search path and job name, so the same composition."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import (
+        create_automatic_config_search_path,
+        detect_calling_file_or_module_from_task_function,
+        detect_task_name,
+    )
+    from hydra.core.config_search_path import SearchPathQuery
+
+    calling_file, calling_module = detect_calling_file_or_module_from_task_function(task)
+    search_path = create_automatic_config_search_path(calling_file, calling_module, None)
+    conf = f"file://{os.path.abspath(config_dir())}"
+    search_path.prepend(provider="command-line", path=conf, anchor=SearchPathQuery(provider="schema"))
+    task_name = detect_task_name(calling_file, calling_module)
+    return Hydra.create_main_hydra2(task_name=task_name, config_search_path=search_path)
+
+
+class _Composed:
+    """Hydra's config loader, but for the run's composition, which is the one run_once made (and
+    pinned the run directory in): Hydra's run takes it as its own."""
+
+    def __init__(self, loader: Any, overrides: list[str], cfg: DictConfig) -> None:
+        self._loader, self._overrides = loader, overrides
+        self._cfg: DictConfig | None = cfg
+
+    def load_configuration(self, config_name: str | None, overrides: list[str], run_mode: RunMode, **kw: Any) -> Any:
+        cfg, self._cfg = self._cfg, None
+        if cfg is not None and run_mode == RunMode.RUN and list(overrides) == self._overrides:
+            return cfg
+        return self._loader.load_configuration(config_name, overrides, run_mode, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_loader", "_overrides", "_cfg"):
+            raise AttributeError(name)
+        return getattr(self._loader, name)
+
+
+def own_run_dir(run_dir: Path) -> IO[str]:
+    """Create the run directory and take its lock for this process (held while the returned file
+    stays open); DataError naming the other run if one holds it."""
+    problem = _writable_problem(run_dir)
+    if problem:
+        raise DataError(problem)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(run_dir / ".gpu_hpi.lock", "a+")  # noqa: SIM115 (held until the run ends)
+    except OSError as exc:
+        raise DataError(f"cannot write the output directory {run_dir}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        lock.seek(0)
+        other = lock.read().strip() or "unknown"
+        lock.close()
+        raise DataError(
+            f"the output directory {run_dir} is in use by another run (pid {other}); "
+            "wait for it or choose another hydra.run.dir"
+        ) from exc
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def _writable_problem(run_dir: Path) -> str | None:
+    """Why the run directory cannot be created or written to, or None."""
+    if run_dir.exists() and not run_dir.is_dir():
+        return f"the output directory {run_dir} is a file"
+    existing = run_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write the output directory {run_dir}: {existing} is not writable"
+    return None
