@@ -216,6 +216,7 @@ def test_shell_commands_run_as_typed(tmp_path: Path) -> None:
     script = tmp_path / ".readme.sh"
     script.write_text("\n".join(lines) + "\n")
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+    keep += ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the suite's (tests/conftest.py)
     env = {k: v for k, v in os.environ.items() if k in keep}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep) if "venv" not in p)
     shell = ["bash", "--noprofile", "--norc", str(script)]
