@@ -14,6 +14,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gpu_hpi.__main__ import exit_status
+
 
 def run_forked(
     argv: Sequence[str],
@@ -60,9 +62,7 @@ def _child(argv: Sequence[str], main: Callable[[], object], env: dict[str, str] 
         main()
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if exc.code is not None and not isinstance(exc.code, int):
-            print(exc.code, file=sys.stderr)
+        code = exit_status(exc)
     except BaseException:
         traceback.print_exc()
     finally:

@@ -180,6 +180,14 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
+def exit_status(exc: SystemExit) -> int:
+    """The exit status the interpreter gives this SystemExit, its message printed as it would be."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
 def cli() -> NoReturn:
     """`python -m gpu_hpi` and the `gpu-hpi` script: main(), then the end of the process without the
     interpreter's teardown (freeing the modules and objects of numpy, pandas, pyarrow, DuckDB and
@@ -192,9 +200,7 @@ def cli() -> NoReturn:
         main()
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if exc.code is not None and not isinstance(exc.code, int):
-            print(exc.code, file=sys.stderr)
+        code = exit_status(exc)
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

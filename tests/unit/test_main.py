@@ -56,3 +56,12 @@ def test_process_age_counts_from_the_process_start() -> None:
     first = process_age()
     second = process_age()
     assert first is not None and second is not None and 0.0 < first <= second
+
+
+def test_exit_status_is_the_interpreters(capsys: pytest.CaptureFixture[str]) -> None:
+    from gpu_hpi.__main__ import exit_status
+
+    assert [exit_status(SystemExit(code)) for code in (None, 0, 2, 130)] == [0, 0, 2, 130]
+    assert capsys.readouterr().err == ""
+    assert exit_status(SystemExit("gpu_hpi: a message")) == 1
+    assert capsys.readouterr().err == "gpu_hpi: a message\n"
