@@ -657,6 +657,8 @@ def main() -> None:
     )
     parser.add_argument("--one", nargs=4, metavar=("CASE", "N", "BACKEND", "PARTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.fork and args.backend != "cpu":
+        parser.error("--fork forks cases on the CPU only (--backend cpu): a process that has started CUDA cannot")
     if args.one:  # child process: one measurement, printed as JSON
         if args.blas_threads:
             import scipy.linalg  # noqa: F401  (its BLAS loaded, to be limited too)
@@ -710,7 +712,7 @@ def main() -> None:
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "rows": rows}, f, indent=2)
+            json.dump({"machine": machine(), "forked": args.fork, "rows": rows}, f, indent=2)
 
 
 def machine() -> str:

@@ -1,9 +1,11 @@
 """A command run by its main() in a child forked from this process, for smoke runs of the
-benchmarks and dry runs of the GPU check: the child has this process's imports, so it pays no
-interpreter start-up and no imports (~0.5-0.7 s a run). Measurements start each run afresh."""
+benchmarks and dry runs of the GPU check, on the CPU only (a process that has started CUDA cannot
+fork it): the child has this process's imports, so it pays no interpreter start-up and no imports
+(~0.5-0.7 s a run). Measurements start each run afresh."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -38,19 +40,24 @@ def run_forked(
         if pid == 0:
             _child(argv, main, env, out.fileno(), err.fileno())
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not (done := os.waitpid(pid, os.WNOHANG))[0]:
-            if deadline is not None and time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise subprocess.TimeoutExpired(list(argv), timeout or 0.0, output=text(out), stderr=text(err))
-            time.sleep(0.005)
+        try:
+            while not (done := os.waitpid(pid, os.WNOHANG))[0]:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(list(argv), timeout or 0.0, output=text(out), stderr=text(err))
+                time.sleep(0.005)
+        except BaseException:  # the deadline, or this process stopped: the child goes too
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
         return subprocess.CompletedProcess(list(argv), os.waitstatus_to_exitcode(done[1]), text(out), text(err))
 
 
 def _child(argv: Sequence[str], main: Callable[[], object], env: dict[str, str] | None, out: int, err: int) -> None:
-    """The forked child: main()'s exit code is the process's, as the interpreter would give it."""
+    """The forked child: main()'s exit code is the process's, as the interpreter would give it, and
+    its own exit handlers run (not the parent's, whose files they would remove)."""
     code = 1
     try:
+        atexit._clear()
         os.dup2(out, 1)
         os.dup2(err, 2)
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (the child's own streams, not a capture's)
@@ -67,6 +74,7 @@ def _child(argv: Sequence[str], main: Callable[[], object], env: dict[str, str] 
         traceback.print_exc()
     finally:
         try:
+            atexit._run_exitfuncs()
             sys.stdout.flush()
             sys.stderr.flush()
         finally:

@@ -1040,6 +1040,8 @@ def main() -> None:
         "--fork", action="store_true", help="dry runs: each run forked from this process (no start-up, no imports)"
     )
     args = parser.parse_args()
+    if args.fork and args.backend != "cpu":
+        parser.error("--fork forks runs on the CPU only (--backend cpu): a process that has started CUDA cannot")
     sizes = Sizes(args.scale)
     if args.plan:
         print("\n".join(plan_lines(sizes)))

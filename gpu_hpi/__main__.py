@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from . import stops
-from .app.command import one_line, run_once
+from .app.command import mode_of, one_line, run_once
 from .backend import warmup
 from .config import config_dir, option_name, register_configs
 from .errors import GpuHpiError, Stopped, clear_stops, raise_stop
@@ -146,8 +146,8 @@ def main() -> None:
         if "--help" in args or "-h" in args:  # every choice and data kind, not Hydra's composed config alone
             _help([a for a in args if not a.startswith("-")])
             return
-        if any(a.startswith("-") or a.lstrip("+~").startswith("hydra.mode") for a in args):
-            # Hydra's own flags (--cfg job, -m) and a mode of one's own: Hydra's entry point
+        if any(a.startswith("-") for a in args) or mode_of(args) not in (None, "RUN"):
+            # Hydra's own flags (--cfg job, -m) and hydra.mode=MULTIRUN: Hydra's entry point
             sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
             with stops.interrupting_queries():
                 _app()

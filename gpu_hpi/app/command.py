@@ -44,14 +44,19 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
     before anything is written."""
     from hydra._internal.utils import run_and_report
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
-    overrides = [*args, "hydra.mode=RUN"]  # as Hydra's entry point adds it to a run's overrides
+    # as Hydra's entry point adds it to a run's overrides where they set no mode
+    overrides = args if mode_of(args) else [*args, "hydra.mode=RUN"]
     application = _application(task)
     try:
         try:
             cfg = _compose(application, overrides)
+            HydraConfig.instance().set_config(cfg)  # for a ${hydra:...} in the run directory
             run_dir = Path(str(cfg.hydra.run.dir)).absolute()
             lock = own_run_dir(run_dir)
+        except OmegaConfBaseException as exc:
+            refuse(one_line(exc))
         except GpuHpiError as exc:
             refuse(str(exc))
         try:
@@ -63,7 +68,14 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
             Path(lock.name).unlink(missing_ok=True)
             lock.close()
     finally:
+        HydraConfig.instance().cfg = None
         GlobalHydra.instance().clear()
+
+
+def mode_of(args: list[str]) -> str | None:
+    """The hydra.mode these overrides set (RUN, MULTIRUN), or None."""
+    modes = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.mode=")]
+    return modes[-1] if modes else None
 
 
 def _compose(application: Any, overrides: list[str]) -> DictConfig:

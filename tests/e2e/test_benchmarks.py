@@ -41,7 +41,9 @@ def test_benchmark_suite_runs(tmp_path: Path) -> None:
     ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads(out.read_text())["rows"]
+    table = json.loads(out.read_text())
+    rows = table["rows"]
+    assert table["forked"] is True  # smoke figures, never recorded
     cases = [r["case"] for r in rows]
     assert cases[0] == "normal"
     for case, name in zip(cases[1:3], ("lsqr", "lsmr_matrix"), strict=True):  # steps, distance from normal
@@ -148,8 +150,7 @@ def test_gpu_targets_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert gt.kernel_names(cubin) == ["_Z4foldPdi", "cupy_add__float64"]
 
     # a forked run is the command line's: its exit code and its one line on stderr
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    refused = gt.forked_cli([sys.executable, "-m", "gpu_hpi", "method=nosuch"], env, 60.0)
+    refused = gt.forked_cli([sys.executable, "-m", "gpu_hpi", "method=nosuch"], dict(os.environ), 60.0)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.startswith("gpu_hpi: error: ") and "nosuch" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
@@ -167,3 +168,24 @@ def test_gpu_targets_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     check.stopped_walls.clear()
     check.runs["a-cpu"] = gt.Run("a-cpu", 7.0, summary, tmp_path)
     assert check.speedup("a-gpu", "a-cpu", 3.0, lambda g, c: "")[0] == "GPU 2.00 s, CPU 7.00 s: 3.5x"
+
+
+def test_a_forked_run_has_its_own_exit_handlers_and_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/forked.py: the child runs its own exit handlers, never this process's (DuckDB's
+    spill directory of this process would go), and exits as the interpreter would."""
+    import atexit
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.forked import run_forked
+
+    assert atexit._ncallbacks() > 0  # this process's own (logging's, at least)
+
+    def main() -> None:
+        print(f"inherited {atexit._ncallbacks()}; argv {sys.argv[1:]}")
+        atexit.register(print, "its own ran")
+        raise SystemExit(sys.argv[1])
+
+    run = run_forked(["child", "3"], main)
+    assert (run.returncode, run.stdout, run.stderr) == (1, "inherited 0; argv ['3']\nits own ran\n", "3\n")
+    alone = run_forked(["child"], lambda: print(dict(os.environ)), env={"ONLY": "this"})
+    assert (alone.returncode, alone.stdout, alone.stderr) == (0, "{'ONLY': 'this'}\n", "")

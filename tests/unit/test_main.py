@@ -3,11 +3,13 @@ Hydra's own entry point records; a warning is one line, the process's age is the
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import main_in_process
+from helpers import in_process, main_in_process
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.types import RunMode
 from omegaconf import OmegaConf
@@ -19,9 +21,12 @@ def test_a_run_composes_once_and_records_what_hydras_entry_point_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run takes the composition that checked its overrides (it was composed three times: that
-    check, then Hydra's check of the mode and its run). A hydra.mode of one's own goes through
-    Hydra's entry point, which composes twice; both leave the same .hydra/ files but for the run
-    directory."""
+    check, then Hydra's check of the mode and its run). Hydra's own entry point (`@hydra.main`,
+    which the command line keeps for Hydra's flags) composes twice; both leave the same .hydra/
+    files but for the run directory."""
+    from gpu_hpi import __main__ as app
+    from gpu_hpi.config import config_dir
+
     composed: list[Any] = []
     compose = ConfigLoaderImpl.load_configuration
 
@@ -29,12 +34,16 @@ def test_a_run_composes_once_and_records_what_hydras_entry_point_does(
         composed.append(kwargs.get("run_mode"))
         return compose(self, *args, **kwargs)
 
+    def hydras_entry_point(args: list[str]) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["gpu_hpi", f"--config-dir={config_dir()}", *args])
+        return in_process(app._app, tmp_path)
+
     monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
     lean = ["data.n_pairs=3000", "output.plot=false", "diagnostics.revision=false", "method=case_shiller"]
     saved = {}
-    for name, mode in (("ours", []), ("hydras", ["hydra.mode=RUN"])):
+    for name, entry in (("ours", lambda a: main_in_process(a, tmp_path)), ("hydras", hydras_entry_point)):
         composed.clear()
-        code, _, err = main_in_process([*lean, f"hydra.run.dir={tmp_path / name}", *mode], tmp_path)
+        code, _, err = entry([*lean, f"hydra.run.dir={tmp_path / name}"])
         assert code == 0, err
         assert composed == ([RunMode.RUN] if name == "ours" else [RunMode.MULTIRUN, RunMode.RUN])
         files = {f: OmegaConf.load(tmp_path / name / ".hydra" / f) for f in ("config.yaml", "hydra.yaml")}
@@ -43,6 +52,33 @@ def test_a_run_composes_once_and_records_what_hydras_entry_point_does(
         assert (tmp_path / name / "summary.json").is_file() and not (tmp_path / name / ".gpu_hpi.lock").exists()
     assert saved["ours"] == saved["hydras"]
     assert OmegaConf.load(tmp_path / "ours" / ".hydra" / "hydra.yaml").hydra.mode == "RUN"
+
+
+@pytest.mark.parametrize("mode", [[], ["hydra.mode=RUN"]])
+def test_a_run_is_refused_in_one_line_before_it_writes(tmp_path: Path, mode: list[str]) -> None:
+    """With or without its own hydra.mode=RUN: an override that does not compose, a ${hydra:...} or
+    a missing key in the run directory, a run directory another run holds."""
+    from gpu_hpi.app.command import own_run_dir
+
+    def refusal(*args: str) -> str:
+        code, out, err = main_in_process([*args, *mode], tmp_path)
+        assert code == 2 and out == "" and len(err.splitlines()) == 1, (code, out, err)
+        return err
+
+    assert "method/nosuch" in refusal("method=nosuch", f"hydra.run.dir={tmp_path / 'a'}")
+    assert "'nosuch' not found: hydra.run.dir" in refusal(f"hydra.run.dir={tmp_path}/${{nosuch}}")
+    held = tmp_path / "held"
+    lock = own_run_dir(held)
+    try:
+        assert f"pid {os.getpid()}" in refusal("data.n_pairs=3000", f"hydra.run.dir={held}")
+    finally:
+        lock.close()
+    assert list(held.iterdir()) == [held / ".gpu_hpi.lock"]  # nothing of the refused run
+    lean = ["data.n_pairs=3000", "output.plot=false", "diagnostics.revision=false", "method=robust"]
+    code, _, err = main_in_process(
+        [*lean, f"hydra.run.dir={tmp_path}/${{hydra:runtime.choices.method}}", *mode], tmp_path
+    )
+    assert code == 0 and (tmp_path / "robust" / "summary.json").is_file(), err
 
 
 def test_warnings_are_one_line() -> None:
