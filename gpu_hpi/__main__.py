@@ -146,7 +146,7 @@ def main() -> None:
         if "--help" in args or "-h" in args:  # every choice and data kind, not Hydra's composed config alone
             _help([a for a in args if not a.startswith("-")])
             return
-        if any(a.startswith("-") for a in args) or mode_of(args) not in (None, "RUN"):
+        if any(a.startswith("-") for a in args) or mode_of(args) == "MULTIRUN":
             # Hydra's own flags (--cfg job, -m) and hydra.mode=MULTIRUN: Hydra's entry point
             sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
             with stops.interrupting_queries():

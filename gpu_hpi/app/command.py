@@ -73,8 +73,8 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
 
 
 def mode_of(args: list[str]) -> str | None:
-    """The hydra.mode these overrides set (RUN, MULTIRUN), or None."""
-    modes = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.mode=")]
+    """The hydra.mode these overrides set (RUN, MULTIRUN; a wrong one refused when composed), or None."""
+    modes = [a.split("=", 1)[1].strip().upper() for a in args if a.lstrip("+").startswith("hydra.mode=")]
     return modes[-1] if modes else None
 
 
