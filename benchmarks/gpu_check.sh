@@ -15,7 +15,8 @@
 # summary.json, the data and warm-up log). Data, run folders and kernel caches go to
 # GPU_CHECK_WORK (default /tmp/gpu-check), never under OUT.
 # GPU_CHECK_ARGS: options for gpu_targets (a dry run anywhere: "--scale 0.001 --backend cpu", and
-# --fork to fork the plain runs from one process that imported gpu_hpi, timing none of them);
+# --fork to fork the plain runs from one process that imported gpu_hpi and made one small run,
+# an identical command run once, timing none of them);
 # GPU_CHECK_TESTS=0 leaves out the tests.
 set -uo pipefail
 out=${1:-gpu-out}

@@ -35,6 +35,7 @@ left out, and its rows say so.
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import json
 import os
@@ -43,10 +44,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -421,20 +424,54 @@ FORK_IMPORTS = (
 )
 
 
-def forked_cli(cmd: list[str], env: dict[str, str], timeout: float | None) -> subprocess.CompletedProcess[str]:
-    """`python -m gpu_hpi ARGS` (cmd) as its entry point, cli(), runs it, in a child forked from this
-    process, which imports gpu_hpi's modules once: a dry run's speed (no run pays the start-up). The
-    GPU check itself starts each run afresh."""
-    import importlib
-
+def forked_cli(
+    args: list[str], env: dict[str, str], timeout: float | None, profile: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m gpu_hpi ARGS` as its entry point, cli(), runs it, in a child forked from this
+    process (made ready by fork_parent): a dry run's speed. `profile`: the child under cProfile,
+    its statistics written there. The GPU check itself starts each run afresh."""
     from benchmarks.forked import run_forked
     from gpu_hpi import __main__ as entry
 
-    for name in FORK_IMPORTS:  # imported once, for every child
-        importlib.import_module(name)
+    run = run_forked(["gpu_hpi", *args], entry.cli if profile is None else _profiled(entry.cli, profile), env, timeout)
+    return subprocess.CompletedProcess(["gpu_hpi", *args], run.returncode, run.stdout, run.stderr)
 
-    run = run_forked(["gpu_hpi", *cmd[3:]], entry.cli, env, timeout)
-    return subprocess.CompletedProcess(cmd, run.returncode, run.stdout, run.stderr)
+
+def fork_parent() -> None:
+    """This process made ready to fork runs from: gpu_hpi's modules imported and one small run made,
+    so that no child pays the lazy imports, the font loading and the first-use set-ups (~0.25 s a
+    run). That run reads no file (no DuckDB or Arrow thread pool starts): a fork copies no thread."""
+    import importlib
+
+    from gpu_hpi.app.library import run
+
+    for name in FORK_IMPORTS:
+        importlib.import_module(name)
+    threads = set(threading.enumerate())
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the small market's unidentified periods
+        run(["data.n_pairs=20000", "backend=cpu", "progress=false"], folder)
+    if set(threading.enumerate()) - threads:
+        raise RuntimeError(f"threads left to fork with: {set(threading.enumerate()) - threads}")
+
+
+def _profiled(main: Callable[[], object], path: Path) -> Callable[[], None]:
+    """main() under cProfile, the statistics written by the exit handlers (which cli() runs)."""
+
+    def profiled() -> None:
+        import cProfile
+
+        profile = cProfile.Profile()
+
+        def dump() -> None:
+            profile.disable()
+            profile.dump_stats(path)
+
+        atexit.register(dump)
+        profile.enable()
+        main()
+
+    return profiled
 
 
 class Check:
@@ -442,7 +479,10 @@ class Check:
 
     def __init__(self, out: Path, work: Path, data: Data, backend: str, budget: float, fork: bool = False) -> None:
         self.out, self.work, self.data, self.backend, self.budget = out, work, data, backend, budget
-        self.fork = fork  # `python -m gpu_hpi` runs forked from this process (forked_cli)
+        # `python -m gpu_hpi` runs forked from this process (forked_cli), on the CPU: a "GPU" run is
+        # its CPU twin's command, and a command is run once (twins: command -> the run that made it)
+        self.fork = fork
+        self.twins: dict[tuple[object, ...], str] = {}
         self.sizes = data.sizes
         self.runs_dir = work / "runs"
         self.warm = work / "cupy-warm"  # the warm kernel cache: warm-ups, the GPU tests, copies of the cold ones
@@ -470,6 +510,11 @@ class Check:
     ) -> Run | None:
         """One `python -m gpu_hpi` run; a failure is recorded (the rows that need it say why)."""
         folder = folder or self.runs_dir
+        twin = (prefix, overrides, expect_failure, folder)
+        if self.fork and twin in self.twins:
+            self.runs[name] = replace(self.runs[self.twins[twin]], name=name)
+            print(f"  run {name}: the command of {self.twins[twin]}, run once (--fork: on the CPU)", flush=True)
+            return self.runs[name]
         run_dir = folder / name
         shutil.rmtree(run_dir, ignore_errors=True)
         cmd = [sys.executable, *prefix, *overrides, f"hydra.run.dir={run_dir}", "progress=false"]
@@ -485,7 +530,9 @@ class Check:
             if timeout is not None and timeout < 1.0:
                 raise subprocess.TimeoutExpired(cmd, 0.0)
             if self.fork and prefix == ("-m", "gpu_hpi"):
-                proc = forked_cli(cmd, env, timeout)
+                proc = forked_cli(cmd[3:], env, timeout)
+            elif self.fork and prefix == ("-c", PROFILE):
+                proc = forked_cli(cmd[4:], env, timeout, profile=Path(cmd[3]))
             else:
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=timeout)
         except subprocess.TimeoutExpired as exc:  # stopped at the end of the budget: its rows are not run
@@ -505,6 +552,7 @@ class Check:
         if expect_failure:
             print(f"  run {name}: exit {proc.returncode}, {wall:.2f} s{note}", flush=True)
             self.runs[name] = Run(name, wall, {}, run_dir, proc.returncode, proc.stderr)
+            self.twins[twin] = name
             return self.runs[name]
         if proc.returncode != 0 or not summary_path.exists():
             last = proc.stderr.strip().splitlines()[-1:] or ["(no message)"]
@@ -513,6 +561,7 @@ class Check:
             return None
         run = Run(name, wall, json.loads(summary_path.read_text()), run_dir, 0, proc.stderr)
         self.runs[name] = run
+        self.twins[twin] = name
         print(f"  run {name}: {wall:.2f} s{note} ({run.timings})", flush=True)
         return run
 
@@ -601,6 +650,8 @@ class Check:
 
     def measure(self) -> list[Row]:
         shutil.rmtree(self.runs_dir, ignore_errors=True)
+        if self.fork:
+            fork_parent()
         s, d = self.sizes, self.data
         self.group_pairs(s, d)
         self.group_sales_cold(s, d)

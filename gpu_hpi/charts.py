@@ -57,6 +57,13 @@ def _save(fig: Figure, path: str | os.PathLike[str] | None) -> None:
         fig.savefig(path, format="png")
 
 
+def _tight(fig: Figure) -> None:
+    """The figure's last tight_layout, and no layout engine left: tight_layout leaves a placeholder
+    one, for which every savefig would lay the figure out again in a draw of its own."""
+    fig.tight_layout()
+    fig.set_layout_engine(None)
+
+
 def _main_row(result: Any) -> int:
     pooled = np.flatnonzero(result.groups == "ALL")
     return int(pooled[0]) if pooled.size else 0
@@ -132,7 +139,7 @@ def index_chart(
         half = np.nanmax(high[main] - low[main]) / 2.0
         band.set_label(f"{level:.0%} CI: within the line's width in most periods (at most ±{half:.2g} points)")
     ax.legend(fontsize=8, ncol=2, loc="upper left", title=regions_shown_text(result, [main, *others]), title_fontsize=8)
-    fig.tight_layout()
+    _tight(fig)
     _save(fig, path)
     return fig
 
@@ -256,7 +263,7 @@ def diagnostics_figure(frame: pd.DataFrame, periods: np.ndarray, groups: int = 6
         ax.set_xlabel(X_LABEL, fontsize=8)
         ax.set_ylabel(units[column], fontsize=8)
         ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 

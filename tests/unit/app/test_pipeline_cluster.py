@@ -110,7 +110,7 @@ def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str
         "data.batch_rows=6000",
         "diagnostics.revision=false",
         "method=robust",
-        "method.tol=1e-12",
+        "method.tol=1e-8",  # 9-10 steps: both runs take the same ones, to ~1e-15
         "method.max_iter=200",
         *extra,
     ]
