@@ -1,7 +1,8 @@
 """End to end: `python -m gpu_hpi` as a user runs it, through Hydra's own run (main(), in this
-process or as a real subprocess): its outputs and exit, the override checks it makes before the
-run, a memory cap. Every test here is marked slow (tests/conftest.py); the behaviour of the job
-itself is tested in-process through hydra.compose + pipeline.run (tests/unit)."""
+process or as a real subprocess): the override checks it makes before the run, a memory cap. Every
+test here is marked slow (tests/conftest.py); the real `gpu-hpi` processes that write outputs are
+the README's commands (test_readme.py), and the behaviour of the job itself is tested in-process
+through hydra.compose + pipeline.run (tests/unit)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from helpers import (
-    OUTPUTS,
     START_MONTH,
     assert_frames_equal,
     expected_frame,
@@ -18,29 +18,6 @@ from helpers import (
     run_cli,
     seed_frame,
 )
-
-
-def test_default_run_in_a_real_process(tmp_path: Path) -> None:
-    """`python -m gpu_hpi` itself (the other tests call its main() in-process), which ends without the
-    interpreter's teardown: exit 0, every output, the summary printed and flushed, DuckDB's spill
-    directory removed by the exit handlers; a bad override exits 2 with one line."""
-    run = run_cli(tmp_path, "data.n_pairs=20000", plot=True, subprocess_run=True).ok()
-    for name in OUTPUTS:
-        assert (run.dir / name).is_file() and (run.dir / name).stat().st_size > 0, name
-    # the summary is the first line: the INFO lines are in the run's log file only
-    assert run.stdout.startswith("gpu_hpi: 20,000 of 20,000 pairs, 17 group(s), 123 periods"), run.stdout
-    assert "][gpu_hpi][INFO]" in (run.dir / "gpu_hpi.log").read_text()
-    run_cli(tmp_path, "solver=foo", name="bad", subprocess_run=True).assert_failed("solver")
-
-    path = tmp_path / "pairs.parquet"
-    seed_frame(make_pairs(n=2000, seed=3)).to_parquet(path, index=False)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    files = run_cli(
-        tmp_path, "data=pairs", f"data.path={q(path)}", name="file", subprocess_run=True, env={"TMPDIR": str(scratch)}
-    )
-    assert files.ok().stdout.startswith("gpu_hpi: 2,000 of 2,000 pairs"), files.stdout
-    assert (files.dir / "summary.json").is_file() and not list(scratch.iterdir())
 
 
 # a real subprocess, its address space capped

@@ -7,7 +7,10 @@
   virtual environment `.venv` whose interpreter imports this checkout and whose `bin/` holds the
   `gpu-hpi` command. `/data/...` paths are replaced by small generated files (DATA below). A
   command is a line with its `\\` continuations (comment lines are skipped, a `$ ` prompt is
-  dropped); it must exit 0, or the code a trailing `# exit N` names.
+  dropped); it must exit 0, or the code a trailing `# exit N` names. These are the suite's real
+  `gpu-hpi` processes: a run prints its summary first (its INFO lines go to its log file only)
+  and writes every output, a refusal is one line, and DuckDB's spill directories are gone when
+  the processes end.
 - A block right after a `<!-- not run: why -->` line is not run: the quick start itself (it sets
   up a virtual environment; test_quick_start_is_two_commands checks it), and what needs a GPU, a
   cluster or runs the test suite.
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from helpers import REPO
+from helpers import OUTPUTS, REPO
 
 from gpu_hpi.synthetic import SyntheticMarket
 
@@ -215,10 +218,13 @@ def test_shell_commands_run_as_typed(tmp_path: Path) -> None:
         lines.append(f"{{ {command}\n}} >{logs}/{k}.out 2>&1 </dev/null; echo $? >{logs}/{k}.rc")
     script = tmp_path / ".readme.sh"
     script.write_text("\n".join(lines) + "\n")
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "USER")
     keep += ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the suite's (tests/conftest.py)
     env = {k: v for k, v in os.environ.items() if k in keep}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep) if "venv" not in p)
+    scratch = tmp_path / ".scratch"  # where DuckDB spills: its runs' exit handlers empty it
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)
     shell = ["bash", "--noprofile", "--norc", str(script)]
     proc = subprocess.run(shell, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -227,6 +233,16 @@ def test_shell_commands_run_as_typed(tmp_path: Path) -> None:
         output = (logs / f"{k}.out").read_text()
         assert rc == expected, f"{command}\nexit {rc}, README says {expected}:\n{output[-3000:]}"
         assert "Traceback" not in output, f"{command}\n{output[-3000:]}"
+        if rc == 2:  # a refusal is one line
+            assert output.count("\n") == 1 and output.startswith("gpu_hpi: error: "), output
+        if command.startswith("gpu-hpi") and rc == 0 and "--help" not in command:
+            # the summary first, flushed before the process ends without the interpreter's teardown;
+            # the INFO lines in the run's log file only
+            assert output.startswith("gpu_hpi: ") and "][gpu_hpi][INFO]" not in output, output
+    assert not list(scratch.iterdir())
+    run = tmp_path / "out" / "2024-03"
+    assert all((run / name).stat().st_size > 0 for name in OUTPUTS)
+    assert "][gpu_hpi][INFO]" in (run / "gpu_hpi.log").read_text()
     # what the README says of these runs
     again, first = (pd.read_parquet(tmp_path / "runs" / d / "index.parquet") for d in ("2024-04-again", "2024-04"))
     pd.testing.assert_frame_equal(again, first)

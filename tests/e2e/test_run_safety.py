@@ -105,7 +105,7 @@ def test_a_signal_stops_the_run_with_one_line_and_no_temporary_file(
     deadline = time.monotonic() + 60
     while not (run_dir / "gpu_hpi.log").exists() and time.monotonic() < deadline:  # the run has begun
         time.sleep(0.1)
-    time.sleep(1.0)
+    time.sleep(0.3)  # into the synthetic market's 60M pairs (seconds)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code

@@ -93,12 +93,11 @@ def test_cli_cluster_accuracy_equals_single_process(tmp_path: Path, scheduler: s
     assert dask.summary["dropped"]["missing_period"] == len(range(0, len(frame), 501))
 
 
-@pytest.mark.parametrize(
-    "extra", [pytest.param([], marks=pytest.mark.slow), ["index.groups=false"]]
-)  # with groups: the robust fit's many more passes as Dask tasks
-def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str, extra: list[str]) -> None:
-    """The robust fit with its passes over the pairs as Dask tasks (the per-group median |e| by an
-    exact distributed selection) gives the single-process index, se and scale."""
+@pytest.mark.slow  # ~20 passes over the pairs as Dask tasks for each of the two fits
+def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str) -> None:
+    """The robust fits of the regions and of the pooled index, with their passes over the pairs as
+    Dask tasks (the per-group median |e| by an exact distributed selection), give the
+    single-process index, se and scale."""
 
     def outliers(frame: pd.DataFrame) -> None:  # so that the weights matter
         frame.loc[frame.index[::53], "LogPriceDiff"] += 1.5
@@ -112,13 +111,13 @@ def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str
         "method=robust",
         "method.tol=1e-8",  # 9-10 steps: both runs take the same ones, to ~1e-15
         "method.max_iter=200",
-        *extra,
     ]
     single = run_app(tmp_path, *common, name="single").ok()
     dask = run_app(tmp_path, *common, "cluster=local", f"cluster.address={scheduler}", name="dask").ok()
     a, b = single.frame, dask.frame
     np.testing.assert_allclose(a["log_index"], b["log_index"], atol=1e-10, rtol=0)
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-8)
+    assert set(single.summary["solver_info"]) == {"groups", "pooled"}
     for name in single.summary["solver_info"]:
         s, d = single.summary["solver_info"][name], dask.summary["solver_info"][name]
         assert s["converged"] and d["converged"]
