@@ -5,7 +5,6 @@ tests/unit/dask/."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -15,16 +14,17 @@ from helpers import run_app, write_dataset
 
 distributed = pytest.importorskip("distributed")
 
-from gpu_hpi.dask.cluster import cluster_client  # noqa: E402
-
 
 @pytest.fixture(scope="module")
 def scheduler() -> Any:
     """The address of a running two-worker cluster, for CLI runs with cluster.address (one cluster
-    started for the module instead of one a run; cluster=local itself is tested below)."""
-    config = SimpleNamespace(kind="local", address=None, n_workers=2, threads_per_worker=1, memory_limit="auto")
-    with cluster_client(config, SimpleNamespace()) as c:
-        yield c.scheduler.address
+    for the module instead of one a run; cluster=local itself, its worker processes, is tested
+    below). Its workers are threads of this process that speak TCP: every task and result is
+    serialized as between processes, without two interpreters to start."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=":0"
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 @pytest.mark.slow  # starts a cluster of its own
