@@ -678,8 +678,9 @@ def main() -> None:
             jobs.extend((case, parse_size(s)) for s in args.sizes.split(","))
     rows = []
     if args.fork:
-        import gpu_hpi.app.pipeline  # noqa: F401 (imported once, for every child)
-        from benchmarks.forked import run_forked
+        from benchmarks.forked import import_lazy_modules, run_forked
+
+        import_lazy_modules()  # once, for every child
     for case, n in jobs:
         one = ["--one", case, str(n), args.backend, str(args.parts)]
         one += ([] if args.tol is None else ["--tol", str(args.tol)]) + (

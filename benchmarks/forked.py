@@ -18,6 +18,29 @@ from typing import Any
 
 from gpu_hpi.__main__ import exit_status
 
+# what runs and cases import when a stage starts (DuckDB, matplotlib, Arrow's readers, the iterative
+# solvers): imported by the parent once, not by each child
+LAZY_IMPORTS = (
+    "gpu_hpi.app.pipeline",
+    "gpu_hpi.app.preflight",
+    "gpu_hpi.charts",
+    "gpu_hpi.io.sql",
+    "duckdb",
+    "matplotlib.backends.backend_agg",
+    "pyarrow.dataset",
+    "pyarrow.csv",
+    "scipy.sparse.linalg",
+    "threadpoolctl",
+)
+
+
+def import_lazy_modules() -> None:
+    """LAZY_IMPORTS, imported in this process (before it forks children)."""
+    import importlib
+
+    for name in LAZY_IMPORTS:
+        importlib.import_module(name)
+
 
 def run_forked(
     argv: Sequence[str],

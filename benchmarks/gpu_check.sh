@@ -60,10 +60,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from gpu_hpi.backend.lapack import cholesky_solve, one_blas_thread
-systems = np.tile(np.eye(123) * 4 + 0.1, (1600, 1, 1))
+system = np.eye(123) * 4 + 0.1
 with one_blas_thread():
     for workers in (1, len(os.sched_getaffinity(0))):
-        parts = np.array_split(systems.copy(), workers)
+        parts = np.array_split(np.tile(system, (1600, 1, 1)), workers)  # solved in place: a new copy
         began = time.perf_counter()
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda part: cholesky_solve(part, np.ones(part.shape[:2]), True), parts))

@@ -411,19 +411,6 @@ runpy.run_module("gpu_hpi", run_name="__main__", alter_sys=True)
 """
 
 
-# what a run imports (its stages import DuckDB, matplotlib and Arrow's readers when they start)
-FORK_IMPORTS = (
-    "gpu_hpi.app.pipeline",
-    "gpu_hpi.app.preflight",
-    "gpu_hpi.charts",
-    "duckdb",
-    "matplotlib.backends.backend_agg",
-    "pyarrow.dataset",
-    "pyarrow.csv",
-    "threadpoolctl",
-)
-
-
 def forked_cli(
     args: list[str], env: dict[str, str], timeout: float | None, profile: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -441,12 +428,10 @@ def fork_parent() -> None:
     """This process made ready to fork runs from: gpu_hpi's modules imported and one small run made,
     so that no child pays the lazy imports, the font loading and the first-use set-ups (~0.25 s a
     run). That run reads no file (no DuckDB or Arrow thread pool starts): a fork copies no thread."""
-    import importlib
-
+    from benchmarks.forked import import_lazy_modules
     from gpu_hpi.app.library import run
 
-    for name in FORK_IMPORTS:
-        importlib.import_module(name)
+    import_lazy_modules()
     threads = set(threading.enumerate())
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the small market's unidentified periods
