@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # One BLAS / OpenMP thread per test process, set before numpy and scipy load their libraries: the
 # tests' matrices are small, and the libraries' waiting threads beside pytest-xdist's other worker
@@ -29,7 +29,10 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from reference import Problem, connected_problem, random_problem  # noqa: E402
+# reference.py (pandas, hypothesis) is imported by the fixtures that use it, not here: the xdist
+# controller, which runs no test, loads this file before it starts its workers
+if TYPE_CHECKING:
+    from reference import Problem
 
 
 @pytest.fixture
@@ -40,18 +43,24 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def problem() -> Problem:
     """Several groups (connected, with empty periods, with two components, too small) and invalid pairs."""
+    from reference import random_problem
+
     return random_problem(np.random.default_rng(7))
 
 
 @pytest.fixture
 def clean_problem() -> Problem:
     """The same shapes of groups without invalid pairs (so integer group ids work)."""
+    from reference import random_problem
+
     return random_problem(np.random.default_rng(8), invalid=False)
 
 
 @pytest.fixture
 def connected() -> Problem:
     """One group, every period identified, no invalid pairs."""
+    from reference import connected_problem
+
     return connected_problem(np.random.default_rng(9))
 
 
