@@ -61,13 +61,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from gpu_hpi.backend.lapack import cholesky_solve, one_blas_thread
 system = np.eye(123) * 4 + 0.1
+cores = len(os.sched_getaffinity(0))
+count = 100 * cores  # 1,600 on the 16-core host
 with one_blas_thread():
-    for workers in (1, len(os.sched_getaffinity(0))):
-        parts = np.array_split(np.tile(system, (1600, 1, 1)), workers)  # solved in place: a new copy
+    for workers in (1, cores):
+        parts = np.array_split(np.tile(system, (count, 1, 1)), workers)  # solved in place: a new copy
         began = time.perf_counter()
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda part: cholesky_solve(part, np.ones(part.shape[:2]), True), parts))
-        print(f"1,600 Cholesky solves and inverses of 123 x 123, {workers} threads: {time.perf_counter() - began:.3f} s")
+        print(f"{count:,} Cholesky solves and inverses of 123 x 123, {workers} threads: {time.perf_counter() - began:.3f} s")
 from threadpoolctl import threadpool_info
 for lib in threadpool_info():
     print(f"threadpool: {lib.get('internal_api')} {lib.get('num_threads')} threads, {lib.get('filepath')}")

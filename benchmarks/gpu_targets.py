@@ -435,7 +435,7 @@ def fork_parent() -> None:
     threads = set(threading.enumerate())
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the small market's unidentified periods
-        run(["data.n_pairs=20000", "backend=cpu", "progress=false"], folder)
+        run(["data.n_pairs=5000", "backend=cpu", "progress=false"], folder)
     if set(threading.enumerate()) - threads:
         raise RuntimeError(f"threads left to fork with: {set(threading.enumerate()) - threads}")
 
