@@ -82,7 +82,7 @@ GPU_CHECK_FILES = [
 @pytest.mark.slow  # every row of the GPU check, each run in its own process
 def test_gpu_check_dry_run(tmp_path: Path) -> None:
     """benchmarks/gpu_check.sh as on the GPU machine, on the CPU at 1/1000 of the sizes, without
-    the GPU tests and with its plain runs forked from one process (--fork: ~16 s, not 34-40): every
+    the GPU tests and with its plain runs forked from one process (--fork: 12-14 s, not 34-40): every
     row is measured, the table is printed last, and OUT holds the 8 files the machine sends back (at
     most 8, 16 MiB each, no folder)."""
     out = tmp_path / "out"
