@@ -117,11 +117,11 @@ def _group_alive(pgid: int) -> bool:
     """Whether a process of the group still runs. One that has ended is not, though it is listed
     until reaped: a child that outlives the run by a moment (multiprocessing's resource tracker
     ends when the run does) is left to the machine's init, which may reap it seconds later."""
-    return any(pgrp == pgid and state != "Z" for state, _, pgrp in _processes())
+    return any(pgrp == pgid and state != "Z" for _, state, _, pgrp in _processes())
 
 
-def _processes() -> list[tuple[str, int, int]]:
-    """(state, parent pid, process group) of each process, from /proc/PID/stat."""
+def _processes() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of each process, from /proc/PID/stat."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -130,7 +130,7 @@ def _processes() -> list[tuple[str, int, int]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended while looking
             continue
-        found.append((fields[0], int(fields[1]), int(fields[2])))
+        found.append((int(entry.name), fields[0], int(fields[1]), int(fields[2])))
     return found
 
 
@@ -187,18 +187,14 @@ def _has_open(pid: int, path: Path) -> bool:
 
 
 def _spawned_children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return found
+    return [child for child, _, parent, _ in _processes() if parent == pid and b"spawn_main" in _cmdline(child)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # ended while looking
+        return b""
 
 
 def test_a_signal_interrupts_a_running_duckdb_query_at_once() -> None:
