@@ -6,6 +6,7 @@ fork it): the child has this process's imports, so it pays no interpreter start-
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import subprocess
@@ -59,6 +60,9 @@ def run_forked(
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         sys.stdout.flush()
         sys.stderr.flush()
+        # this process's objects out of the collector's reach: a child's full passes would scan
+        # them again and write to every page that holds one (copy-on-write)
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             _child(argv, main, env, out.fileno(), err.fileno())
