@@ -101,3 +101,36 @@ def test_exit_status_is_the_interpreters(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().err == ""
     assert exit_status(SystemExit("gpu_hpi: a message")) == 1
     assert capsys.readouterr().err == "gpu_hpi: a message\n"
+
+
+def test_the_collector_is_held_for_the_start_up_only_in_the_command_lines_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cli() turns the garbage collector off for the start-up and the run turns it back on, the
+    start-up's objects frozen; main() called in another process leaves its collector alone."""
+    import gc
+
+    from gpu_hpi import __main__ as app
+
+    args = ["data.n_pairs=2000", "output.plot=false", "diagnostics.revision=false"]
+    frozen = gc.get_freeze_count()
+    rc, _, err = main_in_process([f"hydra.run.dir={tmp_path / 'caller'}", *args], cwd=tmp_path)
+    assert rc == 0, err
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+    monkeypatch.setattr(app, "_collector_held", True)
+    gc.disable()
+    try:
+        rc, _, err = main_in_process([f"hydra.run.dir={tmp_path / 'own'}", *args], cwd=tmp_path)
+        assert rc == 0, err
+        assert gc.isenabled() and gc.get_freeze_count() > frozen and not app._collector_held
+    finally:
+        gc.enable()
+    # a refusal ends the process before the run: the collector stays off until it exits
+    monkeypatch.setattr(app, "_collector_held", True)
+    gc.disable()
+    try:
+        rc, _, _ = main_in_process([f"hydra.run.dir={tmp_path / 'refused'}", "method=nosuch"], cwd=tmp_path)
+        assert rc == 2 and not gc.isenabled()
+    finally:
+        gc.enable()
