@@ -21,6 +21,10 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 # test module again (5.5 s against 3.7 s). Child processes read what this process writes.
 sys.dont_write_bytecode = False
 
+# No collector passes while the test modules and the libraries load (they make objects that live
+# as long as the process, no garbage): on again, with those objects frozen, once collection ends.
+gc.disable()
+
 import numpy as np  # noqa: E402 (after the thread settings)
 import pytest  # noqa: E402
 
@@ -70,8 +74,10 @@ _FOLDER_MARKERS = {"e2e": pytest.mark.slow, "gpu": pytest.mark.gpu}
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The libraries' and test modules' objects, which live as long as the process, moved out of
-    the garbage collector's reach: its full passes scanned them again ~15 times a worker."""
+    the garbage collector's reach (its full passes scanned them again ~15 times a worker), and the
+    collector on for the tests."""
     gc.freeze()
+    gc.enable()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
