@@ -170,7 +170,7 @@ def fit_table(
     g_all, t = table.n_groups, table.n_periods
     est = ident.estimated
     out_beta = np.zeros((g_all, t))
-    out_var = np.zeros((g_all, t))
+    out_var = np.zeros((g_all, t)) if covariance else np.full((g_all, t), np.nan)
     cell_n = table.count.astype(np.float64) if weights is None else weights["n"]
     cell_s1 = table.sum_y if weights is None else weights["y"]
     cell_s2 = table.sum_y2 if weights is None else weights["y2"]
@@ -196,14 +196,26 @@ def fit_table(
         # only cells in the base period's component enter the fit (both ends are then identified)
         used = xp.asarray(ident.identified[g0:g1])[grp, i] & (nf > 0)
         grp, i, j, nf, s1, s2, count = (a[used] for a in (grp, i, j, nf, s1, s2, count))
-        m = xp.asarray(est[g0:g1])
-        lap, rhs = normal_system(xp, b, t, grp, i, j, nf, s1, m)
-        solved, inv_diag = solve_spd(xp, lap, rhs if beta is None else None, covariance)
-        bet = solved if beta is None else xp.where(m, xp.asarray(beta[g0:g1]), 0.0)
-        d = bet[grp, j] - bet[grp, i]
-        cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
-        out_beta[g0:g1] = backend.to_host(bet)
-        out_var[g0:g1] = np.nan if inv_diag is None else backend.to_host(xp.where(m, inv_diag, 0.0))
+        # only the groups with a period to estimate have a system: the others (skipped, or only the
+        # base reached) use no cell, and their identity systems would cost as much as the others'
+        (live,) = np.nonzero(est[g0:g1].any(axis=1))
+        cell_ssr = s2  # no live group: no cell used
+        if live.size:
+            rows: Any = slice(None) if live.size == b else live  # the batch's rows solved
+            row = grp
+            if live.size < b:  # the cells' rows among the systems
+                at = np.full(b, -1, dtype=np.int64)
+                at[live] = np.arange(live.size)
+                row = xp.asarray(at)[grp]
+            m = xp.asarray(est[g0:g1][rows])
+            lap, rhs = normal_system(xp, live.size, t, row, i, j, nf, s1, m)
+            solved, inv_diag = solve_spd(xp, lap, rhs if beta is None else None, covariance)
+            bet = solved if beta is None else xp.where(m, xp.asarray(beta[g0:g1][rows]), 0.0)
+            d = bet[row, j] - bet[row, i]
+            cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
+            out_beta[g0:g1][rows] = backend.to_host(bet)
+            if inv_diag is not None:
+                out_var[g0:g1][rows] = backend.to_host(xp.where(m, inv_diag, 0.0))
         n_used[g0:g1] = backend.to_host(xp.bincount(grp, weights=count, minlength=b)).round().astype(np.int64)
         ssr[g0:g1] = backend.to_host(xp.bincount(grp, weights=cell_ssr, minlength=b))
         tss[g0:g1] = backend.to_host(xp.bincount(grp, weights=s2, minlength=b))

@@ -26,6 +26,29 @@ def test_group_batches_give_the_same_fit(problem: Problem, monkeypatch: pytest.M
     assert_matches_reference(batched, reference(problem))
 
 
+def test_only_groups_with_a_period_to_estimate_are_solved(problem: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A skipped group, or one that reaches only its base period, has no system: the others' fits
+    and every group's statistics are those of the reference, one group a batch or all in one."""
+    solve = normal.solve_spd
+    systems: list[int] = []
+
+    def counted(xp: object, lap: np.ndarray, *args: object, **kwargs: object) -> object:
+        systems.append(lap.shape[0])
+        return solve(xp, lap, *args, **kwargs)
+
+    monkeypatch.setattr(normal, "solve_spd", counted)
+    want = reference(problem)
+    estimated = int((want.n_params > 0).sum())
+    assert 0 < estimated < len(want.groups)  # the fixture has groups of both kinds
+    assert_matches_reference(estimate(problem), want)
+    assert sum(systems) == estimated
+    systems.clear()
+    for name in ("gpu", "cpu"):
+        monkeypatch.setitem(normal.SOLVE_CELLS, name, problem.n_periods**2)
+    assert_matches_reference(estimate(problem), want)
+    assert systems == [1] * estimated
+
+
 def test_solver_info_of_normal(problem: Problem) -> None:
     expected = {"method": "bmn", "solver": "normal"}
     assert estimate(problem).solver_info == {"groups": expected, "pooled": expected}
