@@ -72,6 +72,12 @@ def connected() -> Problem:
 _FOLDER_MARKERS = {"e2e": pytest.mark.slow, "gpu": pytest.mark.gpu}
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pytest-xdist's controller collects nothing (its workers do): the collector on at once."""
+    if session.config.pluginmanager.has_plugin("dsession"):
+        gc.enable()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The libraries' and test modules' objects, which live as long as the process, moved out of
     the garbage collector's reach (its full passes scanned them again ~15 times a worker), and the
