@@ -34,14 +34,15 @@ def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     block, reps = 100_000, 80
     prev = rng.integers(0, 100, block)
     month = np.datetime64("2010-01", "M")
-    table = pa.table(
+    part = pa.table(
         {
-            "group_id": np.tile(rng.integers(0, 50, block), reps),
-            "PrevYearMonth": np.tile((month + prev).astype("datetime64[ms]"), reps),
-            "RecentYearMonth": np.tile((month + prev + rng.integers(1, 20, block)).astype("datetime64[ms]"), reps),
-            "LogPriceDiff": np.tile(rng.normal(0, 0.1, block), reps),
+            "group_id": rng.integers(0, 50, block),
+            "PrevYearMonth": (month + prev).astype("datetime64[ms]"),
+            "RecentYearMonth": (month + prev + rng.integers(1, 20, block)).astype("datetime64[ms]"),
+            "LogPriceDiff": rng.normal(0, 0.1, block),
         }
     )
+    table = pa.concat_tables([part] * reps)  # the block repeated without copying it
     path = tmp_path_factory.mktemp("stops") / "pairs.parquet"
     pq.write_table(table, path, row_group_size=500_000)
     return path
