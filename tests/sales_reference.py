@@ -18,6 +18,9 @@ import pyarrow.parquet as pq
 from gpu_hpi.data.pairing import Sales
 from gpu_hpi.io.sales import _composite_codes
 
+# a random element of these by its index: the draws of Generator.choice, without its per-call cost
+KEY_B = ("x", "y", "zz", "é")
+GROUPS = ("north", "south", "east")
 MAD_TO_SD = 1 / statistics.NormalDist().inv_cdf(0.75)  # computed here, not taken from the package
 START = 2014 * 12  # absolute month of 2014-01
 SEED_COLUMNS = ["group_id", "PrevYearMonth", "RecentYearMonth", "LogPriceDiff", "PrevPrice", "RecentPrice"]
@@ -67,7 +70,7 @@ def _random_sales(
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     for p in range(n_props):
-        a, b, c = p // 3, str(rng.choice(["x", "y", "zz", "é"])), int(rng.integers(1, 4))
+        a, b, c = p // 3, KEY_B[rng.integers(len(KEY_B))], int(rng.integers(1, 4))
         level = rng.normal(12.0, 0.6)
         sales: list[tuple[int, int]] = []
         for _ in range(int(rng.integers(1, 9))):
@@ -79,7 +82,7 @@ def _random_sales(
             sales.append((month, day))
             log_price = level + 0.01 * month + rng.normal(0, 0.05)
             if rng.random() < 0.04:
-                log_price += rng.choice([-2.0, 2.0])
+                log_price += (-2.0, 2.0)[rng.integers(2)]
             rows.append(
                 {
                     "a": a,
@@ -88,7 +91,7 @@ def _random_sales(
                     "month": month,
                     "day": day,
                     "price": float(np.exp(log_price)),
-                    "group": str(rng.choice(["north", "south", "east"])),
+                    "group": GROUPS[rng.integers(len(GROUPS))],
                     "prop": p,
                 }
             )
