@@ -201,17 +201,17 @@ def fit_table(
         (live,) = np.nonzero(est[g0:g1].any(axis=1))
         cell_ssr = s2  # no live group: no cell used
         if live.size:
-            rows: Any = slice(None) if live.size == b else live  # the batch's rows solved
-            row = grp
-            if live.size < b:  # the cells' rows among the systems
+            rows: Any = slice(None) if live.size == b else live  # the batch's groups solved
+            system = grp  # each cell's system
+            if live.size < b:
                 at = np.full(b, -1, dtype=np.int64)
                 at[live] = np.arange(live.size)
-                row = xp.asarray(at)[grp]
+                system = xp.asarray(at)[grp]
             m = xp.asarray(est[g0:g1][rows])
-            lap, rhs = normal_system(xp, live.size, t, row, i, j, nf, s1, m)
+            lap, rhs = normal_system(xp, live.size, t, system, i, j, nf, s1, m)
             solved, inv_diag = solve_spd(xp, lap, rhs if beta is None else None, covariance)
             bet = solved if beta is None else xp.where(m, xp.asarray(beta[g0:g1][rows]), 0.0)
-            d = bet[row, j] - bet[row, i]
+            d = bet[system, j] - bet[system, i]
             cell_ssr = s2 - 2.0 * d * s1 + nf * d * d
             out_beta[g0:g1][rows] = backend.to_host(bet)
             if inv_diag is not None:
