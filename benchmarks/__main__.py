@@ -43,6 +43,7 @@ CASES = (
     "diagnostics",
     "regions",
     "revision_regions",
+    "charts",
     "duckdb_pairs",
     "sales_sql",
     "sales_sql_kept",
@@ -136,6 +137,8 @@ def run_case(case: str, n: int, backend: str, parts: int = 1, tol: float | None 
         return regions_case(n)
     if case == "revision_regions":
         return revision_regions_case(n)
+    if case == "charts":
+        return charts_case(n)
     if case == "duckdb_pairs":
         return duckdb_pairs(n, parts)
     if case in ("sales_sql", "sales_sql_kept"):
@@ -568,6 +571,34 @@ def region_pairs(n: int, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     prev = rng.integers(0, 122, n)
     recent = np.minimum(prev + rng.geometric(1 / 30, n), 122)
     return group, prev, recent, rng.normal(0, 0.1, n)
+
+
+def charts_case(n: int, n_groups: int = 60) -> dict[str, Any]:
+    """index.png and regions.png (output.plot_regions: the MAX_PANELS regions with the most pairs)
+    of n pairs over 60 regions, as regions_case draws them, after the fit and a first chart (the
+    import of matplotlib and its fonts); regions.png's own time in the case's name."""
+    import tempfile
+
+    import gpu_hpi
+    from gpu_hpi.charts import MAX_PANELS, index_chart, regions_chart
+
+    warnings.simplefilter("ignore", gpu_hpi.IdentificationWarning)
+    group, prev, recent, y = region_pairs(n, n_groups)
+    be = gpu_hpi.resolve_backend("cpu")
+    result = gpu_hpi.estimate_index(prev, recent, y, group, n_periods=123, backend=be)
+    drawn: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        index_chart(result, Path(folder) / "warm.png")
+
+        def both() -> None:
+            index_chart(result, Path(folder) / "index.png")
+            start = time.perf_counter()
+            regions_chart(result, Path(folder) / "regions.png")
+            drawn.append(time.perf_counter() - start)
+
+        _, seconds, extra = timed(both)
+    panels = min(MAX_PANELS, n_groups)
+    return row(f"charts, {panels} panels (regions.png {drawn[0]:.2f} s)", n, seconds, extra, None, be.device)
 
 
 def revision_regions_case(n: int, n_groups: int = 10_000) -> dict[str, Any]:

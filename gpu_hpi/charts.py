@@ -64,6 +64,15 @@ def _tight(fig: Figure) -> None:
     fig.set_layout_engine(None)
 
 
+def _constrained(fig: Figure) -> None:
+    """The figure's constrained layout, done once, and no layout engine left: savefig would do it
+    again, in a draw of its own."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+    fig.set_layout_engine(None)
+
+
 def _main_row(result: Any) -> int:
     pooled = np.flatnonzero(result.groups == "ALL")
     return int(pooled[0]) if pooled.size else 0
@@ -160,6 +169,23 @@ def _filled_segments(values: np.ndarray, filled: np.ndarray) -> np.ndarray:
     return np.where(near & np.isfinite(values), values, np.nan)
 
 
+def _common_limits(panels: list[Axes]) -> None:
+    """The limits that axes sharing x and y would autoscale to: the union of the panels' data,
+    widened by the axes' margins (rcParams axes.xmargin / ymargin) on each side."""
+    from matplotlib.transforms import Bbox
+
+    if not panels:
+        return
+    data = Bbox.union([ax.dataLim for ax in panels])
+    x_margin, y_margin = panels[0].get_xmargin(), panels[0].get_ymargin()
+    x_low, x_high = data.intervalx
+    y_low, y_high = data.intervaly
+    x_pad, y_pad = (x_high - x_low) * x_margin, (y_high - y_low) * y_margin
+    for ax in panels:
+        ax.set_xlim(x_low - x_pad, x_high + x_pad)
+        ax.set_ylim(y_low - y_pad, y_high + y_pad)
+
+
 def regions_figure(
     result: Any, level: float = 0.95, columns: Mapping[str, Any] | None = None
 ) -> tuple[Figure, list[str]]:
@@ -175,15 +201,17 @@ def regions_figure(
     rows, cols = grid_shape(len(regions))
     width = min(6.0, max(2.6, 12.0 / cols))  # inches per panel: one region is not a stamp
     fig = _figure(width * cols, 0.72 * width * rows + 1.0, layout="constrained")
-    grid = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    # only the drawn slots get axes, and one scale for every panel is set once at the end: axes
+    # shared by sharex/sharey would do it, but each limit set on one of n shared axes visits all n
+    spec = fig.add_gridspec(rows, cols)
+    panels = [fig.add_subplot(spec[k // cols, k % cols]) for k in range(len(regions))]
     low, high = result.conf_int(level)
     x = np.arange(result.periods.shape[0])
     ticks, labels = year_ticks(result.periods, most=4)
     filled = columns.get("filled")
     sa = columns.get("index_sa")
     drew_filled = drew_sa = False
-    for k, g in enumerate(regions):
-        ax = grid[k // cols, k % cols]
+    for k, (g, ax) in enumerate(zip(regions, panels, strict=True)):
         if pooled:
             ax.plot(x, result.index[main], color="grey", lw=0.8, alpha=0.5)
         ax.fill_between(x, low[g], high[g], color="C0", alpha=0.25, lw=0)
@@ -196,19 +224,15 @@ def regions_figure(
             ax.plot(x, sa[g], color="C1", lw=0.9, alpha=0.9, gid="seasonally_adjusted")
             drew_sa = True
         ax.set_title(f"{result.groups[g]} ({int(result.n_pairs[g]):,} pairs)", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7, labelbottom=False, labelleft=k % cols == 0)
         ax.set_xticks(ticks, labels)
+    _common_limits(panels)
     index_label = _index_label(result)
-    for r in range(rows):
-        grid[r, 0].set_ylabel(index_label, fontsize=7)
-    for c in range(cols):  # the lowest panel of each column, which may stand above an empty slot
-        drawn = [r for r in range(rows) if r * cols + c < len(regions)]
-        if drawn:
-            bottom = grid[drawn[-1], c]
-            bottom.xaxis.set_tick_params(labelbottom=True)
-            bottom.set_xlabel(X_LABEL, fontsize=7)
-    for k in range(len(regions), rows * cols):
-        grid[k // cols, k % cols].set_visible(False)
+    for first in panels[::cols]:  # the first column
+        first.set_ylabel(index_label, fontsize=7)
+    for bottom in panels[-cols:]:  # the lowest panel of each column, which may stand above an empty slot
+        bottom.xaxis.set_tick_params(labelbottom=True)
+        bottom.set_xlabel(X_LABEL, fontsize=7)
     handles: list[Any] = [
         Line2D([], [], color="C0", lw=1.2, label="estimate"),
         Patch(color="C0", alpha=0.25, lw=0, label=f"{level:.0%} confidence band"),
@@ -224,6 +248,7 @@ def regions_figure(
     total = int((result.groups != "ALL").sum())
     shown = f": {len(regions)} of {total} regions shown (most pairs)" if len(regions) < total else ""
     fig.suptitle(f"Index by region{shown}", fontsize=10)
+    _constrained(fig)
     return fig, [str(result.groups[g]) for g in regions]
 
 

@@ -43,6 +43,12 @@ def twenty() -> Any:
     return _result(8000, 20)
 
 
+@pytest.fixture(scope="module")
+def twenty_panels(twenty: Any) -> tuple[Any, list[str]]:
+    """regions.png's figure of `twenty` and its regions drawn, made once: the tests only read it."""
+    return regions_figure(twenty)
+
+
 def _labels(ax: Any) -> list[str]:
     return [text.get_text() for text in ax.get_legend().get_texts()]
 
@@ -111,7 +117,7 @@ def test_index_chart_axes_labelled(twenty: Any) -> None:
     assert ax.get_xlabel() == "year" and ax.get_ylabel() == "index (2010-01 = 100)"
 
 
-def test_grid_fits_the_number_of_regions(twenty: Any) -> None:
+def test_grid_fits_the_number_of_regions(twenty_panels: tuple[Any, list[str]]) -> None:
     assert [grid_shape(n) for n in (1, 2, 3, 4, 5, 17, 20, MAX_PANELS)] == [
         (1, 1),
         (1, 2),
@@ -122,7 +128,7 @@ def test_grid_fits_the_number_of_regions(twenty: Any) -> None:
         (4, 5),
         (7, 8),
     ]
-    fig, drawn = regions_figure(twenty)
+    fig, drawn = twenty_panels
     assert len(drawn) == 20 and len(fig.axes) == 20 and all(ax.get_visible() for ax in fig.axes)
     assert fig.axes[0].get_gridspec().get_geometry() == (4, 5)
     five = _result(3000, 5)
@@ -134,13 +140,16 @@ def test_grid_fits_the_number_of_regions(twenty: Any) -> None:
 
 
 def _labelled_panels(fig: Any) -> None:
-    """Every visible panel of regions.png: a y label in the first column, an x label and year tick
-    labels on the lowest panel of each column (sharing the axes, the others need none)."""
+    """Every visible panel of regions.png: one scale for all; a y label and tick labels in the first
+    column, an x label and year tick labels on the lowest panel of each column (on one scale, the
+    others need none)."""
     visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len({ax.get_xlim() for ax in visible}) == 1 and len({ax.get_ylim() for ax in visible}) == 1
     for ax in visible:
         spec = ax.get_subplotspec()
         row, col = spec.rowspan.start, spec.colspan.start
         assert (ax.get_ylabel() != "") == (col == 0)
+        assert ax.yaxis.get_tick_params().get("labelleft", True) is (col == 0)
         below = [
             other
             for other in visible
@@ -152,13 +161,30 @@ def _labelled_panels(fig: Any) -> None:
     assert any(ax.get_ylabel() == "index (2010-01 = 100)" for ax in visible)
 
 
-def test_regions_panels_labelled(twenty: Any) -> None:
-    _labelled_panels(regions_figure(twenty)[0])
+def test_regions_panels_labelled(twenty_panels: tuple[Any, list[str]]) -> None:
+    _labelled_panels(twenty_panels[0])
     five, _ = regions_figure(_result(3000, 5))
     _labelled_panels(five)
     # five in a 2 x 3 grid: the third column's lowest panel stands in the first row, above an empty slot
     top_right = [ax for ax in five.axes if ax.get_visible() and ax.get_subplotspec().colspan.start == 2]
     assert len(top_right) == 1 and top_right[0].get_xlabel() == "year"
+
+
+def test_the_panels_scale_is_the_one_shared_axes_autoscale_to(twenty_panels: tuple[Any, list[str]]) -> None:
+    """regions.png's panels do not share their axes (a limit set on one of n shared axes visits all
+    n); their one scale is the one matplotlib's own sharex / sharey autoscaling gives the same data."""
+    from matplotlib.figure import Figure
+
+    fig, drawn = twenty_panels
+    shared = Figure().subplots(1, len(drawn), sharex=True, sharey=True)
+    for source, ax in zip(fig.axes, shared, strict=True):
+        for line in source.get_lines():
+            ax.plot(line.get_xdata(), line.get_ydata())
+        for band in source.collections:
+            (path,) = band.get_paths()
+            ax.fill(*path.vertices.T)
+    np.testing.assert_allclose(fig.axes[0].get_xlim(), shared[0].get_xlim(), rtol=1e-12)
+    np.testing.assert_allclose(fig.axes[0].get_ylim(), shared[0].get_ylim(), rtol=1e-12)
 
 
 def test_diagnostics_panels_labelled(twenty: Any) -> None:
@@ -229,7 +255,7 @@ def test_regions_chart_draws_at_most_the_panel_limit(monkeypatch: pytest.MonkeyP
     from gpu_hpi import charts
 
     assert MAX_PANELS == 50
-    limit = 7  # the rule at a smaller limit: 50 panels' axes take 1.5 s to make
+    limit = 7  # the rule at a smaller limit: a figure of 50 panels takes ~1.3 s to make
     monkeypatch.setattr(charts, "MAX_PANELS", limit)
     rng = np.random.default_rng(0)
     n, groups, t = 10_000, 12, 24
