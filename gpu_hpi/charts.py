@@ -174,16 +174,13 @@ def _common_limits(panels: list[Axes]) -> None:
     widened by the axes' margins (rcParams axes.xmargin / ymargin) on each side."""
     from matplotlib.transforms import Bbox
 
-    if not panels:
-        return
-    data = Bbox.union([ax.dataLim for ax in panels])
-    x_margin, y_margin = panels[0].get_xmargin(), panels[0].get_ymargin()
-    x_low, x_high = data.intervalx
-    y_low, y_high = data.intervaly
-    x_pad, y_pad = (x_high - x_low) * x_margin, (y_high - y_low) * y_margin
-    for ax in panels:
-        ax.set_xlim(x_low - x_pad, x_high + x_pad)
-        ax.set_ylim(y_low - y_pad, y_high + y_pad)
+    if panels:
+        data = Bbox.union([ax.dataLim for ax in panels])
+        (x0, x1), (y0, y1) = data.intervalx, data.intervaly
+        dx, dy = (x1 - x0) * panels[0].get_xmargin(), (y1 - y0) * panels[0].get_ymargin()
+        for ax in panels:
+            ax.set_xlim(x0 - dx, x1 + dx)
+            ax.set_ylim(y0 - dy, y1 + dy)
 
 
 def regions_figure(
