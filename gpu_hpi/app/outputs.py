@@ -26,6 +26,7 @@ from ..errors import raise_stop, record_stop
 from ..estimation.result import IndexResult
 from ..io.files import write_csv
 from ..io.store import save_cells, save_pairs
+from .preflight import UNIDENTIFIED_CSV
 from .report import DiagnosticsOutput
 from .stages import Timings
 
@@ -158,4 +159,3 @@ def replace_run_set(out_dir: Path, written: list[tuple[Path, Path]], inputs: lis
 
 
 STAGED_CONFIG = ".hydra.next"  # conf/config.yaml's hydra.output_subdir
-UNIDENTIFIED_CSV = "unidentified.csv"  # group, period, reason of each index value left empty

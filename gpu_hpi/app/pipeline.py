@@ -44,8 +44,8 @@ from ..io.files import input_files
 from ..io.frames import frame_fingerprint
 from ..io.store import cell_files
 from .loaders import SharedReads, add_stored_cells, check_table_only, load, on_cluster, read_key, read_plan
-from .outputs import UNIDENTIFIED_CSV, write_outputs
-from .preflight import check_input, check_outputs, input_paths
+from .outputs import write_outputs
+from .preflight import UNIDENTIFIED_CSV, check_input, check_outputs, input_paths
 from .record import fingerprint, run_record
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns
 from .stages import Timings

@@ -17,6 +17,8 @@ from ..errors import ConfigError, DataError
 from ..io.files import expand_path, input_files
 from ..io.periods import check_footer_dates
 
+UNIDENTIFIED_CSV = "unidentified.csv"  # group, period, reason of each index value left empty
+
 
 def check_input(data: Any) -> None:
     """DataError for implausible dates in the parquet statistics of the data group's input (pairs:
@@ -64,11 +66,14 @@ def check_unique_columns(files: list[str], fmt: str, wanted: list[str]) -> None:
 
 
 def run_outputs(cfg: Any) -> list[str]:
-    """The names of the files a run of this configuration writes into its directory."""
+    """The names of the files a run of this configuration may write into its directory: those it
+    writes, and unidentified.csv, which it writes where index values are not identified (known
+    only once it has fitted)."""
     out, diag, data = cfg.output, cfg.diagnostics, cfg.data
     flags = {
         "index.csv": out.csv,
         "index.parquet": out.parquet,
+        UNIDENTIFIED_CSV: True,
         "diagnostics.csv": True,
         "accuracy.csv": diag.accuracy_folds or diag.in_sample_error or diag.forecast_error,
         "vintages.parquet": diag.vintages,

@@ -1,6 +1,7 @@
 """app/outputs.py: a run directory holds one run's complete set. A run that succeeds replaces the
 earlier run's whole set (its files this run did not write go; other files and the run's own inputs
-stay); a refused run leaves the earlier set as it was, .hydra/ included."""
+stay); a refused run leaves the earlier set as it was, .hydra/ included. Each file a run writes is
+one that the check of outputs over inputs knows (app/preflight.run_outputs)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 import pytest
 from helpers import compose_config, run_app, run_cli
 
+from gpu_hpi.app.preflight import run_outputs
+
 
 def test_a_rerun_replaces_the_whole_earlier_set(tmp_path: Path) -> None:
     extra = ["output.plot_regions=true", "diagnostics.vintages=true", "output.cells=true"]
     first = run_app(tmp_path, "data.n_pairs=20000", *extra, plot=True).ok()
     assert {"regions.png", "vintages.parquet", "cells.parquet"} <= set(first.summary["outputs"])
+    assert set(first.summary["outputs"]) <= set(run_outputs(compose_config("data.n_pairs=20000", *extra)))
     (first.dir / "notes.txt").write_text("mine")  # not a gpu_hpi output: never touched
     second = run_app(tmp_path, "data.n_pairs=20000", "output.csv=false").ok()
     names = {p.name for p in second.dir.iterdir() if not p.name.startswith(".")}
@@ -39,7 +43,10 @@ def test_unidentified_values_are_listed_in_a_file_the_warning_names(tmp_path: Pa
     warning names with summary.json's count; a later run without any leaves no stale list."""
     import pandas as pd
 
-    thin = run_app(tmp_path, "data.n_pairs=3000", "index.min_pairs=1", "diagnostics.revision=false").ok()
+    options = ("data.n_pairs=3000", "index.min_pairs=1", "diagnostics.revision=false")
+    thin = run_app(tmp_path, *options).ok()
+    # a name that the check of outputs over inputs knows (app/preflight.py)
+    assert set(thin.summary["outputs"]) <= set(run_outputs(compose_config(*options, "output.plot=false")))
     listed = pd.read_csv(thin.dir / "unidentified.csv", dtype=str)
     index = thin.csv
     empty = index[index["log_index"].isna()]

@@ -117,8 +117,10 @@ def test_save_pairs_over_the_input_is_refused_and_the_input_kept(tmp_path: Path,
 
 
 def test_run_outputs_over_inputs_are_refused(tmp_path: Path) -> None:
-    """A stored cell table read from the run directory that the run would write again, and a pair
-    file named as one of the run's outputs: refused in one line, the inputs unchanged."""
+    """A stored cell table read from the run directory that the run would write again, and pair
+    files named as one of the run's outputs (one it writes only where some index values are left
+    empty among them): refused in one line, the inputs unchanged."""
+    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
     from helpers import run_app, seed_pairs
 
@@ -139,6 +141,14 @@ def test_run_outputs_over_inputs_are_refused(tmp_path: Path) -> None:
     run = run_app(tmp_path, "data=pairs", f"data.path={inside / 'index.parquet'}", name="inside")
     assert run.rc == 2 and "the output index.parquet" in run.stderr
     assert digest(inside / "index.parquet") == pairs_before
+    # unidentified.csv, written only where index values are left empty (known once fitted): refused
+    # before the read, as the pairs of this file leave some
+    pacsv.write_csv(seed_pairs(3000, 4), inside / "unidentified.csv")
+    listed_before = digest(inside / "unidentified.csv")
+    thin = ("data.format=csv", "index.min_pairs=1")
+    run = run_app(tmp_path, "data=pairs", f"data.path={inside / 'unidentified.csv'}", *thin, name="inside")
+    assert run.rc == 2 and "the output unidentified.csv" in run.stderr
+    assert digest(inside / "unidentified.csv") == listed_before
 
 
 def test_save_pairs_must_be_parquet_and_is_written_only_by_a_run_that_succeeds(tmp_path: Path) -> None:
