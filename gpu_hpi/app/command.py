@@ -21,6 +21,8 @@ from omegaconf.errors import OmegaConfBaseException
 from ..config import config_dir
 from ..errors import ConfigError, DataError, GpuHpiError
 
+LOCK = ".gpu_hpi.lock"  # in the run directory while a run owns it
+
 
 def one_line(exc: BaseException) -> str:
     """A single line out of Hydra's / OmegaConf's multi-line messages."""
@@ -54,6 +56,9 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
             cfg = _compose(application, overrides)
             HydraConfig.instance().set_config(cfg)  # for a ${hydra:...} in the run directory
             run_dir = Path(str(cfg.hydra.run.dir)).absolute()
+            from .preflight import check_run_files  # pyarrow: after the overrides are known to compose
+
+            check_run_files(cfg, run_dir, [LOCK, f"{cfg.hydra.job.name}.log"], [".hydra", str(cfg.hydra.output_subdir)])
             lock = own_run_dir(run_dir)
         except OmegaConfBaseException as exc:
             refuse(one_line(exc))
@@ -137,7 +142,7 @@ def own_run_dir(run_dir: Path) -> IO[str]:
         raise DataError(problem)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(run_dir / ".gpu_hpi.lock", "a+")  # noqa: SIM115 (held until the run ends)
+        lock = open(run_dir / LOCK, "a+")  # noqa: SIM115 (held until the run ends)
     except OSError as exc:
         raise DataError(f"cannot write the output directory {run_dir}: {exc.strerror}") from exc
     try:

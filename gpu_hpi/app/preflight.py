@@ -116,6 +116,24 @@ def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
                 raise ConfigError(f"{what} would overwrite the input {read}; write it elsewhere")
 
 
+def check_run_files(cfg: Any, run_dir: Path, files: list[str], folders: list[str]) -> None:
+    """ConfigError where an input of the run is one of the command line's own files in its run
+    directory, which are written before the run reads anything: `files` (its lock, its log) and
+    what `folders` hold (its configuration, staged, then replacing the earlier run's)."""
+    own = [run_dir / name for name in files if (run_dir / name).exists()]
+    own += [run_dir / name for name in folders if (run_dir / name).is_dir()]
+    if not own or cfg.data.kind == "synthetic":  # a new directory holds none of them
+        return
+    for read in input_paths(cfg.data):
+        for path in own:
+            inside = path.is_dir() and Path(os.path.realpath(read)).is_relative_to(os.path.realpath(path))
+            if inside or _same_file(str(path), read):
+                raise ConfigError(
+                    f"the input {read} is the run's own {path.name} in hydra.run.dir={run_dir}, "
+                    "written before anything is read; choose another hydra.run.dir"
+                )
+
+
 def _same_file(a: str, b: str) -> bool:
     if os.path.realpath(a) == os.path.realpath(b):
         return True

@@ -151,6 +151,29 @@ def test_run_outputs_over_inputs_are_refused(tmp_path: Path) -> None:
     assert digest(inside / "unidentified.csv") == listed_before
 
 
+@pytest.mark.parametrize("name", ["gpu_hpi.log", ".gpu_hpi.lock", ".hydra/pairs.parquet", ".hydra.next/pairs.parquet"])
+def test_an_input_among_the_command_lines_own_files_is_refused_before_they_are_written(
+    tmp_path: Path, name: str
+) -> None:
+    """The command line's log, lock and configuration folders in the run directory are written
+    before anything is read (the log's first lines, the lock's pid, the staged configuration, then
+    .hydra/ replaced): an input among them is refused in one line and left as it was."""
+    import pyarrow.parquet as pq
+    from helpers import run_cli, seed_pairs
+
+    pairs = tmp_path / "run" / name
+    pairs.parent.mkdir(parents=True)
+    pq.write_table(seed_pairs(3000, 4), pairs)
+    before = digest(pairs)
+    refused = run_cli(tmp_path, "data=pairs", f"data.path={pairs}", name="run")
+    assert refused.rc == 2, refused.stderr
+    assert refused.stderr == (
+        f"gpu_hpi: error: the input {pairs} is the run's own {Path(name).parts[0]} in hydra.run.dir="
+        f"{tmp_path / 'run'}, written before anything is read; choose another hydra.run.dir\n"
+    )
+    assert digest(pairs) == before and not (tmp_path / "run" / "summary.json").exists()
+
+
 def test_save_pairs_must_be_parquet_and_is_written_only_by_a_run_that_succeeds(tmp_path: Path) -> None:
     from helpers import run_app
 
