@@ -56,9 +56,9 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
             cfg = _compose(application, overrides)
             HydraConfig.instance().set_config(cfg)  # for a ${hydra:...} in the run directory
             run_dir = Path(str(cfg.hydra.run.dir)).absolute()
-            from .preflight import check_run_files  # pyarrow: after the overrides are known to compose
+            from .preflight import CONFIG_FOLDERS, check_run_files  # pyarrow: once the overrides compose
 
-            check_run_files(cfg, run_dir, [LOCK, f"{cfg.hydra.job.name}.log"], [".hydra", str(cfg.hydra.output_subdir)])
+            check_run_files(cfg, run_dir, [LOCK, f"{cfg.hydra.job.name}.log"], list(CONFIG_FOLDERS))
             lock = own_run_dir(run_dir)
         except OmegaConfBaseException as exc:
             refuse(one_line(exc))

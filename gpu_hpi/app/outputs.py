@@ -26,7 +26,7 @@ from ..errors import raise_stop, record_stop
 from ..estimation.result import IndexResult
 from ..io.files import write_csv
 from ..io.store import save_cells, save_pairs
-from .preflight import UNIDENTIFIED_CSV
+from .preflight import CONFIG_FOLDERS, UNIDENTIFIED_CSV
 from .report import DiagnosticsOutput
 from .stages import Timings
 
@@ -150,12 +150,9 @@ def replace_run_set(out_dir: Path, written: list[tuple[Path, Path]], inputs: lis
         ours = name not in fresh and "/" not in name and not name.startswith(".")
         if ours and os.path.realpath(stale) not in read:
             stale.unlink(missing_ok=True)
-    staged = out_dir / STAGED_CONFIG
+    committed, staged = (out_dir / name for name in CONFIG_FOLDERS)
     if staged.is_dir():
-        shutil.rmtree(out_dir / ".hydra", ignore_errors=True)
-        os.replace(staged, out_dir / ".hydra")
+        shutil.rmtree(committed, ignore_errors=True)
+        os.replace(staged, committed)
     for tmp, final in summary:
         os.replace(tmp, final)
-
-
-STAGED_CONFIG = ".hydra.next"  # conf/config.yaml's hydra.output_subdir

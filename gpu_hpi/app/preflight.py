@@ -18,6 +18,9 @@ from ..io.files import expand_path, input_files
 from ..io.periods import check_footer_dates
 
 UNIDENTIFIED_CSV = "unidentified.csv"  # group, period, reason of each index value left empty
+# the command line's configuration in the run directory: .hydra/, and where it is staged until the
+# outputs are committed (conf/config.yaml's hydra.output_subdir)
+CONFIG_FOLDERS = (".hydra", ".hydra.next")
 
 
 def check_input(data: Any) -> None:
@@ -108,7 +111,12 @@ def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
         raise ConfigError(f"data.save_pairs={save_pairs} must name a .parquet file (the pairs are written as parquet)")
     outputs = {str(out_dir / name): f"the output {name} of hydra.run.dir={out_dir}" for name in run_outputs(cfg)}
     if save_pairs:
-        outputs[os.path.expanduser(str(save_pairs))] = f"data.save_pairs={save_pairs}"
+        saved = os.path.expanduser(str(save_pairs))
+        taken = [what for path, what in outputs.items() if _same_file(saved, path)]
+        taken += [f"in {name}/ of hydra.run.dir={out_dir}" for name in CONFIG_FOLDERS if _inside(saved, out_dir / name)]
+        if taken:
+            raise ConfigError(f"data.save_pairs={save_pairs} is {taken[0]}; name another file")
+        outputs[saved] = f"data.save_pairs={save_pairs}"
     inputs = input_paths(cfg.data, frame) if cfg.data.kind != "synthetic" else []
     for path, what in outputs.items():
         for read in inputs:
@@ -126,12 +134,15 @@ def check_run_files(cfg: Any, run_dir: Path, files: list[str], folders: list[str
         return
     for read in input_paths(cfg.data):
         for path in own:
-            inside = path.is_dir() and Path(os.path.realpath(read)).is_relative_to(os.path.realpath(path))
-            if inside or _same_file(str(path), read):
+            if (path.is_dir() and _inside(read, path)) or _same_file(str(path), read):
                 raise ConfigError(
                     f"the input {read} is the run's own {path.name} in hydra.run.dir={run_dir}, "
                     "written before anything is read; choose another hydra.run.dir"
                 )
+
+
+def _inside(path: str, folder: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
 
 
 def _same_file(a: str, b: str) -> bool:

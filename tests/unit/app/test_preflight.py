@@ -189,6 +189,24 @@ def test_save_pairs_must_be_parquet_and_is_written_only_by_a_run_that_succeeds(t
     good = run_app(tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={saved}", name="good").ok()
     assert saved.exists() and good.summary["saved_pairs"] == str(saved)
     assert "pairs.parquet" not in good.summary["outputs"]  # the run directory's files only
+    # one of the run's own files: refused before the read (one file under two names left a broken set)
+    run_dir = tmp_path / "own"
+    for taken, said in (("index.parquet", "the output index.parquet"), (".hydra/pairs.parquet", "in .hydra/")):
+        own = run_app(tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={run_dir / taken}", name="own")
+        assert own.rc == 2 and own.stderr.startswith(f"gpu_hpi: error: data.save_pairs={run_dir / taken} is {said}")
+        assert not [p for p in run_dir.rglob("*") if p.is_file()], own.stderr
+
+
+def test_the_configuration_folders_are_the_ones_hydra_writes() -> None:
+    """The run directory's configuration folders that the checks and the commit name: .hydra/ and
+    conf/config.yaml's hydra.output_subdir, where the command line stages it."""
+    from omegaconf import OmegaConf
+
+    from gpu_hpi.app.preflight import CONFIG_FOLDERS
+    from gpu_hpi.config import config_dir
+
+    staged = OmegaConf.load(Path(config_dir()) / "config.yaml").hydra.output_subdir
+    assert (".hydra", staged) == CONFIG_FOLDERS
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
