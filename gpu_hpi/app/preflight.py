@@ -105,7 +105,8 @@ def input_paths(data: Any, frame: bool = False) -> list[str]:
 def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
     """ConfigError, before anything is read, where an output of the run would be written over one
     of its input files (the same file under any name: symlinks, hard links, globs resolved), or
-    data.save_pairs does not name a parquet file."""
+    data.save_pairs does not name a parquet file of its own (not an output, nor in the configuration
+    folders, which the commit replaces)."""
     save_pairs = getattr(cfg.data, "save_pairs", None)
     if save_pairs and not str(save_pairs).lower().endswith(".parquet"):
         raise ConfigError(f"data.save_pairs={save_pairs} must name a .parquet file (the pairs are written as parquet)")
