@@ -23,6 +23,9 @@ from .rules import add_counts
 DENSE_KEY_LIMIT = 1 << 22
 
 
+# The pooled index's name, which is also the one group of pairs without a group column.
+POOLED = "ALL"
+
 # Per-cell sums: of y and y^2 always; of the prices, their squares and cross product when the pairs
 # carry prices (Shiller's arithmetic index needs them).
 Y_SUMS = ("y", "y2")
@@ -78,7 +81,7 @@ class CellTable:
     def key(self) -> Any:
         return cell_key(self.group, self.prev, self.recent, self.n_periods)
 
-    def pooled(self, label: str = "ALL") -> CellTable:
+    def pooled(self, label: str = POOLED) -> CellTable:
         """The table of all groups together, as a single group named `label`."""
         xp = array_namespace(self.count)
         key = cell_key(None, self.prev, self.recent, self.n_periods)
@@ -174,6 +177,7 @@ def merge_tables(tables: list[CellTable]) -> CellTable:
         )
     xp = array_namespace(tables[0].count)
     labels = _union_labels([tb.group_labels for tb in tables])
+    check_group_labels(labels)
     keys = []
     for tb in tables:
         remap = xp.asarray(np.searchsorted(labels, tb.group_labels).astype(np.int64))
@@ -185,6 +189,18 @@ def merge_tables(tables: list[CellTable]) -> CellTable:
     merged = from_keys(xp, t, labels, *sums)
     dropped: dict[str, int] = functools.reduce(add_counts, (tb.dropped for tb in tables), {})
     return replace(merged, dropped=dropped)
+
+
+def check_group_labels(labels: np.ndarray) -> None:
+    """Refuse a group named "ALL" beside other groups: results, reports and charts would take it for
+    the pooled index (or a table without groups merged with grouped ones for one region)."""
+    if labels.shape[0] > 1 and any(isinstance(label, str) and label == POOLED for label in labels.tolist()):
+        others = ", ".join(map(str, [label for label in labels.tolist() if label != POOLED][:5]))
+        raise DataError(
+            f'a group is named "{POOLED}", the name of the pooled index and of pairs without groups, '
+            f"beside the groups {others}{', ...' if labels.shape[0] > 6 else ''}: rename that group "
+            "(or give every table of a merge its groups)"
+        )
 
 
 def _union_labels(label_sets: list[np.ndarray]) -> np.ndarray:

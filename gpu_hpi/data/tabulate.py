@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.core import Backend
+from ..backend.core import Backend, as_backend
 from . import kernels
 from .cells import PRICE_SUMS, Y_SUMS, CellTable, cell_key, dense_keys, from_keys
 from .keys import reduce_by_key
@@ -43,7 +43,12 @@ def _chunk_values(xp: Any, pairs: Pairs, start: int, stop: int) -> tuple[Any, di
 
 
 def build_cell_table(
-    pairs: Pairs, backend: Backend, *, chunk_size: int | None = None, strict: bool = False, threads: int | None = None
+    pairs: Pairs,
+    backend: Backend | str,
+    *,
+    chunk_size: int | None = None,
+    strict: bool = False,
+    threads: int | None = None,
 ) -> CellTable:
     """One pass over pairs -> their cell table, on the pairs' backend.
 
@@ -51,8 +56,9 @@ def build_cell_table(
     `table.dropped`; with `strict=True` any of them raises DataError instead.
     Pairs are processed in chunks so that temporaries stay O(chunk) beyond the input arrays;
     on the CPU the chunks are shared by a thread per core (numpy releases the GIL in bincount),
-    or by `threads` threads.
+    or by `threads` threads. `backend`: a Backend or its name, as `prepare_pairs` takes it.
     """
+    backend = as_backend(backend)
     xp = backend.xp
     t, n = pairs.n_periods, pairs.n_pairs
     n_keys = pairs.n_groups * t * t

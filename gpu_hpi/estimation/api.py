@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..backend.core import Backend, as_backend
-from ..data.cells import CellTable
+from ..data.cells import POOLED, CellTable, check_group_labels
 from ..data.pairs import Pairs, align_groups, prepare_pairs
 from ..data.tabulate import build_cell_table
 from ..errors import ConfigError, IdentificationWarning
@@ -106,7 +106,8 @@ def fit_index(
 def index_tables(table: CellTable, groups: bool = True, pooled: bool = True) -> list[tuple[str, CellTable]]:
     """The tables whose groups are the rows of an IndexResult: ("groups", the table) where group
     indices are asked for (or the table is a single "ALL" group), then ("pooled", its pooled table)."""
-    single = table.n_groups == 1 and table.group_labels[0] == "ALL"
+    check_group_labels(table.group_labels)
+    single = table.n_groups == 1 and table.group_labels[0] == POOLED
     solves: list[tuple[str, CellTable]] = []
     if groups or single:
         solves.append(("groups", table))

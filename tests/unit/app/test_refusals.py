@@ -38,6 +38,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     months = frame.assign(PrevYearMonth="2015-13", RecentYearMonth="2016-02")
     months.to_csv(folder / "month13.csv", index=False)
+    frame.assign(group_id=["ALL" if g == 3 else f"r{g}" for g in frame["group_id"]]).to_csv(
+        folder / "region_all.csv", index=False
+    )
     twice = frame.assign(extra=0.0)
     twice.columns = [*frame.columns, "LogPriceDiff"]  # the log ratio's name twice
     twice.to_csv(folder / "twice.csv", index=False)
@@ -75,6 +78,7 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "a format that does not fit": lambda d: ["data=pairs", f"data.path={d / 'pairs.parquet'}", "data.format=csv"],
     "a base period of month 00": lambda d: ["data=pairs", f"data.path={d / 'pairs.csv'}", "index.base_period=2015-00"],
     "a missing column": lambda d: ["data=pairs", f"data.path={d / 'pairs.parquet'}", "data.columns.y=nope"],
+    "a region named ALL": lambda d: ["data=pairs", f"data.path={d / 'region_all.csv'}"],
 }
 
 
@@ -90,6 +94,7 @@ MESSAGES = {  # each case refused for its own reason
     "a format that does not fit": "does not fit it",
     "a base period of month 00": "month must be in 1..12",
     "a missing column": "not found in",
+    "a region named ALL": 'a group is named "ALL", the name of the pooled index',
 }
 
 

@@ -238,6 +238,24 @@ def test_merge_checks_its_inputs(problem: Problem) -> None:
         gpu_hpi.merge_tables([table, table_of(problem, "str")])
 
 
+def test_a_group_named_all_beside_others_is_refused(problem: Problem) -> None:
+    """ "ALL" names the pooled index and the one group of pairs without groups: a merge of grouped
+    with ungrouped tables, or a region of that name, would pass for the pooled index."""
+    grouped, plain = table_of(problem, "str"), table_of(problem, group=None)
+    assert list(plain.group_labels) == ["ALL"]
+    with pytest.raises(gpu_hpi.DataError, match='a group is named "ALL", the name of the pooled index'):
+        gpu_hpi.merge_tables([grouped, plain])
+    renamed = replace(grouped, group_labels=np.asarray(["ALL", *grouped.group_labels[1:]], dtype=object))
+    with pytest.raises(gpu_hpi.DataError, match='a group is named "ALL"'):
+        gpu_hpi.merge_tables([renamed, renamed])
+    assert gpu_hpi.merge_tables([plain, plain]).n_pairs == 2 * plain.n_pairs  # tables without groups merge
+
+
+def test_a_backend_name_builds_the_same_table(problem: Problem) -> None:
+    pairs = gpu_hpi.prepare_pairs(problem.prev, problem.recent, problem.y, n_periods=problem.n_periods, backend=CPU)
+    assert_tables_equal(gpu_hpi.build_cell_table(pairs, "cpu"), gpu_hpi.build_cell_table(pairs, CPU), rtol=0)
+
+
 def test_strict_table(problem: Problem, path: str) -> None:
     with pytest.raises(gpu_hpi.DataError, match="strict"):
         table_of(problem, strict=True)

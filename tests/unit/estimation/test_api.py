@@ -148,6 +148,20 @@ def test_no_group_column_gives_a_single_all_index(clean_problem: Problem) -> Non
     np.testing.assert_allclose(lsqr.log_index, single.log_index, atol=1e-8, rtol=0)
 
 
+def test_a_region_named_all_is_refused_and_one_alone_is_the_pooled_index(clean_problem: Problem) -> None:
+    """A region "ALL" beside others would be a second row of the pooled index's name (charts and the
+    report would take it for the pooled index); a single group "ALL" is the index of pairs without groups."""
+    p = clean_problem
+    labels = np.asarray(["ALL", "B", "C"], dtype=object)[p.group_int() % 3]
+    for solver in ("normal", "lsqr"):
+        with pytest.raises(gpu_hpi.DataError, match='a group is named "ALL", the name of the pooled index'):
+            gpu_hpi.estimate_index(p.prev, p.recent, p.y, labels, n_periods=p.n_periods, backend="cpu", solver=solver)
+    alone = gpu_hpi.estimate_index(
+        p.prev, p.recent, p.y, np.full(p.n_pairs, "ALL", dtype=object), n_periods=p.n_periods, backend="cpu"
+    )
+    np.testing.assert_array_equal(alone.log_index, estimate(p, group=None).log_index)
+
+
 def test_fit_index_on_merged_chunk_tables(problem: Problem) -> None:
     p = problem
     cpu = gpu_hpi.resolve_backend(CPU)
