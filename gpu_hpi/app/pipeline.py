@@ -37,6 +37,7 @@ from ..data.calendar import Calendar, parse_period
 from ..data.rules import add_counts, check_strict
 from ..errors import ConfigError, DataError, IdentificationWarning
 from ..estimation.api import UNIDENTIFIED, fit_index
+from ..estimation.iterative import check_limits
 from ..estimation.methods import MethodOptions
 from ..estimation.result import IndexResult
 from ..io import device
@@ -257,8 +258,7 @@ def _check_options(cfg: AppConfig) -> None:
         raise ConfigError(f"output.ci_level must be between 0 and 1, got {cfg.output.ci_level}")
     if isinstance(cfg.data, FileDataConfig) and cfg.data.batch_rows < 1:
         raise ConfigError(f"data.batch_rows must be positive, got {cfg.data.batch_rows}")
-    if cfg.method.huber_c <= 0 or cfg.method.max_iter < 1 or cfg.method.tol <= 0:
-        raise ConfigError("method.huber_c and method.tol must be positive and method.max_iter at least 1")
+    check_limits(cfg.solver.tol, cfg.solver.iter_lim)  # the method's own options: MethodOptions
     if cfg.index.base_period is not None:
         parse_period(cfg.index.base_period, option_name(cfg.index.periodicity))  # its form; the window comes later
     if cfg.index.min_pairs is not None and cfg.index.min_pairs < 1:

@@ -11,9 +11,9 @@ from ..backend.core import Backend, as_backend
 from ..data.cells import POOLED, CellTable, check_group_labels
 from ..data.pairs import Pairs, align_groups, prepare_pairs
 from ..data.tabulate import build_cell_table
-from ..errors import ConfigError, IdentificationWarning
+from ..errors import ConfigError, DataError, IdentificationWarning
 from .identify import identify
-from .iterative import DEFAULT_TOL, OPERATORS, iterative_beta
+from .iterative import DEFAULT_TOL, OPERATORS, check_limits, iterative_beta
 from .methods import MemoryPairs, MethodOptions, PairStore, fit_method
 from .normal import SOLVERS, TableFit, fit_table
 from .result import IndexResult
@@ -44,8 +44,8 @@ def fit_index(
     `method`: "bmn" (ordinary least squares), "case_shiller", "robust" (needs `pairs`) or
     "arithmetic" (needs a table with prices), or MethodOptions for their options.
     A table with a single unnamed group ("ALL") yields just that index.
-    pairs: the pairs as arrays (`Pairs`), or a store that keeps them elsewhere and makes the passes
-    of the fits there (a Dask cluster's workers: `estimation.methods.PairStore`).
+    pairs: the pairs the table was built from, as arrays (`Pairs`), or a store that keeps them
+    elsewhere and makes the passes of the fits there (a Dask cluster's workers: `estimation.methods.PairStore`).
     """
     be = as_backend(backend)
     t = table.n_periods
@@ -54,9 +54,10 @@ def fit_index(
         raise ConfigError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
     if operator not in OPERATORS:
         raise ConfigError(f"operator must be one of {list(OPERATORS)}, got {operator!r}")
+    check_limits(tol, iter_lim)
     if solver != "normal" and options.name != "bmn":
         raise ConfigError(f"solver={solver} applies to method=bmn; method={options.name} solves from the table")
-    store = MemoryPairs(align_groups(pairs, table.group_labels), be) if isinstance(pairs, Pairs) else pairs
+    store = MemoryPairs(_pairs_of(table, pairs), be) if isinstance(pairs, Pairs) else pairs
     in_process = store if isinstance(store, MemoryPairs) else None
     # the robust fit's passes run wherever the pairs are kept; the rest needs them in this process
     needs_arrays = solver != "normal" or (options.needs_pairs and options.name != "robust")
@@ -101,6 +102,23 @@ def fit_index(
     result = IndexResult.from_fits(fits, periods, base_period, min_pairs, info)
     _warn_unidentified(result, min_pairs)
     return result
+
+
+def _pairs_of(table: CellTable, pairs: Pairs) -> Pairs:
+    """The pairs with the table's group codes, refused where they cannot be the pairs the table was
+    built from (the solvers would index out of range or fit other pairs: a silent wrong index)."""
+    if pairs.n_periods != table.n_periods:
+        raise DataError(f"the pairs span {pairs.n_periods} periods, their cell table {table.n_periods}")
+    if pairs.group is None and not (table.n_groups == 1 and table.group_labels[0] == POOLED):
+        raise DataError(
+            f"the pairs have no groups, their cell table {table.n_groups}: pass the pairs the table was built from"
+        )
+    if pairs.n_pairs < table.n_pairs:
+        raise DataError(
+            f"the cell table holds {table.n_pairs:,} pairs, more than the {pairs.n_pairs:,} given: "
+            "pass the pairs the table was built from"
+        )
+    return align_groups(pairs, table.group_labels)
 
 
 def index_tables(table: CellTable, groups: bool = True, pooled: bool = True) -> list[tuple[str, CellTable]]:

@@ -22,7 +22,7 @@ import numpy as np
 from ..backend.core import Backend
 from ..data.design import DummyColumns, design_matrix, dummy_columns
 from ..data.pairs import Pairs
-from ..errors import ConvergenceWarning
+from ..errors import ConfigError, ConvergenceWarning
 from ..options import SolverOperator
 from .identify import Identification
 
@@ -47,6 +47,15 @@ LSQR_STOP_REASONS = {
 def default_iter_lim(n_columns: int) -> int:
     """Iteration limit of lsqr and lsmr unless given: ample for these well-conditioned Laplacians."""
     return max(2 * n_columns, 100)
+
+
+def check_limits(tol: float, iter_lim: int | None) -> None:
+    """Refuse a tolerance outside (0, 1) (at 1 or more lsqr and lsmr stop at once, at 0 or less only
+    at the iteration limit) and an iteration limit below 1 (the limit's default is None)."""
+    if not 0 < tol < 1:
+        raise ConfigError(f"solver.tol must be between 0 and 1, got {tol}")
+    if iter_lim is not None and iter_lim < 1:
+        raise ConfigError(f"solver.iter_lim must be at least 1 (or null for its default), got {iter_lim}")
 
 
 @dataclass(frozen=True)

@@ -32,3 +32,8 @@ class MethodOptions(MethodTuning):
             raise ConfigError(f"method must be one of {list(METHODS)}, got {self.name!r}")
         if self.stage2 not in STAGE2:
             raise ConfigError(f"stage2 must be one of {list(STAGE2)}, got {self.stage2!r}")
+        if not (self.huber_c > 0 and self.tol > 0 and self.max_iter >= 1):
+            raise ConfigError(
+                "method.huber_c and method.tol must be positive and method.max_iter at least 1, got "
+                f"huber_c={self.huber_c}, tol={self.tol}, max_iter={self.max_iter}"
+            )

@@ -268,6 +268,11 @@ def test_groups_and_pooled_switches(tmp_path: Path, good_parquet: Path) -> None:
     ("override", "message"),
     [
         ("index.min_pairs=-5", "index.min_pairs must be at least 1"),
+        ("solver.iter_lim=-1", "solver.iter_lim must be at least 1"),
+        ("solver.iter_lim=0", "solver.iter_lim must be at least 1"),
+        ("solver.tol=1", "solver.tol must be between 0 and 1"),
+        ("solver.tol=-1e-9", "solver.tol must be between 0 and 1"),
+        ("method.max_iter=0", "method.max_iter at least 1"),
         ("index.min_pairs=0", "index.min_pairs must be at least 1"),
         ("output.plot_groups=-1", "output.plot_groups must be 0 or more"),
         ("memory.maximum_pool_size=banana", "memory.maximum_pool_size: cannot read memory size 'banana'"),

@@ -7,6 +7,7 @@ the index by it."""
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -189,6 +190,36 @@ def test_fit_index_with_pairs_for_lsqr(problem: Problem) -> None:
     table = gpu_hpi.build_cell_table(pairs, cpu)
     result = gpu_hpi.fit_index(table, pairs=pairs, backend=cpu, solver="lsqr")
     assert_matches_reference(result, reference(problem), atol=1e-8, se_rtol=1e-6, stat_rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["bmn", "robust"])
+def test_pairs_that_cannot_be_the_tables_are_refused(problem: Problem, method: str) -> None:
+    """Pairs over other periods, without the table's groups or fewer than it holds: the solvers indexed
+    out of range (lsqr), hit a singular system (robust) or fitted a flat index of the wrong pairs."""
+    p, cpu = problem, gpu_hpi.resolve_backend(CPU)
+    solver = "lsqr" if method == "bmn" else "normal"
+
+    def pairs_of(part: Problem, group: Any, n_periods: int = p.n_periods) -> gpu_hpi.Pairs:
+        return gpu_hpi.prepare_pairs(part.prev, part.recent, part.y, group, n_periods=n_periods, backend=cpu)
+
+    table = gpu_hpi.build_cell_table(pairs_of(p, p.group_float()), cpu)
+    half = p.take(np.arange(p.n_pairs // 2))
+    wrong = {
+        "span 13 periods, their cell table 12": pairs_of(p, p.group_float(), p.n_periods + 1),
+        "have no groups": pairs_of(p, None),
+        "more than the": pairs_of(half, half.group_float()),
+    }
+    assert p.n_periods == 12
+    for message, pairs in wrong.items():
+        with pytest.raises(gpu_hpi.DataError, match=message):
+            gpu_hpi.fit_index(table, pairs=pairs, backend=cpu, solver=solver, method=method)
+
+
+@pytest.mark.parametrize("limits", [{"tol": 1.0}, {"tol": 0.0}, {"iter_lim": 0}, {"iter_lim": -1}])
+def test_solver_limits_that_cannot_work_are_refused(problem: Problem, limits: dict[str, float]) -> None:
+    """tol >= 1 stopped lsqr at once and iter_lim=-1 ran none of its steps: a wrong index, no error."""
+    with pytest.raises(gpu_hpi.ConfigError, match=r"solver\.tol must be between 0 and 1|solver\.iter_lim must be at"):
+        estimate(problem, solver="lsqr", **limits)
 
 
 def test_unknown_solver(problem: Problem) -> None:
