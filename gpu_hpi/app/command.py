@@ -7,12 +7,14 @@ by the task, after all this."""
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
@@ -34,8 +36,10 @@ def one_line(exc: BaseException) -> str:
         return f"{head} (available: {', '.join(available)})" if available else head
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
     first = str(exc).splitlines()[0].rstrip(".")
-    if isinstance(exc, OmegaConfBaseException) and getattr(exc, "full_key", None):
-        first = f"{first.split(':')[0]}: {exc.full_key}"
+    key = getattr(exc, "full_key", None) if isinstance(exc, OmegaConfBaseException) else None
+    if key:  # the message names the value's key (not always its path)
+        head, _, detail = first.partition(": ")
+        first = f"{head}: {key}" if "raised while resolving" not in head else f"{key}: {detail or head}"
     return f"{first}: {str(cause).splitlines()[0]}" if cause else first
 
 
@@ -46,7 +50,6 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
     before anything is written."""
     from hydra._internal.utils import run_and_report
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
 
     # as Hydra's entry point adds it to a run's overrides where they set no mode
     overrides = args if mode_of(args) else [*args, "hydra.mode=RUN"]
@@ -54,7 +57,6 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
     try:
         try:
             cfg = _compose(application, overrides)
-            HydraConfig.instance().set_config(cfg)  # for a ${hydra:...} in the run directory
             run_dir = Path(str(cfg.hydra.run.dir)).absolute()
             from .preflight import CONFIG_FOLDERS, check_run_files  # pyarrow: once the overrides compose
 
@@ -88,11 +90,39 @@ def _compose(application: Any, overrides: list[str]) -> DictConfig:
     as its run would compose it, every value present; ConfigError (one line) if they do not compose."""
     try:
         cfg = application.compose_config(config_name="config", overrides=overrides, run_mode=RunMode.RUN)
-        body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
-        OmegaConf.to_container(body, throw_on_missing=True)
+        HydraConfig.instance().set_config(cfg)  # a ${hydra:...} in a value resolves as in the run
+        check_values(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise ConfigError(one_line(exc)) from exc
     return cfg
+
+
+def check_values(cfg: DictConfig, *, missing: bool = False) -> None:
+    """Every value of the job's configuration (Hydra's own aside) present and resolved: a ??? or an
+    interpolation that does not resolve is refused with the overrides, not met as a traceback in
+    the run, which gets the job's part alone (so ${hydra.x} does not resolve there; ${hydra:x} does).
+    OmegaConf's exception (or a resolver's ValueError) where one is not; missing=True lets a ??? be
+    (a value the caller sets later); a key the schema does not declare is a ConfigError."""
+    body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+    OmegaConf.to_container(body, resolve=True, throw_on_missing=not missing)
+    unknown = [key for key in _unknown_keys(cfg, "") if key != "hydra"]
+    if unknown:  # added with + or ++ (the schema refuses them without): no stage would read them
+        raise ConfigError(f"no such option: {', '.join(unknown)} (`python -m gpu_hpi --help` lists them)")
+
+
+def _unknown_keys(node: DictConfig, path: str) -> Iterator[str]:
+    """The dotted keys of `node` that the schema's dataclasses do not declare."""
+    declared = (
+        {f.name for f in dataclasses.fields(kind)}
+        if dataclasses.is_dataclass(kind := OmegaConf.get_type(node))
+        else None
+    )
+    for key in map(str, node):
+        child = node._get_node(key)
+        if declared is not None and key not in declared:
+            yield f"{path}{key}"
+        elif isinstance(child, DictConfig) and key != "hydra":
+            yield from _unknown_keys(child, f"{path}{key}.")
 
 
 def _application(task: Callable[[DictConfig], None]) -> Any:

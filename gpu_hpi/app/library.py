@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ..config import AppConfig, PairsDataConfig, TransactionsDataConfig, config_dir, register_configs
 from ..errors import ConfigError
 from ..estimation.result import IndexResult
+from .command import check_values, one_line
 from .pipeline import run_job
 
 GROUP_CHOICES = ("method", "solver", "backend", "memory", "cluster")  # conf/ groups chosen by name
@@ -62,8 +63,9 @@ def compose(overrides: list[str]) -> DictConfig:
     OmegaConf.set_readonly(cfg, None)  # None: the flag cleared, as composed
     try:
         ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if not composes(o)], cfg)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from exc
+        check_values(cfg, missing=True)  # a frame's run sets data.path later
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(one_line(exc)) from exc
     return cfg
 
 
@@ -104,9 +106,16 @@ def _composed(overrides: tuple[str, ...]) -> DictConfig:
 
 def run(overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None = None) -> RunResult:
     """Run the job of these overrides (as `python -m gpu_hpi OVERRIDE...`) in this process, writing
-    its outputs into run_dir (None: a new temporary directory, kept)."""
-    out = Path(tempfile.mkdtemp(prefix="gpu_hpi-")) if run_dir is None else Path(run_dir)
-    result, summary = run_job(compose(list(overrides)), out, command_line=list(overrides))
+    its outputs into run_dir (None: the overrides' hydra.run.dir, else a new temporary directory, kept)."""
+    cfg = compose(list(overrides))
+    named = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("hydra.run.dir=")]
+    if named and "${" in named[-1]:
+        raise ConfigError(f"hydra.run.dir={named[-1]}: an interpolation is the command line's; give run_dir=")
+    if named and run_dir is not None and Path(named[-1]) != Path(run_dir):
+        raise ConfigError(f"two run directories: run_dir={run_dir} and hydra.run.dir={named[-1]}")
+    chosen = run_dir if run_dir is not None else (named[-1] if named else None)
+    out = Path(tempfile.mkdtemp(prefix="gpu_hpi-")) if chosen is None else Path(chosen)
+    result, summary = run_job(cfg, out, command_line=list(overrides))
     return RunResult(dataclasses.replace(result, summary=summary), summary, out)
 
 

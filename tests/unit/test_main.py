@@ -67,6 +67,10 @@ def test_a_run_is_refused_in_one_line_before_it_writes(tmp_path: Path, mode: lis
 
     assert "method/nosuch" in refusal("method=nosuch", f"hydra.run.dir={tmp_path / 'a'}")
     assert "'nosuch' not found: hydra.run.dir" in refusal(f"hydra.run.dir={tmp_path}/${{nosuch}}")
+    # in the job's values too (a traceback in the run before); ${hydra.x} does not resolve in the run
+    assert "'nope' not found: index.base_period" in refusal("index.base_period=${nope}")
+    assert "'hydra.runtime.cwd' not found: data.path" in refusal("data=pairs", "data.path=${hydra.runtime.cwd}/p.csv")
+    assert "no such option: method.huber" in refusal("+method.huber=2")  # read by nothing before
     held = tmp_path / "held"
     lock = own_run_dir(held)
     try:
@@ -116,7 +120,8 @@ def test_the_collector_is_held_for_the_start_up_only_in_the_command_lines_proces
     frozen = gc.get_freeze_count()
     rc, _, err = main_in_process([f"hydra.run.dir={tmp_path / 'caller'}", *args], cwd=tmp_path)
     assert rc == 0, err
-    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    # nothing frozen (objects an earlier run in this process froze may have died meanwhile)
+    assert gc.isenabled() and gc.get_freeze_count() <= frozen
 
     monkeypatch.setattr(app, "_collector_held", True)
     gc.disable()

@@ -81,6 +81,17 @@ def test_run_is_the_command_line_in_process(cli: gpu_hpi.RunResult) -> None:
     np.testing.assert_allclose(written["log_index"], cli.index.log_index.ravel(), rtol=0, atol=0, equal_nan=True)
 
 
+def test_run_writes_into_the_overrides_run_directory(tmp_path: Path) -> None:
+    """hydra.run.dir= as on the command line (it went to a temporary directory); run_dir= beside a
+    different one is refused."""
+    lean = ["data.n_pairs=2000", "backend=cpu", "output.plot=false", "diagnostics.revision=false"]
+    ran = gpu_hpi.run([*lean, f"hydra.run.dir={tmp_path / 'named'}"])
+    assert ran.run_dir == tmp_path / "named" and (ran.run_dir / "summary.json").is_file()
+    with pytest.raises(gpu_hpi.ConfigError, match="two run directories"):
+        gpu_hpi.run([*lean, f"hydra.run.dir={tmp_path / 'named'}"], tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+
+
 def test_options_by_their_command_line_names(pairs: pa.Table) -> None:
     result = gpu_hpi.index_from_pairs(
         pairs, method="case_shiller", base_period="2015-06", min_pairs=50, pooled=False, backend="cpu"
@@ -195,6 +206,11 @@ def test_the_library_composes_as_hydra_does(overrides: list[str]) -> None:
         (["index.min_pairs=many"], "index.min_pairs"),
         (["method=nope"], "nope"),
         (["data=pairs", "data.path"], "data.path"),
+        # values the run would have met as a traceback, or never read
+        (["index.base_period=${nope}"], "Interpolation key 'nope' not found: index.base_period"),
+        (["output.ci_level=${oc.env:GPU_HPI_UNSET_VARIABLE}"], 'output.ci_level: "Environment variable'),
+        (["+method.huber=2"], "no such option: method.huber"),
+        (["+unknown=3", "++data.extra=1"], "no such option: data.extra, unknown"),
     ],
 )
 def test_overrides_that_do_not_compose_are_one_line(overrides: list[str], message: str) -> None:
