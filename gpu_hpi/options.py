@@ -6,9 +6,12 @@ stands without Hydra: nothing here imports it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+from .errors import ConfigError
 
 
 class SolverName(str, Enum):
@@ -101,3 +104,16 @@ def option_name(value: Any) -> str:
 def option_values(kind: type[Enum]) -> list[str]:
     """The allowed values of an option, e.g. option_values(Periodicity) -> ["week", "month", ...]."""
     return [str(member.value) for member in kind]
+
+
+def property_columns(value: Any) -> list[str]:
+    """data.columns.property as column names: one name, or several forming the key."""
+    names = [value] if isinstance(value, str | int) else value
+    if (
+        isinstance(value, bool)
+        or not isinstance(names, Sequence)
+        or not names
+        or any(isinstance(n, bool) or not isinstance(n, str | int) for n in names)
+    ):
+        raise ConfigError(f"data.columns.property must name a column or a list of columns, got {value!r}")
+    return [str(n) for n in names]

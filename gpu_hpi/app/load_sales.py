@@ -16,6 +16,7 @@ from ..io import device, device_columns
 from ..io.device_sales import pair_sales
 from ..io.sales import SaleSource
 from ..io.sql_sales import sql_sales
+from ..options import property_columns
 from .loaded import Loaded, input_window
 from .plan import Reader
 
@@ -89,11 +90,10 @@ def made_count(made: Any, rules: PairingRules) -> int:
 def sale_source(cfg: AppConfig, periodicity: str) -> SaleSource:
     """The sale-record files, their columns (one property column or a composite key) and options."""
     d = cfg.data
-    prop = d.columns.property
     return SaleSource(
         path=d.path,
         format=option_name(d.format),
-        property=[prop] if isinstance(prop, str) else [str(p) for p in prop],
+        property=property_columns(d.columns.property),
         date=d.columns.date,
         price=d.columns.price,
         group=d.columns.group,

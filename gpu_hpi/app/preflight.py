@@ -16,6 +16,7 @@ from ..config import option_name
 from ..errors import ConfigError, DataError
 from ..io.files import expand_path, input_files
 from ..io.periods import check_footer_dates
+from ..options import property_columns
 
 UNIDENTIFIED_CSV = "unidentified.csv"  # group, period, reason of each index value left empty
 # the command line's configuration in the run directory: .hydra/, and where it is staged until the
@@ -44,8 +45,7 @@ def wanted_columns(data: Any) -> list[str]:
     if data.kind == "pairs":
         names = [columns.group, columns.prev, columns.recent, columns.y, columns.price_prev, columns.price_recent]
     else:
-        prop = columns.property
-        names = [*([prop] if isinstance(prop, str) else list(prop)), columns.date, columns.price, columns.group]
+        names = [*property_columns(columns.property), columns.date, columns.price, columns.group]
     return [str(name) for name in names if name is not None]
 
 

@@ -58,6 +58,10 @@ class PairSource:
             raise ConfigError("set both data.columns.price_prev and data.columns.price_recent, or neither")
         if "y" not in wanted and "price_prev" not in wanted:
             raise ConfigError("data.columns.y is null: give the price columns to compute it from")
+        for name in set(wanted.values()):
+            held = [role for role, column in wanted.items() if column == name]
+            if len(held) > 1:  # one column read as two: a flat index of y = the group ids, or no usable pair
+                raise ConfigError(f"the pair columns must be distinct: {name!r} is both the {' and the '.join(held)}")
         return wanted
 
     def batches(self, gpu: bool = False, arrays: bool = True) -> Iterator[PairBatch]:

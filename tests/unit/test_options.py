@@ -51,3 +51,11 @@ def test_the_library_refuses_names_outside_the_options() -> None:
         Calendar("fortnight", 0, 3)
     with pytest.raises(ConfigError, match=r"backend must be one of \['auto', 'cpu', 'gpu'\]"):
         gpu_hpi.resolve_backend("tpu")
+
+
+def test_the_property_key_is_one_column_or_several() -> None:
+    assert options.property_columns("parcel") == ["parcel"]
+    assert options.property_columns(["a", "b", 3]) == ["a", "b", "3"]
+    for value in (None, [], True, [None], {"a": 1}, ["a", ["b"]]):
+        with pytest.raises(ConfigError, match=r"data\.columns\.property must name a column or a list of columns"):
+            options.property_columns(value)

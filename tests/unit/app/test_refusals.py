@@ -79,6 +79,22 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "a base period of month 00": lambda d: ["data=pairs", f"data.path={d / 'pairs.csv'}", "index.base_period=2015-00"],
     "a missing column": lambda d: ["data=pairs", f"data.path={d / 'pairs.parquet'}", "data.columns.y=nope"],
     "a region named ALL": lambda d: ["data=pairs", f"data.path={d / 'region_all.csv'}"],
+    "one column as y and group": lambda d: [
+        "data=pairs",
+        f"data.path={d / 'pairs.parquet'}",
+        "data.columns.y=group_id",
+    ],
+    "one CSV column as both periods": lambda d: [
+        "data=pairs",
+        f"data.path={d / 'pairs.csv'}",
+        "data.columns.prev=RecentYearMonth",
+    ],
+    "no property key": lambda d: [
+        "data=transactions",
+        f"data.path={d / 'sales.parquet'}",
+        "data.columns.property=null",
+        "data.columns.group=group",
+    ],
 }
 
 
@@ -95,6 +111,9 @@ MESSAGES = {  # each case refused for its own reason
     "a base period of month 00": "month must be in 1..12",
     "a missing column": "not found in",
     "a region named ALL": 'a group is named "ALL", the name of the pooled index',
+    "one column as y and group": "the pair columns must be distinct: 'group_id' is both the group and the y",
+    "one CSV column as both periods": "'RecentYearMonth' is both the prev and the recent",
+    "no property key": "data.columns.property must name a column or a list of columns, got None",
 }
 
 
