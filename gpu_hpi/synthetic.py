@@ -32,8 +32,8 @@ class SyntheticMarket:
         noise_sd: float = 0.1,
         mean_holding: float = 30.0,
     ) -> SyntheticMarket:
-        if n_pairs < 0 or n_periods < 2 or n_groups < 1 or mean_holding < 1:
-            raise ValueError("need n_pairs >= 0, n_periods >= 2, n_groups >= 1, mean_holding >= 1")
+        if n_pairs < 0 or n_periods < 2 or n_groups < 1 or mean_holding < 1 or not noise_sd >= 0:
+            raise ValueError("need n_pairs >= 0, n_periods >= 2, n_groups >= 1, mean_holding >= 1, noise_sd >= 0")
         rng = np.random.default_rng(seed)
         common = np.cumsum(rng.normal(0.003, 0.01, n_periods))  # ~3.6% a year, some monthly noise
         regional = np.cumsum(rng.normal(0.0, 0.004, (n_groups, n_periods)), axis=1)

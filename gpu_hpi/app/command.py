@@ -105,6 +105,14 @@ def check_values(cfg: DictConfig, *, missing: bool = False) -> None:
     (a value the caller sets later); a key the schema does not declare is a ConfigError."""
     body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     OmegaConf.to_container(body, resolve=True, throw_on_missing=not missing)
+    schema = OmegaConf.get_type(cfg, "data") if "data" in cfg else None
+    kinds = (
+        {f.default for f in dataclasses.fields(schema) if f.name == "kind"}
+        if dataclasses.is_dataclass(schema)
+        else set()
+    )
+    if kinds and cfg.data.kind not in kinds:  # the readers go by the data group's type, not by this value
+        raise ConfigError(f"data.kind={cfg.data.kind}: the kind of input is chosen as data={cfg.data.kind}, not set")
     unknown = [key for key in _unknown_keys(cfg, "") if key != "hydra"]
     if unknown:  # added with + or ++ (the schema refuses them without): no stage would read them
         raise ConfigError(f"no such option: {', '.join(unknown)} (`python -m gpu_hpi --help` lists them)")
@@ -194,11 +202,9 @@ def own_run_dir(run_dir: Path) -> IO[str]:
 
 def _writable_problem(run_dir: Path) -> str | None:
     """Why the run directory cannot be created or written to, or None."""
+    from .preflight import unwritable_folder  # pyarrow: once the overrides compose
+
     if run_dir.exists() and not run_dir.is_dir():
         return f"the output directory {run_dir} is a file"
-    existing = run_dir
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot write the output directory {run_dir}: {existing} is not writable"
-    return None
+    blocked = unwritable_folder(run_dir)
+    return f"cannot write the output directory {run_dir}: {blocked}" if blocked else None

@@ -22,7 +22,7 @@ from ..config import OutputConfig
 from ..data.calendar import Calendar
 from ..data.cells import CellTable
 from ..data.pairs import Pairs
-from ..errors import raise_stop, record_stop
+from ..errors import DataError, raise_stop, record_stop
 from ..estimation.result import IndexResult
 from ..io.files import write_csv
 from ..io.store import save_cells, save_pairs
@@ -93,8 +93,11 @@ def write_outputs(
         if saved_pairs is not None:
             pairs, calendar, path = saved_pairs
             final = Path(os.path.expanduser(path)).absolute()
-            final.parent.mkdir(parents=True, exist_ok=True)
-            save_pairs(pairs, calendar, temp(final.name, final.parent))
+            try:  # a folder the check before the run could not know unwritable (/proc, as root)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                save_pairs(pairs, calendar, temp(final.name, final.parent))
+            except OSError as exc:
+                raise DataError(f"cannot write data.save_pairs={path}: {exc.strerror or exc}") from exc
             summary["saved_pairs"] = str(final)
         temp("summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     except BaseException:

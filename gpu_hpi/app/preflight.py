@@ -102,6 +102,16 @@ def input_paths(data: Any, frame: bool = False) -> list[str]:
     return paths
 
 
+def unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be made in `folder` (made with its parents where missing), or None."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not a folder this run may write in"
+    return None
+
+
 def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
     """ConfigError, before anything is read, where an output of the run would be written over one
     of its input files (the same file under any name: symlinks, hard links, globs resolved), or
@@ -117,6 +127,9 @@ def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
         taken += [f"in {name}/ of hydra.run.dir={out_dir}" for name in CONFIG_FOLDERS if _inside(saved, out_dir / name)]
         if taken:
             raise ConfigError(f"data.save_pairs={save_pairs} is {taken[0]}; name another file")
+        blocked = "a directory" if Path(saved).is_dir() else unwritable_folder(Path(saved).absolute().parent)
+        if blocked:  # found now, not when the run's work is done
+            raise DataError(f"cannot write data.save_pairs={save_pairs}: {blocked}")
         outputs[saved] = f"data.save_pairs={save_pairs}"
     inputs = input_paths(cfg.data, frame) if cfg.data.kind != "synthetic" else []
     for path, what in outputs.items():

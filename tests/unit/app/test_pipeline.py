@@ -292,6 +292,7 @@ def test_refused_before_reading(tmp_path: Path, override: str, message: str) -> 
     [
         ("data.n_pairs=-5", "synthetic"),
         ("data.n_periods=1", "synthetic"),
+        ("data.noise_sd=-1", "noise_sd >= 0"),
         ("output.ci_level=1.0", "ci_level"),
         ("method.huber_c=0", "huber_c"),
         ("index.base_period=2017-13", "2017-13"),

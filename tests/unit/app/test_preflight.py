@@ -197,6 +197,34 @@ def test_save_pairs_must_be_parquet_and_is_written_only_by_a_run_that_succeeds(t
         assert not [p for p in run_dir.rglob("*") if p.is_file()], own.stderr
 
 
+def test_save_pairs_where_it_cannot_be_written_is_one_line_and_leaves_the_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder named like the file, or a file for its folder: refused before the read; a write that
+    fails anyway (/proc for root): one line, exit 2, the run directory's earlier set kept (tracebacks before)."""
+    from helpers import run_app
+
+    from gpu_hpi.app import outputs
+
+    sales = sales_file(tmp_path)
+    (tmp_path / "folder.parquet").mkdir()
+    for target, said in (("folder.parquet", "a directory"), ("sales.parquet/x.parquet", "is not a folder this run")):
+        run = run_app(tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={tmp_path / target}", name="r")
+        assert run.rc == 2 and "cannot write data.save_pairs=" in run.stderr and said in run.stderr, run.stderr
+        assert run.stderr.count("\n") == 1 and not (run.dir / "summary.json").exists()
+    earlier = (run_app(tmp_path, *SALES, f"data.path={sales}", name="kept").ok().dir / "summary.json").read_text()
+
+    def refuse(*args: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(outputs, "save_pairs", refuse)
+    failed = run_app(tmp_path, *SALES, f"data.path={sales}", f"data.save_pairs={tmp_path / 'p.parquet'}", name="kept")
+    assert failed.rc == 2 and failed.stderr.startswith("gpu_hpi: error: cannot write data.save_pairs="), failed.stderr
+    assert "Permission denied" in failed.stderr and failed.stderr.count("\n") == 1
+    assert (failed.dir / "summary.json").read_text() == earlier
+    assert not list(failed.dir.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
 def test_the_configuration_folders_are_the_ones_hydra_writes() -> None:
     """The run directory's configuration folders that the checks and the commit name: .hydra/ and
     conf/config.yaml's hydra.output_subdir, where the command line stages it."""

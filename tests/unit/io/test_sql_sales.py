@@ -230,7 +230,7 @@ def test_memory_limit_spills_and_gives_the_same_result(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.memory_limit='banana'"):
         sql_sales(replace(small, memory_limit="banana"), PairingRules(), None, None, False)
     pairs = PairSource(
-        str(tmp_path / "sales.parquet"), "auto", {"group": "g", "prev": "date", "recent": "date", "y": "price"}
+        str(tmp_path / "sales.parquet"), "auto", {"group": "g", "prev": "date", "recent": "p", "y": "price"}
     )
     with pytest.raises(ConfigError, match="memory_limit"):
         sql_cell_table(replace(pairs, memory_limit="banana"), None, None)
