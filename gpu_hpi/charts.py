@@ -53,8 +53,9 @@ def _figure(width: float, height: float, layout: Literal["constrained"] | None =
 
 
 def _save(fig: Figure, path: str | os.PathLike[str] | None) -> None:
-    if path is not None:
-        fig.savefig(path, format="png")
+    if path is not None:  # in the format its suffix names (pdf, svg, ...), else PNG (the run's temporary names)
+        suffix = os.path.splitext(path)[1].lower().lstrip(".")
+        fig.savefig(path, format=suffix if suffix in fig.canvas.get_supported_filetypes() else "png")
 
 
 def _tight(fig: Figure) -> None:

@@ -175,7 +175,7 @@ class _Composed:
 def own_run_dir(run_dir: Path) -> IO[str]:
     """Create the run directory and take its lock for this process (held while the returned file
     stays open); DataError naming the other run if one holds it."""
-    problem = _writable_problem(run_dir)
+    problem = run_dir_problem(run_dir)
     if problem:
         raise DataError(problem)
     try:
@@ -200,7 +200,7 @@ def own_run_dir(run_dir: Path) -> IO[str]:
     return lock
 
 
-def _writable_problem(run_dir: Path) -> str | None:
+def run_dir_problem(run_dir: Path) -> str | None:
     """Why the run directory cannot be created or written to, or None."""
     from .preflight import unwritable_folder  # pyarrow: once the overrides compose
 

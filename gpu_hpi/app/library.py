@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..config import AppConfig, PairsDataConfig, TransactionsDataConfig, config_dir, register_configs
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..estimation.result import IndexResult
-from .command import check_values, one_line
+from .command import check_values, one_line, run_dir_problem
 from .pipeline import run_job
 
 GROUP_CHOICES = ("method", "solver", "backend", "memory", "cluster")  # conf/ groups chosen by name
@@ -107,6 +109,10 @@ def _composed(overrides: tuple[str, ...]) -> DictConfig:
 def run(overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None = None) -> RunResult:
     """Run the job of these overrides (as `python -m gpu_hpi OVERRIDE...`) in this process, writing
     its outputs into run_dir (None: the overrides' hydra.run.dir, else a new temporary directory, kept)."""
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(
+            f"overrides are a list of strings, e.g. ['data=pairs', 'data.path=p.parquet'], got {overrides!r}"
+        )
     cfg = compose(list(overrides))
     named = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("hydra.run.dir=")]
     if named and "${" in named[-1]:
@@ -115,6 +121,9 @@ def run(overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None 
         raise ConfigError(f"two run directories: run_dir={run_dir} and hydra.run.dir={named[-1]}")
     chosen = run_dir if run_dir is not None else (named[-1] if named else None)
     out = Path(tempfile.mkdtemp(prefix="gpu_hpi-")) if chosen is None else Path(chosen)
+    problem = run_dir_problem(out)
+    if problem:
+        raise DataError(problem)
     result, summary = run_job(cfg, out, command_line=list(overrides))
     return RunResult(dataclasses.replace(result, summary=summary), summary, out)
 
@@ -205,4 +214,12 @@ def _option_values(options: dict[str, Any], kind: str) -> dict[str, Any]:
                 f"{name!r} is an option of {' and '.join(paths)}: give its path, e.g. **{{{paths[0]!r}: ...}}"
             )
         values[paths[0]] = value
-    return values
+    return {path: _plain(value) for path, value in values.items()}
+
+
+def _plain(value: Any) -> Any:
+    """A date or time (datetime, pandas' Timestamp, numpy's datetime64) as its day, which the
+    period options read; other values as they are."""
+    if isinstance(value, np.datetime64):
+        return str(value.astype("datetime64[D]"))
+    return value.isoformat()[:10] if isinstance(value, datetime.date) else value

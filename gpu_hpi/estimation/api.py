@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from operator import index as as_integer
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,11 @@ def fit_index(
     if (needs_arrays and in_process is None) or (options.needs_pairs and store is None):
         what = f"solver={solver}" if solver != "normal" else f"method={options.name} ({options.stage2} stage 2)"
         raise ConfigError(f"{what} needs the pairs themselves, not only their cell table")
+    try:  # a label such as "2017-11" is the command line's form (index_from_pairs); here a position
+        base_period = as_integer(base_period)
+        min_pairs = None if min_pairs is None else as_integer(min_pairs)
+    except TypeError as exc:
+        raise ConfigError(f"base_period (a position) and min_pairs must be integers: {exc}") from exc
     if not 0 <= base_period < t:
         raise ConfigError(f"base period {base_period} is outside the {t} periods")
     if not (groups or pooled):

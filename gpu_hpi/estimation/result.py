@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
 from .normal import TableFit
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ class IndexResult:
 
     def conf_int(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) bounds of the index level: 100 exp(log_index -/+ z se), each (G, T)."""
+        if not 0 < level < 1:  # below 0 the bounds came out swapped, without a word
+            raise ConfigError(f"the confidence level must be between 0 and 1, got {level}")
         z = NormalDist().inv_cdf(0.5 + level / 2)
         return 100.0 * np.exp(self.log_index - z * self.se), 100.0 * np.exp(self.log_index + z * self.se)
 
@@ -133,7 +136,8 @@ class IndexResult:
     def plot(self, path: str | os.PathLike[str] | None = None, max_groups: int = 6, level: float = 0.95) -> Figure:
         """The pooled (or first) index with its confidence band, and up to `max_groups` group
         indices (those with the most pairs) as thin lines (charts.index_chart): returned as a
-        matplotlib Figure (a notebook shows it), and saved as PNG where `path` is given."""
+        matplotlib Figure (a notebook shows it), and saved where `path` is given: in the format its
+        suffix names (.pdf, .svg, ...), else PNG."""
         from ..charts import index_chart
 
         return index_chart(self, path, max_groups, level)

@@ -249,6 +249,12 @@ def test_plot_returns_the_figure_and_saves_it_where_asked(twenty: Any, tmp_path:
     saved = twenty.plot(str(tmp_path / "index.png"), 3)
     assert isinstance(saved, Figure) and (tmp_path / "index.png").read_bytes()[:4] == b"\x89PNG"
     assert twenty.plot(tmp_path / "as_path.png").axes[0].get_ylabel() and (tmp_path / "as_path.png").exists()
+    # in the format the suffix names (PNG bytes under a .pdf name before); PNG where it names none
+    twenty.plot(tmp_path / "index.pdf")
+    twenty.plot(tmp_path / "index.svg")
+    twenty.plot(tmp_path / ".index.png.tmp")
+    assert (tmp_path / "index.pdf").read_bytes()[:5] == b"%PDF-" and b"<svg" in (tmp_path / "index.svg").read_bytes()
+    assert (tmp_path / ".index.png.tmp").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_regions_chart_draws_at_most_the_panel_limit(monkeypatch: pytest.MonkeyPatch) -> None:

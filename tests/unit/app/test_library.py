@@ -5,6 +5,7 @@ in-process."""
 
 from __future__ import annotations
 
+import datetime
 import re
 from pathlib import Path
 
@@ -90,6 +91,12 @@ def test_run_writes_into_the_overrides_run_directory(tmp_path: Path) -> None:
     with pytest.raises(gpu_hpi.ConfigError, match="two run directories"):
         gpu_hpi.run([*lean, f"hydra.run.dir={tmp_path / 'named'}"], tmp_path / "other")
     assert not (tmp_path / "other").exists()
+    for overrides in ("data.n_pairs=2000", ["data.n_pairs=2000", 5]):  # a string was read as its characters
+        with pytest.raises(gpu_hpi.ConfigError, match="overrides are a list of strings"):
+            gpu_hpi.run(overrides)  # type: ignore[arg-type]
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(gpu_hpi.DataError, match="is a file"):
+        gpu_hpi.run(lean, tmp_path / "a_file")
 
 
 def test_options_by_their_command_line_names(pairs: pa.Table) -> None:
@@ -98,6 +105,9 @@ def test_options_by_their_command_line_names(pairs: pa.Table) -> None:
     )
     assert result.summary["method"] == "case_shiller" and result.periods[result.base_period] == "2015-06"
     assert "ALL" not in set(result.groups)
+    for day in (pd.Timestamp("2015-06-12"), datetime.date(2015, 6, 1), np.datetime64("2015-06-30T12:00")):
+        dated = gpu_hpi.index_from_pairs(pairs, base_period=day, backend="cpu")  # a Timestamp was refused
+        assert dated.periods[dated.base_period] == "2015-06", day
     renamed = pairs.rename_columns(["region", "sold_before", "sold_after", "dy"])
     same = gpu_hpi.index_from_pairs(
         renamed, group="region", prev="sold_before", recent="sold_after", y="dy", backend="cpu", **{"solver.tol": 1e-9}

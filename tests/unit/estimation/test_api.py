@@ -222,6 +222,14 @@ def test_solver_limits_that_cannot_work_are_refused(problem: Problem, limits: di
         estimate(problem, solver="lsqr", **limits)
 
 
+def test_base_period_and_min_pairs_are_integers(problem: Problem) -> None:
+    """A label (the command line's form) or a float was a raw TypeError or ValueError."""
+    for options in ({"base_period": "3"}, {"min_pairs": "x"}, {"min_pairs": 2.5}):
+        with pytest.raises(gpu_hpi.ConfigError, match=r"base_period \(a position\) and min_pairs must be integers"):
+            estimate(problem, **options)
+    assert estimate(problem, base_period=np.int64(2)).base_period == 2
+
+
 def test_unknown_solver(problem: Problem) -> None:
     with pytest.raises(gpu_hpi.ConfigError, match="solver"):
         estimate(problem, solver="qr")

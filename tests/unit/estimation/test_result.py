@@ -52,6 +52,9 @@ def test_conf_int_levels(problem: Problem) -> None:
     assert (lo99[positive] < lo90[positive]).all() and (hi90[positive] < hi99[positive]).all()
     z = norm.ppf(0.95)
     np.testing.assert_allclose(hi90, 100 * np.exp(result.log_index + z * result.se), rtol=1e-12)
+    for level in (-0.5, 0.0, 1.0, 1.5):  # at -0.5 the bounds came out swapped, without a word
+        with pytest.raises(gpu_hpi.ConfigError, match="confidence level must be between 0 and 1"):
+            result.conf_int(level)
 
 
 def test_group_frame(problem: Problem) -> None:
