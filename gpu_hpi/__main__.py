@@ -32,10 +32,10 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from . import stops
-from .app.command import mode_of, one_line, run_once
+from .app.command import check_values, mode_of, one_line, run_once
 from .backend import warmup
 from .config import config_dir, option_name, register_configs
-from .errors import GpuHpiError, Stopped, clear_stops, raise_stop
+from .errors import ConfigError, GpuHpiError, Stopped, clear_stops, raise_stop
 
 EXIT_BAD_INPUT = 2
 log = logging.getLogger("gpu_hpi")
@@ -66,6 +66,7 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
         if command_line:
             from .app.preflight import check_input, check_outputs, uses_device_arrays
 
+            _check_values(cfg)  # a sweep's job, composed by Hydra's entry point (a single run's: once more, ~2 ms)
             check_outputs(cfg, out_dir)
             check_input(cfg.data)
             if option_name(cfg.backend.name) != "cpu":
@@ -97,6 +98,13 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
         print(f"gpu_hpi: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     _print_summary(summary, out_dir)
+
+
+def _check_values(cfg: DictConfig) -> None:
+    try:
+        check_values(cfg)
+    except (OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(one_line(exc)) from exc
 
 
 def _start_collecting() -> None:

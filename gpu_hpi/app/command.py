@@ -57,6 +57,8 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
     try:
         try:
             cfg = _compose(application, overrides)
+            if not str(cfg.hydra.run.dir).strip():  # Hydra would write into the working directory
+                raise ConfigError("hydra.run.dir is empty: name the run's directory (. for this one)")
             run_dir = Path(str(cfg.hydra.run.dir)).absolute()
             from .preflight import CONFIG_FOLDERS, check_run_files  # pyarrow: once the overrides compose
 

@@ -49,6 +49,21 @@ def test_a_job_that_does_not_compose_stops_the_sweep_before_any_job(tmp_path: Pa
     assert not (tmp_path / "sw" / "0").exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("index.base_period=${nope}", "Interpolation key 'nope' not found"), ("+method.huber=2", "no such option")],
+)
+def test_a_jobs_value_that_does_not_resolve_or_is_read_by_nothing_is_one_line(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    """As a single run refuses it (a traceback, exit 1, or ignored before)."""
+    code, _, err = main_in_process(
+        ["-m", "data.n_pairs=3000", "output.plot=false", override, f"hydra.sweep.dir={tmp_path / 'sw'}"], tmp_path
+    )
+    assert code == 2 and err.startswith(f"gpu_hpi: error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "sw" / "0" / "summary.json").exists()
+
+
 def test_the_loader_travels_to_a_launchers_worker_processes() -> None:
     """Launchers that run jobs in other processes (joblib's, submitit's) pickle the context: the
     loader comes back whole, with the configurations kept for its jobs."""

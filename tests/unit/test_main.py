@@ -71,6 +71,7 @@ def test_a_run_is_refused_in_one_line_before_it_writes(tmp_path: Path, mode: lis
     assert "'nope' not found: index.base_period" in refusal("index.base_period=${nope}")
     assert "'hydra.runtime.cwd' not found: data.path" in refusal("data=pairs", "data.path=${hydra.runtime.cwd}/p.csv")
     assert "no such option: method.huber" in refusal("+method.huber=2")  # read by nothing before
+    assert "hydra.run.dir is empty" in refusal("hydra.run.dir=")  # the working directory before
     held = tmp_path / "held"
     lock = own_run_dir(held)
     try:
