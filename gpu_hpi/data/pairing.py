@@ -192,7 +192,9 @@ def _pair_kept(
     p0, p1 = price[first], price[second]
     pair_group = None if group is None else group[second]
     traced = (None, None) if rows is None else (rows[first], rows[second])
-    return SalePairs(pair_group, period[first], period[second], p0, p1, xp.log(p1 / p0), labels, n_periods, {}, *traced)
+    with np.errstate(over="ignore"):  # a ratio past float64 is dropped and counted by the pair rules, not warned of
+        y = xp.log(p1 / p0)
+    return SalePairs(pair_group, period[first], period[second], p0, p1, y, labels, n_periods, {}, *traced)
 
 
 def select_pairs(pairs: SalePairs, ok: Any, dropped: dict[str, int]) -> SalePairs:

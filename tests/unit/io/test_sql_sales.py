@@ -249,10 +249,12 @@ def test_out_of_memory_is_one_line_naming_the_option(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_absurd_prices_give_nonfinite_ratios_counted_alike(tmp_path: Path) -> None:
     """A price ratio that overflows (1e-300 then 1e14): y is infinite, dropped as nonfinite_y by
-    the table in both paths (the grouped query then sums again with each y tested); a price no
-    house has (1e300, whose square would overflow the price sums) is dropped as absurd_price."""
+    the table in both paths (the grouped query then sums again with each y tested), counted, not
+    warned of; a price no house has (1e300, whose square would overflow the price sums) is dropped
+    as absurd_price."""
     df = random_sales(35, null_dates=False)
     absurd = pd.DataFrame(
         {
