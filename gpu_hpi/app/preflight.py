@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import option_name
 from ..errors import ConfigError, DataError
-from ..io.files import expand_path, input_files
+from ..io.files import check_columns, expand_path, input_files
 from ..io.periods import check_footer_dates
 from ..options import property_columns
 
@@ -34,7 +34,7 @@ def check_input(data: Any) -> None:
     else:
         return
     files, fmt = input_files(str(data.path), option_name(data.format))
-    check_unique_columns(files, fmt, wanted_columns(data))
+    check_file_columns(files, fmt, wanted_columns(data))
     if fmt == "parquet":
         check_footer_dates(files, [str(name) for name in names], data.start is not None)
 
@@ -49,9 +49,11 @@ def wanted_columns(data: Any) -> list[str]:
     return [str(name) for name in names if name is not None]
 
 
-def check_unique_columns(files: list[str], fmt: str, wanted: list[str]) -> None:
-    """DataError naming a column the run reads that a file holds more than once (which one would be
-    read is a guess: a parquet reader takes the first, a CSV reader refuses)."""
+def check_file_columns(files: list[str], fmt: str, wanted: list[str]) -> None:
+    """DataError naming a column the run reads that a file lacks (the files of a folder are read
+    as one table, matched by name: a file without the column would be read as nulls, its rows
+    dropped under another reason) or holds more than once (which one would be read is a guess: a
+    parquet reader takes the first, a CSV reader refuses)."""
     import pyarrow.parquet as pq
 
     for path in files:
@@ -59,10 +61,12 @@ def check_unique_columns(files: list[str], fmt: str, wanted: list[str]) -> None:
             if fmt == "parquet":
                 names = pq.read_schema(path).names
             else:
-                with open(path, newline="", encoding="utf-8", errors="replace") as f:
+                with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
                     names = next(csv.reader(f), [])
         except (OSError, ValueError):  # pyarrow's ArrowInvalid too: the reader says why, in its words
             continue
+        if fmt == "parquet":  # a CSV file's reader finds its own missing ones (it knows the delimiter)
+            check_columns(names, wanted, [path])
         for name in wanted:
             if names.count(name) > 1:
                 raise DataError(f"column {name!r} appears {names.count(name)} times in {path}; rename all but one")

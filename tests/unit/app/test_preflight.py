@@ -42,7 +42,13 @@ def test_implausible_dates_are_refused_before_the_run_is_imported(
             "data.columns.y=x",
             "data.columns.group=null",
         ],
-        "transactions": ["data=transactions", "data.columns.property=p", "data.columns.date=d", "data.columns.price=x"],
+        "transactions": [
+            "data=transactions",
+            "data.columns.property=p",
+            "data.columns.date=d",
+            "data.columns.price=x",
+            "data.columns.group=null",
+        ],
     }[kind]
     cfg = compose_config(*columns, f"data.path={path}", "backend=cpu")
 

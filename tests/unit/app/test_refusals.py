@@ -41,6 +41,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame.assign(group_id=["ALL" if g == 3 else f"r{g}" for g in frame["group_id"]]).to_csv(
         folder / "region_all.csv", index=False
     )
+    (folder / "part_without_y").mkdir()
+    pq.write_table(pairs.slice(0, 2000), folder / "part_without_y" / "a.parquet")
+    pq.write_table(pairs.slice(2000).drop_columns(["LogPriceDiff"]), folder / "part_without_y" / "b.parquet")
     twice = frame.assign(extra=0.0)
     twice.columns = [*frame.columns, "LogPriceDiff"]  # the log ratio's name twice
     twice.to_csv(folder / "twice.csv", index=False)
@@ -79,6 +82,7 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "a base period of month 00": lambda d: ["data=pairs", f"data.path={d / 'pairs.csv'}", "index.base_period=2015-00"],
     "a missing column": lambda d: ["data=pairs", f"data.path={d / 'pairs.parquet'}", "data.columns.y=nope"],
     "a region named ALL": lambda d: ["data=pairs", f"data.path={d / 'region_all.csv'}"],
+    "a folder's file without a column": lambda d: ["data=pairs", f"data.path={d / 'part_without_y'}"],
     "one column as y and group": lambda d: [
         "data=pairs",
         f"data.path={d / 'pairs.parquet'}",
@@ -111,6 +115,8 @@ MESSAGES = {  # each case refused for its own reason
     "a base period of month 00": "month must be in 1..12",
     "a missing column": "not found in",
     "a region named ALL": 'a group is named "ALL", the name of the pooled index',
+    # read as nulls before: half the pairs dropped as nonfinite_y, exit 0
+    "a folder's file without a column": "column(s) 'LogPriceDiff' not found in",
     "one column as y and group": "the pair columns must be distinct: 'group_id' is both the group and the y",
     "one CSV column as both periods": "'RecentYearMonth' is both the prev and the recent",
     "no property key": "data.columns.property must name a column or a list of columns, got None",
