@@ -47,4 +47,8 @@ def input_window(data: FileDataConfig, periodicity: str) -> tuple[int | None, in
     end = None if data.end is None else parse_period(data.end, periodicity)
     if start is not None and end is not None and end < start:
         raise ConfigError(f"data.end={data.end} is before data.start={data.start}")
+    if start is not None and end == start:  # the readers widened it to two periods, or refused it in other words
+        raise ConfigError(
+            f"data.start={data.start} and data.end={data.end} make a window of 1 period; an index needs at least 2"
+        )
     return start, end

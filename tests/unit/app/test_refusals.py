@@ -83,6 +83,14 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "a missing column": lambda d: ["data=pairs", f"data.path={d / 'pairs.parquet'}", "data.columns.y=nope"],
     "a region named ALL": lambda d: ["data=pairs", f"data.path={d / 'region_all.csv'}"],
     "a folder's file without a column": lambda d: ["data=pairs", f"data.path={d / 'part_without_y'}"],
+    "a window of one period": lambda d: [
+        "data=transactions",
+        f"data.path={d / 'sales.parquet'}",
+        "data.columns.property=[a,b,c]",
+        "data.columns.group=group",
+        "data.start=2015-03-01",
+        "data.end=2015-03-31",
+    ],
     "one column as y and group": lambda d: [
         "data=pairs",
         f"data.path={d / 'pairs.parquet'}",
@@ -117,6 +125,8 @@ MESSAGES = {  # each case refused for its own reason
     "a region named ALL": 'a group is named "ALL", the name of the pooled index',
     # read as nulls before: half the pairs dropped as nonfinite_y, exit 0
     "a folder's file without a column": "column(s) 'LogPriceDiff' not found in",
+    # sale records: widened to 2015-03..2015-04 with exit 0 before
+    "a window of one period": "data.start=2015-03-01 and data.end=2015-03-31 make a window of 1 period",
     "one column as y and group": "the pair columns must be distinct: 'group_id' is both the group and the y",
     "one CSV column as both periods": "'RecentYearMonth' is both the prev and the recent",
     "no property key": "data.columns.property must name a column or a list of columns, got None",
