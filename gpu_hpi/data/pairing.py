@@ -4,7 +4,9 @@ One sort of the sales by (property, period, date, row) on the backend (numpy or 
 vectorised neighbour comparisons: no Python loop over rows.
 
 Rules, in order:
-1. sales with a missing or non-positive price, or a period outside the window, are dropped
+1. sales with a missing or non-positive price or one no house has (above data.rules.MAX_PRICE,
+   10^15: the same sales give the same pairs whether the method keeps their prices or not), or a
+   period outside the window, are dropped
    (counted per sale: `sale_invalid_price`, `sale_outside_window`) before pairing, so a property's
    remaining sales pair across them;
 2. of several sales of one property in one period, the last (latest date, then last row) is kept
@@ -25,7 +27,7 @@ from ..backend.core import Backend, to_host
 from ..errors import DataError
 from .pair_filters import PairingRules, filter_pairs
 from .pairs import Pairs
-from .rules import add_counts
+from .rules import MAX_PRICE, add_counts
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def make_pairs(sales: Sales, rules: PairingRules, backend: Backend, trace: bool 
             dropped[reason] = dropped.get(reason, 0) + count
 
     price = sales.price.astype(np.float64)
-    bad_price = ~(xp.isfinite(price) & (price > 0))
+    bad_price = ~((price > 0) & (price <= MAX_PRICE))  # NaN fails both; a price no house has (absurd_price)
     outside = ~bad_price & ((sales.period < 0) | (sales.period >= sales.n_periods))
     drop("sale_invalid_price", bad_price)
     drop("sale_outside_window", outside)

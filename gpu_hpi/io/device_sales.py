@@ -18,7 +18,7 @@ from ..backend.core import resolve_backend
 from ..data.pair_filters import PairingRules
 from ..data.pairing import SalePairs
 from ..data.pairs import encode_groups
-from ..data.rules import add_counts
+from ..data.rules import MAX_PRICE, add_counts
 from ..errors import DataError
 from . import device, device_columns
 from ._sale_batches import trace_table
@@ -196,8 +196,8 @@ def pair_sales(ops: device.Ops, sales: DeviceSales, rules: PairingRules, first: 
 
     period = ops.binary(sales.period, first, "SUB", ops.int32) if first else sales.period
     price = sales.price
-    # finite and positive: NaN fails both comparisons
-    good_price = ops.both(ops.compare(price, "GREATER", 0.0), ops.compare(price, "LESS", np.inf))
+    # positive, and a price a house may have (data.rules.MAX_PRICE): NaN fails both comparisons
+    good_price = ops.both(ops.compare(price, "GREATER", 0.0), ops.compare(price, "LESS_EQUAL", MAX_PRICE))
     inside = ops.both(ops.compare(period, "GREATER_EQUAL", 0), ops.compare(period, "LESS", n_periods))
     drop("sale_invalid_price", ops.negate(good_price))
     drop("sale_outside_window", ops.both(good_price, ops.negate(inside)))

@@ -35,7 +35,7 @@ from ..data.cells import CellTable
 from ..data.pair_filters import PairingRules
 from ..data.pairing import check_sales
 from ..data.pairs import Pairs
-from ..data.rules import add_counts
+from ..data.rules import MAX_PRICE, add_counts
 from ..errors import DataError
 from ._sale_batches import SaleTrace, collect_pairs, paired_batches
 from ._sql_cells import group_labels
@@ -198,7 +198,7 @@ def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Colum
         price=price,
         group=group,
         keyed=" AND ".join(present),
-        priced=f"coalesce(isfinite({price}) AND {price} > 0, false)",
+        priced=f"coalesce(isfinite({price}) AND {price} > 0 AND {price} <= {MAX_PRICE!r}, false)",
     )
 
 

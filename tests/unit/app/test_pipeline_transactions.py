@@ -200,6 +200,31 @@ def test_cli_transactions_csv_single_key_without_groups(tmp_path: Path) -> None:
     assert_frames_equal(run.frame, via_pairs.frame, atol=1e-10)
 
 
+def test_a_price_no_house_has_is_dropped_whatever_the_method(tmp_path: Path) -> None:
+    """Sales above 10^15 made pairs under bmn (whose table keeps no prices: the pair rule
+    absurd_price saw none) and were dropped under arithmetic: the same sales, other pairs."""
+    df = random_sales(33, n_props=400, null_groups=False, null_keys=False, null_dates=False, bad_prices=False)
+    df.loc[:9, "price"] = 1e16
+    path = write_sales(tmp_path, df, ["a", "b", "c"])
+    runs = {
+        method: run_app(
+            tmp_path,
+            "data=transactions",
+            f"data.path={q(path)}",
+            "data.columns.property=[a,b,c]",
+            "data.columns.group=group",
+            f"method={method}",
+            name=method,
+        )
+        .ok()
+        .summary
+        for method in ("bmn", "arithmetic")
+    }
+    assert runs["bmn"]["dropped"] == runs["arithmetic"]["dropped"]
+    assert runs["bmn"]["n_pairs_used"] == runs["arithmetic"]["n_pairs_used"]
+    assert runs["bmn"]["dropped"]["sale_invalid_price"] == 10 and "absurd_price" not in runs["bmn"]["dropped"]
+
+
 def test_cli_save_pairs_keeps_missing_groups_missing(tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {

@@ -253,8 +253,8 @@ def test_out_of_memory_is_one_line_naming_the_option(tmp_path: Path) -> None:
 def test_absurd_prices_give_nonfinite_ratios_counted_alike(tmp_path: Path) -> None:
     """A price ratio that overflows (1e-300 then 1e14): y is infinite, dropped as nonfinite_y by
     the table in both paths (the grouped query then sums again with each y tested), counted, not
-    warned of; a price no house has (1e300, whose square would overflow the price sums) is dropped
-    as absurd_price."""
+    warned of; a sale at a price no house has (1e300, whose square would overflow the price sums)
+    is dropped before pairing (sale_invalid_price), whether the pairs keep their prices or not."""
     df = random_sales(35, null_dates=False)
     absurd = pd.DataFrame(
         {
@@ -266,10 +266,14 @@ def test_absurd_prices_give_nonfinite_ratios_counted_alike(tmp_path: Path) -> No
             "group": ["north", "north", "north", "north"],
         }
     )
+    clean = array_path(
+        source(write_sales(tmp_path, df, ["a"], name="clean.parquet"), ["a"]), PairingRules(), START, START + 47
+    )
     path = write_sales(tmp_path, pd.concat([df, absurd], ignore_index=True), ["a"])
     src = source(path, ["a"])
     _, _, table, dropped = array_path(src, PairingRules(), START, START + 47)
-    assert table.dropped.get("nonfinite_y") == 1 and table.dropped.get("absurd_price") == 1
+    assert table.dropped.get("nonfinite_y") == 1 and "absurd_price" not in table.dropped
+    assert dropped["sale_invalid_price"] == clean[3].get("sale_invalid_price", 0) + 1
     for keep in (False, True):
         got = sql_sales(src, PairingRules(), START, START + 47, keep_pairs=keep)
         assert got is not None and got.dropped == dropped
