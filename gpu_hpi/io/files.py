@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -105,28 +106,57 @@ def _parquet_batches(files: list[str], columns: list[str], batch_rows: int) -> I
 
 
 def record_batches(
-    files: list[str], fmt: str, columns: list[str], batch_rows: int
+    files: list[str], fmt: str, columns: list[str], batch_rows: int, codes: Sequence[str] = ()
 ) -> Iterator[pa.Table | pa.RecordBatch]:
     """Batches (tables or record batches) of the wanted columns; DataError naming the file for
-    unreadable input."""
+    unreadable input. codes: the columns of identifiers (the group, the property key), which a CSV
+    file gives as written (see _csv_codes)."""
     if fmt == "parquet":
         yield from _parquet_batches(files, columns, batch_rows)
         return
+    text = list(dict.fromkeys(name for name in codes if name in columns))  # the group may be a key part too
     try:
         reader = pacsv.open_csv(
             files[0],
             read_options=pacsv.ReadOptions(block_size=1 << 26),
             # empty fields are nulls (a missing date or price), not '' or a parse error
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(
+                strings_can_be_null=True, column_types=dict.fromkeys(text, pa.string())
+            ),
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read CSV file {files[0]}: {exc}") from exc
     check_columns(reader.schema.names, columns, files)
+    as_integers: dict[str, bool] = {}
     try:
         for batch in reader:
-            yield batch.select(columns)
+            yield _csv_codes(batch.select(columns), text, as_integers, files[0])
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read CSV file {files[0]}: {exc}") from exc
+
+
+# an integer as int64 writes it: no leading zero, sign or decimal point, at most 18 digits
+PLAIN_INTEGER = r"^-?(0|[1-9][0-9]{0,17})$"
+
+
+def _csv_codes(batch: pa.RecordBatch, text: list[str], as_integers: dict[str, bool], path: str) -> pa.RecordBatch:
+    """A CSV batch with its identifier columns as integers where the file's first batch wrote each
+    value as a plain integer, else as text: a type guessed from the values read '0012' as 12 (one
+    property with '12') and 20-digit codes as rounded floats (neighbours merged)."""
+    for name in text:
+        i = batch.schema.get_field_index(name)
+        column = batch.column(i)
+        if column.null_count == len(column):
+            continue  # nothing to tell by (a null is missing whatever the type)
+        plain = pc.all(pc.match_substring_regex(column, PLAIN_INTEGER)).as_py()
+        if as_integers.setdefault(name, plain) and not plain:
+            raise DataError(
+                f"column {name!r} of {path} holds codes written as integers and others, e.g. with leading zeros "
+                "or more than 18 digits, that would read as other numbers: write every code in one form"
+            )
+        if as_integers[name]:
+            batch = batch.set_column(i, name, column.cast(pa.int64()))
+    return batch
 
 
 def check_columns(found: list[str], wanted: list[str], files: list[str]) -> None:

@@ -90,7 +90,8 @@ class PairSource:
             for batch in device_pairs.file_batches(self, files, wanted, arrays):
                 yield functools.partial(ready, batch)
             return
-        for record_batch in record_batches(files, fmt, list(wanted.values()), self.batch_rows):
+        codes = [wanted["group"]] if "group" in wanted else []
+        for record_batch in record_batches(files, fmt, list(wanted.values()), self.batch_rows, codes):
             yield functools.partial(self.convert, record_batch, wanted)
 
     def reads_on_device(self, gpu: bool) -> bool:

@@ -91,7 +91,8 @@ class SaleSource:
             batches = frame_batches(self.frame, names, self.batch_rows)
         else:
             files, fmt = input_files(self.path, self.format)
-            batches = record_batches(files, fmt, names, self.batch_rows)
+            codes = [*self.property, *([self.group] if self.group else [])]
+            batches = record_batches(files, fmt, names, self.batch_rows, codes)
         keys: list[list[pa.ChunkedArray | pa.Array]] = [[] for _ in self.property]
         periods, orders, prices, groups = [], [], [], []
         dates, positions = [], []  # traced: the dates as read, each sale's row among all files' rows

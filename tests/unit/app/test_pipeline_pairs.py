@@ -547,3 +547,22 @@ def test_a_price_no_house_has_is_dropped_never_an_overflowing_price_sum(tmp_path
         "absurd_price",
     }
     assert np.isfinite(run.frame.loc[run.frame["group"] == "ALL", "index"]).all()
+
+
+def test_csv_region_codes_with_leading_zeros_stay_apart(tmp_path: Path) -> None:
+    """Codes '0003' and '3' in a CSV pair file are two regions, as in a parquet file of strings
+    (the CSV reader's guessed integer type merged them into one, exit 0)."""
+    from helpers import seed_pairs
+
+    frame = seed_pairs(4000, 21, nulls=False).to_pandas()
+    frame["group_id"] = [f"{g:04d}" if g % 2 else str(g) for g in frame["group_id"]]
+    frame.loc[::2, "group_id"] = "0003"
+    frame.loc[1::4, "group_id"] = "3"
+    frame.to_csv(tmp_path / "pairs.csv", index=False)
+    frame.to_parquet(tmp_path / "pairs.parquet", index=False)
+    runs = [
+        run_app(tmp_path, "data=pairs", f"data.path={q(tmp_path / name)}", name=f"run-{name}").ok()
+        for name in ("pairs.csv", "pairs.parquet")
+    ]
+    assert {"0003", "3"} <= set(runs[0].frame["group"]) and runs[0].summary["n_groups"] == runs[1].summary["n_groups"]
+    assert_frames_equal(runs[0].frame, runs[1].frame, atol=1e-12)

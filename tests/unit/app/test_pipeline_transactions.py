@@ -524,3 +524,23 @@ def test_saved_pairs_join_back_to_their_sales_with_the_region_inside_the_key(
     assert set(pairs["source_file_prev"]) == set(parts)  # pairs from every file
     assert pairs["source_row_prev"].max() > 97  # rows counted past the first row group
     pd.testing.assert_frame_equal(pairs, pd.read_parquet(saved_copy))
+
+
+def test_csv_property_ids_with_leading_zeros_are_other_properties(tmp_path: Path) -> None:
+    """Ids '0012' and '12' in a CSV of sale records are two properties, as in a parquet file of
+    strings (the guessed integer type paired the sales of both, exit 0)."""
+    df = random_sales(34, n_props=300, null_groups=False, null_keys=False, null_dates=False, bad_prices=False)
+    ids = df.groupby(["a", "b", "c"], sort=False).ngroup()
+    frame = pd.DataFrame(
+        {"pid": [f"{i // 2:04d}" if i % 2 else str(i // 2) for i in ids], "date": df["date"], "price": df["price"]}
+    )
+    frame.to_csv(tmp_path / "sales.csv", index=False, float_format="%.17g")
+    frame.to_parquet(tmp_path / "sales.parquet", index=False)
+    args = ["data=transactions", "data.columns.property=pid", "data.columns.group=null"]
+    csv, parquet = (
+        run_app(tmp_path, *args, f"data.path={q(tmp_path / name)}", name=f"run-{name}").ok()
+        for name in ("sales.csv", "sales.parquet")
+    )
+    assert csv.summary["n_pairs_made"] == parquet.summary["n_pairs_made"]
+    assert csv.summary["dropped"] == parquet.summary["dropped"]
+    assert_frames_equal(csv.frame, parquet.frame, atol=1e-12)

@@ -7,10 +7,12 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from helpers import SEED_ROLES, SEED_SCHEMA
 
-from gpu_hpi.io.files import DERIVED_ROW_BYTES, decoded_row_bytes, plan_reads
+from gpu_hpi.errors import DataError
+from gpu_hpi.io.files import DERIVED_ROW_BYTES, _csv_codes, decoded_row_bytes, plan_reads, record_batches
 
 
 @pytest.mark.parametrize(
@@ -71,3 +73,40 @@ def test_the_format_is_told_by_content_not_by_name(tmp_path: Path) -> None:
     pq.write_table(table, folder / "a.parquet")
     (folder / "b.parquet").write_text("a\n1\n")  # a damaged parquet file: left to its reader
     assert input_files(str(folder))[1] == "parquet"
+
+
+def test_csv_identifiers_are_read_as_written(tmp_path: Path) -> None:
+    """A group or property-key column of a CSV file: text where any code is not a plain integer
+    (the guessed type read '01100' as 1100, one region with '1100', and 20-digit codes as rounded
+    floats), int64 where every code is one (as before)."""
+    codes = tmp_path / "codes.csv"
+    codes.write_text("g,x\n01100,1\n1100,2\n001100,3\n12345678901234567801,4\n12345678901234567802,5\n,6\n")
+    (batch,) = record_batches([str(codes)], "csv", ["g", "x"], 1000, codes=["g"])
+    assert batch.column("g").to_pylist() == [
+        "01100",
+        "1100",
+        "001100",
+        *(f"1234567890123456780{i}" for i in (1, 2)),
+        None,
+    ]
+    (guessed,) = record_batches([str(codes)], "csv", ["g", "x"], 1000)  # no identifiers named: the guess
+    assert guessed.column("g").type == pa.float64()
+    plain = tmp_path / "plain.csv"
+    plain.write_text("g,x\n11110,1\n-3,2\n0,3\n,4\n")
+    (batch,) = record_batches([str(plain)], "csv", ["g", "x"], 1000, codes=["g", "g"])
+    assert batch.column("g").type == pa.int64() and batch.column("g").to_pylist() == [11110, -3, 0, None]
+
+
+def test_csv_identifiers_keep_the_form_of_the_first_batch() -> None:
+    """The first batch with a value decides (as the reader's own type inference does); a later
+    batch of another form is refused, not read as other codes."""
+
+    def read(values: list[str | None], seen: dict[str, bool]) -> pa.Array:
+        return _csv_codes(pa.record_batch({"g": pa.array(values, pa.string())}), ["g"], seen, "f.csv").column("g")
+
+    seen: dict[str, bool] = {}
+    assert read([None], seen).type == pa.string() and read(["7", "8"], seen).to_pylist() == [7, 8]
+    with pytest.raises(DataError, match=r"column 'g' of f\.csv holds codes written as integers and others"):
+        read(["007"], seen)
+    text: dict[str, bool] = {}
+    assert read(["007"], text).to_pylist() == ["007"] and read(["7"], text).to_pylist() == ["7"]
