@@ -21,13 +21,27 @@ def float_values(arr: pa.Array, name: str, where: str) -> np.ndarray:
 
 def group_values(arr: pa.Array) -> Any:
     """Group ids: numpy integers, else a pandas Series (strings, categories; nulls become missing)."""
+    if pa.types.is_nested(arr.type):  # lists, structs, maps: no region is named by one
+        raise nested_groups(str(arr.type))
     if pa.types.is_integer(arr.type):
         # nullable integers stay integers (plain to_pandas would turn them into floats)
         return arr.to_numpy() if arr.null_count == 0 else arr.to_pandas(types_mapper=lambda _: pd.Int64Dtype())
     return arr.to_pandas()
 
 
+def nested_groups(type_name: str) -> DataError:
+    """The refusal of a region column of lists, structs or maps (as Arrow or DuckDB names the type)."""
+    return DataError(f"the region column (data.columns.group) holds {type_name} values: give text or numbers")
+
+
+def is_nested_sql(type_name: str) -> bool:
+    """A DuckDB type of lists, arrays, structs, maps or unions."""
+    return type_name.endswith("]") or type_name.startswith(("STRUCT", "MAP", "UNION"))
+
+
 def concat_groups(groups: list[Any]) -> Any:
+    if not groups:  # no batch: an input without rows, which the readers' callers refuse
+        return np.empty(0, dtype=np.int64)
     if all(isinstance(g, np.ndarray) for g in groups):
         return np.concatenate(groups)
     return pd.concat([pd.Series(g) for g in groups], ignore_index=True)

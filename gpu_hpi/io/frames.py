@@ -26,6 +26,13 @@ def arrow_table(frame: Any) -> pa.Table:
 
 
 def _arrow_table(frame: Any) -> pa.Table:
+    try:  # object columns mixing types, duplicate names: pyarrow's reason names the column
+        return _as_arrow(frame)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise DataError(f"cannot read the frame as Arrow columns: {str(exc).splitlines()[0]}") from exc
+
+
+def _as_arrow(frame: Any) -> pa.Table:
     if isinstance(frame, pa.Table):
         return frame
     if isinstance(frame, pa.RecordBatch):

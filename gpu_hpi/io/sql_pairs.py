@@ -22,7 +22,7 @@ import numpy as np
 from ..data.rules import MAX_ABS_Y, VALUE_RULES, sql_condition
 from ..errors import DataError
 from ._sql_cells import grouped_table
-from .columns import group_values
+from .columns import group_values, is_nested_sql, nested_groups
 from .pair_batch import PairBatch
 from .sql import (
     FLOAT_TYPES,
@@ -92,6 +92,8 @@ def pair_query(source: Any, progress: bool = False, rows: tuple[int, int] | None
     p1 = f"CAST({quote(wanted['price_recent'])} AS DOUBLE)" if prices else "NULL"
     y = f"CAST({quote(wanted['y'])} AS DOUBLE)" if "y" in wanted else f"ln({p1} / {p0})"
     group = quote(wanted["group"]) if "group" in wanted else "NULL"
+    if "group" in wanted and is_nested_sql(types[wanted["group"]]):
+        raise nested_groups(types[wanted["group"]].lower())
     if "group" in wanted and types[wanted["group"]] in FLOAT_TYPES:
         # a NaN id is missing, as in pandas (isnan() would be folded away: DuckDB takes the parquet
         # statistics, which leave NaN out, for proof that there is none; isfinite() is not)

@@ -39,6 +39,7 @@ from ..data.rules import MAX_PRICE, add_counts
 from ..errors import DataError
 from ._sale_batches import SaleTrace, collect_pairs, paired_batches
 from ._sql_cells import group_labels
+from .columns import is_nested_sql, nested_groups
 from .files import input_files, parquet_file
 from .sales import SaleSource
 from .sql import (
@@ -188,6 +189,8 @@ def _columns(con: Any, source: SaleSource, src: str, files: list[str]) -> _Colum
     group = "NULL"
     if source.group:
         group = quote(source.group)
+        if is_nested_sql(types[source.group]):
+            raise nested_groups(types[source.group].lower())
         if types[source.group] in FLOAT_TYPES:  # a NaN id is a missing group (as in sql.pair_query);
             # + 0.0 makes -0.0 the label 0.0 (the codes are looked up by their bits, numpy's labels by value)
             group = f"CASE WHEN isfinite({group}) THEN {group} + 0.0 END"

@@ -146,6 +146,26 @@ def test_a_column_the_frame_holds_twice_is_refused(pairs: pa.Table) -> None:
         gpu_hpi.index_from_pairs(twice, backend="cpu")
 
 
+def test_frames_that_arrow_cannot_read_or_that_hold_no_sale_are_one_line(pairs: pa.Table) -> None:
+    """pyarrow's and pandas' own errors before (ArrowTypeError, ValueError, TypeError)."""
+    frame = pairs.slice(0, 500).to_pandas()
+    mixed = frame.astype({"group_id": object})
+    mixed.loc[:5, "group_id"] = "B"
+    twice = frame.set_axis(["group_id", "PrevYearMonth", "PrevYearMonth", "LogPriceDiff"], axis=1)
+    listed = frame.assign(group_id=[[g] for g in frame["group_id"]])
+    refusals = {
+        "cannot read the frame as Arrow columns: (\"Expected bytes, got a 'int' object\"": mixed,
+        "cannot read the frame as Arrow columns: Duplicate column names": twice,
+        "the region column (data.columns.group) holds list<item: int64> values": listed,
+    }
+    for message, bad in refusals.items():
+        with pytest.raises(gpu_hpi.DataError, match=re.escape(message)):
+            gpu_hpi.index_from_pairs(bad, backend="cpu")
+    sales = random_sales(7, n_props=50).iloc[:0]
+    with pytest.raises(gpu_hpi.DataError, match="the input holds no sales"):
+        gpu_hpi.index_from_sales(sales, property=["a", "b", "c"], group="group", backend="cpu")
+
+
 def test_what_is_no_frame_is_refused() -> None:
     with pytest.raises(gpu_hpi.ConfigError, match="cannot read a list as a frame"):
         gpu_hpi.index_from_pairs([1, 2, 3])

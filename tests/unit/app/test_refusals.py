@@ -44,6 +44,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "part_without_y").mkdir()
     pq.write_table(pairs.slice(0, 2000), folder / "part_without_y" / "a.parquet")
     pq.write_table(pairs.slice(2000).drop_columns(["LogPriceDiff"]), folder / "part_without_y" / "b.parquet")
+    listed = pairs.set_column(0, "group_id", pa.array([[g] for g in pairs.column(0).to_pylist()]))
+    pq.write_table(listed, folder / "listed_groups.parquet")
+    random_sales(3).iloc[:0].to_csv(folder / "no_sales.csv", index=False)
     twice = frame.assign(extra=0.0)
     twice.columns = [*frame.columns, "LogPriceDiff"]  # the log ratio's name twice
     twice.to_csv(folder / "twice.csv", index=False)
@@ -83,6 +86,13 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
     "a missing column": lambda d: ["data=pairs", f"data.path={d / 'pairs.parquet'}", "data.columns.y=nope"],
     "a region named ALL": lambda d: ["data=pairs", f"data.path={d / 'region_all.csv'}"],
     "a folder's file without a column": lambda d: ["data=pairs", f"data.path={d / 'part_without_y'}"],
+    "a region column of lists": lambda d: ["data=pairs", f"data.path={d / 'listed_groups.parquet'}"],
+    "a CSV of sale records with a header only": lambda d: [
+        "data=transactions",
+        f"data.path={d / 'no_sales.csv'}",
+        "data.columns.property=[a,b,c]",
+        "data.columns.group=group",
+    ],
     "a window of one period": lambda d: [
         "data=transactions",
         f"data.path={d / 'sales.parquet'}",
@@ -125,6 +135,8 @@ MESSAGES = {  # each case refused for its own reason
     "a region named ALL": 'a group is named "ALL", the name of the pooled index',
     # read as nulls before: half the pairs dropped as nonfinite_y, exit 0
     "a folder's file without a column": "column(s) 'LogPriceDiff' not found in",
+    "a region column of lists": "the region column (data.columns.group) holds bigint[] values",  # a traceback before
+    "a CSV of sale records with a header only": "the input holds no sales",  # a traceback before
     # sale records: widened to 2015-03..2015-04 with exit 0 before
     "a window of one period": "data.start=2015-03-01 and data.end=2015-03-31 make a window of 1 period",
     "one column as y and group": "the pair columns must be distinct: 'group_id' is both the group and the y",
