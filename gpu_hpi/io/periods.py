@@ -4,6 +4,8 @@ and integers (positions counted from `data.start`, or YYYYMM numbers)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,6 +64,8 @@ def column_periods(
     if pa.types.is_integer(kind):
         values = arr.to_numpy(zero_copy_only=False).astype(np.int64)
         if integer_periods == "yyyymm":
+            if periodicity == "week":
+                raise months_as_weeks(name, str(values[0]) if values.size else "YYYYMM")
             month = values % 100
             if values.size:
                 check_yyyymm(name, int(month.min()), int(month.max()))
@@ -97,8 +101,18 @@ def check_integer_periods(name: str, lo: int, hi: int) -> None:
         )
 
 
+def months_as_weeks(name: str, example: str) -> DataError:
+    """The refusal of a column of months under weekly periods: each month would fall in the week
+    of its first day, three weeks in four left empty."""
+    return DataError(
+        f"column {name!r} holds months ({example!r}): weekly periods need dates (or index.periodicity=month)"
+    )
+
+
 def parse_label(label: str, name: str, periodicity: str) -> int:
     """A period label of a string column; DataError naming the column."""
+    if periodicity == "week" and re.fullmatch(r"\s*\d{4}-\d{1,2}\s*", str(label)):
+        raise months_as_weeks(name, label)
     try:
         return parse_period(label, periodicity)
     except ConfigError as exc:

@@ -26,6 +26,7 @@ from .periods import (
     check_plausible_days,
     check_yyyymm,
     integer_start,
+    months_as_weeks,
     parse_label,
     unsupported_period_type,
 )
@@ -166,7 +167,7 @@ class PeriodColumns:
             return months if per == 1 else f"({months} // {per})"
         if kind in INTEGER_TYPES:
             if self.periodicity == "week" and self.integer_periods == "yyyymm":
-                raise Unsupported(f"column {name!r}: YYYYMM months as weeks")  # the pyarrow reader's rule
+                raise months_as_weeks(name, "YYYYMM")
             return self._integers(name, col)
         if kind == "VARCHAR":
             return self._strings(name, col)

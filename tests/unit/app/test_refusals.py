@@ -47,6 +47,10 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     listed = pairs.set_column(0, "group_id", pa.array([[g] for g in pairs.column(0).to_pylist()]))
     pq.write_table(listed, folder / "listed_groups.parquet")
     random_sales(3).iloc[:0].to_csv(folder / "no_sales.csv", index=False)
+    as_months = {c: frame[c].dt.strftime("%Y-%m") for c in ("PrevYearMonth", "RecentYearMonth")}
+    frame.assign(**as_months).to_csv(folder / "months.csv", index=False)
+    as_yyyymm = {c: frame[c].dt.year * 100 + frame[c].dt.month for c in ("PrevYearMonth", "RecentYearMonth")}
+    frame.assign(**as_yyyymm).to_parquet(folder / "yyyymm.parquet", index=False)
     twice = frame.assign(extra=0.0)
     twice.columns = [*frame.columns, "LogPriceDiff"]  # the log ratio's name twice
     twice.to_csv(folder / "twice.csv", index=False)
@@ -93,6 +97,13 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
         "data.columns.property=[a,b,c]",
         "data.columns.group=group",
     ],
+    "months as weeks": lambda d: ["data=pairs", f"data.path={d / 'months.csv'}", "index.periodicity=week"],
+    "YYYYMM months as weeks": lambda d: [
+        "data=pairs",
+        f"data.path={d / 'yyyymm.parquet'}",
+        "data.integer_periods=yyyymm",
+        "index.periodicity=week",
+    ],
     "a window of one period": lambda d: [
         "data=transactions",
         f"data.path={d / 'sales.parquet'}",
@@ -137,6 +148,9 @@ MESSAGES = {  # each case refused for its own reason
     "a folder's file without a column": "column(s) 'LogPriceDiff' not found in",
     "a region column of lists": "the region column (data.columns.group) holds bigint[] values",  # a traceback before
     "a CSV of sale records with a header only": "the input holds no sales",  # a traceback before
+    # each month in the week of its first day, three weeks in four empty, exit 0 before
+    "months as weeks": "column 'PrevYearMonth' holds months ('20",
+    "YYYYMM months as weeks": "holds months ('YYYYMM'): weekly periods need dates",
     # sale records: widened to 2015-03..2015-04 with exit 0 before
     "a window of one period": "data.start=2015-03-01 and data.end=2015-03-31 make a window of 1 period",
     "one column as y and group": "the pair columns must be distinct: 'group_id' is both the group and the y",
