@@ -115,6 +115,11 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
     sums = meta.get("sums", {})
     if not isinstance(sums, dict) or any(MEANING.get(k) != v for k, v in sums.items()) or not set(Y_SUMS) <= set(sums):
         raise DataError(f"{path} holds sums with other meanings than this gpu_hpi's: {sums}")
+    missing = [
+        c for c in ("group", "prev", "recent", "count", *(f"sum_{k}" for k in sums)) if c not in arrow.column_names
+    ]
+    if missing:
+        raise DataError(f"{path} is a damaged cell table (no column {', '.join(map(repr, missing))})")
     try:
         calendar = Calendar(
             meta["periodicity"], parse_period(meta["start"], meta["periodicity"]), int(meta["n_periods"])
@@ -134,9 +139,7 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
         group = pd.Index(labels_text).get_indexer(group_text).astype(np.int64)
         if (group < 0).any():
             raise ValueError("a cell's group is not among the table's groups")
-        prev = arrow.column("prev").to_numpy().astype(np.int64)
-        recent = arrow.column("recent").to_numpy().astype(np.int64)
-        count = arrow.column("count").to_numpy().astype(np.int64)
+        prev, recent, count = (_integers(arrow, name) for name in ("prev", "recent", "count"))
         values = {k: arrow.column(f"sum_{k}").to_numpy().astype(np.float64) for k in sums}
     except (
         KeyError,
@@ -147,7 +150,8 @@ def load_cells(path: str) -> tuple[CellTable, Calendar]:
         pd.errors.InvalidIndexError,
         GpuHpiError,
     ) as exc:
-        raise DataError(f"{path} is a damaged cell table ({type(exc).__name__}: {exc})") from exc
+        detail = f"no {exc.args[0]!r} in its metadata" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise DataError(f"{path} is a damaged cell table ({detail})") from exc
     t = calendar.n_periods
     if count.size and not ((prev >= 0).all() and (prev < recent).all() and (recent < t).all() and (count > 0).all()):
         raise DataError(f"{path} is a damaged cell table (cells outside its {t} periods or empty)")
@@ -236,3 +240,11 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -
     with pq.ParquetWriter(path, schema) as writer:
         for start in range(0, max(table.num_rows, 1), SAVED_ROW_GROUP):
             writer.write_table(table.slice(start, SAVED_ROW_GROUP).cast(schema))
+
+
+def _integers(arrow: pa.Table, name: str) -> np.ndarray:
+    """An integer column as int64 (a float one was truncated: 2.5 pairs read as 2)."""
+    column = arrow.column(name)
+    if not pa.types.is_integer(column.type):
+        raise ValueError(f"column {name!r} holds {column.type} values, not integers")
+    return column.to_numpy().astype(np.int64)

@@ -370,8 +370,19 @@ def test_pairs_or_tables_counted_twice_are_refused(tmp_path: Path) -> None:
     assert meant.summary["n_pairs_read"] == 2 * history.summary["n_pairs_read"]
 
 
-@pytest.mark.parametrize("damage", ["nan", "y2"])
-def test_a_damaged_stored_table_is_refused(tmp_path: Path, damage: str) -> None:
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("nan", "a sum that is not a finite number"),
+        ("y2", "a cell's sum of y^2 below"),
+        ("count", "ValueError: column 'count' holds double values, not integers"),  # 2.5 pairs read as 2 before
+        ("column", "no column 'sum_y2'"),  # pyarrow's KeyError text before
+        ("start", "no 'start' in its metadata"),
+    ],
+)
+def test_a_damaged_stored_table_is_refused(tmp_path: Path, damage: str, said: str) -> None:
+    import json
+
     import numpy as np
     import pyarrow as pa
 
@@ -379,10 +390,17 @@ def test_a_damaged_stored_table_is_refused(tmp_path: Path, damage: str) -> None:
     pq.write_table(seed_pairs(4000, 8), pairs)
     table = run_app(tmp_path, "data=pairs", f"data.path={pairs}", "output.cells=true", name="t").ok().dir
     stored = pq.read_table(table / "cells.parquet")
-    column = "sum_y" if damage == "nan" else "sum_y2"
-    values = stored.column(column).to_numpy().copy()
-    values[3] = np.nan if damage == "nan" else 0.0
+    column = {"nan": "sum_y", "y2": "sum_y2", "count": "count"}.get(damage, "sum_y")
+    values = stored.column(column).to_numpy().astype(np.float64)
+    values[3] = {"nan": np.nan, "y2": 0.0, "count": 2.5}.get(damage, values[3])
+    if damage in ("nan", "y2", "count"):
+        stored = stored.set_column(stored.schema.get_field_index(column), column, pa.array(values))
+    elif damage == "column":
+        stored = stored.drop_columns(["sum_y2"])
+    else:
+        own = json.loads(stored.schema.metadata[b"gpu_hpi"])
+        stored = stored.replace_schema_metadata({"gpu_hpi": json.dumps({k: v for k, v in own.items() if k != "start"})})
     damaged = tmp_path / "damaged.parquet"
-    pq.write_table(stored.set_column(stored.schema.get_field_index(column), column, pa.array(values)), damaged)
+    pq.write_table(stored, damaged)
     run = run_app(tmp_path, "data=cells", f"data.path={damaged}", name="d")
-    assert run.rc == 2 and "damaged cell table" in run.stderr
+    assert run.rc == 2 and f"damaged cell table ({said}" in run.stderr, run.stderr
