@@ -139,9 +139,16 @@ def check_counted_once(new: list[dict[str, Any]], counted: list[dict[str, Any]],
         for earlier in counted:
             if same_input(fingerprint, earlier):
                 raise DataError(
-                    f"{what} counts pairs of {fingerprint.get('path')} again (a table already holds those of "
-                    f"{earlier.get('path')}, the same content); data.allow_double_count=true adds them anyway"
+                    f"{what} counts pairs of {_named(fingerprint)} again (a table already holds those of "
+                    f"{_named(earlier)}, the same content); data.allow_double_count=true adds them anyway"
                 )
+
+
+def _named(fingerprint: dict[str, Any]) -> str:
+    if fingerprint.get("path"):
+        return str(fingerprint["path"])
+    market = fingerprint.get("synthetic")
+    return f"the synthetic market of seed {market.get('seed')}" if isinstance(market, dict) else "a frame"
 
 
 class SharedReads:

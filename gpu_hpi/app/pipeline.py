@@ -47,7 +47,7 @@ from ..io.store import cell_files
 from .loaders import SharedReads, add_stored_cells, check_table_only, load, on_cluster, read_key, read_plan
 from .outputs import write_outputs
 from .preflight import UNIDENTIFIED_CSV, check_input, check_outputs, input_paths
-from .record import fingerprint, run_record
+from .record import fingerprint, market_fingerprint, run_record
 from .report import check_estimated, drop_text, run_diagnostics, run_summary, series_columns
 from .stages import Timings
 
@@ -158,6 +158,8 @@ def _run(
     elif files is not None:  # the pairs came from these files (a stored table's lineage is its own)
         data_files = input_files(str(files.path), option_name(files.format))[0]
         loaded = replace(loaded, lineage=[fingerprints[path] for path in data_files])
+    else:  # a synthetic market: its options are its identity
+        loaded = replace(loaded, lineage=[market_fingerprint(cfg.data)])
     if add_cells:
         with timings.stage("add_cells"):
             recount = bool(getattr(cfg.data, "allow_double_count", False))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 from typing import Any
@@ -40,6 +41,18 @@ def fingerprint(path: str) -> dict[str, Any]:
                 digest.update(block)
             hashed = "whole file"
     return {"path": os.path.realpath(path), "bytes": size, "rows": rows, "sha256": digest.hexdigest(), "of": hashed}
+
+
+def market_fingerprint(data: Any) -> dict[str, Any]:
+    """A synthetic market's identity, as a file's: the same options make the same pairs, so two
+    tables of one market are counted once (data.allow_double_count aside)."""
+    options = json.dumps(plain(data), sort_keys=True)
+    return {
+        "path": None,
+        "synthetic": plain(data),
+        "bytes": None,
+        "sha256": hashlib.sha256(options.encode()).hexdigest(),
+    }
 
 
 def versions(backend: Backend) -> dict[str, Any]:

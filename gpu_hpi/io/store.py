@@ -88,7 +88,7 @@ def stored_inputs(path: str) -> list[dict[str, Any]]:
 
 def same_input(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two fingerprints of one file's content (wherever it was read from)."""
-    return bool(a.get("sha256") == b.get("sha256") and a.get("bytes") == b.get("bytes"))
+    return bool(a.get("sha256") is not None and a.get("sha256") == b.get("sha256") and a.get("bytes") == b.get("bytes"))
 
 
 def cell_files(paths: str | list[str]) -> list[str]:

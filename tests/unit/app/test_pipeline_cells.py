@@ -368,6 +368,14 @@ def test_pairs_or_tables_counted_twice_are_refused(tmp_path: Path) -> None:
         tmp_path, "data=cells", f"data.path=[{q(table)},{q(copy)}]", "data.allow_double_count=true", name="meant"
     ).ok()
     assert meant.summary["n_pairs_read"] == 2 * history.summary["n_pairs_read"]
+    # tables of a synthetic market: its options are its identity (no input file: counted twice before)
+    market = run_app(tmp_path, "data.n_pairs=3000", "output.cells=true", "diagnostics.revision=false", name="market")
+    same = market.ok().dir / "cells.parquet"
+    again = run_app(tmp_path, "data=cells", f"data.path=[{q(same)},{q(same)}]", name="market_twice")
+    assert again.rc == 2 and "counts pairs of the synthetic market of seed" in again.stderr, again.stderr
+    other = run_app(tmp_path, "data.n_pairs=3000", "data.seed=7", "output.cells=true", name="other").ok().dir
+    both = run_app(tmp_path, "data=cells", f"data.path=[{q(same)},{q(other / 'cells.parquet')}]", name="both").ok()
+    assert both.summary["n_pairs_read"] == 6000
 
 
 @pytest.mark.parametrize(
