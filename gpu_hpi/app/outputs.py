@@ -3,6 +3,7 @@ one step that a signal waits for, the earlier run's set replaced as a whole, sum
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -10,6 +11,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,32 +103,48 @@ def write_outputs(
             summary["saved_pairs"] = str(final)
         temp("summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     except BaseException:
-        for tmp, _ in written:
-            tmp.unlink(missing_ok=True)
+        with _signals_held():  # a second Ctrl-C does not cut the clean-up short
+            _remove(written)
         raise
-    # the renames as one step: a SIGINT / SIGTERM waits until they are done, so that the outputs
-    # are all of one run or none; summary.json, renamed last, marks a complete set. Blocking the
-    # signals in this thread is not enough: the kernel may hand one to another thread (BLAS's,
-    # DuckDB's) and Python then runs the handler here, so the handlers only record it meanwhile
-    signals = {signal.SIGINT, signal.SIGTERM}
-    blocked = threading.current_thread() is threading.main_thread()
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if blocked else None
-    handlers = {sig: signal.signal(sig, _record_stop) for sig in signals} if blocked else {}
-    try:
+    with _signals_held():  # the renames as one step: a signal waits until they are done
         try:
             raise_stop()  # a signal whose exception a finaliser swallowed: still no commit
-        except BaseException:
-            for tmp, _ in written:
-                tmp.unlink(missing_ok=True)
+            replace_run_set(out_dir, written, inputs or [])
+        except BaseException as exc:
+            _remove(written)
+            if isinstance(exc, OSError):  # the earlier summary.json goes first: no mixed set is marked complete
+                kept = (
+                    "the earlier set is as it was"
+                    if (out_dir / "summary.json").exists()
+                    else "no complete set is there"
+                )
+                raise DataError(f"cannot commit the outputs in {out_dir}: {exc}; {kept}") from exc
             raise
-        replace_run_set(out_dir, written, inputs or [])
+    raise_stop()  # a signal that came during the renames: the run stops now, its set complete
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM recorded, not raised, inside (raise_stop raises them after). Blocking
+    them in this thread is not enough: the kernel may hand one to another thread (BLAS's,
+    DuckDB's) and Python then runs the handler here, so the handlers only record it meanwhile."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    main = threading.current_thread() is threading.main_thread()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if main else None
+    handlers = {sig: signal.signal(sig, _record_stop) for sig in signals} if main else {}
+    try:
+        yield
     finally:
         for sig, handler in handlers.items():
             if handler is not None:  # None: a handler not set from Python, which is left alone
                 signal.signal(sig, handler)
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    raise_stop()  # a signal that came during the renames: the run stops now, its set complete
+
+
+def _remove(written: list[tuple[Path, Path]]) -> None:
+    for tmp, _ in written:
+        tmp.unlink(missing_ok=True)
 
 
 def _record_stop(signum: int, frame: Any) -> None:
@@ -143,6 +161,7 @@ def replace_run_set(out_dir: Path, written: list[tuple[Path, Path]], inputs: lis
         listed = json.loads(earlier.read_text()).get("outputs", []) if earlier.exists() else []
     except (OSError, ValueError):  # an unreadable summary: it is replaced, nothing else is touched
         listed = []
+    earlier.unlink(missing_ok=True)  # first: a commit cut short leaves no set marked complete
     fresh = {final.name for _, final in written if final.parent == out_dir}
     summary = [(tmp, final) for tmp, final in written if final == earlier]
     for tmp, final in [pair for pair in written if pair not in summary]:

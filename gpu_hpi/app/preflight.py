@@ -125,6 +125,9 @@ def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
     if save_pairs and not str(save_pairs).lower().endswith(".parquet"):
         raise ConfigError(f"data.save_pairs={save_pairs} must name a .parquet file (the pairs are written as parquet)")
     outputs = {str(out_dir / name): f"the output {name} of hydra.run.dir={out_dir}" for name in run_outputs(cfg)}
+    for name in run_outputs(cfg):  # found now, not when the renames of the commit fail half-way
+        if (out_dir / name).is_dir():
+            raise DataError(f"{out_dir / name} is a directory where the run writes its {name}; move it away")
     if save_pairs:
         saved = os.path.expanduser(str(save_pairs))
         taken = [what for path, what in outputs.items() if _same_file(saved, path)]

@@ -103,3 +103,76 @@ def test_a_signal_handed_to_another_thread_during_the_commit_waits_for_the_whole
     assert len(renamed) > 1 and renamed[-1].endswith("summary.json")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert all((tmp_path / name).exists() for name in summary["outputs"])
+
+
+def test_a_directory_where_an_output_goes_is_refused_before_the_read(tmp_path: Path) -> None:
+    """The rename of the commit failed over it, half-way: a traceback, the earlier summary.json
+    beside a mixed set."""
+    first = run_app(tmp_path, "data.n_pairs=3000", "output.cells=true").ok()
+    before = (first.dir / "summary.json").read_text()
+    (first.dir / "index.png").mkdir()
+    again = run_app(tmp_path, "data.n_pairs=3000", plot=True)
+    said = f"{first.dir / 'index.png'} is a directory where the run writes its index.png; move it away"
+    assert again.rc == 2 and again.stderr == f"gpu_hpi: error: {said}\n"
+    assert (first.dir / "summary.json").read_text() == before and (first.dir / "cells.parquet").exists()
+
+
+@pytest.mark.parametrize("failing", ["a rename", "the earlier summary"])
+def test_a_commit_that_fails_is_one_line_and_marks_no_mixed_set_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """An OS error during the renames (a disk gone read-only, an immutable file): one line, exit 2,
+    no temporary file; the earlier summary.json is removed before anything is renamed, so either it
+    and its set are as they were, or no set is marked complete (it stood beside a mixed set)."""
+    from gpu_hpi.app import outputs
+
+    first = run_app(tmp_path, "data.n_pairs=3000", "output.cells=true").ok()
+    before = (first.dir / "summary.json").read_text()
+    if failing == "a rename":
+        rename, calls = outputs.os.replace, []
+
+        def replace(src: object, dst: object) -> None:
+            calls.append(dst)
+            if len(calls) == 2:
+                raise OSError(30, "Read-only file system")
+            rename(src, dst)
+
+        monkeypatch.setattr(outputs.os, "replace", replace)
+    else:
+        unlink = Path.unlink
+
+        def refuse(self: Path, missing_ok: bool = False) -> None:
+            if self.name == "summary.json":
+                raise PermissionError(1, "Operation not permitted")
+            unlink(self, missing_ok=missing_ok)
+
+        monkeypatch.setattr(Path, "unlink", refuse)
+    again = run_app(tmp_path, "data.n_pairs=3000", "data.seed=9")
+    assert again.rc == 2 and again.stderr.startswith(f"gpu_hpi: error: cannot commit the outputs in {first.dir}")
+    assert again.stderr.count("\n") == 1 and not list(first.dir.glob(".*.tmp"))
+    if failing == "a rename":
+        assert again.stderr.endswith("no complete set is there\n") and not (first.dir / "summary.json").exists()
+    else:
+        assert again.stderr.endswith("the earlier set is as it was\n")
+        assert (first.dir / "summary.json").read_text() == before and (first.dir / "cells.parquet").exists()
+
+
+def test_signals_during_the_clean_up_and_the_commit_are_held_until_it_ends() -> None:
+    """A second Ctrl-C while the temporary files of a stopped run are removed cut the removal
+    short (files left); inside, a signal is recorded and raised after."""
+    import os
+    import signal
+
+    from gpu_hpi.app.outputs import _signals_held
+    from gpu_hpi.errors import clear_stops, raise_stop
+
+    done = []
+    try:
+        with _signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append(True)  # reached: the signal did not raise here
+        with pytest.raises(KeyboardInterrupt):
+            raise_stop()
+    finally:
+        clear_stops()
+    assert done == [True]
