@@ -134,12 +134,12 @@ def _signals_held() -> Iterator[None]:
     handlers = {sig: signal.signal(sig, _record_stop) for sig in signals} if main else {}
     try:
         yield
-    finally:
+    finally:  # unblocked first: one that waited goes to the recording handler, not the one restored
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for sig, handler in handlers.items():
             if handler is not None:  # None: a handler not set from Python, which is left alone
                 signal.signal(sig, handler)
-        if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _remove(written: list[tuple[Path, Path]]) -> None:
