@@ -8,6 +8,7 @@ GPU's warm-up, so that a refusal costs the interpreter and Hydra, not the run's 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,30 @@ def input_paths(data: Any, frame: bool = False) -> list[str]:
     return paths
 
 
+def input_folders(data: Any) -> list[str]:
+    """The folders whose files the data group reads (a directory, a glob's), not single files."""
+    stored = data.path if data.kind == "cells" else getattr(data, "add_cells", None)
+    items = [data.path] if data.kind in ("pairs", "transactions") else []
+    items += [] if not stored else [stored] if isinstance(stored, str) else list(stored)
+    folders = []
+    for item in (os.path.expanduser(str(i)) for i in items):
+        if os.path.isdir(item):
+            folders.append(item)
+        elif any(ch in item for ch in "*?["):  # the glob's fixed part
+            folders.append(os.path.dirname(item.split("*")[0].split("?")[0].split("[")[0]) or ".")
+    return folders
+
+
+def _other_runs_output(path: str) -> list[str]:
+    """ "the output NAME of the run in DIR" where DIR's summary.json lists the file as its output."""
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        listed = json.loads(Path(folder, "summary.json").read_text()).get("outputs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f"the output {name} of the run in {folder}"] if name in listed else []
+
+
 def unwritable_folder(folder: Path) -> str | None:
     """Why files cannot be made in `folder` (made with its parents where missing), or None."""
     existing = folder
@@ -132,6 +157,10 @@ def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
         saved = os.path.expanduser(str(save_pairs))
         taken = [what for path, what in outputs.items() if _same_file(saved, path)]
         taken += [f"in {name}/ of hydra.run.dir={out_dir}" for name in CONFIG_FOLDERS if _inside(saved, out_dir / name)]
+        taken += (
+            [f"in hydra.run.dir={out_dir}, whose files a rerun replaces as a set"] if _inside(saved, out_dir) else []
+        )
+        taken += [f"{what} (its summary.json lists it)" for what in _other_runs_output(saved)]
         if taken:
             raise ConfigError(f"data.save_pairs={save_pairs} is {taken[0]}; name another file")
         blocked = "a directory" if Path(saved).is_dir() else unwritable_folder(Path(saved).absolute().parent)
@@ -139,6 +168,10 @@ def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
             raise DataError(f"cannot write data.save_pairs={save_pairs}: {blocked}")
         outputs[saved] = f"data.save_pairs={save_pairs}"
     inputs = input_paths(cfg.data, frame) if cfg.data.kind != "synthetic" else []
+    for folder in [] if frame else input_folders(cfg.data):  # what a later read of the folder would take in
+        for path, what in {str(out_dir): f"hydra.run.dir={out_dir}", **outputs}.items():
+            if _inside(path, Path(folder)):
+                raise ConfigError(f"{what} is in the input folder {folder}, whose files a run reads; write elsewhere")
     for path, what in outputs.items():
         for read in inputs:
             if _same_file(path, read):

@@ -4,6 +4,7 @@ hint)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,38 @@ def test_save_pairs_where_it_cannot_be_written_is_one_line_and_leaves_the_set(
     assert "Permission denied" in failed.stderr and failed.stderr.count("\n") == 1
     assert (failed.dir / "summary.json").read_text() == earlier
     assert not list(failed.dir.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_outputs_in_an_input_folder_or_over_another_runs_set_are_refused(tmp_path: Path) -> None:
+    """A run directory (or data.save_pairs) inside a folder the run reads: the next read of the
+    folder took the outputs for input. data.save_pairs inside the run directory (a rerun left it
+    beside another set) or over another run's listed output (its cells.parquet replaced)."""
+    import json
+
+    from gpu_hpi.app.preflight import check_outputs
+    from gpu_hpi.errors import ConfigError
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    (folder / "part.parquet").write_bytes(b"")
+    pairs = ["data=pairs", f"data.path={folder}"]
+    for run_dir in (folder, folder / "out" / "2024-03"):
+        with pytest.raises(ConfigError, match=f"hydra.run.dir={run_dir} is in the input folder {folder}"):
+            check_outputs(compose_config(*pairs), run_dir)
+    with pytest.raises(ConfigError, match="is in the input folder"):
+        check_outputs(compose_config("data=pairs", f"data.path={folder}/*.parquet"), folder / "run")
+    check_outputs(compose_config("data=pairs", f"data.path={folder / 'part.parquet'}"), folder / "run")  # one file
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "summary.json").write_text(json.dumps({"outputs": ["index.csv", "cells.parquet"]}))
+    sales = [*SALES, f"data.path={sales_file(tmp_path)}"]
+    for target, said in (
+        (tmp_path / "run" / "mine.parquet", f"is in hydra.run.dir={tmp_path / 'run'}, whose files a rerun replaces"),
+        (other / "cells.parquet", f"is the output cells.parquet of the run in {other} (its summary.json lists it)"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(f"data.save_pairs={target} {said}")):
+            check_outputs(compose_config(*sales, f"data.save_pairs={target}"), tmp_path / "run")
+    check_outputs(compose_config(*sales, f"data.save_pairs={other / 'pairs.parquet'}"), tmp_path / "run")
 
 
 def test_the_configuration_folders_are_the_ones_hydra_writes() -> None:

@@ -104,6 +104,13 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
         "data.integer_periods=yyyymm",
         "index.periodicity=week",
     ],
+    "save_pairs into the sale records' folder": lambda d: [
+        "data=transactions",
+        f"data.path={d}/*.parquet",
+        "data.columns.property=[a,b,c]",
+        "data.columns.group=group",
+        f"data.save_pairs={d / 'pairs_of_sales.parquet'}",
+    ],
     "a window of one period": lambda d: [
         "data=transactions",
         f"data.path={d / 'sales.parquet'}",
@@ -151,6 +158,8 @@ MESSAGES = {  # each case refused for its own reason
     # each month in the week of its first day, three weeks in four empty, exit 0 before
     "months as weeks": "column 'PrevYearMonth' holds months ('20",
     "YYYYMM months as weeks": "holds months ('YYYYMM'): weekly periods need dates",
+    # written among the inputs, read as sale records by the next run
+    "save_pairs into the sale records' folder": "pairs_of_sales.parquet is in the input folder",
     # sale records: widened to 2015-03..2015-04 with exit 0 before
     "a window of one period": "data.start=2015-03-01 and data.end=2015-03-31 make a window of 1 period",
     "one column as y and group": "the pair columns must be distinct: 'group_id' is both the group and the y",
