@@ -170,6 +170,8 @@ def main() -> None:
         if "--help" in args or "-h" in args:  # every choice and data kind, not Hydra's composed config alone
             _help([a for a in args if not a.startswith("-")])
             return
+        if any(a.lstrip("+").startswith("hydra.output_subdir=") for a in args):  # the commit's own folder
+            _fail("hydra.output_subdir is where a run stages its configuration until its outputs commit; leave it")
         if any(a.startswith("-") for a in args) or mode_of(args) == "MULTIRUN":
             # Hydra's own flags (--cfg job, -m) and hydra.mode=MULTIRUN: Hydra's entry point
             sys.argv = [sys.argv[0], f"--config-dir={config_dir()}", *args]
