@@ -17,7 +17,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 # numpy asks for transparent huge pages on its large arrays; where the kernel then compacts memory
 # synchronously at the first touch (THP defrag "madvise", the Linux default), fresh temporaries
@@ -28,11 +28,12 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from . import stops
-from .app.command import check_values, mode_of, one_line, run_once
+from .app.command import check_values, mode_of, one_line, own_run_dir, release_run_dir, run_once
 from .backend import warmup
 from .config import config_dir, option_name, register_configs
 from .errors import ConfigError, GpuHpiError, Stopped, clear_stops, raise_stop
@@ -43,6 +44,7 @@ log = logging.getLogger("gpu_hpi")
 
 _reads: Any = None  # the reads a sweep's jobs share (-m: Hydra runs them one after another here)
 _collector_held = False  # cli() turned the garbage collector off for the start-up
+_saved_pairs: set[str] = set()  # the data.save_pairs files a sweep's jobs wrote, in this process
 
 
 def _task(cfg: DictConfig) -> None:
@@ -62,11 +64,13 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
     those imports, and the start-up is the process's age once they are done."""
     if not cfg.debug:  # warnings as one line each; debug=true keeps Python's form (file and line)
         warnings.formatwarning = _one_line_warning
+    lock = None
     try:
         if command_line:
             from .app.preflight import check_input, check_outputs, uses_device_arrays
 
             _check_values(cfg)  # a sweep's job, composed by Hydra's entry point (a single run's: once more, ~2 ms)
+            lock = _own_sweep_job(cfg, out_dir)
             check_outputs(cfg, out_dir)
             check_input(cfg.data)
             if option_name(cfg.backend.name) != "cpu":
@@ -97,7 +101,28 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
             raise
         print(f"gpu_hpi: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    finally:
+        if lock is not None:
+            release_run_dir(lock)
     _print_summary(summary, out_dir)
+
+
+def _own_sweep_job(cfg: DictConfig, out_dir: Path) -> IO[str] | None:
+    """A sweep's job (Hydra's entry point runs it): the lock of its directory, which run_once takes
+    for a single run (a sweep and a run into one directory mixed their sets), and a data.save_pairs
+    of its own (each job wrote over the last). None for a single run."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    saved = getattr(cfg.data, "save_pairs", None)
+    if saved:
+        path = os.path.realpath(os.path.expanduser(str(saved)))
+        if path in _saved_pairs:
+            raise ConfigError(
+                f"data.save_pairs={saved} was written by an earlier job of this sweep; give each job its own "
+                "file, e.g. data.save_pairs=pairs-${hydra:job.num}.parquet"
+            )
+        _saved_pairs.add(path)
+    return own_run_dir(out_dir)
 
 
 def _check_values(cfg: DictConfig) -> None:
@@ -160,6 +185,7 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
 def main() -> None:
     global _reads
     _reads = None  # a command line's jobs share reads, never two command lines' (in one process: tests)
+    _saved_pairs.clear()
     register_configs()
     args = sys.argv[1:]
     clear_stops()

@@ -73,9 +73,8 @@ def run_once(task: Callable[[DictConfig], None], args: list[str], refuse: Callab
                 cfg.hydra.run.dir = str(run_dir).replace("${", "\\${")
             application.config_loader = _Composed(application.config_loader, overrides, cfg)
             run_and_report(lambda: application.run(config_name="config", task_function=task, overrides=overrides))
-        finally:  # the directory is free again: the lock file goes, then the lock
-            Path(lock.name).unlink(missing_ok=True)
-            lock.close()
+        finally:
+            release_run_dir(lock)
     finally:
         HydraConfig.instance().cfg = None
         GlobalHydra.instance().clear()
@@ -200,6 +199,12 @@ def own_run_dir(run_dir: Path) -> IO[str]:
     lock.write(str(os.getpid()))
     lock.flush()
     return lock
+
+
+def release_run_dir(lock: IO[str]) -> None:
+    """The directory free again: the lock file goes, then the lock."""
+    Path(lock.name).unlink(missing_ok=True)
+    lock.close()
 
 
 def run_dir_problem(run_dir: Path) -> str | None:

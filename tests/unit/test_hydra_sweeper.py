@@ -86,3 +86,33 @@ class Loader:
 
     def get_search_path(self) -> str:
         return "the search path"
+
+
+def test_a_sweep_job_takes_its_directorys_lock_and_a_pairs_file_of_its_own(tmp_path: Path) -> None:
+    """Sweep jobs took no lock (a sweep and a run into one directory mixed their sets, with a
+    traceback), and jobs sharing data.save_pairs wrote over each other's pairs without a word."""
+    import os
+
+    from sales_reference import random_sales, write_sales
+
+    from gpu_hpi.app.command import own_run_dir
+
+    lean = ["data.n_pairs=3000", "output.plot=false", "diagnostics.revision=false"]
+    held = own_run_dir(tmp_path / "sw" / "0")
+    try:
+        code, _, err = main_in_process(["-m", *lean, f"hydra.sweep.dir={tmp_path / 'sw'}"], tmp_path)
+    finally:
+        held.close()
+    assert code == 2 and f"is in use by another run (pid {os.getpid()})" in err and err.count("gpu_hpi: error") == 1
+    assert not (tmp_path / "sw" / "0" / "summary.json").exists()
+
+    sales = write_sales(tmp_path, random_sales(5, n_props=300), ["a", "b", "c"])
+    jobs = ["data=transactions", f"data.path={sales}", "data.columns.property=[a,b,c]", "data.columns.group=group"]
+    args = ["-m", *jobs, "output.plot=false", "data.max_holding=12,120"]
+    shared = tmp_path / "pairs.parquet"
+    code, _, err = main_in_process([*args, f"data.save_pairs={shared}", f"hydra.sweep.dir={tmp_path / 's'}"], tmp_path)
+    assert code == 2 and f"data.save_pairs={shared} was written by an earlier job of this sweep" in err
+    assert (tmp_path / "s" / "0" / "summary.json").exists() and not (tmp_path / "s" / "1" / "summary.json").exists()
+    own = f"data.save_pairs={tmp_path}/pairs-${{hydra:job.num}}.parquet"
+    code, _, err = main_in_process([*args, own, f"hydra.sweep.dir={tmp_path / 'o'}"], tmp_path)
+    assert code == 0 and (tmp_path / "pairs-0.parquet").exists() and (tmp_path / "pairs-1.parquet").exists(), err
