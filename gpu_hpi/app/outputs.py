@@ -44,12 +44,12 @@ def write_outputs(
     columns: dict[str, Any] | None = None,
     *,
     backend: Backend,
-    saved_pairs: tuple[Pairs, Calendar, str] | None = None,
+    saved_pairs: tuple[Pairs, Calendar, str, list[dict[str, Any]]] | None = None,
     inputs: list[str] | None = None,
 ) -> None:
     """Write every output to a temporary name first and rename them all at the end, so that a
-    failure leaves no partial output; saved_pairs: (pairs, calendar, path) of data.save_pairs, one
-    of them. The "write" stage in summary.json counts everything up to summary.json itself."""
+    failure leaves no partial output; saved_pairs: (pairs, calendar, path, the inputs' fingerprints)
+    of data.save_pairs, one of them. The "write" stage in summary.json counts everything up to summary.json itself."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = result.to_frame(float(output.ci_level))
@@ -93,11 +93,11 @@ def write_outputs(
         summary["peak_device_bytes"] = peak_device_bytes(backend)
         summary["outputs"] = [final.name for _, final in written] + ["summary.json"]
         if saved_pairs is not None:
-            pairs, calendar, path = saved_pairs
+            pairs, calendar, path, lineage = saved_pairs
             final = Path(os.path.expanduser(path)).absolute()
             try:  # a folder the check before the run could not know unwritable (/proc, as root)
                 final.parent.mkdir(parents=True, exist_ok=True)
-                save_pairs(pairs, calendar, temp(final.name, final.parent))
+                save_pairs(pairs, calendar, temp(final.name, final.parent), lineage)
             except OSError as exc:
                 raise DataError(f"cannot write data.save_pairs={path}: {exc.strerror or exc}") from exc
             summary["saved_pairs"] = str(final)

@@ -43,7 +43,7 @@ from ..estimation.result import IndexResult
 from ..io import device
 from ..io.files import input_files
 from ..io.frames import frame_fingerprint
-from ..io.store import cell_files
+from ..io.store import cell_files, derived_inputs
 from .loaders import SharedReads, add_stored_cells, check_table_only, load, on_cluster, read_key, read_plan
 from .outputs import write_outputs
 from .preflight import UNIDENTIFIED_CSV, check_input, check_outputs, input_paths
@@ -157,7 +157,9 @@ def _run(
         loaded = replace(loaded, lineage=[frame_fingerprint(frame)])
     elif files is not None:  # the pairs came from these files (a stored table's lineage is its own)
         data_files = input_files(str(files.path), option_name(files.format))[0]
-        loaded = replace(loaded, lineage=[fingerprints[path] for path in data_files])
+        # pairs saved by a run (data.save_pairs) also stand for the sale records they were made from
+        lineage = [fp for path in data_files for fp in (fingerprints[path], *derived_inputs(path))]
+        loaded = replace(loaded, lineage=lineage)
     else:  # a synthetic market: its options are its identity
         loaded = replace(loaded, lineage=[market_fingerprint(cfg.data)])
     if add_cells:
@@ -221,7 +223,11 @@ def _run(
     cells = (replace(table, dropped=dropped), calendar, loaded.lineage) if cfg.output.cells or add_cells else None
     columns = series_columns(cfg.index, result, calendar.periodicity, summary)
     # the pairs of data.save_pairs are written with the run's other outputs: only by a run that succeeds
-    saved = (loaded.pairs, calendar, str(cfg.data.save_pairs)) if saving and loaded.pairs is not None else None
+    saved = (
+        (loaded.pairs, calendar, str(cfg.data.save_pairs), loaded.lineage)
+        if saving and loaded.pairs is not None
+        else None
+    )
     write_outputs(
         result,
         out_dir,

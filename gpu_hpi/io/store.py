@@ -30,6 +30,7 @@ from .files import expand_path, write_atomically
 
 # rows of data.save_pairs per row group (and per slice written)
 SAVED_ROW_GROUP = 1 << 20
+PAIRS_META = "gpu_hpi.pairs"  # a saved pairs file's metadata key: the inputs it was made from
 FORMAT = "gpu_hpi.cells"  # the file format's name, not a module path: kept across layouts
 VERSION = 1
 # what the sums are sums of: a table made with other meanings must not be added to these
@@ -82,6 +83,17 @@ def stored_inputs(path: str) -> list[dict[str, Any]]:
         meta = json.loads((pq.read_schema(path).metadata or {}).get(b"gpu_hpi", b"{}"))
     except (pa.ArrowInvalid, OSError, ValueError) as exc:
         raise DataError(f"cannot read cell table {path}: {exc}") from exc
+    inputs = meta.get("inputs", []) if isinstance(meta, dict) else []
+    return [i for i in inputs if isinstance(i, dict) and "sha256" in i]
+
+
+def derived_inputs(path: str) -> list[dict[str, Any]]:
+    """The fingerprints of the files a saved pairs file (data.save_pairs) was made from, as its
+    metadata keeps them; none for other files."""
+    try:
+        meta = json.loads((pq.read_schema(path).metadata or {}).get(PAIRS_META.encode(), b"{}"))
+    except (pa.ArrowInvalid, OSError, ValueError):  # a CSV file, or one its reader refuses in its words
+        return []
     inputs = meta.get("inputs", []) if isinstance(meta, dict) else []
     return [i for i in inputs if isinstance(i, dict) and "sha256" in i]
 
@@ -197,13 +209,17 @@ def _label_kind(labels: np.ndarray) -> str:
     return "int" if labels.dtype.kind in "iu" else "str"
 
 
-def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -> None:
+def save_pairs(
+    pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str], lineage: list[dict[str, Any]] | None = None
+) -> None:
     """Write the pairs as parquet in the seed's schema (group_id, PrevYearMonth, RecentYearMonth,
     LogPriceDiff) plus PrevPrice and RecentPrice; periods as their first day (the run writes them
     to a temporary name and renames them with its other outputs). Pairs made from sale records
     (TracedPairs) also keep their trace: the property key's columns, both sales' dates as read
     and their source files and 0-based rows (a key column named as one of the pair columns gets the
-    prefix `property_`). Pairs on the GPU are copied to the host first."""
+    prefix `property_`). Pairs on the GPU are copied to the host first. lineage: the fingerprints
+    of the files the pairs were made from, kept in the file's metadata (derived_inputs), so that a
+    table of those files does not count the pairs again."""
     firsts = calendar.first_days()
     group: Any = "ALL"
     if pairs.group is not None:  # a pair whose later sale has no group keeps a missing group
@@ -220,10 +236,12 @@ def save_pairs(pairs: Pairs, calendar: Calendar, path: str | os.PathLike[str]) -
         }
     )
     trace = pairs.trace if isinstance(pairs, TracedPairs) else None
-    if trace is None:
-        frame.to_parquet(path, index=False)
-        return
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    own = {PAIRS_META: json.dumps({"inputs": lineage or []})}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **own})
+    if trace is None:
+        pq.write_table(table, path)
+        return
     n_keys = trace.num_columns - 2 - len(SOURCE_COLUMNS)  # the key's columns, then the dates and sources
     taken = {*table.column_names, *trace.column_names[n_keys:]}
     for k, (name, column) in enumerate(zip(trace.column_names, trace.columns, strict=True)):

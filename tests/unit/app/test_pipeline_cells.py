@@ -378,6 +378,33 @@ def test_pairs_or_tables_counted_twice_are_refused(tmp_path: Path) -> None:
     assert both.summary["n_pairs_read"] == 6000
 
 
+def test_saved_pairs_stand_for_the_sale_records_they_were_made_from(tmp_path: Path) -> None:
+    """Pairs saved by a run (data.save_pairs) added to that run's table counted every pair twice
+    (exit 0): the saved file keeps the fingerprints of the sale records in its metadata."""
+    from sales_reference import random_sales, write_sales
+
+    sales = write_sales(tmp_path, random_sales(6, n_props=400), ["a", "b", "c"])
+    saved = tmp_path / "pairs.parquet"
+    made = run_app(
+        tmp_path,
+        "data=transactions",
+        f"data.path={sales}",
+        "data.columns.property=[a,b,c]",
+        "data.columns.group=group",
+        f"data.save_pairs={saved}",
+        "output.cells=true",
+        name="made",
+    ).ok()
+    history = made.dir / "cells.parquet"
+    added = run_app(tmp_path, "data=pairs", f"data.path={saved}", f"data.add_cells={q(history)}", name="added")
+    assert added.rc == 2 and f"the input counts pairs of {sales} again" in added.stderr, added.stderr
+    table = run_app(tmp_path, "data=pairs", f"data.path={saved}", "output.cells=true", name="table").ok().dir
+    both = run_app(tmp_path, "data=cells", f"data.path=[{q(history)},{q(table / 'cells.parquet')}]", name="both")
+    assert both.rc == 2 and "counts pairs of" in both.stderr, both.stderr
+    alone = run_app(tmp_path, "data=pairs", f"data.path={saved}", name="alone").ok()  # on their own: read
+    assert alone.summary["n_pairs_read"] == pq.read_metadata(saved).num_rows > 500
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
