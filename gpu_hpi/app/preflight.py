@@ -122,7 +122,7 @@ def input_folders(data: Any) -> list[str]:
 
 
 def _other_runs_output(path: str) -> list[str]:
-    """ "the output NAME of the run in DIR" where DIR's summary.json lists the file as its output."""
+    """["the output NAME of the run in DIR"] where DIR's summary.json lists the file, else []."""
     folder, name = os.path.split(os.path.abspath(path))
     try:
         listed = json.loads(Path(folder, "summary.json").read_text()).get("outputs", [])
@@ -142,10 +142,12 @@ def unwritable_folder(folder: Path) -> str | None:
 
 
 def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
-    """ConfigError, before anything is read, where an output of the run would be written over one
-    of its input files (the same file under any name: symlinks, hard links, globs resolved), or
-    data.save_pairs does not name a parquet file of its own (not an output, nor in the configuration
-    folders, which the commit replaces)."""
+    """ConfigError (DataError), before anything is read, where an output of the run would be
+    written over one of its input files (the same file under any name: symlinks, hard links, globs
+    resolved) or into a folder the run reads (the next read would take it in); where a directory
+    stands under an output's name; or where data.save_pairs does not name a parquet file of its own
+    that it can write (not an output of this run or another's, nor inside the run directory, whose
+    files a rerun replaces)."""
     save_pairs = getattr(cfg.data, "save_pairs", None)
     if save_pairs and not str(save_pairs).lower().endswith(".parquet"):
         raise ConfigError(f"data.save_pairs={save_pairs} must name a .parquet file (the pairs are written as parquet)")
@@ -157,9 +159,8 @@ def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
         saved = os.path.expanduser(str(save_pairs))
         taken = [what for path, what in outputs.items() if _same_file(saved, path)]
         taken += [f"in {name}/ of hydra.run.dir={out_dir}" for name in CONFIG_FOLDERS if _inside(saved, out_dir / name)]
-        taken += (
-            [f"in hydra.run.dir={out_dir}, whose files a rerun replaces as a set"] if _inside(saved, out_dir) else []
-        )
+        if _inside(saved, out_dir):
+            taken.append(f"in hydra.run.dir={out_dir}, whose files a rerun replaces as a set")
         taken += [f"{what} (its summary.json lists it)" for what in _other_runs_output(saved)]
         if taken:
             raise ConfigError(f"data.save_pairs={save_pairs} is {taken[0]}; name another file")
