@@ -106,13 +106,8 @@ def check_values(cfg: DictConfig, *, missing: bool = False) -> None:
     (a value the caller sets later); a key the schema does not declare is a ConfigError."""
     body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     OmegaConf.to_container(body, resolve=True, throw_on_missing=not missing)
-    schema = OmegaConf.get_type(cfg, "data") if "data" in cfg else None
-    kinds = (
-        {f.default for f in dataclasses.fields(schema) if f.name == "kind"}
-        if dataclasses.is_dataclass(schema)
-        else set()
-    )
-    if kinds and cfg.data.kind not in kinds:  # the readers go by the data group's type, not by this value
+    data = _fields(cfg.data) if "data" in cfg else None
+    if data and "kind" in data and cfg.data.kind != data["kind"].default:  # the readers go by the group's type
         raise ConfigError(f"data.kind={cfg.data.kind}: the kind of input is chosen as data={cfg.data.kind}, not set")
     unknown = [key for key in _unknown_keys(cfg, "") if key != "hydra"]
     if unknown:  # added with + or ++ (the schema refuses them without): no stage would read them
@@ -121,17 +116,19 @@ def check_values(cfg: DictConfig, *, missing: bool = False) -> None:
 
 def _unknown_keys(node: DictConfig, path: str) -> Iterator[str]:
     """The dotted keys of `node` that the schema's dataclasses do not declare."""
-    declared = (
-        {f.name for f in dataclasses.fields(kind)}
-        if dataclasses.is_dataclass(kind := OmegaConf.get_type(node))
-        else None
-    )
+    declared = _fields(node)
     for key in map(str, node):
         child = node._get_node(key)
         if declared is not None and key not in declared:
             yield f"{path}{key}"
         elif isinstance(child, DictConfig) and key != "hydra":
             yield from _unknown_keys(child, f"{path}{key}.")
+
+
+def _fields(node: DictConfig) -> dict[str, Any] | None:
+    """The fields of the schema's dataclass a node was made from, by name; None for a plain node."""
+    kind = OmegaConf.get_type(node)
+    return {f.name: f for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else None
 
 
 def _application(task: Callable[[DictConfig], None]) -> Any:
