@@ -117,7 +117,7 @@ def _pairs_of(table: CellTable, pairs: Pairs) -> Pairs:
         raise DataError(f"the pairs span {pairs.n_periods} periods, their cell table {table.n_periods}")
     if pairs.group is None and not (table.n_groups == 1 and table.group_labels[0] == POOLED):
         raise DataError(
-            f"the pairs have no groups, their cell table {table.n_groups}: pass the pairs the table was built from"
+            f"the pairs have no groups, their cell table has {table.n_groups}: pass the pairs the table was built from"
         )
     if pairs.n_pairs < table.n_pairs:
         raise DataError(
