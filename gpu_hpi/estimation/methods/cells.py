@@ -55,6 +55,14 @@ def interval_weights(
     xtx = xp.where(singular[:, None, None], mean_only, xtx)
     xty = xp.where(singular[:, None], xty * (xp.arange(k) == 0), xty)
     coef = xp.linalg.solve(xtx, xty[:, :, None])[:, :, 0]
+    # a group its index fits exactly (no more pairs than periods, say) has residuals of round-off
+    # alone: weights from them differ by ~1e17 and make the weighted fit singular; equal weights
+    # give its exact fit
+    size = per_group(xp.where(used, table.sum_y2, 0.0))
+    if absolute:  # the sum of |y| is at most sqrt(n sum of y^2)
+        size = xp.sqrt(size * moments[0])
+    exact = per_group(e) <= (1e-6 if absolute else 1e-12) * size
+    coef = xp.where(exact[:, None], xp.eye(k)[0], coef)
     fitted = coef[:, 0][table.group] + coef[:, 1][table.group] * h
     if quadratic:
         fitted = fitted + coef[:, 2][table.group] * (h * h)

@@ -141,13 +141,26 @@ def robust_irls(
     c = options.huber_c
     ols = fit_table(table, ident, backend)
     beta = np.nan_to_num(ols.log_index)
-    scale = passes.scale(ols.log_index)
+    xp, g = backend.xp, table.n_groups
+    with np.errstate(divide="ignore", invalid="ignore"):  # a group without cells: no floor needed
+        rms_y = np.sqrt(
+            backend.to_host(xp.bincount(table.group, weights=table.sum_y2, minlength=g))
+            / backend.to_host(xp.bincount(table.group, weights=table.count.astype(np.float64), minlength=g))
+        )
+
+    def scale_of(log_index: np.ndarray) -> np.ndarray:
+        # a MAD of round-off (most pairs fitted exactly) is a MAD of 0: weights from it differ by
+        # ~1e17 and make the weighted fit singular
+        scale = passes.scale(log_index)
+        return np.where(scale > 1e-9 * np.nan_to_num(rms_y), scale, 1.0)
+
+    scale = scale_of(ols.log_index)
     fit, converged, iteration = ols, False, 0
     while not converged and iteration < options.max_iter:
         iteration += 1
         fit = fit_table(table, ident, backend, weights=passes.weighted_sums(beta, scale))
         new_beta = np.nan_to_num(fit.log_index)
-        scale = passes.scale(fit.log_index)
+        scale = scale_of(fit.log_index)
         converged = bool(np.max(np.abs(new_beta - beta), initial=0.0) <= options.tol)
         beta = new_beta
     if not converged:

@@ -108,3 +108,41 @@ def test_case_shiller_zero_weight_pairs_are_counted_and_warned() -> None:
     assert info["zero_weight_pairs"] == want
     assert info["zero_weight_from_holding"] == int(h[coef[0] + coef[1] * h <= 0].min())
     assert int(result.n_used.sum()) == len(y) - want
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        MethodOptions(name="case_shiller"),
+        MethodOptions(name="case_shiller", quadratic=True),
+        MethodOptions(name="case_shiller", stage2="absolute"),
+        MethodOptions(name="robust"),
+    ],
+    ids=["squared", "quadratic", "absolute", "robust"],
+)
+def test_a_region_its_index_fits_exactly(method: MethodOptions) -> None:
+    """A region with no more pairs than periods: its residuals are round-off, whose stage-2 (or
+    MAD) weights differ by ~1e17. Case-Shiller gave a wrong index (4% off) or a singular matrix,
+    robust a singular matrix. Now its exact fit (lstsq's), and the other region as on its own."""
+    rng = np.random.default_rng(11)
+    beta = np.concatenate([[0.0], np.cumsum(rng.normal(0.01, 0.05, 11))])
+    exact_prev, exact_recent = np.array([0, 1, 2, 3, 4, 5, 6]), np.array([1, 2, 3, 4, 5, 6, 11])
+    n = 600
+    prev = rng.integers(0, 11, n)
+    recent = np.minimum(prev + rng.integers(1, 6, n), 11)
+    noisy_y = beta[recent] - beta[prev] + rng.normal(0, 0.02 * (recent - prev), n)
+    prevs, recents = np.concatenate([exact_prev, prev]), np.concatenate([exact_recent, recent])
+    y = np.concatenate([beta[exact_recent] - beta[exact_prev], noisy_y])
+    group = np.array(["exact"] * 7 + ["noisy"] * n, dtype=object)
+    fit = gpu_hpi.estimate_index(
+        prevs, recents, y, group, n_periods=12, backend="cpu", method=method, min_pairs=1, pooled=False
+    )
+    alone = gpu_hpi.estimate_index(prev, recent, noisy_y, n_periods=12, backend="cpu", method=method, min_pairs=1)
+    dummies = np.zeros((7, 11))
+    for row, (i, j) in enumerate(zip(exact_prev, exact_recent, strict=True)):
+        dummies[row, j - 1] += 1.0
+        dummies[row, i - 1] -= 1.0 if i else 0.0
+    solved, *_ = np.linalg.lstsq(dummies[:, [0, 1, 2, 3, 4, 5, 10]], y[:7], rcond=None)
+    exact_row = fit.log_index[list(fit.groups).index("exact")]
+    np.testing.assert_allclose(exact_row[[1, 2, 3, 4, 5, 6, 11]], solved, atol=1e-12)
+    np.testing.assert_allclose(fit.log_index[list(fit.groups).index("noisy")], alone.log_index[0], atol=1e-10)

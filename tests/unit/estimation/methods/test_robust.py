@@ -128,3 +128,25 @@ def test_robust_without_residual_degrees_of_freedom() -> None:
     assert np.isnan(ols.sigma2[4]) and ols.se[4, BASE] == 0 and np.isnan(np.delete(ols.se[4], BASE)).all()
     np.testing.assert_array_equal(robust.se[4], ols.se[4])
     assert np.isnan(robust.sigma2[4])
+
+
+def test_regions_fitted_exactly_but_for_one_cell_give_the_least_squares_fit() -> None:
+    """Two regions of seven pairs over 24 months, each fitted exactly but for one cell: their MAD
+    scale is round-off (~1e-17), whose Huber weights made the weighted fit singular (a traceback).
+    A MAD below round-off counts as a MAD of 0 (weights 1): each region's least-squares fit."""
+    prev = np.array([0, 0, 7, 7, 15, 7, 21, 0, 13, 11, 19, 0, 9, 1])
+    recent = np.array([16, 18, 20, 18, 21, 18, 23, 6, 22, 15, 20, 13, 20, 13])
+    y = np.array([0.101695, 0.026597, 0.017241, 0.097423, 0.063923, 0.056332, 0.079295])
+    y = np.concatenate([y, [0.025362, -0.022037, 0.048418, 0.081673, 0.120704, 0.078236, 0.127376]])
+    group = np.repeat(["a", "b"], 7)
+    options = {"n_periods": 24, "backend": "cpu", "min_pairs": 1, "pooled": False}
+    fit = gpu_hpi.estimate_index(prev, recent, y, group, method="robust", **options)
+    ols = gpu_hpi.estimate_index(prev, recent, y, group, method="bmn", **options)
+    np.testing.assert_allclose(fit.log_index, ols.log_index, atol=1e-12)
+    for g, name in enumerate(("a", "b")):  # OLS itself against lstsq on the periods it identifies
+        rows = group == name
+        known = np.flatnonzero(~np.isnan(ols.log_index[g]))[1:]
+        dummies = (recent[rows, None] == known) * 1.0 - (prev[rows, None] == known) * 1.0
+        inside = np.isin(prev[rows], [0, *known]) & np.isin(recent[rows], known)
+        solved, *_ = np.linalg.lstsq(dummies[inside], y[rows][inside], rcond=None)
+        np.testing.assert_allclose(ols.log_index[g, known], solved, atol=1e-12)
