@@ -93,7 +93,13 @@ def fit_index(
             info[name].update(iterations=iterations, stop_reason=reason)
             fit = fit_table(tab, ident, be, beta)
         else:
-            fit, details = fit_method(tab, ident, be, options, store, pooled=name == "pooled")
+            try:
+                fit, details = fit_method(tab, ident, be, options, store, pooled=name == "pooled")
+            except np.linalg.LinAlgError as exc:  # weights too far apart for a factorization, if any are left
+                raise DataError(
+                    f"method={options.name}: the weighted fit of the {name} is singular ({exc}); "
+                    "method=bmn fits these pairs"
+                ) from exc
             info[name].update(details)
             if details.get("zero_weight_pairs"):
                 warnings.warn(

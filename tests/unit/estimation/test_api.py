@@ -230,6 +230,19 @@ def test_base_period_and_min_pairs_are_integers(problem: Problem) -> None:
     assert estimate(problem, base_period=np.int64(2)).base_period == 2
 
 
+def test_a_singular_weighted_fit_is_one_line(problem: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last guard of the weighted methods: a factorization that fails is a DataError naming
+    the method, not numpy's LinAlgError (a traceback on the command line)."""
+    from gpu_hpi.estimation import api
+
+    def singular(*args: Any, **kwargs: Any) -> Any:
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(api, "fit_method", singular)
+    with pytest.raises(gpu_hpi.DataError, match=r"method=case_shiller: the weighted fit of the groups is singular"):
+        estimate(problem, method="case_shiller")
+
+
 def test_unknown_solver(problem: Problem) -> None:
     with pytest.raises(gpu_hpi.ConfigError, match="solver"):
         estimate(problem, solver="qr")
