@@ -44,17 +44,28 @@ def interval_weights(
     for _ in range(2 * k - 1):
         moments.append(per_group(term))
         term = term * h
-    xtx = xp.stack([xp.stack([moments[a + b] for b in range(k)], axis=1) for a in range(k)], axis=1)
     e = xp.where(used, resid, 0.0)
     xty = xp.stack([per_group(e * term) for term in (1.0, h, h * h)[:k]], axis=1)
-    # a group with too few distinct intervals for the h (and h^2) terms: intercept only, i.e. the
-    # mean residual, so that its weights are constant and stage 3 is OLS
-    singular = xp.abs(xp.linalg.det(xtx)) < 1e-12 * xp.maximum(xtx[:, 0, 0], 1.0) ** k
-    mean_only = xp.zeros((g, k, k)) + xp.eye(k)
-    mean_only[:, 0, 0] = xp.maximum(xtx[:, 0, 0], 1.0)
-    xtx = xp.where(singular[:, None, None], mean_only, xtx)
-    xty = xp.where(singular[:, None], xty * (xp.arange(k) == 0), xty)
-    coef = xp.linalg.solve(xtx, xty[:, :, None])[:, :, 0]
+
+    def fit(terms: int) -> tuple[Any, Any]:
+        """The (G, k) coefficients on the first `terms` of [1, h, h^2] (zeros beyond), and the groups
+        with too few distinct intervals for them (their X'X is singular)."""
+        xtx = xp.stack([xp.stack([moments[a + b] for b in range(terms)], axis=1) for a in range(terms)], axis=1)
+        singular = xp.abs(xp.linalg.det(xtx)) < 1e-12 * xp.maximum(xtx[:, 0, 0], 1.0) ** terms
+        xtx = xp.where(singular[:, None, None], xp.eye(terms), xtx)
+        coef = xp.linalg.solve(xtx, xty[:, :terms, None])[:, :, 0]
+        return xp.concatenate([coef, xp.zeros((g, k - terms))], axis=1), singular
+
+    # a group with too few distinct intervals for the h^2 term fits [1, h] (two intervals fit the
+    # line exactly, as they fit any curve through them), and with one, the mean residual: its
+    # weights are constant and stage 3 is OLS
+    coef, singular = fit(k)
+    if quadratic:
+        linear, flat = fit(2)
+        coef, singular = xp.where(singular[:, None], linear, coef), singular & flat
+    mean = xp.zeros((g, k))
+    mean[:, 0] = xty[:, 0] / xp.maximum(moments[0], 1.0)
+    coef = xp.where(singular[:, None], mean, coef)
     # a group its index fits exactly (no more pairs than periods, say) has residuals of round-off
     # alone: weights from them differ by ~1e17 and make the weighted fit singular; equal weights
     # give its exact fit
