@@ -6,7 +6,6 @@ analysis/ and app/report.py."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,17 +145,22 @@ class RefRevision:
 
 
 def ref_revision_stats(levels: list[np.ndarray], vintages: list[int]) -> RefRevision:
-    """The revision statistics by plain loops from each vintage's (G, T) index level."""
+    """The revision statistics by plain loops from each vintage's (G, T) index level: the change of
+    each value from the last vintage that had it (a vintage without it, a region skipped then,
+    leaves the last one standing)."""
     n_groups, n_periods = levels[0].shape if levels else (0, 0)
     per_cell: dict[tuple[int, int], list[float]] = {}
     per_group: dict[int, list[float]] = {k: [] for k in range(n_groups)}
-    for a, b in itertools.pairwise(levels):
+    last = levels[0].copy() if levels else np.empty((0, 0))
+    for b in levels[1:]:
         for k in range(n_groups):
             for t in range(n_periods):
-                d = b[k, t] - a[k, t]
+                d = b[k, t] - last[k, t]
                 if np.isfinite(d):
                     per_cell.setdefault((k, t), []).append(float(d))
                     per_group[k].append(float(d))
+                if np.isfinite(b[k, t]):
+                    last[k, t] = b[k, t]
     shape = (n_groups, n_periods)
     mean, median, count = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, np.int64)
     for (k, t), values in per_cell.items():

@@ -122,13 +122,21 @@ def revision(
 
 def revision_stats(block: np.ndarray) -> Revision:
     """The revision of a (b, V, T) block of vintages' log indices (vintages left empty): the
-    numbers of np.nanmean and np.nanmedian over the vintages' level changes, the sums in the same
-    order as over the whole (V, G, T) stack, NaN where there is none."""
+    numbers of np.nanmean and np.nanmedian over the level changes from each vintage with an
+    estimate to the next, the sums in the same order as over the whole (V, G, T) stack, NaN where
+    there is none."""
     b = block.shape[0]
     level = np.exp(block)
     level *= 100.0
-    stack = np.diff(level, axis=1)  # (b, V - 1, T), NaN where no revision
-    del level
+    # (b, V - 1, T): each vintage's level less the last vintage's that had one (a region skipped
+    # in a vintage, too few pairs then, is revised from its last estimate), NaN where no revision
+    stack = np.empty((b, max(level.shape[1] - 1, 0), level.shape[2]))
+    last = level[:, 0].copy()
+    for v in range(1, level.shape[1]):
+        current = level[:, v]
+        np.subtract(current, last, out=stack[:, v - 1])
+        np.copyto(last, current, where=~np.isnan(current))
+    del level, last
     missing = np.isnan(stack)
     present = stack.shape[1] - missing.sum(axis=1)
     filled = np.where(missing, 0.0, stack)

@@ -75,6 +75,26 @@ def test_revision_with_the_base_in_the_last_period(data: Data) -> None:
     assert (rev.count == 0).all() and np.isnan(rev.mean).all() and np.isnan(rev.overall_median).all()
 
 
+def test_a_vintage_without_a_value_leaves_the_last_one_standing() -> None:
+    """A region skipped in a vintage (too few pairs then) has no values there: the next vintage
+    revises its last estimate (the changes across the gap were left out before)."""
+    from diagnostics_reference import ref_revision_stats
+
+    from gpu_hpi.analysis.revision import revision_stats
+
+    rng = np.random.default_rng(8)
+    log_index = rng.normal(0, 0.1, (3, 9, 7))  # (groups, vintages, periods)
+    log_index[rng.random(log_index.shape) < 0.3] = np.nan
+    log_index[1, :, 0] = rng.normal(0, 0.1, 9)
+    log_index[1, 3:6] = np.nan  # a region skipped in three successive vintages
+    got = revision_stats(log_index)
+    want = ref_revision_stats([100.0 * np.exp(log_index[:, v]) for v in range(9)], [])
+    np.testing.assert_array_equal(got.count, want.count)
+    for name in ("mean", "median", "overall_mean", "overall_median"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=0, atol=1e-9, err_msg=name)
+    assert got.count[1, 0] == 5  # vintages 0-1, 1-2, 2-6 (across the gap), 6-7, 7-8
+
+
 def test_nan_median_is_numpys() -> None:
     """Bit for bit np.nanmedian over the first axis: odd and even counts, ties, all-NaN columns."""
     rng = np.random.default_rng(0)
