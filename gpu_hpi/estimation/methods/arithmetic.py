@@ -97,8 +97,10 @@ def _arithmetic_fit(
     with np.errstate(divide="ignore", invalid="ignore"):
         return table_fit(
             ident,
-            log_index=-np.log(bh),
-            se=np.sqrt(var_b) / np.abs(bh),
+            log_index=-np.log(bh) + 0.0,  # + 0.0: the base period's -0.0 (-log 1) written as 0
+            # a group without residual degrees of freedom has no error to estimate (the sandwich
+            # of its zero residuals gave se 0): NaN, as the OLS fit's
+            se=np.where((dof > 0)[:, None], np.sqrt(var_b) / np.abs(bh), np.nan),
             cov_diag=var_b,
             period_pairs=period_pairs,
             n_used=n_used,

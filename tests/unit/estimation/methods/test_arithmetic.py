@@ -113,3 +113,18 @@ def test_arithmetic_needs_prices() -> None:
     p = method_problem(5)
     with pytest.raises(gpu_hpi.DataError, match="prices"):
         estimate(p, "arithmetic")
+
+
+def test_a_fit_without_residual_degrees_of_freedom_has_no_standard_error() -> None:
+    """Two pairs, two periods to estimate: the sandwich of zero residuals gave se 0 and a
+    confidence interval of no width, where the OLS fit gives NaN; the base period read -0."""
+    prev, recent, y = np.array([0, 1]), np.array([1, 2]), np.array([0.1, 0.2])
+    prices = np.array([100.0, 110.0])
+    options = {"n_periods": 3, "backend": "cpu", "min_pairs": 1, "price_prev": prices}
+    fits = [
+        gpu_hpi.estimate_index(prev, recent, y, method=name, price_recent=prices * np.exp(y), **options)
+        for name in ("bmn", "arithmetic")
+    ]
+    np.testing.assert_array_equal(fits[1].se, fits[0].se)  # [0, nan, nan]
+    np.testing.assert_allclose(fits[1].log_index, [[0.0, 0.1, 0.3]], atol=1e-12)
+    assert not np.signbit(fits[1].log_index[0, 0]) and np.isnan(fits[1].se[0, 1:]).all()
