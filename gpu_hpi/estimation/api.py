@@ -103,8 +103,8 @@ def fit_index(
             info[name].update(details)
             if details.get("zero_weight_pairs"):
                 warnings.warn(
-                    f"Case-Shiller stage 2 fits a residual variance that is not positive from "
-                    f"{details['zero_weight_from_holding']} periods of holding on ({name}): "
+                    "Case-Shiller stage 2 fits a residual variance that is not positive at some holding "
+                    f"lengths, the shortest {details['zero_weight_from_holding']} periods ({name}): "
                     f"{details['zero_weight_pairs']:,} pairs get weight 0 and do not enter the index "
                     "(counted as zero_weight); method.quadratic=true or method.stage2=absolute may fit better",
                     IdentificationWarning,
