@@ -18,7 +18,7 @@ from .columns import float_values, group_values
 from .files import input_files, parquet_file, record_batches
 from .frames import frame_batches
 from .pair_batch import PairBatch, ready
-from .periods import column_periods
+from .periods import column_periods, undated
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class PairSource:
 
     def convert(self, batch: pa.Table | pa.RecordBatch, wanted: dict[str, str]) -> PairBatch:
         cols = {role: batch.column(name) for role, name in wanted.items()}
-        missing = pc.or_(pc.is_null(cols["prev"]), pc.is_null(cols["recent"]))
+        missing = pc.or_(undated(cols["prev"]), undated(cols["recent"]))
         n_missing = int(pc.sum(missing).as_py() or 0)
         if n_missing:  # rare: filter the batch once rather than carry sentinels
             keep = pc.invert(missing)

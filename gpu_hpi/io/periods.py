@@ -34,6 +34,18 @@ _PLAUSIBLE_DAYS = (
 TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 
 
+def undated(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Where a period or date column has no value: null, or blank text (as a CSV file's empty
+    field, which its reader reads as null)."""
+    missing = pc.is_null(arr)
+    kind = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = arr.cast(kind) if pa.types.is_dictionary(arr.type) else arr
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), False)
+        missing = pc.or_(missing, blank)
+    return missing
+
+
 def column_periods(
     arr: pa.Array | pa.ChunkedArray,
     name: str,

@@ -19,7 +19,7 @@ from .columns import chunked, concat_groups, float_values, group_values
 from .device_sales import DeviceSales, frame_sales, read_sales
 from .files import input_files, parquet_file, record_batches
 from .frames import FRAME, frame_batches
-from .periods import column_periods, order_within_period
+from .periods import column_periods, order_within_period, undated
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class SaleSource:
         missing_date = n_read = 0
         for batch in batches:
             date = batch.column(self.date)
-            null = pc.is_null(date)
+            null = undated(date)
             n_null = int(pc.sum(null).as_py() or 0)
             rows = np.arange(n_read, n_read + batch.num_rows) if self.trace else None
             n_read += batch.num_rows

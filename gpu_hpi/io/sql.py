@@ -224,7 +224,7 @@ class PeriodColumns:
         import pyarrow as pa
 
         values = [r[0] for r in self.con.execute(f"SELECT DISTINCT {col} FROM {self.source}").fetchall()]
-        labels = [v for v in values if v is not None]
+        labels = [v for v in values if v is not None and v.strip()]  # a blank one is missing: no period
         periods = [parse_label(v, name, self.periodicity) for v in labels]
         text = pa.array(labels, pa.string())
         try:  # ISO dates with a day order the sales within a period; 'YYYY-MM' labels have none

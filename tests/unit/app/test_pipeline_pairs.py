@@ -566,3 +566,32 @@ def test_csv_region_codes_with_leading_zeros_stay_apart(tmp_path: Path) -> None:
     ]
     assert {"0003", "3"} <= set(runs[0].frame["group"]) and runs[0].summary["n_groups"] == runs[1].summary["n_groups"]
     assert_frames_equal(runs[0].frame, runs[1].frame, atol=1e-12)
+
+
+def test_blank_period_text_is_a_missing_period(tmp_path: Path) -> None:
+    """'' or '  ' in a column of 'YYYY-MM' text (a parquet file, a frame) is a missing period, as a
+    CSV file's empty field is: dropped and counted (every read was refused: cannot read period '')."""
+    from helpers import seed_pairs
+
+    import gpu_hpi
+
+    frame = seed_pairs(3000, 22, nulls=False).to_pandas()
+    for column in ("PrevYearMonth", "RecentYearMonth"):
+        frame[column] = frame[column].dt.strftime("%Y-%m")
+    blank = frame.copy()
+    blank.loc[:9, "PrevYearMonth"] = ""
+    blank.loc[10:14, "RecentYearMonth"] = "  "
+    nulls = frame.copy()
+    nulls.loc[:14, ["PrevYearMonth"]] = None
+    blank.to_parquet(tmp_path / "blank.parquet", index=False)
+    nulls.to_parquet(tmp_path / "nulls.parquet", index=False)
+    runs = [
+        run_app(tmp_path, "data=pairs", f"data.path={q(tmp_path / name)}", name=f"run-{name}").ok()
+        for name in ("blank.parquet", "nulls.parquet")
+    ]
+    assert (
+        runs[0].summary["dropped"] == runs[1].summary["dropped"] and runs[0].summary["dropped"]["missing_period"] == 15
+    )
+    assert_frames_equal(runs[0].frame, runs[1].frame, atol=1e-12)
+    from_frame = gpu_hpi.index_from_pairs(blank, backend="cpu")  # the Arrow reader
+    assert from_frame.dropped == runs[0].summary["dropped"]

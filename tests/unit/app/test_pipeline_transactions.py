@@ -24,6 +24,7 @@ from sales_reference import (
     write_sales,
 )
 
+import gpu_hpi
 from gpu_hpi.io._sale_batches import SOURCE_COLUMNS
 
 
@@ -544,3 +545,25 @@ def test_csv_property_ids_with_leading_zeros_are_other_properties(tmp_path: Path
     assert csv.summary["n_pairs_made"] == parquet.summary["n_pairs_made"]
     assert csv.summary["dropped"] == parquet.summary["dropped"]
     assert_frames_equal(csv.frame, parquet.frame, atol=1e-12)
+
+
+def test_blank_date_text_is_a_missing_date(tmp_path: Path) -> None:
+    """'' in a column of date text is a sale without a date, as a null is: counted as
+    sale_missing_date (the whole input was refused: cannot read period '')."""
+    df = random_sales(36, n_props=300, null_dates=False)
+    dates = df["date"].dt.strftime("%Y-%m-%d").astype(object)
+    blank, nulls = dates.copy(), dates.copy()
+    blank[:7], nulls[:7] = "", None
+    args = ["data=transactions", "data.columns.property=[a,b,c]", "data.columns.group=group"]
+    runs = []
+    for name, column in (("blank", blank), ("nulls", nulls)):
+        path = write_sales(tmp_path, df.assign(date=column), ["a", "b", "c"], name=f"{name}.parquet")
+        runs.append(run_app(tmp_path, *args, f"data.path={q(path)}", name=name).ok())
+    assert (
+        runs[0].summary["dropped"] == runs[1].summary["dropped"]
+        and runs[0].summary["dropped"]["sale_missing_date"] == 7
+    )
+    assert_frames_equal(runs[0].frame, runs[1].frame, atol=1e-12)
+    frame = df.assign(date=blank)[["a", "b", "c", "date", "price", "group"]]  # the Arrow reader
+    via_frame = gpu_hpi.index_from_sales(frame, property=["a", "b", "c"], group="group", backend="cpu")
+    assert via_frame.dropped == runs[0].summary["dropped"]
