@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..data.cells import CellTable, from_keys
 from ..data.pairs import Pairs
@@ -22,6 +23,7 @@ from .periods import (
     column_periods,
     host_dates,
     order_within_period,
+    undated,
     zoned,
 )
 
@@ -37,6 +39,16 @@ TIMESTAMP_UNITS = {
 def _unit(col: Any) -> str | None:
     """The tick unit of a timestamp or date column ('D' for days), else None."""
     return TIMESTAMP_UNITS.get(col.type().id().name)
+
+
+def missing_periods(ops: Ops, col: Any) -> Any | None:
+    """A bool column of the rows of a period or date column without a value (null, or blank
+    text: text is converted on the host anyway, where io.periods.undated tells it), or None where
+    every row has one."""
+    if col.type().id().name == "STRING":
+        mask = undated(col.to_arrow())
+        return ops.from_host(mask) if pc.any(mask).as_py() else None
+    return ops.is_null(col) if col.null_count() else None
 
 
 def check_dates(ops: Ops, col: Any, name: str, start_given: bool = False) -> None:

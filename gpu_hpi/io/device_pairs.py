@@ -64,8 +64,9 @@ def convert(
     cols = {role: columns[name] for role, name in wanted.items()}
     columns.clear()
     n_before = cols["prev"].size()
-    if cols["prev"].null_count() or cols["recent"].null_count():
-        missing = ops.either(ops.is_null(cols["prev"]), ops.is_null(cols["recent"]))
+    masks = [m for m in (device_columns.missing_periods(ops, cols[r]) for r in ("prev", "recent")) if m is not None]
+    if masks:
+        missing = masks[0] if len(masks) == 1 else ops.either(*masks)
         kept = ops.select(list(cols.values()), ops.negate(missing))
         cols = dict(zip(cols, kept, strict=True))
 

@@ -114,8 +114,9 @@ def sales_of_columns(
     # traced: each sale's file and row within it (the rows of a file as read, in order)
     sources = _sources(ops, [p[source.date].size() for p in parts]) if source.trace else []
     n_sales = cols[source.date].size()
-    if cols[source.date].null_count():
-        dated = ops.select([*cols.values(), *sources], ops.negate(ops.is_null(cols[source.date])))
+    undated = device_columns.missing_periods(ops, cols[source.date])
+    if undated is not None:
+        dated = ops.select([*cols.values(), *sources], ops.negate(undated))
         cols, sources = dict(zip(cols, dated[: len(cols)], strict=True)), dated[len(cols) :]
     n_dated = cols[source.date].size()
     price_type = schema.field(source.price).type

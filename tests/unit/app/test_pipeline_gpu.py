@@ -19,7 +19,7 @@ from gpu_hpi.io import device
 
 @pytest.mark.parametrize(
     "job",
-    ["pairs", "pairs-robust", "pairs-accuracy", "sales", "sales-filters", "sales-robust"],
+    ["pairs", "pairs-robust", "pairs-accuracy", "pairs-blank", "sales", "sales-filters", "sales-robust", "sales-blank"],
 )
 def test_the_gpu_job_on_the_stand_in_equals_the_cpu_job(stand_in_gpu: None, tmp_path: Path, job: str) -> None:
     """pipeline.run on backend=gpu (the device readers, tables summed on the host, the pairs kept on
@@ -32,6 +32,24 @@ def test_the_gpu_job_on_the_stand_in_equals_the_cpu_job(stand_in_gpu: None, tmp_
         tmp_path / "sales.parquet", pa.Table.from_pandas(df[["a", "b", "date", "price", "group"]], preserve_index=False)
     )
     on_sales = ["data=transactions", f"data.path={sales}", "data.columns.property=[a,b]", "data.columns.group=group"]
+    # periods and dates as text, some blank: missing, as nulls are (the device reader's masks too)
+    text = seed_pairs(6000, 4).to_pandas()
+    for column in ("PrevYearMonth", "RecentYearMonth"):
+        text[column] = text[column].dt.strftime("%Y-%m").where(text[column].notna(), None)
+    text.loc[::97, "RecentYearMonth"] = " "
+    blank_pairs = write(tmp_path / "blank.parquet", pa.Table.from_pandas(text, preserve_index=False))
+    dated = df.assign(date=df["date"].dt.strftime("%Y-%m-%d").where(df["date"].notna(), None))
+    dated.loc[::50, "date"] = ""
+    blank_sales = write(
+        tmp_path / "blank_sales.parquet",
+        pa.Table.from_pandas(dated[["a", "b", "date", "price", "group"]], preserve_index=False),
+    )
+    on_blank = [
+        "data=transactions",
+        f"data.path={blank_sales}",
+        "data.columns.property=[a,b]",
+        "data.columns.group=group",
+    ]
     overrides = {
         "pairs": ["data=pairs", f"data.path={pairs}"],
         "pairs-robust": ["data=pairs", f"data.path={pairs}", "method=robust"],
@@ -39,6 +57,8 @@ def test_the_gpu_job_on_the_stand_in_equals_the_cpu_job(stand_in_gpu: None, tmp_
         "sales": on_sales,
         "sales-filters": [*on_sales, "data.max_holding=30", "data.max_annual_return=1.0", "data.max_robust_z=3"],
         "sales-robust": [*on_sales, "method=robust", "data.start=2014-03"],
+        "pairs-blank": ["data=pairs", f"data.path={blank_pairs}"],
+        "sales-blank": on_blank,
     }[job]
     runs = {b: run_app(tmp_path, *overrides, f"backend={b}", name=f"{job}-{b}").ok() for b in ("gpu", "cpu")}
     got, want = (runs[b].frame for b in ("gpu", "cpu"))
