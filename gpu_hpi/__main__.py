@@ -33,7 +33,15 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from . import stops
-from .app.command import check_values, mode_of, one_line, own_run_dir, release_run_dir, run_once
+from .app.command import (
+    check_values,
+    mode_of,
+    one_line,
+    own_run_dir,
+    release_run_dir,
+    run_once,
+    take_job_dir,
+)
 from .backend import warmup
 from .config import config_dir, option_name, register_configs
 from .errors import ConfigError, GpuHpiError, Stopped, clear_stops, raise_stop
@@ -69,8 +77,8 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
         if command_line:
             from .app.preflight import check_input, check_outputs, uses_device_arrays
 
-            _check_values(cfg)  # a sweep's job, composed by Hydra's entry point (a single run's: once more, ~2 ms)
             lock = _own_sweep_job(cfg, out_dir)
+            _check_values(cfg)  # a sweep's job, composed by Hydra's entry point (a single run's: once more, ~2 ms)
             check_outputs(cfg, out_dir)
             check_input(cfg.data)
             if option_name(cfg.backend.name) != "cpu":
@@ -109,20 +117,23 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
 
 def _own_sweep_job(cfg: DictConfig, out_dir: Path) -> IO[str] | None:
     """A sweep's job (Hydra's entry point runs it): the lock of its directory, which run_once takes
-    for a single run (a sweep and a run into one directory mixed their sets), and a data.save_pairs
+    for a single run (a sweep and a run into one directory mixed their sets): the one the sweeper
+    took before Hydra staged the job's configuration there, else its own now; and a data.save_pairs
     of its own (each job wrote over the last). None for a single run."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
+    lock = take_job_dir(out_dir) or own_run_dir(out_dir)
     saved = getattr(cfg.data, "save_pairs", None)
-    if saved:
-        path = os.path.realpath(os.path.expanduser(str(saved)))
-        if path in _saved_pairs:
-            raise ConfigError(
-                f"data.save_pairs={saved} was written by an earlier job of this sweep; give each job its own "
-                "file, e.g. data.save_pairs=pairs-${hydra:job.num}.parquet"
-            )
+    path = os.path.realpath(os.path.expanduser(str(saved))) if saved else None
+    if path in _saved_pairs:
+        release_run_dir(lock)
+        raise ConfigError(
+            f"data.save_pairs={saved} was written by an earlier job of this sweep; give each job its own "
+            "file, e.g. data.save_pairs=pairs-${hydra:job.num}.parquet"
+        )
+    if path:
         _saved_pairs.add(path)
-    return own_run_dir(out_dir)
+    return lock
 
 
 def _check_values(cfg: DictConfig) -> None:

@@ -198,6 +198,21 @@ def own_run_dir(run_dir: Path) -> IO[str]:
     return lock
 
 
+# the locks of sweep jobs' directories, taken by the sweeper before Hydra stages a job's configuration
+# there and handed to the job's run (take_job_dir), which releases it when it ends
+_job_dirs: dict[str, IO[str]] = {}
+
+
+def hold_job_dir(run_dir: Path) -> None:
+    """A sweep job's directory owned (own_run_dir) until its run takes the lock over."""
+    _job_dirs[os.path.realpath(run_dir)] = own_run_dir(run_dir)
+
+
+def take_job_dir(run_dir: Path) -> IO[str] | None:
+    """The lock hold_job_dir took for this directory, now the caller's to release; None if none."""
+    return _job_dirs.pop(os.path.realpath(run_dir), None)
+
+
 def release_run_dir(lock: IO[str]) -> None:
     """The directory free again: the lock file goes, then the lock."""
     Path(lock.name).unlink(missing_ok=True)

@@ -8,13 +8,15 @@ process, one after another, so the launcher here takes the configuration the swe
 
 # no `from __future__ import annotations`: Hydra runs this module without registering it in
 # sys.modules, where a dataclass looks its string annotations up
+import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 
 @dataclass
@@ -44,17 +46,37 @@ class ComposedOnce:
     def __init__(self, loader: Any) -> None:
         self._loader = loader
         self._kept: dict[tuple[str, ...], DictConfig] = {}
+        self._launched = 0
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         key = tuple(sweep_overrides)
         kept = self._kept.pop(key, None)
-        if kept is not None:
+        if kept is not None:  # the launcher's call, just before Hydra stages the job in its directory
+            self._hold_job_dir(kept)
             return kept
         composed = self._loader.load_sweep_config(master_config, sweep_overrides)
         self._kept[key] = composed
         return composed
 
+    def _hold_job_dir(self, cfg: DictConfig) -> None:
+        """The job's directory owned now, as a single run's is before Hydra writes there (a sweep and a
+        run into one directory mixed their sets and configurations); its run takes the lock over.
+        The launcher numbers its jobs 0, 1, ... across batches, as counted here."""
+        from gpu_hpi.app.command import hold_job_dir
+        from gpu_hpi.errors import GpuHpiError
+
+        if OmegaConf.select(cfg, "hydra.sweep.dir") is None:  # no directory named: nothing to hold
+            return
+        with open_dict(cfg):
+            cfg.hydra.job.num = cfg.hydra.job.id = self._launched
+        self._launched += 1
+        try:
+            hold_job_dir(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir))
+        except GpuHpiError as exc:  # one line and exit 2, as the command line's refusals
+            print(f"gpu_hpi: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from exc
+
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_loader", "_kept"):  # unpickling (a launcher's workers)
+        if name.startswith("__") or name in ("_loader", "_kept", "_launched"):  # unpickling (a launcher's workers)
             raise AttributeError(name)
         return getattr(self._loader, name)
