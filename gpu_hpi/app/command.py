@@ -86,9 +86,21 @@ def mode_of(args: list[str]) -> str | None:
     return modes[-1] if modes else None
 
 
+def check_choices(overrides: list[str]) -> None:
+    """ConfigError for a list given as a group's choice (method=[bmn,case_shiller]): Hydra merges
+    the listed configs into one, the last winning, where a user meant several runs (-m method=bmn,case_shiller)."""
+    groups = {d.name for d in Path(config_dir()).iterdir() if d.is_dir()}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in groups and value.strip().startswith("["):
+            choices = value.strip()[1:-1]
+            raise ConfigError(f"{override}: one {key} per run; for a run of each: python -m gpu_hpi -m {key}={choices}")
+
+
 def _compose(application: Any, overrides: list[str]) -> DictConfig:
     """The configuration of these overrides with Hydra's own, composed by Hydra's application object
     as its run would compose it, every value present; ConfigError (one line) if they do not compose."""
+    check_choices(overrides)
     try:
         cfg = application.compose_config(config_name="config", overrides=overrides, run_mode=RunMode.RUN)
         HydraConfig.instance().set_config(cfg)  # a ${hydra:...} in a value resolves as in the run

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ..config import AppConfig, PairsDataConfig, TransactionsDataConfig, config_dir, register_configs
 from ..errors import ConfigError, DataError
 from ..estimation.result import IndexResult
-from .command import check_values, one_line, run_dir_problem
+from .command import check_choices, check_values, one_line, run_dir_problem
 from .pipeline import run_job
 
 GROUP_CHOICES = ("method", "solver", "backend", "memory", "cluster")  # conf/ groups chosen by name
@@ -51,6 +51,7 @@ def compose(overrides: list[str]) -> DictConfig:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    check_choices(list(overrides))
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as exc:

@@ -72,6 +72,7 @@ def test_a_run_is_refused_in_one_line_before_it_writes(tmp_path: Path, mode: lis
     assert "'hydra.runtime.cwd' not found: data.path" in refusal("data=pairs", "data.path=${hydra.runtime.cwd}/p.csv")
     assert "no such option: method.huber" in refusal("+method.huber=2")  # read by nothing before
     assert "hydra.run.dir is empty" in refusal("hydra.run.dir=")  # the working directory before
+    assert "-m method=bmn,robust" in refusal("method=[bmn,robust]")  # Hydra merged the two: robust alone ran
     # .hydra/ overwritten by a refused run, or an earlier .hydra/ left beside a new set, before
     for subdir in ("null", ".hydra"):
         assert "hydra.output_subdir is where a run stages" in refusal(f"hydra.output_subdir={subdir}")

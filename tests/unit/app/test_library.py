@@ -242,6 +242,7 @@ def test_the_library_composes_as_hydra_does(overrides: list[str]) -> None:
         (["+method.huber=2"], "no such option: method.huber"),
         (["+unknown=3", "++data.extra=1"], "no such option: data.extra, unknown"),
         (["data=pairs", "data.kind=cells"], "data.kind=cells: the kind of input is chosen as data=cells"),
+        (["method=[bmn,case_shiller]"], "method=[bmn,case_shiller]: one method per run"),  # merged: the last won
     ],
 )
 def test_overrides_that_do_not_compose_are_one_line(overrides: list[str], message: str) -> None:
