@@ -3,7 +3,8 @@
 Hydra's sweeper composes every job of a batch to refuse a bad one before any runs, then its
 launcher composes each job again as it starts it (~0.1 s a job): the second composition serves
 launchers that run jobs in other processes. The jobs of `python -m gpu_hpi -m` run in this
-process, one after another, so the launcher here takes the configuration the sweeper composed.
+process, one after another, so the launcher here takes the configuration the sweeper composed,
+and with it each job's directory lock is taken, before Hydra writes in that directory.
 """
 
 # no `from __future__ import annotations`: Hydra runs this module without registering it in
