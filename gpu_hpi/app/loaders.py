@@ -18,7 +18,7 @@ from ..estimation.methods import MethodOptions
 from ..io import device
 from ..io.files import input_files
 from ..io.sql import Unsupported
-from ..io.store import cell_files, combine_tables, load_cells, same_input, stored_inputs
+from ..io.store import cell_files, combine_tables, load_cells, same_input, stored_inputs, window_cells
 from .load_pairs import load_pairs
 from .load_sales import load_sales
 from .loaded import Loaded
@@ -112,14 +112,25 @@ def stored_cells(files: list[str], periodicity: str, backend: Backend, recount: 
     return Loaded(table.to_backend(backend), calendar.start, None, {}, extra={"cell_tables": files}, lineage=lineage)
 
 
-def add_stored_cells(loaded: Loaded, files: list[str], periodicity: str, backend: Backend, recount: bool) -> Loaded:
-    """The new pairs' table plus the stored tables of earlier pairs (calendars aligned); DataError
-    where a stored table already counts the new pairs' input files (unless recount)."""
+def add_stored_cells(
+    loaded: Loaded,
+    files: list[str],
+    periodicity: str,
+    backend: Backend,
+    recount: bool,
+    window: tuple[int | None, int | None] = (None, None),
+) -> Loaded:
+    """The new pairs' table plus the stored tables of earlier pairs (calendars aligned), within the
+    window data.start / data.end gives the new pairs (the stored cells outside it are dropped and
+    counted, as new pairs outside it are); DataError where a stored table already counts the new
+    pairs' input files (unless recount)."""
     new = (loaded.table.to_host(), Calendar(periodicity, loaded.first_period, loaded.table.n_periods))
     stored = stored_cells(files, periodicity, backend, recount)
     if not recount:
         check_counted_once(loaded.lineage, stored.lineage, "the input")
     old = (stored.table.to_host(), Calendar(periodicity, stored.first_period, stored.table.n_periods))
+    if window != (None, None):
+        old = window_cells(*old, *window)
     table, calendar = combine_tables([old, new])
     extra = {**loaded.extra, "added_cell_tables": files, "n_pairs_added_from_cells": old[0].n_pairs}
     return Loaded(

@@ -44,6 +44,7 @@ from ..io import device
 from ..io.files import input_files
 from ..io.frames import frame_fingerprint
 from ..io.store import cell_files, derived_inputs
+from .loaded import input_window
 from .loaders import SharedReads, add_stored_cells, check_table_only, load, on_cluster, read_key, read_plan
 from .outputs import write_outputs
 from .preflight import UNIDENTIFIED_CSV, check_input, check_outputs, input_paths
@@ -165,7 +166,8 @@ def _run(
     if add_cells:
         with timings.stage("add_cells"):
             recount = bool(getattr(cfg.data, "allow_double_count", False))
-            loaded = add_stored_cells(loaded, cell_files(add_cells), periodicity, backend, recount)
+            window = input_window(cfg.data, periodicity)
+            loaded = add_stored_cells(loaded, cell_files(add_cells), periodicity, backend, recount, window)
     table, pairs, market = loaded.table, loaded.pairs, loaded.market
     if table.n_pairs == 0:
         raise DataError(f"none of the input's pairs is usable ({drop_text(add_counts(loaded.dropped, table.dropped))})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..data.calendar import Calendar, parse_period, period_label
 from ..data.cells import Y_SUMS, CellTable, merge_tables
 from ..data.pairing import TracedPairs
 from ..data.pairs import Pairs
+from ..data.rules import add_counts
 from ..errors import DataError, GpuHpiError
 from ._sale_batches import SOURCE_COLUMNS
 from .files import expand_path, write_atomically
@@ -203,6 +205,23 @@ def combine_tables(tables: list[tuple[CellTable, Calendar]]) -> tuple[CellTable,
     n = last - first + 1
     aligned = [tb.shift(cal.start - first, n) for tb, cal in tables]
     return merge_tables(aligned), Calendar(periodicity.pop(), first, n)
+
+
+def window_cells(
+    table: CellTable, calendar: Calendar, start: int | None, end: int | None
+) -> tuple[CellTable, Calendar]:
+    """The table's cells inside the window [start, end] of absolute periods (None: the table's own
+    bound), on that window's calendar; the pairs of the cells outside are counted as
+    period_out_of_range, as a reader counts pairs outside data.start / data.end."""
+    first = calendar.start if start is None else start
+    last = calendar.start + calendar.n_periods - 1 if end is None else end
+    last = max(last, first + 1)  # a table wholly before the window: none of its cells is kept
+    keep = (calendar.start + table.prev >= first) & (calendar.start + table.recent <= last)
+    outside = int(table.count[~keep].sum())
+    kept, offset = table.select(keep), calendar.start - first
+    dropped = add_counts(table.dropped, {"period_out_of_range": outside})
+    moved = replace(kept, prev=kept.prev + offset, recent=kept.recent + offset, n_periods=last - first + 1)
+    return replace(moved, dropped=dropped), Calendar(calendar.periodicity, first, last - first + 1)
 
 
 def _label_kind(labels: np.ndarray) -> str:

@@ -378,6 +378,31 @@ def test_pairs_or_tables_counted_twice_are_refused(tmp_path: Path) -> None:
     assert both.summary["n_pairs_read"] == 6000
 
 
+@pytest.mark.parametrize(
+    "window", [["data.start=2015-01"], ["data.end=2016-06"], ["data.start=2014-07", "data.end=2016-09"]]
+)
+def test_an_update_within_a_window_equals_one_run_of_all_the_pairs_in_it(tmp_path: Path, window: list[str]) -> None:
+    """data.start / data.end bound the stored cells added too: the cells outside them are dropped
+    and counted as the new pairs outside them are (the stored table's window was kept: another
+    base period and index, exit 0)."""
+    frame = seed_pairs(12_000, 23, nulls=False).to_pandas()
+    cut = frame["RecentYearMonth"] < np.datetime64("2016-01-01")
+    frame[cut].to_parquet(tmp_path / "old.parquet", index=False)
+    frame[~cut].to_parquet(tmp_path / "new.parquet", index=False)
+    frame.to_parquet(tmp_path / "all.parquet", index=False)
+    history = run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'old.parquet'}", "output.cells=true", name="h")
+    cells = history.ok().dir / "cells.parquet"
+    new = f"data.path={tmp_path / 'new.parquet'}"
+    update = run_app(tmp_path, "data=pairs", new, f"data.add_cells={q(cells)}", *window, name="update").ok()
+    whole = run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'all.parquet'}", *window, name="whole").ok()
+    assert_index_equal(update.frame, whole.frame)
+    for key in ("first_period", "last_period", "base_period", "n_pairs_read", "n_pairs_used"):
+        assert update.summary[key] == whole.summary[key], key
+    # the pairs the history's run dropped keep the reason it counted them under (e.g. same_period,
+    # where one run of all counts a pair outside the window as period_out_of_range first)
+    assert sum(update.summary["dropped"].values()) == sum(whole.summary["dropped"].values())
+
+
 def test_saved_pairs_stand_for_the_sale_records_they_were_made_from(tmp_path: Path) -> None:
     """Pairs saved by a run (data.save_pairs) added to that run's table counted every pair twice
     (exit 0): the saved file keeps the fingerprints of the sale records in its metadata."""
