@@ -61,6 +61,7 @@ def _client(stack: contextlib.ExitStack, cluster: ClusterConfig, memory: MemoryC
 
     if cluster.address:
         return stack.enter_context(connect(cluster))
+    check_workers(cluster)
     if cluster.kind == "cuda":
         try:
             from dask_cuda import LocalCUDACluster
@@ -88,6 +89,31 @@ def _client(stack: contextlib.ExitStack, cluster: ClusterConfig, memory: MemoryC
             )
         )
     return stack.enter_context(Client(local))
+
+
+# below this a worker pauses at once (Dask's memory thresholds) and the run waits for ever
+MIN_WORKER_MEMORY = 1 << 28
+
+
+def check_workers(cluster: ClusterConfig) -> None:
+    """ConfigError for local workers that cannot work: none (the run waited for ever), threads
+    below 1, or a memory limit that does not read or leaves a worker less than 256 MiB (Dask's
+    tracebacks, or workers paused for ever)."""
+    from distributed.worker_memory import parse_memory_limit
+
+    if cluster.n_workers is not None and cluster.n_workers < 1:
+        raise ConfigError(f"cluster.n_workers must be at least 1 (or null: Dask's default), got {cluster.n_workers}")
+    if cluster.threads_per_worker < 1:
+        raise ConfigError(f"cluster.threads_per_worker must be at least 1, got {cluster.threads_per_worker}")
+    try:
+        limit = parse_memory_limit(cluster.memory_limit, cluster.threads_per_worker, logger=logging.getLogger(__name__))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"cluster.memory_limit={cluster.memory_limit!r}: {_first_line(exc)}") from exc
+    if limit is not None and limit < MIN_WORKER_MEMORY:
+        raise ConfigError(
+            f"cluster.memory_limit={cluster.memory_limit!r} leaves a worker {limit:,} bytes; give at least 256MiB "
+            "(or auto, or 0: no limit)"
+        )
 
 
 def connect(cluster: ClusterConfig) -> Any:

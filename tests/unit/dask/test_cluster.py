@@ -277,3 +277,24 @@ def test_a_signal_while_a_local_cluster_starts_is_held_and_its_workers_ignore_ct
         signal.signal(signal.SIGTERM, previous)
     assert signal.SIGINT in masks[0]
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # this thread's mask is back
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "cluster.n_workers=0",
+            "cluster.n_workers must be at least 1 (or null: Dask's default), got 0",
+        ),  # waited for ever
+        ("cluster.threads_per_worker=0", "cluster.threads_per_worker must be at least 1, got 0"),  # ZeroDivisionError
+        ("cluster.memory_limit=banana", "cluster.memory_limit='banana': Could not interpret 'banana' as a byte unit"),
+        ("cluster.memory_limit=1KB", "cluster.memory_limit='1KB' leaves a worker 1,000 bytes"),  # paused for ever
+        ("cluster.memory_limit=-5GB", "leaves a worker -5,000,000,000 bytes"),  # a msgpack traceback
+    ],
+)
+def test_local_workers_that_cannot_work_are_one_line(tmp_path: Path, option: str, message: str) -> None:
+    """Refused before any worker starts (tracebacks, or a run that waited for ever, before)."""
+    write_dataset(tmp_path / "ds", n=2_000, parts=1)
+    started = time.monotonic()
+    run_app(tmp_path, "data=pairs", f"data.path={tmp_path / 'ds'}", "cluster=local", option).assert_failed(message)
+    assert time.monotonic() - started < 5
