@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def check_input(data: Any) -> None:
     else:
         return
     files, fmt = input_files(str(data.path), option_name(data.format))
-    check_file_columns(files, fmt, wanted_columns(data))
+    check_file_columns(files, fmt, wanted_columns(data), [str(name) for name in names])
     if fmt == "parquet":
         check_footer_dates(files, [str(name) for name in names], data.start is not None)
 
@@ -50,17 +51,28 @@ def wanted_columns(data: Any) -> list[str]:
     return [str(name) for name in names if name is not None]
 
 
-def check_file_columns(files: list[str], fmt: str, wanted: list[str]) -> None:
+def check_file_columns(files: list[str], fmt: str, wanted: list[str], periods: Sequence[str] = ()) -> None:
     """DataError naming a column the run reads that a file lacks (the files of a folder are read
     as one table, matched by name: a file without the column would be read as nulls, its rows
     dropped under another reason) or holds more than once (which one would be read is a guess: a
-    parquet reader takes the first, a CSV reader refuses)."""
+    parquet reader takes the first, a CSV reader refuses), or a period column (`periods`) that is
+    text in one file and dates or numbers in another (read as one table, the dates became text
+    that no period reads as)."""
     import pyarrow.parquet as pq
 
+    kinds: dict[str, tuple[str, str]] = {}  # period column -> (its kind, the first file of it)
     for path in files:
         try:
             if fmt == "parquet":
-                names = pq.read_schema(path).names
+                schema = pq.read_schema(path)
+                names = schema.names
+                for name in (n for n in periods if names.count(n) == 1):
+                    kind, first = kinds.setdefault(name, (_kind(schema.field(name).type), path))
+                    if _kind(schema.field(name).type) != kind:
+                        raise DataError(
+                            f"column {name!r} holds {kind} in {first} and {_kind(schema.field(name).type)} in {path}: "
+                            "write it in one type in every file"
+                        )
             else:
                 with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
                     names = next(csv.reader(f), [])
@@ -71,6 +83,16 @@ def check_file_columns(files: list[str], fmt: str, wanted: list[str]) -> None:
         for name in wanted:
             if names.count(name) > 1:
                 raise DataError(f"column {name!r} appears {names.count(name)} times in {path}; rename all but one")
+
+
+def _kind(kind: Any) -> str:
+    """A period column's type as the readers tell it: text, dates (timestamps and dates) or numbers."""
+    import pyarrow as pa
+
+    value = kind.value_type if pa.types.is_dictionary(kind) else kind
+    if pa.types.is_string(value) or pa.types.is_large_string(value):
+        return "text"
+    return "dates" if pa.types.is_timestamp(value) or pa.types.is_date(value) else "numbers"
 
 
 def run_outputs(cfg: Any) -> list[str]:

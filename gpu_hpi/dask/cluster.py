@@ -103,6 +103,8 @@ def check_workers(cluster: ClusterConfig) -> None:
 
     if cluster.n_workers is not None and cluster.n_workers < 1:
         raise ConfigError(f"cluster.n_workers must be at least 1 (or null: Dask's default), got {cluster.n_workers}")
+    if cluster.kind == "cuda":  # one worker a GPU: its threads and memory are dask-cuda's
+        return
     if cluster.threads_per_worker < 1:
         raise ConfigError(f"cluster.threads_per_worker must be at least 1, got {cluster.threads_per_worker}")
     try:

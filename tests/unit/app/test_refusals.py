@@ -51,6 +51,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame.assign(**as_months).to_csv(folder / "months.csv", index=False)
     as_yyyymm = {c: frame[c].dt.year * 100 + frame[c].dt.month for c in ("PrevYearMonth", "RecentYearMonth")}
     frame.assign(**as_yyyymm).to_parquet(folder / "yyyymm.parquet", index=False)
+    (folder / "mixed_types").mkdir()
+    frame.iloc[:2000].assign(**as_months).to_parquet(folder / "mixed_types" / "a.parquet", index=False)
+    pq.write_table(pairs.slice(2000), folder / "mixed_types" / "b.parquet")
     twice = frame.assign(extra=0.0)
     twice.columns = [*frame.columns, "LogPriceDiff"]  # the log ratio's name twice
     twice.to_csv(folder / "twice.csv", index=False)
@@ -111,6 +114,7 @@ CASES: dict[str, Callable[[Path], list[str]]] = {
         "data.columns.group=group",
         f"data.save_pairs={d / 'pairs_of_sales.parquet'}",
     ],
+    "periods as text in one file, dates in another": lambda d: ["data=pairs", f"data.path={d / 'mixed_types'}"],
     "a window of one period": lambda d: [
         "data=transactions",
         f"data.path={d / 'sales.parquet'}",
@@ -160,6 +164,8 @@ MESSAGES = {  # each case refused for its own reason
     "YYYYMM months as weeks": "holds months ('YYYYMM'): weekly periods need dates",
     # written among the inputs, read as sale records by the next run
     "save_pairs into the sale records' folder": "pairs_of_sales.parquet is in the input folder",
+    # read as one table, the dates became text no period reads as: a message blaming the data
+    "periods as text in one file, dates in another": "column 'PrevYearMonth' holds text in",
     # sale records: widened to 2015-03..2015-04 with exit 0 before
     "a window of one period": "data.start=2015-03-01 and data.end=2015-03-31 make a window of 1 period",
     "one column as y and group": "the pair columns must be distinct: 'group_id' is both the group and the y",
