@@ -151,7 +151,8 @@ def check_counted_once(new: list[dict[str, Any]], counted: list[dict[str, Any]],
             if same_input(fingerprint, earlier):
                 raise DataError(
                     f"{what} counts pairs of {_named(fingerprint)} again (a table already holds those of "
-                    f"{_named(earlier)}, the same content); data.allow_double_count=true adds them anyway"
+                    f"{_named(earlier)}, the same file by its fingerprint); data.allow_double_count=true adds "
+                    "them anyway"
                 )
 
 

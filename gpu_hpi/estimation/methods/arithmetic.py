@@ -25,7 +25,8 @@ def arithmetic(
     method for log(index) = -log(b)."""
     if not table.has_prices:
         raise DataError(
-            "method=arithmetic needs sale prices: set data.columns.price_prev and data.columns.price_recent"
+            "method=arithmetic needs sale prices: set data.columns.price_prev and data.columns.price_recent, "
+            "and for stored cell tables, tables written from pairs with prices (each one added must have them)"
         )
     xp = backend.xp
     ones = xp.ones(table.n_cells)
