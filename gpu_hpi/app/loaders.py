@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -39,7 +40,10 @@ def read_plan(cfg: AppConfig, backend: Backend, keep_pairs: bool, frame: Any = N
     )
     clustered = on_cluster(cfg)
     device_reader = file_format == "parquet" and device.serves(backend)
-    return plan_reading(str(cfg.data.kind), file_format, backend.name, device_reader, clustered, keep_pairs)
+    plan = plan_reading(str(cfg.data.kind), file_format, backend.name, device_reader, clustered, keep_pairs)
+    if clustered and plan.reader is not Reader.DASK:  # the options are not silently without effect
+        warnings.warn(f"the Dask cluster reads pair files (data=pairs); {plan.why}: read in this process", stacklevel=2)
+    return plan
 
 
 def on_cluster(cfg: AppConfig) -> bool:

@@ -122,3 +122,13 @@ def test_cli_cluster_robust_equals_single_process(tmp_path: Path, scheduler: str
         s, d = single.summary["solver_info"][name], dask.summary["solver_info"][name]
         assert s["converged"] and d["converged"]
         np.testing.assert_allclose(s["scale"], d["scale"], rtol=1e-12)
+
+
+def test_cluster_options_that_cannot_apply_say_so(tmp_path: Path) -> None:
+    """A Dask cluster reads pair files; a synthetic market (or stored tables, sale records, a
+    frame) is read in this process, which a warning now says (the options went without effect)."""
+    run = run_app(tmp_path, "data.n_pairs=2000", "cluster=local", "diagnostics.revision=false").ok()
+    assert "the Dask cluster reads pair files (data=pairs); the embedded synthetic market: read in this process" in (
+        run.stderr
+    )
+    assert "dask" not in " ".join(run.summary["timings_s"])
