@@ -8,10 +8,11 @@ GPU's warm-up, so that a refusal costs the interpreter and Hydra, not the run's 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from ..config import option_name
@@ -129,18 +130,29 @@ def input_paths(data: Any, frame: bool = False) -> list[str]:
     return paths
 
 
-def input_folders(data: Any) -> list[str]:
-    """The folders whose files the data group reads (a directory, a glob's), not single files."""
+def input_patterns(data: Any) -> list[tuple[str, str, bool]]:
+    """What the data group reads by folder or glob, not by file: (the option, the directory or
+    the glob, whether a directory's subfolders are read too)."""
+    found = []
+    if data.kind in ("pairs", "transactions"):
+        found.append(("data.path", str(data.path), True))
     stored = data.path if data.kind == "cells" else getattr(data, "add_cells", None)
-    items = [data.path] if data.kind in ("pairs", "transactions") else []
-    items += [] if not stored else [stored] if isinstance(stored, str) else list(stored)
-    folders = []
-    for item in (os.path.expanduser(str(i)) for i in items):
-        if os.path.isdir(item):
-            folders.append(item)
-        elif any(ch in item for ch in "*?["):  # the glob's fixed part
-            folders.append(os.path.dirname(item.split("*")[0].split("?")[0].split("[")[0]) or ".")
-    return folders
+    option = "data.path" if data.kind == "cells" else "data.add_cells"
+    found += [(option, str(item), False) for item in ([stored] if isinstance(stored, str) else stored or [])]
+    return [(o, os.path.expanduser(i), deep) for o, i, deep in found if os.path.isdir(i) or any(c in i for c in "*?[")]
+
+
+def _read_by(path: str, item: str, deep: bool) -> bool:
+    """Whether a read of `item` (a directory: its .parquet files, in subfolders too if deep; or
+    a glob) would take the file at `path`."""
+    real = os.path.realpath(path)
+    if os.path.isdir(item):
+        inside = _inside(real, Path(item)) if deep else os.path.dirname(real) == os.path.realpath(item)
+        return inside and real.endswith(".parquet")
+    if "**" in item:  # a recursive glob: below its fixed part, a name its last part matches
+        fixed = os.path.dirname(item.split("**")[0].rstrip("/")) or "."
+        return _inside(real, Path(fixed)) and fnmatch.fnmatch(os.path.basename(real), os.path.basename(item))
+    return PurePath(os.path.abspath(path)).match(os.path.abspath(item))
 
 
 def _other_runs_output(path: str) -> list[str]:
@@ -191,10 +203,10 @@ def check_outputs(cfg: Any, out_dir: Path, frame: bool = False) -> None:
             raise DataError(f"cannot write data.save_pairs={save_pairs}: {blocked}")
         outputs[saved] = f"data.save_pairs={save_pairs}"
     inputs = input_paths(cfg.data, frame) if cfg.data.kind != "synthetic" else []
-    for folder in [] if frame else input_folders(cfg.data):  # what a later read of the folder would take in
-        for path, what in {str(out_dir): f"hydra.run.dir={out_dir}", **outputs}.items():
-            if _inside(path, Path(folder)):
-                raise ConfigError(f"{what} is in the input folder {folder}, whose files a run reads; write elsewhere")
+    for option, item, deep in [] if frame else input_patterns(cfg.data):  # the next read would take it in
+        for path, what in outputs.items():
+            if _read_by(path, item, deep):
+                raise ConfigError(f"{what} would be read as input by {option}={item}; write elsewhere")
     for path, what in outputs.items():
         for read in inputs:
             if _same_file(path, read):

@@ -210,15 +210,23 @@ def combine_tables(tables: list[tuple[CellTable, Calendar]]) -> tuple[CellTable,
 def window_cells(
     table: CellTable, calendar: Calendar, start: int | None, end: int | None
 ) -> tuple[CellTable, Calendar]:
-    """The table's cells inside the window [start, end] of absolute periods (None: the table's own
-    bound), on that window's calendar; the pairs of the cells outside are counted as
+    """The table's cells inside the window [start, end] of absolute periods (None: open at that
+    end), on a calendar inside that window; the pairs of the cells outside are counted as
     period_out_of_range, as a reader counts pairs outside data.start / data.end."""
-    first = calendar.start if start is None else start
-    last = calendar.start + calendar.n_periods - 1 if end is None else end
-    last = max(last, first + 1)  # a table wholly before the window: none of its cells is kept
-    keep = (calendar.start + table.prev >= first) & (calendar.start + table.recent <= last)
+    lo, hi = calendar.start, calendar.start + calendar.n_periods - 1
+    keep = np.ones(table.n_cells, dtype=bool)
+    if start is not None:
+        keep &= lo + table.prev >= start
+    if end is not None:
+        keep &= lo + table.recent <= end
+    # the calendar: the table's, cut to the window, of two periods at least and never outside the
+    # window (a table wholly outside it, left empty, would otherwise stretch the merged calendar)
+    first, last = max(lo, start) if start is not None else lo, min(hi, end) if end is not None else hi
+    if end is not None:
+        first = min(first, end - 1)
+    last = max(last, first + 1)
     outside = int(table.count[~keep].sum())
-    kept, offset = table.select(keep), calendar.start - first
+    kept, offset = table.select(keep), lo - first
     dropped = add_counts(table.dropped, {"period_out_of_range": outside})
     moved = replace(kept, prev=kept.prev + offset, recent=kept.recent + offset, n_periods=last - first + 1)
     return replace(moved, dropped=dropped), Calendar(calendar.periodicity, first, last - first + 1)

@@ -245,12 +245,19 @@ def test_outputs_in_an_input_folder_or_over_another_runs_set_are_refused(tmp_pat
     folder.mkdir()
     (folder / "part.parquet").write_bytes(b"")
     pairs = ["data=pairs", f"data.path={folder}"]
-    for run_dir in (folder, folder / "out" / "2024-03"):
-        with pytest.raises(ConfigError, match=f"hydra.run.dir={run_dir} is in the input folder {folder}"):
+    for run_dir in (folder, folder / "out" / "2024-03"):  # a folder of pairs is read with its subfolders
+        said = f"the output index.parquet of hydra.run.dir={run_dir} would be read as input by data.path={folder}"
+        with pytest.raises(ConfigError, match=re.escape(said)):
             check_outputs(compose_config(*pairs), run_dir)
-    with pytest.raises(ConfigError, match="is in the input folder"):
-        check_outputs(compose_config("data=pairs", f"data.path={folder}/*.parquet"), folder / "run")
+    glob = ["data=pairs", f"data.path={folder}/*.parquet"]
+    with pytest.raises(ConfigError, match=r"would be read as input by data\.path="):
+        check_outputs(compose_config(*glob), folder)
+    check_outputs(compose_config(*glob), folder / "run")  # a subfolder: the glob takes none of its files
     check_outputs(compose_config("data=pairs", f"data.path={folder / 'part.parquet'}"), folder / "run")  # one file
+    cells = ["data=cells", f"data.path={folder}"]  # stored tables: the folder's own files alone
+    check_outputs(compose_config(*cells, "output.cells=true"), folder / "run")
+    with pytest.raises(ConfigError, match=re.escape(f"would be read as input by data.path={folder}")):
+        check_outputs(compose_config(*cells, "output.cells=true"), folder)
     other = tmp_path / "other"
     other.mkdir()
     (other / "summary.json").write_text(json.dumps({"outputs": ["index.csv", "cells.parquet"]}))

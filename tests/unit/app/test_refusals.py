@@ -163,7 +163,7 @@ MESSAGES = {  # each case refused for its own reason
     "months as weeks": "column 'PrevYearMonth' holds months ('20",
     "YYYYMM months as weeks": "holds months ('YYYYMM'): weekly periods need dates",
     # written among the inputs, read as sale records by the next run
-    "save_pairs into the sale records' folder": "pairs_of_sales.parquet is in the input folder",
+    "save_pairs into the sale records' folder": "pairs_of_sales.parquet would be read as input by data.path=",
     # read as one table, the dates became text no period reads as: a message blaming the data
     "periods as text in one file, dates in another": "column 'PrevYearMonth' holds text in",
     # sale records: widened to 2015-03..2015-04 with exit 0 before
