@@ -118,7 +118,7 @@ def run(overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None 
     named = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("hydra.run.dir=")]
     if named and "${" in named[-1]:
         raise ConfigError(f"hydra.run.dir={named[-1]}: an interpolation is the command line's; give run_dir=")
-    if named and run_dir is not None and Path(named[-1]) != Path(run_dir):
+    if named and run_dir is not None and Path(named[-1]).expanduser().resolve() != Path(run_dir).expanduser().resolve():
         raise ConfigError(f"two run directories: run_dir={run_dir} and hydra.run.dir={named[-1]}")
     chosen = run_dir if run_dir is not None else (named[-1] if named else None)
     out = Path(tempfile.mkdtemp(prefix="gpu_hpi-")) if chosen is None else Path(chosen)

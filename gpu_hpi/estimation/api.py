@@ -136,8 +136,9 @@ def _pairs_of(table: CellTable, pairs: Pairs) -> Pairs:
 def index_tables(table: CellTable, groups: bool = True, pooled: bool = True) -> list[tuple[str, CellTable]]:
     """The tables whose groups are the rows of an IndexResult: ("groups", the table) where group
     indices are asked for (or the table is a single "ALL" group), then ("pooled", its pooled table)."""
-    check_group_labels(table.group_labels)
     single = table.n_groups == 1 and table.group_labels[0] == POOLED
+    if groups:  # the group rows beside the pooled index's
+        check_group_labels(table.group_labels)
     solves: list[tuple[str, CellTable]] = []
     if groups or single:
         solves.append(("groups", table))

@@ -136,7 +136,7 @@ def record_batches(
 
 
 # an integer as int64 writes it: no leading zero, sign or decimal point, at most 18 digits
-PLAIN_INTEGER = r"^-?(0|[1-9][0-9]{0,17})$"
+PLAIN_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"
 
 
 def _csv_codes(batch: pa.RecordBatch, text: list[str], as_integers: dict[str, bool], path: str) -> pa.RecordBatch:
@@ -152,7 +152,8 @@ def _csv_codes(batch: pa.RecordBatch, text: list[str], as_integers: dict[str, bo
         if as_integers.setdefault(name, plain) and not plain:
             raise DataError(
                 f"column {name!r} of {path} holds codes written as integers and others, e.g. with leading zeros "
-                "or more than 18 digits, that would read as other numbers: write every code in one form"
+                "or more than 18 digits, that would read as other numbers (the form is told from the file's first "
+                "64 MiB): write every code in one form, or the file as parquet with the column as text"
             )
         if as_integers[name]:
             batch = batch.set_column(i, name, column.cast(pa.int64()))

@@ -39,11 +39,17 @@ def undated(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     field, which its reader reads as null)."""
     missing = pc.is_null(arr)
     kind = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        text = arr.cast(kind) if pa.types.is_dictionary(arr.type) else arr
-        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), False)
-        missing = pc.or_(missing, blank)
-    return missing
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return missing
+    if pa.types.is_dictionary(arr.type):  # each distinct value tested once, looked up by the indices
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        blank_values = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr.dictionary), ""), False)
+        if not pc.any(blank_values).as_py():
+            return missing
+        blank = pc.take(blank_values, arr.indices)
+    else:
+        blank = pc.equal(pc.utf8_trim_whitespace(arr), "")
+    return pc.or_(missing, pc.fill_null(blank, False))
 
 
 def column_periods(

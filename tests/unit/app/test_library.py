@@ -82,7 +82,7 @@ def test_run_is_the_command_line_in_process(cli: gpu_hpi.RunResult) -> None:
     np.testing.assert_allclose(written["log_index"], cli.index.log_index.ravel(), rtol=0, atol=0, equal_nan=True)
 
 
-def test_run_writes_into_the_overrides_run_directory(tmp_path: Path) -> None:
+def test_run_writes_into_the_overrides_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """hydra.run.dir= as on the command line (it went to a temporary directory); run_dir= beside a
     different one is refused."""
     lean = ["data.n_pairs=2000", "backend=cpu", "output.plot=false", "diagnostics.revision=false"]
@@ -91,6 +91,8 @@ def test_run_writes_into_the_overrides_run_directory(tmp_path: Path) -> None:
     with pytest.raises(gpu_hpi.ConfigError, match="two run directories"):
         gpu_hpi.run([*lean, f"hydra.run.dir={tmp_path / 'named'}"], tmp_path / "other")
     assert not (tmp_path / "other").exists()
+    monkeypatch.chdir(tmp_path)  # the same directory named two ways is one
+    assert gpu_hpi.run([*lean, "hydra.run.dir=named"], tmp_path / "named").run_dir == tmp_path / "named"
     for overrides in ("data.n_pairs=2000", ["data.n_pairs=2000", 5]):  # a string was read as its characters
         with pytest.raises(gpu_hpi.ConfigError, match="overrides are a list of strings"):
             gpu_hpi.run(overrides)  # type: ignore[arg-type]

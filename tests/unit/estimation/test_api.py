@@ -157,6 +157,8 @@ def test_a_region_named_all_is_refused_and_one_alone_is_the_pooled_index(clean_p
     for solver in ("normal", "lsqr"):
         with pytest.raises(gpu_hpi.DataError, match='a group is named "ALL", the name of the pooled index'):
             gpu_hpi.estimate_index(p.prev, p.recent, p.y, labels, n_periods=p.n_periods, backend="cpu", solver=solver)
+    pooled = gpu_hpi.estimate_index(p.prev, p.recent, p.y, labels, n_periods=p.n_periods, backend="cpu", groups=False)
+    assert list(pooled.groups) == ["ALL"]  # no group rows: nothing to take for the pooled index
     alone = gpu_hpi.estimate_index(
         p.prev, p.recent, p.y, np.full(p.n_pairs, "ALL", dtype=object), n_periods=p.n_periods, backend="cpu"
     )

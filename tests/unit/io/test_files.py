@@ -110,3 +110,5 @@ def test_csv_identifiers_keep_the_form_of_the_first_batch() -> None:
         read(["007"], seen)
     text: dict[str, bool] = {}
     assert read(["007"], text).to_pylist() == ["007"] and read(["7"], text).to_pylist() == ["7"]
+    signed: dict[str, bool] = {}
+    assert read(["-0", "0"], signed).to_pylist() == ["-0", "0"]  # one number as integers: kept apart as text

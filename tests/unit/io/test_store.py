@@ -231,3 +231,27 @@ def test_load_malformed_is_a_data_error(
         # whatever loads must be usable as a table (its drop counts add up)
         gpu_hpi.merge_tables([table, table])
     assert str(path) in str(info.value)
+
+
+def test_a_window_keeps_the_cells_inside_it_on_a_calendar_inside_it() -> None:
+    """data.start / data.end on a stored table: the cells outside dropped and counted; a table
+    wholly outside the window is left empty on a calendar inside it (a table starting after
+    data.end kept its first cells, and its calendar stretched the merged one past data.end)."""
+    import gpu_hpi
+    from gpu_hpi.data.calendar import Calendar
+    from gpu_hpi.io.store import window_cells
+
+    pairs = gpu_hpi.prepare_pairs(np.array([0, 1, 2]), np.array([1, 2, 5]), np.array([0.1, 0.2, 0.3]), backend="cpu")
+    table, calendar = gpu_hpi.build_cell_table(pairs, "cpu"), Calendar("month", 100, 6)  # periods 100..105
+    cases = {  # (start, end) -> (calendar start, periods, (prev, recent) kept, pairs outside)
+        (None, 90): (89, 2, [], 3),
+        (None, 102): (100, 3, [(0, 1), (1, 2)], 1),
+        (101, None): (101, 5, [(0, 1), (1, 4)], 1),
+        (120, None): (120, 2, [], 3),
+        (101, 102): (101, 2, [(0, 1)], 2),
+    }
+    for (start, end), (first, n, cells, outside) in cases.items():
+        got, window = window_cells(table, calendar, start, end)
+        assert (window.start, window.n_periods, got.n_periods) == (first, n, n), (start, end)
+        assert list(zip(got.prev.tolist(), got.recent.tolist(), strict=True)) == cells, (start, end)
+        assert got.dropped.get("period_out_of_range", 0) == outside and got.n_pairs + outside == 3
