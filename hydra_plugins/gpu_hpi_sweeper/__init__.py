@@ -34,29 +34,39 @@ class ComposeOnceSweeper(BasicSweeper):
     """BasicSweeper whose launcher gets the configurations its validation composed."""
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        loader: Any = ComposedOnce(hydra_context.config_loader)  # a ConfigLoader by delegation
+        self.loader = ComposedOnce(hydra_context.config_loader)
+        loader: Any = self.loader  # a ConfigLoader by delegation
         context = replace(hydra_context, config_loader=loader)
         super().setup(hydra_context=context, task_function=task_function, config=config)
+
+    def validate_batch_is_legal(self, batch: Any) -> None:
+        self.loader.validating = True  # its compositions are kept for the launcher, one a job
+        try:
+            super().validate_batch_is_legal(batch)
+        finally:
+            self.loader.validating = False
 
 
 class ComposedOnce:
     """A config loader that keeps each job's composed configuration from its first composition
-    (the sweeper's check of the batch) for its second (the launcher's), which takes it: each
-    configuration goes to one job, which then sets its own job number in it."""
+    (the sweeper's check of the batch, while `validating`) for its second (the launcher's), which
+    takes it: each configuration goes to one job, in order (a batch may repeat a job's overrides),
+    and the job then sets its own job number in it."""
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
-        self._kept: dict[tuple[str, ...], DictConfig] = {}
+        self._kept: dict[tuple[str, ...], list[DictConfig]] = {}
         self._launched = 0
+        self.validating = False
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         key = tuple(sweep_overrides)
-        kept = self._kept.pop(key, None)
-        if kept is not None:  # the launcher's call, just before Hydra stages the job in its directory
-            self._hold_job_dir(kept)
-            return kept
-        composed = self._loader.load_sweep_config(master_config, sweep_overrides)
-        self._kept[key] = composed
+        kept = None if self.validating or not self._kept.get(key) else self._kept[key].pop(0)
+        composed = kept if kept is not None else self._loader.load_sweep_config(master_config, sweep_overrides)
+        if self.validating:
+            self._kept.setdefault(key, []).append(composed)
+        else:  # the launcher's call, just before Hydra stages the job in its directory
+            self._hold_job_dir(composed)
         return composed
 
     def _hold_job_dir(self, cfg: DictConfig) -> None:
@@ -78,6 +88,6 @@ class ComposedOnce:
             raise SystemExit(2) from exc
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_loader", "_kept", "_launched"):  # unpickling (a launcher's workers)
+        if name.startswith("__") or name in ("_loader", "_kept", "_launched", "validating"):  # unpickling
             raise AttributeError(name)
         return getattr(self._loader, name)

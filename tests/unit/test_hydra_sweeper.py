@@ -64,6 +64,15 @@ def test_a_jobs_value_that_does_not_resolve_or_is_read_by_nothing_is_one_line(
     assert not (tmp_path / "sw" / "0" / "summary.json").exists()
 
 
+def test_a_sweep_may_repeat_a_job(tmp_path: Path) -> None:
+    """Each job gets a configuration of its own, in order (the second of two equal jobs got the
+    first's, which Hydra had made read-only: a traceback)."""
+    lean = ["data.n_pairs=2000", "output.plot=false", "diagnostics.revision=false"]
+    code, _, err = main_in_process(["-m", *lean, "method=bmn,bmn", f"hydra.sweep.dir={tmp_path / 'sw'}"], tmp_path)
+    assert code == 0, err
+    assert all((tmp_path / "sw" / str(k) / "summary.json").is_file() for k in (0, 1))
+
+
 def test_the_loader_travels_to_a_launchers_worker_processes() -> None:
     """Launchers that run jobs in other processes (joblib's, submitit's) pickle the context: the
     loader comes back whole, with the configurations kept for its jobs."""
@@ -72,10 +81,13 @@ def test_the_loader_travels_to_a_launchers_worker_processes() -> None:
     from hydra_plugins.gpu_hpi_sweeper import ComposedOnce
 
     loader = ComposedOnce(Loader())
+    loader.validating = True
     checked = loader.load_sweep_config(OmegaConf.create({}), ["method=bmn"])  # the sweeper's check
+    loader.validating = False
     there = pickle.loads(pickle.dumps(loader))
     assert there.get_search_path() == "the search path"
     assert there.load_sweep_config(OmegaConf.create({}), ["method=bmn"]) == checked
+    assert there._kept == {("method=bmn",): []}  # taken by its job
 
 
 class Loader:
