@@ -47,6 +47,7 @@ def missing_periods(ops: Ops, col: Any) -> Any | None:
     every row has one."""
     if col.type().id().name == "STRING":
         mask = undated(col.to_arrow())
+        mask = mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
         return ops.from_host(mask) if pc.any(mask).as_py() else None
     return ops.is_null(col) if col.null_count() else None
 
