@@ -78,7 +78,7 @@ def run_job(cfg: DictConfig, out_dir: Path, startup_s: float | None = None, *, c
             from .app.preflight import check_input, check_outputs, uses_device_arrays
 
             lock = _own_sweep_job(cfg, out_dir)
-            _check_values(cfg)  # a sweep's job, composed by Hydra's entry point (a single run's: once more, ~2 ms)
+            check_values(cfg)  # a sweep's job, composed by Hydra's entry point (a single run's: once more, ~2 ms)
             check_outputs(cfg, out_dir)
             check_input(cfg.data)
             if option_name(cfg.backend.name) != "cpu":
@@ -134,13 +134,6 @@ def _own_sweep_job(cfg: DictConfig, out_dir: Path) -> IO[str] | None:
     if path:
         _saved_pairs.add(path)
     return lock
-
-
-def _check_values(cfg: DictConfig) -> None:
-    try:
-        check_values(cfg)
-    except (OmegaConfBaseException, ValueError) as exc:
-        raise ConfigError(one_line(exc)) from exc
 
 
 def _start_collecting() -> None:

@@ -114,10 +114,13 @@ def check_values(cfg: DictConfig, *, missing: bool = False) -> None:
     """Every value of the job's configuration (Hydra's own aside) present and resolved: a ??? or an
     interpolation that does not resolve is refused with the overrides, not met as a traceback in
     the run, which gets the job's part alone (so ${hydra.x} does not resolve there; ${hydra:x} does).
-    OmegaConf's exception (or a resolver's ValueError) where one is not; missing=True lets a ??? be
-    (a value the caller sets later); a key the schema does not declare is a ConfigError."""
+    ConfigError (one line) where one is not, or a key the schema does not declare is set; missing=True
+    lets a ??? be (a value the caller sets later)."""
     body = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
-    OmegaConf.to_container(body, resolve=True, throw_on_missing=not missing)
+    try:
+        OmegaConf.to_container(body, resolve=True, throw_on_missing=not missing)
+    except (OmegaConfBaseException, ValueError) as exc:  # a resolver's own error too
+        raise ConfigError(one_line(exc)) from exc
     data = _fields(cfg.data) if "data" in cfg else None
     if data and "kind" in data and cfg.data.kind != data["kind"].default:  # the readers go by the group's type
         raise ConfigError(f"data.kind={cfg.data.kind}: the kind of input is chosen as data={cfg.data.kind}, not set")
